@@ -1,0 +1,389 @@
+//! The ABI shared by tcpq's eBPF templates and its userspace.
+//!
+//! Everything here is `#[repr(C)]`, has no dependencies and compiles for both
+//! `bpfel-unknown-none` and the host. A template is a fixed program; what a
+//! user's `where`, `print` and `count by` mean reaches it only as the contents
+//! of the maps named below. Changing a layout here means rebuilding the
+//! prebuilt objects (`probe-templates/build.sh`).
+#![no_std]
+
+/// Number of `u64` value slots in one event record.
+pub const N_SLOTS: usize = 32;
+/// Most filter instructions a template evaluates per event.
+pub const MAX_INSNS: usize = 64;
+/// Most `u64` key slots of one `count by` key.
+pub const MAX_KEY_SLOTS: usize = 8;
+/// Most entries in the `OFFSETS` map.
+pub const N_OFFSETS: usize = 64;
+
+/// Map names, as the loader sees them in the object.
+pub mod maps {
+    /// `Array<TemplateConfig>`, one entry: the filter and the action.
+    pub const CONFIG: &str = "TCPQ_CONFIG";
+    /// `Array<FieldLoc>` of `N_OFFSETS` entries, indexed by [`crate::off`].
+    pub const OFFSETS: &str = "TCPQ_OFFSETS";
+    /// `RingBuf` of [`crate::Event`] records.
+    pub const EVENTS: &str = "TCPQ_EVENTS";
+    /// `PerCpuHashMap<AggKey, AggValue>`: in-kernel aggregation.
+    pub const AGG: &str = "TCPQ_AGG";
+    /// `PerCpuArray<u64>` of `N_STATS` counters, indexed by [`crate::stat`].
+    pub const STATS: &str = "TCPQ_STATS";
+    /// `LruHashMap<u64 (struct sock *), Owner>`: who owns each socket.
+    pub const OWNERS: &str = "TCPQ_OWNERS";
+    /// `LruHashMap<ListenKey, Owner>`: who listens on a port, for passive
+    /// sockets that have not been touched by their process yet.
+    pub const LISTENERS: &str = "TCPQ_LISTENERS";
+}
+
+/// Counters in the `STATS` map.
+pub mod stat {
+    /// The probe fired on a TCP socket and the template built a record.
+    pub const SEEN: u32 = 0;
+    /// The record passed the filter.
+    pub const MATCHED: u32 = 1;
+    /// A matching record found the ring buffer full and was dropped.
+    pub const LOST: u32 = 2;
+    /// A `count by` key found the aggregation map full.
+    pub const AGG_FULL: u32 = 3;
+    /// A kernel read (`bpf_probe_read_kernel`) failed.
+    pub const READ_ERR: u32 = 4;
+    pub const N_STATS: u32 = 8;
+}
+
+/// What a template does with a record that passed the filter.
+pub mod action {
+    /// Send the record to userspace through the ring buffer.
+    pub const PRINT: u32 = 1;
+    /// Aggregate in the kernel under the key built from `key_slots`.
+    pub const COUNT: u32 = 2;
+}
+
+/// Comparison operators of a [`FilterInsn`].
+pub mod op {
+    pub const EQ: u8 = 0;
+    pub const NE: u8 = 1;
+    pub const LT: u8 = 2;
+    pub const LE: u8 = 3;
+    pub const GT: u8 = 4;
+    pub const GE: u8 = 5;
+}
+
+/// Jump targets of a [`FilterInsn`] that end evaluation.
+pub const JUMP_ACCEPT: u16 = 0xffff;
+pub const JUMP_REJECT: u16 = 0xfffe;
+
+/// [`FilterInsn::flags`]: compare as signed 64-bit integers.
+pub const INSN_SIGNED: u8 = 1;
+
+/// One step of a filter: `(vals[slot] & mask) OP value`, then jump to `jt`
+/// when true, `jf` when false. Jumps only go forward, so a filter of `n`
+/// instructions finishes in at most `n` steps. Any boolean expression of
+/// comparisons compiles to this form in linear size (short-circuit
+/// evaluation), which is why there is no stack and no `not`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FilterInsn {
+    pub slot: u8,
+    pub op: u8,
+    pub flags: u8,
+    pub _pad: u8,
+    pub jt: u16,
+    pub jf: u16,
+    pub mask: u64,
+    pub value: u64,
+}
+
+/// The single entry of the `CONFIG` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct TemplateConfig {
+    /// One of [`action`]. Zero means "not configured": the template does
+    /// nothing.
+    pub action: u32,
+    /// Number of valid entries in `insns`; zero accepts every record.
+    pub n_insns: u32,
+    /// Number of valid entries in `key_slots`.
+    pub n_key_slots: u32,
+    pub _pad: u32,
+    /// Slots copied, in order, into an [`AggKey`].
+    pub key_slots: [u8; MAX_KEY_SLOTS],
+    pub insns: [FilterInsn; MAX_INSNS],
+}
+
+impl Default for TemplateConfig {
+    fn default() -> Self {
+        TemplateConfig {
+            action: 0,
+            n_insns: 0,
+            n_key_slots: 0,
+            _pad: 0,
+            key_slots: [0; MAX_KEY_SLOTS],
+            insns: [FilterInsn::default(); MAX_INSNS],
+        }
+    }
+}
+
+/// Where a value lives in a kernel object: `size` bytes (1, 2, 4 or 8) at
+/// byte `off`, or, when `bit_size` is non-zero, the bitfield of `bit_size`
+/// bits starting `bit_off` bits into the little-endian word at `off`.
+/// `size == 0` marks an entry the runtime could not resolve on this kernel.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FieldLoc {
+    pub off: u32,
+    pub size: u8,
+    pub bit_off: u8,
+    pub bit_size: u8,
+    pub _pad: u8,
+}
+
+/// Indices into the `OFFSETS` map. Struct members come from the kernel's
+/// BTF, tracepoint fields from the tracepoint's `format` file.
+pub mod off {
+    // struct sock_common / struct sock
+    pub const SKC_FAMILY: u32 = 0;
+    pub const SKC_STATE: u32 = 1;
+    pub const SKC_NUM: u32 = 2;
+    pub const SKC_DPORT: u32 = 3;
+    pub const SKC_DADDR: u32 = 4;
+    pub const SKC_RCV_SADDR: u32 = 5;
+    pub const SKC_V6_DADDR: u32 = 6;
+    pub const SKC_V6_RCV_SADDR: u32 = 7;
+    /// `sock_common.skc_net` (a `struct net *`).
+    pub const SKC_NET: u32 = 8;
+    /// `net.ns.inum`.
+    pub const NET_INUM: u32 = 9;
+    pub const SKC_COOKIE: u32 = 10;
+    pub const SK_PROTOCOL: u32 = 11;
+    pub const SK_TYPE: u32 = 12;
+    // struct tcp_sock
+    pub const TP_RCV_WND: u32 = 13;
+    pub const TP_SND_WND: u32 = 14;
+    pub const TP_WSCALE_OK: u32 = 15;
+    pub const TP_SND_WSCALE: u32 = 16;
+    pub const TP_RCV_WSCALE: u32 = 17;
+    // struct sk_buff
+    pub const SKB_SK: u32 = 18;
+    pub const SKB_HEAD: u32 = 19;
+    pub const SKB_TRANSPORT_HEADER: u32 = 20;
+    pub const SKB_CB: u32 = 21;
+    /// `tcp_skb_cb.tcp_gso_segs`, relative to `sk_buff.cb`.
+    pub const TCB_GSO_SEGS: u32 = 22;
+    // task_struct -> files -> fdt -> fd[] -> file -> private_data (socket) -> sk
+    pub const TASK_FILES: u32 = 23;
+    pub const FILES_FDT: u32 = 24;
+    pub const FDT_FD: u32 = 25;
+    pub const FDT_MAX_FDS: u32 = 26;
+    pub const FILE_PRIVATE_DATA: u32 = 27;
+    pub const SOCKET_SK: u32 = 28;
+    // tracepoint fields (offsets into the tracepoint's record)
+    /// `net:net_dev_queue` `skbaddr`.
+    pub const TP_NET_DEV_QUEUE_SKB: u32 = 32;
+    /// `sock:inet_sock_set_state` `skaddr`, `newstate`, `protocol`.
+    pub const TP_SET_STATE_SK: u32 = 33;
+    pub const TP_SET_STATE_NEWSTATE: u32 = 34;
+    pub const TP_SET_STATE_PROTOCOL: u32 = 35;
+    /// `sock:sock_send_length`/`sock_recv_length` `sk` and `protocol`
+    /// (the two share one layout).
+    pub const TP_SOCK_LENGTH_SK: u32 = 36;
+    pub const TP_SOCK_LENGTH_PROTOCOL: u32 = 37;
+    /// `syscalls:sys_exit_accept4`/`sys_exit_accept` `ret`.
+    pub const TP_ACCEPT_RET: u32 = 38;
+    /// `tcp:tcp_retransmit_skb` fields.
+    pub const TP_RETRANS_SKB: u32 = 39;
+    pub const TP_RETRANS_SK: u32 = 40;
+    pub const TP_RETRANS_STATE: u32 = 41;
+    pub const TP_RETRANS_ERR: u32 = 42;
+    /// `tcp:tcp_probe` fields.
+    pub const TP_PROBE_SK: u32 = 43;
+    pub const TP_PROBE_SND_NXT: u32 = 44;
+    pub const TP_PROBE_SND_UNA: u32 = 45;
+    pub const TP_PROBE_SND_CWND: u32 = 46;
+    pub const TP_PROBE_SSTHRESH: u32 = 47;
+    pub const TP_PROBE_SND_WND: u32 = 48;
+    pub const TP_PROBE_SRTT: u32 = 49;
+    pub const TP_PROBE_RCV_WND: u32 = 50;
+    pub const TP_PROBE_DATA_LEN: u32 = 51;
+    pub const TP_PROBE_MARK: u32 = 52;
+}
+
+/// Value slots of an [`Event`]. Slots 0..16 mean the same in every template;
+/// the rest are the template's own (see the per-template modules).
+pub mod slot {
+    /// Process (thread group) id of the socket's owner; 0 when unknown.
+    pub const PID: u8 = 0;
+    /// The owner's `comm`, 16 bytes as two little-endian words.
+    pub const COMM_0: u8 = 1;
+    pub const COMM_1: u8 = 2;
+    /// The task on the CPU when the probe fired.
+    pub const TASK_PID: u8 = 3;
+    pub const TASK_COMM_0: u8 = 4;
+    pub const TASK_COMM_1: u8 = 5;
+    pub const FAMILY: u8 = 6;
+    /// Addresses as 16 bytes (IPv4 as `::ffff:a.b.c.d`), each split into two
+    /// big-endian words so that comparisons and CIDR masks work on words.
+    pub const SADDR_HI: u8 = 7;
+    pub const SADDR_LO: u8 = 8;
+    pub const DADDR_HI: u8 = 9;
+    pub const DADDR_LO: u8 = 10;
+    /// Local and remote port, host order.
+    pub const SPORT: u8 = 11;
+    pub const DPORT: u8 = 12;
+    /// Network namespace inode number.
+    pub const NETNS: u8 = 13;
+    /// `sk_state` (TCP_ESTABLISHED = 1, ...).
+    pub const STATE: u8 = 14;
+    pub const SOCK_COOKIE: u8 = 15;
+
+    /// `tcp_select_window`.
+    pub mod select_window {
+        pub const WIN: u8 = 16;
+        pub const WIN_BYTES: u8 = 17;
+        pub const RCV_WND: u8 = 18;
+        pub const RCV_WSCALE: u8 = 19;
+        pub const SND_WSCALE: u8 = 20;
+        pub const WSCALE_OK: u8 = 21;
+        pub const SND_WND: u8 = 22;
+        /// TCP header flags byte (FIN=1, SYN=2, RST=4, PSH=8, ACK=16).
+        pub const TCP_FLAGS: u8 = 23;
+        pub const SEQ: u8 = 24;
+        pub const ACK_SEQ: u8 = 25;
+    }
+
+    /// `tcp_probe` (the `tcp:tcp_probe` tracepoint).
+    pub mod probe {
+        pub const SND_NXT: u8 = 16;
+        pub const SND_UNA: u8 = 17;
+        pub const SND_CWND: u8 = 18;
+        pub const SSTHRESH: u8 = 19;
+        pub const SND_WND: u8 = 20;
+        pub const SRTT: u8 = 21;
+        pub const RCV_WND: u8 = 22;
+        pub const DATA_LEN: u8 = 23;
+        pub const MARK: u8 = 24;
+    }
+
+    /// `tcp_retransmit` (the `tcp:tcp_retransmit_skb` tracepoint).
+    pub mod retransmit {
+        /// Segments carried by the retransmitted skb (`tcp_skb_pcount`).
+        pub const SEGS: u8 = 16;
+        /// The tracepoint's `err` (0 when the retransmission was sent).
+        pub const ERR: u8 = 17;
+    }
+}
+
+/// One record in the `EVENTS` ring buffer.
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct Event {
+    pub ktime_ns: u64,
+    pub cpu: u32,
+    pub _pad: u32,
+    pub vals: [u64; N_SLOTS],
+}
+
+/// Key of the `AGG` map: the key slots' values in order, zero-padded.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct AggKey {
+    pub vals: [u64; MAX_KEY_SLOTS],
+}
+
+/// Value of the `AGG` map (per CPU; userspace adds the CPUs up).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AggValue {
+    pub count: u64,
+}
+
+/// Who owns a socket: the process that last created, connected, listened,
+/// accepted, sent or received on it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Owner {
+    pub pid: u32,
+    pub tid: u32,
+    pub comm: [u8; 16],
+}
+
+/// Key of the `LISTENERS` map.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ListenKey {
+    pub netns: u32,
+    pub port: u16,
+    pub _pad: u16,
+}
+
+/// Encode 16 bytes of `comm` into the two words the templates store.
+pub fn comm_words(comm: &[u8; 16]) -> [u64; 2] {
+    let mut a = [0u8; 8];
+    let mut b = [0u8; 8];
+    a.copy_from_slice(&comm[..8]);
+    b.copy_from_slice(&comm[8..]);
+    [u64::from_le_bytes(a), u64::from_le_bytes(b)]
+}
+
+/// Decode two `comm` words back into bytes.
+pub fn comm_bytes(words: [u64; 2]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&words[0].to_le_bytes());
+    out[8..].copy_from_slice(&words[1].to_le_bytes());
+    out
+}
+
+/// Encode a 16-byte address (IPv4 already mapped to `::ffff:a.b.c.d`) into
+/// the (hi, lo) words the templates store.
+pub fn addr_words(addr: &[u8; 16]) -> [u64; 2] {
+    let mut a = [0u8; 8];
+    let mut b = [0u8; 8];
+    a.copy_from_slice(&addr[..8]);
+    b.copy_from_slice(&addr[8..]);
+    [u64::from_be_bytes(a), u64::from_be_bytes(b)]
+}
+
+/// Decode (hi, lo) words back into 16 address bytes.
+pub fn addr_bytes(words: [u64; 2]) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out[..8].copy_from_slice(&words[0].to_be_bytes());
+    out[8..].copy_from_slice(&words[1].to_be_bytes());
+    out
+}
+
+/// The low word of an IPv4-mapped address for an IPv4 address given as its
+/// four bytes in network order.
+pub fn v4_mapped_lo(octets: [u8; 4]) -> u64 {
+    0x0000_ffff_0000_0000 | u32::from_be_bytes(octets) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    extern crate std;
+    use super::*;
+
+    #[test]
+    fn layouts_are_stable() {
+        assert_eq!(core::mem::size_of::<FilterInsn>(), 24);
+        assert_eq!(core::mem::size_of::<FieldLoc>(), 8);
+        assert_eq!(core::mem::size_of::<Event>(), 16 + 8 * N_SLOTS);
+        assert_eq!(core::mem::size_of::<Owner>(), 24);
+        assert_eq!(core::mem::size_of::<ListenKey>(), 8);
+        assert_eq!(
+            core::mem::size_of::<TemplateConfig>(),
+            16 + MAX_KEY_SLOTS + 24 * MAX_INSNS
+        );
+    }
+
+    #[test]
+    fn words_round_trip() {
+        let comm = *b"reader\0\0\0\0\0\0\0\0\0\0";
+        assert_eq!(comm_bytes(comm_words(&comm)), comm);
+        let mut a = [0u8; 16];
+        a[10] = 0xff;
+        a[11] = 0xff;
+        a[12..].copy_from_slice(&[10, 0, 0, 1]);
+        let w = addr_words(&a);
+        assert_eq!(w, [0, v4_mapped_lo([10, 0, 0, 1])]);
+        assert_eq!(addr_bytes(w), a);
+    }
+}

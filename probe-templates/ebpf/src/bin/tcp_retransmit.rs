@@ -1,0 +1,48 @@
+//! Template `tcp_retransmit`: the `tcp:tcp_retransmit_skb` tracepoint. One
+//! retransmitted skb can carry several segments; `segs` is its
+//! `tcp_skb_pcount()`, read from `TCP_SKB_CB(skb)->tcp_gso_segs`, so that the
+//! sum of `segs` matches the kernel's `TcpRetransSegs`.
+#![no_std]
+#![no_main]
+
+#[path = "../common.rs"]
+mod common;
+
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use common::*;
+use tcpq_abi::{off, slot::retransmit as s};
+
+#[tracepoint]
+pub fn tcpq_retrans_tp(ctx: TracePointContext) -> u32 {
+    let _ = run(&ctx);
+    0
+}
+
+#[inline(always)]
+fn run(ctx: &TracePointContext) -> Option<()> {
+    let cfg = config()?;
+    let sk = tp_field(ctx, off::TP_RETRANS_SK);
+    let skb = tp_field(ctx, off::TP_RETRANS_SKB);
+    if sk == 0 || skb == 0 {
+        return None;
+    }
+    let ev = begin()?;
+    fill_sock(ev, sk);
+    let cb = loc(off::SKB_CB).off;
+    let segs = loc(off::TCB_GSO_SEGS);
+    let v = &mut ev.vals;
+    v[s::SEGS as usize] = read_loc(skb + cb as u64, &segs);
+    v[s::ERR as usize] = sext32(tp_field(ctx, off::TP_RETRANS_ERR));
+    finish(cfg, ev);
+    Some(())
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

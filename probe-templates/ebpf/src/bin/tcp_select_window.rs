@@ -1,0 +1,84 @@
+//! Template `tcp_select_window`: every non-SYN segment TCP sends, with the
+//! receive window it advertises.
+//!
+//! `tcp_select_window()` is inlined on many kernels (it is on 6.18), so there
+//! is nothing to probe at the function itself. Strategy `net_dev_queue`: the
+//! `net:net_dev_queue` tracepoint sees each outgoing skb as it is queued to a
+//! device, after `__tcp_transmit_skb()` wrote the TCP header; the header's
+//! window field is exactly what `tcp_select_window()` returned, and `skb->sk`
+//! is the socket that sent it.
+#![no_std]
+#![no_main]
+
+#[path = "../common.rs"]
+mod common;
+
+use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use common::*;
+use tcpq_abi::{off, slot::select_window as s};
+
+const TCPHDR_SYN: u64 = 0x02;
+
+#[tracepoint]
+pub fn tcpq_selwin_ndq(ctx: TracePointContext) -> u32 {
+    let _ = run(&ctx);
+    0
+}
+
+#[inline(always)]
+fn run(ctx: &TracePointContext) -> Option<()> {
+    let cfg = config()?;
+    let skb = tp_field(ctx, off::TP_NET_DEV_QUEUE_SKB);
+    let sk = read_ptr(skb, loc(off::SKB_SK).off);
+    if !is_full_tcp_sock(sk) {
+        return None;
+    }
+    let head = read_ptr(skb, loc(off::SKB_HEAD).off);
+    let th = read_off(skb, off::SKB_TRANSPORT_HEADER);
+    if head == 0 || th == 0xffff {
+        return None;
+    }
+    let hdr = head + th;
+    // struct tcphdr: seq @4, ack_seq @8, flags @13, window @14, all big-endian.
+    let words: [u32; 4] = read_hdr(hdr)?;
+    let seq = u32::from_be(words[1]) as u64;
+    let ack = u32::from_be(words[2]) as u64;
+    let w3 = words[3].to_le_bytes();
+    let flags = w3[1] as u64;
+    if flags & TCPHDR_SYN != 0 {
+        return None;
+    }
+    let win = u16::from_be_bytes([w3[2], w3[3]]) as u64;
+
+    let ev = begin()?;
+    fill_sock(ev, sk);
+    let rcv_wscale = read_off(sk, off::TP_RCV_WSCALE);
+    let v = &mut ev.vals;
+    v[s::WIN as usize] = win;
+    v[s::WIN_BYTES as usize] = win << (rcv_wscale & 15);
+    v[s::RCV_WND as usize] = read_off(sk, off::TP_RCV_WND);
+    v[s::RCV_WSCALE as usize] = rcv_wscale;
+    v[s::SND_WSCALE as usize] = read_off(sk, off::TP_SND_WSCALE);
+    v[s::WSCALE_OK as usize] = read_off(sk, off::TP_WSCALE_OK);
+    v[s::SND_WND as usize] = read_off(sk, off::TP_SND_WND);
+    v[s::TCP_FLAGS as usize] = flags;
+    v[s::SEQ as usize] = seq;
+    v[s::ACK_SEQ as usize] = ack;
+    finish(cfg, ev);
+    Some(())
+}
+
+#[inline(always)]
+fn read_hdr(addr: u64) -> Option<[u32; 4]> {
+    unsafe { aya_ebpf::helpers::bpf_probe_read_kernel(addr as *const [u32; 4]) }.ok()
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";

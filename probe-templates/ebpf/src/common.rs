@@ -1,0 +1,472 @@
+//! Code and maps shared by every template. Each template binary includes this
+//! module, so each object carries its own copy of the maps and of the
+//! owner-tracking programs; the runtime loads and attaches all of them.
+//!
+//! Nothing here knows a struct layout: every kernel offset comes from the
+//! `TCPQ_OFFSETS` map, filled by the runtime from BTF and tracepoint format
+//! files. Nothing here knows the user's question: the filter and the action
+//! come from `TCPQ_CONFIG`.
+
+use aya_ebpf::{
+    helpers::{
+        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
+        bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel,
+    },
+    macros::{map, tracepoint},
+    maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
+    programs::TracePointContext,
+    EbpfContext,
+};
+use tcpq_abi::{
+    action, off, slot, stat, AggKey, AggValue, Event, FieldLoc, ListenKey, Owner, TemplateConfig,
+    INSN_SIGNED, JUMP_ACCEPT, JUMP_REJECT, MAX_INSNS, N_OFFSETS, N_SLOTS,
+};
+
+pub const AF_INET6: u64 = 10;
+pub const IPPROTO_TCP: u64 = 6;
+pub const SOCK_STREAM: u64 = 1;
+
+pub const TCP_SYN_SENT: u64 = 2;
+pub const TCP_TIME_WAIT: u64 = 6;
+pub const TCP_CLOSE: u64 = 7;
+pub const TCP_LISTEN: u64 = 10;
+pub const TCP_NEW_SYN_RECV: u64 = 12;
+
+#[map]
+pub static TCPQ_CONFIG: Array<TemplateConfig> = Array::with_max_entries(1, 0);
+
+#[map]
+pub static TCPQ_OFFSETS: Array<FieldLoc> = Array::with_max_entries(N_OFFSETS as u32, 0);
+
+/// The runtime may resize it before load; this is the default.
+#[map]
+pub static TCPQ_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
+
+#[map]
+pub static TCPQ_AGG: PerCpuHashMap<AggKey, AggValue> = PerCpuHashMap::with_max_entries(16384, 0);
+
+#[map]
+pub static TCPQ_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::N_STATS, 0);
+
+#[map]
+pub static TCPQ_OWNERS: LruHashMap<u64, Owner> = LruHashMap::with_max_entries(65536, 0);
+
+#[map]
+pub static TCPQ_LISTENERS: LruHashMap<ListenKey, Owner> = LruHashMap::with_max_entries(4096, 0);
+
+/// One record under construction per CPU (too big for the 512-byte stack).
+#[map]
+pub static TCPQ_SCRATCH: PerCpuArray<Event> = PerCpuArray::with_max_entries(1, 0);
+
+#[inline(always)]
+pub fn stat_inc(which: u32) {
+    if let Some(p) = TCPQ_STATS.get_ptr_mut(which) {
+        // Per-CPU slot: no other writer while this program runs here.
+        unsafe { *p += 1 };
+    }
+}
+
+#[inline(always)]
+pub fn loc(index: u32) -> FieldLoc {
+    match TCPQ_OFFSETS.get(index) {
+        Some(l) => *l,
+        None => FieldLoc::default(),
+    }
+}
+
+#[inline(always)]
+fn read<T: Copy + Default>(addr: u64) -> T {
+    match unsafe { bpf_probe_read_kernel(addr as *const T) } {
+        Ok(v) => v,
+        Err(_) => {
+            stat_inc(stat::READ_ERR);
+            T::default()
+        }
+    }
+}
+
+/// Read a pointer-sized value at `base + off`.
+#[inline(always)]
+pub fn read_ptr(base: u64, off: u32) -> u64 {
+    if base == 0 {
+        return 0;
+    }
+    read::<u64>(base + off as u64)
+}
+
+/// Read the value `l` describes, zero-extended. Reads exactly the bytes the
+/// field occupies, so a field at the very end of an object never makes the
+/// read cross into the next page.
+#[inline(never)]
+pub fn read_loc(base: u64, l: &FieldLoc) -> u64 {
+    if base == 0 || l.size == 0 {
+        return 0;
+    }
+    let addr = base + l.off as u64;
+    if l.bit_size != 0 {
+        let end = l.bit_off as u32 + l.bit_size as u32;
+        let raw: u64 = if end <= 8 {
+            read::<u8>(addr) as u64
+        } else if end <= 16 {
+            read::<u16>(addr) as u64
+        } else if end <= 32 {
+            read::<u32>(addr) as u64
+        } else {
+            read::<u64>(addr)
+        };
+        let mask = if l.bit_size >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << l.bit_size) - 1
+        };
+        return (raw >> (l.bit_off & 63)) & mask;
+    }
+    match l.size {
+        1 => read::<u8>(addr) as u64,
+        2 => read::<u16>(addr) as u64,
+        4 => read::<u32>(addr) as u64,
+        _ => read::<u64>(addr),
+    }
+}
+
+/// Read the kernel value the `OFFSETS` entry `index` describes. Kept out of
+/// line: it is called for every field, and one copy verifies faster than
+/// dozens of inlined ones.
+#[inline(never)]
+pub fn read_off(base: u64, index: u32) -> u64 {
+    read_loc(base, &loc(index))
+}
+
+/// A tracepoint field, at the offset the format file gave.
+#[inline(always)]
+pub fn tp_field(ctx: &TracePointContext, index: u32) -> u64 {
+    read_loc(ctx.as_ptr() as u64, &loc(index))
+}
+
+/// Sign-extend a 32-bit tracepoint `int`.
+#[inline(always)]
+pub fn sext32(v: u64) -> u64 {
+    v as u32 as i32 as i64 as u64
+}
+
+#[inline(always)]
+fn comm_words(comm: &[u8; 16]) -> (u64, u64) {
+    let mut a = 0u64;
+    let mut b = 0u64;
+    let mut i = 0;
+    while i < 8 {
+        a |= (comm[i] as u64) << (8 * i);
+        b |= (comm[8 + i] as u64) << (8 * i);
+        i += 1;
+    }
+    (a, b)
+}
+
+#[inline(always)]
+pub fn current_owner() -> Owner {
+    let id = bpf_get_current_pid_tgid();
+    Owner {
+        pid: (id >> 32) as u32,
+        tid: id as u32,
+        comm: bpf_get_current_comm().unwrap_or([0u8; 16]),
+    }
+}
+
+/// Is `sk` a full TCP socket (not a request or time-wait mini-socket, not the
+/// per-netns control socket that sends resets)?
+#[inline(always)]
+pub fn is_full_tcp_sock(sk: u64) -> bool {
+    if sk == 0 {
+        return false;
+    }
+    // sk_state lives in sock_common, which mini-sockets share: check it
+    // before reading anything beyond sock_common.
+    let state = read_off(sk, off::SKC_STATE);
+    if state == TCP_TIME_WAIT || state == TCP_NEW_SYN_RECV || state == 0 {
+        return false;
+    }
+    read_off(sk, off::SK_PROTOCOL) == IPPROTO_TCP && read_off(sk, off::SK_TYPE) == SOCK_STREAM
+}
+
+#[inline(always)]
+pub fn sock_netns(sk: u64) -> u32 {
+    let net = read_ptr(sk, loc(off::SKC_NET).off);
+    read_off(net, off::NET_INUM) as u32
+}
+
+/// Start a record in this CPU's scratch slot: zeroed, with the on-CPU task.
+#[inline(always)]
+pub fn begin() -> Option<&'static mut Event> {
+    let ev = unsafe { &mut *TCPQ_SCRATCH.get_ptr_mut(0)? };
+    ev.ktime_ns = unsafe { bpf_ktime_get_ns() };
+    ev.cpu = unsafe { bpf_get_smp_processor_id() };
+    ev._pad = 0;
+    let mut i = 0;
+    while i < N_SLOTS {
+        ev.vals[i] = 0;
+        i += 1;
+    }
+    let id = bpf_get_current_pid_tgid();
+    ev.vals[slot::TASK_PID as usize] = id >> 32;
+    let (a, b) = comm_words(&bpf_get_current_comm().unwrap_or([0u8; 16]));
+    ev.vals[slot::TASK_COMM_0 as usize] = a;
+    ev.vals[slot::TASK_COMM_1 as usize] = b;
+    Some(ev)
+}
+
+/// Fill the slots every template shares from the socket `sk`: addresses,
+/// ports, family, state, netns, cookie, and the socket's owner.
+#[inline(always)]
+pub fn fill_sock(ev: &mut Event, sk: u64) {
+    let v = &mut ev.vals;
+    let family = read_off(sk, off::SKC_FAMILY);
+    v[slot::FAMILY as usize] = family;
+    v[slot::STATE as usize] = read_off(sk, off::SKC_STATE);
+    let sport = read_off(sk, off::SKC_NUM);
+    v[slot::SPORT as usize] = sport;
+    v[slot::DPORT as usize] = (read_off(sk, off::SKC_DPORT) as u16).swap_bytes() as u64;
+    if family == AF_INET6 {
+        let s = loc(off::SKC_V6_RCV_SADDR);
+        let d = loc(off::SKC_V6_DADDR);
+        if s.size != 0 {
+            v[slot::SADDR_HI as usize] = u64::from_be(read_ptr(sk, s.off));
+            v[slot::SADDR_LO as usize] = u64::from_be(read_ptr(sk, s.off + 8));
+        }
+        if d.size != 0 {
+            v[slot::DADDR_HI as usize] = u64::from_be(read_ptr(sk, d.off));
+            v[slot::DADDR_LO as usize] = u64::from_be(read_ptr(sk, d.off + 8));
+        }
+    } else {
+        let s = read_off(sk, off::SKC_RCV_SADDR) as u32;
+        let d = read_off(sk, off::SKC_DADDR) as u32;
+        v[slot::SADDR_LO as usize] = 0x0000_ffff_0000_0000 | u32::from_be(s) as u64;
+        v[slot::DADDR_LO as usize] = 0x0000_ffff_0000_0000 | u32::from_be(d) as u64;
+    }
+    let netns = sock_netns(sk);
+    v[slot::NETNS as usize] = netns as u64;
+    v[slot::SOCK_COOKIE as usize] = read_off(sk, off::SKC_COOKIE);
+
+    let owner = match unsafe { TCPQ_OWNERS.get(&sk) } {
+        Some(o) => Some(*o),
+        None => {
+            // A passive socket nobody has touched since the handshake: its
+            // process is whoever listens on its port.
+            let key = ListenKey {
+                netns,
+                port: sport as u16,
+                _pad: 0,
+            };
+            unsafe { TCPQ_LISTENERS.get(&key) }.copied()
+        }
+    };
+    if let Some(o) = owner {
+        v[slot::PID as usize] = o.pid as u64;
+        let (a, b) = comm_words(&o.comm);
+        v[slot::COMM_0 as usize] = a;
+        v[slot::COMM_1 as usize] = b;
+    }
+}
+
+#[inline(always)]
+fn compare(op: u8, signed: bool, a: u64, b: u64) -> bool {
+    if signed {
+        let (a, b) = (a as i64, b as i64);
+        match op {
+            0 => a == b,
+            1 => a != b,
+            2 => a < b,
+            3 => a <= b,
+            4 => a > b,
+            _ => a >= b,
+        }
+    } else {
+        match op {
+            0 => a == b,
+            1 => a != b,
+            2 => a < b,
+            3 => a <= b,
+            4 => a > b,
+            _ => a >= b,
+        }
+    }
+}
+
+/// Run the configured filter over the record. Jumps only go forward, so at
+/// most `MAX_INSNS` steps run.
+#[inline(always)]
+fn matches(cfg: &TemplateConfig, vals: &[u64; N_SLOTS]) -> bool {
+    let n = cfg.n_insns;
+    if n == 0 {
+        return true;
+    }
+    let mut pc: u32 = 0;
+    let mut step = 0;
+    while step < MAX_INSNS {
+        if pc >= n {
+            return false;
+        }
+        // The mask (MAX_INSNS is a power of two) is what convinces the
+        // verifier; `pc < n <= MAX_INSNS` already holds.
+        let insn = unsafe { cfg.insns.get_unchecked(pc as usize & (MAX_INSNS - 1)) };
+        let v = unsafe { *vals.get_unchecked(insn.slot as usize & (N_SLOTS - 1)) } & insn.mask;
+        let next = if compare(insn.op, insn.flags & INSN_SIGNED != 0, v, insn.value) {
+            insn.jt
+        } else {
+            insn.jf
+        };
+        if next == JUMP_ACCEPT {
+            return true;
+        }
+        if next == JUMP_REJECT || (next as u32) <= pc {
+            return false;
+        }
+        pc = next as u32;
+        step += 1;
+    }
+    false
+}
+
+/// Filter the finished record, then print or aggregate it.
+#[inline(always)]
+pub fn finish(cfg: &TemplateConfig, ev: &Event) {
+    stat_inc(stat::SEEN);
+    if !matches(cfg, &ev.vals) {
+        return;
+    }
+    stat_inc(stat::MATCHED);
+    if cfg.action == action::PRINT {
+        if TCPQ_EVENTS.output::<Event>(ev, 0).is_err() {
+            stat_inc(stat::LOST);
+        }
+    } else if cfg.action == action::COUNT {
+        let mut key = AggKey::default();
+        let n = cfg.n_key_slots as usize;
+        for (i, k) in key.vals.iter_mut().enumerate() {
+            if i >= n {
+                break;
+            }
+            let s = cfg.key_slots[i] as usize & (N_SLOTS - 1);
+            *k = unsafe { *ev.vals.get_unchecked(s) };
+        }
+        if let Some(p) = TCPQ_AGG.get_ptr_mut(&key) {
+            unsafe { (*p).count += 1 };
+        } else if TCPQ_AGG
+            .insert(&key, &AggValue { count: 1 }, 1 /* BPF_NOEXIST */)
+            .is_err()
+        {
+            // Another CPU may have created the key meanwhile: retry once.
+            match TCPQ_AGG.get_ptr_mut(&key) {
+                Some(p) => unsafe { (*p).count += 1 },
+                None => stat_inc(stat::AGG_FULL),
+            }
+        }
+    }
+}
+
+/// The configuration, when the runtime has written one.
+#[inline(always)]
+pub fn config() -> Option<&'static TemplateConfig> {
+    let cfg = TCPQ_CONFIG.get(0)?;
+    if cfg.action == 0 {
+        return None;
+    }
+    Some(cfg)
+}
+
+// ---------------------------------------------------------------------------
+// Owner tracking: who owns each socket, learned in process context, so that
+// events firing in softirq (where the on-CPU task is whoever was interrupted)
+// name the right process.
+// ---------------------------------------------------------------------------
+
+/// `sock:inet_sock_set_state`: connect() (SYN_SENT) and listen() (LISTEN) run
+/// in the owner's context; CLOSE forgets the socket.
+#[tracepoint]
+pub fn tcpq_own_state(ctx: TracePointContext) -> u32 {
+    if tp_field(&ctx, off::TP_SET_STATE_PROTOCOL) != IPPROTO_TCP {
+        return 0;
+    }
+    let sk = tp_field(&ctx, off::TP_SET_STATE_SK);
+    if sk == 0 {
+        return 0;
+    }
+    let new = tp_field(&ctx, off::TP_SET_STATE_NEWSTATE);
+    if new == TCP_SYN_SENT || new == TCP_LISTEN {
+        let owner = current_owner();
+        let _ = TCPQ_OWNERS.insert(&sk, &owner, 0);
+        if new == TCP_LISTEN {
+            let key = ListenKey {
+                netns: sock_netns(sk),
+                port: read_off(sk, off::SKC_NUM) as u16,
+                _pad: 0,
+            };
+            let _ = TCPQ_LISTENERS.insert(&key, &owner, 0);
+        }
+    } else if new == TCP_CLOSE {
+        // The tracepoint fires before the store: sk_state is the old state.
+        if read_off(sk, off::SKC_STATE) == TCP_LISTEN {
+            let key = ListenKey {
+                netns: sock_netns(sk),
+                port: read_off(sk, off::SKC_NUM) as u16,
+                _pad: 0,
+            };
+            let _ = TCPQ_LISTENERS.remove(&key);
+        }
+        let _ = TCPQ_OWNERS.remove(&sk);
+    }
+    0
+}
+
+/// `syscalls:sys_exit_accept4` / `sys_exit_accept`: the accepted socket
+/// belongs to the caller, even before it reads a byte. The socket is found
+/// through the returned fd: task->files->fdt->fd[ret]->private_data->sk.
+#[tracepoint]
+pub fn tcpq_own_accept(ctx: TracePointContext) -> u32 {
+    let ret = sext32(tp_field(&ctx, off::TP_ACCEPT_RET)) as i64;
+    if ret < 0 {
+        return 0;
+    }
+    let task = unsafe { bpf_get_current_task() };
+    let files = read_ptr(task, loc(off::TASK_FILES).off);
+    let fdt = read_ptr(files, loc(off::FILES_FDT).off);
+    if fdt == 0 {
+        return 0;
+    }
+    let max_fds = read_off(fdt, off::FDT_MAX_FDS) as i64;
+    if ret >= max_fds {
+        return 0;
+    }
+    let fds = read_ptr(fdt, loc(off::FDT_FD).off);
+    if fds == 0 {
+        return 0;
+    }
+    let file = read::<u64>(fds + (ret as u64) * 8);
+    let sock = read_ptr(file, loc(off::FILE_PRIVATE_DATA).off);
+    let sk = read_ptr(sock, loc(off::SOCKET_SK).off);
+    if !is_full_tcp_sock(sk) {
+        return 0;
+    }
+    let _ = TCPQ_OWNERS.insert(&sk, &current_owner(), 0);
+    0
+}
+
+/// `sock:sock_send_length` / `sock:sock_recv_length`: whoever moves bytes on
+/// a socket owns it now (sockets passed between processes follow).
+#[tracepoint]
+pub fn tcpq_own_io(ctx: TracePointContext) -> u32 {
+    if tp_field(&ctx, off::TP_SOCK_LENGTH_PROTOCOL) != IPPROTO_TCP {
+        return 0;
+    }
+    let sk = tp_field(&ctx, off::TP_SOCK_LENGTH_SK);
+    if sk == 0 {
+        return 0;
+    }
+    let tgid = (bpf_get_current_pid_tgid() >> 32) as u32;
+    if let Some(o) = unsafe { TCPQ_OWNERS.get(&sk) } {
+        if o.pid == tgid {
+            return 0;
+        }
+    }
+    let _ = TCPQ_OWNERS.insert(&sk, &current_owner(), 0);
+    0
+}
