@@ -17,8 +17,9 @@ toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' "$ebpf/rust-toolchain.toml")
 linker_version=0.13.0
 
 install() {
-    rustup toolchain install "$toolchain" --profile minimal --component rust-src
-    if ! bpf-linker --version 2>/dev/null | grep -q "$linker_version"; then
+    rustup toolchain install "$toolchain" --profile minimal --component rust-src,rustfmt,clippy
+    # bpf-linker finds the nightly's libLLVM only when run through rustup.
+    if ! rustup run "$toolchain" bpf-linker --version 2>/dev/null | grep -q "$linker_version"; then
         # bpf-linker links against an LLVM as new as the nightly's; the
         # nightly ships one.
         local llvm="$HOME/.local/llvm-$toolchain"

@@ -176,23 +176,24 @@ pub mod off {
     pub const FDT_MAX_FDS: u32 = 26;
     pub const FILE_PRIVATE_DATA: u32 = 27;
     pub const SOCKET_SK: u32 = 28;
-    // tracepoint fields (offsets into the tracepoint's record)
-    /// `net:net_dev_queue` `skbaddr`.
+    // Tracepoint arguments. For a classic tracepoint: the field's offset in
+    // the record (from its format file). For a raw tracepoint: the
+    // `TP_PROTO` argument at `off = 8 * position` (positions checked against
+    // the kernel's `btf_trace_<name>` prototype).
+    /// raw `net_dev_queue(skb)`.
     pub const TP_NET_DEV_QUEUE_SKB: u32 = 32;
-    /// `sock:inet_sock_set_state` `skaddr`, `newstate`, `protocol`.
+    /// raw `inet_sock_set_state(sk, oldstate, newstate)`.
     pub const TP_SET_STATE_SK: u32 = 33;
     pub const TP_SET_STATE_NEWSTATE: u32 = 34;
-    pub const TP_SET_STATE_PROTOCOL: u32 = 35;
-    /// `sock:sock_send_length`/`sock_recv_length` `sk` and `protocol`
-    /// (the two share one layout).
+    /// raw `sock_send_length(sk, ret, flags)` and `sock_recv_length` (same
+    /// prototype).
     pub const TP_SOCK_LENGTH_SK: u32 = 36;
-    pub const TP_SOCK_LENGTH_PROTOCOL: u32 = 37;
-    /// `syscalls:sys_exit_accept4`/`sys_exit_accept` `ret`.
+    /// classic `syscalls:sys_exit_accept4`/`sys_exit_accept` `ret`.
     pub const TP_ACCEPT_RET: u32 = 38;
-    /// `tcp:tcp_retransmit_skb` fields.
+    /// raw `tcp_retransmit_skb(sk, skb[, err])`; `err` only on kernels whose
+    /// tracepoint also reports failed attempts (size 0 elsewhere).
     pub const TP_RETRANS_SKB: u32 = 39;
     pub const TP_RETRANS_SK: u32 = 40;
-    pub const TP_RETRANS_STATE: u32 = 41;
     pub const TP_RETRANS_ERR: u32 = 42;
     /// `tcp:tcp_probe` fields.
     pub const TP_PROBE_SK: u32 = 43;
@@ -267,8 +268,6 @@ pub mod slot {
     pub mod retransmit {
         /// Segments carried by the retransmitted skb (`tcp_skb_pcount`).
         pub const SEGS: u8 = 16;
-        /// The tracepoint's `err` (0 when the retransmission was sent).
-        pub const ERR: u8 = 17;
     }
 }
 

@@ -1,4 +1,5 @@
-//! Template `tcp_retransmit`: the `tcp:tcp_retransmit_skb` tracepoint. One
+//! Template `tcp_retransmit`: the `tcp_retransmit_skb(sk, skb[, err])` raw
+//! tracepoint. One
 //! retransmitted skb can carry several segments; `segs` is its
 //! `tcp_skb_pcount()`, read from `TCP_SKB_CB(skb)->tcp_gso_segs`, so that the
 //! sum of `segs` matches the kernel's `TcpRetransSegs`.
@@ -8,22 +9,29 @@
 #[path = "../common.rs"]
 mod common;
 
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use common::*;
 use tcpq_abi::{off, slot::retransmit as s};
 
-#[tracepoint]
-pub fn tcpq_retrans_tp(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "tcp_retransmit_skb")]
+pub fn tcpq_retrans_tp(ctx: RawTracePointContext) -> i32 {
     let _ = run(&ctx);
     0
 }
 
 #[inline(always)]
-fn run(ctx: &TracePointContext) -> Option<()> {
+fn run(ctx: &RawTracePointContext) -> Option<()> {
     let cfg = config()?;
     let sk = tp_field(ctx, off::TP_RETRANS_SK);
     let skb = tp_field(ctx, off::TP_RETRANS_SKB);
     if sk == 0 || skb == 0 {
+        return None;
+    }
+    // Since 6.x the tracepoint also fires for attempts that failed (err
+    // -EBUSY: the original is still queued in the host). Nothing went on the
+    // wire and TcpRetransSegs did not count them, so neither do we. Kernels
+    // without the field leave the offset unresolved and read 0.
+    if tp_field(ctx, off::TP_RETRANS_ERR) != 0 {
         return None;
     }
     let ev = begin()?;
@@ -32,7 +40,6 @@ fn run(ctx: &TracePointContext) -> Option<()> {
     let segs = loc(off::TCB_GSO_SEGS);
     let v = &mut ev.vals;
     v[s::SEGS as usize] = read_loc(skb + cb as u64, &segs);
-    v[s::ERR as usize] = sext32(tp_field(ctx, off::TP_RETRANS_ERR));
     finish(cfg, ev);
     Some(())
 }

@@ -3,7 +3,7 @@
 //!
 //! `tcp_select_window()` is inlined on many kernels (it is on 6.18), so there
 //! is nothing to probe at the function itself. Strategy `net_dev_queue`: the
-//! `net:net_dev_queue` tracepoint sees each outgoing skb as it is queued to a
+//! `net_dev_queue` raw tracepoint sees each outgoing skb as it is queued to a
 //! device, after `__tcp_transmit_skb()` wrote the TCP header; the header's
 //! window field is exactly what `tcp_select_window()` returned, and `skb->sk`
 //! is the socket that sent it.
@@ -13,20 +13,20 @@
 #[path = "../common.rs"]
 mod common;
 
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use common::*;
 use tcpq_abi::{off, slot::select_window as s};
 
 const TCPHDR_SYN: u64 = 0x02;
 
-#[tracepoint]
-pub fn tcpq_selwin_ndq(ctx: TracePointContext) -> u32 {
+#[raw_tracepoint(tracepoint = "net_dev_queue")]
+pub fn tcpq_selwin_ndq(ctx: RawTracePointContext) -> i32 {
     let _ = run(&ctx);
     0
 }
 
 #[inline(always)]
-fn run(ctx: &TracePointContext) -> Option<()> {
+fn run(ctx: &RawTracePointContext) -> Option<()> {
     let cfg = config()?;
     let skb = tp_field(ctx, off::TP_NET_DEV_QUEUE_SKB);
     let sk = read_ptr(skb, loc(off::SKB_SK).off);

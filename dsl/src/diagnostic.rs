@@ -1,0 +1,484 @@
+//! Diagnostics as plain data, rendered in exactly one place ([`render`]).
+//!
+//! Passes never format text for the terminal: they build [`Diagnostic`]
+//! values. Tests check the [`Code`] (stable) rather than the wording, and the
+//! rendering is pinned by snapshot tests.
+use serde::Serialize;
+use std::fmt;
+use std::ops::Range;
+use unicode_width::UnicodeWidthChar;
+
+/// A stable error code. Never renumber: scripts and docs refer to these.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub enum Code {
+    // -- syntax (E01xx) -------------------------------------------------
+    /// The grammar did not match.
+    Syntax,
+    /// `on PROBE` names no probe in the catalog.
+    UnknownProbe,
+    /// A field that the probe does not have.
+    UnknownField,
+    /// `$name` that the recipe does not declare.
+    UndeclaredParam,
+    /// An upper-case constant that is not a TCP state or family name.
+    UnknownConstant,
+    /// Two clauses on one line without `;`.
+    MissingSeparator,
+    /// `&&`, `||`, `!` or `=` instead of `and`, `or`, `not`, `==`.
+    CStyleOperator,
+    /// A literal that does not make sense on its own (bad address, escape,
+    /// integer too large).
+    InvalidLiteral,
+    /// A program with no clause.
+    EmptyProgram,
+    // -- types (E02xx) --------------------------------------------------
+    /// A field compared with a value of another type.
+    TypeMismatch,
+    /// An operator the field's type does not support (`saddr < ...`).
+    UnsupportedOperator,
+    /// A value the field can never hold (`sport > 65535`).
+    OutOfRange,
+    /// A string longer than a `comm` (15 bytes) or containing NUL.
+    StringTooLong,
+    /// Two fields, or two values, compared with each other.
+    NeedFieldAndValue,
+    /// A literal with a unit suffix (`64KiB`).
+    UnitSuffix,
+    /// A non-boolean used alone as a condition.
+    NotAPredicate,
+    // -- limits (E03xx) -------------------------------------------------
+    /// The `where` clause compiles to more than `MAX_INSNS` instructions.
+    FilterTooLong,
+    /// The `count by` key needs more than `MAX_KEY_SLOTS` slots.
+    KeyTooLarge,
+    // -- recipes and parameters (E04xx) ---------------------------------
+    /// `--param` names a parameter the recipe does not declare.
+    UnknownParam,
+    /// A parameter without default was not given.
+    MissingParam,
+    /// A `--param` value (or a default) does not parse as its type.
+    BadParamValue,
+    /// The same `--param` given twice.
+    DuplicateParam,
+    /// A malformed `@param` line (unknown type, no name, ...).
+    BadParamDecl,
+    /// The same parameter declared twice.
+    DuplicateParamDecl,
+    /// An `@word` in the header that is not `@param` or `@example`.
+    UnknownDirective,
+}
+
+impl Code {
+    /// All codes, for tests and documentation.
+    pub const ALL: &'static [Code] = &[
+        Code::Syntax,
+        Code::UnknownProbe,
+        Code::UnknownField,
+        Code::UndeclaredParam,
+        Code::UnknownConstant,
+        Code::MissingSeparator,
+        Code::CStyleOperator,
+        Code::InvalidLiteral,
+        Code::EmptyProgram,
+        Code::TypeMismatch,
+        Code::UnsupportedOperator,
+        Code::OutOfRange,
+        Code::StringTooLong,
+        Code::NeedFieldAndValue,
+        Code::UnitSuffix,
+        Code::NotAPredicate,
+        Code::FilterTooLong,
+        Code::KeyTooLarge,
+        Code::UnknownParam,
+        Code::MissingParam,
+        Code::BadParamValue,
+        Code::DuplicateParam,
+        Code::BadParamDecl,
+        Code::DuplicateParamDecl,
+        Code::UnknownDirective,
+    ];
+
+    /// The number shown as `E0102`.
+    pub fn number(self) -> u16 {
+        match self {
+            Code::Syntax => 100,
+            Code::UnknownProbe => 101,
+            Code::UnknownField => 102,
+            Code::UndeclaredParam => 103,
+            Code::UnknownConstant => 104,
+            Code::MissingSeparator => 105,
+            Code::CStyleOperator => 106,
+            Code::InvalidLiteral => 107,
+            Code::EmptyProgram => 108,
+            Code::TypeMismatch => 201,
+            Code::UnsupportedOperator => 202,
+            Code::OutOfRange => 203,
+            Code::StringTooLong => 204,
+            Code::NeedFieldAndValue => 205,
+            Code::UnitSuffix => 206,
+            Code::NotAPredicate => 207,
+            Code::FilterTooLong => 301,
+            Code::KeyTooLarge => 302,
+            Code::UnknownParam => 401,
+            Code::MissingParam => 402,
+            Code::BadParamValue => 403,
+            Code::DuplicateParam => 404,
+            Code::BadParamDecl => 405,
+            Code::DuplicateParamDecl => 406,
+            Code::UnknownDirective => 407,
+        }
+    }
+}
+
+impl fmt::Display for Code {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "E{:04}", self.number())
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Error,
+    Warning,
+}
+
+/// One problem, with where it is and how to fix it.
+///
+/// A diagnostic with an empty `label` has no place in the source (e.g. an
+/// unknown `--param` name): [`render`] then prints no snippet.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    pub code: Code,
+    pub severity: Severity,
+    pub message: String,
+    /// Byte offsets into the source.
+    pub span: Range<usize>,
+    /// Shown under the caret.
+    pub label: String,
+    pub help: Option<String>,
+}
+
+impl Diagnostic {
+    pub fn error(
+        code: Code,
+        message: impl Into<String>,
+        span: Range<usize>,
+        label: impl Into<String>,
+    ) -> Self {
+        Diagnostic {
+            code,
+            severity: Severity::Error,
+            message: message.into(),
+            span,
+            label: label.into(),
+            help: None,
+        }
+    }
+
+    /// A diagnostic that does not point into the source.
+    pub fn unlocated(code: Code, message: impl Into<String>) -> Self {
+        Self::error(code, message, 0..0, "")
+    }
+
+    pub fn with_help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
+    }
+
+    pub fn with_help_opt(mut self, help: Option<String>) -> Self {
+        self.help = help;
+        self
+    }
+
+    pub fn is_located(&self) -> bool {
+        !self.label.is_empty() || !self.span.is_empty()
+    }
+}
+
+const RED: &str = "\x1b[1;31m";
+const YELLOW: &str = "\x1b[1;33m";
+const BLUE: &str = "\x1b[1;34m";
+const BOLD: &str = "\x1b[1m";
+const RESET: &str = "\x1b[0m";
+
+/// Tab stops used when showing a source line, so carets line up.
+const TAB_WIDTH: usize = 4;
+
+/// Render one diagnostic rustc-style. `origin` names the source
+/// (`<command line>`, a file path). Colour only when `color` is true: the
+/// caller decides (TTY, `NO_COLOR`).
+///
+/// Never panics, whatever the span: out-of-range or mid-character offsets
+/// are clamped to the source.
+pub fn render(diag: &Diagnostic, source: &str, origin: &str, color: bool) -> String {
+    let paint = |style: &str, text: &str| -> String {
+        if color {
+            format!("{style}{text}{RESET}")
+        } else {
+            text.to_string()
+        }
+    };
+    let (sev_word, sev_style) = match diag.severity {
+        Severity::Error => ("error", RED),
+        Severity::Warning => ("warning", YELLOW),
+    };
+    let mut out = String::new();
+    out.push_str(&paint(sev_style, &format!("{sev_word}[{}]", diag.code)));
+    out.push_str(&paint(BOLD, &format!(": {}", diag.message)));
+    out.push('\n');
+
+    if diag.is_located() {
+        let start = clamp_to_char(source, diag.span.start);
+        let end = clamp_to_char(source, diag.span.end.max(diag.span.start)).max(start);
+        let (line_no, line_start) = line_of(source, start);
+        let line_end = source[line_start..]
+            .find('\n')
+            .map_or(source.len(), |i| line_start + i);
+        let line_text = source[line_start..line_end].trim_end_matches('\r');
+        let col = source[line_start..start].chars().count() + 1;
+        let gutter = line_no.to_string().len();
+        let pad = " ".repeat(gutter);
+
+        out.push_str(&format!(
+            "{pad}{} {origin}:{line_no}:{col}\n",
+            paint(BLUE, "-->")
+        ));
+        out.push_str(&format!("{pad} {}\n", paint(BLUE, "|")));
+        let shown = expand_tabs(line_text);
+        out.push_str(&format!(
+            "{} {} {}\n",
+            paint(BLUE, &line_no.to_string()),
+            paint(BLUE, "|"),
+            shown
+        ));
+        // Caret columns are display widths of the text before and inside
+        // the span, on this line only (a multi-line span is underlined to
+        // the end of its first line).
+        let caret_start = (start - line_start).min(line_text.len());
+        let caret_end = (end.min(line_start + line_text.len()) - line_start).max(caret_start);
+        let before = display_width(&line_text[..caret_start]);
+        let inside = display_width(&line_text[..caret_end]) - before;
+        let carets = "^".repeat(inside.max(1));
+        let mut marker = format!("{}{}", " ".repeat(before), paint(sev_style, &carets));
+        if !diag.label.is_empty() {
+            marker.push(' ');
+            marker.push_str(&paint(sev_style, &diag.label));
+        }
+        out.push_str(&format!("{pad} {} {marker}\n", paint(BLUE, "|")));
+        if let Some(help) = &diag.help {
+            out.push_str(&format!("{pad} {}\n", paint(BLUE, "|")));
+            out.push_str(&format!(
+                "{pad} {} {}: {help}\n",
+                paint(BLUE, "="),
+                paint(BOLD, "help")
+            ));
+        }
+    } else if let Some(help) = &diag.help {
+        out.push_str(&format!(
+            "  {} {}: {help}\n",
+            paint(BLUE, "="),
+            paint(BOLD, "help")
+        ));
+    }
+    out
+}
+
+/// Render several diagnostics, separated by blank lines, with a summary.
+pub fn render_all(diags: &[Diagnostic], source: &str, origin: &str, color: bool) -> String {
+    let mut out = String::new();
+    for d in diags {
+        out.push_str(&render(d, source, origin, color));
+        out.push('\n');
+    }
+    let n = diags
+        .iter()
+        .filter(|d| d.severity == Severity::Error)
+        .count();
+    if n > 1 {
+        let text = format!("error: aborting due to {n} errors");
+        if color {
+            out.push_str(&format!(
+                "{RED}error{RESET}{BOLD}: aborting due to {n} errors{RESET}\n"
+            ));
+        } else {
+            out.push_str(&text);
+            out.push('\n');
+        }
+    }
+    out
+}
+
+/// Largest char boundary `<= i` inside `s`.
+fn clamp_to_char(s: &str, i: usize) -> usize {
+    let mut i = i.min(s.len());
+    while !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+/// 1-based line number of byte `at`, and the byte where that line starts.
+fn line_of(source: &str, at: usize) -> (usize, usize) {
+    let before = &source[..at];
+    let line_no = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line_no, line_start)
+}
+
+fn expand_tabs(s: &str) -> String {
+    let mut out = String::new();
+    let mut w = 0;
+    for c in s.chars() {
+        if c == '\t' {
+            let n = TAB_WIDTH - w % TAB_WIDTH;
+            out.push_str(&" ".repeat(n));
+            w += n;
+        } else if c.is_control() {
+            // Control characters would garble the terminal: show a
+            // placeholder of the same width as `display_width` counts.
+            out.push('\u{fffd}');
+            w += 1;
+        } else {
+            out.push(c);
+            w += c.width().unwrap_or(0);
+        }
+    }
+    out
+}
+
+fn display_width(s: &str) -> usize {
+    let mut w = 0;
+    for c in s.chars() {
+        if c == '\t' {
+            w += TAB_WIDTH - w % TAB_WIDTH;
+        } else if c.is_control() {
+            w += 1;
+        } else {
+            w += c.width().unwrap_or(0);
+        }
+    }
+    w
+}
+
+/// Did-you-mean: the candidate closest to `word` by edit distance, if close
+/// enough to be a likely typo. A case-insensitive exact match wins.
+pub fn suggest<'a, I>(word: &str, candidates: I) -> Option<&'a str>
+where
+    I: IntoIterator<Item = &'a str>,
+{
+    let lower = word.to_ascii_lowercase();
+    let limit = (word.chars().count() / 3).max(1);
+    let mut best: Option<(usize, &'a str)> = None;
+    for c in candidates {
+        if c.to_ascii_lowercase() == lower {
+            return Some(c);
+        }
+        let d = edit_distance(&lower, &c.to_ascii_lowercase());
+        if d <= limit && best.is_none_or(|(bd, _)| d < bd) {
+            best = Some((d, c));
+        }
+    }
+    best.map(|(_, c)| c)
+}
+
+/// Optimal string alignment distance (Levenshtein plus adjacent
+/// transpositions, the most common typo).
+pub fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    for (i, row) in d.iter_mut().enumerate() {
+        row[0] = i;
+    }
+    for (j, cell) in d[0].iter_mut().enumerate() {
+        *cell = j;
+    }
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            let mut v = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                v = v.min(d[i - 2][j - 2] + 1);
+            }
+            d[i][j] = v;
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn diag(span: Range<usize>) -> Diagnostic {
+        Diagnostic::error(Code::UnknownField, "m", span, "here")
+    }
+
+    #[test]
+    fn codes_are_unique_and_formatted() {
+        let mut seen = std::collections::HashSet::new();
+        for c in Code::ALL {
+            assert!(seen.insert(c.number()), "{c:?} reuses a number");
+        }
+        assert_eq!(Code::UnknownField.to_string(), "E0102");
+    }
+
+    #[test]
+    fn seed_example_renders_like_rustc() {
+        let src = "on tcp_select_window where wn == 0 print pid, comm";
+        let d = Diagnostic::error(
+            Code::UnknownField,
+            "unknown field `wn` on probe `tcp_select_window`",
+            27..29,
+            "not a field of `tcp_select_window`",
+        )
+        .with_help("did you mean `win`?");
+        let want = "error[E0102]: unknown field `wn` on probe `tcp_select_window`
+ --> <command line>:1:28
+  |
+1 | on tcp_select_window where wn == 0 print pid, comm
+  |                            ^^ not a field of `tcp_select_window`
+  |
+  = help: did you mean `win`?
+";
+        assert_eq!(render(&d, src, "<command line>", false), want);
+    }
+
+    #[test]
+    fn second_line_tabs_and_wide_chars() {
+        let src = "a\n\t\"日本\" x";
+        let at = src.find('x').unwrap();
+        let r = render(&diag(at..at + 1), src, "f", false);
+        assert!(r.contains(" --> f:2:7\n"), "{r}");
+        // tab = 4 columns, quote 1, two wide chars 4, quote 1, space 1
+        assert!(r.contains(&format!("  | {}^ here", " ".repeat(11))), "{r}");
+    }
+
+    #[test]
+    fn never_panics_on_odd_spans() {
+        let src = "é\n";
+        // (start, end) pairs, including a reversed one.
+        for (a, b) in [(0, 1), (1, 0), (5, 9), (0, 100), (3, 3), (2, 2)] {
+            let span = a..b;
+            let _ = render(&diag(span.clone()), src, "f", true);
+            let _ = render(&diag(span), "", "f", false);
+        }
+    }
+
+    #[test]
+    fn colour_only_when_asked() {
+        assert!(!render(&diag(0..1), "x", "f", false).contains('\x1b'));
+        assert!(render(&diag(0..1), "x", "f", true).contains('\x1b'));
+    }
+
+    #[test]
+    fn suggestions() {
+        assert_eq!(suggest("wn", ["win", "seq"]), Some("win"));
+        assert_eq!(suggest("rcv_wdn", ["rcv_wnd", "snd_wnd"]), Some("rcv_wnd"));
+        assert_eq!(suggest("established", ["ESTABLISHED"]), Some("ESTABLISHED"));
+        assert_eq!(suggest("zzzzzz", ["win"]), None);
+    }
+}

@@ -1,0 +1,185 @@
+//! `tcpq --explain`: what a plan will do, in plain words, then the plan's
+//! raw contents (template, strategies, filter instructions, columns).
+use crate::catalog::{self, type_words};
+use crate::plan::{Action, ClausePlan, CmpOp, Column, FieldType, Insn, Jump, Plan};
+use std::fmt::Write;
+
+/// Width text is wrapped to.
+const WIDTH: usize = 78;
+
+/// Explain a plan for people: one section per clause.
+pub fn explain(plan: &Plan) -> String {
+    let mut out = String::new();
+    let n = plan.clauses.len();
+    let _ = writeln!(
+        out,
+        "{n} clause{}; each attaches its own template.",
+        if n == 1 { "" } else { "s" }
+    );
+    for (i, c) in plan.clauses.iter().enumerate() {
+        out.push('\n');
+        clause(&mut out, i + 1, c);
+    }
+    out
+}
+
+fn clause(out: &mut String, number: usize, c: &ClausePlan) {
+    let probe = catalog::probe(&c.probe);
+    let _ = writeln!(out, "clause {number}: on {}", c.probe);
+    match probe {
+        Some(p) => {
+            let _ = writeln!(out, "  probe:    {} — {}", p.name, p.summary);
+            wrap(out, p.doc, "            ");
+        }
+        None => {
+            let _ = writeln!(out, "  probe:    {} (not in this catalog)", c.probe);
+        }
+    }
+    let _ = writeln!(
+        out,
+        "  template: {} (probe-templates/prebuilt/{}.bpfel.o)",
+        c.template, c.template
+    );
+    let _ = writeln!(
+        out,
+        "  attach:   {} strateg{} in order; the runtime uses the first this kernel supports",
+        c.strategies.len(),
+        if c.strategies.len() == 1 { "y" } else { "ies" }
+    );
+    for (k, s) in c.strategies.iter().enumerate() {
+        let target = s.attach.describe();
+        let _ = writeln!(
+            out,
+            "            {}. {}: {target}, program `{}`",
+            k + 1,
+            s.name,
+            s.program
+        );
+        wrap(out, &s.how, "               ");
+    }
+    match &c.where_source {
+        None => {
+            let _ = writeln!(
+                out,
+                "  where:    (none) every event passes; no filter instructions"
+            );
+        }
+        Some(src) => {
+            let _ = writeln!(out, "  where:    {src}");
+            if let Some(w) = &c.where_words {
+                wrap(
+                    out,
+                    &format!("in words: keep an event when {w}"),
+                    "            ",
+                );
+            }
+            let _ = writeln!(
+                out,
+                "            filter: {} instruction{} (of at most {}); jumps only go forward",
+                c.filter.len(),
+                if c.filter.len() == 1 { "" } else { "s" },
+                tcpq_abi::MAX_INSNS
+            );
+            for (k, insn) in c.filter.iter().enumerate() {
+                let _ = writeln!(out, "              {k:>2}: {}", insn_text(probe, insn));
+            }
+        }
+    }
+    match &c.action {
+        Action::Print { columns } => {
+            let _ = writeln!(out, "  action:   print each matching event, columns:");
+            columns_text(out, columns);
+        }
+        Action::Count { keys } if keys.is_empty() => {
+            let _ = writeln!(
+                out,
+                "  action:   count matching events in the kernel (one total)"
+            );
+        }
+        Action::Count { keys } => {
+            let _ = writeln!(
+                out,
+                "  action:   count matching events in the kernel, by key:"
+            );
+            columns_text(out, keys);
+        }
+    }
+}
+
+fn columns_text(out: &mut String, cols: &[Column]) {
+    let width = cols.iter().map(|c| c.name.len()).max().unwrap_or(0);
+    for c in cols {
+        let slots: Vec<String> = c.slots.iter().map(|s| s.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "            {:width$}  {:<22} {}",
+            c.name,
+            type_words(c.ty),
+            format_args!(
+                "slot{} {}",
+                if c.slots.len() == 1 { "" } else { "s" },
+                slots.join(", ")
+            ),
+        );
+    }
+}
+
+fn insn_text(probe: Option<&catalog::ProbeDef>, insn: &Insn) -> String {
+    let field = probe.and_then(|p| p.field_at_slot(insn.slot));
+    let name = match field {
+        Some(f) if f.slots.len() > 1 => {
+            let part = f.slots.iter().position(|s| *s == insn.slot).unwrap_or(0);
+            format!("{}[{part}]", f.name)
+        }
+        Some(f) => f.name.to_string(),
+        None => "?".into(),
+    };
+    let op = match insn.op {
+        CmpOp::Eq => "==",
+        CmpOp::Ne => "!=",
+        CmpOp::Lt => "<",
+        CmpOp::Le => "<=",
+        CmpOp::Gt => ">",
+        CmpOp::Ge => ">=",
+    };
+    let value = match field.map(|f| f.ty) {
+        Some(FieldType::Addr | FieldType::Comm) => format!("{:#018x}", insn.value),
+        _ if insn.signed => format!("{}", insn.value as i64),
+        _ => insn.value.to_string(),
+    };
+    let mask = if insn.mask == u64::MAX {
+        String::new()
+    } else {
+        format!(" & {:#x}", insn.mask)
+    };
+    let jump = |j: Jump| match j {
+        Jump::To(i) => format!("go to {i}"),
+        Jump::Accept => "accept".into(),
+        Jump::Reject => "reject".into(),
+    };
+    format!(
+        "slot {:>2} ({name}){mask} {op} {value}{}  → true: {}, false: {}",
+        insn.slot,
+        if insn.signed { " (signed)" } else { "" },
+        jump(insn.jt),
+        jump(insn.jf)
+    )
+}
+
+/// Word-wrap `text` to [`WIDTH`], each line prefixed by `indent`.
+fn wrap(out: &mut String, text: &str, indent: &str) {
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && indent.len() + line.len() + 1 + word.len() > WIDTH {
+            let _ = writeln!(out, "{indent}{line}");
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        let _ = writeln!(out, "{indent}{line}");
+    }
+}

@@ -1,0 +1,714 @@
+//! Pass 1: source text → spanned AST ([`crate::ast`]).
+//!
+//! pest stops at the first syntax error, so after one the source is cut into
+//! clauses (each starts with the keyword `on`) and every clause is parsed on
+//! its own: a program with three broken clauses gets three errors.
+use crate::ast::*;
+use crate::catalog;
+use crate::diagnostic::{Code, Diagnostic};
+use pest::error::{ErrorVariant, InputLocation};
+use pest::iterators::Pair;
+use pest::Parser;
+use pest_derive::Parser;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+#[derive(Parser)]
+#[grammar = "grammar.pest"]
+struct Grammar;
+
+/// Parse a whole program. All syntax errors are returned, one per broken
+/// clause, plus every invalid literal.
+pub fn parse(source: &str) -> Result<Program, Vec<Diagnostic>> {
+    let too_deep: Vec<Diagnostic> = clause_chunks(source)
+        .filter_map(|(a, b)| too_complex(&source[a..b], a))
+        .collect();
+    if !too_deep.is_empty() {
+        return Err(too_deep);
+    }
+    let pairs = match Grammar::parse(Rule::program, source) {
+        Ok(p) => p,
+        Err(e) => return Err(recover(source, e)),
+    };
+    let mut b = Builder::default();
+    let mut clauses = Vec::new();
+    for pair in pairs.flatten().filter(|p| p.as_rule() == Rule::clause) {
+        clauses.push(b.clause(pair));
+    }
+    check_separators(source, &clauses, &mut b.errors);
+    if clauses.is_empty() {
+        let end = source.len();
+        b.errors.push(
+            Diagnostic::error(
+                Code::EmptyProgram,
+                "the program has no clause",
+                end..end,
+                "expected `on PROBE ...`",
+            )
+            .with_help("write e.g. `on tcp_select_window where win == 0 print pid, comm`"),
+        );
+    }
+    if b.errors.is_empty() {
+        Ok(Program { clauses })
+    } else {
+        Err(b.errors)
+    }
+}
+
+/// Parse a lone expression, as stored in a plan's `where_source` (used by
+/// `--explain`).
+pub fn parse_expr(source: &str) -> Result<Expr, Vec<Diagnostic>> {
+    if let Some(d) = too_complex(source, 0) {
+        return Err(vec![d]);
+    }
+    let mut pairs =
+        Grammar::parse(Rule::expr_only, source).map_err(|e| vec![syntax_error(source, 0, e)])?;
+    let mut b = Builder::default();
+    let expr = pairs
+        .next()
+        .and_then(|p| p.into_inner().next())
+        .map(|p| b.expr(p));
+    match (expr, b.errors.is_empty()) {
+        (Some(e), true) => Ok(e),
+        (_, _) => Err(b.errors),
+    }
+}
+
+/// Clauses must be separated by a newline or `;`: `on a print x on b ...`
+/// on one line is almost always a missing separator.
+fn check_separators(source: &str, clauses: &[Clause], errors: &mut Vec<Diagnostic>) {
+    for w in clauses.windows(2) {
+        let gap = source.get(w[0].span.end..w[1].span.start).unwrap_or("");
+        if !gap.contains('\n') && !gap.contains(';') {
+            let at = w[1].probe.span.start.saturating_sub(3).max(w[1].span.start);
+            errors.push(
+                Diagnostic::error(
+                    Code::MissingSeparator,
+                    "two clauses on one line",
+                    at..at + 2,
+                    "a new clause starts here",
+                )
+                .with_help("separate clauses with `;` or put each on its own line"),
+            );
+        }
+    }
+}
+
+/// Most `and`/`or` in one clause, and most `(`/`not` (which nest). A
+/// filter runs at most `MAX_INSNS` comparisons, so a valid clause needs far
+/// fewer; the caps keep every recursive pass (pest's included) far from the
+/// end of even a 2 MiB thread stack, whatever the input.
+pub const MAX_CONNECTIVES: usize = 4 * tcpq_abi::MAX_INSNS;
+pub const MAX_NESTING: usize = 32;
+
+/// The clause chunks of `source` as byte ranges.
+fn clause_chunks(source: &str) -> impl Iterator<Item = (usize, usize)> + '_ {
+    let starts = clause_starts(source);
+    (0..starts.len()).map(move |i| {
+        let b = starts.get(i + 1).copied().unwrap_or(source.len());
+        (starts[i], b)
+    })
+}
+
+/// A diagnostic when `chunk` has more operators than any valid clause.
+fn too_complex(chunk: &str, offset: usize) -> Option<Diagnostic> {
+    let (mut connectives, mut nesting) = (0, 0);
+    let mut at = None;
+    scan(chunk, |tok, pos| {
+        match tok {
+            "&&" | "||" | "and" | "or" => connectives += 1,
+            "(" | "!" | "not" => nesting += 1,
+            _ => return,
+        }
+        if (connectives > MAX_CONNECTIVES || nesting > MAX_NESTING) && at.is_none() {
+            at = Some(pos);
+        }
+    });
+    let at = offset + at?;
+    let what = if nesting > MAX_NESTING {
+        format!("more than {MAX_NESTING} parentheses and `not`s")
+    } else {
+        format!("more than {MAX_CONNECTIVES} `and`s and `or`s")
+    };
+    Some(
+        Diagnostic::error(
+            Code::FilterTooLong,
+            format!("this clause has {what}"),
+            at..at + 1,
+            "too complex from here on",
+        )
+        .with_help(format!(
+            "a filter runs at most {} comparisons; simplify the condition or split it across clauses",
+            tcpq_abi::MAX_INSNS
+        )),
+    )
+}
+
+/// Call `f` with each word or punctuation token outside strings and
+/// comments, and its byte offset. Lexing is approximate (it only has to
+/// find `on` and operators), and never fails.
+fn scan(source: &str, mut f: impl FnMut(&str, usize)) {
+    let bytes = source.as_bytes();
+    let is_word = |c: u8| c.is_ascii_alphanumeric() || c == b'_' || c == b'$';
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'#' => {
+                while i < bytes.len() && bytes[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'"' => {
+                f("\"", i);
+                i += 1;
+                while i < bytes.len() && bytes[i] != b'"' && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                i += 1;
+            }
+            c if is_word(c) => {
+                let s = i;
+                while i < bytes.len() && is_word(bytes[i]) {
+                    i += 1;
+                }
+                f(&source[s..i], s);
+            }
+            b'&' | b'|' if bytes.get(i + 1) == Some(&bytes[i]) => {
+                f(&source[i..i + 2], i);
+                i += 2;
+            }
+            c if c.is_ascii() => {
+                f(&source[i..i + 1], i);
+                i += 1;
+            }
+            // Skip the rest of a multi-byte character.
+            _ => i += 1,
+        }
+    }
+}
+
+/// After a syntax error: parse each clause alone to report every one.
+fn recover(source: &str, first: pest::error::Error<Rule>) -> Vec<Diagnostic> {
+    let mut errors = Vec::new();
+    for (a, b) in clause_chunks(source) {
+        let chunk = &source[a..b];
+        if let Err(e) = Grammar::parse(Rule::clause_only, chunk) {
+            errors.push(syntax_error(chunk, a, e));
+        }
+    }
+    if errors.is_empty() {
+        // The cut did not isolate the problem; report pest's own error.
+        errors.push(syntax_error(source, 0, first));
+    }
+    errors
+}
+
+/// Byte offsets where clauses start: 0, then every whole-word `on` after
+/// some code (`on` is a keyword, so it cannot appear inside a clause).
+fn clause_starts(source: &str) -> Vec<usize> {
+    let mut starts = vec![0];
+    let mut seen_code = false;
+    scan(source, |tok, pos| {
+        if tok == "on" && seen_code {
+            starts.push(pos);
+        }
+        seen_code |= !tok.trim().is_empty() && tok != ";";
+    });
+    starts
+}
+
+/// Rule names in words, for "expected ..." messages.
+fn rule_words(rule: Rule) -> &'static str {
+    match rule {
+        Rule::EOI => "end of input",
+        Rule::clause | Rule::kw_on => "`on`",
+        Rule::probe_name => "a probe name",
+        Rule::where_clause | Rule::kw_where => "`where`",
+        Rule::action => "`print` or `count`",
+        Rule::print_action | Rule::kw_print => "`print`",
+        Rule::count_action | Rule::kw_count => "`count`",
+        Rule::kw_by => "`by`",
+        Rule::field_list | Rule::field_name => "a field name",
+        Rule::expr | Rule::expr_only | Rule::or_expr | Rule::and_expr | Rule::unary => {
+            "a condition"
+        }
+        Rule::atom | Rule::comparison => "a comparison",
+        Rule::or_op | Rule::kw_or | Rule::c_or => "`or`",
+        Rule::and_op | Rule::kw_and | Rule::c_and => "`and`",
+        Rule::not_op | Rule::kw_not | Rule::c_not => "`not`",
+        Rule::cmp_op | Rule::single_eq => "a comparison (`==`, `!=`, `<`, `<=`, `>`, `>=`)",
+        Rule::operand => "a field or a value",
+        Rule::param => "a `$parameter`",
+        Rule::ipv4 | Rule::ipv6 => "an address",
+        Rule::integer | Rule::int_body => "a number",
+        Rule::unit_suffix => "a unit",
+        Rule::string | Rule::string_inner => "a string",
+        Rule::ident | Rule::keyword => "a name",
+        Rule::program | Rule::clause_only => "a program",
+        Rule::WHITESPACE | Rule::COMMENT | Rule::ident_char => "whitespace",
+    }
+}
+
+/// A pest error as a diagnostic: "expected X or Y, found Z", pointing at Z.
+fn syntax_error(chunk: &str, offset: usize, e: pest::error::Error<Rule>) -> Diagnostic {
+    let pos = match e.location {
+        InputLocation::Pos(p) => p,
+        InputLocation::Span((a, _)) => a,
+    }
+    .min(chunk.len());
+    let (found, len) = token_at(chunk, pos);
+    let at = offset + pos;
+    let expected = match &e.variant {
+        ErrorVariant::ParsingError { positives, .. } => {
+            let mut words: Vec<&str> = Vec::new();
+            for r in positives {
+                // `action` reads as two keywords, so that the list joins
+                // into "`and`, `or`, `print` or `count`".
+                let ws: &[&str] = match r {
+                    Rule::action => &["`print`", "`count`"],
+                    r => &[rule_words(*r)],
+                };
+                for w in ws {
+                    if !words.contains(w) {
+                        words.push(w);
+                    }
+                }
+            }
+            // Operators first, keywords after: reads like a sentence.
+            words.sort_by_key(|w| match *w {
+                "`and`" => 0,
+                "`or`" => 1,
+                _ => 2,
+            });
+            join_or(&words)
+        }
+        ErrorVariant::CustomError { message } => message.clone(),
+    };
+    let (message, label) = if expected.is_empty() {
+        (format!("unexpected {found}"), "unexpected here".to_string())
+    } else {
+        (
+            format!("expected {expected}, found {found}"),
+            format!("expected {expected}"),
+        )
+    };
+    let mut d = Diagnostic::error(Code::Syntax, message, at..at + len, label);
+    // Common slips deserve a targeted hint.
+    let word = chunk.get(pos..pos + len).unwrap_or("");
+    if expected.contains("`print`") && !word.is_empty() {
+        if let Some(s) = crate::diagnostic::suggest(word, ["print", "count", "where"]) {
+            d = d.with_help(format!("did you mean `{s}`?"));
+        }
+    }
+    d
+}
+
+fn join_or(words: &[&str]) -> String {
+    match words {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// The token starting at `pos` in words, and its byte length.
+fn token_at(s: &str, pos: usize) -> (String, usize) {
+    let rest = s.get(pos..).unwrap_or("");
+    let Some(c) = rest.chars().next() else {
+        return ("end of input".into(), 0);
+    };
+    if c == '\n' || c == '\r' {
+        return ("end of line".into(), c.len_utf8());
+    }
+    let word_len = rest
+        .char_indices()
+        .find(|(_, c)| !(c.is_alphanumeric() || *c == '_'))
+        .map_or(rest.len(), |(i, _)| i);
+    let len = if word_len > 0 { word_len } else { c.len_utf8() };
+    (format!("`{}`", &rest[..len]), len)
+}
+
+/// Builds the AST from pest pairs, collecting errors about literals.
+#[derive(Default)]
+struct Builder {
+    errors: Vec<Diagnostic>,
+}
+
+fn span(p: &Pair<'_, Rule>) -> Span {
+    let s = p.as_span();
+    s.start()..s.end()
+}
+
+/// A span without trailing whitespace or comments. pest puts what it skipped
+/// before a failed repetition (`("," ~ field)*`) into the enclosing pair, so
+/// the end is taken from the last token instead.
+fn trimmed_span(p: &Pair<'_, Rule>) -> Span {
+    p.as_span().start()..last_end(p)
+}
+
+fn last_end(p: &Pair<'_, Rule>) -> usize {
+    // An atom ends with its own token (`)`, or a literal): exact already.
+    if p.as_rule() == Rule::atom {
+        return p.as_span().end();
+    }
+    match p.clone().into_inner().last() {
+        Some(q) => last_end(&q),
+        None => p.as_span().end(),
+    }
+}
+
+fn ident(p: Pair<'_, Rule>) -> Ident {
+    // probe_name / field_name wrap an ident; take the text either way.
+    Ident {
+        name: p.as_str().to_string(),
+        span: span(&p),
+    }
+}
+
+impl Builder {
+    fn clause(&mut self, pair: Pair<'_, Rule>) -> Clause {
+        let sp = trimmed_span(&pair);
+        let mut probe = None;
+        let mut filter = None;
+        let mut action = None;
+        for p in pair.into_inner() {
+            match p.as_rule() {
+                Rule::probe_name => probe = Some(ident(p)),
+                Rule::where_clause => {
+                    let wsp = span(&p);
+                    if let Some(e) = p.into_inner().find(|p| p.as_rule() == Rule::expr) {
+                        // Stop at the last token: no trailing comment.
+                        let start = e.as_span().start();
+                        let end = last_end(&e);
+                        let text = e.as_str().get(..end - start).unwrap_or(e.as_str());
+                        filter = Some(Where {
+                            source: text.to_string(),
+                            span: wsp.start..end,
+                            expr: self.expr(e),
+                        });
+                    }
+                }
+                Rule::action => action = p.into_inner().next().map(|a| self.action(a)),
+                _ => {}
+            }
+        }
+        Clause {
+            // The grammar guarantees both; the fallbacks only avoid a panic.
+            probe: probe.unwrap_or_else(|| Ident {
+                name: String::new(),
+                span: sp.clone(),
+            }),
+            filter,
+            action: action.unwrap_or(Action::Count {
+                by: vec![],
+                span: sp.clone(),
+            }),
+            span: sp,
+        }
+    }
+
+    fn action(&mut self, p: Pair<'_, Rule>) -> Action {
+        let sp = trimmed_span(&p);
+        let is_print = p.as_rule() == Rule::print_action;
+        let fields: Vec<Ident> = p
+            .into_inner()
+            .filter(|p| p.as_rule() == Rule::field_list)
+            .flat_map(|l| l.into_inner())
+            .map(ident)
+            .collect();
+        if is_print {
+            Action::Print { fields, span: sp }
+        } else {
+            Action::Count {
+                by: fields,
+                span: sp,
+            }
+        }
+    }
+
+    fn expr(&mut self, p: Pair<'_, Rule>) -> Expr {
+        match p.as_rule() {
+            Rule::expr | Rule::atom => match p.clone().into_inner().next() {
+                Some(inner) => self.expr(inner),
+                None => self.missing(&p),
+            },
+            Rule::or_expr | Rule::and_expr => self.binary(p),
+            Rule::unary => {
+                let sp = trimmed_span(&p);
+                let mut inner = p.into_inner();
+                match (inner.next(), inner.next()) {
+                    (Some(op), Some(e)) if op.as_rule() == Rule::not_op => {
+                        self.c_style(&op, "not");
+                        Expr::Not {
+                            expr: Box::new(self.expr(e)),
+                            span: sp,
+                        }
+                    }
+                    (Some(e), None) => self.expr(e),
+                    _ => Expr::Bare(Operand::Field(Ident {
+                        name: String::new(),
+                        span: sp,
+                    })),
+                }
+            }
+            Rule::comparison => {
+                let sp = trimmed_span(&p);
+                let mut inner = p.into_inner();
+                match (inner.next(), inner.next(), inner.next()) {
+                    (Some(l), Some(op), Some(r)) => Expr::Compare {
+                        lhs: self.operand(l),
+                        op: self.cmp_op(op),
+                        rhs: self.operand(r),
+                        span: sp,
+                    },
+                    _ => self.missing_span(sp),
+                }
+            }
+            Rule::operand => Expr::Bare(self.operand(p)),
+            _ => self.missing(&p),
+        }
+    }
+
+    fn missing(&mut self, p: &Pair<'_, Rule>) -> Expr {
+        self.missing_span(span(p))
+    }
+
+    /// Only reachable if the grammar and the builder disagree: report it
+    /// rather than panic.
+    fn missing_span(&mut self, sp: Span) -> Expr {
+        self.errors.push(Diagnostic::error(
+            Code::Syntax,
+            "internal error: unexpected syntax tree shape",
+            sp.clone(),
+            "here",
+        ));
+        Expr::Bare(Operand::Field(Ident {
+            name: String::new(),
+            span: sp,
+        }))
+    }
+
+    /// `a and b and c` folds left; `or` likewise.
+    fn binary(&mut self, p: Pair<'_, Rule>) -> Expr {
+        let is_or = p.as_rule() == Rule::or_expr;
+        let mut inner = p.into_inner();
+        let Some(first) = inner.next() else {
+            return self.missing_span(0..0);
+        };
+        let mut acc = self.expr(first);
+        while let (Some(op), Some(rhs)) = (inner.next(), inner.next()) {
+            self.c_style(&op, if is_or { "or" } else { "and" });
+            let rhs = self.expr(rhs);
+            let sp = acc.span().start..rhs.span().end;
+            let (lhs, rhs) = (Box::new(acc), Box::new(rhs));
+            acc = if is_or {
+                Expr::Or { lhs, rhs, span: sp }
+            } else {
+                Expr::And { lhs, rhs, span: sp }
+            };
+        }
+        acc
+    }
+
+    /// `&&`, `||`, `!` parse (so the rest of the program is still read) but
+    /// are errors with the fix.
+    fn c_style(&mut self, op: &Pair<'_, Rule>, word: &str) {
+        let is_c = op
+            .clone()
+            .into_inner()
+            .next()
+            .is_some_and(|r| matches!(r.as_rule(), Rule::c_and | Rule::c_or | Rule::c_not));
+        if is_c {
+            self.errors.push(
+                Diagnostic::error(
+                    Code::CStyleOperator,
+                    format!("`{}` is not an operator here", op.as_str()),
+                    span(op),
+                    format!("write `{word}`"),
+                )
+                .with_help(format!("tcpq spells it `{word}`")),
+            );
+        }
+    }
+
+    fn cmp_op(&mut self, p: Pair<'_, Rule>) -> Op {
+        let sp = span(&p);
+        let op = match p.as_str() {
+            "==" => CmpOp::Eq,
+            "!=" => CmpOp::Ne,
+            "<" => CmpOp::Lt,
+            "<=" => CmpOp::Le,
+            ">" => CmpOp::Gt,
+            ">=" => CmpOp::Ge,
+            _ => {
+                self.errors.push(
+                    Diagnostic::error(
+                        Code::CStyleOperator,
+                        "`=` is not a comparison",
+                        sp.clone(),
+                        "write `==`",
+                    )
+                    .with_help("compare with `==`"),
+                );
+                CmpOp::Eq
+            }
+        };
+        Op { op, span: sp }
+    }
+
+    fn operand(&mut self, p: Pair<'_, Rule>) -> Operand {
+        let Some(p) = p.into_inner().next() else {
+            return Operand::Field(Ident {
+                name: String::new(),
+                span: 0..0,
+            });
+        };
+        let sp = span(&p);
+        let lit = |value| {
+            Operand::Literal(Literal {
+                value,
+                span: sp.clone(),
+                from_param: None,
+            })
+        };
+        match p.as_rule() {
+            Rule::param => {
+                let name = p.as_str().trim_start_matches('$').to_string();
+                Operand::Param(Ident { name, span: sp })
+            }
+            Rule::ipv4 => match p.as_str().parse::<Ipv4Addr>() {
+                Ok(a) => lit(Value::Addr(IpAddr::V4(a))),
+                Err(_) => {
+                    self.bad_literal(
+                        &sp,
+                        format!("`{}` is not an IPv4 address", p.as_str()),
+                        "each of the four numbers must be 0 to 255, without leading zeros",
+                    );
+                    lit(Value::Addr(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
+                }
+            },
+            Rule::ipv6 => match p.as_str().parse::<Ipv6Addr>() {
+                Ok(a) => lit(Value::Addr(IpAddr::V6(a))),
+                Err(_) => {
+                    self.bad_literal(
+                        &sp,
+                        format!("`{}` is not an IPv6 address", p.as_str()),
+                        "write it like `::1`, `fe80::1` or `2001:db8::10`",
+                    );
+                    lit(Value::Addr(IpAddr::V6(Ipv6Addr::UNSPECIFIED)))
+                }
+            },
+            Rule::integer => {
+                let p_text = p.as_str().to_string();
+                let mut value = 0;
+                let mut suffix = None;
+                for part in p.into_inner() {
+                    match part.as_rule() {
+                        Rule::int_body => match parse_int(part.as_str()) {
+                            Some(v) => value = v,
+                            None => self.bad_literal(
+                                &span(&part),
+                                format!("`{}` is too large", part.as_str()),
+                                "values are at most 64 bits",
+                            ),
+                        },
+                        Rule::unit_suffix if part.as_str().starts_with(['x', 'X']) => {
+                            // `0x` with no hex digits after it.
+                            self.bad_literal(
+                                &sp,
+                                format!("`{}` is not a number", p_text),
+                                "hex numbers need digits: `0x1f`",
+                            );
+                        }
+                        Rule::unit_suffix => suffix = Some(part.as_str().to_string()),
+                        _ => {}
+                    }
+                }
+                lit(Value::Int { value, suffix })
+            }
+            Rule::string => {
+                let raw = p.into_inner().next().map_or("", |i| i.as_str());
+                match unescape(raw) {
+                    Ok(s) => lit(Value::Str(s)),
+                    Err(msg) => {
+                        self.bad_literal(&sp, msg, "escapes are `\\\"`, `\\\\`, `\\n`, `\\t`");
+                        lit(Value::Str(String::new()))
+                    }
+                }
+            }
+            Rule::ident => {
+                let text = p.as_str();
+                match text {
+                    "true" => lit(Value::Bool(true)),
+                    "false" => lit(Value::Bool(false)),
+                    _ => {
+                        if let Some(v) = catalog::state_by_name(text) {
+                            lit(Value::State(v))
+                        } else if let Some(v) = catalog::family_by_name(text) {
+                            lit(Value::Family(v))
+                        } else {
+                            Operand::Field(Ident {
+                                name: text.to_string(),
+                                span: sp,
+                            })
+                        }
+                    }
+                }
+            }
+            _ => Operand::Field(Ident {
+                name: p.as_str().to_string(),
+                span: sp,
+            }),
+        }
+    }
+
+    fn bad_literal(&mut self, sp: &Span, message: String, help: &str) {
+        self.errors.push(
+            Diagnostic::error(
+                Code::InvalidLiteral,
+                message,
+                sp.clone(),
+                "not a valid value",
+            )
+            .with_help(help),
+        );
+    }
+}
+
+/// Decimal or `0x` hex, `_` separators, optional leading `-`.
+pub(crate) fn parse_int(text: &str) -> Option<i128> {
+    let (neg, body) = match text.strip_prefix('-') {
+        Some(b) => (true, b),
+        None => (false, text),
+    };
+    let digits: String = body.chars().filter(|c| *c != '_').collect();
+    let v = if let Some(h) = digits
+        .strip_prefix("0x")
+        .or_else(|| digits.strip_prefix("0X"))
+    {
+        u64::from_str_radix(h, 16).ok()?
+    } else {
+        digits.parse::<u64>().ok()?
+    };
+    let v = v as i128;
+    Some(if neg { -v } else { v })
+}
+
+fn unescape(raw: &str) -> Result<String, String> {
+    let mut out = String::new();
+    let mut chars = raw.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('"') => out.push('"'),
+            Some('\\') => out.push('\\'),
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some(o) => return Err(format!("unknown escape `\\{o}` in string")),
+            None => return Err("string ends with `\\`".into()),
+        }
+    }
+    Ok(out)
+}

@@ -1,0 +1,193 @@
+//! The plan: what the runtime loads, attaches and writes into maps. A plain
+//! serialisable value; producing it never touches the kernel.
+use serde::{Deserialize, Serialize};
+
+/// A checked program, compiled.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Plan {
+    pub clauses: Vec<ClausePlan>,
+}
+
+/// One `on PROBE ...` clause.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClausePlan {
+    /// The probe's catalog name, e.g. `tcp_select_window`.
+    pub probe: String,
+    /// The prebuilt template object, `probe-templates/prebuilt/<template>.bpfel.o`.
+    pub template: String,
+    /// Ways to observe the probe's moment, best first. The runtime takes the
+    /// first one this kernel supports.
+    pub strategies: Vec<Strategy>,
+    /// The `where` clause as written, for `--explain`.
+    pub where_source: Option<String>,
+    /// The `where` clause in plain words, parameters substituted, for
+    /// `--explain` (e.g. "`win` is 0 and `sport` is 8080 (from `$port`)").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub where_words: Option<String>,
+    /// The `where` clause compiled to filter instructions (empty: accept all).
+    pub filter: Vec<Insn>,
+    pub action: Action,
+}
+
+/// One way to attach a probe.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Strategy {
+    /// Short name shown by `--explain`, e.g. `net_dev_queue`.
+    pub name: String,
+    /// Program name inside the template object.
+    pub program: String,
+    pub attach: Attach,
+    /// One line on what this strategy observes.
+    pub how: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Attach {
+    /// A classic tracepoint `category:name`: fields at the offsets of its
+    /// format file.
+    Tracepoint { category: String, name: String },
+    /// A raw tracepoint (`BPF_PROG_TYPE_RAW_TRACEPOINT`) on the tracepoint
+    /// `category:name`: its `TP_PROTO` arguments, checked against the
+    /// kernel's BTF.
+    RawTracepoint { category: String, name: String },
+}
+
+impl Attach {
+    /// The tracepoint, as `category:name`.
+    pub fn point(&self) -> String {
+        match self {
+            Attach::Tracepoint { category, name } | Attach::RawTracepoint { category, name } => {
+                format!("{category}:{name}")
+            }
+        }
+    }
+
+    /// `tracepoint net:net_dev_queue`, `raw tracepoint tcp:tcp_probe`.
+    pub fn describe(&self) -> String {
+        match self {
+            Attach::Tracepoint { .. } => format!("tracepoint {}", self.point()),
+            Attach::RawTracepoint { .. } => format!("raw tracepoint {}", self.point()),
+        }
+    }
+}
+
+/// Serialisable mirror of `tcpq_abi::FilterInsn`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Insn {
+    pub slot: u8,
+    /// One of `==`, `!=`, `<`, `<=`, `>`, `>=`.
+    pub op: CmpOp,
+    pub signed: bool,
+    pub mask: u64,
+    pub value: u64,
+    pub jt: Jump,
+    pub jf: Jump,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum CmpOp {
+    #[serde(rename = "==")]
+    Eq,
+    #[serde(rename = "!=")]
+    Ne,
+    #[serde(rename = "<")]
+    Lt,
+    #[serde(rename = "<=")]
+    Le,
+    #[serde(rename = ">")]
+    Gt,
+    #[serde(rename = ">=")]
+    Ge,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Jump {
+    To(u16),
+    Accept,
+    Reject,
+}
+
+/// What to do with a record that passed the filter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Action {
+    /// Stream each record; print these columns.
+    Print { columns: Vec<Column> },
+    /// Count in the kernel by these key columns (none: one total).
+    Count { keys: Vec<Column> },
+}
+
+/// A field as output: where its value lives in the record and how to show it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Column {
+    /// Header / JSON key.
+    pub name: String,
+    pub ty: FieldType,
+    /// Record slots holding the value (two for addresses and `comm`).
+    pub slots: Vec<u8>,
+}
+
+/// A field's type; units are part of it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    /// Unsigned integer with a unit.
+    Uint(Unit),
+    /// Signed integer with a unit (errors, return values).
+    Int(Unit),
+    Bool,
+    /// IPv4 or IPv6 address (16 bytes, IPv4 mapped).
+    Addr,
+    Port,
+    /// A task's `comm` (16 bytes).
+    Comm,
+    /// A TCP state (`sk_state`), shown by name.
+    TcpState,
+    /// An address family, shown by name (`AF_INET`, `AF_INET6`).
+    Family,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Unit {
+    None,
+    Bytes,
+    Micros,
+    Millis,
+    Segments,
+}
+
+impl Insn {
+    /// The ABI form written into the template's config map.
+    pub fn to_abi(&self) -> tcpq_abi::FilterInsn {
+        use tcpq_abi::op;
+        let jump = |j: Jump| match j {
+            Jump::To(i) => i,
+            Jump::Accept => tcpq_abi::JUMP_ACCEPT,
+            Jump::Reject => tcpq_abi::JUMP_REJECT,
+        };
+        tcpq_abi::FilterInsn {
+            slot: self.slot,
+            op: match self.op {
+                CmpOp::Eq => op::EQ,
+                CmpOp::Ne => op::NE,
+                CmpOp::Lt => op::LT,
+                CmpOp::Le => op::LE,
+                CmpOp::Gt => op::GT,
+                CmpOp::Ge => op::GE,
+            },
+            flags: if self.signed {
+                tcpq_abi::INSN_SIGNED
+            } else {
+                0
+            },
+            _pad: 0,
+            jt: jump(self.jt),
+            jf: jump(self.jf),
+            mask: self.mask,
+            value: self.value,
+        }
+    }
+}

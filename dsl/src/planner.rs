@@ -1,0 +1,48 @@
+//! Pass 4: a checked program → [`Plan`], the plain value the runtime loads.
+//!
+//! The template and attach strategies depend only on the probe; the `where`
+//! clause only changes the filter instructions written into the template's
+//! config map. That is what keeps "a where-clause never changes the loaded
+//! bytes" true.
+use crate::check::Checked;
+use crate::diagnostic::{Code, Diagnostic};
+use crate::filter::{self, CompileError};
+use crate::plan::{ClausePlan, Plan};
+
+/// Produce the plan of a checked program.
+pub fn plan(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let mut clauses = Vec::new();
+    for c in &checked.clauses {
+        let filter = match filter::compile(c.filter.as_ref()) {
+            Ok(f) => f,
+            Err(CompileError::TooLong(n)) => {
+                // `check` already rejects this with a located diagnostic;
+                // this guards callers that build a `Checked` themselves.
+                errors.push(Diagnostic::unlocated(
+                    Code::FilterTooLong,
+                    format!(
+                        "the `where` clause of `{}` needs {n} filter instructions; at most {} fit",
+                        c.probe.name,
+                        tcpq_abi::MAX_INSNS
+                    ),
+                ));
+                continue;
+            }
+        };
+        clauses.push(ClausePlan {
+            probe: c.probe.name.to_string(),
+            template: c.probe.template.to_string(),
+            strategies: c.probe.strategies.iter().map(|s| s.to_plan()).collect(),
+            where_source: c.where_source.clone(),
+            where_words: c.where_words.clone(),
+            filter,
+            action: c.action.clone(),
+        });
+    }
+    if errors.is_empty() {
+        Ok(Plan { clauses })
+    } else {
+        Err(errors)
+    }
+}

@@ -1,0 +1,563 @@
+//! Recipe files: a header of `#` comment lines (description, `@param`,
+//! `@example`), then the program.
+//!
+//! ```text
+//! # Zero-window segments advertised on a local port, with the owning process.
+//! #
+//! # @param port: port                      Local port to watch (required)
+//! # @param min: u64 = 0                    Ignore windows below this
+//! # @example tcpq recipes/zero-window.tcpq --param port=8080
+//! on tcp_select_window where win == 0 and sport == $port print pid, comm, sport, dport
+//! ```
+//!
+//! Parameter values are parsed by their declared type into typed
+//! [`Value`]s; the program refers to them as `$name` and `resolve` puts the
+//! value into the AST. A value is never spliced into program text, so it can
+//! never change the program's shape.
+use crate::ast::{Span, Value};
+use crate::catalog;
+use crate::diagnostic::{suggest, Code, Diagnostic};
+use crate::parse::parse_int;
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::IpAddr;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Recipe {
+    /// The first paragraph of the header, joined into one line.
+    pub description: String,
+    pub params: Vec<ParamDecl>,
+    /// `@example` lines, verbatim.
+    pub examples: Vec<String>,
+    /// The program after the header.
+    pub body: String,
+    /// Byte offset of `body` in the recipe source (the program is parsed
+    /// from the whole source, so diagnostics point into the file itself).
+    pub body_offset: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ParamDecl {
+    pub name: String,
+    pub ty: ParamType,
+    /// `None`: the parameter is required.
+    pub default: Option<Value>,
+    pub help: String,
+    /// Where the name is declared.
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamType {
+    U64,
+    I64,
+    Port,
+    Addr,
+    String,
+    Bool,
+    State,
+}
+
+impl ParamType {
+    pub const ALL: &'static [(&'static str, ParamType)] = &[
+        ("u64", ParamType::U64),
+        ("i64", ParamType::I64),
+        ("port", ParamType::Port),
+        ("addr", ParamType::Addr),
+        ("string", ParamType::String),
+        ("bool", ParamType::Bool),
+        ("state", ParamType::State),
+    ];
+
+    pub fn name(self) -> &'static str {
+        ParamType::ALL
+            .iter()
+            .find(|(_, t)| *t == self)
+            .map_or("?", |(n, _)| n)
+    }
+
+    /// What a valid value looks like, for error messages.
+    fn expects(self) -> &'static str {
+        match self {
+            ParamType::U64 => "a non-negative integer",
+            ParamType::I64 => "an integer",
+            ParamType::Port => "a port number (0 to 65535)",
+            ParamType::Addr => "an IPv4 or IPv6 address",
+            ParamType::String => "a string",
+            ParamType::Bool => "`true`, `false`, `1` or `0`",
+            ParamType::State => "a TCP state name such as `ESTABLISHED`",
+        }
+    }
+}
+
+impl fmt::Display for ParamType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Parameter values bound for one run, by name.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Params {
+    pub values: BTreeMap<String, Value>,
+}
+
+impl Params {
+    pub fn get(&self, name: &str) -> Option<&Value> {
+        self.values.get(name)
+    }
+}
+
+/// Parse a value of type `ty` from command-line text. The error says what
+/// was expected.
+pub fn parse_param_value(ty: ParamType, text: &str) -> Result<Value, String> {
+    let int = |lo: i128, hi: i128| {
+        parse_int(text.trim())
+            .filter(|v| (lo..=hi).contains(v))
+            .map(|value| Value::Int {
+                value,
+                suffix: None,
+            })
+    };
+    let v = match ty {
+        ParamType::U64 => int(0, u64::MAX as i128),
+        ParamType::I64 => int(i64::MIN as i128, i64::MAX as i128),
+        ParamType::Port => int(0, 65535),
+        ParamType::Addr => text.trim().parse::<IpAddr>().ok().map(Value::Addr),
+        ParamType::String => Some(Value::Str(text.to_string())),
+        ParamType::Bool => match text.trim() {
+            "true" | "1" => Some(Value::Bool(true)),
+            "false" | "0" => Some(Value::Bool(false)),
+            _ => None,
+        },
+        ParamType::State => {
+            catalog::state_by_name(&text.trim().to_ascii_uppercase()).map(Value::State)
+        }
+    };
+    v.ok_or_else(|| {
+        let mut msg = format!("`{text}` is not {}", ty.expects());
+        if ty == ParamType::State {
+            let names = catalog::TCP_STATES.iter().map(|(n, _)| *n);
+            if let Some(s) = suggest(text.trim(), names) {
+                msg.push_str(&format!(" (did you mean `{s}`?)"));
+            }
+        }
+        msg
+    })
+}
+
+/// Split a recipe into header and program. Any source is a recipe: a
+/// program without header has no description and no parameters.
+pub fn parse_recipe(source: &str) -> Result<Recipe, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let mut description: Vec<&str> = Vec::new();
+    let mut in_description = true;
+    let mut params: Vec<ParamDecl> = Vec::new();
+    let mut examples = Vec::new();
+    let mut offset = 0;
+    let mut body_offset = source.len();
+
+    for line in source.split_inclusive('\n') {
+        let line_start = offset;
+        offset += line.len();
+        let trimmed = line.trim_start();
+        let Some(after_hash) = trimmed.strip_prefix('#') else {
+            body_offset = line_start;
+            break;
+        };
+        // Byte offset of the text after `#` (and one optional space).
+        let text_start = line_start + (line.len() - trimmed.len()) + 1;
+        let (text, text_start) = match after_hash.strip_prefix(' ') {
+            Some(t) => (t, text_start + 1),
+            None => (after_hash, text_start),
+        };
+        let text = text.trim_end();
+        if let Some(directive) = text.strip_prefix('@') {
+            in_description = false;
+            let word_len = directive
+                .find(|c: char| c.is_whitespace())
+                .unwrap_or(directive.len());
+            let word = &directive[..word_len];
+            let rest_start = text_start + 1 + word_len;
+            let rest = &directive[word_len..];
+            match word {
+                "param" => {
+                    if let Some(d) = param_decl(rest, rest_start, &mut errors) {
+                        if params.iter().any(|p| p.name == d.name) {
+                            errors.push(
+                                Diagnostic::error(
+                                    Code::DuplicateParamDecl,
+                                    format!("parameter `{}` is declared twice", d.name),
+                                    d.span.clone(),
+                                    "declared again here",
+                                )
+                                .with_help("keep one declaration of each parameter"),
+                            );
+                        } else {
+                            params.push(d);
+                        }
+                    }
+                }
+                "example" => examples.push(rest.trim().to_string()),
+                _ => {
+                    let sp = text_start..text_start + 1 + word_len;
+                    errors.push(
+                        Diagnostic::error(
+                            Code::UnknownDirective,
+                            format!("unknown header directive `@{word}`"),
+                            sp,
+                            "not a directive",
+                        )
+                        .with_help(
+                            match suggest(word, ["param", "example"]) {
+                                Some(s) => format!("did you mean `@{s}`?"),
+                                None => "directives are `@param` and `@example`".into(),
+                            },
+                        ),
+                    );
+                }
+            }
+        } else if text.is_empty() {
+            if !description.is_empty() {
+                in_description = false;
+            }
+        } else if in_description {
+            description.push(text);
+        }
+    }
+    if errors.is_empty() {
+        Ok(Recipe {
+            description: description.join(" "),
+            params,
+            examples,
+            body: source[body_offset..].to_string(),
+            body_offset,
+        })
+    } else {
+        Err(errors)
+    }
+}
+
+/// `NAME: TYPE [= DEFAULT] HELP`, starting at byte `start` of the source.
+fn param_decl(text: &str, start: usize, errors: &mut Vec<Diagnostic>) -> Option<ParamDecl> {
+    let lead = text.len() - text.trim_start().len();
+    let t = text.trim_start();
+    let at = start + lead;
+    let bad = |msg: &str, sp: Span| {
+        Diagnostic::error(Code::BadParamDecl, msg, sp, "malformed declaration").with_help(
+            "write `@param NAME: TYPE [= DEFAULT] HELP`, TYPE one of u64, i64, port, addr, \
+             string, bool, state",
+        )
+    };
+    let name_len = t
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(t.len());
+    let name = &t[..name_len];
+    let name_span = at..at + name_len.max(1);
+    let Some(after_colon) = t[name_len..].trim_start().strip_prefix(':') else {
+        errors.push(bad("a parameter needs a name and a type", name_span));
+        return None;
+    };
+    if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
+        errors.push(bad("a parameter needs a name", name_span));
+        return None;
+    }
+    let ty_text = after_colon.trim_start();
+    let ty_at = at + (t.len() - ty_text.len());
+    let ty_len = ty_text
+        .find(|c: char| c.is_whitespace() || c == '=')
+        .unwrap_or(ty_text.len());
+    let ty_word = &ty_text[..ty_len];
+    let Some(ty) = ParamType::ALL
+        .iter()
+        .find(|(n, _)| *n == ty_word)
+        .map(|(_, t)| *t)
+    else {
+        let names = ParamType::ALL.iter().map(|(n, _)| *n);
+        errors.push(
+            Diagnostic::error(
+                Code::BadParamDecl,
+                format!("unknown parameter type `{ty_word}`"),
+                ty_at..ty_at + ty_len.max(1),
+                "not a type",
+            )
+            .with_help(match suggest(ty_word, names) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => "types are u64, i64, port, addr, string, bool, state".into(),
+            }),
+        );
+        return None;
+    };
+    let mut rest = ty_text[ty_len..].trim_start();
+    let mut default = None;
+    if let Some(d) = rest.strip_prefix('=') {
+        let d = d.trim_start();
+        let d_at = at + (t.len() - d.len());
+        // A default is one token, or a double-quoted string for `string`.
+        let (token, raw_len) = if let Some(q) = d.strip_prefix('"') {
+            match q.find('"') {
+                Some(end) => (&q[..end], end + 2),
+                None => (q, d.len()),
+            }
+        } else {
+            let n = d.find(char::is_whitespace).unwrap_or(d.len());
+            (&d[..n], n)
+        };
+        match parse_param_value(ty, token) {
+            Ok(v) => default = Some(v),
+            Err(msg) => {
+                errors.push(
+                    Diagnostic::error(
+                        Code::BadParamValue,
+                        format!("default of `{name}`: {msg}"),
+                        d_at..d_at + raw_len.max(1),
+                        format!("not a valid {ty}"),
+                    )
+                    .with_help(format!("`{name}` is declared as {}", ty.expects())),
+                );
+                return None;
+            }
+        }
+        rest = d[raw_len..].trim_start();
+    }
+    Some(ParamDecl {
+        name: name.to_string(),
+        ty,
+        default,
+        help: rest.trim().to_string(),
+        span: name_span,
+    })
+}
+
+/// Bind `--param NAME=VALUE` pairs against the recipe's declarations.
+/// Reports every problem: unknown names (with did-you-mean), duplicates,
+/// values that do not parse as their type, required parameters not given.
+pub fn bind_params(
+    decls: &[ParamDecl],
+    args: &[(String, String)],
+) -> Result<Params, Vec<Diagnostic>> {
+    let mut errors = Vec::new();
+    let mut values = BTreeMap::new();
+    let mut given: Vec<&str> = Vec::new();
+    for (name, text) in args {
+        if given.contains(&name.as_str()) {
+            errors.push(
+                Diagnostic::unlocated(
+                    Code::DuplicateParam,
+                    format!("`--param {name}` is given more than once"),
+                )
+                .with_help("give each parameter once"),
+            );
+            continue;
+        }
+        given.push(name);
+        let Some(decl) = decls.iter().find(|d| &d.name == name) else {
+            let help = if decls.is_empty() {
+                "this program declares no parameters".to_string()
+            } else {
+                let names = decls.iter().map(|d| d.name.as_str());
+                match suggest(name, names) {
+                    Some(s) => format!("did you mean `{s}`?"),
+                    None => format!(
+                        "declared parameters: {}",
+                        decls
+                            .iter()
+                            .map(|d| format!("`{}`", d.name))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }
+            };
+            errors.push(
+                Diagnostic::unlocated(Code::UnknownParam, format!("unknown parameter `{name}`"))
+                    .with_help(help),
+            );
+            continue;
+        };
+        match parse_param_value(decl.ty, text) {
+            Ok(v) => {
+                values.insert(name.clone(), v);
+            }
+            Err(msg) => errors.push(
+                Diagnostic::error(
+                    Code::BadParamValue,
+                    format!("`--param {name}={text}`: {msg}"),
+                    decl.span.clone(),
+                    format!("declared as `{}` here", decl.ty),
+                )
+                .with_help(format!("pass {}", decl.ty.expects())),
+            ),
+        }
+    }
+    for d in decls {
+        if given.contains(&d.name.as_str()) {
+            continue;
+        }
+        match &d.default {
+            Some(v) => {
+                values.insert(d.name.clone(), v.clone());
+            }
+            None => errors.push(
+                Diagnostic::error(
+                    Code::MissingParam,
+                    format!("missing required parameter `{}`", d.name),
+                    d.span.clone(),
+                    "declared without a default here",
+                )
+                .with_help(format!(
+                    "pass `--param {}=VALUE`, where VALUE is {}",
+                    d.name,
+                    d.ty.expects()
+                )),
+            ),
+        }
+    }
+    if errors.is_empty() {
+        Ok(Params { values })
+    } else {
+        Err(errors)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ZERO_WINDOW: &str = "\
+# Zero-window segments advertised on a local port, with the owning process.
+#
+# @param port: port                      Local port to watch (required)
+# @param min: u64 = 0                    Ignore windows below this
+# @example tcpq recipes/zero-window.tcpq --param port=8080
+on tcp_select_window where win == 0 and sport == $port print pid, comm, sport, dport
+";
+
+    fn codes(r: Result<impl fmt::Debug, Vec<Diagnostic>>) -> Vec<Code> {
+        r.expect_err("expected errors")
+            .iter()
+            .map(|d| d.code)
+            .collect()
+    }
+
+    #[test]
+    fn header_is_read() {
+        let r = parse_recipe(ZERO_WINDOW).unwrap();
+        assert_eq!(
+            r.description,
+            "Zero-window segments advertised on a local port, with the owning process."
+        );
+        assert_eq!(r.params.len(), 2);
+        assert_eq!(r.params[0].name, "port");
+        assert_eq!(r.params[0].ty, ParamType::Port);
+        assert_eq!(r.params[0].default, None);
+        assert_eq!(r.params[0].help, "Local port to watch (required)");
+        assert_eq!(&ZERO_WINDOW[r.params[0].span.clone()], "port");
+        assert_eq!(
+            r.params[1].default,
+            Some(Value::Int {
+                value: 0,
+                suffix: None
+            })
+        );
+        assert_eq!(
+            r.examples,
+            ["tcpq recipes/zero-window.tcpq --param port=8080"]
+        );
+        assert!(r.body.starts_with("on tcp_select_window"));
+        assert_eq!(&ZERO_WINDOW[r.body_offset..], r.body);
+    }
+
+    #[test]
+    fn string_default_may_be_quoted() {
+        let r = parse_recipe("# @param who: string = \"my app\" the comm\non x print a").unwrap();
+        assert_eq!(r.params[0].default, Some(Value::Str("my app".into())));
+        assert_eq!(r.params[0].help, "the comm");
+    }
+
+    #[test]
+    fn header_errors() {
+        assert_eq!(
+            codes(parse_recipe("# @param port: prot\n")),
+            [Code::BadParamDecl]
+        );
+        assert_eq!(codes(parse_recipe("# @param port\n")), [Code::BadParamDecl]);
+        assert_eq!(
+            codes(parse_recipe("# @param p: port = 70000\n")),
+            [Code::BadParamValue]
+        );
+        assert_eq!(
+            codes(parse_recipe("# @param p: port\n# @param p: u64\n")),
+            [Code::DuplicateParamDecl]
+        );
+        assert_eq!(
+            codes(parse_recipe("# @parm p: port\n")),
+            [Code::UnknownDirective]
+        );
+    }
+
+    fn args(v: &[(&str, &str)]) -> Vec<(String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn binding() {
+        let r = parse_recipe(ZERO_WINDOW).unwrap();
+        let p = bind_params(&r.params, &args(&[("port", "8080")])).unwrap();
+        assert_eq!(
+            p.get("port"),
+            Some(&Value::Int {
+                value: 8080,
+                suffix: None
+            })
+        );
+        assert!(p.get("min").is_some(), "default applies");
+        assert_eq!(codes(bind_params(&r.params, &[])), [Code::MissingParam]);
+        assert_eq!(
+            codes(bind_params(
+                &r.params,
+                &args(&[("prot", "1"), ("port", "1")])
+            )),
+            [Code::UnknownParam]
+        );
+        assert_eq!(
+            codes(bind_params(&r.params, &args(&[("port", "80x")]))),
+            [Code::BadParamValue]
+        );
+        assert_eq!(
+            codes(bind_params(
+                &r.params,
+                &args(&[("port", "1"), ("port", "2")])
+            )),
+            [Code::DuplicateParam]
+        );
+    }
+
+    #[test]
+    fn values_by_type() {
+        use ParamType::*;
+        assert!(parse_param_value(Port, "65536").is_err());
+        assert!(parse_param_value(U64, "-1").is_err());
+        assert_eq!(
+            parse_param_value(I64, "-5"),
+            Ok(Value::Int {
+                value: -5,
+                suffix: None
+            })
+        );
+        assert!(matches!(parse_param_value(Addr, "::1"), Ok(Value::Addr(_))));
+        assert_eq!(parse_param_value(State, "established"), Ok(Value::State(1)));
+        assert!(parse_param_value(State, "ESTABLISHD")
+            .unwrap_err()
+            .contains("ESTABLISHED"));
+        assert_eq!(parse_param_value(Bool, "0"), Ok(Value::Bool(false)));
+        // A string value is data, even when it looks like syntax.
+        assert_eq!(
+            parse_param_value(String, "x\" or 1 == 1"),
+            Ok(Value::Str("x\" or 1 == 1".into()))
+        );
+    }
+}

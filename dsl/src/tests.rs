@@ -1,0 +1,549 @@
+//! Whole-pipeline tests: every error code from a real program (checked by
+//! code, not text), and compiled filters against a direct evaluation of the
+//! AST.
+use super::*;
+use crate::ast::{Expr, Operand, Value};
+use crate::plan::{Action, CmpOp, Jump};
+use proptest::prelude::*;
+use std::net::IpAddr;
+
+fn codes(src: &str) -> Vec<Code> {
+    codes_with(src, &[])
+}
+
+fn codes_with(src: &str, params: &[(&str, &str)]) -> Vec<Code> {
+    let params: Vec<(String, String)> = params
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    match compile(src, "<test>", &params) {
+        Ok(p) => panic!("expected errors, got {p:?}"),
+        Err(d) => d.iter().map(|d| d.code).collect(),
+    }
+}
+
+fn ok(src: &str) -> plan::Plan {
+    compile(src, "<test>", &[]).unwrap_or_else(|d| {
+        panic!("{}", render_all(&d, src, "<test>", false));
+    })
+}
+
+#[test]
+fn seed_one_liner() {
+    let p = ok("on tcp_select_window where win == 0 print pid, comm");
+    let c = &p.clauses[0];
+    assert_eq!(c.template, "tcp_select_window");
+    assert_eq!(c.strategies[0].program, "tcpq_selwin_ndq");
+    assert_eq!(c.filter.len(), 1);
+    assert_eq!(c.filter[0].slot, tcpq_abi::slot::select_window::WIN);
+    assert_eq!((c.filter[0].op, c.filter[0].value), (CmpOp::Eq, 0));
+    assert_eq!(
+        (c.filter[0].jt, c.filter[0].jf),
+        (Jump::Accept, Jump::Reject)
+    );
+    let Action::Print { columns } = &c.action else {
+        panic!("print expected")
+    };
+    assert_eq!(columns[1].slots, [1, 2]);
+}
+
+#[test]
+fn every_code_from_a_program() {
+    use Code::*;
+    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Code);
+    let cases: &[Case] = &[
+        ("on tcp_probe where prnt pid", &[], Syntax),
+        ("on tcp_select_wndow print pid", &[], UnknownProbe),
+        (
+            "on tcp_select_window where wn == 0 print pid",
+            &[],
+            UnknownField,
+        ),
+        ("on tcp_select_window print wn", &[], UnknownField),
+        (
+            "on tcp_probe where sport == $port print pid",
+            &[],
+            UndeclaredParam,
+        ),
+        (
+            "on tcp_probe where state == ESTABLISHD print pid",
+            &[],
+            UnknownConstant,
+        ),
+        (
+            "on tcp_probe where state == \"nope\" print pid",
+            &[],
+            UnknownConstant,
+        ),
+        (
+            "on tcp_probe print pid on tcp_probe print pid",
+            &[],
+            MissingSeparator,
+        ),
+        (
+            "on tcp_probe where sport = 1 print pid",
+            &[],
+            CStyleOperator,
+        ),
+        (
+            "on tcp_probe where sport == 1 && pid == 2 print pid",
+            &[],
+            CStyleOperator,
+        ),
+        (
+            "on tcp_probe where !(sport == 1) print pid",
+            &[],
+            CStyleOperator,
+        ),
+        (
+            "on tcp_probe where saddr == 1.2.3.400 print pid",
+            &[],
+            InvalidLiteral,
+        ),
+        (
+            "on tcp_probe where saddr == fe80:::1 print pid",
+            &[],
+            InvalidLiteral,
+        ),
+        (
+            "on tcp_probe where pid == 99999999999999999999 print pid",
+            &[],
+            InvalidLiteral,
+        ),
+        (
+            "on tcp_probe where comm == \"a\\q\" print pid",
+            &[],
+            InvalidLiteral,
+        ),
+        (
+            "on tcp_probe where pid == 0xg print pid",
+            &[],
+            InvalidLiteral,
+        ),
+        ("# only a comment\n", &[], EmptyProgram),
+        (
+            "on tcp_probe where saddr == 80 print pid",
+            &[],
+            TypeMismatch,
+        ),
+        (
+            "on tcp_probe where sport == \"80\" print pid",
+            &[],
+            TypeMismatch,
+        ),
+        (
+            "on tcp_probe where saddr < ::1 print pid",
+            &[],
+            UnsupportedOperator,
+        ),
+        (
+            "on tcp_probe where comm > \"a\" print pid",
+            &[],
+            UnsupportedOperator,
+        ),
+        (
+            "on tcp_select_window where wscale_ok >= true print pid",
+            &[],
+            UnsupportedOperator,
+        ),
+        (
+            "on tcp_select_window where win > 65536 print pid",
+            &[],
+            OutOfRange,
+        ),
+        (
+            "on tcp_probe where sport > 65535 print pid",
+            &[],
+            OutOfRange,
+        ),
+        ("on tcp_probe where pid < -1 print pid", &[], OutOfRange),
+        (
+            "on tcp_probe where comm == \"a_very_long_name\" print pid",
+            &[],
+            StringTooLong,
+        ),
+        (
+            "on tcp_probe where sport == dport print pid",
+            &[],
+            NeedFieldAndValue,
+        ),
+        (
+            "on tcp_probe where 1 == 2 print pid",
+            &[],
+            NeedFieldAndValue,
+        ),
+        (
+            "on tcp_probe where snd_wnd < 64KiB print pid",
+            &[],
+            UnitSuffix,
+        ),
+        ("on tcp_probe where snd_cwnd print pid", &[], NotAPredicate),
+        ("on tcp_probe where true print pid", &[], NotAPredicate),
+        (
+            "on tcp_probe count by saddr, daddr, comm, task_comm, pid",
+            &[],
+            KeyTooLarge,
+        ),
+        ("on tcp_probe print pid", &[("port", "1")], UnknownParam),
+        (
+            "# @param port: port\non tcp_probe where sport == $port print pid",
+            &[],
+            MissingParam,
+        ),
+        (
+            "# @param port: port\non tcp_probe where sport == $port print pid",
+            &[("port", "x")],
+            BadParamValue,
+        ),
+        (
+            "# @param port: port\non tcp_probe where sport == $port print pid",
+            &[("port", "1"), ("port", "2")],
+            DuplicateParam,
+        ),
+        (
+            "# @param port: prot\non tcp_probe print pid",
+            &[],
+            BadParamDecl,
+        ),
+        (
+            "# @param p: u64\n# @param p: u64\non tcp_probe print pid",
+            &[],
+            DuplicateParamDecl,
+        ),
+        (
+            "# @parm p: u64\non tcp_probe print pid",
+            &[],
+            UnknownDirective,
+        ),
+    ];
+    let mut covered = std::collections::HashSet::new();
+    for (src, params, want) in cases {
+        let got = codes_with(src, params);
+        assert_eq!(got, [*want], "{src}");
+        covered.insert(*want);
+    }
+    let long = (0..=tcpq_abi::MAX_INSNS / 2)
+        .map(|i| format!("saddr == 10.0.0.{i}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    assert_eq!(
+        codes(&format!("on tcp_probe where {long} print pid")),
+        [FilterTooLong]
+    );
+    covered.insert(FilterTooLong);
+    for c in Code::ALL {
+        assert!(covered.contains(c), "no test produces {c:?}");
+    }
+}
+
+#[test]
+fn all_errors_are_collected() {
+    let src = "on tcp_select_window where wn == 0 and sport > 70000 and comm == \"0123456789abcdefg\" print pid, bogus\n\
+               on tcp_probe where srtt < 1s print nope";
+    assert_eq!(
+        codes(src),
+        [
+            Code::UnknownField,
+            Code::OutOfRange,
+            Code::StringTooLong,
+            Code::UnknownField,
+            Code::UnitSuffix,
+            Code::UnknownField
+        ]
+    );
+    // Several broken clauses: one syntax error each.
+    assert_eq!(
+        codes("on tcp_probe where print pid\non tcp_probe prnt pid\non tcp_probe count by"),
+        [Code::Syntax; 3]
+    );
+}
+
+#[test]
+fn params_are_values_not_syntax() {
+    let src = "# @param who: string\non tcp_probe where comm == $who print pid";
+    let p = compile(src, "f", &[("who".into(), "x\" or pid == \"12345".into())]);
+    // 20 bytes: too long for a comm, and certainly not extra syntax.
+    assert_eq!(
+        p.unwrap_err().iter().map(|d| d.code).collect::<Vec<_>>(),
+        [Code::StringTooLong]
+    );
+    let p = compile(src, "f", &[("who".into(), "a\" or \"b".into())]).unwrap();
+    assert_eq!(p.clauses[0].filter.len(), 2, "one comm compare, two slots");
+    // A param of the wrong type is a type error at its use.
+    let src = "# @param a: addr\non tcp_probe where sport == $a print pid";
+    assert_eq!(codes_with(src, &[("a", "::1")]), [Code::TypeMismatch]);
+}
+
+#[test]
+fn where_changes_only_the_filter() {
+    let a = ok("on tcp_select_window where win == 0 print pid, comm");
+    let b = ok("on tcp_select_window where not wscale_ok or saddr == ::1 print pid, comm");
+    let c = ok("on tcp_select_window print pid, comm");
+    for other in [&b, &c] {
+        let (x, y) = (&a.clauses[0], &other.clauses[0]);
+        assert_eq!(x.template, y.template);
+        assert_eq!(x.strategies, y.strategies);
+        assert_eq!(x.action, y.action);
+        assert_ne!(x.filter, y.filter);
+    }
+    assert!(c.clauses[0].filter.is_empty());
+}
+
+#[test]
+fn literal_first_is_mirrored() {
+    let p = ok("on tcp_select_window where 10 < win print pid");
+    assert_eq!(p.clauses[0].filter[0].op, CmpOp::Gt);
+}
+
+#[test]
+fn never_panics_on_junk() {
+    for src in [
+        "",
+        "on",
+        "on ;",
+        "\"",
+        "on x where \"",
+        "$",
+        "on tcp_probe where $ print a",
+        "on tcp_probe where ((((( print a",
+        "é on tcp_probe print pid",
+        "on tcp_probe where 0x print pid",
+        "on tcp_probe where -0x8000000000000000 < pid print pid",
+        "::::",
+        "on tcp_probe print pid;;;;",
+        "\u{0} on",
+        "on tcp_probe where comm == \"\u{0}\" print pid",
+    ] {
+        if let Err(ds) = compile(src, "x", &[]) {
+            for d in &ds {
+                let _ = render(d, src, "x", true);
+            }
+        }
+    }
+}
+
+// ---- compiled filters vs. direct evaluation of the AST --------------------
+
+/// A `tcp_select_window` record, by field.
+#[derive(Debug, Clone)]
+struct Record {
+    win: u64,
+    saddr: IpAddr,
+    comm: String,
+    wscale_ok: bool,
+    state: u8,
+    family: u8,
+}
+
+impl Record {
+    fn slots(&self) -> [u64; tcpq_abi::N_SLOTS] {
+        use tcpq_abi::slot;
+        let mut v = [0u64; tcpq_abi::N_SLOTS];
+        v[slot::select_window::WIN as usize] = self.win;
+        let a = match self.saddr {
+            IpAddr::V4(x) => x.to_ipv6_mapped().octets(),
+            IpAddr::V6(x) => x.octets(),
+        };
+        let [hi, lo] = tcpq_abi::addr_words(&a);
+        v[slot::SADDR_HI as usize] = hi;
+        v[slot::SADDR_LO as usize] = lo;
+        let mut c = [0u8; 16];
+        c[..self.comm.len()].copy_from_slice(self.comm.as_bytes());
+        let [c0, c1] = tcpq_abi::comm_words(&c);
+        v[slot::COMM_0 as usize] = c0;
+        v[slot::COMM_1 as usize] = c1;
+        v[slot::select_window::WSCALE_OK as usize] = u64::from(self.wscale_ok);
+        v[slot::STATE as usize] = u64::from(self.state);
+        v[slot::FAMILY as usize] = u64::from(self.family);
+        v
+    }
+}
+
+fn canon(a: IpAddr) -> [u8; 16] {
+    match a {
+        IpAddr::V4(x) => x.to_ipv6_mapped().octets(),
+        IpAddr::V6(x) => x.octets(),
+    }
+}
+
+/// What the condition means, straight from the syntax tree.
+fn eval_ast(e: &Expr, r: &Record) -> bool {
+    match e {
+        Expr::Not { expr, .. } => !eval_ast(expr, r),
+        Expr::And { lhs, rhs, .. } => eval_ast(lhs, r) && eval_ast(rhs, r),
+        Expr::Or { lhs, rhs, .. } => eval_ast(lhs, r) || eval_ast(rhs, r),
+        Expr::Bare(Operand::Field(f)) => {
+            assert_eq!(f.name, "wscale_ok");
+            r.wscale_ok
+        }
+        Expr::Bare(_) => unreachable!("generator makes no bare values"),
+        Expr::Compare { lhs, op, rhs, .. } => {
+            let (name, lit, op) = match (lhs, rhs) {
+                (Operand::Field(f), Operand::Literal(l)) => (&f.name, &l.value, op.op),
+                (Operand::Literal(l), Operand::Field(f)) => {
+                    let m = match op.op {
+                        CmpOp::Lt => CmpOp::Gt,
+                        CmpOp::Le => CmpOp::Ge,
+                        CmpOp::Gt => CmpOp::Lt,
+                        CmpOp::Ge => CmpOp::Le,
+                        o => o,
+                    };
+                    (&f.name, &l.value, m)
+                }
+                _ => unreachable!(),
+            };
+            let ord = match (name.as_str(), lit) {
+                ("win", Value::Int { value, .. }) => (r.win as i128).cmp(value),
+                ("saddr", Value::Addr(a)) => canon(r.saddr).cmp(&canon(*a)),
+                ("comm", Value::Str(s)) => r.comm.as_str().cmp(s.as_str()),
+                ("wscale_ok", Value::Bool(b)) => r.wscale_ok.cmp(b),
+                ("state", Value::State(s)) => r.state.cmp(s),
+                ("family", Value::Family(f)) => r.family.cmp(f),
+                other => unreachable!("{other:?}"),
+            };
+            match op {
+                CmpOp::Eq => ord.is_eq(),
+                CmpOp::Ne => ord.is_ne(),
+                CmpOp::Lt => ord.is_lt(),
+                CmpOp::Le => ord.is_le(),
+                CmpOp::Gt => ord.is_gt(),
+                CmpOp::Ge => ord.is_ge(),
+            }
+        }
+    }
+}
+
+const ADDRS: [&str; 4] = ["10.0.0.1", "10.0.0.2", "::1", "::ffff:10.0.0.1"];
+const COMMS: [&str; 3] = ["nginx", "curl", "a_fifteen_byte_"];
+const STATES: [&str; 3] = ["ESTABLISHED", "LISTEN", "CLOSE"];
+
+fn arb_leaf() -> impl Strategy<Value = String> {
+    let op = prop_oneof![
+        Just("=="),
+        Just("!="),
+        Just("<"),
+        Just("<="),
+        Just(">"),
+        Just(">=")
+    ];
+    let eq = prop_oneof![Just("=="), Just("!=")];
+    prop_oneof![
+        // From 1: `win >= 0` is rejected as always true.
+        (op, 1u64..4, any::<bool>()).prop_map(|(op, n, flip)| if flip {
+            format!("{n} {op} win")
+        } else {
+            format!("win {op} {n}")
+        }),
+        (eq.clone(), 0..ADDRS.len()).prop_map(|(op, i)| format!("saddr {op} {}", ADDRS[i])),
+        (eq.clone(), 0..COMMS.len()).prop_map(|(op, i)| format!("comm {op} \"{}\"", COMMS[i])),
+        (eq.clone(), any::<bool>()).prop_map(|(op, b)| format!("wscale_ok {op} {b}")),
+        Just("wscale_ok".to_string()),
+        (eq.clone(), 0..STATES.len()).prop_map(|(op, i)| format!("state {op} {}", STATES[i])),
+        (eq, any::<bool>())
+            .prop_map(|(op, b)| format!("family {op} {}", if b { "AF_INET" } else { "AF_INET6" })),
+    ]
+}
+
+fn arb_where() -> impl Strategy<Value = String> {
+    arb_leaf().prop_recursive(4, 24, 2, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|e| format!("not ({e})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("{a} and {b}")),
+            (inner.clone(), inner).prop_map(|(a, b)| format!("({a}) or ({b})")),
+        ]
+    })
+}
+
+fn arb_record() -> impl Strategy<Value = Record> {
+    (
+        0u64..4,
+        0..ADDRS.len(),
+        0..COMMS.len(),
+        any::<bool>(),
+        0..STATES.len(),
+        any::<bool>(),
+    )
+        .prop_map(|(win, a, c, w, s, f)| Record {
+            win,
+            saddr: ADDRS[a].parse().unwrap(),
+            comm: COMMS[c].to_string(),
+            wscale_ok: w,
+            state: catalog::state_by_name(STATES[s]).unwrap(),
+            family: if f { 2 } else { 10 },
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+    #[test]
+    fn filters_agree_with_the_ast(cond in arb_where(), records in proptest::collection::vec(arb_record(), 8)) {
+        let src = format!("on tcp_select_window where {cond} print pid");
+        let plan = compile(&src, "<prop>", &[]);
+        let plan = match plan {
+            Ok(p) => p,
+            Err(ds) => return Err(TestCaseError::fail(render_all(&ds, &src, "<prop>", false))),
+        };
+        let ast = parse(&src).unwrap();
+        let expr = &ast.clauses[0].filter.as_ref().unwrap().expr;
+        let filter = &plan.clauses[0].filter;
+        prop_assert!(filter.len() <= tcpq_abi::MAX_INSNS);
+        for r in &records {
+            prop_assert_eq!(filter::run(filter, &r.slots()), eval_ast(expr, r), "{:?}", r);
+        }
+    }
+
+    #[test]
+    fn arbitrary_text_never_panics(src in "\\PC{0,60}") {
+        let _ = compile(&src, "x", &[]);
+    }
+
+    #[test]
+    fn near_miss_programs_never_panic(cond in arb_where(), cut in 0usize..200) {
+        let src = format!("on tcp_select_window where {cond} print pid");
+        let cut = cut.min(src.len());
+        let src = src.get(..cut).unwrap_or(&src);
+        if let Err(ds) = compile(src, "x", &[]) {
+            for d in &ds {
+                let _ = render(d, src, "x", false);
+            }
+        }
+    }
+}
+
+#[test]
+fn deep_nesting_is_an_error_not_a_stack_overflow() {
+    // Runs on a test thread (2 MiB stack by default): the deepest accepted
+    // nesting must fit there too.
+    let n = parse::MAX_NESTING;
+    let src = format!(
+        "on tcp_probe where {}pid == 1{} print pid",
+        "(".repeat(n),
+        ")".repeat(n)
+    );
+    assert!(compile(&src, "x", &[]).is_ok());
+    let src = format!("on tcp_probe where {}pid == 1 print pid", "not ".repeat(n));
+    assert!(compile(&src, "x", &[]).is_ok());
+    // The longest accepted chain reaches `check`, which counts instructions.
+    let src = format!(
+        "on tcp_probe where {} print pid",
+        vec!["pid == 1"; parse::MAX_CONNECTIVES + 1].join(" and ")
+    );
+    assert_eq!(codes(&src), [Code::FilterTooLong]);
+    for src in [
+        format!(
+            "on tcp_probe where {}pid == 1{} print pid",
+            "(".repeat(100_000),
+            ")".repeat(100_000)
+        ),
+        format!(
+            "on tcp_probe where {}pid == 1 print pid",
+            "not ".repeat(100_000)
+        ),
+        format!(
+            "on tcp_probe where {} print pid",
+            vec!["pid == 1"; 100_000].join(" and ")
+        ),
+    ] {
+        assert_eq!(codes(&src), [Code::FilterTooLong]);
+    }
+}

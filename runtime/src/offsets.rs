@@ -1,0 +1,422 @@
+//! The `TCPQ_OFFSETS` table: every kernel location a template reads,
+//! resolved for the running kernel (struct members from BTF, tracepoint
+//! fields from tracefs).
+//!
+//! The table is plain data (`N_OFFSETS` × 8 bytes) so that it can later be
+//! cached on disk keyed by a hash of the BTF bytes and the format files,
+//! skipping the BTF index on start-up.
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use tcpq_abi::{off, FieldLoc, N_OFFSETS};
+
+use crate::{
+    btf::{Btf, BtfError},
+    tracefs::{Format, Tracefs, TracefsError},
+};
+
+/// Struct members, by `off::*` index and dotted BTF path.
+pub const STRUCT_MEMBERS: &[(u32, &str)] = &[
+    (off::SKC_FAMILY, "sock_common.skc_family"),
+    (off::SKC_STATE, "sock_common.skc_state"),
+    (off::SKC_NUM, "sock_common.skc_num"),
+    (off::SKC_DPORT, "sock_common.skc_dport"),
+    (off::SKC_DADDR, "sock_common.skc_daddr"),
+    (off::SKC_RCV_SADDR, "sock_common.skc_rcv_saddr"),
+    (off::SKC_V6_DADDR, "sock_common.skc_v6_daddr"),
+    (off::SKC_V6_RCV_SADDR, "sock_common.skc_v6_rcv_saddr"),
+    (off::SKC_NET, "sock_common.skc_net.net"),
+    (off::NET_INUM, "net.ns.inum"),
+    (off::SKC_COOKIE, "sock_common.skc_cookie"),
+    (off::SK_PROTOCOL, "sock.sk_protocol"),
+    (off::SK_TYPE, "sock.sk_type"),
+    (off::TP_RCV_WND, "tcp_sock.rcv_wnd"),
+    (off::TP_SND_WND, "tcp_sock.snd_wnd"),
+    (off::TP_WSCALE_OK, "tcp_sock.rx_opt.wscale_ok"),
+    (off::TP_SND_WSCALE, "tcp_sock.rx_opt.snd_wscale"),
+    (off::TP_RCV_WSCALE, "tcp_sock.rx_opt.rcv_wscale"),
+    (off::SKB_SK, "sk_buff.sk"),
+    (off::SKB_HEAD, "sk_buff.head"),
+    (off::SKB_TRANSPORT_HEADER, "sk_buff.transport_header"),
+    (off::SKB_CB, "sk_buff.cb"),
+    (off::TCB_GSO_SEGS, "tcp_skb_cb.tcp_gso_segs"),
+    (off::TASK_FILES, "task_struct.files"),
+    (off::FILES_FDT, "files_struct.fdt"),
+    (off::FDT_FD, "fdtable.fd"),
+    (off::FDT_MAX_FDS, "fdtable.max_fds"),
+    (off::FILE_PRIVATE_DATA, "file.private_data"),
+    (off::SOCKET_SK, "socket.sk"),
+];
+
+/// `tcp_gso_segs` where every kernel since 4.x keeps it, for kernels whose
+/// BTF lacks `struct tcp_skb_cb` (it is only in BTF when some function
+/// takes it).
+const GSO_SEGS_FALLBACK: FieldLoc = FieldLoc {
+    off: 8,
+    size: 2,
+    bit_off: 0,
+    bit_size: 0,
+    _pad: 0,
+};
+
+/// A classic tracepoint field needed by a template: (index, category,
+/// event, field).
+pub const TRACEPOINT_FIELDS: &[(u32, &str, &str, &str)] = &[
+    (off::TP_ACCEPT_RET, "syscalls", "sys_exit_accept4", "ret"),
+    (off::TP_PROBE_SK, "tcp", "tcp_probe", "skaddr"),
+    (off::TP_PROBE_SND_NXT, "tcp", "tcp_probe", "snd_nxt"),
+    (off::TP_PROBE_SND_UNA, "tcp", "tcp_probe", "snd_una"),
+    (off::TP_PROBE_SND_CWND, "tcp", "tcp_probe", "snd_cwnd"),
+    (off::TP_PROBE_SSTHRESH, "tcp", "tcp_probe", "ssthresh"),
+    (off::TP_PROBE_SND_WND, "tcp", "tcp_probe", "snd_wnd"),
+    (off::TP_PROBE_SRTT, "tcp", "tcp_probe", "srtt"),
+    (off::TP_PROBE_RCV_WND, "tcp", "tcp_probe", "rcv_wnd"),
+    (off::TP_PROBE_DATA_LEN, "tcp", "tcp_probe", "data_len"),
+    (off::TP_PROBE_MARK, "tcp", "tcp_probe", "mark"),
+];
+
+/// A raw tracepoint argument needed by a template: (index, tracepoint,
+/// position in `TP_PROTO`, the C type it must have, required). The
+/// prototype comes from the kernel's BTF, so a reordered or retyped
+/// argument is caught instead of read as garbage.
+pub const RAW_TRACEPOINT_ARGS: &[(u32, &str, usize, &str, bool)] = &[
+    (
+        off::TP_NET_DEV_QUEUE_SKB,
+        "net_dev_queue",
+        0,
+        "struct sk_buff *",
+        true,
+    ),
+    (
+        off::TP_SET_STATE_SK,
+        "inet_sock_set_state",
+        0,
+        "struct sock *",
+        true,
+    ),
+    (
+        off::TP_SET_STATE_NEWSTATE,
+        "inet_sock_set_state",
+        2,
+        "int",
+        true,
+    ),
+    (
+        off::TP_SOCK_LENGTH_SK,
+        "sock_send_length",
+        0,
+        "struct sock *",
+        true,
+    ),
+    (
+        off::TP_RETRANS_SK,
+        "tcp_retransmit_skb",
+        0,
+        "struct sock *",
+        true,
+    ),
+    (
+        off::TP_RETRANS_SKB,
+        "tcp_retransmit_skb",
+        1,
+        "struct sk_buff *",
+        true,
+    ),
+    // Only kernels whose tracepoint also fires for failed attempts have it.
+    (off::TP_RETRANS_ERR, "tcp_retransmit_skb", 2, "int", false),
+];
+
+/// Raw tracepoints one template program serves: their prototypes must be
+/// identical.
+pub const SAME_PROTOTYPE: &[(&str, &str)] = &[("sock_send_length", "sock_recv_length")];
+
+/// Classic tracepoints one template program serves with one layout: the second
+/// must place these fields exactly where the first does.
+pub const SAME_LAYOUT: &[(&str, &str, &str, &str, &[&str])] = &[(
+    "syscalls",
+    "sys_exit_accept4",
+    "syscalls",
+    "sys_exit_accept",
+    &["ret"],
+)];
+
+/// A tracepoint as (category, name).
+type Event<'a> = (&'a str, &'a str);
+
+/// The index `missing` uses for a layout mismatch between twin tracepoints.
+pub const MISMATCH: u32 = u32::MAX;
+
+/// Why an entry could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum Unresolved {
+    #[error(transparent)]
+    Btf(#[from] BtfError),
+    #[error(transparent)]
+    Tracefs(#[from] TracefsError),
+    /// A raw tracepoint's prototype is not what the template expects.
+    #[error("{0}")]
+    Prototype(String),
+}
+
+/// The resolved table plus what was learned on the way.
+#[derive(Debug)]
+pub struct Offsets {
+    /// Indexed by `off::*`; `size == 0` marks an unresolved entry.
+    pub locs: [FieldLoc; N_OFFSETS],
+    /// Entries that could not be resolved, and why.
+    pub missing: Vec<(u32, String, Unresolved)>,
+    /// Assumptions made (fallbacks), for `--explain` and `doctor`.
+    pub notes: Vec<String>,
+    /// Time spent resolving struct members (BTF already indexed).
+    pub btf_resolve_time: Duration,
+    /// Time spent reading format files.
+    pub tracefs_time: Duration,
+}
+
+impl Offsets {
+    /// Resolve every entry. Never fails as a whole: what cannot be resolved
+    /// is left at size 0 and listed in `missing`, and a template that needs
+    /// it fails (or degrades) on its own.
+    pub fn resolve(btf: &Btf, tracefs: &Tracefs) -> Offsets {
+        let mut out = Offsets {
+            locs: [FieldLoc::default(); N_OFFSETS],
+            missing: Vec::new(),
+            notes: Vec::new(),
+            btf_resolve_time: Duration::ZERO,
+            tracefs_time: Duration::ZERO,
+        };
+        let t = Instant::now();
+        out.resolve_btf(btf);
+        out.btf_resolve_time = t.elapsed();
+        let t = Instant::now();
+        out.resolve_tracefs(tracefs);
+        out.tracefs_time = t.elapsed();
+        out
+    }
+
+    fn resolve_btf(&mut self, btf: &Btf) {
+        // One pass over the type section finds every struct we start from.
+        let mut roots: Vec<&str> = STRUCT_MEMBERS
+            .iter()
+            .map(|(_, p)| p.split('.').next().unwrap_or_default())
+            .collect();
+        roots.sort_unstable();
+        roots.dedup();
+        let ids = btf.find_structs(&roots);
+        for &(idx, path) in STRUCT_MEMBERS {
+            let mut parts = path.split('.');
+            let root = parts.next().unwrap_or_default();
+            let result = match ids.get(root) {
+                Some(&id) => btf.resolve_in(id, root, parts),
+                None => Err(BtfError::NoSuchStruct(root.to_owned())),
+            };
+            match result {
+                Ok(m) => self.locs[idx as usize] = m.to_field_loc(),
+                Err(e) if idx == off::TCB_GSO_SEGS => {
+                    self.locs[idx as usize] = GSO_SEGS_FALLBACK;
+                    self.notes.push(format!(
+                        "{path}: not in BTF ({e}); assumed offset 8, 2 bytes (its place since Linux 4.x)"
+                    ));
+                }
+                Err(e) => self.missing.push((idx, path.to_owned(), e.into())),
+            }
+        }
+        self.resolve_raw_tracepoints(btf);
+    }
+
+    fn resolve_raw_tracepoints(&mut self, btf: &Btf) {
+        let mut names: Vec<&str> = RAW_TRACEPOINT_ARGS.iter().map(|a| a.1).collect();
+        names.extend(SAME_PROTOTYPE.iter().flat_map(|&(a, b)| [a, b]));
+        names.sort_unstable();
+        names.dedup();
+        let protos: HashMap<&str, Result<Option<Vec<String>>, BtfError>> = names
+            .into_iter()
+            .map(|n| (n, btf.raw_tracepoint_args(n)))
+            .collect();
+        for &(idx, tp, pos, want, required) in RAW_TRACEPOINT_ARGS {
+            let what = format!("raw tracepoint {tp} argument {pos} ({want})");
+            let problem = match &protos[tp] {
+                Ok(Some(args)) => match args.get(pos) {
+                    Some(have) if have == want => {
+                        self.locs[idx as usize] = FieldLoc {
+                            off: 8 * pos as u32,
+                            size: if want.ends_with('*') { 8 } else { 4 },
+                            bit_off: 0,
+                            bit_size: 0,
+                            _pad: 0,
+                        };
+                        continue;
+                    }
+                    Some(have) => format!("the kernel's prototype has `{have}` there"),
+                    None if !required => {
+                        self.notes.push(format!("{what}: absent on this kernel"));
+                        continue;
+                    }
+                    None => format!("the kernel's prototype has {} arguments", args.len()),
+                },
+                Ok(None) => format!("no btf_trace_{tp} in BTF"),
+                Err(e) => e.to_string(),
+            };
+            self.missing
+                .push((idx, what, Unresolved::Prototype(problem)));
+        }
+        for &(a, b) in SAME_PROTOTYPE {
+            if let (Ok(Some(pa)), Ok(Some(pb))) = (&protos[a], &protos[b]) {
+                if pa != pb {
+                    self.missing.push((
+                        MISMATCH,
+                        format!("raw tracepoint {b}"),
+                        Unresolved::Prototype(format!(
+                            "prototype ({}) differs from {a}'s ({})",
+                            pb.join(", "),
+                            pa.join(", ")
+                        )),
+                    ));
+                }
+            }
+        }
+    }
+
+    fn resolve_tracefs(&mut self, tracefs: &Tracefs) {
+        // Each format file is read once.
+        let mut events: Vec<(&str, &str)> = TRACEPOINT_FIELDS
+            .iter()
+            .map(|&(_, c, e, _)| (c, e))
+            .chain(
+                SAME_LAYOUT
+                    .iter()
+                    .flat_map(|&(ca, ea, cb, eb, _)| [(ca, ea), (cb, eb)]),
+            )
+            .collect();
+        events.sort_unstable();
+        events.dedup();
+        let formats: Vec<(Event, Result<Format, TracefsError>)> = events
+            .into_iter()
+            .map(|(c, e)| ((c, e), tracefs.format(c, e)))
+            .collect();
+        let get = |cat: &str, ev: &str| {
+            formats
+                .iter()
+                .find(|(k, _)| *k == (cat, ev))
+                .map(|(_, f)| f.as_ref())
+                .expect("every event was read above")
+        };
+        for &(idx, cat, ev, field) in TRACEPOINT_FIELDS {
+            let event = format!("{cat}:{ev}");
+            let result = match get(cat, ev) {
+                Ok(f) => f.field(&event, field),
+                Err(_) => Err(TracefsError::NoTracepoint {
+                    category: cat.to_owned(),
+                    name: ev.to_owned(),
+                }),
+            };
+            match result {
+                Ok(f) => {
+                    self.locs[idx as usize] = FieldLoc {
+                        off: f.offset,
+                        size: f.size.min(u8::MAX as u32) as u8,
+                        bit_off: 0,
+                        bit_size: 0,
+                        _pad: 0,
+                    }
+                }
+                Err(e) => self
+                    .missing
+                    .push((idx, format!("{event}.{field}"), e.into())),
+            }
+        }
+        for &(ca, ea, cb, eb, fields) in SAME_LAYOUT {
+            let (Ok(a), Ok(b)) = (get(ca, ea), get(cb, eb)) else {
+                // A missing twin only loses that attach point; the session
+                // reports it when it tries to attach there.
+                continue;
+            };
+            for field in fields {
+                let fa = a.fields.get(*field);
+                let fb = b.fields.get(*field);
+                if fa != fb {
+                    let at = |f: Option<&crate::tracefs::Field>| match f {
+                        Some(f) => format!("offset {} size {}", f.offset, f.size),
+                        None => "absent".to_owned(),
+                    };
+                    self.missing.push((
+                        MISMATCH,
+                        format!("{cb}:{eb}.{field}"),
+                        TracefsError::Mismatch {
+                            a: format!("{ca}:{ea}"),
+                            b: format!("{cb}:{eb}"),
+                            field: (*field).to_owned(),
+                            a_at: at(fa),
+                            b_at: at(fb),
+                        }
+                        .into(),
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Whether an entry was resolved.
+    pub fn has(&self, idx: u32) -> bool {
+        self.locs.get(idx as usize).is_some_and(|l| l.size != 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_index_is_in_range_and_unique() {
+        let mut seen = std::collections::HashSet::new();
+        for (i, _) in STRUCT_MEMBERS {
+            assert!((*i as usize) < N_OFFSETS);
+            assert!(seen.insert(*i));
+        }
+        for (i, ..) in TRACEPOINT_FIELDS {
+            assert!((*i as usize) < N_OFFSETS);
+            assert!(seen.insert(*i));
+        }
+        for (i, ..) in RAW_TRACEPOINT_ARGS {
+            assert!((*i as usize) < N_OFFSETS);
+            assert!(seen.insert(*i));
+        }
+    }
+
+    #[test]
+    fn resolves_everything_on_this_kernel() {
+        let (Ok(btf), Some(tfs)) = (Btf::from_sys_fs(), Tracefs::find()) else {
+            eprintln!("no BTF or tracefs; skipping");
+            return;
+        };
+        let o = Offsets::resolve(&btf, &tfs);
+        for (idx, path, e) in &o.missing {
+            eprintln!("missing {idx} {path}: {e}");
+        }
+        assert!(o.missing.is_empty());
+        for (i, _) in STRUCT_MEMBERS {
+            assert!(o.has(*i), "{i}");
+        }
+        assert_eq!(o.locs[off::SKC_V6_DADDR as usize].size, 16);
+        assert_eq!(o.locs[off::SKC_COOKIE as usize].size, 8);
+        assert_eq!(o.locs[off::SKB_TRANSPORT_HEADER as usize].size, 2);
+        assert_eq!(o.locs[off::TP_ACCEPT_RET as usize].size, 8);
+        // Raw tracepoint arguments, from the kernel's prototypes.
+        let skb = o.locs[off::TP_RETRANS_SKB as usize];
+        assert_eq!((skb.off, skb.size), (8, 8));
+        let err = o.locs[off::TP_RETRANS_ERR as usize];
+        assert_eq!((err.off, err.size), (16, 4));
+        let newstate = o.locs[off::TP_SET_STATE_NEWSTATE as usize];
+        assert_eq!((newstate.off, newstate.size), (16, 4));
+        let ok = o.locs[off::TP_WSCALE_OK as usize];
+        assert_eq!((ok.bit_off, ok.bit_size, ok.size), (3, 1, 1));
+        eprintln!(
+            "btf index {:?}, resolve {:?}, tracefs {:?}",
+            btf.parse_time(),
+            o.btf_resolve_time,
+            o.tracefs_time
+        );
+    }
+}

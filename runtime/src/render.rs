@@ -1,0 +1,318 @@
+//! Turning record slots into text and JSON, one column at a time.
+//!
+//! Output streams, so text columns have fixed widths chosen per type (not
+//! per observed value); a value wider than its column pushes the rest of
+//! its row right rather than being cut.
+use std::{fmt::Write as _, net::Ipv6Addr};
+
+use tcpq_dsl::plan::{Column, FieldType, Unit};
+
+/// Output format.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Format {
+    /// Aligned columns under a header.
+    #[default]
+    Text,
+    /// One JSON object per line, keys = column names.
+    Json,
+}
+
+/// Kernel TCP state names, by `sk_state` value (`include/net/tcp_states.h`).
+pub fn tcp_state_name(v: u64) -> Option<&'static str> {
+    Some(match v {
+        1 => "ESTABLISHED",
+        2 => "SYN_SENT",
+        3 => "SYN_RECV",
+        4 => "FIN_WAIT1",
+        5 => "FIN_WAIT2",
+        6 => "TIME_WAIT",
+        7 => "CLOSE",
+        8 => "CLOSE_WAIT",
+        9 => "LAST_ACK",
+        10 => "LISTEN",
+        11 => "CLOSING",
+        12 => "NEW_SYN_RECV",
+        13 => "BOUND_INACTIVE",
+        _ => return None,
+    })
+}
+
+/// Address family names.
+pub fn family_name(v: u64) -> Option<&'static str> {
+    match v {
+        2 => Some("AF_INET"),
+        10 => Some("AF_INET6"),
+        _ => None,
+    }
+}
+
+/// A rendered value, before layout.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    Uint(u64),
+    Int(i64),
+    Bool(bool),
+    /// Text shown as is (quoted in JSON).
+    Str(String),
+    /// A number shown with a unit suffix in text, bare in JSON.
+    Unit(u64, &'static str),
+    /// Unknown (empty `comm`): `-` in text, `null` in JSON.
+    Null,
+}
+
+/// Decode a column's value from its slots' values (in `col.slots` order).
+/// Missing slots read as zero rather than failing: a short key is a bug in
+/// the plan, not in the user's input.
+pub fn decode(ty: FieldType, vals: &[u64]) -> Value {
+    let v0 = vals.first().copied().unwrap_or(0);
+    let v1 = vals.get(1).copied().unwrap_or(0);
+    match ty {
+        FieldType::Uint(Unit::Micros) => Value::Unit(v0, "us"),
+        FieldType::Uint(Unit::Millis) => Value::Unit(v0, "ms"),
+        FieldType::Uint(_) | FieldType::Port => Value::Uint(v0),
+        FieldType::Int(_) => Value::Int(v0 as i64),
+        FieldType::Bool => Value::Bool(v0 != 0),
+        FieldType::Addr => {
+            let ip = Ipv6Addr::from(tcpq_abi::addr_bytes([v0, v1]));
+            Value::Str(match ip.to_ipv4_mapped() {
+                Some(v4) => v4.to_string(),
+                None => ip.to_string(),
+            })
+        }
+        FieldType::Comm => {
+            let bytes = tcpq_abi::comm_bytes([v0, v1]);
+            let n = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+            if n == 0 {
+                Value::Null
+            } else {
+                Value::Str(String::from_utf8_lossy(&bytes[..n]).into_owned())
+            }
+        }
+        FieldType::TcpState => match tcp_state_name(v0) {
+            Some(s) => Value::Str(s.to_owned()),
+            None => Value::Uint(v0),
+        },
+        FieldType::Family => match family_name(v0) {
+            Some(s) => Value::Str(s.to_owned()),
+            None => Value::Uint(v0),
+        },
+    }
+}
+
+impl Value {
+    pub fn text(&self) -> String {
+        match self {
+            Value::Uint(v) => v.to_string(),
+            Value::Int(v) => v.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Str(s) => s.clone(),
+            Value::Unit(v, u) => format!("{v}{u}"),
+            Value::Null => "-".to_owned(),
+        }
+    }
+
+    pub fn json(&self) -> String {
+        match self {
+            Value::Uint(v) | Value::Unit(v, _) => v.to_string(),
+            Value::Int(v) => v.to_string(),
+            Value::Bool(b) => b.to_string(),
+            Value::Str(s) => json_string(s),
+            Value::Null => "null".to_owned(),
+        }
+    }
+
+    fn right_aligned(&self) -> bool {
+        matches!(self, Value::Uint(_) | Value::Int(_) | Value::Unit(..))
+    }
+}
+
+/// A JSON string literal.
+pub fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+/// Text width reserved for a type.
+pub fn type_width(ty: FieldType) -> usize {
+    match ty {
+        FieldType::Uint(Unit::Micros | Unit::Millis) => 10,
+        FieldType::Uint(_) => 10,
+        FieldType::Int(_) => 6,
+        FieldType::Bool => 5,
+        FieldType::Addr => 15,
+        FieldType::Port => 5,
+        FieldType::Comm => 16,
+        FieldType::TcpState => 11,
+        FieldType::Family => 8,
+    }
+}
+
+/// Whether a type's text is right-aligned (numbers) or left-aligned.
+fn type_right_aligned(ty: FieldType) -> bool {
+    matches!(ty, FieldType::Uint(_) | FieldType::Int(_) | FieldType::Port)
+}
+
+/// Lays out rows of one column set.
+#[derive(Clone, Debug)]
+pub struct Table {
+    names: Vec<String>,
+    widths: Vec<usize>,
+    right: Vec<bool>,
+    format: Format,
+}
+
+impl Table {
+    /// A table for `columns`, plus extra trailing unsigned columns by name
+    /// (`count`).
+    pub fn new(columns: &[Column], extra: &[&str], format: Format) -> Table {
+        let mut names = Vec::new();
+        let mut widths = Vec::new();
+        let mut right = Vec::new();
+        for c in columns {
+            names.push(c.name.clone());
+            widths.push(type_width(c.ty).max(c.name.len()));
+            right.push(type_right_aligned(c.ty));
+        }
+        let alone = columns.is_empty();
+        for e in extra {
+            names.push((*e).to_owned());
+            // Alone on its line, a count needs no room to align under.
+            widths.push(if alone { e.len() } else { 8.max(e.len()) });
+            right.push(true);
+        }
+        Table {
+            names,
+            widths,
+            right,
+            format,
+        }
+    }
+
+    /// The header line (text only; JSON has none).
+    pub fn header(&self) -> Option<String> {
+        if self.format == Format::Json {
+            return None;
+        }
+        let cells: Vec<String> = self.names.to_vec();
+        Some(self.layout(&cells, &self.right))
+    }
+
+    /// One row.
+    pub fn row(&self, values: &[Value]) -> String {
+        match self.format {
+            Format::Json => {
+                let mut out = String::from("{");
+                for (i, (name, v)) in self.names.iter().zip(values).enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let _ = write!(out, "{}:{}", json_string(name), v.json());
+                }
+                out.push('}');
+                out
+            }
+            Format::Text => {
+                let cells: Vec<String> = values.iter().map(Value::text).collect();
+                let right: Vec<bool> = values
+                    .iter()
+                    .zip(&self.right)
+                    .map(|(v, r)| *r && (v.right_aligned() || matches!(v, Value::Null)))
+                    .collect();
+                self.layout(&cells, &right)
+            }
+        }
+    }
+
+    fn layout(&self, cells: &[String], right: &[bool]) -> String {
+        let mut out = String::new();
+        let last = cells.len().saturating_sub(1);
+        for (i, cell) in cells.iter().enumerate() {
+            if i > 0 {
+                out.push_str("  ");
+            }
+            let w = self.widths.get(i).copied().unwrap_or(0);
+            if right.get(i).copied().unwrap_or(false) {
+                let _ = write!(out, "{cell:>w$}");
+            } else if i == last {
+                out.push_str(cell);
+            } else {
+                let _ = write!(out, "{cell:<w$}");
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn col(name: &str, ty: FieldType, slots: &[u8]) -> Column {
+        Column {
+            name: name.to_owned(),
+            ty,
+            slots: slots.to_vec(),
+        }
+    }
+
+    #[test]
+    fn decodes_each_type() {
+        let lo = tcpq_abi::v4_mapped_lo([127, 0, 0, 1]);
+        assert_eq!(
+            decode(FieldType::Addr, &[0, lo]),
+            Value::Str("127.0.0.1".into())
+        );
+        let v6 = tcpq_abi::addr_words(&"fe80::1".parse::<Ipv6Addr>().unwrap().octets());
+        assert_eq!(decode(FieldType::Addr, &v6), Value::Str("fe80::1".into()));
+        let w = tcpq_abi::comm_words(b"iperf3\0\0\0\0\0\0\0\0\0\0");
+        assert_eq!(decode(FieldType::Comm, &w), Value::Str("iperf3".into()));
+        assert_eq!(decode(FieldType::Comm, &[0, 0]), Value::Null);
+        assert_eq!(
+            decode(FieldType::TcpState, &[1]),
+            Value::Str("ESTABLISHED".into())
+        );
+        assert_eq!(decode(FieldType::TcpState, &[99]), Value::Uint(99));
+        assert_eq!(
+            decode(FieldType::Family, &[10]),
+            Value::Str("AF_INET6".into())
+        );
+        assert_eq!(
+            decode(FieldType::Int(Unit::None), &[(-11i64) as u64]),
+            Value::Int(-11)
+        );
+        assert_eq!(decode(FieldType::Bool, &[2]), Value::Bool(true));
+        assert_eq!(
+            decode(FieldType::Uint(Unit::Micros), &[250]).text(),
+            "250us"
+        );
+        assert_eq!(decode(FieldType::Uint(Unit::Micros), &[250]).json(), "250");
+        assert_eq!(decode(FieldType::Port, &[]), Value::Uint(0));
+    }
+
+    #[test]
+    fn text_and_json_rows() {
+        let cols = [
+            col("comm", FieldType::Comm, &[1, 2]),
+            col("rcv_wnd", FieldType::Uint(Unit::Bytes), &[18]),
+            col("state", FieldType::TcpState, &[14]),
+        ];
+        let t = Table::new(&cols, &[], Format::Text);
+        assert_eq!(t.header().unwrap(), "comm                 rcv_wnd  state");
+        let row = [
+            Value::Null,
+            Value::Uint(65535),
+            Value::Str("ESTABLISHED".into()),
+        ];
+        assert_eq!(t.row(&row), "-                      65535  ESTABLISHED");
+        let j = Table::new(&cols, &[], Format::Json);
+        assert!(j.header().is_none());
+        assert_eq!(
+            j.row(&row),
+            r#"{"comm":null,"rcv_wnd":65535,"state":"ESTABLISHED"}"#
+        );
+        let c = Table::new(&cols[..1], &["count"], Format::Json);
+        assert_eq!(
+            c.row(&[Value::Str("a\"b".into()), Value::Uint(3)]),
+            r#"{"comm":"a\"b","count":3}"#
+        );
+    }
+}

@@ -1,0 +1,696 @@
+//! Loading and attaching a plan. A [`Session`] owns every loaded object and
+//! link: dropping it (on Ctrl-C, an error or a panic) detaches everything,
+//! because aya links detach on drop.
+use std::{
+    io,
+    time::{Duration, Instant},
+};
+
+use aya::{
+    maps::{Array, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
+    programs::{
+        raw_trace_point::RawTracePointLink, trace_point::TracePointLink, ProgramError,
+        RawTracePoint, TracePoint,
+    },
+    Ebpf, EbpfError, EbpfLoader, Pod,
+};
+use tcpq_abi::{
+    action, maps, stat, AggKey, AggValue, FieldLoc, TemplateConfig, MAX_INSNS, MAX_KEY_SLOTS,
+    N_OFFSETS,
+};
+use tcpq_dsl::plan::{Action, Attach, ClausePlan, Plan, Strategy};
+
+use crate::{
+    btf::{Btf, BtfError},
+    features::Privilege,
+    offsets::Offsets,
+    templates,
+    tracefs::{Tracefs, TracefsError},
+};
+
+/// What the running kernel offers, resolved once per run.
+pub struct Kernel {
+    pub tracefs: Tracefs,
+    pub offsets: Offsets,
+    pub privilege: Privilege,
+    /// Time spent reading and indexing `/sys/kernel/btf/vmlinux`.
+    pub btf_time: Duration,
+}
+
+/// Errors finding what the kernel offers.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error(transparent)]
+    Tracefs(#[from] TracefsError),
+    #[error(transparent)]
+    Btf(#[from] BtfError),
+}
+
+impl Kernel {
+    /// Locate (or mount) tracefs, index BTF, resolve the offsets table.
+    pub fn open() -> Result<Kernel, KernelError> {
+        let tracefs = Tracefs::locate()?;
+        let btf = Btf::from_sys_fs()?;
+        let offsets = Offsets::resolve(&btf, &tracefs);
+        Ok(Kernel {
+            tracefs,
+            offsets,
+            privilege: Privilege::current(),
+            btf_time: btf.parse_time(),
+        })
+    }
+
+    /// The strategy this kernel would use for a clause: the first whose
+    /// attach point exists.
+    pub fn choose<'p>(&self, clause: &'p ClausePlan) -> Result<&'p Strategy, SessionError> {
+        clause
+            .strategies
+            .iter()
+            .find(|s| self.has(&s.attach))
+            .ok_or_else(|| SessionError::NoStrategy {
+                probe: clause.probe.clone(),
+                tried: clause
+                    .strategies
+                    .iter()
+                    .map(|s| format!("{} ({})", s.name, s.attach.describe()))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            })
+    }
+
+    /// Whether this kernel has the attach point.
+    pub fn has(&self, attach: &Attach) -> bool {
+        match attach {
+            Attach::Tracepoint { category, name } | Attach::RawTracepoint { category, name } => {
+                self.tracefs.exists(category, name)
+            }
+        }
+    }
+}
+
+/// Programs in every template object that record who owns each socket,
+/// and where they attach. They are attached before the template's main
+/// program, so the owner map is filling when the first event fires. Raw
+/// tracepoints where possible: see `probe-templates/ebpf/src/common.rs` for
+/// why (a classic program running in process context makes the kernel skip
+/// every other classic program that fires on its CPU meanwhile).
+pub fn owner_programs() -> Vec<(&'static str, Vec<Attach>)> {
+    let raw = |c: &str, n: &str| Attach::RawTracepoint {
+        category: c.into(),
+        name: n.into(),
+    };
+    let classic = |c: &str, n: &str| Attach::Tracepoint {
+        category: c.into(),
+        name: n.into(),
+    };
+    vec![
+        ("tcpq_own_state", vec![raw("sock", "inet_sock_set_state")]),
+        (
+            "tcpq_own_accept",
+            vec![
+                classic("syscalls", "sys_exit_accept4"),
+                classic("syscalls", "sys_exit_accept"),
+            ],
+        ),
+        (
+            "tcpq_own_io",
+            vec![
+                raw("sock", "sock_send_length"),
+                raw("sock", "sock_recv_length"),
+            ],
+        ),
+    ]
+}
+
+/// An attachment; detaches on drop.
+enum Link {
+    Tracepoint(#[allow(dead_code)] TracePointLink),
+    Raw(#[allow(dead_code)] RawTracePointLink),
+}
+
+/// How many trailing verifier log lines an error carries.
+const VERIFIER_TAIL: usize = 20;
+
+/// Errors loading and attaching a plan.
+#[derive(Debug, thiserror::Error)]
+pub enum SessionError {
+    /// The process may not load BPF programs.
+    #[error("permission denied loading {template}: tcpq needs root or CAP_BPF+CAP_PERFMON")]
+    Permission { template: String },
+    /// No strategy of a clause can attach on this kernel.
+    #[error("probe {probe} cannot attach on this kernel: none of its attach points exist (tried {tried})")]
+    NoStrategy { probe: String, tried: String },
+    /// The plan names a template this binary does not embed.
+    #[error("template {0} is not built into this tcpq (known: {known})", known = templates::NAMES.join(", "))]
+    UnknownTemplate(String),
+    /// The object failed to parse or its maps failed to create.
+    #[error("cannot load template {template}: {source}")]
+    Load {
+        template: String,
+        #[source]
+        source: Box<EbpfError>,
+    },
+    /// A program the contract promises is not in the object.
+    #[error("template {template} has no program {program} (the prebuilt object and this tcpq disagree; rebuild probe-templates)")]
+    MissingProgram { template: String, program: String },
+    /// A map the contract promises is not in the object.
+    #[error("template {template} has no map {map} (the prebuilt object and this tcpq disagree; rebuild probe-templates)")]
+    MissingMap { template: String, map: String },
+    /// A map exists but its layout or access failed.
+    #[error("template {template}, map {map}: {source}")]
+    Map {
+        template: String,
+        map: String,
+        #[source]
+        source: Box<MapError>,
+    },
+    /// The verifier rejected a program: a bug in the template, not in the
+    /// user's program. Carries the end of the verifier log.
+    #[error("the kernel verifier rejected {template}/{program} ({errno}); this is a tcpq bug, please report it with this log:\n{log_tail}")]
+    Verifier {
+        template: String,
+        program: String,
+        errno: io::Error,
+        log_tail: String,
+    },
+    /// Loading or attaching failed for another reason.
+    #[error("{template}/{program}: cannot attach to {point}: {source}")]
+    Attach {
+        template: String,
+        program: String,
+        point: String,
+        #[source]
+        source: Box<ProgramError>,
+    },
+    /// The plan does not fit the ABI (more filter steps or key slots than a
+    /// template evaluates); the checker should have refused it.
+    #[error("plan for {probe} does not fit the template: {what}")]
+    PlanTooBig { probe: String, what: String },
+}
+
+/// `aya::Pod` for the ABI types (the ABI crate has no dependencies).
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub(crate) struct PodLoc(pub FieldLoc);
+// SAFETY: FieldLoc is #[repr(C)], Copy, made of integers, with explicit
+// padding fields; any bit pattern is valid.
+unsafe impl Pod for PodLoc {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub(crate) struct PodConfig(pub TemplateConfig);
+// SAFETY: as above; TemplateConfig and FilterInsn are #[repr(C)] integers
+// with explicit padding.
+unsafe impl Pod for PodConfig {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub(crate) struct PodAggKey(pub AggKey);
+// SAFETY: an array of u64.
+unsafe impl Pod for PodAggKey {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+pub(crate) struct PodAggValue(pub AggValue);
+// SAFETY: one u64.
+unsafe impl Pod for PodAggValue {}
+
+/// The `STATS` counters of one clause, summed over CPUs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    pub seen: u64,
+    pub matched: u64,
+    pub lost: u64,
+    pub agg_full: u64,
+    pub read_err: u64,
+}
+
+/// One attached clause.
+pub struct Attached {
+    pub plan: ClausePlan,
+    pub strategy: Strategy,
+    /// Owner-tracking attach points that do not exist here (owners of some
+    /// sockets may show as unknown).
+    pub owner_gaps: Vec<String>,
+    /// Owned so that [`Session`]'s drop can detach them in parallel.
+    links: Vec<Link>,
+    pub(crate) ebpf: Ebpf,
+    pub(crate) events: Option<RingBuf<MapData>>,
+}
+
+impl Attached {
+    fn template(&self) -> &str {
+        &self.plan.template
+    }
+
+    /// Read the `STATS` counters.
+    pub fn stats(&self) -> Result<Stats, SessionError> {
+        let map = self.map(maps::STATS)?;
+        let arr: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(map).map_err(|e| self.map_err(maps::STATS, e))?;
+        let get = |i: u32| -> Result<u64, SessionError> {
+            Ok(arr
+                .get(&i, 0)
+                .map_err(|e| self.map_err(maps::STATS, e))?
+                .iter()
+                .sum())
+        };
+        Ok(Stats {
+            seen: get(stat::SEEN)?,
+            matched: get(stat::MATCHED)?,
+            lost: get(stat::LOST)?,
+            agg_full: get(stat::AGG_FULL)?,
+            read_err: get(stat::READ_ERR)?,
+        })
+    }
+
+    /// Read the `AGG` map: each key's slot values with its count summed
+    /// over CPUs, largest count first (ties by key, for stable output).
+    pub fn counts(&self) -> Result<Vec<(AggKey, u64)>, SessionError> {
+        let map = self.map(maps::AGG)?;
+        let agg: PerCpuHashMap<&MapData, PodAggKey, PodAggValue> =
+            PerCpuHashMap::try_from(map).map_err(|e| self.map_err(maps::AGG, e))?;
+        let mut out = Vec::new();
+        for item in agg.iter() {
+            let (k, per_cpu) = item.map_err(|e| self.map_err(maps::AGG, e))?;
+            let n: u64 = per_cpu.iter().map(|v| v.0.count).sum();
+            out.push((k.0, n));
+        }
+        out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.vals.cmp(&b.0.vals)));
+        Ok(out)
+    }
+
+    fn map(&self, name: &str) -> Result<&aya::maps::Map, SessionError> {
+        self.ebpf.map(name).ok_or_else(|| SessionError::MissingMap {
+            template: self.template().to_owned(),
+            map: name.to_owned(),
+        })
+    }
+
+    fn map_err(&self, map: &str, source: MapError) -> SessionError {
+        SessionError::Map {
+            template: self.template().to_owned(),
+            map: map.to_owned(),
+            source: Box::new(source),
+        }
+    }
+}
+
+/// Start-up timings, for `--explain` and benchmarks.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Timings {
+    /// Creating aya's loader (aya 0.14 reads the kernel's BTF here whether
+    /// or not the objects need it).
+    pub loader: Duration,
+    /// Parsing objects, creating maps, writing config.
+    pub load: Duration,
+    /// Verifying and attaching programs.
+    pub attach: Duration,
+}
+
+/// Every loaded template of a plan.
+pub struct Session {
+    pub clauses: Vec<Attached>,
+    pub timings: Timings,
+}
+
+impl Drop for Session {
+    /// Detach every link at once. Closing a tracepoint's perf event waits
+    /// for an RCU grace period in the kernel (60-80 ms each, measured on
+    /// this VM), so one after the other six links took 0.5 s; on threads
+    /// the waits overlap.
+    fn drop(&mut self) {
+        let links: Vec<Link> = self
+            .clauses
+            .iter_mut()
+            .flat_map(|c| std::mem::take(&mut c.links))
+            .collect();
+        if links.len() <= 1 {
+            return;
+        }
+        std::thread::scope(|s| {
+            for link in links {
+                // If a thread cannot be spawned the link is dropped (and
+                // detached) right here instead.
+                let _ = std::thread::Builder::new()
+                    .name("tcpq-detach".into())
+                    .spawn_scoped(s, move || drop(link));
+            }
+        });
+    }
+}
+
+impl Session {
+    /// Load and attach every clause of `plan`.
+    pub fn open(plan: &Plan, kernel: &Kernel) -> Result<Session, SessionError> {
+        let mut timings = Timings::default();
+        let t = Instant::now();
+        let mut loader = EbpfLoader::new();
+        // The templates use no CO-RE: offsets come through TCPQ_OFFSETS.
+        loader.btf(None);
+        timings.loader = t.elapsed();
+        let mut clauses = Vec::with_capacity(plan.clauses.len());
+        for clause in &plan.clauses {
+            clauses.push(attach_clause(&mut loader, clause, kernel, &mut timings)?);
+        }
+        Ok(Session { clauses, timings })
+    }
+
+    /// `attached 1 probe (tcp_select_window via net_dev_queue)`.
+    pub fn summary(&self) -> String {
+        let n = self.clauses.len();
+        let list = self
+            .clauses
+            .iter()
+            .map(|c| format!("{} via {}", c.plan.probe, c.strategy.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "attached {n} probe{} ({list})",
+            if n == 1 { "" } else { "s" }
+        )
+    }
+}
+
+fn attach_clause(
+    loader: &mut EbpfLoader<'_>,
+    clause: &ClausePlan,
+    kernel: &Kernel,
+    timings: &mut Timings,
+) -> Result<Attached, SessionError> {
+    let strategy = kernel.choose(clause)?.clone();
+    let template = clause.template.clone();
+    let bytes =
+        templates::get(&template).ok_or_else(|| SessionError::UnknownTemplate(template.clone()))?;
+    let config = template_config(clause)?;
+
+    let t = Instant::now();
+    let mut ebpf = loader.load(bytes).map_err(|source| match &source {
+        EbpfError::MapError(MapError::CreateError { io_error, .. })
+            if io_error.raw_os_error() == Some(libc::EPERM) =>
+        {
+            SessionError::Permission {
+                template: template.clone(),
+            }
+        }
+        _ => SessionError::Load {
+            template: template.clone(),
+            source: Box::new(source),
+        },
+    })?;
+    write_maps(&mut ebpf, &template, &kernel.offsets, config)?;
+    timings.load += t.elapsed();
+
+    let t = Instant::now();
+    let mut owner_gaps = Vec::new();
+    let mut links = Vec::new();
+    for (program, points) in owner_programs() {
+        let points: Vec<Attach> = points
+            .into_iter()
+            .filter(|p| {
+                let ok = kernel.has(p);
+                if !ok {
+                    owner_gaps.push(p.point());
+                }
+                ok
+            })
+            .collect();
+        if points.is_empty() {
+            continue;
+        }
+        load_and_attach(&mut ebpf, &template, program, &points, &mut links)?;
+    }
+    load_and_attach(
+        &mut ebpf,
+        &template,
+        &strategy.program,
+        std::slice::from_ref(&strategy.attach),
+        &mut links,
+    )?;
+    timings.attach += t.elapsed();
+
+    let events = match clause.action {
+        Action::Print { .. } => {
+            let map = ebpf
+                .take_map(maps::EVENTS)
+                .ok_or_else(|| SessionError::MissingMap {
+                    template: template.clone(),
+                    map: maps::EVENTS.to_owned(),
+                })?;
+            Some(RingBuf::try_from(map).map_err(|source| SessionError::Map {
+                template: template.clone(),
+                map: maps::EVENTS.to_owned(),
+                source: Box::new(source),
+            })?)
+        }
+        Action::Count { .. } => None,
+    };
+    Ok(Attached {
+        plan: clause.clone(),
+        strategy,
+        owner_gaps,
+        links,
+        ebpf,
+        events,
+    })
+}
+
+/// The `CONFIG` entry for a clause.
+pub fn template_config(clause: &ClausePlan) -> Result<TemplateConfig, SessionError> {
+    let too_big = |what: String| SessionError::PlanTooBig {
+        probe: clause.probe.clone(),
+        what,
+    };
+    let mut cfg = TemplateConfig::default();
+    if clause.filter.len() > MAX_INSNS {
+        return Err(too_big(format!(
+            "{} filter steps, the most is {MAX_INSNS}",
+            clause.filter.len()
+        )));
+    }
+    for (dst, insn) in cfg.insns.iter_mut().zip(&clause.filter) {
+        *dst = insn.to_abi();
+    }
+    cfg.n_insns = clause.filter.len() as u32;
+    match &clause.action {
+        Action::Print { .. } => cfg.action = action::PRINT,
+        Action::Count { keys } => {
+            cfg.action = action::COUNT;
+            let slots: Vec<u8> = keys.iter().flat_map(|k| k.slots.iter().copied()).collect();
+            if slots.len() > MAX_KEY_SLOTS {
+                return Err(too_big(format!(
+                    "{} key slots, the most is {MAX_KEY_SLOTS}",
+                    slots.len()
+                )));
+            }
+            cfg.key_slots[..slots.len()].copy_from_slice(&slots);
+            cfg.n_key_slots = slots.len() as u32;
+        }
+    }
+    Ok(cfg)
+}
+
+fn write_maps(
+    ebpf: &mut Ebpf,
+    template: &str,
+    offsets: &Offsets,
+    config: TemplateConfig,
+) -> Result<(), SessionError> {
+    let map_err = |map: &str, source: MapError| SessionError::Map {
+        template: template.to_owned(),
+        map: map.to_owned(),
+        source: Box::new(source),
+    };
+    let missing = |map: &str| SessionError::MissingMap {
+        template: template.to_owned(),
+        map: map.to_owned(),
+    };
+
+    let map = ebpf
+        .map_mut(maps::OFFSETS)
+        .ok_or_else(|| missing(maps::OFFSETS))?;
+    let mut arr: Array<&mut MapData, PodLoc> =
+        Array::try_from(map).map_err(|e| map_err(maps::OFFSETS, e))?;
+    let n = (arr.len() as usize).min(N_OFFSETS);
+    for (i, loc) in offsets.locs.iter().enumerate().take(n) {
+        if loc.size != 0 {
+            arr.set(i as u32, PodLoc(*loc), 0)
+                .map_err(|e| map_err(maps::OFFSETS, e))?;
+        }
+    }
+
+    let map = ebpf
+        .map_mut(maps::CONFIG)
+        .ok_or_else(|| missing(maps::CONFIG))?;
+    let mut arr: Array<&mut MapData, PodConfig> =
+        Array::try_from(map).map_err(|e| map_err(maps::CONFIG, e))?;
+    arr.set(0, PodConfig(config), 0)
+        .map_err(|e| map_err(maps::CONFIG, e))?;
+    Ok(())
+}
+
+fn load_and_attach(
+    ebpf: &mut Ebpf,
+    template: &str,
+    program: &str,
+    points: &[Attach],
+    links: &mut Vec<Link>,
+) -> Result<(), SessionError> {
+    let prog = ebpf
+        .program_mut(program)
+        .ok_or_else(|| SessionError::MissingProgram {
+            template: template.to_owned(),
+            program: program.to_owned(),
+        })?;
+    let all = points
+        .iter()
+        .map(Attach::point)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let fail = |source| classify(template, program, &all, source);
+    match points.first() {
+        None => Ok(()),
+        Some(Attach::Tracepoint { .. }) => {
+            let tp: &mut TracePoint = prog.try_into().map_err(fail)?;
+            tp.load().map_err(fail)?;
+            for p in points {
+                let Attach::Tracepoint { category, name } = p else {
+                    unreachable!("one program attaches one way")
+                };
+                let at = p.point();
+                let fail = |source| classify(template, program, &at, source);
+                let id = tp.attach(category, name).map_err(fail)?;
+                links.push(Link::Tracepoint(tp.take_link(id).map_err(fail)?));
+            }
+            Ok(())
+        }
+        Some(Attach::RawTracepoint { .. }) => {
+            let tp: &mut RawTracePoint = prog.try_into().map_err(fail)?;
+            tp.load().map_err(fail)?;
+            for p in points {
+                let Attach::RawTracepoint { name, .. } = p else {
+                    unreachable!("one program attaches one way")
+                };
+                let at = p.point();
+                let fail = |source| classify(template, program, &at, source);
+                let id = tp.attach(name).map_err(fail)?;
+                links.push(Link::Raw(tp.take_link(id).map_err(fail)?));
+            }
+            Ok(())
+        }
+    }
+}
+
+fn is_eperm(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
+}
+
+fn classify(template: &str, program: &str, point: &str, source: ProgramError) -> SessionError {
+    match source {
+        ProgramError::LoadError {
+            io_error,
+            verifier_log,
+        } => {
+            let log = verifier_log.to_string();
+            // EPERM with an empty log is the kernel refusing the caller,
+            // not the verifier refusing the program.
+            if is_eperm(&io_error) && log.trim().is_empty() {
+                return SessionError::Permission {
+                    template: template.to_owned(),
+                };
+            }
+            let lines: Vec<&str> = log.lines().collect();
+            let tail = lines[lines.len().saturating_sub(VERIFIER_TAIL)..].join("\n");
+            SessionError::Verifier {
+                template: template.to_owned(),
+                program: program.to_owned(),
+                errno: io_error,
+                log_tail: tail,
+            }
+        }
+        ProgramError::SyscallError(ref e) if is_eperm(&e.io_error) => SessionError::Permission {
+            template: template.to_owned(),
+        },
+        source => SessionError::Attach {
+            template: template.to_owned(),
+            program: program.to_owned(),
+            point: point.to_owned(),
+            source: Box::new(source),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tcpq_dsl::plan::{CmpOp, Column, FieldType, Insn, Jump, Unit};
+
+    pub(crate) fn clause(action: Action) -> ClausePlan {
+        ClausePlan {
+            probe: "tcp_retransmit".into(),
+            template: "tcp_retransmit".into(),
+            strategies: vec![Strategy {
+                name: "tcp_retransmit_skb".into(),
+                program: "tcpq_retrans_tp".into(),
+                attach: Attach::Tracepoint {
+                    category: "tcp".into(),
+                    name: "tcp_retransmit_skb".into(),
+                },
+                how: "tracepoint".into(),
+            }],
+            where_source: None,
+            where_words: None,
+            filter: vec![Insn {
+                slot: 12,
+                op: CmpOp::Eq,
+                signed: false,
+                mask: u64::MAX,
+                value: 443,
+                jt: Jump::Accept,
+                jf: Jump::Reject,
+            }],
+            action,
+        }
+    }
+
+    #[test]
+    fn config_concatenates_key_slots() {
+        let keys = vec![
+            Column {
+                name: "comm".into(),
+                ty: FieldType::Comm,
+                slots: vec![1, 2],
+            },
+            Column {
+                name: "dport".into(),
+                ty: FieldType::Uint(Unit::None),
+                slots: vec![12],
+            },
+        ];
+        let cfg = template_config(&clause(Action::Count { keys })).unwrap();
+        assert_eq!(cfg.action, action::COUNT);
+        assert_eq!(cfg.n_key_slots, 3);
+        assert_eq!(&cfg.key_slots[..3], &[1, 2, 12]);
+        assert_eq!(cfg.n_insns, 1);
+        assert_eq!(cfg.insns[0].jt, tcpq_abi::JUMP_ACCEPT);
+        assert_eq!(cfg.insns[0].value, 443);
+    }
+
+    #[test]
+    fn oversized_plans_are_refused() {
+        let mut c = clause(Action::Print { columns: vec![] });
+        c.filter = vec![c.filter[0]; MAX_INSNS + 1];
+        assert!(matches!(
+            template_config(&c),
+            Err(SessionError::PlanTooBig { .. })
+        ));
+    }
+
+    #[test]
+    fn every_template_is_embedded() {
+        for name in templates::NAMES {
+            assert!(templates::get(name).is_some(), "{name}");
+        }
+        assert!(templates::get("nope").is_none());
+    }
+}

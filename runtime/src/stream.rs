@@ -1,0 +1,493 @@
+//! Streaming events and, at the end, printing in-kernel counts.
+use std::{
+    future::poll_fn,
+    io::{self, Write},
+    task::Poll,
+    time::Duration,
+};
+
+use aya::maps::{MapData, RingBuf};
+use tcpq_abi::{AggKey, Event, MAX_KEY_SLOTS};
+use tcpq_dsl::plan::{Action, Column, FieldType};
+use tokio::io::{unix::AsyncFd, Interest};
+
+use crate::{
+    render::{decode, Format, Table, Value},
+    session::{Attached, Session, SessionError, Stats},
+};
+
+/// How to run a session.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct RunOptions {
+    pub format: Format,
+    /// Stop after this long; `Some(ZERO)` detaches right after attaching.
+    pub duration: Option<Duration>,
+}
+
+/// Errors while streaming.
+#[derive(Debug, thiserror::Error)]
+pub enum StreamError {
+    /// Writing the output failed (other than a closed pipe, which ends the
+    /// run normally).
+    #[error("cannot write output: {0}")]
+    Output(#[source] io::Error),
+    /// Waiting on the ring buffer or a signal failed.
+    #[error("cannot wait for events: {0}")]
+    Poll(#[source] io::Error),
+    /// Reading the kernel-side maps at the end failed.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+}
+
+/// Why a run ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopReason {
+    Duration,
+    Interrupt,
+    Terminate,
+    /// The reader of our output went away.
+    OutputClosed,
+}
+
+/// What happened during a run.
+#[derive(Debug)]
+pub struct RunReport {
+    pub stop: StopReason,
+    /// Events printed.
+    pub events: u64,
+    /// Per clause: probe name and counters.
+    pub stats: Vec<(String, Stats)>,
+}
+
+impl RunReport {
+    /// Lines for stderr: lost events and a full aggregation map.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for (probe, s) in &self.stats {
+            if s.lost > 0 {
+                out.push(format!(
+                    "{} events lost (ring buffer full){}",
+                    s.lost,
+                    self.suffix(probe)
+                ));
+            }
+            if s.agg_full > 0 {
+                out.push(format!(
+                    "{} events not counted (aggregation map full){}",
+                    s.agg_full,
+                    self.suffix(probe)
+                ));
+            }
+        }
+        out
+    }
+
+    fn suffix(&self, probe: &str) -> String {
+        if self.stats.len() > 1 {
+            format!(" in {probe}")
+        } else {
+            String::new()
+        }
+    }
+}
+
+/// The event loop and the stop signals, set up before anything is
+/// attached: from [`Runner::new`] on, Ctrl-C and SIGTERM no longer kill
+/// the process but end the run cleanly (detach, print counts), even if
+/// they arrive while probes are still being attached.
+pub struct Runner {
+    rt: tokio::runtime::Runtime,
+    signals: Signals,
+}
+
+struct Signals {
+    int: tokio::signal::unix::Signal,
+    term: tokio::signal::unix::Signal,
+}
+
+impl Runner {
+    pub fn new() -> Result<Runner, StreamError> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(StreamError::Poll)?;
+        let signals = {
+            let _guard = rt.enter();
+            Signals {
+                int: signal(SignalKind::interrupt()).map_err(StreamError::Poll)?,
+                term: signal(SignalKind::terminate()).map_err(StreamError::Poll)?,
+            }
+        };
+        Ok(Runner { rt, signals })
+    }
+
+    /// Stream until Ctrl-C, SIGTERM or the duration; then print counts.
+    pub fn run(
+        &mut self,
+        session: &mut Session,
+        opts: RunOptions,
+        out: &mut dyn Write,
+    ) -> Result<RunReport, StreamError> {
+        let Runner { rt, signals } = self;
+        rt.block_on(run(session, signals, opts, out))
+    }
+}
+
+/// [`Runner::new`] then [`Runner::run`], for callers with nothing to do
+/// between them.
+pub fn run_blocking(
+    session: &mut Session,
+    opts: RunOptions,
+    out: &mut dyn Write,
+) -> Result<RunReport, StreamError> {
+    Runner::new()?.run(session, opts, out)
+}
+
+struct Printer {
+    /// Per clause with events: its table.
+    tables: Vec<Option<Table>>,
+    /// Prefix rows with the probe name (several clauses).
+    prefixed: bool,
+}
+
+/// A column naming the clause, when a plan has several.
+fn probe_column() -> Column {
+    Column {
+        name: "probe".to_owned(),
+        ty: FieldType::Comm,
+        slots: vec![],
+    }
+}
+
+fn columns_with_prefix(prefixed: bool, cols: &[Column]) -> Vec<Column> {
+    let mut v = Vec::with_capacity(cols.len() + 1);
+    if prefixed {
+        v.push(probe_column());
+    }
+    v.extend(cols.iter().cloned());
+    v
+}
+
+/// Stream until stopped, then print counts.
+async fn run(
+    session: &mut Session,
+    signals: &mut Signals,
+    opts: RunOptions,
+    out: &mut dyn Write,
+) -> Result<RunReport, StreamError> {
+    let prefixed = session.clauses.len() > 1;
+    let mut printer = Printer {
+        tables: Vec::new(),
+        prefixed,
+    };
+    for c in &session.clauses {
+        printer.tables.push(match &c.plan.action {
+            Action::Print { columns } => Some(Table::new(
+                &columns_with_prefix(prefixed, columns),
+                &[],
+                opts.format,
+            )),
+            Action::Count { .. } => None,
+        });
+    }
+
+    let mut stop = StopReason::Duration;
+    let mut events = 0u64;
+    let zero = opts.duration == Some(Duration::ZERO);
+    if !zero {
+        for t in printer.tables.iter().flatten() {
+            if let Some(h) = t.header() {
+                if write_line(out, &h)? {
+                    stop = StopReason::OutputClosed;
+                }
+            }
+        }
+        flush(out)?;
+    }
+    if !zero && stop != StopReason::OutputClosed {
+        // Take the ring buffers out so the sessions' maps stay borrowable.
+        let mut rings: Vec<(usize, AsyncFd<RingBuf<MapData>>)> = Vec::new();
+        for (i, c) in session.clauses.iter_mut().enumerate() {
+            if let Some(rb) = c.events.take() {
+                // SAFETY: the RingBuf owns its map fd and keeps it open
+                // until `into_inner` hands it back below; nothing else
+                // closes or replaces it meanwhile.
+                let fd = unsafe { AsyncFd::register_with_interest(rb, Interest::READABLE) }
+                    .map_err(|e| StreamError::Poll(e.into_parts().1))?;
+                rings.push((i, fd));
+            }
+        }
+        let result = pump(
+            session,
+            &mut rings,
+            signals,
+            &printer,
+            opts,
+            out,
+            &mut events,
+        )
+        .await;
+        // Give the ring buffers back: they belong to the session.
+        for (i, fd) in rings {
+            session.clauses[i].events = Some(fd.into_inner());
+        }
+        stop = result?;
+    }
+
+    if stop != StopReason::OutputClosed {
+        for c in &session.clauses {
+            if let Action::Count { keys } = &c.plan.action {
+                if print_counts(c, keys, prefixed, opts.format, out)? {
+                    break;
+                }
+            }
+        }
+        flush(out)?;
+    }
+
+    let mut stats = Vec::new();
+    for c in &session.clauses {
+        stats.push((c.plan.probe.clone(), c.stats()?));
+    }
+    Ok(RunReport {
+        stop,
+        events,
+        stats,
+    })
+}
+
+async fn pump(
+    session: &Session,
+    rings: &mut [(usize, AsyncFd<RingBuf<MapData>>)],
+    signals: &mut Signals,
+    printer: &Printer,
+    opts: RunOptions,
+    out: &mut dyn Write,
+    events: &mut u64,
+) -> Result<StopReason, StreamError> {
+    let sleep = async {
+        match opts.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(sleep);
+
+    loop {
+        let ready = poll_fn(|cx| {
+            for (k, (_, fd)) in rings.iter().enumerate() {
+                match fd.poll_read_ready(cx) {
+                    Poll::Ready(Ok(mut guard)) => {
+                        guard.clear_ready();
+                        return Poll::Ready(Ok(k));
+                    }
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => {}
+                }
+            }
+            Poll::Pending
+        });
+        let stop = tokio::select! {
+            r = ready => {
+                let k = r.map_err(StreamError::Poll)?;
+                let (i, fd) = &mut rings[k];
+                if drain(session, *i, fd.get_mut(), printer, out, events)? {
+                    Some(StopReason::OutputClosed)
+                } else {
+                    None
+                }
+            }
+            _ = signals.int.recv() => Some(StopReason::Interrupt),
+            _ = signals.term.recv() => Some(StopReason::Terminate),
+            _ = &mut sleep => Some(StopReason::Duration),
+        };
+        if let Some(stop) = stop {
+            if stop != StopReason::OutputClosed {
+                // Print what arrived before the stop.
+                for (i, fd) in rings.iter_mut() {
+                    if drain(session, *i, fd.get_mut(), printer, out, events)? {
+                        return Ok(StopReason::OutputClosed);
+                    }
+                }
+            }
+            return Ok(stop);
+        }
+    }
+}
+
+/// Print every queued event of one clause. Returns true when the output
+/// was closed.
+fn drain(
+    session: &Session,
+    clause: usize,
+    rb: &mut RingBuf<MapData>,
+    printer: &Printer,
+    out: &mut dyn Write,
+    events: &mut u64,
+) -> Result<bool, StreamError> {
+    let Some(table) = printer.tables.get(clause).and_then(Option::as_ref) else {
+        return Ok(false);
+    };
+    let attached = &session.clauses[clause];
+    let Action::Print { columns } = &attached.plan.action else {
+        return Ok(false);
+    };
+    while let Some(item) = rb.next() {
+        let Some(ev) = decode_event(&item) else {
+            continue;
+        };
+        drop(item);
+        let mut row = Vec::with_capacity(columns.len() + 1);
+        if printer.prefixed {
+            row.push(Value::Str(attached.plan.probe.clone()));
+        }
+        for c in columns {
+            let vals: Vec<u64> = c
+                .slots
+                .iter()
+                .map(|&s| ev.vals.get(s as usize).copied().unwrap_or(0))
+                .collect();
+            row.push(decode(c.ty, &vals));
+        }
+        *events += 1;
+        if write_line(out, &table.row(&row))? {
+            return Ok(true);
+        }
+    }
+    flush(out).map(|()| false)
+}
+
+/// An event record from ring buffer bytes; `None` if too short.
+pub fn decode_event(bytes: &[u8]) -> Option<Event> {
+    if bytes.len() < std::mem::size_of::<Event>() {
+        return None;
+    }
+    // SAFETY: the length was checked; Event is #[repr(C)] plain integers,
+    // valid for any bit pattern; read_unaligned needs no alignment.
+    Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Event>()) })
+}
+
+/// The rows of a `count` clause: key columns' values and the count.
+pub fn count_rows(keys: &[Column], counts: &[(AggKey, u64)]) -> Vec<Vec<Value>> {
+    if keys.is_empty() {
+        let total: u64 = counts.iter().map(|(_, n)| n).sum();
+        return vec![vec![Value::Uint(total)]];
+    }
+    counts
+        .iter()
+        .map(|(k, n)| {
+            let mut pos = 0usize;
+            let mut row = Vec::with_capacity(keys.len() + 1);
+            for c in keys {
+                let end = (pos + c.slots.len()).min(MAX_KEY_SLOTS);
+                row.push(decode(c.ty, &k.vals[pos.min(end)..end]));
+                pos = end;
+            }
+            row.push(Value::Uint(*n));
+            row
+        })
+        .collect()
+}
+
+fn print_counts(
+    c: &Attached,
+    keys: &[Column],
+    prefixed: bool,
+    format: Format,
+    out: &mut dyn Write,
+) -> Result<bool, StreamError> {
+    let counts = c.counts()?;
+    let table = Table::new(&columns_with_prefix(prefixed, keys), &["count"], format);
+    if let Some(h) = table.header() {
+        if write_line(out, &h)? {
+            return Ok(true);
+        }
+    }
+    for mut row in count_rows(keys, &counts) {
+        if prefixed {
+            row.insert(0, Value::Str(c.plan.probe.clone()));
+        }
+        if write_line(out, &table.row(&row))? {
+            return Ok(true);
+        }
+    }
+    Ok(false)
+}
+
+/// Write one line; true when the reader has gone (EPIPE).
+fn write_line(out: &mut dyn Write, line: &str) -> Result<bool, StreamError> {
+    match writeln!(out, "{line}") {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(true),
+        Err(e) => Err(StreamError::Output(e)),
+    }
+}
+
+fn flush(out: &mut dyn Write) -> Result<(), StreamError> {
+    match out.flush() {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        Err(e) => Err(StreamError::Output(e)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tcpq_dsl::plan::Unit;
+
+    #[test]
+    fn count_rows_split_keys_by_slot_count() {
+        let keys = vec![
+            Column {
+                name: "comm".into(),
+                ty: FieldType::Comm,
+                slots: vec![1, 2],
+            },
+            Column {
+                name: "dport".into(),
+                ty: FieldType::Port,
+                slots: vec![12],
+            },
+        ];
+        let mut k = AggKey::default();
+        let w = tcpq_abi::comm_words(b"curl\0\0\0\0\0\0\0\0\0\0\0\0");
+        k.vals[0] = w[0];
+        k.vals[1] = w[1];
+        k.vals[2] = 443;
+        let rows = count_rows(&keys, &[(k, 7)]);
+        assert_eq!(
+            rows,
+            vec![vec![
+                Value::Str("curl".into()),
+                Value::Uint(443),
+                Value::Uint(7)
+            ]]
+        );
+        let t = Table::new(&keys, &["count"], Format::Json);
+        assert_eq!(t.row(&rows[0]), r#"{"comm":"curl","dport":443,"count":7}"#);
+    }
+
+    #[test]
+    fn count_without_keys_is_one_total() {
+        let rows = count_rows(&[], &[(AggKey::default(), 3), (AggKey::default(), 2)]);
+        assert_eq!(rows, vec![vec![Value::Uint(5)]]);
+        let rows = count_rows(&[], &[]);
+        assert_eq!(rows, vec![vec![Value::Uint(0)]]);
+        let t = Table::new(&[], &["count"], Format::Json);
+        assert_eq!(t.row(&rows[0]), r#"{"count":0}"#);
+        let _ = Unit::None;
+    }
+
+    #[test]
+    fn short_records_are_skipped() {
+        assert!(decode_event(&[0u8; 10]).is_none());
+        let mut b = vec![0u8; std::mem::size_of::<Event>()];
+        b[0] = 42;
+        b[16 + 8 * 3] = 7;
+        let e = decode_event(&b).unwrap();
+        assert_eq!(e.ktime_ns, 42);
+        assert_eq!(e.vals[3], 7);
+    }
+}

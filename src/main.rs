@@ -1,0 +1,295 @@
+//! `tcpq`: ask the Linux kernel's TCP stack questions, live, with eBPF.
+//!
+//! A thin edge: flags are parsed once, the program is compiled by
+//! `tcpq-dsl` (never touching the kernel), and `tcpq-runtime` loads,
+//! attaches and streams the plan. Exit codes: 0 ok, 2 bad program, recipe,
+//! parameter or usage (nothing attached), 1 runtime failure.
+use std::{
+    io::{IsTerminal, Write},
+    path::PathBuf,
+    process::ExitCode,
+    time::Duration,
+};
+
+use anyhow::Context as _;
+use clap::{Parser, ValueEnum};
+use tcpq_runtime::{features::Privilege, stream, Format, Kernel, RunOptions, Session};
+
+/// Exit code for a bad program, recipe, parameter or usage.
+const EXIT_USAGE: u8 = 2;
+/// Exit code for a failure at run time (kernel, privileges, I/O).
+const EXIT_RUNTIME: u8 = 1;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "tcpq",
+    version,
+    about = "Ask the Linux kernel's TCP stack questions, live, with eBPF",
+    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] FILE [--param NAME=VALUE]...",
+    group = clap::ArgGroup::new("source").required(true).args(["program", "file"]),
+    after_help = "Examples:\n  tcpq -e 'on tcp_retransmit count by comm'\n  tcpq -e 'on tcp_select_window where win == 0 print comm, sport, dport, rcv_wnd'\n  tcpq recipes/zero-window.tcpq --param port=8080 --duration 10s"
+)]
+struct Cli {
+    /// The program to run, e.g. `on tcp_retransmit count by comm`.
+    #[arg(short = 'e', value_name = "PROGRAM")]
+    program: Option<String>,
+
+    /// A recipe file (a program with a header declaring its parameters).
+    #[arg(value_name = "FILE")]
+    file: Option<PathBuf>,
+
+    /// A recipe parameter, `NAME=VALUE` (repeatable).
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    params: Vec<(String, String)>,
+
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    format: OutputFormat,
+
+    /// Stop after this long (`5s`, `250ms`, `1m`); `0` attaches, detaches
+    /// and exits.
+    #[arg(long, value_name = "DUR", value_parser = parse_duration)]
+    duration: Option<Duration>,
+
+    /// Parse, check and plan only; never touch the kernel. Exit 0 or 2.
+    #[arg(long, conflicts_with = "explain")]
+    check: bool,
+
+    /// Show the plan and, when the kernel is reachable, how it would attach.
+    #[arg(long)]
+    explain: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum OutputFormat {
+    Text,
+    Json,
+}
+
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((name, value)) if !name.trim().is_empty() => {
+            Ok((name.trim().to_owned(), value.to_owned()))
+        }
+        _ => Err(format!("expected NAME=VALUE, got `{s}`")),
+    }
+}
+
+/// `0`, `250ms`, `5s`, `1m`, `1h`, `1.5s`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    if s == "0" {
+        return Ok(Duration::ZERO);
+    }
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .ok_or_else(|| format!("`{s}` has no unit: write e.g. `{s}s` or `{s}ms`"))?;
+    let (num, unit) = s.split_at(split);
+    let n: f64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration: write e.g. `5s`, `250ms`, `1m`"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" | "min" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("unknown unit `{unit}` in `{s}`: use ms, s, m or h")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` is out of range"))
+}
+
+/// Colour on stderr only on a terminal and when `NO_COLOR` is unset.
+fn stderr_color() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version print to stdout and exit 0; usage errors
+            // exit 2.
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { EXIT_USAGE } else { 0 });
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("tcpq: error: {e:#}");
+            ExitCode::from(EXIT_RUNTIME)
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let color = stderr_color();
+    let (source, origin) = match (&cli.program, &cli.file) {
+        (Some(p), _) => (p.clone(), "<command line>".to_owned()),
+        (None, Some(path)) => match std::fs::read_to_string(path) {
+            Ok(s) => (s, path.display().to_string()),
+            Err(e) => {
+                eprintln!("tcpq: error: cannot read recipe {}: {e}", path.display());
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+        },
+        (None, None) => unreachable!("clap requires -e or FILE"),
+    };
+
+    let plan = match tcpq_dsl::compile(&source, &origin, &cli.params) {
+        Ok(plan) => plan,
+        Err(diags) => {
+            eprint!("{}", tcpq_dsl::render_all(&diags, &source, &origin, color));
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+
+    if cli.check {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if cli.explain {
+        explain(&plan);
+        return Ok(ExitCode::SUCCESS);
+    }
+
+    if !Privilege::current().sufficient() {
+        anyhow::bail!("tcpq needs root or CAP_BPF+CAP_PERFMON to attach probes (try sudo)");
+    }
+    // Catch Ctrl-C/SIGTERM before attaching, so a signal that arrives at
+    // any point from here on ends the run cleanly.
+    let mut runner = stream::Runner::new()?;
+    let kernel = Kernel::open().context("cannot read what this kernel offers")?;
+    let mut session = Session::open(&plan, &kernel)?;
+    let mut note = String::new();
+    if let Some(d) = cli.duration.filter(|d| !d.is_zero()) {
+        note = format!(" for {}", show_duration(d));
+    }
+    eprintln!("tcpq: {}{note}; Ctrl-C to stop", session.summary());
+    for c in &session.clauses {
+        if !c.owner_gaps.is_empty() {
+            eprintln!(
+                "tcpq: note: {}: owner tracking misses {} on this kernel; some sockets may show no comm",
+                c.plan.probe,
+                c.owner_gaps.join(", ")
+            );
+        }
+    }
+
+    let opts = RunOptions {
+        format: match cli.format {
+            OutputFormat::Text => Format::Text,
+            OutputFormat::Json => Format::Json,
+        },
+        duration: cli.duration,
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let report = runner.run(&mut session, opts, &mut out)?;
+    let _ = out.flush();
+    drop(session);
+    for w in report.warnings() {
+        eprintln!("tcpq: {w}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show_duration(d: Duration) -> String {
+    if d.subsec_millis() != 0 || d.as_secs() == 0 {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{}s", d.as_secs())
+    }
+}
+
+/// Print the plan, then what this kernel would do with it. Without
+/// privileges (or tracefs, or BTF) the second half says why it is missing.
+fn explain(plan: &tcpq_dsl::plan::Plan) {
+    let mut text = tcpq_dsl::explain(plan);
+    if !text.ends_with('\n') {
+        text.push('\n');
+    }
+    print!("{text}");
+    println!();
+    println!("On this kernel:");
+    if !Privilege::current().sufficient() {
+        println!("  not checked: reading tracefs needs root or CAP_BPF+CAP_PERFMON");
+        return;
+    }
+    let kernel = match Kernel::open() {
+        Ok(k) => k,
+        Err(e) => {
+            println!("  not checked: {e}");
+            return;
+        }
+    };
+    for clause in &plan.clauses {
+        match kernel.choose(clause) {
+            Ok(s) => {
+                let tried: Vec<&str> = clause
+                    .strategies
+                    .iter()
+                    .take_while(|t| t.name != s.name)
+                    .map(|t| t.name.as_str())
+                    .collect();
+                print!(
+                    "  {}: strategy {} ({}), program {}",
+                    clause.probe,
+                    s.name,
+                    tcpq_dsl::plan::Attach::describe(&s.attach),
+                    s.program
+                );
+                if !tried.is_empty() {
+                    print!(" (unavailable here: {})", tried.join(", "));
+                }
+                println!();
+            }
+            Err(e) => println!("  {}: {e}", clause.probe),
+        }
+    }
+    println!(
+        "  offsets: {} indexed in {:.1} ms, {} locations resolved in {:.1} ms",
+        tcpq_runtime::btf::VMLINUX_BTF,
+        kernel.btf_time.as_secs_f64() * 1e3,
+        kernel.offsets.locs.iter().filter(|l| l.size != 0).count(),
+        (kernel.offsets.btf_resolve_time + kernel.offsets.tracefs_time).as_secs_f64() * 1e3
+    );
+    for n in &kernel.offsets.notes {
+        println!("  note: {n}");
+    }
+    for (_, what, why) in &kernel.offsets.missing {
+        println!("  unresolved: {what}: {why}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_duration("5s"), Ok(Duration::from_secs(5)));
+        assert_eq!(parse_duration("1m"), Ok(Duration::from_secs(60)));
+        assert_eq!(parse_duration("1.5s"), Ok(Duration::from_millis(1500)));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("5parsecs").is_err());
+        assert!(parse_duration("-1s").is_err());
+        assert!(parse_duration("1e400s").is_err());
+    }
+
+    #[test]
+    fn params() {
+        assert_eq!(parse_param("port=80"), Ok(("port".into(), "80".into())));
+        assert_eq!(parse_param("x=a=b"), Ok(("x".into(), "a=b".into())));
+        assert!(parse_param("=1").is_err());
+        assert!(parse_param("port").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,275 @@
+//! Drive `tests/tools/tcpgen.py` (bounded reader/writer) inside namespaces.
+//! The processes name themselves `tcpq-reader` / `tcpq-writer` (kernel comm)
+//! and log JSON lines with their pid and ports.
+
+use super::capture::stop_child;
+use super::{tool, wait_for};
+use serde_json::Value;
+use std::fs::File;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+/// The python interpreter: Debian's when present (no pyenv shim overhead).
+pub fn python() -> &'static str {
+    if Path::new("/usr/bin/python3").exists() {
+        "/usr/bin/python3"
+    } else {
+        "python3"
+    }
+}
+
+fn spawn(ns: &str, args: &[String], stderr_path: &Path) -> Child {
+    Command::new("ip")
+        .args(["netns", "exec", ns, python()])
+        .arg(tool("tcpgen.py"))
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(
+            File::create(stderr_path).expect("create stderr file"),
+        ))
+        .spawn()
+        .expect("spawn tcpgen.py")
+}
+
+/// The parsed JSON-lines log of one tcpgen process.
+#[derive(Debug, Clone, Default)]
+pub struct TcpGenLog {
+    pub events: Vec<Value>,
+    pub stderr: String,
+}
+
+impl TcpGenLog {
+    pub fn read(log: &Path, stderr: &Path) -> TcpGenLog {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        TcpGenLog {
+            events: text
+                .lines()
+                .filter_map(|l| serde_json::from_str(l).ok())
+                .collect(),
+            stderr: std::fs::read_to_string(stderr).unwrap_or_default(),
+        }
+    }
+    /// The first record with this `event`.
+    pub fn get(&self, event: &str) -> Option<&Value> {
+        self.events.iter().find(|e| e["event"] == event)
+    }
+    pub fn pid(&self) -> u32 {
+        self.events
+            .first()
+            .and_then(|e| e["pid"].as_u64())
+            .expect("tcpgen log has no pid") as u32
+    }
+    pub fn comm(&self) -> String {
+        self.events
+            .first()
+            .and_then(|e| e["comm"].as_str())
+            .unwrap_or("")
+            .to_string()
+    }
+    /// `bytes` of the `done` record.
+    pub fn bytes(&self) -> u64 {
+        self.get("done")
+            .and_then(|e| e["bytes"].as_u64())
+            .unwrap_or(0)
+    }
+    /// `lport` of the `done` (or `accepted`/`connected`) record.
+    pub fn lport(&self) -> u16 {
+        ["done", "accepted", "connected"]
+            .iter()
+            .find_map(|ev| self.get(ev).and_then(|e| e["lport"].as_u64()))
+            .unwrap_or(0) as u16
+    }
+}
+
+/// A `tcpgen.py server` (comm `tcpq-reader` unless `--comm` is passed);
+/// killed on Drop.
+pub struct Server {
+    child: Option<Child>,
+    pub log: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Server {
+    /// Start the server in `ns` listening on `bind:port` with extra options
+    /// (`--idle-before-read`, `--read-size`, `--read-delay-ms`, `--rcvbuf`,
+    /// `--max-seconds`, ...), and wait (5 s) until it is listening.
+    pub fn start(ns: &str, bind: IpAddr, port: u16, extra: &[&str], dir: &Path) -> Server {
+        let log = dir.join(format!("server-{port}.jsonl"));
+        let ready = dir.join(format!("server-{port}.ready"));
+        let stderr = dir.join(format!("server-{port}.stderr"));
+        let mut args: Vec<String> = [
+            "server",
+            "--bind",
+            &bind.to_string(),
+            "--port",
+            &port.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(["--log".into(), log.display().to_string()]);
+        args.extend(["--ready-file".into(), ready.display().to_string()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let mut s = Server {
+            child: Some(spawn(ns, &args, &stderr)),
+            log,
+            stderr,
+        };
+        let ok = wait_for(Duration::from_secs(5), || {
+            if ready.exists() {
+                return Some(true);
+            }
+            match s.child.as_mut().unwrap().try_wait() {
+                Ok(Some(_)) => Some(false),
+                _ => None,
+            }
+        });
+        if ok != Some(true) {
+            panic!(
+                "tcpgen server in {ns} did not become ready: {}",
+                std::fs::read_to_string(&s.stderr).unwrap_or_default()
+            );
+        }
+        s
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.log_now().pid()
+    }
+
+    pub fn log_now(&self) -> TcpGenLog {
+        TcpGenLog::read(&self.log, &self.stderr)
+    }
+
+    /// Wait up to `timeout` for the server to exit by itself (SIGTERM after
+    /// that), then return its log. Panics when it failed.
+    pub fn wait(&mut self, timeout: Duration) -> TcpGenLog {
+        wait_exit(&mut self.child, timeout, "server", &self.log, &self.stderr)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A `tcpgen.py client` (comm `tcpq-writer`); killed on Drop.
+pub struct Client {
+    child: Option<Child>,
+    pub log: PathBuf,
+    pub stderr: PathBuf,
+}
+
+impl Client {
+    /// Start a client in `ns` that connects to `addr:port` and writes `bytes`
+    /// as fast as the socket allows; `extra`: `--max-seconds`,
+    /// `--hold-seconds`, `--hold-after-ack`, `--sndbuf`, `--comm`.
+    pub fn start(
+        ns: &str,
+        addr: IpAddr,
+        port: u16,
+        bytes: u64,
+        extra: &[&str],
+        dir: &Path,
+    ) -> Client {
+        let tag = super::next_id();
+        let log = dir.join(format!("client-{port}-{tag}.jsonl"));
+        let stderr = dir.join(format!("client-{port}-{tag}.stderr"));
+        let mut args: Vec<String> = [
+            "client",
+            "--connect",
+            &addr.to_string(),
+            "--port",
+            &port.to_string(),
+            "--bytes",
+            &bytes.to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(["--log".into(), log.display().to_string()]);
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Client {
+            child: Some(spawn(ns, &args, &stderr)),
+            log,
+            stderr,
+        }
+    }
+
+    pub fn log_now(&self) -> TcpGenLog {
+        TcpGenLog::read(&self.log, &self.stderr)
+    }
+
+    /// Wait until the log has a record with `event` (e.g. "done"), or panic
+    /// after `timeout` / when the client exits without it.
+    pub fn wait_event(&mut self, event: &str, timeout: Duration) -> TcpGenLog {
+        let got = wait_for(timeout, || {
+            let log = self.log_now();
+            if log.get(event).is_some() {
+                return Some(Ok(log));
+            }
+            match self.child.as_mut().map(|c| c.try_wait()) {
+                Some(Ok(Some(st))) => Some(Err(format!("exited ({st}) before '{event}'"))),
+                _ => None,
+            }
+        });
+        match got {
+            Some(Ok(log)) => log,
+            Some(Err(why)) => panic!("tcpgen client {why}: {:?}", self.log_now()),
+            None => panic!(
+                "tcpgen client: no '{event}' within {timeout:?}: {:?}",
+                self.log_now()
+            ),
+        }
+    }
+
+    pub fn wait(&mut self, timeout: Duration) -> TcpGenLog {
+        wait_exit(&mut self.child, timeout, "client", &self.log, &self.stderr)
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn wait_exit(
+    child: &mut Option<Child>,
+    timeout: Duration,
+    what: &str,
+    log: &Path,
+    stderr: &Path,
+) -> TcpGenLog {
+    let Some(c) = child.take() else {
+        return TcpGenLog::read(log, stderr);
+    };
+    let mut c = c;
+    let exited = wait_for(timeout, || c.try_wait().ok().flatten());
+    let st = match exited {
+        Some(st) => st,
+        None => stop_child(c, libc::SIGTERM, Duration::from_secs(2)),
+    };
+    let l = TcpGenLog::read(log, stderr);
+    assert!(
+        exited.is_some() && st.success(),
+        "tcpgen {what} {} ({st}); log {:?}",
+        if exited.is_some() {
+            "failed"
+        } else {
+            "did not exit in time"
+        },
+        l
+    );
+    l
+}

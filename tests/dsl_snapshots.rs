@@ -1,0 +1,332 @@
+//! Snapshots of the language's stages: syntax trees, plans, `--explain`
+//! text and the no-colour rendering of every kind of diagnostic.
+//!
+//! They live in the root package so they land in `tests/snapshots/`. Review
+//! changes with `cargo insta review` (or `INSTA_UPDATE=always` and a diff).
+use tcpq_dsl::{compile, explain, parse, render_all, Code};
+
+/// Programs whose syntax trees are pinned.
+const AST_CORPUS: &[(&str, &str)] = &[
+    (
+        "seed",
+        "on tcp_select_window where win == 0 print pid, comm",
+    ),
+    ("count_no_key", "on tcp_retransmit count"),
+    ("count_by", "on tcp_retransmit count by daddr, dport"),
+    (
+        "precedence",
+        "on tcp_probe where not srtt > 100 or snd_cwnd < 10 and ssthresh >= 2 print pid",
+    ),
+    (
+        "literals",
+        "on tcp_select_window where saddr == 10.0.0.1 or daddr != fe80::1 or comm == \"a\\\"b\" \
+         or state == SYN_RECV or family == AF_INET6 or win == 0x1_0 or wscale_ok == false \
+         print pid",
+    ),
+    (
+        "bare_bool",
+        "on tcp_select_window where not wscale_ok print pid",
+    ),
+    (
+        "literal_first",
+        "on tcp_select_window where 100 <= win print win",
+    ),
+    (
+        "param",
+        "on tcp_select_window where sport == $port print pid",
+    ),
+    (
+        "multi_clause",
+        "# two questions at once\non tcp_retransmit count by dport; on tcp_probe print srtt\n\n\
+         on tcp_select_window where (win == 0\n  and sport == 80) print pid # trailing comment",
+    ),
+    ("negative", "on tcp_probe where srtt < -1 print srtt"),
+];
+
+#[test]
+fn syntax_trees() {
+    for (name, src) in AST_CORPUS {
+        let ast = parse(src).unwrap_or_else(|d| panic!("{name}: {d:?}"));
+        insta::assert_debug_snapshot!(format!("ast_{name}"), ast, src);
+    }
+}
+
+/// Programs whose plans are pinned.
+const PLAN_CORPUS: &[(&str, &str)] = &[
+    (
+        "seed",
+        "on tcp_select_window where win == 0 print pid, comm",
+    ),
+    (
+        "no_where",
+        "on tcp_select_window print pid, comm, win, win_bytes",
+    ),
+    (
+        "addr_and_not",
+        "on tcp_select_window where saddr == 10.0.0.1 and not wscale_ok print pid, saddr",
+    ),
+    (
+        "or_ne_addr",
+        "on tcp_select_window where daddr != ::1 or comm == \"nginx\" print pid",
+    ),
+    (
+        "count_by",
+        "on tcp_retransmit where segs > 1 count by daddr, dport",
+    ),
+    ("count_total", "on tcp_retransmit count"),
+    (
+        "states",
+        "on tcp_probe where state != ESTABLISHED and family == AF_INET print state, family",
+    ),
+    (
+        "two_clauses",
+        "on tcp_probe where srtt > 100000 print srtt, snd_cwnd\non tcp_retransmit count by comm",
+    ),
+];
+
+#[test]
+fn plans() {
+    for (name, src) in PLAN_CORPUS {
+        let plan = compile(src, "<command line>", &[])
+            .unwrap_or_else(|d| panic!("{}", render_all(&d, src, "<command line>", false)));
+        insta::assert_json_snapshot!(format!("plan_{name}"), plan, src);
+    }
+}
+
+const ZERO_WINDOW: &str = "\
+# Zero-window segments advertised on a local port, with the owning process.
+#
+# @param port: port                      Local port to watch (required)
+# @param min: u64 = 0                    Ignore windows below this
+# @example tcpq recipes/zero-window.tcpq --param port=8080
+on tcp_select_window where win == 0 and sport == $port print pid, comm, sport, dport
+";
+
+#[test]
+fn recipe_plan_and_header() {
+    let recipe = tcpq_dsl::parse_recipe(ZERO_WINDOW).unwrap();
+    insta::assert_json_snapshot!("recipe_zero_window_header", recipe);
+    let plan = compile(
+        ZERO_WINDOW,
+        "recipes/zero-window.tcpq",
+        &[("port".into(), "8080".into())],
+    )
+    .unwrap();
+    insta::assert_json_snapshot!("plan_recipe_zero_window", plan);
+}
+
+#[test]
+fn explain_text() {
+    let plan = compile(
+        "on tcp_select_window where win == 0 print pid, comm",
+        "<command line>",
+        &[],
+    )
+    .unwrap();
+    insta::assert_snapshot!("explain_seed", explain(&plan));
+    let plan = compile(
+        ZERO_WINDOW,
+        "recipes/zero-window.tcpq",
+        &[("port".into(), "8080".into())],
+    )
+    .unwrap();
+    let plan2 = compile(
+        "on tcp_retransmit where (saddr == 10.0.0.1 or comm != \"curl\") and not segs == 1 count by daddr\n\
+         on tcp_probe count",
+        "<command line>",
+        &[],
+    )
+    .unwrap();
+    insta::assert_snapshot!(
+        "explain_recipe_and_count",
+        format!("{}\n{}", explain(&plan), explain(&plan2))
+    );
+}
+
+/// One program (and `--param`s) per diagnostic kind.
+type DiagCase = (Code, &'static str, &'static [(&'static str, &'static str)]);
+const DIAGNOSTICS: &[DiagCase] = &[
+    (
+        Code::Syntax,
+        "on tcp_select_window where win == 0 prnt pid, comm",
+        &[],
+    ),
+    (
+        Code::UnknownProbe,
+        "on tcp_select_windw where win == 0 print pid",
+        &[],
+    ),
+    (
+        Code::UnknownField,
+        "on tcp_select_window where wn == 0 print pid, comm",
+        &[],
+    ),
+    (
+        Code::UndeclaredParam,
+        "on tcp_probe where sport == $port print pid",
+        &[],
+    ),
+    (
+        Code::UnknownConstant,
+        "on tcp_probe where state == ESTABLISHD print pid",
+        &[],
+    ),
+    (
+        Code::MissingSeparator,
+        "on tcp_probe print pid on tcp_retransmit count",
+        &[],
+    ),
+    (
+        Code::CStyleOperator,
+        "on tcp_probe where sport == 80 && dport = 443 print pid",
+        &[],
+    ),
+    (
+        Code::InvalidLiteral,
+        "on tcp_probe where daddr == 10.0.0.256 print pid",
+        &[],
+    ),
+    (Code::EmptyProgram, "# nothing but a comment\n", &[]),
+    (
+        Code::TypeMismatch,
+        "on tcp_probe where saddr == 8080 print pid",
+        &[],
+    ),
+    (
+        Code::UnsupportedOperator,
+        "on tcp_probe where saddr > 10.0.0.1 print pid",
+        &[],
+    ),
+    (
+        Code::OutOfRange,
+        "on tcp_select_window where win > 70000 print pid",
+        &[],
+    ),
+    (
+        Code::StringTooLong,
+        "on tcp_probe where comm == \"a-very-long-process\" print pid",
+        &[],
+    ),
+    (
+        Code::NeedFieldAndValue,
+        "on tcp_probe where sport == dport print pid",
+        &[],
+    ),
+    (
+        Code::UnitSuffix,
+        "on tcp_select_window where win_bytes < 64KiB print pid",
+        &[],
+    ),
+    (
+        Code::NotAPredicate,
+        "on tcp_probe where snd_cwnd print pid",
+        &[],
+    ),
+    (
+        Code::KeyTooLarge,
+        "on tcp_probe count by saddr, daddr, comm, task_comm, pid",
+        &[],
+    ),
+    (
+        Code::UnknownParam,
+        "# @param port: port\non tcp_probe where sport == $port print pid",
+        &[("port", "1"), ("prot", "2")],
+    ),
+    (
+        Code::MissingParam,
+        "# @param port: port   Local port\non tcp_probe where sport == $port print pid",
+        &[],
+    ),
+    (
+        Code::BadParamValue,
+        "# @param port: port\non tcp_probe where sport == $port print pid",
+        &[("port", "http")],
+    ),
+    (
+        Code::DuplicateParam,
+        "# @param port: port\non tcp_probe where sport == $port print pid",
+        &[("port", "1"), ("port", "2")],
+    ),
+    (
+        Code::BadParamDecl,
+        "# @param port: prot\non tcp_probe where sport == $port print pid",
+        &[],
+    ),
+    (
+        Code::DuplicateParamDecl,
+        "# @param port: port\n# @param port: u64\non tcp_probe where sport == $port print pid",
+        &[("port", "1")],
+    ),
+    (
+        Code::UnknownDirective,
+        "# @exmaple tcpq x.tcpq\non tcp_probe print pid",
+        &[],
+    ),
+];
+
+#[test]
+fn every_diagnostic_rendered() {
+    let mut out = String::new();
+    let mut seen = Vec::new();
+    for (code, src, params) in DIAGNOSTICS {
+        let params: Vec<(String, String)> = params
+            .iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
+        let diags = compile(src, "<command line>", &params).expect_err(src);
+        assert!(
+            diags.iter().any(|d| d.code == *code),
+            "{src}: expected {code:?}, got {diags:?}"
+        );
+        seen.push(*code);
+        out.push_str(&format!("===== {code} ({code:?})\n"));
+        for line in src.lines() {
+            out.push_str(&format!(">>> {line}\n"));
+        }
+        for (k, v) in &params {
+            out.push_str(&format!(">>> --param {k}={v}\n"));
+        }
+        out.push_str(&render_all(&diags, src, "<command line>", false));
+        out.push('\n');
+    }
+    // Filter-too-long needs a long program: rendered on its own.
+    let long = (0..=32)
+        .map(|i| format!("saddr == 10.0.0.{i}"))
+        .collect::<Vec<_>>()
+        .join(" or ");
+    let src = format!("on tcp_probe where {long} print pid");
+    let diags = compile(&src, "<command line>", &[]).unwrap_err();
+    assert_eq!(diags[0].code, Code::FilterTooLong);
+    seen.push(Code::FilterTooLong);
+    out.push_str(&format!("===== {} (FilterTooLong)\n", Code::FilterTooLong));
+    out.push_str(&render_all(&diags, &src, "<command line>", false));
+    for c in Code::ALL {
+        assert!(seen.contains(c), "no snapshot for {c:?}");
+    }
+    insta::assert_snapshot!("diagnostics", out);
+}
+
+#[test]
+fn all_errors_of_a_program_rendered() {
+    let src = "on tcp_select_window where wn == 0 and sport > 70000\n  and comm == nginx print pid, bogus\n\
+               on tcp_probe where srtt < 1ms print nope\n\
+               on tcp_retransmi count";
+    let diags = compile(src, "prog.tcpq", &[]).unwrap_err();
+    insta::assert_snapshot!("all_errors", render_all(&diags, src, "prog.tcpq", false));
+}
+
+#[test]
+fn where_changes_only_the_filter() {
+    let a = compile("on tcp_probe where srtt > 1000 print srtt", "x", &[]).unwrap();
+    let b = compile(
+        "on tcp_probe where saddr == ::1 and not state == LISTEN print srtt",
+        "x",
+        &[],
+    )
+    .unwrap();
+    let (a, b) = (&a.clauses[0], &b.clauses[0]);
+    assert_eq!(a.template, b.template);
+    assert_eq!(a.strategies, b.strategies);
+    assert_eq!(a.action, b.action);
+    assert_ne!(a.filter, b.filter);
+}
