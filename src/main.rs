@@ -52,10 +52,11 @@ struct Cli {
     duration: Option<Duration>,
 
     /// Parse, check and plan only; never touch the kernel. Exit 0 or 2.
-    #[arg(long, conflicts_with = "explain")]
+    #[arg(long)]
     check: bool,
 
-    /// Show the plan and, when the kernel is reachable, how it would attach.
+    /// Show the plan and, when the kernel is reachable (and not `--check`),
+    /// how it would attach; attach nothing.
     #[arg(long)]
     explain: bool,
 }
@@ -144,11 +145,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     };
 
-    if cli.check {
+    if cli.explain {
+        explain(&plan, !cli.check);
         return Ok(ExitCode::SUCCESS);
     }
-    if cli.explain {
-        explain(&plan);
+    if cli.check {
         return Ok(ExitCode::SUCCESS);
     }
 
@@ -203,12 +204,15 @@ fn show_duration(d: Duration) -> String {
 
 /// Print the plan, then what this kernel would do with it. Without
 /// privileges (or tracefs, or BTF) the second half says why it is missing.
-fn explain(plan: &tcpq_dsl::plan::Plan) {
+fn explain(plan: &tcpq_dsl::plan::Plan, kernel: bool) {
     let mut text = tcpq_dsl::explain(plan);
     if !text.ends_with('\n') {
         text.push('\n');
     }
     print!("{text}");
+    if !kernel {
+        return;
+    }
     println!();
     println!("On this kernel:");
     if !Privilege::current().sufficient() {
