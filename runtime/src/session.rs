@@ -223,6 +223,9 @@ pub struct Stats {
     pub lost: u64,
     pub agg_full: u64,
     pub read_err: u64,
+    /// Runs the kernel skipped because the program was already running on
+    /// that CPU (`recursion_misses` of every program of the clause).
+    pub missed: u64,
 }
 
 /// One attached clause.
@@ -261,7 +264,27 @@ impl Attached {
             lost: get(stat::LOST)?,
             agg_full: get(stat::AGG_FULL)?,
             read_err: get(stat::READ_ERR)?,
+            missed: self.recursion_misses(),
         })
+    }
+
+    /// The kernel's `recursion_misses` of this clause's programs, from
+    /// `/proc/self/fdinfo` (0 where a kernel does not report it).
+    fn recursion_misses(&self) -> u64 {
+        use std::os::fd::{AsFd, AsRawFd};
+        self.ebpf
+            .programs()
+            .filter_map(|(_, p)| p.fd().ok())
+            .filter_map(|fd| {
+                let raw = fd.as_fd().as_raw_fd();
+                std::fs::read_to_string(format!("/proc/self/fdinfo/{raw}")).ok()
+            })
+            .filter_map(|info| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix("recursion_misses:"))
+                    .and_then(|v| v.trim().parse::<u64>().ok())
+            })
+            .sum()
     }
 
     /// Read the `AGG` map: each key's slot values with its count summed

@@ -71,6 +71,14 @@ impl RunReport {
                     self.suffix(probe)
                 ));
             }
+            if s.missed > 0 {
+                out.push(format!(
+                    "{} probe runs skipped by the kernel (another run of the same program was \
+                     active on that CPU){}",
+                    s.missed,
+                    self.suffix(probe)
+                ));
+            }
             if s.agg_full > 0 {
                 out.push(format!(
                     "{} events not counted (aggregation map full){}",
