@@ -112,6 +112,7 @@ pub fn owner_programs() -> Vec<(&'static str, Vec<Attach>)> {
                 classic("syscalls", "sys_exit_accept"),
             ],
         ),
+        ("tcpq_own_gone", vec![raw("tcp", "tcp_destroy_sock")]),
         (
             "tcpq_own_io",
             vec![

@@ -33,6 +33,9 @@ pub mod maps {
     /// `LruHashMap<ListenKey, Owner>`: who listens on a port, for passive
     /// sockets that have not been touched by their process yet.
     pub const LISTENERS: &str = "TCPQ_LISTENERS";
+    /// `PerCpuArray<Event>`, one entry: the record under construction
+    /// (too big for the BPF stack). Private to the template.
+    pub const SCRATCH: &str = "TCPQ_SCRATCH";
 }
 
 /// Counters in the `STATS` map.
@@ -195,6 +198,8 @@ pub mod off {
     pub const TP_RETRANS_SKB: u32 = 39;
     pub const TP_RETRANS_SK: u32 = 40;
     pub const TP_RETRANS_ERR: u32 = 42;
+    /// raw `tcp_destroy_sock(sk)`.
+    pub const TP_DESTROY_SOCK_SK: u32 = 53;
     /// `tcp:tcp_probe` fields.
     pub const TP_PROBE_SK: u32 = 43;
     pub const TP_PROBE_SND_NXT: u32 = 44;

@@ -32,6 +32,9 @@ pub const TCP_CLOSE: u64 = 7;
 pub const TCP_LISTEN: u64 = 10;
 pub const TCP_NEW_SYN_RECV: u64 = 12;
 
+/// `BPF_F_NO_PREALLOC`.
+const BPF_F_NO_PREALLOC: u32 = 1;
+
 #[map]
 pub static TCPQ_CONFIG: Array<TemplateConfig> = Array::with_max_entries(1, 0);
 
@@ -42,8 +45,11 @@ pub static TCPQ_OFFSETS: Array<FieldLoc> = Array::with_max_entries(N_OFFSETS as 
 #[map]
 pub static TCPQ_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 
+/// Not preallocated: creating a preallocated per-CPU hash of this size took
+/// about 10 ms of tcpq's start-up, for a map most runs never fill.
 #[map]
-pub static TCPQ_AGG: PerCpuHashMap<AggKey, AggValue> = PerCpuHashMap::with_max_entries(16384, 0);
+pub static TCPQ_AGG: PerCpuHashMap<AggKey, AggValue> =
+    PerCpuHashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
 
 #[map]
 pub static TCPQ_STATS: PerCpuArray<u64> = PerCpuArray::with_max_entries(stat::N_STATS, 0);
@@ -421,6 +427,18 @@ pub fn tcpq_own_state(ctx: RawTracePointContext) -> i32 {
             };
             let _ = TCPQ_LISTENERS.remove(key);
         }
+        // The owner is kept until the socket is destroyed: the reset an
+        // aborting close() sends leaves after the move to CLOSE.
+    }
+    0
+}
+
+/// `tcp_destroy_sock(sk)`: the socket's memory is about to be freed (and its
+/// address reused), so forget its owner.
+#[raw_tracepoint(tracepoint = "tcp_destroy_sock")]
+pub fn tcpq_own_gone(ctx: RawTracePointContext) -> i32 {
+    let sk = tp_field(&ctx, off::TP_DESTROY_SOCK_SK);
+    if sk != 0 {
         let _ = TCPQ_OWNERS.remove(sk);
     }
     0

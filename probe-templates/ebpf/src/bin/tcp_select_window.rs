@@ -15,7 +15,7 @@ mod common;
 
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use common::*;
-use tcpq_abi::{off, slot::select_window as s};
+use tcpq_abi::{off, slot, slot::select_window as s};
 
 const TCPHDR_SYN: u64 = 0x02;
 
@@ -52,6 +52,11 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
 
     let ev = begin()?;
     fill_sock(ev, sk);
+    // Ports as on the wire: a socket that close() aborted has already given
+    // its local port back (inet_num = 0) when its reset leaves.
+    let w0 = words[0].to_le_bytes();
+    ev.vals[slot::SPORT as usize] = u16::from_be_bytes([w0[0], w0[1]]) as u64;
+    ev.vals[slot::DPORT as usize] = u16::from_be_bytes([w0[2], w0[3]]) as u64;
     let rcv_wscale = read_off(sk, off::TP_RCV_WSCALE);
     let v = &mut ev.vals;
     v[s::WIN as usize] = win;
