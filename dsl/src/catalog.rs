@@ -5,7 +5,7 @@
 //! Slots come from `tcpq_abi::slot` so the catalog and the templates cannot
 //! drift apart silently.
 use crate::plan::{Attach, FieldType, Strategy, Unit};
-use tcpq_abi::slot;
+use tcpq_abi::{off, slot};
 
 /// One probe: a kernel moment users can ask about.
 #[derive(Debug)]
@@ -62,12 +62,46 @@ pub struct FieldDef {
     /// because the comparison could never (or would always) match.
     pub bits: u8,
     pub doc: &'static str,
+    /// For fields read through a configured load (socket fields): where
+    /// the value lives. `None`: the template computes it.
+    pub load: Option<LoadDef>,
+}
+
+/// Where a loaded field lives: `OFFSETS` entry `off`, after following the
+/// pointers at the entries in `via`, shifted right by `shr`.
+#[derive(Debug)]
+pub struct LoadDef {
+    pub off: u32,
+    pub via: &'static [u32],
+    pub shr: u8,
+}
+
+impl FieldDef {
+    /// The plan's load for this field, if it is a loaded field.
+    pub fn load_spec(&self) -> Option<crate::plan::LoadSpec> {
+        let l = self.load.as_ref()?;
+        Some(crate::plan::LoadSpec {
+            field: self.name.to_string(),
+            slot: self.slots[0],
+            base: crate::plan::LoadBase::Sock,
+            off: l.off,
+            via: l.via.to_vec(),
+            shr: l.shr,
+        })
+    }
 }
 
 impl ProbeDef {
-    /// Every field of this probe: the common ones first, then its own.
+    /// Every field of this probe: the common ones, its own, then the socket
+    /// fields it does not define itself (a probe's own `rcv_wnd`, say from
+    /// its tracepoint, wins over the socket's).
     pub fn all_fields(&self) -> impl Iterator<Item = &'static FieldDef> {
-        COMMON_FIELDS.iter().chain(self.fields.iter())
+        let own = self.fields;
+        COMMON_FIELDS.iter().chain(own.iter()).chain(
+            SOCKET_FIELDS
+                .iter()
+                .filter(move |s| !own.iter().any(|f| f.name == s.name)),
+        )
     }
 
     pub fn field(&self, name: &str) -> Option<&'static FieldDef> {
@@ -98,6 +132,27 @@ const fn field(
         slots,
         bits,
         doc,
+        load: None,
+    }
+}
+
+/// A socket field, read through a load (see [`SOCKET_FIELDS`]).
+const fn sock(
+    name: &'static str,
+    ty: FieldType,
+    slots: &'static [u8],
+    bits: u8,
+    off: u32,
+    shr: u8,
+    doc: &'static str,
+) -> FieldDef {
+    FieldDef {
+        name,
+        ty,
+        slots,
+        bits,
+        doc,
+        load: Some(LoadDef { off, via: &[], shr }),
     }
 }
 
@@ -179,6 +234,220 @@ pub static COMMON_FIELDS: &[FieldDef] = &[
         "the socket's cookie: a stable id for one connection",
     ),
 ];
+
+/// Socket fields: read from the probe's `struct sock` by the template's
+/// configured loads, so any probe with a socket offers them and a program
+/// pays only for those it uses. Values are what the kernel holds now, at
+/// the probe's moment (`ss -ti` shows the same fields, read later).
+pub static SOCKET_FIELDS: &[FieldDef] = &[
+    sock(
+        "rcv_wnd",
+        Uint(Unit::Bytes),
+        &[sk::RCV_WND],
+        32,
+        off::TP_RCV_WND,
+        0,
+        "receive window this side currently offers (tcp_sock.rcv_wnd)",
+    ),
+    sock(
+        "snd_wnd",
+        Uint(Unit::Bytes),
+        &[sk::SND_WND],
+        32,
+        off::TP_SND_WND,
+        0,
+        "the peer's advertised receive window, as last seen (tcp_sock.snd_wnd)",
+    ),
+    sock(
+        "wscale_ok",
+        Bool,
+        &[sk::WSCALE_OK],
+        1,
+        off::TP_WSCALE_OK,
+        0,
+        "whether window scaling was negotiated in the SYN exchange",
+    ),
+    sock(
+        "snd_wscale",
+        Uint(Unit::None),
+        &[sk::SND_WSCALE],
+        4,
+        off::TP_SND_WSCALE,
+        0,
+        "window scale the peer applies to the windows it advertises",
+    ),
+    sock(
+        "rcv_wscale",
+        Uint(Unit::None),
+        &[sk::RCV_WSCALE],
+        4,
+        off::TP_RCV_WSCALE,
+        0,
+        "window scale this side applies to the windows it advertises",
+    ),
+    sock(
+        "mss",
+        Uint(Unit::Bytes),
+        &[sk::MSS],
+        32,
+        off::TP_MSS_CACHE,
+        0,
+        "current maximum segment size for sending (tcp_sock.mss_cache; ss: mss)",
+    ),
+    sock(
+        "srtt",
+        Uint(Unit::Micros),
+        &[sk::SRTT],
+        32,
+        off::TP_SRTT_US,
+        3,
+        "smoothed round-trip time (tcp_sock.srtt_us >> 3; ss: rtt)",
+    ),
+    sock(
+        "mdev",
+        Uint(Unit::Micros),
+        &[sk::MDEV],
+        32,
+        off::TP_MDEV_US,
+        2,
+        "round-trip time mean deviation (tcp_sock.mdev_us >> 2; ss: the rtt:x/y second number)",
+    ),
+    sock(
+        "rttvar",
+        Uint(Unit::Micros),
+        &[sk::RTTVAR],
+        32,
+        off::TP_RTTVAR_US,
+        2,
+        "smoothed maximal deviation, used for the retransmission timeout (tcp_sock.rttvar_us >> 2)",
+    ),
+    sock(
+        "snd_cwnd",
+        Uint(Unit::Segments),
+        &[sk::SND_CWND],
+        32,
+        off::TP_SND_CWND,
+        0,
+        "congestion window (ss: cwnd)",
+    ),
+    sock(
+        "ssthresh",
+        Uint(Unit::Segments),
+        &[sk::SSTHRESH],
+        32,
+        off::TP_SND_SSTHRESH,
+        0,
+        "slow-start threshold (ss: ssthresh; 2147483647 until the first loss)",
+    ),
+    sock(
+        "bytes_acked",
+        Uint(Unit::Bytes),
+        &[sk::BYTES_ACKED],
+        64,
+        off::TP_BYTES_ACKED,
+        0,
+        "bytes this side sent that the peer acknowledged (RFC 4898 tcpEStatsAppHCThruOctetsAcked)",
+    ),
+    sock(
+        "bytes_received",
+        Uint(Unit::Bytes),
+        &[sk::BYTES_RECEIVED],
+        64,
+        off::TP_BYTES_RECEIVED,
+        0,
+        "bytes received in order (RFC 4898 tcpEStatsAppHCThruOctetsReceived)",
+    ),
+    sock(
+        "total_retrans",
+        Uint(Unit::Segments),
+        &[sk::TOTAL_RETRANS],
+        32,
+        off::TP_TOTAL_RETRANS,
+        0,
+        "segments retransmitted over the connection's life (ss: retrans:x/TOTAL)",
+    ),
+    sock(
+        "segs_out",
+        Uint(Unit::Segments),
+        &[sk::SEGS_OUT],
+        32,
+        off::TP_SEGS_OUT,
+        0,
+        "segments sent, retransmissions included (ss: segs_out)",
+    ),
+    sock(
+        "segs_in",
+        Uint(Unit::Segments),
+        &[sk::SEGS_IN],
+        32,
+        off::TP_SEGS_IN,
+        0,
+        "segments received (ss: segs_in)",
+    ),
+    sock(
+        "rcvbuf",
+        Uint(Unit::Bytes),
+        &[sk::RCVBUF],
+        32,
+        off::SK_RCVBUF,
+        0,
+        "receive buffer size limit (sk_rcvbuf; grows with autotuning)",
+    ),
+    sock(
+        "sndbuf",
+        Uint(Unit::Bytes),
+        &[sk::SNDBUF],
+        32,
+        off::SK_SNDBUF,
+        0,
+        "send buffer size limit (sk_sndbuf)",
+    ),
+    sock(
+        "rcv_space",
+        Uint(Unit::Bytes),
+        &[sk::RCV_SPACE],
+        32,
+        off::TP_RCVQ_SPACE,
+        0,
+        "receive-buffer autotuning's estimate of what the application reads per RTT \
+         (tcp_sock.rcvq_space.space)",
+    ),
+    sock(
+        "ca_state",
+        Uint(Unit::None),
+        &[sk::CA_STATE],
+        8,
+        off::ICSK_CA_STATE,
+        0,
+        "congestion-avoidance state: 0 Open, 1 Disorder, 2 CWR, 3 Recovery, 4 Loss",
+    ),
+    sock(
+        "uid",
+        Uint(Unit::None),
+        &[sk::UID],
+        32,
+        off::SK_UID,
+        0,
+        "user id owning the socket (sk_uid)",
+    ),
+    FieldDef {
+        name: "cgroup",
+        ty: Uint(Unit::None),
+        slots: &[sk::CGROUP],
+        bits: 64,
+        doc: "cgroup v2 id of the socket (sk_cgrp_data.cgroup->kn->id; \
+              the inode number of the cgroup's directory)",
+        load: Some(LoadDef {
+            off: off::KN_ID,
+            via: &[off::SK_CGROUP, off::CGROUP_KN],
+            shr: 0,
+        }),
+    },
+];
+
+mod sk {
+    pub use tcpq_abi::slot::sock::*;
+}
 
 mod sw {
     pub use tcpq_abi::slot::select_window::*;

@@ -236,7 +236,7 @@ mod tests {
     #[test]
     fn empty_accepts_all() {
         assert_eq!(compile(None).unwrap(), vec![]);
-        assert!(run(&[], &[0; 32]));
+        assert!(run(&[], &[0; tcpq_abi::N_SLOTS]));
     }
 
     #[test]
@@ -257,7 +257,7 @@ mod tests {
         let eq = compile(Some(&pair(CmpOp::Eq, 1, 2))).unwrap();
         assert_eq!(eq.len(), 2);
         let ne = compile(Some(&pair(CmpOp::Ne, 1, 2))).unwrap();
-        let mut v = [0u64; 32];
+        let mut v = [0u64; tcpq_abi::N_SLOTS];
         for (a, b, same) in [(1, 2, true), (1, 3, false), (0, 2, false), (5, 5, false)] {
             v[7] = a;
             v[8] = b;
@@ -275,7 +275,7 @@ mod tests {
             mask: u64::MAX,
         });
         let insns = compile(Some(&c)).unwrap();
-        let mut v = [0u64; 32];
+        let mut v = [0u64; tcpq_abi::N_SLOTS];
         v[17] = (-5i64) as u64;
         assert!(run(&insns, &v));
         v[17] = 0;
@@ -346,7 +346,7 @@ mod tests {
                     }
                 }
             }
-            let mut v = [0u64; 32];
+            let mut v = [0u64; tcpq_abi::N_SLOTS];
             for (i, x) in vals.iter().enumerate() {
                 // Signed tests compare around zero: map 0..4 to -2..2.
                 v[i] = if i < 4 { x.wrapping_sub(2) } else { *x };

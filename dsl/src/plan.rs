@@ -27,6 +27,60 @@ pub struct ClausePlan {
     /// The `where` clause compiled to filter instructions (empty: accept all).
     pub filter: Vec<Insn>,
     pub action: Action,
+    /// Kernel values the template must read into slots for this program
+    /// (socket fields the program uses, and only those).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub loads: Vec<LoadSpec>,
+}
+
+/// Serialisable mirror of `tcpq_abi::Load`: read the `OFFSETS` entry `off`
+/// (following the pointers at the entries in `via` first) from `base`,
+/// shift right by `shr`, store in `slot`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LoadSpec {
+    pub field: String,
+    pub slot: u8,
+    /// `sock`, `skb` or `task`.
+    pub base: LoadBase,
+    pub off: u32,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub via: Vec<u32>,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub shr: u8,
+}
+
+fn is_zero(v: &u8) -> bool {
+    *v == 0
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoadBase {
+    Sock,
+    Skb,
+    Task,
+}
+
+impl LoadSpec {
+    /// The ABI form written into the template's config map.
+    pub fn to_abi(&self) -> tcpq_abi::Load {
+        let mut via = [tcpq_abi::VIA_NONE; 3];
+        for (d, s) in via.iter_mut().zip(&self.via) {
+            *d = *s as u8;
+        }
+        tcpq_abi::Load {
+            slot: self.slot,
+            base: match self.base {
+                LoadBase::Sock => tcpq_abi::base::SOCK,
+                LoadBase::Skb => tcpq_abi::base::SKB,
+                LoadBase::Task => tcpq_abi::base::TASK,
+            },
+            off: self.off as u8,
+            shr: self.shr,
+            via,
+            _pad: 0,
+        }
+    }
 }
 
 /// One way to attach a probe.
@@ -117,6 +171,16 @@ pub enum Action {
     Print { columns: Vec<Column> },
     /// Count in the kernel by these key columns (none: one total).
     Count { keys: Vec<Column> },
+}
+
+impl Action {
+    /// Every column the action reads (printed fields, keys, values).
+    pub fn columns(&self) -> impl Iterator<Item = &Column> {
+        match self {
+            Action::Print { columns } => columns.iter(),
+            Action::Count { keys } => keys.iter(),
+        }
+    }
 }
 
 /// A field as output: where its value lives in the record and how to show it.

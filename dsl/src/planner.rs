@@ -4,10 +4,11 @@
 //! clause only changes the filter instructions written into the template's
 //! config map. That is what keeps "a where-clause never changes the loaded
 //! bytes" true.
+use crate::catalog::ProbeDef;
 use crate::check::Checked;
 use crate::diagnostic::{Code, Diagnostic};
 use crate::filter::{self, CompileError};
-use crate::plan::{ClausePlan, Plan};
+use crate::plan::{Action, ClausePlan, Insn, LoadSpec, Plan};
 
 /// Produce the plan of a checked program.
 pub fn plan(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
@@ -30,7 +31,9 @@ pub fn plan(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
                 continue;
             }
         };
+        let loads = loads_for(c.probe, &filter, &c.action);
         clauses.push(ClausePlan {
+            loads,
             probe: c.probe.name.to_string(),
             template: c.probe.template.to_string(),
             strategies: c.probe.strategies.iter().map(|s| s.to_plan()).collect(),
@@ -45,4 +48,18 @@ pub fn plan(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
     } else {
         Err(errors)
     }
+}
+
+/// The loads the template must do for this clause: one per loaded field
+/// that the filter or the output uses, in slot order.
+fn loads_for(probe: &ProbeDef, filter: &[Insn], action: &Action) -> Vec<LoadSpec> {
+    let mut slots: Vec<u8> = filter.iter().map(|i| i.slot).collect();
+    slots.extend(action.columns().flat_map(|c| c.slots.iter().copied()));
+    slots.sort_unstable();
+    slots.dedup();
+    slots
+        .into_iter()
+        .filter_map(|s| probe.field_at_slot(s))
+        .filter_map(|f| f.load_spec())
+        .collect()
 }

@@ -39,6 +39,7 @@ fn main() {
             strategies: def.strategies.iter().map(|s| s.to_plan()).collect(),
             where_source: None,
             where_words: None,
+            loads: Vec::new(),
             filter: vec![],
             action: if action == "count" {
                 Action::Count { keys: cols }

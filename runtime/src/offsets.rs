@@ -48,6 +48,25 @@ pub const STRUCT_MEMBERS: &[(u32, &str)] = &[
     (off::FDT_MAX_FDS, "fdtable.max_fds"),
     (off::FILE_PRIVATE_DATA, "file.private_data"),
     (off::SOCKET_SK, "socket.sk"),
+    (off::TP_MSS_CACHE, "tcp_sock.mss_cache"),
+    (off::TP_SRTT_US, "tcp_sock.srtt_us"),
+    (off::TP_MDEV_US, "tcp_sock.mdev_us"),
+    (off::TP_RTTVAR_US, "tcp_sock.rttvar_us"),
+    (off::TP_SND_CWND, "tcp_sock.snd_cwnd"),
+    (off::TP_SND_SSTHRESH, "tcp_sock.snd_ssthresh"),
+    (off::TP_BYTES_ACKED, "tcp_sock.bytes_acked"),
+    (off::TP_BYTES_RECEIVED, "tcp_sock.bytes_received"),
+    (off::TP_TOTAL_RETRANS, "tcp_sock.total_retrans"),
+    (off::TP_SEGS_OUT, "tcp_sock.segs_out"),
+    (off::TP_SEGS_IN, "tcp_sock.segs_in"),
+    (off::TP_RCVQ_SPACE, "tcp_sock.rcvq_space.space"),
+    (off::ICSK_CA_STATE, "inet_connection_sock.icsk_ca_state"),
+    (off::SK_UID, "sock.sk_uid.val"),
+    (off::SK_RCVBUF, "sock.sk_rcvbuf"),
+    (off::SK_SNDBUF, "sock.sk_sndbuf"),
+    (off::SK_CGROUP, "sock.sk_cgrp_data.cgroup"),
+    (off::CGROUP_KN, "cgroup.kn"),
+    (off::KN_ID, "kernfs_node.id"),
 ];
 
 /// `tcp_gso_segs` where every kernel since 4.x keeps it, for kernels whose
@@ -124,7 +143,13 @@ pub const RAW_TRACEPOINT_ARGS: &[(u32, &str, usize, &str, bool)] = &[
         "struct sk_buff *",
         true,
     ),
-    (off::TP_DESTROY_SOCK_SK, "tcp_destroy_sock", 0, "struct sock *", true),
+    (
+        off::TP_DESTROY_SOCK_SK,
+        "tcp_destroy_sock",
+        0,
+        "struct sock *",
+        true,
+    ),
     // Only kernels whose tracepoint also fires for failed attempts have it.
     (off::TP_RETRANS_ERR, "tcp_retransmit_skb", 2, "int", false),
 ];

@@ -16,7 +16,7 @@ use aya::{
 };
 use tcpq_abi::{
     action, maps, stat, AggKey, AggValue, FieldLoc, TemplateConfig, MAX_INSNS, MAX_KEY_SLOTS,
-    N_OFFSETS,
+    MAX_LOADS, N_OFFSETS,
 };
 use tcpq_dsl::plan::{Action, Attach, ClausePlan, Plan, Strategy};
 
@@ -187,6 +187,13 @@ pub enum SessionError {
     /// template evaluates); the checker should have refused it.
     #[error("plan for {probe} does not fit the template: {what}")]
     PlanTooBig { probe: String, what: String },
+    /// A field the program uses cannot be read on this kernel.
+    #[error("{probe}: field `{field}` is not available on this kernel ({why})")]
+    FieldUnavailable {
+        probe: String,
+        field: String,
+        why: String,
+    },
 }
 
 /// `aya::Pod` for the ABI types (the ABI crate has no dependencies).
@@ -407,6 +414,24 @@ fn attach_clause(
     let bytes =
         templates::get(&template).ok_or_else(|| SessionError::UnknownTemplate(template.clone()))?;
     let config = template_config(clause)?;
+    for load in &clause.loads {
+        for idx in load.via.iter().chain(std::iter::once(&load.off)) {
+            if !kernel.offsets.has(*idx) {
+                let why = kernel
+                    .offsets
+                    .missing
+                    .iter()
+                    .find(|(i, ..)| i == idx)
+                    .map(|(_, what, e)| format!("{what}: {e}"))
+                    .unwrap_or_else(|| format!("offset #{idx} unresolved"));
+                return Err(SessionError::FieldUnavailable {
+                    probe: clause.probe.clone(),
+                    field: load.field.clone(),
+                    why,
+                });
+            }
+        }
+    }
 
     let t = Instant::now();
     let mut ebpf = loader.load(bytes).map_err(|source| match &source {
@@ -496,6 +521,16 @@ pub fn template_config(clause: &ClausePlan) -> Result<TemplateConfig, SessionErr
         *dst = insn.to_abi();
     }
     cfg.n_insns = clause.filter.len() as u32;
+    if clause.loads.len() > MAX_LOADS {
+        return Err(too_big(format!(
+            "{} socket fields, the most is {MAX_LOADS}",
+            clause.loads.len()
+        )));
+    }
+    for (dst, load) in cfg.loads.iter_mut().zip(&clause.loads) {
+        *dst = load.to_abi();
+    }
+    cfg.n_loads = clause.loads.len() as u32;
     match &clause.action {
         Action::Print { .. } => cfg.action = action::PRINT,
         Action::Count { keys } => {
@@ -664,6 +699,7 @@ mod tests {
             }],
             where_source: None,
             where_words: None,
+            loads: Vec::new(),
             filter: vec![Insn {
                 slot: 12,
                 op: CmpOp::Eq,

@@ -8,13 +8,15 @@
 #![no_std]
 
 /// Number of `u64` value slots in one event record.
-pub const N_SLOTS: usize = 32;
+pub const N_SLOTS: usize = 64;
+/// Most entries in [`TemplateConfig::loads`].
+pub const MAX_LOADS: usize = 24;
 /// Most filter instructions a template evaluates per event.
 pub const MAX_INSNS: usize = 64;
 /// Most `u64` key slots of one `count by` key.
 pub const MAX_KEY_SLOTS: usize = 8;
 /// Most entries in the `OFFSETS` map.
-pub const N_OFFSETS: usize = 64;
+pub const N_OFFSETS: usize = 128;
 
 /// Map names, as the loader sees them in the object.
 pub mod maps {
@@ -96,6 +98,60 @@ pub struct FilterInsn {
     pub value: u64,
 }
 
+/// Bases a [`Load`] starts from.
+pub mod base {
+    /// The probe's `struct sock *`.
+    pub const SOCK: u8 = 0;
+    /// The probe's `struct sk_buff *` (0 where the probe has none).
+    pub const SKB: u8 = 1;
+    /// The current task (`bpf_get_current_task()`).
+    pub const TASK: u8 = 2;
+}
+
+/// "No dereference" in [`Load::via`].
+pub const VIA_NONE: u8 = 0xff;
+
+/// Read one kernel value into a slot: start at `base`, follow the pointers
+/// at the `OFFSETS` entries in `via` (until `VIA_NONE`), read the `OFFSETS`
+/// entry `off`, shift right by `shr`. This is how every socket field
+/// (`srtt`, `snd_cwnd`, `bytes_acked`, ...) reaches a record: which fields a
+/// program uses is map contents, not template code.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Load {
+    pub slot: u8,
+    pub base: u8,
+    pub off: u8,
+    pub shr: u8,
+    pub via: [u8; 3],
+    pub _pad: u8,
+}
+
+impl Default for Load {
+    fn default() -> Self {
+        Load {
+            slot: 0,
+            base: base::SOCK,
+            off: 0,
+            shr: 0,
+            via: [VIA_NONE; 3],
+            _pad: 0,
+        }
+    }
+}
+
+/// How a `count`-family aggregation turns the value slot into an extra key
+/// slot (appended after the `by` slots).
+pub mod bucket {
+    pub const NONE: u8 = 0;
+    /// Power-of-two buckets: 0 for 0, then `64 - leading_zeros(v)` (1 for
+    /// 1, 2 for 2..=3, 3 for 4..=7, ...).
+    pub const LOG2: u8 = 1;
+    /// Linear buckets: 0 below `lin_min`, then `1 + (v - lin_min) / lin_step`,
+    /// capped at `1 + (lin_max - lin_min) / lin_step` for `v >= lin_max`.
+    pub const LINEAR: u8 = 2;
+}
+
 /// The single entry of the `CONFIG` map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
@@ -107,9 +163,19 @@ pub struct TemplateConfig {
     pub n_insns: u32,
     /// Number of valid entries in `key_slots`.
     pub n_key_slots: u32,
-    pub _pad: u32,
+    /// Number of valid entries in `loads`.
+    pub n_loads: u32,
     /// Slots copied, in order, into an [`AggKey`].
     pub key_slots: [u8; MAX_KEY_SLOTS],
+    /// The slot whose value `AggValue::sum/min/max` and the bucket use.
+    pub agg_slot: u8,
+    /// One of [`bucket`].
+    pub bucket: u8,
+    pub _pad: [u8; 6],
+    pub lin_min: u64,
+    pub lin_max: u64,
+    pub lin_step: u64,
+    pub loads: [Load; MAX_LOADS],
     pub insns: [FilterInsn; MAX_INSNS],
 }
 
@@ -119,10 +185,35 @@ impl Default for TemplateConfig {
             action: 0,
             n_insns: 0,
             n_key_slots: 0,
-            _pad: 0,
+            n_loads: 0,
             key_slots: [0; MAX_KEY_SLOTS],
+            agg_slot: 0,
+            bucket: bucket::NONE,
+            _pad: [0; 6],
+            lin_min: 0,
+            lin_max: 0,
+            lin_step: 1,
+            loads: [Load::default(); MAX_LOADS],
             insns: [FilterInsn::default(); MAX_INSNS],
         }
+    }
+}
+
+/// The log2 bucket of `v` (see [`bucket::LOG2`]); the templates compute the
+/// same.
+pub fn log2_bucket(v: u64) -> u64 {
+    64 - v.leading_zeros() as u64
+}
+
+/// The linear bucket of `v` (see [`bucket::LINEAR`]).
+pub fn linear_bucket(v: u64, min: u64, max: u64, step: u64) -> u64 {
+    let step = if step == 0 { 1 } else { step };
+    if v < min {
+        0
+    } else if v >= max {
+        1 + (max.saturating_sub(min)) / step
+    } else {
+        1 + (v - min) / step
     }
 }
 
@@ -200,6 +291,28 @@ pub mod off {
     pub const TP_RETRANS_ERR: u32 = 42;
     /// raw `tcp_destroy_sock(sk)`.
     pub const TP_DESTROY_SOCK_SK: u32 = 53;
+    // Socket fields for `Load`s (tcp_sock and its embedded structs).
+    pub const TP_MSS_CACHE: u32 = 64;
+    pub const TP_SRTT_US: u32 = 65;
+    pub const TP_MDEV_US: u32 = 66;
+    pub const TP_SND_CWND: u32 = 67;
+    pub const TP_SND_SSTHRESH: u32 = 68;
+    pub const TP_BYTES_ACKED: u32 = 69;
+    pub const TP_BYTES_RECEIVED: u32 = 70;
+    pub const TP_TOTAL_RETRANS: u32 = 71;
+    pub const SK_UID: u32 = 72;
+    pub const SK_RCVBUF: u32 = 73;
+    pub const SK_SNDBUF: u32 = 74;
+    pub const TP_RTTVAR_US: u32 = 75;
+    pub const ICSK_CA_STATE: u32 = 76;
+    pub const TP_RCVQ_SPACE: u32 = 77;
+    pub const TP_SEGS_OUT: u32 = 78;
+    pub const TP_SEGS_IN: u32 = 79;
+    // sk->sk_cgrp_data.cgroup->kn->id: `SK_CGROUP` and `CGROUP_KN` are
+    // pointers followed by a `Load`'s `via`.
+    pub const SK_CGROUP: u32 = 80;
+    pub const CGROUP_KN: u32 = 81;
+    pub const KN_ID: u32 = 82;
     /// `tcp:tcp_probe` fields.
     pub const TP_PROBE_SK: u32 = 43;
     pub const TP_PROBE_SND_NXT: u32 = 44;
@@ -214,8 +327,39 @@ pub mod off {
 }
 
 /// Value slots of an [`Event`]. Slots 0..16 mean the same in every template;
-/// the rest are the template's own (see the per-template modules).
+/// 16..40 are the template's own (see the per-template modules); 40..64 are
+/// filled by the configured [`Load`]s (socket fields, see [`slot::sock`]).
 pub mod slot {
+    /// First slot filled by [`crate::Load`]s.
+    pub const LOADED: u8 = 40;
+
+    /// Socket fields every probe with a socket can read, at fixed slots so
+    /// that a field means the same slot in every template.
+    pub mod sock {
+        pub const RCV_WND: u8 = 40;
+        pub const SND_WND: u8 = 41;
+        pub const WSCALE_OK: u8 = 42;
+        pub const SND_WSCALE: u8 = 43;
+        pub const RCV_WSCALE: u8 = 44;
+        pub const MSS: u8 = 45;
+        pub const SRTT: u8 = 46;
+        pub const MDEV: u8 = 47;
+        pub const SND_CWND: u8 = 48;
+        pub const SSTHRESH: u8 = 49;
+        pub const BYTES_ACKED: u8 = 50;
+        pub const BYTES_RECEIVED: u8 = 51;
+        pub const TOTAL_RETRANS: u8 = 52;
+        pub const UID: u8 = 53;
+        pub const CGROUP: u8 = 54;
+        pub const RCVBUF: u8 = 55;
+        pub const SNDBUF: u8 = 56;
+        pub const RTTVAR: u8 = 57;
+        pub const CA_STATE: u8 = 58;
+        pub const RCV_SPACE: u8 = 59;
+        pub const SEGS_OUT: u8 = 60;
+        pub const SEGS_IN: u8 = 61;
+    }
+
     /// Process (thread group) id of the socket's owner; 0 when unknown.
     pub const PID: u8 = 0;
     /// The owner's `comm`, 16 bytes as two little-endian words.
@@ -293,11 +437,15 @@ pub struct AggKey {
     pub vals: [u64; MAX_KEY_SLOTS],
 }
 
-/// Value of the `AGG` map (per CPU; userspace adds the CPUs up).
+/// Value of the `AGG` map (per CPU; userspace adds counts and sums, and
+/// takes the least `min` and greatest `max` over CPUs that counted).
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AggValue {
     pub count: u64,
+    pub sum: u64,
+    pub min: u64,
+    pub max: u64,
 }
 
 /// Who owns a socket: the process that last created, connected, listened,
@@ -372,10 +520,28 @@ mod tests {
         assert_eq!(core::mem::size_of::<Event>(), 16 + 8 * N_SLOTS);
         assert_eq!(core::mem::size_of::<Owner>(), 24);
         assert_eq!(core::mem::size_of::<ListenKey>(), 8);
+        assert_eq!(core::mem::size_of::<Load>(), 8);
+        assert_eq!(core::mem::size_of::<AggValue>(), 32);
         assert_eq!(
             core::mem::size_of::<TemplateConfig>(),
-            16 + MAX_KEY_SLOTS + 24 * MAX_INSNS
+            16 + MAX_KEY_SLOTS + 8 + 24 + 8 * MAX_LOADS + 24 * MAX_INSNS
         );
+    }
+
+    #[test]
+    fn buckets() {
+        let l: std::vec::Vec<u64> = [0, 1, 2, 3, 4, 7, 8, u64::MAX]
+            .iter()
+            .map(|&v| log2_bucket(v))
+            .collect();
+        assert_eq!(l, [0, 1, 2, 2, 3, 3, 4, 64]);
+        assert_eq!(linear_bucket(5, 10, 100, 10), 0);
+        assert_eq!(linear_bucket(10, 10, 100, 10), 1);
+        assert_eq!(linear_bucket(19, 10, 100, 10), 1);
+        assert_eq!(linear_bucket(20, 10, 100, 10), 2);
+        assert_eq!(linear_bucket(99, 10, 100, 10), 9);
+        assert_eq!(linear_bucket(100, 10, 100, 10), 10);
+        assert_eq!(linear_bucket(1 << 40, 10, 100, 10), 10);
     }
 
     #[test]

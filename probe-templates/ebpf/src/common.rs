@@ -18,8 +18,9 @@ use aya_ebpf::{
     EbpfContext,
 };
 use tcpq_abi::{
-    action, off, slot, stat, AggKey, AggValue, Event, FieldLoc, ListenKey, Owner, TemplateConfig,
-    INSN_SIGNED, JUMP_ACCEPT, JUMP_REJECT, MAX_INSNS, N_OFFSETS, N_SLOTS,
+    action, base, bucket, off, slot, stat, AggKey, AggValue, Event, FieldLoc, ListenKey, Owner,
+    TemplateConfig, INSN_SIGNED, JUMP_ACCEPT, JUMP_REJECT, MAX_INSNS, MAX_KEY_SLOTS, MAX_LOADS,
+    N_OFFSETS, N_SLOTS, VIA_NONE,
 };
 
 pub const AF_INET6: u64 = 10;
@@ -336,6 +337,78 @@ fn matches(cfg: &TemplateConfig, vals: &[u64; N_SLOTS]) -> bool {
     false
 }
 
+/// Fill the slots the configured [`tcpq_abi::Load`]s ask for: the socket
+/// fields (and others) this program uses, and only those.
+#[inline(always)]
+pub fn load_fields(cfg: &TemplateConfig, ev: &mut Event, sk: u64, skb: u64) {
+    let n = cfg.n_loads as usize;
+    let task = unsafe { bpf_get_current_task() };
+    for (i, l) in cfg.loads.iter().enumerate() {
+        if i >= n || i >= MAX_LOADS {
+            break;
+        }
+        let mut p = match l.base {
+            base::SOCK => sk,
+            base::SKB => skb,
+            base::TASK => task,
+            _ => 0,
+        };
+        for &via in &l.via {
+            if via == VIA_NONE {
+                break;
+            }
+            p = read_ptr(p, loc(via as u32).off);
+        }
+        let v = read_off(p, l.off as u32) >> (l.shr & 63);
+        ev.vals[l.slot as usize & (N_SLOTS - 1)] = v;
+    }
+}
+
+/// `64 - leading_zeros(v)` without a count-leading-zeros instruction.
+#[inline(always)]
+fn log2_bucket(mut v: u64) -> u64 {
+    if v == 0 {
+        return 0;
+    }
+    let mut b = 1;
+    if v >= 1 << 32 {
+        v >>= 32;
+        b += 32;
+    }
+    if v >= 1 << 16 {
+        v >>= 16;
+        b += 16;
+    }
+    if v >= 1 << 8 {
+        v >>= 8;
+        b += 8;
+    }
+    if v >= 1 << 4 {
+        v >>= 4;
+        b += 4;
+    }
+    if v >= 1 << 2 {
+        v >>= 2;
+        b += 2;
+    }
+    if v >= 1 << 1 {
+        b += 1;
+    }
+    b
+}
+
+#[inline(always)]
+fn linear_bucket(v: u64, cfg: &TemplateConfig) -> u64 {
+    let step = if cfg.lin_step == 0 { 1 } else { cfg.lin_step };
+    if v < cfg.lin_min {
+        0
+    } else if v >= cfg.lin_max {
+        1 + (cfg.lin_max - cfg.lin_min) / step
+    } else {
+        1 + (v - cfg.lin_min) / step
+    }
+}
+
 /// Filter the finished record, then print or aggregate it.
 #[inline(always)]
 pub fn finish(cfg: &TemplateConfig, ev: &Event) {
@@ -358,19 +431,49 @@ pub fn finish(cfg: &TemplateConfig, ev: &Event) {
             let s = cfg.key_slots[i] as usize & (N_SLOTS - 1);
             *k = unsafe { *ev.vals.get_unchecked(s) };
         }
+        let v = unsafe { *ev.vals.get_unchecked(cfg.agg_slot as usize & (N_SLOTS - 1)) };
+        if cfg.bucket != bucket::NONE && n < MAX_KEY_SLOTS {
+            let b = if cfg.bucket == bucket::LOG2 {
+                log2_bucket(v)
+            } else {
+                linear_bucket(v, cfg)
+            };
+            // n < MAX_KEY_SLOTS; the mask says so to the verifier.
+            key.vals[n & (MAX_KEY_SLOTS - 1)] = b;
+        }
         if let Some(p) = TCPQ_AGG.get_ptr_mut(key) {
-            unsafe { (*p).count += 1 };
-        } else if TCPQ_AGG
-            .insert(key, AggValue { count: 1 }, 1 /* BPF_NOEXIST */)
-            .is_err()
-        {
-            // Another CPU may have created the key meanwhile: retry once.
-            match TCPQ_AGG.get_ptr_mut(key) {
-                Some(p) => unsafe { (*p).count += 1 },
-                None => stat_inc(stat::AGG_FULL),
+            // Per-CPU value: no other writer while this program runs here.
+            add(unsafe { &mut *p }, v);
+        } else {
+            let first = AggValue {
+                count: 1,
+                sum: v,
+                min: v,
+                max: v,
+            };
+            if TCPQ_AGG.insert(key, first, 1 /* BPF_NOEXIST */).is_err() {
+                // Another CPU may have created the key meanwhile: retry once.
+                match TCPQ_AGG.get_ptr_mut(key) {
+                    Some(p) => add(unsafe { &mut *p }, v),
+                    None => stat_inc(stat::AGG_FULL),
+                }
             }
         }
     }
+}
+
+/// Add `v` to this CPU's value of a key. A key created on another CPU has
+/// zeroes here, so the first value on this CPU sets min and max.
+#[inline(always)]
+fn add(a: &mut AggValue, v: u64) {
+    if a.count == 0 || v < a.min {
+        a.min = v;
+    }
+    if a.count == 0 || v > a.max {
+        a.max = v;
+    }
+    a.count += 1;
+    a.sum = a.sum.wrapping_add(v);
 }
 
 /// The configuration, when the runtime has written one.

@@ -26,6 +26,7 @@ fn run(ctx: &TracePointContext) -> Option<()> {
     }
     let ev = begin()?;
     fill_sock(ev, sk);
+    load_fields(cfg, ev, sk, 0);
     let v = &mut ev.vals;
     v[s::SND_NXT as usize] = tp_field(ctx, off::TP_PROBE_SND_NXT);
     v[s::SND_UNA as usize] = tp_field(ctx, off::TP_PROBE_SND_UNA);

@@ -36,6 +36,7 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     }
     let ev = begin()?;
     fill_sock(ev, sk);
+    load_fields(cfg, ev, sk, skb);
     let cb = loc(off::SKB_CB).off;
     let segs = loc(off::TCB_GSO_SEGS);
     let v = &mut ev.vals;

@@ -52,6 +52,7 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
 
     let ev = begin()?;
     fill_sock(ev, sk);
+    load_fields(cfg, ev, sk, skb);
     // Ports as on the wire: a socket that close() aborted has already given
     // its local port back (inet_num = 0) when its reset leaves.
     let w0 = words[0].to_le_bytes();
