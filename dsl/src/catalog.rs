@@ -21,6 +21,12 @@ pub struct ProbeDef {
     pub strategies: &'static [StrategyDef],
     /// The probe's own fields (the common ones are in [`COMMON_FIELDS`]).
     pub fields: &'static [FieldDef],
+    /// A fixed filter (`slot == value`, or `!=` when the flag is false; all
+    /// must hold) in front of the user's `where`: how a view such as
+    /// `tcp_connect` narrows its template (`tcp_state`) to one kind of event.
+    pub implicit: &'static [(u8, u64, bool)],
+    /// In words, for `--explain` and the docs.
+    pub implicit_words: &'static str,
 }
 
 #[derive(Debug)]
@@ -33,6 +39,8 @@ pub struct StrategyDef {
     /// (the format file's record).
     pub raw: bool,
     pub how: &'static str,
+    /// Further (program, raw tracepoint) pairs attached with this strategy.
+    pub also: &'static [(&'static str, (&'static str, &'static str))],
 }
 
 impl StrategyDef {
@@ -48,6 +56,17 @@ impl StrategyDef {
                 Attach::Tracepoint { category, name }
             },
             how: self.how.to_string(),
+            also: self
+                .also
+                .iter()
+                .map(|(program, (category, name))| crate::plan::ExtraProgram {
+                    program: program.to_string(),
+                    attach: Attach::RawTracepoint {
+                        category: category.to_string(),
+                        name: name.to_string(),
+                    },
+                })
+                .collect(),
         }
     }
 }
@@ -445,6 +464,63 @@ pub static SOCKET_FIELDS: &[FieldDef] = &[
     },
 ];
 
+/// `tcp_state` and its views share one strategy and field list.
+static STATE_STRATEGY: &[StrategyDef] = &[StrategyDef {
+    name: "raw_tracepoint",
+    program: "tcpq_state_rtp",
+    tracepoint: ("sock", "inet_sock_set_state"),
+    raw: true,
+    how: "the inet_sock_set_state raw tracepoint (arguments sk, oldstate, newstate), \
+          TCP sockets only; births kept per socket for `duration`",
+    also: &[],
+}];
+
+static STATE_FIELDS: &[FieldDef] = &[
+    field(
+        "oldstate",
+        TcpState,
+        &[st::OLDSTATE],
+        8,
+        "the state the socket leaves",
+    ),
+    field(
+        "newstate",
+        TcpState,
+        &[st::NEWSTATE],
+        8,
+        "the state the socket enters (the same as `state` here)",
+    ),
+    field(
+        "duration",
+        Uint(Unit::Micros),
+        &[st::DURATION],
+        64,
+        "time since the socket's handshake began (SYN_SENT or SYN_RECV), 0 if tcpq \
+         was not attached then",
+    ),
+];
+
+/// `tcp_probe` and its views (`tcp_rtt`, `tcp_cwnd`) share one strategy.
+static PROBE_STRATEGY: &[StrategyDef] = &[StrategyDef {
+    name: "tracepoint",
+    program: "tcpq_probe_tp",
+    tracepoint: ("tcp", "tcp_probe"),
+    raw: false,
+    how: "the tcp:tcp_probe tracepoint, with its field offsets read from the \
+          tracepoint's format file at run time",
+    also: &[],
+}];
+
+mod st {
+    pub use tcpq_abi::slot::state::*;
+}
+mod rs {
+    pub use tcpq_abi::slot::reset::*;
+}
+mod dr {
+    pub use tcpq_abi::slot::drop::*;
+}
+
 mod sk {
     pub use tcpq_abi::slot::sock::*;
 }
@@ -481,7 +557,10 @@ pub static PROBES: &[ProbeDef] = &[
                   TCP header of each outgoing segment as it is queued to a device (raw \
                   tracepoint net_dev_queue), and the socket from skb->sk. One event per skb: \
                   a TSO/GSO skb that leaves as several segments carries one window",
+            also: &[],
         }],
+        implicit: &[],
+        implicit_words: "",
         fields: &[
             field(
                 "win",
@@ -572,7 +651,10 @@ pub static PROBES: &[ProbeDef] = &[
             raw: false,
             how: "the tcp:tcp_probe tracepoint, with its field offsets read from the \
                   tracepoint's format file at run time",
+            also: &[],
         }],
+        implicit: &[],
+        implicit_words: "",
         fields: &[
             field(
                 "snd_nxt",
@@ -658,7 +740,10 @@ pub static PROBES: &[ProbeDef] = &[
             raw: true,
             how: "the tcp_retransmit_skb raw tracepoint (arguments sk, skb[, err], checked \
                   against the kernel's BTF); segs is tcp_skb_pcount(skb)",
+            also: &[],
         }],
+        implicit: &[],
+        implicit_words: "",
         fields: &[field(
             "segs",
             Uint(Unit::Segments),
@@ -666,6 +751,191 @@ pub static PROBES: &[ProbeDef] = &[
             16,
             "segments in the retransmitted skb (one skb can carry several)",
         )],
+    },
+    ProbeDef {
+        name: "tcp_state",
+        summary: "a TCP socket changed state (SYN_SENT, ESTABLISHED, FIN_WAIT1, CLOSE, ...)",
+        doc: "Every TCP socket moves through the states of RFC 793: a client goes \
+              SYN_SENT -> ESTABLISHED, a server's new socket SYN_RECV -> ESTABLISHED, and \
+              closing walks FIN_WAIT1/FIN_WAIT2/TIME_WAIT or CLOSE_WAIT/LAST_ACK to CLOSE. \
+              The kernel reports each move through inet_sock_set_state(); `state` is the \
+              state the socket enters, `oldstate` the one it leaves. This is BCC's \
+              tcpstates.",
+        template: "tcp_state",
+        strategies: STATE_STRATEGY,
+        implicit: &[],
+        implicit_words: "",
+        fields: STATE_FIELDS,
+    },
+    ProbeDef {
+        name: "tcp_connect",
+        summary: "an outgoing connection became established (SYN_SENT -> ESTABLISHED)",
+        doc: "An active open completed: the SYN-ACK arrived and the socket moved from \
+              SYN_SENT to ESTABLISHED. The negotiation is settled at this moment: whether \
+              window scaling is on (wscale_ok) and by how much each side shifts (snd_wscale, \
+              rcv_wscale), the MSS, and the windows of the SYN exchange. The process is the \
+              one that called connect(). BCC's tcpconnect, with the negotiation the seed \
+              outage needed.",
+        template: "tcp_state",
+        strategies: STATE_STRATEGY,
+        implicit: &[(st::OLDSTATE, 2, true), (st::NEWSTATE, 1, true)],
+        implicit_words: "only SYN_SENT -> ESTABLISHED",
+        fields: STATE_FIELDS,
+    },
+    ProbeDef {
+        name: "tcp_accept",
+        summary: "an incoming connection became established (SYN_RECV -> ESTABLISHED)",
+        doc: "A passive open completed: the final ACK of the handshake arrived at a \
+              listener and the new socket moved from SYN_RECV to ESTABLISHED, ready for \
+              accept(). It fires in softirq; pid/comm are the listening process (or the one \
+              that accepted it, once it has). With the negotiated scaling and MSS, like \
+              tcp_connect. BCC's tcpaccept.",
+        template: "tcp_state",
+        strategies: STATE_STRATEGY,
+        implicit: &[(st::OLDSTATE, 3, true), (st::NEWSTATE, 1, true)],
+        implicit_words: "only SYN_RECV -> ESTABLISHED",
+        fields: STATE_FIELDS,
+    },
+    ProbeDef {
+        name: "tcp_close",
+        summary: "a connection ended (moved to CLOSE), with its life: duration and bytes",
+        doc: "The socket moved to CLOSE: the connection is over. `duration` is its age since \
+              the handshake began (when tcpq saw it), and the socket still holds what it \
+              moved: bytes_acked (sent and acknowledged), bytes_received, total_retrans. \
+              BCC's tcplife.",
+        template: "tcp_state",
+        strategies: STATE_STRATEGY,
+        implicit: &[(st::NEWSTATE, 7, true), (st::OLDSTATE, 10, false)],
+        implicit_words: "only moves to CLOSE, listeners excluded",
+        fields: STATE_FIELDS,
+    },
+    ProbeDef {
+        name: "tcp_rtt",
+        summary: "round-trip time estimates as ACKs arrive (srtt, mdev, rttvar)",
+        doc: "Each arriving segment on an established connection can carry an ACK that \
+              lets TCP sample the round-trip time; the smoothed estimate (srtt), its mean \
+              deviation (mdev) and the variance used for the retransmission timeout \
+              (rttvar) are the socket's, read as each segment is processed (tcp_probe's \
+              moment). BCC's tcprtt, as a histogram with `hist srtt`.",
+        template: "tcp_probe",
+        strategies: PROBE_STRATEGY,
+        implicit: &[],
+        implicit_words: "",
+        fields: &[],
+    },
+    ProbeDef {
+        name: "tcp_cwnd",
+        summary: "congestion window, slow-start threshold and congestion state per ACK",
+        doc: "The congestion window (snd_cwnd, in segments) limits how much unacknowledged \
+              data a sender keeps in flight. It grows quickly in slow start (until \
+              ssthresh) and slowly after; a loss cuts it and moves ca_state to Recovery or \
+              Loss. Read as each segment arrives (tcp_probe's moment).",
+        template: "tcp_probe",
+        strategies: PROBE_STRATEGY,
+        implicit: &[],
+        implicit_words: "",
+        fields: &[],
+    },
+    ProbeDef {
+        name: "tcp_rcv_space",
+        summary: "receive-buffer autotuning ran (tcp_rcv_space_adjust)",
+        doc: "While an application reads, TCP measures how much it consumes per round trip \
+              (rcv_space) and grows the receive buffer (rcvbuf) so the window can keep the \
+              pipe full. This fires once per measurement, from tcp_rcv_space_adjust().",
+        template: "tcp_sock_event",
+        strategies: &[StrategyDef {
+            name: "raw_tracepoint",
+            program: "tcpq_rcvspace",
+            tracepoint: ("tcp", "tcp_rcv_space_adjust"),
+            raw: true,
+            how: "the tcp_rcv_space_adjust raw tracepoint (argument sk)",
+            also: &[],
+        }],
+        implicit: &[],
+        implicit_words: "",
+        fields: &[],
+    },
+    ProbeDef {
+        name: "tcp_reset",
+        summary: "a reset sent or received (RST)",
+        doc: "A reset aborts a connection. This host sends one when a segment arrives for a \
+              port nobody listens on, when an application closes a socket with unread data, \
+              or on protocol errors; it receives one when the peer does the same. \
+              `received` says which; `reason` (for sent resets, on kernels that report it) \
+              says why. A reset to a closed port has no socket: its addresses come from the \
+              segment it answers.",
+        template: "tcp_reset",
+        strategies: &[StrategyDef {
+            name: "raw_tracepoint",
+            program: "tcpq_rst_send",
+            tracepoint: ("tcp", "tcp_send_reset"),
+            raw: true,
+            how: "the tcp_send_reset and tcp_receive_reset raw tracepoints",
+            also: &[("tcpq_rst_recv", ("tcp", "tcp_receive_reset"))],
+        }],
+        implicit: &[],
+        implicit_words: "",
+        fields: &[
+            field(
+                "received",
+                Bool,
+                &[rs::RECEIVED],
+                1,
+                "true: the peer reset the connection; false: this host sent the reset",
+            ),
+            field(
+                "reason",
+                Uint(Unit::RstReason),
+                &[rs::REASON],
+                32,
+                "why a sent reset was sent (enum sk_rst_reason, e.g. NO_SOCKET, \
+                 TCP_ABORT_ON_DATA), 0 for received resets",
+            ),
+        ],
+    },
+    ProbeDef {
+        name: "tcp_drop",
+        summary: "a TCP segment the kernel dropped, with the reason",
+        doc: "The kernel frees a packet it will not deliver or send with a reason \
+              (enum skb_drop_reason): a bad checksum, no socket, a full receive queue, a \
+              netfilter rule, an out-of-window segment, and dozens more. This shows the TCP \
+              ones, with the reason by name and the function that dropped it. BCC's tcpdrop.",
+        template: "tcp_drop",
+        strategies: &[StrategyDef {
+            name: "raw_tracepoint",
+            program: "tcpq_drop_rtp",
+            tracepoint: ("skb", "kfree_skb"),
+            raw: true,
+            how: "the kfree_skb raw tracepoint, keeping TCP segments (IP header checked); \
+                  the socket is skb->sk or the tracepoint's rx_sk",
+            also: &[],
+        }],
+        implicit: &[],
+        implicit_words: "",
+        fields: &[
+            field(
+                "reason",
+                Uint(Unit::DropReason),
+                &[dr::REASON],
+                32,
+                "why the segment was dropped (enum skb_drop_reason, e.g. NO_SOCKET, \
+                 TCP_CSUM, NETFILTER_DROP)",
+            ),
+            field(
+                "location",
+                Uint(Unit::KernelSymbol),
+                &[dr::LOCATION],
+                64,
+                "the kernel function that dropped it",
+            ),
+            field(
+                "inbound",
+                Bool,
+                &[dr::INBOUND],
+                1,
+                "true when no socket was known and the segment is taken as arriving",
+            ),
+        ],
     },
 ];
 
@@ -712,6 +982,9 @@ pub fn type_words(ty: FieldType) -> String {
         Unit::Micros => " (microseconds)",
         Unit::Millis => " (milliseconds)",
         Unit::Segments => " (segments)",
+        Unit::DropReason => " (enum skb_drop_reason, shown by name)",
+        Unit::RstReason => " (enum sk_rst_reason, shown by name)",
+        Unit::KernelSymbol => " (kernel address, shown as function+offset)",
     };
     match ty {
         Uint(u) => format!("unsigned integer{}", unit(u)),

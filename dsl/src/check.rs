@@ -537,6 +537,9 @@ fn unit_words(u: Unit) -> &'static str {
         Unit::Micros => "microseconds",
         Unit::Millis => "milliseconds",
         Unit::Segments => "segments",
+        Unit::DropReason => "a drop reason number",
+        Unit::RstReason => "a reset reason number",
+        Unit::KernelSymbol => "a kernel address",
     }
 }
 

@@ -93,6 +93,18 @@ pub struct Strategy {
     pub attach: Attach,
     /// One line on what this strategy observes.
     pub how: String,
+    /// Further programs of the same template the strategy attaches (a
+    /// probe observed at several kernel points, e.g. resets sent and
+    /// received).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<ExtraProgram>,
+}
+
+/// One more program a strategy loads and attaches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExtraProgram {
+    pub program: String,
+    pub attach: Attach,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -221,6 +233,13 @@ pub enum Unit {
     Micros,
     Millis,
     Segments,
+    /// An `enum skb_drop_reason` value, shown by name (from the kernel's
+    /// BTF).
+    DropReason,
+    /// An `enum sk_rst_reason` value, shown by name.
+    RstReason,
+    /// A kernel text address, shown as `function+offset` (from kallsyms).
+    KernelSymbol,
 }
 
 impl Insn {

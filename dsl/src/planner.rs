@@ -5,17 +5,37 @@
 //! config map. That is what keeps "a where-clause never changes the loaded
 //! bytes" true.
 use crate::catalog::ProbeDef;
-use crate::check::Checked;
+use crate::check::{Checked, Cond, Test};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::filter::{self, CompileError};
-use crate::plan::{Action, ClausePlan, Insn, LoadSpec, Plan};
+use crate::plan::{Action, ClausePlan, CmpOp, Insn, LoadSpec, Plan};
 
 /// Produce the plan of a checked program.
 pub fn plan(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut clauses = Vec::new();
     for c in &checked.clauses {
-        let filter = match filter::compile(c.filter.as_ref()) {
+        // A view's fixed filter goes first: `tcp_connect where X` is
+        // `tcp_state where oldstate == SYN_SENT and newstate == ESTABLISHED
+        // and X`.
+        let cond = c
+            .probe
+            .implicit
+            .iter()
+            .rev()
+            .map(|&(slot, value, equal)| {
+                Cond::Test(Test {
+                    slots: vec![(slot, value)],
+                    op: if equal { CmpOp::Eq } else { CmpOp::Ne },
+                    signed: false,
+                    mask: u64::MAX,
+                })
+            })
+            .fold(c.filter.clone(), |acc, t| match acc {
+                None => Some(t),
+                Some(rest) => Some(Cond::And(Box::new(t), Box::new(rest))),
+            });
+        let filter = match filter::compile(cond.as_ref()) {
             Ok(f) => f,
             Err(CompileError::TooLong(n)) => {
                 // `check` already rejects this with a located diagnostic;

@@ -441,6 +441,35 @@ impl Btf {
         Ok(None)
     }
 
+    /// The values of `enum name` (plain or 64-bit), or `None` when the
+    /// kernel has no such enum.
+    pub fn enum_values(&self, name: &str) -> Option<Vec<(u64, String)>> {
+        for id in 1..self.starts.len() as u32 {
+            let Ok(h) = self.head(id) else { continue };
+            if (h.kind != KIND_ENUM && h.kind != KIND_ENUM64)
+                || self.name(h.name_off) != name.as_bytes()
+            {
+                continue;
+            }
+            let mut out = Vec::with_capacity(h.vlen as usize);
+            for i in 0..h.vlen as usize {
+                let (p, value) = if h.kind == KIND_ENUM {
+                    let p = h.tail + 8 * i;
+                    (p, u32_at(&self.data, p + 4)? as u64)
+                } else {
+                    let p = h.tail + 12 * i;
+                    let lo = u32_at(&self.data, p + 4)? as u64;
+                    let hi = u32_at(&self.data, p + 8)? as u64;
+                    (p, lo | hi << 32)
+                };
+                let n = u32_at(&self.data, p)?;
+                out.push((value, String::from_utf8_lossy(self.name(n)).into_owned()));
+            }
+            return Some(out);
+        }
+        None
+    }
+
     /// The `TP_PROTO` arguments of a raw tracepoint, described as C types
     /// (`"struct sock *"`, `"int"`, ...), from the kernel's
     /// `btf_trace_<name>` typedef (a pointer to a function whose first

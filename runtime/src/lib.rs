@@ -7,6 +7,7 @@
 //! a [`session::Session`], and dropping it detaches everything.
 pub mod btf;
 pub mod features;
+pub mod names;
 pub mod offsets;
 pub mod render;
 pub mod session;

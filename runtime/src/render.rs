@@ -46,6 +46,40 @@ pub fn family_name(v: u64) -> Option<&'static str> {
     }
 }
 
+/// Names the kernel gives to numbers: enum values from its BTF, function
+/// addresses from kallsyms. Loaded once, only when a program prints such a
+/// field.
+#[derive(Debug, Default)]
+pub struct Names {
+    pub drop_reasons: std::collections::HashMap<u64, String>,
+    pub rst_reasons: std::collections::HashMap<u64, String>,
+    /// Sorted (address, name) of kernel text symbols.
+    pub symbols: Vec<(u64, String)>,
+}
+
+impl Names {
+    /// `function+0xoff` for a kernel text address.
+    pub fn symbol(&self, addr: u64) -> Option<String> {
+        let i = self.symbols.partition_point(|(a, _)| *a <= addr);
+        let (base, name) = self.symbols.get(i.checked_sub(1)?)?;
+        Some(if addr == *base {
+            name.clone()
+        } else {
+            format!("{name}+{:#x}", addr - base)
+        })
+    }
+}
+
+/// Set by the session before streaming (see [`Names`]).
+pub static NAMES: std::sync::OnceLock<Names> = std::sync::OnceLock::new();
+
+fn named(v: u64, table: impl Fn(&Names) -> &std::collections::HashMap<u64, String>) -> Value {
+    match NAMES.get().and_then(|n| table(n).get(&v)) {
+        Some(s) => Value::Str(s.clone()),
+        None => Value::Uint(v),
+    }
+}
+
 /// A rendered value, before layout.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Value {
@@ -67,6 +101,12 @@ pub fn decode(ty: FieldType, vals: &[u64]) -> Value {
     let v0 = vals.first().copied().unwrap_or(0);
     let v1 = vals.get(1).copied().unwrap_or(0);
     match ty {
+        FieldType::Uint(Unit::DropReason) => named(v0, |n| &n.drop_reasons),
+        FieldType::Uint(Unit::RstReason) => named(v0, |n| &n.rst_reasons),
+        FieldType::Uint(Unit::KernelSymbol) => match NAMES.get().and_then(|n| n.symbol(v0)) {
+            Some(s) => Value::Str(s),
+            None => Value::Str(format!("{v0:#x}")),
+        },
         FieldType::Uint(Unit::Micros) => Value::Unit(v0, "us"),
         FieldType::Uint(Unit::Millis) => Value::Unit(v0, "ms"),
         FieldType::Uint(_) | FieldType::Port => Value::Uint(v0),

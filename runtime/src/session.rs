@@ -66,7 +66,7 @@ impl Kernel {
         clause
             .strategies
             .iter()
-            .find(|s| self.has(&s.attach))
+            .find(|s| self.has(&s.attach) && s.also.iter().all(|e| self.has(&e.attach)))
             .ok_or_else(|| SessionError::NoStrategy {
                 probe: clause.probe.clone(),
                 tried: clause
@@ -142,7 +142,7 @@ pub enum SessionError {
     #[error("probe {probe} cannot attach on this kernel: none of its attach points exist (tried {tried})")]
     NoStrategy { probe: String, tried: String },
     /// The plan names a template this binary does not embed.
-    #[error("template {0} is not built into this tcpq (known: {known})", known = templates::NAMES.join(", "))]
+    #[error("template {0} is not built into this tcpq (known: {known})", known = templates::names().collect::<Vec<_>>().join(", "))]
     UnknownTemplate(String),
     /// The object failed to parse or its maps failed to create.
     #[error("cannot load template {template}: {source}")]
@@ -384,6 +384,7 @@ impl Session {
         for clause in &plan.clauses {
             clauses.push(attach_clause(&mut loader, clause, kernel, &mut timings)?);
         }
+        crate::names::load_for(plan);
         Ok(Session { clauses, timings })
     }
 
@@ -476,6 +477,15 @@ fn attach_clause(
         std::slice::from_ref(&strategy.attach),
         &mut links,
     )?;
+    for extra in &strategy.also {
+        load_and_attach(
+            &mut ebpf,
+            &template,
+            &extra.program,
+            std::slice::from_ref(&extra.attach),
+            &mut links,
+        )?;
+    }
     timings.attach += t.elapsed();
 
     let events = match clause.action {
@@ -696,6 +706,7 @@ mod tests {
                     name: "tcp_retransmit_skb".into(),
                 },
                 how: "tracepoint".into(),
+                also: Vec::new(),
             }],
             where_source: None,
             where_words: None,
@@ -748,7 +759,7 @@ mod tests {
 
     #[test]
     fn every_template_is_embedded() {
-        for name in templates::NAMES {
+        for name in templates::names() {
             assert!(templates::get(name).is_some(), "{name}");
         }
         assert!(templates::get("nope").is_none());

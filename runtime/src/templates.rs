@@ -6,28 +6,38 @@
 //! `include_bytes!`) because the ELF parser needs aligned data.
 use aya::include_bytes_aligned;
 
-static TCP_SELECT_WINDOW: &[u8] = include_bytes_aligned!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../probe-templates/prebuilt/tcp_select_window.bpfel.o"
-));
-static TCP_PROBE: &[u8] = include_bytes_aligned!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../probe-templates/prebuilt/tcp_probe.bpfel.o"
-));
-static TCP_RETRANSMIT: &[u8] = include_bytes_aligned!(concat!(
-    env!("CARGO_MANIFEST_DIR"),
-    "/../probe-templates/prebuilt/tcp_retransmit.bpfel.o"
-));
+/// Embed `probe-templates/prebuilt/<name>.bpfel.o`.
+macro_rules! template {
+    ($name:literal) => {
+        (
+            $name,
+            include_bytes_aligned!(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../probe-templates/prebuilt/",
+                $name,
+                ".bpfel.o"
+            )) as &[u8],
+        )
+    };
+}
 
-/// Names of the embedded templates (`ClausePlan::template`).
-pub const NAMES: [&str; 3] = ["tcp_select_window", "tcp_probe", "tcp_retransmit"];
+/// Every embedded template, by name (`ClausePlan::template`).
+static TEMPLATES: &[(&str, &[u8])] = &[
+    template!("tcp_select_window"),
+    template!("tcp_probe"),
+    template!("tcp_retransmit"),
+    template!("tcp_state"),
+    template!("tcp_reset"),
+    template!("tcp_drop"),
+    template!("tcp_sock_event"),
+];
+
+/// Names of the embedded templates.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    TEMPLATES.iter().map(|(n, _)| *n)
+}
 
 /// The object bytes of a template.
 pub fn get(name: &str) -> Option<&'static [u8]> {
-    match name {
-        "tcp_select_window" => Some(TCP_SELECT_WINDOW),
-        "tcp_probe" => Some(TCP_PROBE),
-        "tcp_retransmit" => Some(TCP_RETRANSMIT),
-        _ => None,
-    }
+    TEMPLATES.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
 }

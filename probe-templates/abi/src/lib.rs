@@ -291,6 +291,27 @@ pub mod off {
     pub const TP_RETRANS_ERR: u32 = 42;
     /// raw `tcp_destroy_sock(sk)`.
     pub const TP_DESTROY_SOCK_SK: u32 = 53;
+    /// raw `inet_sock_set_state(sk, oldstate, newstate)` `oldstate`.
+    pub const TP_SET_STATE_OLDSTATE: u32 = 83;
+    /// raw `tcp_send_reset(sk, skb[, reason])`.
+    pub const TP_SEND_RESET_SK: u32 = 84;
+    pub const TP_SEND_RESET_SKB: u32 = 85;
+    pub const TP_SEND_RESET_REASON: u32 = 86;
+    /// raw `tcp_receive_reset(sk)`.
+    pub const TP_RECV_RESET_SK: u32 = 87;
+    /// raw `kfree_skb(skb, location, reason[, rx_sk])`.
+    pub const TP_KFREE_SKB_SKB: u32 = 88;
+    pub const TP_KFREE_SKB_LOCATION: u32 = 89;
+    pub const TP_KFREE_SKB_REASON: u32 = 90;
+    pub const TP_KFREE_SKB_RX_SK: u32 = 91;
+    /// raw `tcp_rcv_space_adjust(sk)` (any sk-only raw tracepoint uses
+    /// argument 0 the same way).
+    pub const TP_SK_ARG0: u32 = 92;
+    /// `sk_buff.network_header` (u16 offset from `head`).
+    pub const SKB_NETWORK_HEADER: u32 = 93;
+    /// `inet_sock.inet_sport` (big-endian): the local port, still set after
+    /// close() gave the port back (`skc_num` = 0).
+    pub const INET_SPORT: u32 = 94;
     // Socket fields for `Load`s (tcp_sock and its embedded structs).
     pub const TP_MSS_CACHE: u32 = 64;
     pub const TP_SRTT_US: u32 = 65;
@@ -412,6 +433,39 @@ pub mod slot {
         pub const DATA_LEN: u8 = 23;
         pub const MARK: u8 = 24;
     }
+
+    /// `tcp_state` and its views (`tcp_connect`, `tcp_accept`,
+    /// `tcp_close`): `inet_sock_set_state`.
+    pub mod state {
+        pub const OLDSTATE: u8 = 16;
+        pub const NEWSTATE: u8 = 17;
+        /// Microseconds since the socket's birth (its move to SYN_SENT or
+        /// SYN_RECV while tcpq was attached), 0 when unknown.
+        pub const DURATION: u8 = 18;
+    }
+
+    /// `tcp_reset`: `tcp_send_reset` and `tcp_receive_reset`.
+    pub mod reset {
+        /// 0: this host sent the reset; 1: it received one.
+        pub const RECEIVED: u8 = 16;
+        /// `enum sk_rst_reason` of a sent reset (0 where the kernel has none).
+        pub const REASON: u8 = 17;
+    }
+
+    /// `tcp_drop`: `kfree_skb` for TCP segments.
+    pub mod drop {
+        /// `enum skb_drop_reason`.
+        pub const REASON: u8 = 16;
+        /// Kernel address of the function that dropped the skb.
+        pub const LOCATION: u8 = 17;
+        /// 1 when the segment was on its way in (addresses then come from
+        /// its headers, local = destination).
+        pub const INBOUND: u8 = 18;
+    }
+
+    /// Socket-only probes (`tcp_rcv_space`, ...): the raw tracepoint's
+    /// `struct sock *`, nothing else.
+    pub mod sock_event {}
 
     /// `tcp_retransmit` (the `tcp:tcp_retransmit_skb` tracepoint).
     pub mod retransmit {

@@ -7,6 +7,9 @@
 //! files. Nothing here knows the user's question: the filter and the action
 //! come from `TCPQ_CONFIG`.
 
+// Each template uses part of this module.
+#![allow(dead_code)]
+
 use aya_ebpf::{
     helpers::{
         bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
@@ -23,6 +26,7 @@ use tcpq_abi::{
     N_OFFSETS, N_SLOTS, VIA_NONE,
 };
 
+pub const AF_INET: u64 = 2;
 pub const AF_INET6: u64 = 10;
 pub const IPPROTO_TCP: u64 = 6;
 pub const SOCK_STREAM: u64 = 1;
@@ -82,7 +86,7 @@ pub fn loc(index: u32) -> FieldLoc {
 }
 
 #[inline(always)]
-fn read<T: Copy + Default>(addr: u64) -> T {
+pub fn read<T: Copy + Default>(addr: u64) -> T {
     match unsafe { bpf_probe_read_kernel(addr as *const T) } {
         Ok(v) => v,
         Err(_) => {
@@ -233,7 +237,11 @@ pub fn fill_sock(ev: &mut Event, sk: u64) {
     let family = read_off(sk, off::SKC_FAMILY);
     v[slot::FAMILY as usize] = family;
     v[slot::STATE as usize] = read_off(sk, off::SKC_STATE);
-    let sport = read_off(sk, off::SKC_NUM);
+    let mut sport = read_off(sk, off::SKC_NUM);
+    if sport == 0 && is_full_tcp_sock(sk) {
+        // A socket close() aborted has given its port back already.
+        sport = (read_off(sk, off::INET_SPORT) as u16).swap_bytes() as u64;
+    }
     v[slot::SPORT as usize] = sport;
     v[slot::DPORT as usize] = (read_off(sk, off::SKC_DPORT) as u16).swap_bytes() as u64;
     if family == AF_INET6 {
@@ -276,6 +284,90 @@ pub fn fill_sock(ev: &mut Event, sk: u64) {
         v[slot::COMM_0 as usize] = a;
         v[slot::COMM_1 as usize] = b;
     }
+}
+
+/// Fill family, addresses and ports from the IP and TCP headers of `skb`
+/// when there is no socket to read them from. `inbound`: the segment was
+/// arriving, so the local side is its destination. Returns false when the
+/// skb is not TCP over IPv4/IPv6 (or its headers cannot be read).
+#[inline(always)]
+pub fn fill_from_headers(ev: &mut Event, skb: u64, inbound: bool) -> bool {
+    let head = read_ptr(skb, loc(off::SKB_HEAD).off);
+    let nh = read_off(skb, off::SKB_NETWORK_HEADER);
+    if head == 0 || nh == 0xffff {
+        return false;
+    }
+    let ip = head + nh;
+    let first: u8 = read(ip);
+    let th_off = read_off(skb, off::SKB_TRANSPORT_HEADER);
+    let (family, s_hi, s_lo, d_hi, d_lo, th) = match first >> 4 {
+        4 => {
+            let proto: u8 = read(ip + 9);
+            if proto as u64 != IPPROTO_TCP {
+                return false;
+            }
+            let sa: u32 = read(ip + 12);
+            let da: u32 = read(ip + 16);
+            let ihl = ((first & 0x0f) as u64) * 4;
+            let th = if th_off != 0xffff && th_off != nh {
+                head + th_off
+            } else {
+                ip + ihl
+            };
+            (
+                AF_INET,
+                0,
+                0x0000_ffff_0000_0000 | u32::from_be(sa) as u64,
+                0,
+                0x0000_ffff_0000_0000 | u32::from_be(da) as u64,
+                th,
+            )
+        }
+        6 => {
+            let next: u8 = read(ip + 6);
+            if next as u64 != IPPROTO_TCP {
+                return false;
+            }
+            let th = if th_off != 0xffff && th_off != nh {
+                head + th_off
+            } else {
+                ip + 40
+            };
+            (
+                AF_INET6,
+                u64::from_be(read(ip + 8)),
+                u64::from_be(read(ip + 16)),
+                u64::from_be(read(ip + 24)),
+                u64::from_be(read(ip + 32)),
+                th,
+            )
+        }
+        _ => return false,
+    };
+    let ports: u32 = read(th);
+    let p = ports.to_le_bytes();
+    let (src, dst) = (
+        u16::from_be_bytes([p[0], p[1]]) as u64,
+        u16::from_be_bytes([p[2], p[3]]) as u64,
+    );
+    let v = &mut ev.vals;
+    v[slot::FAMILY as usize] = family;
+    if inbound {
+        v[slot::SADDR_HI as usize] = d_hi;
+        v[slot::SADDR_LO as usize] = d_lo;
+        v[slot::DADDR_HI as usize] = s_hi;
+        v[slot::DADDR_LO as usize] = s_lo;
+        v[slot::SPORT as usize] = dst;
+        v[slot::DPORT as usize] = src;
+    } else {
+        v[slot::SADDR_HI as usize] = s_hi;
+        v[slot::SADDR_LO as usize] = s_lo;
+        v[slot::DADDR_HI as usize] = d_hi;
+        v[slot::DADDR_LO as usize] = d_lo;
+        v[slot::SPORT as usize] = src;
+        v[slot::DPORT as usize] = dst;
+    }
+    true
 }
 
 #[inline(always)]
