@@ -12,7 +12,7 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 ebpf="$here/ebpf"
 prebuilt="$here/prebuilt"
-templates=(tcp_select_window tcp_probe tcp_retransmit tcp_state tcp_reset tcp_drop tcp_sock_event)
+templates=(tcp_select_window tcp_probe tcp_retransmit tcp_state tcp_reset tcp_drop tcp_sock_event tcp_io)
 toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' "$ebpf/rust-toolchain.toml")
 linker_version=0.13.0
 

@@ -39,8 +39,9 @@ pub struct StrategyDef {
     /// (the format file's record).
     pub raw: bool,
     pub how: &'static str,
-    /// Further (program, raw tracepoint) pairs attached with this strategy.
-    pub also: &'static [(&'static str, (&'static str, &'static str))],
+    /// Further programs attached with this strategy: (program, tracepoint,
+    /// raw).
+    pub also: &'static [(&'static str, (&'static str, &'static str), bool)],
 }
 
 impl StrategyDef {
@@ -59,12 +60,16 @@ impl StrategyDef {
             also: self
                 .also
                 .iter()
-                .map(|(program, (category, name))| crate::plan::ExtraProgram {
-                    program: program.to_string(),
-                    attach: Attach::RawTracepoint {
-                        category: category.to_string(),
-                        name: name.to_string(),
-                    },
+                .map(|(program, (category, name), raw)| {
+                    let (category, name) = (category.to_string(), name.to_string());
+                    crate::plan::ExtraProgram {
+                        program: program.to_string(),
+                        attach: if *raw {
+                            Attach::RawTracepoint { category, name }
+                        } else {
+                            Attach::Tracepoint { category, name }
+                        },
+                    }
                 })
                 .collect(),
         }
@@ -511,6 +516,47 @@ static PROBE_STRATEGY: &[StrategyDef] = &[StrategyDef {
     also: &[],
 }];
 
+/// The syscall entries that note the size a send or receive asks for.
+static IO_ENTERS: &[(&str, (&str, &str), bool)] = &[
+    ("tcpq_io_enter", ("syscalls", "sys_enter_write"), false),
+    ("tcpq_io_enter", ("syscalls", "sys_enter_read"), false),
+    ("tcpq_io_enter", ("syscalls", "sys_enter_sendto"), false),
+    ("tcpq_io_enter", ("syscalls", "sys_enter_recvfrom"), false),
+    ("tcpq_io_enter_m", ("syscalls", "sys_enter_sendmsg"), false),
+    ("tcpq_io_enter_m", ("syscalls", "sys_enter_recvmsg"), false),
+    ("tcpq_io_enter_v", ("syscalls", "sys_enter_writev"), false),
+    ("tcpq_io_enter_v", ("syscalls", "sys_enter_readv"), false),
+];
+
+static IO_FIELDS: &[FieldDef] = &[
+    field(
+        "size",
+        Uint(Unit::Bytes),
+        &[io::SIZE],
+        64,
+        "bytes the call asked to move (its length argument, or the sum of its iovec); 0 \
+         when the call did not come through one of the traced syscalls",
+    ),
+    field(
+        "ret",
+        Int(Unit::Bytes),
+        &[io::RET],
+        32,
+        "bytes moved, or a negative errno (-11 EAGAIN, -32 EPIPE, ...)",
+    ),
+    field(
+        "flags",
+        Uint(Unit::None),
+        &[io::FLAGS],
+        32,
+        "MSG_* flags of a receive call (MSG_DONTWAIT = 64, MSG_PEEK = 2, ...); always 0 for \
+         sends, whose tracepoint does not carry them",
+    ),
+];
+
+mod io {
+    pub use tcpq_abi::slot::io::*;
+}
 mod st {
     pub use tcpq_abi::slot::state::*;
 }
@@ -871,7 +917,7 @@ pub static PROBES: &[ProbeDef] = &[
             tracepoint: ("tcp", "tcp_send_reset"),
             raw: true,
             how: "the tcp_send_reset and tcp_receive_reset raw tracepoints",
-            also: &[("tcpq_rst_recv", ("tcp", "tcp_receive_reset"))],
+            also: &[("tcpq_rst_recv", ("tcp", "tcp_receive_reset"), true)],
         }],
         implicit: &[],
         implicit_words: "",
@@ -936,6 +982,53 @@ pub static PROBES: &[ProbeDef] = &[
                 "true when no socket was known and the segment is taken as arriving",
             ),
         ],
+    },
+    ProbeDef {
+        name: "tcp_sendmsg",
+        summary: "a send call on a TCP socket: bytes asked (size) and sent (ret)",
+        doc: "An application hands data to TCP with write(), send(), sendto(), sendmsg() \
+              or writev(); each call ends in tcp_sendmsg(). `size` is what the call asked \
+              to send, `ret` what it queued (fewer on a non-blocking socket with a full \
+              send buffer) or a negative errno. It runs in the calling process, so pid and \
+              comm are the caller. The seed's `kprobe:tcp_sendmsg { hist(arg2) }` is \
+              `on tcp_sendmsg hist size`.",
+        template: "tcp_io",
+        strategies: &[StrategyDef {
+            name: "sock_length",
+            program: "tcpq_io_send",
+            tracepoint: ("sock", "sock_send_length"),
+            raw: true,
+            how: "the sock_send_length raw tracepoint (socket and result of each \
+                  sock_sendmsg), with the size asked noted at the send syscalls' entry \
+                  (syscalls:sys_enter_write/sendto/sendmsg/writev)",
+            also: IO_ENTERS,
+        }],
+        implicit: &[],
+        implicit_words: "",
+        fields: IO_FIELDS,
+    },
+    ProbeDef {
+        name: "tcp_recvmsg",
+        summary: "a receive call on a TCP socket: bytes asked (size) and read (ret)",
+        doc: "An application reads with read(), recv(), recvfrom(), recvmsg() or readv(); \
+              each call ends in tcp_recvmsg(). `size` is the buffer it offered, `ret` \
+              what it got (0 at end of stream) or a negative errno (-11, EAGAIN, on an \
+              empty non-blocking socket). With the socket's rcv_wnd and snd_wnd this is \
+              the seed's BCC program on tcp_recvmsg, without its cast of a kprobe \
+              argument.",
+        template: "tcp_io",
+        strategies: &[StrategyDef {
+            name: "sock_length",
+            program: "tcpq_io_recv",
+            tracepoint: ("sock", "sock_recv_length"),
+            raw: true,
+            how: "the sock_recv_length raw tracepoint, with the size asked noted at the \
+                  receive syscalls' entry (syscalls:sys_enter_read/recvfrom/recvmsg/readv)",
+            also: IO_ENTERS,
+        }],
+        implicit: &[],
+        implicit_words: "",
+        fields: IO_FIELDS,
     },
 ];
 

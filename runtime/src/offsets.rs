@@ -42,6 +42,10 @@ pub const STRUCT_MEMBERS: &[(u32, &str)] = &[
     (off::SKB_TRANSPORT_HEADER, "sk_buff.transport_header"),
     (off::SKB_NETWORK_HEADER, "sk_buff.network_header"),
     (off::INET_SPORT, "inet_sock.inet_sport"),
+    (off::SOCKET_FILE, "socket.file"),
+    (off::MSGHDR_IOV, "user_msghdr.msg_iov"),
+    (off::MSGHDR_IOVLEN, "user_msghdr.msg_iovlen"),
+    (off::IOVEC_LEN, "iovec.iov_len"),
     (off::SKB_CB, "sk_buff.cb"),
     (off::TCB_GSO_SEGS, "tcp_skb_cb.tcp_gso_segs"),
     (off::TASK_FILES, "task_struct.files"),
@@ -86,6 +90,9 @@ const GSO_SEGS_FALLBACK: FieldLoc = FieldLoc {
 /// event, field).
 pub const TRACEPOINT_FIELDS: &[(u32, &str, &str, &str)] = &[
     (off::TP_ACCEPT_RET, "syscalls", "sys_exit_accept4", "ret"),
+    (off::TP_SYS_FD, "syscalls", "sys_enter_write", "fd"),
+    (off::TP_SYS_ARG1, "syscalls", "sys_enter_write", "buf"),
+    (off::TP_SYS_ARG2, "syscalls", "sys_enter_write", "count"),
     (off::TP_PROBE_SK, "tcp", "tcp_probe", "skaddr"),
     (off::TP_PROBE_SND_NXT, "tcp", "tcp_probe", "snd_nxt"),
     (off::TP_PROBE_SND_UNA, "tcp", "tcp_probe", "snd_una"),
@@ -218,8 +225,38 @@ pub const RAW_TRACEPOINT_ARGS: &[(u32, &str, usize, &str, bool)] = &[
         "struct sock *",
         true,
     ),
+    (off::TP_SOCK_LENGTH_RET, "sock_send_length", 1, "int", true),
+    (
+        off::TP_SOCK_LENGTH_FLAGS,
+        "sock_send_length",
+        2,
+        "int",
+        true,
+    ),
     // Only kernels whose tracepoint also fires for failed attempts have it.
     (off::TP_RETRANS_ERR, "tcp_retransmit_skb", 2, "int", false),
+];
+
+/// Classic tracepoint fields that one template program reads through the
+/// offset already resolved for `index` (from another event): each must sit
+/// at that same offset. (index, category, event, field)
+pub const SAME_OFFSET: &[(u32, &str, &str, &str)] = &[
+    (off::TP_SYS_FD, "syscalls", "sys_enter_read", "fd"),
+    (off::TP_SYS_ARG2, "syscalls", "sys_enter_read", "count"),
+    (off::TP_SYS_FD, "syscalls", "sys_enter_sendto", "fd"),
+    (off::TP_SYS_ARG2, "syscalls", "sys_enter_sendto", "len"),
+    (off::TP_SYS_FD, "syscalls", "sys_enter_recvfrom", "fd"),
+    (off::TP_SYS_ARG2, "syscalls", "sys_enter_recvfrom", "size"),
+    (off::TP_SYS_FD, "syscalls", "sys_enter_sendmsg", "fd"),
+    (off::TP_SYS_ARG1, "syscalls", "sys_enter_sendmsg", "msg"),
+    (off::TP_SYS_FD, "syscalls", "sys_enter_recvmsg", "fd"),
+    (off::TP_SYS_ARG1, "syscalls", "sys_enter_recvmsg", "msg"),
+    (off::TP_SYS_FD, "syscalls", "sys_enter_writev", "fd"),
+    (off::TP_SYS_ARG1, "syscalls", "sys_enter_writev", "vec"),
+    (off::TP_SYS_ARG2, "syscalls", "sys_enter_writev", "vlen"),
+    (off::TP_SYS_FD, "syscalls", "sys_enter_readv", "fd"),
+    (off::TP_SYS_ARG1, "syscalls", "sys_enter_readv", "vec"),
+    (off::TP_SYS_ARG2, "syscalls", "sys_enter_readv", "vlen"),
 ];
 
 /// Raw tracepoints one template program serves: their prototypes must be
@@ -318,6 +355,21 @@ impl Offsets {
             }
         }
         self.resolve_raw_tracepoints(btf);
+        // The stride of a user iovec array: a type size, not a member.
+        match btf.struct_id("iovec").and_then(|id| btf.type_size(id)) {
+            Ok(size) => {
+                self.locs[off::IOVEC_SIZE as usize] = FieldLoc {
+                    off: size as u32,
+                    size: 8,
+                    bit_off: 0,
+                    bit_size: 0,
+                    _pad: 0,
+                }
+            }
+            Err(e) => self
+                .missing
+                .push((off::IOVEC_SIZE, "sizeof(struct iovec)".into(), e.into())),
+        }
     }
 
     fn resolve_raw_tracepoints(&mut self, btf: &Btf) {
@@ -419,6 +471,27 @@ impl Offsets {
                 Err(e) => self
                     .missing
                     .push((idx, format!("{event}.{field}"), e.into())),
+            }
+        }
+        for &(idx, cat, ev, field) in SAME_OFFSET {
+            let want = self.locs[idx as usize];
+            if want.size == 0 {
+                continue;
+            }
+            let event = format!("{cat}:{ev}");
+            match tracefs.format(cat, ev).and_then(|f| f.field(&event, field)) {
+                Ok(f) if f.offset == want.off && f.size == want.size as u32 => {}
+                Ok(f) => self.missing.push((
+                    MISMATCH,
+                    format!("{event}.{field}"),
+                    Unresolved::Prototype(format!(
+                        "at offset {} size {}, where the template reads offset {} size {}",
+                        f.offset, f.size, want.off, want.size
+                    )),
+                )),
+                Err(e) => self
+                    .missing
+                    .push((MISMATCH, format!("{event}.{field}"), e.into())),
             }
         }
         for &(ca, ea, cb, eb, fields) in SAME_LAYOUT {

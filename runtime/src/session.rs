@@ -477,14 +477,16 @@ fn attach_clause(
         std::slice::from_ref(&strategy.attach),
         &mut links,
     )?;
+    // Further programs, each loaded once and attached at all its points.
+    let mut extras: Vec<(&str, Vec<Attach>)> = Vec::new();
     for extra in &strategy.also {
-        load_and_attach(
-            &mut ebpf,
-            &template,
-            &extra.program,
-            std::slice::from_ref(&extra.attach),
-            &mut links,
-        )?;
+        match extras.iter_mut().find(|(p, _)| *p == extra.program) {
+            Some((_, points)) => points.push(extra.attach.clone()),
+            None => extras.push((&extra.program, vec![extra.attach.clone()])),
+        }
+    }
+    for (program, points) in extras {
+        load_and_attach(&mut ebpf, &template, program, &points, &mut links)?;
     }
     timings.attach += t.elapsed();
 

@@ -30,6 +30,7 @@ static TEMPLATES: &[(&str, &[u8])] = &[
     template!("tcp_reset"),
     template!("tcp_drop"),
     template!("tcp_sock_event"),
+    template!("tcp_io"),
 ];
 
 /// Names of the embedded templates.

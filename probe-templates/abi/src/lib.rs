@@ -312,6 +312,24 @@ pub mod off {
     /// `inet_sock.inet_sport` (big-endian): the local port, still set after
     /// close() gave the port back (`skc_num` = 0).
     pub const INET_SPORT: u32 = 94;
+    /// classic `syscalls:sys_enter_*`: `fd`, the second and the third
+    /// argument (read/write/sendto/recvfrom: buffer, length;
+    /// sendmsg/recvmsg: msghdr, flags; readv/writev: iovec, count). Their
+    /// offsets are the same in every one of these events (checked).
+    pub const TP_SYS_FD: u32 = 95;
+    pub const TP_SYS_ARG1: u32 = 96;
+    pub const TP_SYS_ARG2: u32 = 97;
+    /// raw `sock_send_length(sk, ret, flags)` / `sock_recv_length`.
+    pub const TP_SOCK_LENGTH_RET: u32 = 98;
+    pub const TP_SOCK_LENGTH_FLAGS: u32 = 99;
+    /// `socket.file`: a socket's file, to recognise a socket behind an fd.
+    pub const SOCKET_FILE: u32 = 100;
+    /// `user_msghdr.msg_iov`, `.msg_iovlen`, `iovec.iov_len`.
+    pub const MSGHDR_IOV: u32 = 101;
+    pub const MSGHDR_IOVLEN: u32 = 102;
+    pub const IOVEC_LEN: u32 = 103;
+    /// `sizeof(struct iovec)`, in `FieldLoc::off`.
+    pub const IOVEC_SIZE: u32 = 104;
     // Socket fields for `Load`s (tcp_sock and its embedded structs).
     pub const TP_MSS_CACHE: u32 = 64;
     pub const TP_SRTT_US: u32 = 65;
@@ -466,6 +484,19 @@ pub mod slot {
     /// Socket-only probes (`tcp_rcv_space`, ...): the raw tracepoint's
     /// `struct sock *`, nothing else.
     pub mod sock_event {}
+
+    /// `tcp_sendmsg` / `tcp_recvmsg`: a send or receive call on a TCP
+    /// socket, in the calling process.
+    pub mod io {
+        /// Bytes the caller asked to move (the syscall's length, or the sum
+        /// of its iovec); 0 when the call did not come through a traced
+        /// syscall (io_uring, sendfile, in-kernel users).
+        pub const SIZE: u8 = 16;
+        /// Bytes moved, or a negative errno (`sock_sendmsg`'s return).
+        pub const RET: u8 = 17;
+        /// `MSG_*` flags of the call.
+        pub const FLAGS: u8 = 18;
+    }
 
     /// `tcp_retransmit` (the `tcp:tcp_retransmit_skb` tracepoint).
     pub mod retransmit {

@@ -1,0 +1,172 @@
+//! Template `tcp_io`: send and receive calls on TCP sockets, in the calling
+//! process, with the size asked and the bytes moved.
+//!
+//! `tcp_sendmsg()`/`tcp_recvmsg()` are reached from many syscalls; the
+//! `sock_send_length(sk, ret, flags)` / `sock_recv_length` raw tracepoints
+//! fire once per call with the result. The size asked is only in the
+//! syscall's arguments, so the `syscalls:sys_enter_*` tracepoints of the
+//! calls that reach a socket (read, write, sendto, recvfrom, sendmsg,
+//! recvmsg, readv, writev) note it per thread when the fd is a TCP socket,
+//! and the length tracepoint picks it up.
+#![no_std]
+#![no_main]
+
+#[path = "../common.rs"]
+mod common;
+
+use aya_ebpf::{
+    helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_user},
+    macros::{map, raw_tracepoint, tracepoint},
+    maps::LruHashMap,
+    programs::{RawTracePointContext, TracePointContext},
+};
+use common::*;
+use tcpq_abi::{off, slot::io as s};
+
+/// What a thread asked for in the syscall it is in.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct Pending {
+    sk: u64,
+    size: u64,
+}
+
+#[map]
+static TCPQ_PENDING: LruHashMap<u32, Pending> = LruHashMap::with_max_entries(16384, 0);
+
+/// Most iovec entries summed for readv/writev/sendmsg/recvmsg.
+const MAX_IOV: u64 = 16;
+
+/// The TCP socket behind `fd` in the current task, or 0.
+#[inline(always)]
+fn tcp_sock_of_fd(fd: u64) -> u64 {
+    let task = unsafe { bpf_get_current_task() };
+    let files = read_ptr(task, loc(off::TASK_FILES).off);
+    let fdt = read_ptr(files, loc(off::FILES_FDT).off);
+    if fdt == 0 || fd >= read_off(fdt, off::FDT_MAX_FDS) {
+        return 0;
+    }
+    let fds = read_ptr(fdt, loc(off::FDT_FD).off);
+    if fds == 0 {
+        return 0;
+    }
+    let file: u64 = read(fds + fd * 8);
+    let sock = read_ptr(file, loc(off::FILE_PRIVATE_DATA).off);
+    // Only a socket's file has a private_data whose `file` points back.
+    if sock == 0 || read_ptr(sock, loc(off::SOCKET_FILE).off) != file {
+        return 0;
+    }
+    let sk = read_ptr(sock, loc(off::SOCKET_SK).off);
+    if is_full_tcp_sock(sk) {
+        sk
+    } else {
+        0
+    }
+}
+
+#[inline(always)]
+fn note(fd: u64, size: u64) {
+    let sk = tcp_sock_of_fd(fd);
+    if sk != 0 {
+        let tid = bpf_get_current_pid_tgid() as u32;
+        let _ = TCPQ_PENDING.insert(tid, Pending { sk, size }, 0);
+    }
+}
+
+/// Sum the lengths of a user iovec array.
+#[inline(always)]
+fn iov_total(iov: u64, n: u64) -> u64 {
+    let len_off = loc(off::IOVEC_LEN).off as u64;
+    let stride = loc(off::IOVEC_SIZE).off as u64;
+    let mut total = 0u64;
+    let mut i = 0;
+    while i < MAX_IOV {
+        if i >= n {
+            break;
+        }
+        let len: u64 =
+            unsafe { bpf_probe_read_user((iov + i * stride + len_off) as *const u64) }.unwrap_or(0);
+        total = total.wrapping_add(len);
+        i += 1;
+    }
+    total
+}
+
+/// read, write, sendto, recvfrom: (fd, buf, len).
+#[tracepoint]
+pub fn tcpq_io_enter(ctx: TracePointContext) -> u32 {
+    note(
+        tp_field(&ctx, off::TP_SYS_FD),
+        tp_field(&ctx, off::TP_SYS_ARG2),
+    );
+    0
+}
+
+/// readv, writev: (fd, iov, iovcnt).
+#[tracepoint]
+pub fn tcpq_io_enter_v(ctx: TracePointContext) -> u32 {
+    let fd = tp_field(&ctx, off::TP_SYS_FD);
+    let iov = tp_field(&ctx, off::TP_SYS_ARG1);
+    let n = tp_field(&ctx, off::TP_SYS_ARG2);
+    note(fd, iov_total(iov, n));
+    0
+}
+
+/// sendmsg, recvmsg: (fd, msghdr, flags).
+#[tracepoint]
+pub fn tcpq_io_enter_m(ctx: TracePointContext) -> u32 {
+    let fd = tp_field(&ctx, off::TP_SYS_FD);
+    let msg = tp_field(&ctx, off::TP_SYS_ARG1);
+    let iov_p = msg + loc(off::MSGHDR_IOV).off as u64;
+    let n_p = msg + loc(off::MSGHDR_IOVLEN).off as u64;
+    let iov: u64 = unsafe { bpf_probe_read_user(iov_p as *const u64) }.unwrap_or(0);
+    let n: u64 = unsafe { bpf_probe_read_user(n_p as *const u64) }.unwrap_or(0);
+    note(fd, iov_total(iov, n));
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sock_send_length")]
+pub fn tcpq_io_send(ctx: RawTracePointContext) -> i32 {
+    let _ = done(&ctx);
+    0
+}
+
+#[raw_tracepoint(tracepoint = "sock_recv_length")]
+pub fn tcpq_io_recv(ctx: RawTracePointContext) -> i32 {
+    let _ = done(&ctx);
+    0
+}
+
+#[inline(always)]
+fn done(ctx: &RawTracePointContext) -> Option<()> {
+    let sk = tp_field(ctx, off::TP_SOCK_LENGTH_SK);
+    if !is_full_tcp_sock(sk) {
+        return None;
+    }
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let size = match unsafe { TCPQ_PENDING.get(tid) } {
+        Some(p) if p.sk == sk => p.size,
+        _ => 0,
+    };
+    let _ = TCPQ_PENDING.remove(tid);
+    let cfg = config()?;
+    let ev = begin()?;
+    fill_sock(ev, sk);
+    load_fields(cfg, ev, sk, 0);
+    let v = &mut ev.vals;
+    v[s::SIZE as usize] = size;
+    v[s::RET as usize] = sext32(tp_field(ctx, off::TP_SOCK_LENGTH_RET));
+    v[s::FLAGS as usize] = tp_field(ctx, off::TP_SOCK_LENGTH_FLAGS);
+    finish(cfg, ev);
+    Some(())
+}
+
+#[cfg(not(test))]
+#[panic_handler]
+fn panic(_info: &core::panic::PanicInfo) -> ! {
+    loop {}
+}
+
+#[unsafe(link_section = "license")]
+#[unsafe(no_mangle)]
+static LICENSE: [u8; 13] = *b"Dual MIT/GPL\0";
