@@ -191,6 +191,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let report = runner.run(&mut session, opts, &mut out)?;
     let _ = out.flush();
+    // A test hook (tests/kernel_reliability.rs): panic while every probe is
+    // still attached, to show that unwinding detaches them. Harmless: it
+    // only turns a clean exit into a crash for whoever sets it.
+    if std::env::var_os("TCPQ_TEST_PANIC_AFTER_ATTACH").is_some_and(|v| v == "1") {
+        panic!("TCPQ_TEST_PANIC_AFTER_ATTACH=1: panicking with probes attached (test hook)");
+    }
     let t_run = t0.elapsed();
     let timings = session.timings.clone();
     drop(session);
