@@ -239,10 +239,10 @@ stream() {
         "$BPFTRACE" -f json -e 'tracepoint:tcp:tcp_probe /args->dport == 5303/ { printf("%d %s %u %u\n", pid, comm, args->snd_cwnd, args->srtt); }' \
             > "$OUT/stream-bt.json" 2> "$OUT/stream-bt.err" &
         local bp=$!
-        for _ in $(seq 100); do grep -q Attaching "$OUT/stream-bt.json" && break; sleep 0.1; done
+        for _ in $(seq 100); do grep -qE "Attaching|attached_probes" "$OUT/stream-bt.json" && break; sleep 0.1; done
         sleep 0.3
         sockperf tp --tcp -i 127.0.0.1 -p 5303 -m 64 -t 5 --mps="$mps" >/dev/null 2>&1
-        kill -INT $bp; wait $bp || true
+        kill -INT $bp; timeout 10 tail --pid=$bp -f /dev/null || kill -KILL $bp; wait $bp || true
         local bn blost
         bn=$(grep -c '"type": "printf"' "$OUT/stream-bt.json" || true)
         blost=$(grep -oE '"lost_events", "data": \{"events": [0-9]+' "$OUT/stream-bt.json" | grep -oE '[0-9]+$' | paste -sd+ | bc 2>/dev/null || echo 0)
