@@ -8,7 +8,7 @@ use std::{
     io::{IsTerminal, Write},
     path::PathBuf,
     process::ExitCode,
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use anyhow::Context as _;
@@ -156,11 +156,15 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if !Privilege::current().sufficient() {
         anyhow::bail!("tcpq needs root or CAP_BPF+CAP_PERFMON to attach probes (try sudo)");
     }
+    let timing = std::env::var_os("TCPQ_TIMINGS").is_some_and(|v| !v.is_empty());
+    let t0 = Instant::now();
     // Catch Ctrl-C/SIGTERM before attaching, so a signal that arrives at
     // any point from here on ends the run cleanly.
     let mut runner = stream::Runner::new()?;
     let kernel = Kernel::open().context("cannot read what this kernel offers")?;
+    let t_kernel = t0.elapsed();
     let mut session = Session::open(&plan, &kernel)?;
+    let t_attached = t0.elapsed();
     let mut note = String::new();
     if let Some(d) = cli.duration.filter(|d| !d.is_zero()) {
         note = format!(" for {}", show_duration(d));
@@ -187,7 +191,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let mut out = std::io::BufWriter::new(stdout.lock());
     let report = runner.run(&mut session, opts, &mut out)?;
     let _ = out.flush();
+    // A test hook (tests/kernel_reliability.rs): panic while every probe is
+    // still attached, to show that unwinding detaches them. Harmless: it
+    // only turns a clean exit into a crash for whoever sets it.
+    if std::env::var_os("TCPQ_TEST_PANIC_AFTER_ATTACH").is_some_and(|v| v == "1") {
+        panic!("TCPQ_TEST_PANIC_AFTER_ATTACH=1: panicking with probes attached (test hook)");
+    }
+    let t_run = t0.elapsed();
+    let timings = session.timings.clone();
     drop(session);
+    if timing {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        eprintln!(
+            "tcpq: timings: kernel {:.1} ms (btf index {:.1}, offsets {:.1}), loader {:.1}, load {:.1}, attach {:.1}, attached at {:.1}, detach {:.1}, total {:.1}",
+            ms(t_kernel),
+            ms(kernel.btf_time),
+            ms(kernel.offsets.btf_resolve_time + kernel.offsets.tracefs_time),
+            ms(timings.loader),
+            ms(timings.load),
+            ms(timings.attach),
+            ms(t_attached),
+            ms(t0.elapsed() - t_run),
+            ms(t0.elapsed())
+        );
+        for (prog, d, insns) in &timings.programs {
+            let insns = insns.map_or("?".to_owned(), |n| n.to_string());
+            eprintln!(
+                "tcpq: timings:   {prog}: verify {:.1} ms, {insns} insns verified",
+                ms(*d)
+            );
+        }
+    }
     for w in report.warnings() {
         eprintln!("tcpq: {w}");
     }

@@ -7,57 +7,18 @@
 //! programs were loaded.
 mod common;
 
+use common::bpf::{assert_released, bpf_fds, bpftool_json};
 use common::Tcpq;
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
 const ATTACH: Duration = Duration::from_secs(20);
 
-/// BPF programs (id → tag) and maps (ids) whose fds `pid` holds.
-fn bpf_fds(pid: u32) -> (BTreeMap<u32, String>, Vec<u32>) {
-    let mut progs = BTreeMap::new();
-    let mut maps = Vec::new();
-    let dir = format!("/proc/{pid}/fdinfo");
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}")) {
-        let Ok(text) = std::fs::read_to_string(entry.unwrap().path()) else {
-            continue;
-        };
-        let get = |key: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .map(|v| v.trim().to_owned())
-        };
-        if let (Some(id), Some(tag)) = (get("prog_id:"), get("prog_tag:")) {
-            progs.insert(id.parse().unwrap(), tag);
-        } else if let Some(id) = get("map_id:") {
-            maps.push(id.parse().unwrap());
-        }
-    }
-    (progs, maps)
-}
-
-fn bpftool_json(args: &[&str]) -> Option<Value> {
-    let out = Command::new("bpftool").args(args).arg("-j").output().ok()?;
-    if !out.status.success() {
-        return None;
-    }
-    serde_json::from_slice(&out.stdout).ok()
-}
-
 fn prog_name(id: u32) -> String {
     let v = bpftool_json(&["prog", "show", "id", &id.to_string()])
         .unwrap_or_else(|| panic!("bpftool prog show id {id} failed"));
     v["name"].as_str().unwrap_or_default().to_owned()
-}
-
-fn prog_exists(id: u32) -> bool {
-    bpftool_json(&["prog", "show", "id", &id.to_string()]).is_some()
-}
-
-fn map_exists(id: u32) -> bool {
-    bpftool_json(&["map", "show", "id", &id.to_string()]).is_some()
 }
 
 /// The value bytes of the single entry of the map named `name` among `maps`.
@@ -122,26 +83,6 @@ fn a_where_clause_changes_map_contents_not_the_loaded_program() {
     );
     a.stop(Duration::from_secs(10));
     b.stop(Duration::from_secs(10));
-}
-
-/// Programs and maps of a stopped tcpq must be gone from the kernel (they are
-/// freed after an RCU grace period, hence the short wait).
-fn assert_released(progs: &BTreeMap<u32, String>, maps: &[u32], how: &str) {
-    let gone = common::wait_for(Duration::from_secs(5), || {
-        (!progs.keys().any(|&id| prog_exists(id)) && !maps.iter().any(|&id| map_exists(id)))
-            .then_some(())
-    });
-    assert!(
-        gone.is_some(),
-        "after {how}, still loaded: programs {:?}, maps {:?}",
-        progs
-            .keys()
-            .filter(|&&id| prog_exists(id))
-            .collect::<Vec<_>>(),
-        maps.iter()
-            .filter(|&&id| map_exists(id))
-            .collect::<Vec<_>>()
-    );
 }
 
 fn run_and_signal(sig: i32, how: &str) {

@@ -327,8 +327,8 @@ impl Attached {
     }
 }
 
-/// Start-up timings, for `--explain` and benchmarks.
-#[derive(Clone, Copy, Debug, Default)]
+/// Start-up timings, for `TCPQ_TIMINGS=1` and benchmarks.
+#[derive(Clone, Debug, Default)]
 pub struct Timings {
     /// Creating aya's loader (aya 0.14 reads the kernel's BTF here whether
     /// or not the objects need it).
@@ -337,6 +337,10 @@ pub struct Timings {
     pub load: Duration,
     /// Verifying and attaching programs.
     pub attach: Duration,
+    /// Per program: `template/program`, time in `BPF_PROG_LOAD` (mostly the
+    /// verifier) and the kernel's `verified_insns` (None where the kernel
+    /// does not report it).
+    pub programs: Vec<(String, Duration, Option<u32>)>,
 }
 
 /// Every loaded template of a plan.
@@ -468,7 +472,7 @@ fn attach_clause(
         if points.is_empty() {
             continue;
         }
-        load_and_attach(&mut ebpf, &template, program, &points, &mut links)?;
+        load_and_attach(&mut ebpf, &template, program, &points, &mut links, timings)?;
     }
     load_and_attach(
         &mut ebpf,
@@ -476,6 +480,7 @@ fn attach_clause(
         &strategy.program,
         std::slice::from_ref(&strategy.attach),
         &mut links,
+        timings,
     )?;
     // Further programs, each loaded once and attached at all its points.
     let mut extras: Vec<(&str, Vec<Attach>)> = Vec::new();
@@ -606,6 +611,7 @@ fn load_and_attach(
     program: &str,
     points: &[Attach],
     links: &mut Vec<Link>,
+    timings: &mut Timings,
 ) -> Result<(), SessionError> {
     let prog = ebpf
         .program_mut(program)
@@ -623,7 +629,12 @@ fn load_and_attach(
         None => Ok(()),
         Some(Attach::Tracepoint { .. }) => {
             let tp: &mut TracePoint = prog.try_into().map_err(fail)?;
+            let t = Instant::now();
             tp.load().map_err(fail)?;
+            let verified = tp.info().ok().and_then(|i| i.verified_instruction_count());
+            timings
+                .programs
+                .push((format!("{template}/{program}"), t.elapsed(), verified));
             for p in points {
                 let Attach::Tracepoint { category, name } = p else {
                     unreachable!("one program attaches one way")
@@ -637,7 +648,12 @@ fn load_and_attach(
         }
         Some(Attach::RawTracepoint { .. }) => {
             let tp: &mut RawTracePoint = prog.try_into().map_err(fail)?;
+            let t = Instant::now();
             tp.load().map_err(fail)?;
+            let verified = tp.info().ok().and_then(|i| i.verified_instruction_count());
+            timings
+                .programs
+                .push((format!("{template}/{program}"), t.elapsed(), verified));
             for p in points {
                 let Attach::RawTracepoint { name, .. } = p else {
                     unreachable!("one program attaches one way")

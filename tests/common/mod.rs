@@ -11,6 +11,7 @@
 //! environment variable `CI` is set.
 #![allow(dead_code, unused_imports)]
 
+pub mod bpf;
 pub mod capture;
 pub mod netns;
 pub mod tcpgen;

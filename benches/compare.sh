@@ -1,0 +1,283 @@
+#!/usr/bin/env bash
+# tcpq vs bpftrace, side by side, on the same questions in the same run.
+# A benchmark, not a test: run it on demand, as root, on an otherwise quiet
+# machine. Results go to stdout (markdown-ish) and to $OUT (default
+# target/bench/) as raw files; docs/benchmarks.md quotes a run.
+#
+#   benches/compare.sh [all|startup|rss|footprint|kernel|stream|parse]...
+#
+# Needs: hyperfine, bpftrace, bpftool, iperf3, sockperf, python3,
+# /usr/bin/time (GNU). RUNS (default 15) sets the number of timed runs.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+TCPQ=${TCPQ:-$here/target/release/tcpq}
+BPFTRACE=${BPFTRACE:-$(command -v bpftrace)}
+OUT=${OUT:-$here/target/bench}
+RUNS=${RUNS:-15}
+mkdir -p "$OUT"
+
+[[ $(id -u) == 0 ]] || { echo "run as root" >&2; exit 1; }
+[[ -x $TCPQ ]] || (cd "$here" && cargo build --release --quiet)
+[[ -d /sys/kernel/tracing/events ]] || mount -t tracefs tracefs /sys/kernel/tracing
+# bpftrace 0.17 tries to raise RLIMIT_MEMLOCK and complains when it cannot;
+# 6.x kernels account BPF memory to the cgroup, so it loads anyway.
+
+# --- the questions -------------------------------------------------------
+# The seed one-liner. tcp_select_window() is inlined here; tcpq and the
+# bpftrace program both read the window from the TCP header of each
+# outgoing skb at net_dev_queue.
+SEED_TCPQ='on tcp_select_window where win == 0 print pid, comm'
+SEED_BT="$OUT/seed.bt"
+cat > "$SEED_BT" <<'EOF'
+tracepoint:net:net_dev_queue
+{
+  $skb = (struct sk_buff *)args->skbaddr;
+  $th = (struct tcphdr *)($skb->head + $skb->transport_header);
+  if ($skb->sk != 0 && $th->window == 0) { printf("%d %s\n", pid, comm); }
+}
+BEGIN { exit(); }
+EOF
+# Ten probes: ten clauses over the three probes tcpq has (tcpq loads one
+# template per clause, so this is ten template objects; bpftrace attaches
+# ten programs).
+TEN_TCPQ="$OUT/ten.tcpq"
+TEN_BT="$OUT/ten.bt"
+: > "$TEN_TCPQ"
+: > "$TEN_BT"
+for i in 1 2 3 4; do
+    echo "on tcp_probe where dport == $i print pid, comm, srtt" >> "$TEN_TCPQ"
+    echo "tracepoint:tcp:tcp_probe /args->dport == $i/ { printf(\"%d %s %u\\n\", pid, comm, args->srtt); }" >> "$TEN_BT"
+done
+for i in 1 2 3; do
+    echo "on tcp_retransmit where dport == $i count by comm" >> "$TEN_TCPQ"
+    echo "tracepoint:tcp:tcp_retransmit_skb /args->dport == $i/ { @[comm] = count(); }" >> "$TEN_BT"
+done
+for i in 1 2 3; do
+    echo "on tcp_select_window where win == 0 and dport == $i print pid, comm" >> "$TEN_TCPQ"
+    cat >> "$TEN_BT" <<EOF
+tracepoint:net:net_dev_queue { \$skb = (struct sk_buff *)args->skbaddr; \$th = (struct tcphdr *)(\$skb->head + \$skb->transport_header); if (\$skb->sk != 0 && \$th->window == 0 && \$th->dest == $i) { printf("%d %s\n", pid, comm); } }
+EOF
+done
+echo 'BEGIN { exit(); }' >> "$TEN_BT"
+
+median() { python3 -c 'import sys,statistics; print(statistics.median(float(x) for x in sys.stdin.read().split()))'; }
+ratio() { python3 -c "print(f'{$1/$2:.3f}')"; }
+
+machine() {
+    echo "## Machine"
+    echo "- kernel: $(uname -r), $(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+    echo "- memory: $(awk '/MemTotal/ {print $2/1024 " MiB"}' /proc/meminfo)"
+    echo "- load average at start: $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- tcpq: $($TCPQ --version) ($(cd "$here" && git rev-parse --short HEAD))"
+    echo "- bpftrace: $($BPFTRACE --version)"
+    echo
+}
+
+# --- (1) exec -> attached -> detached -> exit ------------------------------
+startup() {
+    echo "## (1) exec → attached → detached → exit"
+    local name tq bt
+    for name in seed ten; do
+        if [[ $name == seed ]]; then
+            tq="$TCPQ -e '$SEED_TCPQ' --duration 0"
+        else
+            tq="$TCPQ $TEN_TCPQ --duration 0"
+        fi
+        bt="$BPFTRACE $OUT/$name.bt"
+        [[ $name == ten ]] && bt="$BPFTRACE $TEN_BT"
+        hyperfine -N -w 2 -r "$RUNS" --export-json "$OUT/startup-$name.json" \
+            -n tcpq "$tq" -n bpftrace "$bt" >/dev/null 2>&1
+        python3 - "$OUT/startup-$name.json" "$name" <<'EOF'
+import json, sys, statistics as st
+r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
+t, b = r["tcpq"], r["bpftrace"]
+def cpu(x): return (x["user"] + x["system"]) * 1e3
+print(f"- {sys.argv[2]}: wall median tcpq {t['median']*1e3:.0f} ms, bpftrace {b['median']*1e3:.0f} ms, "
+      f"ratio {t['median']/b['median']:.2f} (target ≤ 0.10); "
+      f"CPU mean tcpq {cpu(t):.0f} ms (user {t['user']*1e3:.0f} + sys {t['system']*1e3:.0f}), "
+      f"bpftrace {cpu(b):.0f} ms (user {b['user']*1e3:.0f} + sys {b['system']*1e3:.0f}), ratio {cpu(t)/cpu(b):.2f}")
+EOF
+    done
+    echo "- tcpq's own breakdown (TCPQ_TIMINGS=1), one run of the seed:"
+    echo '```'
+    TCPQ_TIMINGS=1 "$TCPQ" -e "$SEED_TCPQ" --duration 0 2>&1 | grep timings
+    echo '```'
+    echo
+}
+
+# --- (2) peak RSS -------------------------------------------------------
+rss_of() { # command... -> peak RSS in KiB (median of 7)
+    for _ in 1 2 3 4 5 6 7; do
+        /usr/bin/time -f '%M' -o "$OUT/rss.tmp" "$@" >/dev/null 2>&1 || true
+        tail -1 "$OUT/rss.tmp"
+    done | median
+}
+
+rss() {
+    echo "## (2) peak RSS (median of 7, KiB)"
+    local a b
+    a=$(rss_of "$TCPQ" -e "$SEED_TCPQ" --duration 0)
+    b=$(rss_of "$BPFTRACE" "$SEED_BT")
+    echo "- seed: tcpq $a, bpftrace $b, ratio $(ratio "$a" "$b") (target ≤ 0.10)"
+    a=$(rss_of "$TCPQ" "$TEN_TCPQ" --duration 0)
+    b=$(rss_of "$BPFTRACE" "$TEN_BT")
+    echo "- ten probes: tcpq $a, bpftrace $b, ratio $(ratio "$a" "$b")"
+    echo
+}
+
+# --- (3) installed footprint ---------------------------------------------
+footprint_of() { # binary -> bytes of it plus every shared library it loads
+    local bin=$1
+    { echo "$bin"; ldd "$bin" | awk '/=>/ {print $3} /^\t\/.*\(/ {print $1}'; } |
+        grep '^/' | sort -u | while read -r f; do stat -L -c %s "$f"; done |
+        awk '{s+=$1} END {print s}'
+}
+
+footprint() {
+    echo "## (3) installed footprint (binary + shared libraries, bytes)"
+    local a b
+    a=$(footprint_of "$TCPQ")
+    b=$(footprint_of "$BPFTRACE")
+    echo "- tcpq: $a ($(ldd "$TCPQ" | grep -c '=>') libraries), bpftrace: $b ($(ldd "$BPFTRACE" | grep -c '=>') libraries), ratio $(ratio "$a" "$b")"
+    echo "- bpftrace's five largest: $(ldd "$BPFTRACE" | awk '/=>/ {print $3}' | xargs stat -L -c '%s %n' | sort -rn | head -5 | awk '{printf "%s (%.0f MB) ", $2, $1/1e6}')"
+    echo
+}
+
+# --- (4) in-kernel cost per event ---------------------------------------
+prog_ids_of() { # pid -> prog ids its fds hold
+    grep -h '^prog_id:' /proc/"$1"/fdinfo/* 2>/dev/null | awk '{print $2}' | sort -u
+}
+
+prog_stats() { # ids... -> "name run_time_ns run_cnt" lines
+    local id
+    for id in "$@"; do
+        bpftool prog show id "$id" -j | python3 -c 'import json,sys; p=json.load(sys.stdin); print(p.get("name","?"), p.get("run_time_ns",0), p.get("run_cnt",0))'
+    done
+}
+
+# run_under_load LABEL LOAD -- command...: start the tool, wait until it
+# attached, run LOAD, read the kernel's per-program stats, stop the tool.
+run_under_load() {
+    local label=$1 load=$2; shift 3
+    "$@" > "$OUT/kernel-$label.out" 2> "$OUT/kernel-$label.err" &
+    local pid=$!
+    for _ in $(seq 100); do grep -qiE 'attached|Attaching' "$OUT/kernel-$label.err" && break; sleep 0.1; done
+    sleep 0.5
+    eval "$load" >/dev/null 2>&1
+    mapfile -t ids < <(prog_ids_of $pid)
+    prog_stats "${ids[@]}" > "$OUT/kernel-$label.stats"
+    kill -INT $pid; wait $pid || true
+}
+
+kernel() {
+    echo "## (4) in-kernel cost per event (bpf_stats_enabled, loopback load)"
+    sysctl -q -w kernel.bpf_stats_enabled=1
+    iperf3 -s -D -1 -p 5301 >/dev/null 2>&1 || true
+    pkill -f "sockperf sr --tcp -p 5302" 2>/dev/null || true
+    sockperf sr --tcp -p 5302 >/dev/null 2>&1 &
+    local srv=$!
+    sleep 0.5
+    local loads=(
+        "iperf3|iperf3 -s -D -1 -p 5301 >/dev/null 2>&1; sleep 0.3; iperf3 -c 127.0.0.1 -p 5301 -t 5"
+        "sockperf|sockperf tp --tcp -i 127.0.0.1 -p 5302 -m 64 -t 5"
+    )
+    local q label l tq bt
+    for l in "${loads[@]}"; do
+        local lname=${l%%|*} lcmd=${l#*|}
+        for q in never count print; do
+            case $q in
+                never) tq='on tcp_probe where snd_cwnd == 123456789 print pid'
+                       bt='tracepoint:tcp:tcp_probe /args->snd_cwnd == 123456789/ { printf("%d\n", pid); }' ;;
+                count) tq='on tcp_probe count by comm'
+                       bt='tracepoint:tcp:tcp_probe { @[comm] = count(); }' ;;
+                print) tq='on tcp_probe print pid, comm, snd_cwnd'
+                       bt='tracepoint:tcp:tcp_probe { printf("%d %s %u\n", pid, comm, args->snd_cwnd); }' ;;
+            esac
+            run_under_load "tcpq-$lname-$q" "$lcmd" -- "$TCPQ" -e "$tq"
+            run_under_load "bt-$lname-$q" "$lcmd" -- "$BPFTRACE" -e "$bt"
+            python3 - "$OUT/kernel-tcpq-$lname-$q.stats" "$OUT/kernel-bt-$lname-$q.stats" "$lname" "$q" <<'EOF'
+import sys
+def rows(p): return [(n, int(t), int(c)) for n, t, c in (l.split() for l in open(p) if l.strip())]
+t, b = rows(sys.argv[1]), rows(sys.argv[2])
+main = [r for r in t if r[0] == "tcpq_probe_tp"]
+own = [r for r in t if r[0].startswith("tcpq_own")]
+bmain = [r for r in b if r[2] > 0 and "BEGIN" not in r[0] and "END" not in r[0]]
+def per(rs):
+    n = sum(r[2] for r in rs); return (sum(r[1] for r in rs) / n if n else float("nan")), n
+(tm, tn), (bm, bn) = per(main), per(bmain)
+ot = sum(r[1] for r in own)
+print(f"- {sys.argv[3]}, {sys.argv[4]}: tcpq template {tm:.0f} ns/event over {tn} events "
+      f"(owner tracking adds {ot/tn if tn else float('nan'):.0f} ns per tcp_probe event, {sum(r[2] for r in own)} runs), "
+      f"bpftrace {bm:.0f} ns/event over {bn} events, template/bpftrace {tm/bm:.2f}")
+EOF
+        done
+    done
+    kill $srv 2>/dev/null || true
+    sysctl -q -w kernel.bpf_stats_enabled=0
+    echo
+}
+
+# --- (5) streaming -------------------------------------------------------
+stream() {
+    echo "## (5) streaming to a file, JSON (tcp_probe events from sockperf at a set rate)"
+    pkill -f "sockperf sr --tcp -p 5303" 2>/dev/null || true
+    sockperf sr --tcp -p 5303 >/dev/null 2>&1 &
+    local srv=$! mps
+    sleep 0.5
+    for mps in 20000 50000 100000 200000 max; do
+        "$TCPQ" -e 'on tcp_probe where dport == 5303 print pid, comm, snd_cwnd, srtt' --format json \
+            > "$OUT/stream-tcpq.json" 2> "$OUT/stream-tcpq.err" &
+        local tp=$!
+        for _ in $(seq 100); do grep -q attached "$OUT/stream-tcpq.err" && break; sleep 0.1; done
+        /usr/bin/time -f '%M' -o "$OUT/stream-tcpq.rss" true
+        sockperf tp --tcp -i 127.0.0.1 -p 5303 -m 64 -t 5 --mps="$mps" >/dev/null 2>&1
+        kill -INT $tp; wait $tp || true
+        local n lost
+        n=$(wc -l < "$OUT/stream-tcpq.json")
+        lost=$(grep -oE '^tcpq: [0-9]+ events lost' "$OUT/stream-tcpq.err" | grep -oE '[0-9]+' || echo 0)
+        "$BPFTRACE" -f json -e 'tracepoint:tcp:tcp_probe /args->dport == 5303/ { printf("%d %s %u %u\n", pid, comm, args->snd_cwnd, args->srtt); }' \
+            > "$OUT/stream-bt.json" 2> "$OUT/stream-bt.err" &
+        local bp=$!
+        for _ in $(seq 100); do grep -qE "Attaching|attached_probes" "$OUT/stream-bt.json" && break; sleep 0.1; done
+        sleep 0.3
+        sockperf tp --tcp -i 127.0.0.1 -p 5303 -m 64 -t 5 --mps="$mps" >/dev/null 2>&1
+        kill -INT $bp; timeout 10 tail --pid=$bp -f /dev/null || kill -KILL $bp; wait $bp || true
+        local bn blost
+        bn=$(grep -c '"type": "printf"' "$OUT/stream-bt.json" || true)
+        blost=$(grep -oE '"lost_events", "data": \{"events": [0-9]+' "$OUT/stream-bt.json" | grep -oE '[0-9]+$' | paste -sd+ | bc 2>/dev/null || echo 0)
+        echo "- sockperf --mps=$mps for 5 s: tcpq wrote $n events, lost ${lost:-0}; bpftrace wrote $bn, lost ${blost:-0}"
+    done
+    kill $srv 2>/dev/null || true
+    echo
+}
+
+# --- (6) parsing and planning ------------------------------------------------
+parse() {
+    echo "## (6) parse + check + plan (tcpq --check), wall median"
+    local n
+    for n in 1 250 500 1000 2000; do
+        python3 -c "
+for i in range($n): print('on tcp_probe where dport == %d and snd_cwnd > 10 print pid, comm, srtt' % (i + 1))" > "$OUT/lines-$n.tcpq"
+    done
+    hyperfine -N -w 3 -r "$RUNS" --export-json "$OUT/parse.json" \
+        -n oneliner "$TCPQ --check -e '$SEED_TCPQ'" \
+        -n 250 "$TCPQ --check $OUT/lines-250.tcpq" \
+        -n 500 "$TCPQ --check $OUT/lines-500.tcpq" \
+        -n 1000 "$TCPQ --check $OUT/lines-1000.tcpq" \
+        -n 2000 "$TCPQ --check $OUT/lines-2000.tcpq" >/dev/null 2>&1
+    python3 - "$OUT/parse.json" <<'EOF'
+import json, sys
+r = {x["command"]: x["median"] * 1e3 for x in json.load(open(sys.argv[1]))["results"]}
+base = r["oneliner"]
+for k in ["oneliner", "250", "500", "1000", "2000"]:
+    extra = "" if k == "oneliner" else f", {(r[k]-base)/int(k)*1e3:.1f} µs per line over the one-liner"
+    print(f"- {k}: {r[k]:.2f} ms{extra}")
+EOF
+    echo
+}
+
+sections=("$@")
+[[ ${#sections[@]} == 0 || ${sections[0]} == all ]] && sections=(startup rss footprint kernel stream parse)
+machine
+for s in "${sections[@]}"; do "$s"; done

@@ -1,0 +1,66 @@
+//! What a process holds in the kernel, from the kernel's side:
+//! `/proc/<pid>/fdinfo` (program and map ids) and `bpftool` (whether an id
+//! still exists).
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::Duration;
+
+/// BPF programs (id → tag) and maps (ids) whose fds `pid` holds.
+pub fn bpf_fds(pid: u32) -> (BTreeMap<u32, String>, Vec<u32>) {
+    let mut progs = BTreeMap::new();
+    let mut maps = Vec::new();
+    let dir = format!("/proc/{pid}/fdinfo");
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}")) {
+        let Ok(text) = std::fs::read_to_string(entry.unwrap().path()) else {
+            continue;
+        };
+        let get = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.trim().to_owned())
+        };
+        if let (Some(id), Some(tag)) = (get("prog_id:"), get("prog_tag:")) {
+            progs.insert(id.parse().unwrap(), tag);
+        } else if let Some(id) = get("map_id:") {
+            maps.push(id.parse().unwrap());
+        }
+    }
+    (progs, maps)
+}
+
+pub fn bpftool_json(args: &[&str]) -> Option<Value> {
+    let out = Command::new("bpftool").args(args).arg("-j").output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+pub fn prog_exists(id: u32) -> bool {
+    bpftool_json(&["prog", "show", "id", &id.to_string()]).is_some()
+}
+
+pub fn map_exists(id: u32) -> bool {
+    bpftool_json(&["map", "show", "id", &id.to_string()]).is_some()
+}
+
+/// Programs and maps of a stopped tcpq must be gone from the kernel (they
+/// are freed after an RCU grace period, hence the wait).
+pub fn assert_released(progs: &BTreeMap<u32, String>, maps: &[u32], how: &str) {
+    let gone = super::wait_for(Duration::from_secs(5), || {
+        (!progs.keys().any(|&id| prog_exists(id)) && !maps.iter().any(|&id| map_exists(id)))
+            .then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "after {how}, still loaded: programs {:?}, maps {:?}",
+        progs
+            .keys()
+            .filter(|&&id| prog_exists(id))
+            .collect::<Vec<_>>(),
+        maps.iter()
+            .filter(|&&id| map_exists(id))
+            .collect::<Vec<_>>()
+    );
+}
