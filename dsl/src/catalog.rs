@@ -4,7 +4,7 @@
 //!
 //! Slots come from `tcpq_abi::slot` so the catalog and the templates cannot
 //! drift apart silently.
-use crate::plan::{Attach, FieldType, Strategy, Unit};
+use crate::plan::{Attach, FieldRequirement, FieldType, Requirement, Strategy, Unit};
 use tcpq_abi::slot;
 
 /// One probe: a kernel moment users can ask about.
@@ -33,7 +33,73 @@ pub struct StrategyDef {
     /// (the format file's record).
     pub raw: bool,
     pub how: &'static str,
+    /// What the strategy needs beyond its attach point and
+    /// [`TEMPLATE_REQUIRES`].
+    pub requires: &'static [Req],
+    /// Fields it can fill; empty: every field of the probe.
+    pub provides: &'static [&'static str],
+    /// Fields that need more than the strategy itself.
+    pub field_requires: &'static [(&'static [&'static str], &'static [Req])],
 }
+
+/// A [`Requirement`] in a form a `static` can hold.
+#[derive(Debug, Clone, Copy)]
+pub enum Req {
+    Btf,
+    ProbeReadKernel,
+    RingBuffer,
+    /// `(category, name, field)` of a classic tracepoint's format.
+    TpField(&'static str, &'static str, &'static str),
+    /// `(raw tracepoint, position, C type)` in its BTF prototype.
+    RawArg(&'static str, usize, &'static str),
+    Kprobe(&'static str),
+    Fentry(&'static str),
+}
+
+impl Req {
+    pub fn to_plan(self) -> Requirement {
+        let s = |x: &str| x.to_string();
+        match self {
+            Req::Btf => Requirement::Btf,
+            Req::ProbeReadKernel => Requirement::ProbeReadKernel,
+            Req::RingBuffer => Requirement::RingBuffer,
+            Req::TpField(c, n, f) => Requirement::TracepointField {
+                category: s(c),
+                name: s(n),
+                field: s(f),
+            },
+            Req::RawArg(n, position, ty) => Requirement::RawTracepointArg {
+                name: s(n),
+                position,
+                ty: s(ty),
+            },
+            Req::Kprobe(f) => Requirement::Kprobe { function: s(f) },
+            Req::Fentry(f) => Requirement::Fentry { function: s(f) },
+        }
+    }
+}
+
+/// What every template needs whatever its strategy: its ring buffer map is
+/// created at load, and its common code reads the socket with
+/// `bpf_probe_read_kernel`.
+pub const TEMPLATE_REQUIRES: &[Req] = &[Req::RingBuffer, Req::ProbeReadKernel];
+
+/// The common fields, which every template reads from the `struct sock`
+/// at offsets from BTF.
+const SOCK_FIELDS: &[&str] = &[
+    "pid",
+    "comm",
+    "task_pid",
+    "task_comm",
+    "family",
+    "saddr",
+    "daddr",
+    "sport",
+    "dport",
+    "netns",
+    "state",
+    "sock_cookie",
+];
 
 impl StrategyDef {
     pub fn to_plan(&self) -> Strategy {
@@ -48,6 +114,20 @@ impl StrategyDef {
                 Attach::Tracepoint { category, name }
             },
             how: self.how.to_string(),
+            requires: TEMPLATE_REQUIRES
+                .iter()
+                .chain(self.requires)
+                .map(|r| r.to_plan())
+                .collect(),
+            provides: self.provides.iter().map(|f| f.to_string()).collect(),
+            field_requires: self
+                .field_requires
+                .iter()
+                .map(|(fields, reqs)| FieldRequirement {
+                    fields: fields.iter().map(|f| f.to_string()).collect(),
+                    requires: reqs.iter().map(|r| r.to_plan()).collect(),
+                })
+                .collect(),
         }
     }
 }
@@ -212,6 +292,12 @@ pub static PROBES: &[ProbeDef] = &[
                   TCP header of each outgoing segment as it is queued to a device (raw \
                   tracepoint net_dev_queue), and the socket from skb->sk. One event per skb: \
                   a TSO/GSO skb that leaves as several segments carries one window",
+            requires: &[
+                Req::Btf,
+                Req::RawArg("net_dev_queue", 0, "struct sk_buff *"),
+            ],
+            provides: &[],
+            field_requires: &[],
         }],
         fields: &[
             field(
@@ -303,6 +389,29 @@ pub static PROBES: &[ProbeDef] = &[
             raw: false,
             how: "the tcp:tcp_probe tracepoint, with its field offsets read from the \
                   tracepoint's format file at run time",
+            requires: &[Req::TpField("tcp", "tcp_probe", "skaddr")],
+            provides: &[],
+            field_requires: &[
+                (SOCK_FIELDS, &[Req::Btf]),
+                (&["snd_nxt"], &[Req::TpField("tcp", "tcp_probe", "snd_nxt")]),
+                (&["snd_una"], &[Req::TpField("tcp", "tcp_probe", "snd_una")]),
+                (
+                    &["snd_cwnd"],
+                    &[Req::TpField("tcp", "tcp_probe", "snd_cwnd")],
+                ),
+                (
+                    &["ssthresh"],
+                    &[Req::TpField("tcp", "tcp_probe", "ssthresh")],
+                ),
+                (&["snd_wnd"], &[Req::TpField("tcp", "tcp_probe", "snd_wnd")]),
+                (&["srtt"], &[Req::TpField("tcp", "tcp_probe", "srtt")]),
+                (&["rcv_wnd"], &[Req::TpField("tcp", "tcp_probe", "rcv_wnd")]),
+                (
+                    &["data_len"],
+                    &[Req::TpField("tcp", "tcp_probe", "data_len")],
+                ),
+                (&["mark"], &[Req::TpField("tcp", "tcp_probe", "mark")]),
+            ],
         }],
         fields: &[
             field(
@@ -389,6 +498,13 @@ pub static PROBES: &[ProbeDef] = &[
             raw: true,
             how: "the tcp_retransmit_skb raw tracepoint (arguments sk, skb[, err], checked \
                   against the kernel's BTF); segs is tcp_skb_pcount(skb)",
+            requires: &[
+                Req::Btf,
+                Req::RawArg("tcp_retransmit_skb", 0, "struct sock *"),
+                Req::RawArg("tcp_retransmit_skb", 1, "struct sk_buff *"),
+            ],
+            provides: &[],
+            field_requires: &[],
         }],
         fields: &[field(
             "segs",
@@ -464,6 +580,15 @@ mod tests {
     fn catalog_is_consistent() {
         for p in PROBES {
             assert!(!p.strategies.is_empty(), "{}", p.name);
+            for st in p.strategies {
+                let named = st
+                    .provides
+                    .iter()
+                    .chain(st.field_requires.iter().flat_map(|(f, _)| f.iter()));
+                for f in named {
+                    assert!(p.field(f).is_some(), "{}/{}: no field {f}", p.name, st.name);
+                }
+            }
             let mut names = std::collections::HashSet::new();
             let mut slots = std::collections::HashSet::new();
             for f in p.all_fields() {

@@ -304,6 +304,31 @@ impl Btf {
         found
     }
 
+    /// Ids of the named functions (`BTF_KIND_FUNC`) among `names`, in one
+    /// pass. A function inlined everywhere has none.
+    pub fn find_funcs<'n>(&self, names: &[&'n str]) -> HashMap<&'n str, u32> {
+        let mut found = HashMap::new();
+        if names.is_empty() {
+            return found;
+        }
+        for id in 1..self.starts.len() as u32 {
+            let Ok(h) = self.head(id) else { continue };
+            if h.kind != KIND_FUNC {
+                continue;
+            }
+            let name = self.name(h.name_off);
+            for n in names {
+                if n.as_bytes() == name && !found.contains_key(n) {
+                    found.insert(*n, id);
+                }
+            }
+            if found.len() == names.len() {
+                break;
+            }
+        }
+        found
+    }
+
     /// Id of the struct or union `name`.
     pub fn struct_id(&self, name: &str) -> Result<u32, BtfError> {
         self.find_structs(&[name])

@@ -8,8 +8,10 @@
 pub mod btf;
 pub mod features;
 pub mod offsets;
+pub mod probe_kernel;
 pub mod render;
 pub mod session;
+pub mod strategy;
 pub mod stream;
 pub mod templates;
 pub mod tracefs;
