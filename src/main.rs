@@ -291,6 +291,10 @@ fn explain(plan: &tcpq_dsl::plan::Plan, kernel: bool, btf: Option<&std::path::Pa
         kernel.offsets.locs.iter().filter(|l| l.size != 0).count(),
         (kernel.offsets.btf_resolve_time + kernel.offsets.tracefs_time).as_secs_f64() * 1e3
     );
+    println!(
+        "  features: found by trying in {:.1} ms (tcpq doctor shows them)",
+        kernel.features_time.as_secs_f64() * 1e3
+    );
     for n in &kernel.offsets.notes {
         println!("  note: {n}");
     }
