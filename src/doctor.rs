@@ -42,12 +42,20 @@ fn verdicts(f: &KernelFeatures) -> Vec<Verdict> {
                     for k in &c.skipped {
                         reason.push(format!("{} skipped: {}", k.name, k.reasons.join("; ")));
                     }
-                    if !c.unavailable.is_empty() {
+                    // Fields grouped by why they are unavailable.
+                    let mut groups: Vec<(&str, Vec<&str>)> = Vec::new();
+                    for (field, why) in &c.unavailable {
+                        match groups.iter_mut().find(|(w, _)| *w == why.as_str()) {
+                            Some((_, fs)) => fs.push(field),
+                            None => groups.push((why, vec![field])),
+                        }
+                    }
+                    for (why, fields) in groups {
                         reason.push(format!(
-                            "runs without {}",
-                            c.unavailable
+                            "runs without {}: {why}",
+                            fields
                                 .iter()
-                                .map(|(f, why)| format!("`{f}` ({why})"))
+                                .map(|f| format!("`{f}`"))
                                 .collect::<Vec<_>>()
                                 .join(", ")
                         ));

@@ -158,6 +158,17 @@ impl Btf {
         Btf::parse_file(VMLINUX_BTF)
     }
 
+    /// A BTF with no types: what the offsets resolve against on a kernel
+    /// without BTF, so that every struct member is reported missing and
+    /// strategies that need none (tracepoint formats alone) still run.
+    pub fn empty(path: &Path) -> Btf {
+        let mut data = vec![0u8; 24];
+        data[0..2].copy_from_slice(&BTF_MAGIC.to_le_bytes());
+        data[2] = 1; // version
+        data[4..8].copy_from_slice(&24u32.to_le_bytes()); // hdr_len
+        Btf::parse(path, data).expect("an empty BTF is well formed")
+    }
+
     /// Read and index a raw BTF file.
     pub fn parse_file(path: impl AsRef<Path>) -> Result<Btf, BtfError> {
         let path = path.as_ref();

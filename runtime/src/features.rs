@@ -363,6 +363,11 @@ impl KernelFeatures {
         let mut f = KernelFeatures {
             kernel: uname(),
             btf: match btf {
+                Ok(b) if b.type_count() <= 1 => BtfInfo {
+                    path: None,
+                    from_flag: btf_from_flag,
+                    error: Some(format!("{} holds no types", b.path().display())),
+                },
                 Ok(b) => BtfInfo {
                     path: Some(b.path().display().to_string()),
                     from_flag: btf_from_flag,

@@ -61,9 +61,18 @@ impl Kernel {
     /// (`--btf PATH`, for kernels without `/sys/kernel/btf/vmlinux`).
     pub fn open_with(btf: Option<&std::path::Path>) -> Result<Kernel, KernelError> {
         let tracefs = Tracefs::locate()?;
-        let btf = match btf {
-            Some(p) => Btf::parse_file(p)?,
-            None => Btf::from_sys_fs()?,
+        // Without BTF (and without --btf) tcpq still runs what tracepoint
+        // formats alone provide; strategies needing BTF say so.
+        let (btf, btf_error) = match btf {
+            Some(p) => (Btf::parse_file(p)?, None),
+            None => match Btf::from_sys_fs() {
+                Ok(b) => (b, None),
+                Err(e @ BtfError::Read { .. }) => (
+                    Btf::empty(std::path::Path::new(crate::btf::VMLINUX_BTF)),
+                    Some(e),
+                ),
+                Err(e) => return Err(e.into()),
+            },
         };
         let offsets = Offsets::resolve(&btf, &tracefs);
         let t = Instant::now();
@@ -74,7 +83,13 @@ impl Kernel {
                 .collect::<Vec<_>>()
                 .iter(),
         );
-        let features = KernelFeatures::detect(&needs, Ok(&btf), false, Some(&tracefs), false);
+        let features = KernelFeatures::detect(
+            &needs,
+            btf_error.as_ref().map_or(Ok(&btf), Err),
+            false,
+            Some(&tracefs),
+            false,
+        );
         Ok(Kernel {
             tracefs,
             offsets,

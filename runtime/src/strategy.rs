@@ -75,11 +75,12 @@ pub fn choose(
     let mut skipped = Vec::new();
     let mut missing_fields: Vec<String> = Vec::new();
     for s in strategies {
-        let reasons: Vec<String> = s
-            .requirements()
-            .iter()
-            .filter_map(|r| check(r, f).err())
-            .collect();
+        let mut reasons: Vec<String> = Vec::new();
+        for why in s.requirements().iter().filter_map(|r| check(r, f).err()) {
+            if !reasons.contains(&why) {
+                reasons.push(why);
+            }
+        }
         if !reasons.is_empty() {
             skipped.push(Skipped {
                 name: s.name.clone(),
