@@ -11,6 +11,8 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod doctor;
+
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
 use tcpq_runtime::{features::Privilege, stream, Format, Kernel, RunOptions, Session};
@@ -25,11 +27,16 @@ const EXIT_RUNTIME: u8 = 1;
     name = "tcpq",
     version,
     about = "Ask the Linux kernel's TCP stack questions, live, with eBPF",
-    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] FILE [--param NAME=VALUE]...",
+    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] FILE [--param NAME=VALUE]...\n       tcpq doctor [--format text|json] [--btf PATH]",
     group = clap::ArgGroup::new("source").required(true).args(["program", "file"]),
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
     after_help = "Examples:\n  tcpq -e 'on tcp_retransmit count by comm'\n  tcpq -e 'on tcp_select_window where win == 0 print comm, sport, dport, rcv_wnd'\n  tcpq recipes/zero-window.tcpq --param port=8080 --duration 10s"
 )]
 struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+
     /// The program to run, e.g. `on tcp_retransmit count by comm`.
     #[arg(short = 'e', value_name = "PROGRAM")]
     program: Option<String>,
@@ -59,6 +66,26 @@ struct Cli {
     /// how it would attach; attach nothing.
     #[arg(long)]
     explain: bool,
+
+    /// Read the kernel's BTF from PATH (for kernels without
+    /// /sys/kernel/btf/vmlinux).
+    #[arg(long, value_name = "PATH")]
+    btf: Option<PathBuf>,
+}
+
+#[derive(clap::Subcommand, Debug)]
+enum Command {
+    /// Report what this kernel offers tcpq and, for every probe, the
+    /// strategy it would use or why it cannot run.
+    Doctor {
+        /// Output format: text, or one JSON object.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+        /// Read the kernel's BTF from PATH instead of
+        /// /sys/kernel/btf/vmlinux.
+        #[arg(long, value_name = "PATH")]
+        btf: Option<PathBuf>,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -124,6 +151,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Doctor { format, btf }) = &cli.command {
+        let json = matches!(format, OutputFormat::Json);
+        return doctor::run(json, btf.as_deref());
+    }
     let color = stderr_color();
     let (source, origin) = match (&cli.program, &cli.file) {
         (Some(p), _) => (p.clone(), "<command line>".to_owned()),
@@ -134,7 +165,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(EXIT_USAGE));
             }
         },
-        (None, None) => unreachable!("clap requires -e or FILE"),
+        (None, None) => unreachable!("clap requires -e, FILE or a subcommand"),
     };
 
     let plan = match tcpq_dsl::compile(&source, &origin, &cli.params) {
@@ -146,7 +177,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
 
     if cli.explain {
-        explain(&plan, !cli.check);
+        explain(&plan, !cli.check, cli.btf.as_deref());
         return Ok(ExitCode::SUCCESS);
     }
     if cli.check {
@@ -161,7 +192,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Catch Ctrl-C/SIGTERM before attaching, so a signal that arrives at
     // any point from here on ends the run cleanly.
     let mut runner = stream::Runner::new()?;
-    let kernel = Kernel::open().context("cannot read what this kernel offers")?;
+    let kernel =
+        Kernel::open_with(cli.btf.as_deref()).context("cannot read what this kernel offers")?;
     let t_kernel = t0.elapsed();
     let mut session = Session::open(&plan, &kernel)?;
     let t_attached = t0.elapsed();
@@ -238,7 +270,7 @@ fn show_duration(d: Duration) -> String {
 
 /// Print the plan, then what this kernel would do with it. Without
 /// privileges (or tracefs, or BTF) the second half says why it is missing.
-fn explain(plan: &tcpq_dsl::plan::Plan, kernel: bool) {
+fn explain(plan: &tcpq_dsl::plan::Plan, kernel: bool, btf: Option<&std::path::Path>) {
     let mut text = tcpq_dsl::explain(plan);
     if !text.ends_with('\n') {
         text.push('\n');
@@ -253,7 +285,7 @@ fn explain(plan: &tcpq_dsl::plan::Plan, kernel: bool) {
         println!("  not checked: reading tracefs needs root or CAP_BPF+CAP_PERFMON");
         return;
     }
-    let kernel = match Kernel::open() {
+    let kernel = match Kernel::open_with(btf) {
         Ok(k) => k,
         Err(e) => {
             println!("  not checked: {e}");
@@ -262,24 +294,26 @@ fn explain(plan: &tcpq_dsl::plan::Plan, kernel: bool) {
     };
     for clause in &plan.clauses {
         match kernel.choose(clause) {
-            Ok(s) => {
-                let tried: Vec<&str> = clause
-                    .strategies
-                    .iter()
-                    .take_while(|t| t.name != s.name)
-                    .map(|t| t.name.as_str())
-                    .collect();
-                print!(
+            Ok(c) => {
+                let s = &c.strategy;
+                println!(
                     "  {}: strategy {} ({}), program {}",
                     clause.probe,
                     s.name,
-                    tcpq_dsl::plan::Attach::describe(&s.attach),
+                    s.attach.describe(),
                     s.program
                 );
-                if !tried.is_empty() {
-                    print!(" (unavailable here: {})", tried.join(", "));
+                for k in &c.skipped {
+                    println!(
+                        "    skipped {} ({}): {}",
+                        k.name,
+                        k.attach,
+                        k.reasons.join("; ")
+                    );
                 }
-                println!();
+                for (field, why) in &c.unavailable {
+                    println!("    unavailable here (not used): `{field}`: {why}");
+                }
             }
             Err(e) => println!("  {}: {e}", clause.probe),
         }
@@ -290,6 +324,10 @@ fn explain(plan: &tcpq_dsl::plan::Plan, kernel: bool) {
         kernel.btf_time.as_secs_f64() * 1e3,
         kernel.offsets.locs.iter().filter(|l| l.size != 0).count(),
         (kernel.offsets.btf_resolve_time + kernel.offsets.tracefs_time).as_secs_f64() * 1e3
+    );
+    println!(
+        "  features: found by trying in {:.1} ms (tcpq doctor shows them)",
+        kernel.features_time.as_secs_f64() * 1e3
     );
     for n in &kernel.offsets.notes {
         println!("  note: {n}");

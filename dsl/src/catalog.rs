@@ -4,7 +4,7 @@
 //!
 //! Slots come from `tcpq_abi::slot` so the catalog and the templates cannot
 //! drift apart silently.
-use crate::plan::{Attach, FieldType, Strategy, Unit};
+use crate::plan::{Attach, FieldRequirement, FieldType, Requirement, Strategy, Unit};
 use tcpq_abi::{off, slot};
 
 /// One probe: a kernel moment users can ask about.
@@ -42,7 +42,96 @@ pub struct StrategyDef {
     /// Further programs attached with this strategy: (program, tracepoint,
     /// raw).
     pub also: &'static [(&'static str, (&'static str, &'static str), bool)],
+    /// What the strategy needs beyond its attach point and
+    /// [`TEMPLATE_REQUIRES`].
+    pub requires: &'static [Req],
+    /// Fields it can fill; empty: every field of the probe.
+    pub provides: &'static [&'static str],
+    /// Fields that need more than the strategy itself.
+    pub field_requires: &'static [(&'static [&'static str], &'static [Req])],
 }
+
+/// A [`Requirement`] in a form a `static` can hold.
+#[derive(Debug, Clone, Copy)]
+pub enum Req {
+    Btf,
+    ProbeReadKernel,
+    RingBuffer,
+    /// `(category, name, field)` of a classic tracepoint's format.
+    TpField(&'static str, &'static str, &'static str),
+    /// `(raw tracepoint, position, C type)` in its BTF prototype.
+    RawArg(&'static str, usize, &'static str),
+    Kprobe(&'static str),
+    Fentry(&'static str),
+}
+
+impl Req {
+    pub fn to_plan(self) -> Requirement {
+        let s = |x: &str| x.to_string();
+        match self {
+            Req::Btf => Requirement::Btf,
+            Req::ProbeReadKernel => Requirement::ProbeReadKernel,
+            Req::RingBuffer => Requirement::RingBuffer,
+            Req::TpField(c, n, f) => Requirement::TracepointField {
+                category: s(c),
+                name: s(n),
+                field: s(f),
+            },
+            Req::RawArg(n, position, ty) => Requirement::RawTracepointArg {
+                name: s(n),
+                position,
+                ty: s(ty),
+            },
+            Req::Kprobe(f) => Requirement::Kprobe { function: s(f) },
+            Req::Fentry(f) => Requirement::Fentry { function: s(f) },
+        }
+    }
+}
+
+/// What every template needs whatever its strategy: its ring buffer map is
+/// created at load, and its common code reads the socket with
+/// `bpf_probe_read_kernel`.
+pub const TEMPLATE_REQUIRES: &[Req] = &[Req::RingBuffer, Req::ProbeReadKernel];
+
+/// The common fields, which every template reads from the `struct sock`
+/// at offsets from BTF.
+const SOCK_FIELDS: &[&str] = &[
+    "pid",
+    "comm",
+    "task_pid",
+    "task_comm",
+    "family",
+    "saddr",
+    "daddr",
+    "sport",
+    "dport",
+    "netns",
+    "state",
+    "sock_cookie",
+    // The socket fields read through loads.
+    "rcv_wnd",
+    "snd_wnd",
+    "wscale_ok",
+    "snd_wscale",
+    "rcv_wscale",
+    "mss",
+    "srtt",
+    "mdev",
+    "rttvar",
+    "snd_cwnd",
+    "ssthresh",
+    "bytes_acked",
+    "bytes_received",
+    "total_retrans",
+    "segs_out",
+    "segs_in",
+    "rcvbuf",
+    "sndbuf",
+    "rcv_space",
+    "ca_state",
+    "uid",
+    "cgroup",
+];
 
 impl StrategyDef {
     pub fn to_plan(&self) -> Strategy {
@@ -70,6 +159,20 @@ impl StrategyDef {
                             Attach::Tracepoint { category, name }
                         },
                     }
+                })
+                .collect(),
+            requires: TEMPLATE_REQUIRES
+                .iter()
+                .chain(self.requires)
+                .map(|r| r.to_plan())
+                .collect(),
+            provides: self.provides.iter().map(|f| f.to_string()).collect(),
+            field_requires: self
+                .field_requires
+                .iter()
+                .map(|(fields, reqs)| FieldRequirement {
+                    fields: fields.iter().map(|f| f.to_string()).collect(),
+                    requires: reqs.iter().map(|r| r.to_plan()).collect(),
                 })
                 .collect(),
         }
@@ -478,6 +581,14 @@ static STATE_STRATEGY: &[StrategyDef] = &[StrategyDef {
     how: "the inet_sock_set_state raw tracepoint (arguments sk, oldstate, newstate), \
           TCP sockets only; births kept per socket for `duration`",
     also: &[],
+    requires: &[
+        Req::Btf,
+        Req::RawArg("inet_sock_set_state", 0, "struct sock *"),
+        Req::RawArg("inet_sock_set_state", 1, "int"),
+        Req::RawArg("inet_sock_set_state", 2, "int"),
+    ],
+    provides: &[],
+    field_requires: &[],
 }];
 
 static STATE_FIELDS: &[FieldDef] = &[
@@ -514,6 +625,9 @@ static PROBE_STRATEGY: &[StrategyDef] = &[StrategyDef {
     how: "the tcp:tcp_probe tracepoint, with its field offsets read from the \
           tracepoint's format file at run time",
     also: &[],
+    requires: &[Req::TpField("tcp", "tcp_probe", "skaddr")],
+    provides: &[],
+    field_requires: &[(SOCK_FIELDS, &[Req::Btf])],
 }];
 
 /// The syscall entries that note the size a send or receive asks for.
@@ -604,6 +718,12 @@ pub static PROBES: &[ProbeDef] = &[
                   tracepoint net_dev_queue), and the socket from skb->sk. One event per skb: \
                   a TSO/GSO skb that leaves as several segments carries one window",
             also: &[],
+            requires: &[
+                Req::Btf,
+                Req::RawArg("net_dev_queue", 0, "struct sk_buff *"),
+            ],
+            provides: &[],
+            field_requires: &[],
         }],
         implicit: &[],
         implicit_words: "",
@@ -698,6 +818,29 @@ pub static PROBES: &[ProbeDef] = &[
             how: "the tcp:tcp_probe tracepoint, with its field offsets read from the \
                   tracepoint's format file at run time",
             also: &[],
+            requires: &[Req::TpField("tcp", "tcp_probe", "skaddr")],
+            provides: &[],
+            field_requires: &[
+                (SOCK_FIELDS, &[Req::Btf]),
+                (&["snd_nxt"], &[Req::TpField("tcp", "tcp_probe", "snd_nxt")]),
+                (&["snd_una"], &[Req::TpField("tcp", "tcp_probe", "snd_una")]),
+                (
+                    &["snd_cwnd"],
+                    &[Req::TpField("tcp", "tcp_probe", "snd_cwnd")],
+                ),
+                (
+                    &["ssthresh"],
+                    &[Req::TpField("tcp", "tcp_probe", "ssthresh")],
+                ),
+                (&["snd_wnd"], &[Req::TpField("tcp", "tcp_probe", "snd_wnd")]),
+                (&["srtt"], &[Req::TpField("tcp", "tcp_probe", "srtt")]),
+                (&["rcv_wnd"], &[Req::TpField("tcp", "tcp_probe", "rcv_wnd")]),
+                (
+                    &["data_len"],
+                    &[Req::TpField("tcp", "tcp_probe", "data_len")],
+                ),
+                (&["mark"], &[Req::TpField("tcp", "tcp_probe", "mark")]),
+            ],
         }],
         implicit: &[],
         implicit_words: "",
@@ -787,6 +930,13 @@ pub static PROBES: &[ProbeDef] = &[
             how: "the tcp_retransmit_skb raw tracepoint (arguments sk, skb[, err], checked \
                   against the kernel's BTF); segs is tcp_skb_pcount(skb)",
             also: &[],
+            requires: &[
+                Req::Btf,
+                Req::RawArg("tcp_retransmit_skb", 0, "struct sock *"),
+                Req::RawArg("tcp_retransmit_skb", 1, "struct sk_buff *"),
+            ],
+            provides: &[],
+            field_requires: &[],
         }],
         implicit: &[],
         implicit_words: "",
@@ -896,6 +1046,12 @@ pub static PROBES: &[ProbeDef] = &[
             raw: true,
             how: "the tcp_rcv_space_adjust raw tracepoint (argument sk)",
             also: &[],
+            requires: &[
+                Req::Btf,
+                Req::RawArg("tcp_rcv_space_adjust", 0, "struct sock *"),
+            ],
+            provides: &[],
+            field_requires: &[],
         }],
         implicit: &[],
         implicit_words: "",
@@ -918,6 +1074,17 @@ pub static PROBES: &[ProbeDef] = &[
             raw: true,
             how: "the tcp_send_reset and tcp_receive_reset raw tracepoints",
             also: &[("tcpq_rst_recv", ("tcp", "tcp_receive_reset"), true)],
+            requires: &[
+                Req::Btf,
+                Req::RawArg("tcp_send_reset", 0, "struct sock *"),
+                Req::RawArg("tcp_send_reset", 1, "struct sk_buff *"),
+                Req::RawArg("tcp_receive_reset", 0, "struct sock *"),
+            ],
+            provides: &[],
+            field_requires: &[(
+                &["reason"],
+                &[Req::RawArg("tcp_send_reset", 2, "enum sk_rst_reason")],
+            )],
         }],
         implicit: &[],
         implicit_words: "",
@@ -955,6 +1122,16 @@ pub static PROBES: &[ProbeDef] = &[
             how: "the kfree_skb raw tracepoint, keeping TCP segments (IP header checked); \
                   the socket is skb->sk or the tracepoint's rx_sk",
             also: &[],
+            requires: &[
+                Req::Btf,
+                Req::RawArg("kfree_skb", 0, "struct sk_buff *"),
+                Req::RawArg("kfree_skb", 1, "void *"),
+            ],
+            provides: &[],
+            field_requires: &[(
+                &["reason"],
+                &[Req::RawArg("kfree_skb", 2, "enum skb_drop_reason")],
+            )],
         }],
         implicit: &[],
         implicit_words: "",
@@ -1002,6 +1179,14 @@ pub static PROBES: &[ProbeDef] = &[
                   sock_sendmsg), with the size asked noted at the send syscalls' entry \
                   (syscalls:sys_enter_write/sendto/sendmsg/writev)",
             also: IO_ENTERS,
+            requires: &[
+                Req::Btf,
+                Req::RawArg("sock_send_length", 0, "struct sock *"),
+                Req::RawArg("sock_send_length", 1, "int"),
+                Req::TpField("syscalls", "sys_enter_write", "count"),
+            ],
+            provides: &[],
+            field_requires: &[],
         }],
         implicit: &[],
         implicit_words: "",
@@ -1025,6 +1210,14 @@ pub static PROBES: &[ProbeDef] = &[
             how: "the sock_recv_length raw tracepoint, with the size asked noted at the \
                   receive syscalls' entry (syscalls:sys_enter_read/recvfrom/recvmsg/readv)",
             also: IO_ENTERS,
+            requires: &[
+                Req::Btf,
+                Req::RawArg("sock_recv_length", 0, "struct sock *"),
+                Req::RawArg("sock_recv_length", 1, "int"),
+                Req::TpField("syscalls", "sys_enter_write", "count"),
+            ],
+            provides: &[],
+            field_requires: &[],
         }],
         implicit: &[],
         implicit_words: "",
@@ -1099,6 +1292,15 @@ mod tests {
     fn catalog_is_consistent() {
         for p in PROBES {
             assert!(!p.strategies.is_empty(), "{}", p.name);
+            for st in p.strategies {
+                let named = st
+                    .provides
+                    .iter()
+                    .chain(st.field_requires.iter().flat_map(|(f, _)| f.iter()));
+                for f in named {
+                    assert!(p.field(f).is_some(), "{}/{}: no field {f}", p.name, st.name);
+                }
+            }
             let mut names = std::collections::HashSet::new();
             let mut slots = std::collections::HashSet::new();
             for f in p.all_fields() {

@@ -83,6 +83,33 @@ impl LoadSpec {
     }
 }
 
+impl ClausePlan {
+    /// The probe fields the clause reads: printed or counted columns and
+    /// the fields its filter tests, each once, in first-use order.
+    pub fn fields_used(&self) -> Vec<String> {
+        let probe = crate::catalog::probe(&self.probe);
+        let mut out: Vec<String> = Vec::new();
+        let mut add = |name: &str| {
+            if !out.iter().any(|n| n == name) {
+                out.push(name.to_owned());
+            }
+        };
+        for insn in &self.filter {
+            if let Some(f) = probe.and_then(|p| p.field_at_slot(insn.slot)) {
+                add(f.name);
+            }
+        }
+        let cols = match &self.action {
+            Action::Print { columns } => columns,
+            Action::Count { keys } => keys,
+        };
+        for c in cols {
+            add(&c.name);
+        }
+        out
+    }
+}
+
 /// One way to attach a probe.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Strategy {
@@ -98,6 +125,17 @@ pub struct Strategy {
     /// received).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also: Vec<ExtraProgram>,
+    /// What the kernel must offer beyond the attach point itself (which
+    /// [`Attach::requirements`] derives), for the strategy to run at all.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<Requirement>,
+    /// The probe fields this strategy can fill; empty means every one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provides: Vec<String>,
+    /// Fields that need more than the strategy itself: without these
+    /// requirements the strategy still runs, but cannot fill those fields.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub field_requires: Vec<FieldRequirement>,
 }
 
 /// One more program a strategy loads and attaches.
@@ -105,6 +143,75 @@ pub struct Strategy {
 pub struct ExtraProgram {
     pub program: String,
     pub attach: Attach,
+}
+
+/// Fields a strategy can fill only when the kernel offers more.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldRequirement {
+    pub fields: Vec<String>,
+    pub requires: Vec<Requirement>,
+}
+
+/// Something a strategy needs from the kernel, checked against what was
+/// found by trying (`tcpq_runtime::features::KernelFeatures`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Requirement {
+    /// The kernel's BTF (`/sys/kernel/btf/vmlinux` or `--btf PATH`), for
+    /// struct member offsets.
+    Btf,
+    /// The `bpf_probe_read_kernel` helper (kernel memory behind pointers).
+    ProbeReadKernel,
+    /// Ring buffer maps (every template carries one).
+    RingBuffer,
+    /// A classic tracepoint exists (also derived from [`Attach::Tracepoint`]).
+    Tracepoint { category: String, name: String },
+    /// A raw tracepoint exists and raw tracepoint programs load.
+    RawTracepoint { category: String, name: String },
+    /// A field in a classic tracepoint's format file.
+    TracepointField {
+        category: String,
+        name: String,
+        field: String,
+    },
+    /// Argument `position` of a raw tracepoint's `TP_PROTO` has C type
+    /// `ty` in the kernel's BTF.
+    RawTracepointArg {
+        name: String,
+        position: usize,
+        ty: String,
+    },
+    /// Kprobes work and `function` is in kallsyms (not inlined).
+    Kprobe { function: String },
+    /// fentry/fexit programs load and attach, and `function` is in BTF.
+    Fentry { function: String },
+}
+
+impl Requirement {
+    /// In words, for `--explain` and `tcpq doctor`.
+    pub fn describe(&self) -> String {
+        match self {
+            Requirement::Btf => "kernel BTF".into(),
+            Requirement::ProbeReadKernel => "bpf_probe_read_kernel".into(),
+            Requirement::RingBuffer => "ring buffer maps".into(),
+            Requirement::Tracepoint { category, name } => {
+                format!("tracepoint {category}:{name}")
+            }
+            Requirement::RawTracepoint { category, name } => {
+                format!("raw tracepoint {category}:{name}")
+            }
+            Requirement::TracepointField {
+                category,
+                name,
+                field,
+            } => format!("field `{field}` of tracepoint {category}:{name}"),
+            Requirement::RawTracepointArg { name, position, ty } => {
+                format!("raw tracepoint {name} argument {position} of type `{ty}`")
+            }
+            Requirement::Kprobe { function } => format!("kprobe on {function}"),
+            Requirement::Fentry { function } => format!("fentry on {function}"),
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -117,24 +224,58 @@ pub enum Attach {
     /// `category:name`: its `TP_PROTO` arguments, checked against the
     /// kernel's BTF.
     RawTracepoint { category: String, name: String },
+    /// A kprobe (`ret`: kretprobe) on a kernel function.
+    Kprobe { function: String, ret: bool },
+    /// An fentry (`exit`: fexit) program on a kernel function (BTF typed
+    /// arguments, a BPF trampoline).
+    Fentry { function: String, exit: bool },
 }
 
 impl Attach {
-    /// The tracepoint, as `category:name`.
+    /// The attach point: a tracepoint as `category:name`, a function by
+    /// name.
     pub fn point(&self) -> String {
         match self {
             Attach::Tracepoint { category, name } | Attach::RawTracepoint { category, name } => {
                 format!("{category}:{name}")
             }
+            Attach::Kprobe { function, .. } | Attach::Fentry { function, .. } => function.clone(),
         }
     }
 
-    /// `tracepoint net:net_dev_queue`, `raw tracepoint tcp:tcp_probe`.
+    /// `tracepoint net:net_dev_queue`, `raw tracepoint tcp:tcp_probe`,
+    /// `kretprobe tcp_sendmsg`, `fexit tcp_retransmit_skb`.
     pub fn describe(&self) -> String {
-        match self {
-            Attach::Tracepoint { .. } => format!("tracepoint {}", self.point()),
-            Attach::RawTracepoint { .. } => format!("raw tracepoint {}", self.point()),
+        let kind = match self {
+            Attach::Tracepoint { .. } => "tracepoint",
+            Attach::RawTracepoint { .. } => "raw tracepoint",
+            Attach::Kprobe { ret: false, .. } => "kprobe",
+            Attach::Kprobe { ret: true, .. } => "kretprobe",
+            Attach::Fentry { exit: false, .. } => "fentry",
+            Attach::Fentry { exit: true, .. } => "fexit",
+        };
+        format!("{kind} {}", self.point())
+    }
+
+    /// What attaching this way needs from the kernel.
+    pub fn requirement(&self) -> Requirement {
+        match self.clone() {
+            Attach::Tracepoint { category, name } => Requirement::Tracepoint { category, name },
+            Attach::RawTracepoint { category, name } => {
+                Requirement::RawTracepoint { category, name }
+            }
+            Attach::Kprobe { function, .. } => Requirement::Kprobe { function },
+            Attach::Fentry { function, .. } => Requirement::Fentry { function },
         }
+    }
+}
+
+impl Strategy {
+    /// Every requirement: the attach point's first, then the declared ones.
+    pub fn requirements(&self) -> Vec<Requirement> {
+        let mut all = vec![self.attach.requirement()];
+        all.extend(self.requires.iter().cloned());
+        all
     }
 }
 

@@ -158,6 +158,17 @@ impl Btf {
         Btf::parse_file(VMLINUX_BTF)
     }
 
+    /// A BTF with no types: what the offsets resolve against on a kernel
+    /// without BTF, so that every struct member is reported missing and
+    /// strategies that need none (tracepoint formats alone) still run.
+    pub fn empty(path: &Path) -> Btf {
+        let mut data = vec![0u8; 24];
+        data[0..2].copy_from_slice(&BTF_MAGIC.to_le_bytes());
+        data[2] = 1; // version
+        data[4..8].copy_from_slice(&24u32.to_le_bytes()); // hdr_len
+        Btf::parse(path, data).expect("an empty BTF is well formed")
+    }
+
     /// Read and index a raw BTF file.
     pub fn parse_file(path: impl AsRef<Path>) -> Result<Btf, BtfError> {
         let path = path.as_ref();
@@ -292,6 +303,31 @@ impl Btf {
             if name.is_empty() {
                 continue;
             }
+            for n in names {
+                if n.as_bytes() == name && !found.contains_key(n) {
+                    found.insert(*n, id);
+                }
+            }
+            if found.len() == names.len() {
+                break;
+            }
+        }
+        found
+    }
+
+    /// Ids of the named functions (`BTF_KIND_FUNC`) among `names`, in one
+    /// pass. A function inlined everywhere has none.
+    pub fn find_funcs<'n>(&self, names: &[&'n str]) -> HashMap<&'n str, u32> {
+        let mut found = HashMap::new();
+        if names.is_empty() {
+            return found;
+        }
+        for id in 1..self.starts.len() as u32 {
+            let Ok(h) = self.head(id) else { continue };
+            if h.kind != KIND_FUNC {
+                continue;
+            }
+            let name = self.name(h.name_off);
             for n in names {
                 if n.as_bytes() == name && !found.contains_key(n) {
                     found.insert(*n, id);

@@ -22,8 +22,9 @@ use tcpq_dsl::plan::{Action, Attach, ClausePlan, Plan, Strategy};
 
 use crate::{
     btf::{Btf, BtfError},
-    features::Privilege,
+    features::{KernelFeatures, Needs, Privilege},
     offsets::Offsets,
+    strategy::{self, Choice, NoStrategy},
     templates,
     tracefs::{Tracefs, TracefsError},
 };
@@ -35,6 +36,10 @@ pub struct Kernel {
     pub privilege: Privilege,
     /// Time spent reading and indexing `/sys/kernel/btf/vmlinux`.
     pub btf_time: Duration,
+    /// What was found by trying; strategies are chosen against it.
+    pub features: KernelFeatures,
+    /// Time spent trying (`features`).
+    pub features_time: Duration,
 }
 
 /// Errors finding what the kernel offers.
@@ -49,33 +54,68 @@ pub enum KernelError {
 impl Kernel {
     /// Locate (or mount) tracefs, index BTF, resolve the offsets table.
     pub fn open() -> Result<Kernel, KernelError> {
+        Kernel::open_with(None)
+    }
+
+    /// Like [`open`](Self::open), reading BTF from `btf` when given
+    /// (`--btf PATH`, for kernels without `/sys/kernel/btf/vmlinux`).
+    pub fn open_with(btf: Option<&std::path::Path>) -> Result<Kernel, KernelError> {
         let tracefs = Tracefs::locate()?;
-        let btf = Btf::from_sys_fs()?;
+        // Without BTF (and without --btf) tcpq still runs what tracepoint
+        // formats alone provide; strategies needing BTF say so.
+        let (btf, btf_error) = match btf {
+            Some(p) => (Btf::parse_file(p)?, None),
+            None => match Btf::from_sys_fs() {
+                Ok(b) => (b, None),
+                Err(e @ BtfError::Read { .. }) => (
+                    Btf::empty(std::path::Path::new(crate::btf::VMLINUX_BTF)),
+                    Some(e),
+                ),
+                Err(e) => return Err(e.into()),
+            },
+        };
         let offsets = Offsets::resolve(&btf, &tracefs);
+        let t = Instant::now();
+        let needs = Needs::for_strategies(
+            tcpq_dsl::catalog::PROBES
+                .iter()
+                .flat_map(|p| p.strategies.iter().map(|s| s.to_plan()))
+                .collect::<Vec<_>>()
+                .iter(),
+        );
+        let features = KernelFeatures::detect(
+            &needs,
+            btf_error.as_ref().map_or(Ok(&btf), Err),
+            false,
+            Some(&tracefs),
+            false,
+        );
         Ok(Kernel {
             tracefs,
             offsets,
             privilege: Privilege::current(),
             btf_time: btf.parse_time(),
+            features,
+            features_time: t.elapsed(),
         })
     }
 
     /// The strategy this kernel would use for a clause: the first whose
-    /// attach point exists.
-    pub fn choose<'p>(&self, clause: &'p ClausePlan) -> Result<&'p Strategy, SessionError> {
-        clause
-            .strategies
-            .iter()
-            .find(|s| self.has(&s.attach) && s.also.iter().all(|e| self.has(&e.attach)))
-            .ok_or_else(|| SessionError::NoStrategy {
-                probe: clause.probe.clone(),
-                tried: clause
-                    .strategies
-                    .iter()
-                    .map(|s| format!("{} ({})", s.name, s.attach.describe()))
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            })
+    /// requirements are met and which fills every field the clause uses.
+    pub fn choose(&self, clause: &ClausePlan) -> Result<Choice, SessionError> {
+        let all: Vec<String> = tcpq_dsl::catalog::probe(&clause.probe)
+            .map(|p| p.all_fields().map(|f| f.name.to_owned()).collect())
+            .unwrap_or_default();
+        strategy::choose(
+            &clause.strategies,
+            &clause.fields_used(),
+            &all,
+            &self.features,
+        )
+        .map_err(|e| SessionError::NoStrategy {
+            probe: clause.probe.clone(),
+            why: e,
+        })
     }
 
     /// Whether this kernel has the attach point.
@@ -84,6 +124,11 @@ impl Kernel {
             Attach::Tracepoint { category, name } | Attach::RawTracepoint { category, name } => {
                 self.tracefs.exists(category, name)
             }
+            Attach::Kprobe { function, .. } | Attach::Fentry { function, .. } => self
+                .features
+                .functions
+                .get(function)
+                .is_some_and(|f| f.kallsyms || f.btf),
         }
     }
 }
@@ -139,8 +184,15 @@ pub enum SessionError {
     #[error("permission denied loading {template}: tcpq needs root or CAP_BPF+CAP_PERFMON")]
     Permission { template: String },
     /// No strategy of a clause can attach on this kernel.
-    #[error("probe {probe} cannot attach on this kernel: none of its attach points exist (tried {tried})")]
-    NoStrategy { probe: String, tried: String },
+    #[error("probe {probe} cannot run on this kernel: {why}")]
+    NoStrategy { probe: String, why: NoStrategy },
+    /// The chosen strategy attaches in a way this tcpq cannot yet load.
+    #[error("{template}/{program}: this tcpq cannot attach a {what} program yet")]
+    Unsupported {
+        template: String,
+        program: String,
+        what: String,
+    },
     /// The plan names a template this binary does not embed.
     #[error("template {0} is not built into this tcpq (known: {known})", known = templates::names().collect::<Vec<_>>().join(", "))]
     UnknownTemplate(String),
@@ -414,7 +466,7 @@ fn attach_clause(
     kernel: &Kernel,
     timings: &mut Timings,
 ) -> Result<Attached, SessionError> {
-    let strategy = kernel.choose(clause)?.clone();
+    let strategy = kernel.choose(clause)?.strategy;
     let template = clause.template.clone();
     let bytes =
         templates::get(&template).ok_or_else(|| SessionError::UnknownTemplate(template.clone()))?;
@@ -491,7 +543,7 @@ fn attach_clause(
         }
     }
     for (program, points) in extras {
-        load_and_attach(&mut ebpf, &template, program, &points, &mut links)?;
+        load_and_attach(&mut ebpf, &template, program, &points, &mut links, timings)?;
     }
     timings.attach += t.elapsed();
 
@@ -665,6 +717,13 @@ fn load_and_attach(
             }
             Ok(())
         }
+        Some(a @ (Attach::Kprobe { .. } | Attach::Fentry { .. })) => {
+            Err(SessionError::Unsupported {
+                template: template.to_owned(),
+                program: program.to_owned(),
+                what: a.describe(),
+            })
+        }
     }
 }
 
@@ -725,6 +784,9 @@ mod tests {
                 },
                 how: "tracepoint".into(),
                 also: Vec::new(),
+                requires: vec![],
+                provides: vec![],
+                field_requires: vec![],
             }],
             where_source: None,
             where_words: None,

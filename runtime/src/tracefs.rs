@@ -185,6 +185,18 @@ impl Tracefs {
             && self.event_dir(category, name).join("format").is_file()
     }
 
+    /// The tracepoint's perf event id (`events/<category>/<name>/id`).
+    pub fn event_id(&self, category: &str, name: &str) -> Option<u64> {
+        if !self.exists(category, name) {
+            return None;
+        }
+        std::fs::read_to_string(self.event_dir(category, name).join("id"))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    }
+
     /// Read and parse a tracepoint's format.
     pub fn format(&self, category: &str, name: &str) -> Result<Format, TracefsError> {
         if !self.exists(category, name) {

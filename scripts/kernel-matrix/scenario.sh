@@ -1,0 +1,57 @@
+#!/bin/sh
+# The kernel matrix's scenario: the same on the host and in every guest.
+# POSIX sh (busybox in the guest). Prints marker lines the driver parses:
+#   @@TCPQ doctor-begin / JSON / @@TCPQ doctor-end
+#   @@TCPQ run NAME ms=WALL attach=STRATEGIES out=OUTPUT (JSON lines joined by ;)
+# Usage: scenario.sh TCPQ TCPGEN [GEN_PREFIX...]
+# GEN_PREFIX (e.g. `ip netns exec NS`) runs the traffic generator elsewhere.
+T=$1
+G=$2
+shift 2
+# Word-split on purpose: `ip netns exec NS`.
+PREFIX="$*"
+N=20
+SIZE=100
+TMP=${TMPDIR:-/tmp}/tcpq-matrix.$$
+mkdir -p "$TMP"
+
+# busybox `date` has no %N; /proc/uptime has centiseconds everywhere.
+now_ms() { awk '{ printf "%d", $1 * 1000 }' /proc/uptime; }
+
+echo "@@TCPQ doctor-begin"
+"$T" doctor --format json
+echo "@@TCPQ doctor-end"
+
+# run NAME PORT PROGRAM: attach, drive N lock-step exchanges on PORT, stop
+# tcpq with SIGINT, report what it counted.
+run() {
+    name=$1 port=$2 prog=$3
+    start=$(now_ms)
+    "$T" -e "$prog" --format json >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    pid=$!
+    i=0
+    while ! grep -q attached "$TMP/$name.err" 2>/dev/null; do
+        if ! kill -0 "$pid" 2>/dev/null || [ "$i" -ge 1200 ]; then break; fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    $PREFIX "$G" serve "$port" "$N" "$SIZE" >/dev/null &
+    srv=$!
+    sleep 0.3
+    $PREFIX "$G" client "$port" "$N" "$SIZE" >/dev/null
+    wait "$srv"
+    sleep 0.5
+    kill -INT "$pid" 2>/dev/null
+    wait "$pid"
+    rc=$?
+    attach=$(grep -o 'attached.*' "$TMP/$name.err" | head -n 1 | sed 's/;.*//; s/ /_/g')
+    out=$(tr '\n' ';' <"$TMP/$name.out")
+    echo "@@TCPQ run $name ms=$(($(now_ms) - start)) rc=$rc attach=$attach out=$out"
+    grep -v attached "$TMP/$name.err" | sed "s/^/@@TCPQ stderr $name /"
+}
+
+run tcp_select_window 47001 "on tcp_select_window where sport == 47001 and tcp_flags == 24 count by comm"
+run tcp_probe 47002 "on tcp_probe where sport == 47002 and data_len > 0 count by comm"
+run tcp_retransmit 47003 "on tcp_retransmit where sport == 47003 or dport == 47003 count"
+rm -rf "$TMP"
+echo "@@TCPQ scenario-done"
