@@ -251,6 +251,7 @@ mod tests {
             name: name.to_owned(),
             ty,
             slots: slots.to_vec(),
+            scale: None,
         }
     }
 
