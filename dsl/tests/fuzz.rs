@@ -236,7 +236,7 @@ fn run_case(src: &str, params: &[(String, String)]) -> bool {
 
 #[test]
 fn the_corpus_compiles() {
-    let params = vec![("port".to_string(), "8080".to_string())];
+    let params = [("port".to_string(), "8080".to_string())];
     for src in CORPUS {
         let p = if src.contains("@param") {
             &params[..]
@@ -268,7 +268,7 @@ fn front_end_never_panics_or_hangs() {
             }
         });
     let mut rng = Rng(seed);
-    let params = vec![("port".to_string(), "8080".to_string())];
+    let params = [("port".to_string(), "8080".to_string())];
     let start = Instant::now();
     let budget = secs.map(Duration::from_secs);
     let (mut cases, mut ok) = (0u64, 0u64);
