@@ -385,12 +385,14 @@ async fn pump(
 /// Print every queued event of one clause. Returns true when the output
 /// was closed.
 impl Printer {
-    /// Whether every printing clause has a `limit` and has reached it.
+    /// Whether the run is over by `limit`: every clause prints, has a
+    /// `limit` and has reached it. (With an aggregation in the program the
+    /// run goes on; a clause past its limit prints nothing more.)
     fn limits_reached(&self, session: &Session) -> bool {
         let mut any = false;
         for (i, c) in session.clauses.iter().enumerate() {
             if !c.plan.action.is_print() {
-                continue;
+                return false;
             }
             match c.plan.output.limit {
                 Some(n) if self.printed[i] >= n => any = true,
