@@ -13,7 +13,9 @@ use std::{
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
-use tcpq_runtime::{features::Privilege, stream, Format, Kernel, RunOptions, Session};
+use tcpq_runtime::{
+    features::Privilege, stream, Format, Kernel, RunOptions, Session, SessionError,
+};
 
 /// Exit code for a bad program, recipe, parameter or usage.
 const EXIT_USAGE: u8 = 2;
@@ -160,7 +162,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // any point from here on ends the run cleanly.
     let mut runner = stream::Runner::new()?;
     let kernel = Kernel::open().context("cannot read what this kernel offers")?;
-    let mut session = Session::open(&plan, &kernel)?;
+    let mut session = match Session::open(&plan, &kernel) {
+        Ok(s) => s,
+        // The program is fine but this kernel lacks a field it uses: point
+        // at the field like any other diagnostic.
+        Err(SessionError::FieldUnavailable { probe, field, why }) => {
+            let d = tcpq_dsl::field_unavailable(&source, &probe, &field, &why);
+            eprint!("{}", tcpq_dsl::render_all(&[d], &source, &origin, color));
+            return Ok(ExitCode::from(EXIT_RUNTIME));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let mut note = String::new();
     if let Some(d) = cli.duration.filter(|d| !d.is_zero()) {
         note = format!(" for {}", show_duration(d));

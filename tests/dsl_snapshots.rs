@@ -382,6 +382,20 @@ fn every_diagnostic_rendered() {
     seen.push(Code::FilterTooLong);
     out.push_str(&format!("===== {} (FilterTooLong)\n", Code::FilterTooLong));
     out.push_str(&render_all(&diags, &src, "<command line>", false));
+    // A field this kernel lacks: found by the runtime, rendered here.
+    let src = "on tcp_select_window where rcv_space < 64KiB print comm, rcv_space";
+    let d = tcpq_dsl::field_unavailable(
+        src,
+        "tcp_select_window",
+        "rcv_space",
+        "tcp_sock.rcvq_space.space: no such member in this kernel's BTF",
+    );
+    seen.push(Code::FieldUnavailable);
+    out.push_str(&format!(
+        "\n===== {} (FieldUnavailable)\n",
+        Code::FieldUnavailable
+    ));
+    out.push_str(&render_all(&[d], src, "<command line>", false));
     for c in Code::ALL {
         assert!(seen.contains(c), "no snapshot for {c:?}");
     }

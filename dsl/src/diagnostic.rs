@@ -81,6 +81,10 @@ pub enum Code {
     DuplicateParamDecl,
     /// An `@word` in the header that is not `@param` or `@example`.
     UnknownDirective,
+    // -- this kernel (E05xx), found by the runtime ----------------------
+    /// A field the program uses that this kernel cannot provide (its
+    /// struct member is missing from BTF, or the tracepoint lacks it).
+    FieldUnavailable,
 }
 
 impl Code {
@@ -118,6 +122,7 @@ impl Code {
         Code::BadParamDecl,
         Code::DuplicateParamDecl,
         Code::UnknownDirective,
+        Code::FieldUnavailable,
     ];
 
     /// The number shown as `E0102`.
@@ -155,6 +160,7 @@ impl Code {
             Code::BadParamDecl => 405,
             Code::DuplicateParamDecl => 406,
             Code::UnknownDirective => 407,
+            Code::FieldUnavailable => 501,
         }
     }
 }
