@@ -15,7 +15,9 @@ mod doctor;
 
 use anyhow::Context as _;
 use clap::{Parser, ValueEnum};
-use tcpq_runtime::{features::Privilege, stream, Format, Kernel, RunOptions, Session};
+use tcpq_runtime::{
+    features::Privilege, stream, Format, Kernel, RunOptions, Session, SessionError,
+};
 
 /// Exit code for a bad program, recipe, parameter or usage.
 const EXIT_USAGE: u8 = 2;
@@ -195,7 +197,17 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let kernel =
         Kernel::open_with(cli.btf.as_deref()).context("cannot read what this kernel offers")?;
     let t_kernel = t0.elapsed();
-    let mut session = Session::open(&plan, &kernel)?;
+    let mut session = match Session::open(&plan, &kernel) {
+        Ok(s) => s,
+        // The program is fine but this kernel lacks a field it uses: point
+        // at the field like any other diagnostic.
+        Err(SessionError::FieldUnavailable { probe, field, why }) => {
+            let d = tcpq_dsl::field_unavailable(&source, &probe, &field, &why);
+            eprint!("{}", tcpq_dsl::render_all(&[d], &source, &origin, color));
+            return Ok(ExitCode::from(EXIT_RUNTIME));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let t_attached = t0.elapsed();
     let mut note = String::new();
     if let Some(d) = cli.duration.filter(|d| !d.is_zero()) {

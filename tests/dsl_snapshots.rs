@@ -41,6 +41,17 @@ const AST_CORPUS: &[(&str, &str)] = &[
          on tcp_select_window where (win == 0\n  and sport == 80) print pid # trailing comment",
     ),
     ("negative", "on tcp_probe where srtt < -1 print srtt"),
+    (
+        "sets_and_units",
+        "on tcp_probe where daddr in [10.0.0.0/8, fd00::/8, ::1] and dport in 8000..8100 \
+         and srtt >= 1.5ms and comm == \"ngi*\" print srtt / 1ms as srtt_ms, comm limit 10",
+    ),
+    (
+        "aggregations",
+        "on tcp_probe hist srtt by dport top 5 every 2s\n\
+         on tcp_select_window where win_bytes / 1024 > 64 lhist win_bytes, 0, 256KiB, 16KiB\n\
+         on tcp_retransmit stats segs by comm",
+    ),
 ];
 
 #[test]
@@ -81,6 +92,33 @@ const PLAN_CORPUS: &[(&str, &str)] = &[
     (
         "two_clauses",
         "on tcp_probe where srtt > 100000 print srtt, snd_cwnd\non tcp_retransmit count by comm",
+    ),
+    ("sum_by", "on tcp_retransmit sum segs by dport"),
+    ("avg_loaded", "on tcp_select_window avg srtt by comm top 3"),
+    ("min_max", "on tcp_probe min snd_cwnd\non tcp_probe max srtt by daddr"),
+    ("stats_every", "on tcp_probe stats srtt every 1s"),
+    ("hist", "on tcp_select_window hist win_bytes by dport"),
+    ("lhist_units", "on tcp_probe lhist srtt, 0, 100ms, 10ms"),
+    (
+        "cidr_v4_v6",
+        "on tcp_probe where daddr in [10.0.0.0/8, 192.168.1.0/24, fd00::/8, ::1/128] print daddr",
+    ),
+    (
+        "port_ranges",
+        "on tcp_probe where dport in [80, 443, 8000..8100] and sport in 0..1023 count by dport",
+    ),
+    (
+        "comm_prefix",
+        "on tcp_probe where comm == \"kworker/*\" or comm != \"a_fifteen_byte*\" print comm",
+    ),
+    (
+        "units",
+        "on tcp_select_window where win_bytes < 64KiB and srtt > 1.5ms and rcv_wnd >= 1MB print win_bytes",
+    ),
+    (
+        "arithmetic",
+        "on tcp_select_window where win_bytes / 1024 == 64 or 2 * win > 100 \
+         print win_bytes / 1024 as win_kib, srtt / 1ms as srtt_ms limit 3",
     ),
 ];
 
@@ -141,6 +179,17 @@ fn explain_text() {
         "explain_recipe_and_count",
         format!("{}\n{}", explain(&plan), explain(&plan2))
     );
+    let plan3 = compile(
+        "on tcp_select_window where win_bytes / 1024 >= 64 and daddr in 10.0.0.0/8 \
+         hist win_bytes by dport top 3 every 1s\n\
+         on tcp_probe lhist srtt, 0, 100ms, 10ms\n\
+         on tcp_probe stats snd_cwnd by comm\n\
+         on tcp_probe where comm == \"curl*\" print srtt / 1ms as srtt_ms, dport limit 5",
+        "<command line>",
+        &[],
+    )
+    .unwrap();
+    insta::assert_snapshot!("explain_aggregations", explain(&plan3));
 }
 
 /// One program (and `--param`s) per diagnostic kind.
@@ -214,12 +263,45 @@ const DIAGNOSTICS: &[DiagCase] = &[
     ),
     (
         Code::UnitSuffix,
-        "on tcp_select_window where win_bytes < 64KiB print pid",
+        "on tcp_select_window where win_bytes < 64ms or win > 1KiB print pid",
         &[],
     ),
     (
         Code::NotAPredicate,
         "on tcp_probe where snd_cwnd print pid",
+        &[],
+    ),
+    (
+        Code::UnsupportedArithmetic,
+        "on tcp_probe where srtt + 5 > 100 print pid",
+        &[],
+    ),
+    (Code::NotNumeric, "on tcp_probe hist comm by dport", &[]),
+    (
+        Code::MissingUnit,
+        "on tcp_probe where srtt > 1.5 count every 10",
+        &[],
+    ),
+    (
+        Code::BadModifier,
+        "on tcp_probe print srtt top 5\non tcp_probe count limit 3",
+        &[],
+    ),
+    (
+        Code::TooManyItems,
+        "on tcp_probe where dport in [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17] print pid",
+        &[],
+    ),
+    (
+        Code::BadHistogram,
+        "on tcp_probe lhist srtt, 0, 100ms, 30ms",
+        &[],
+    ),
+    (
+        Code::TooManyClauses,
+        "on tcp_probe count; on tcp_probe count; on tcp_probe count; on tcp_probe count\n\
+         on tcp_probe count; on tcp_probe count; on tcp_probe count; on tcp_probe count\n\
+         on tcp_retransmit count",
         &[],
     ),
     (
@@ -300,6 +382,20 @@ fn every_diagnostic_rendered() {
     seen.push(Code::FilterTooLong);
     out.push_str(&format!("===== {} (FilterTooLong)\n", Code::FilterTooLong));
     out.push_str(&render_all(&diags, &src, "<command line>", false));
+    // A field this kernel lacks: found by the runtime, rendered here.
+    let src = "on tcp_select_window where rcv_space < 64KiB print comm, rcv_space";
+    let d = tcpq_dsl::field_unavailable(
+        src,
+        "tcp_select_window",
+        "rcv_space",
+        "tcp_sock.rcvq_space.space: no such member in this kernel's BTF",
+    );
+    seen.push(Code::FieldUnavailable);
+    out.push_str(&format!(
+        "\n===== {} (FieldUnavailable)\n",
+        Code::FieldUnavailable
+    ));
+    out.push_str(&render_all(&[d], src, "<command line>", false));
     for c in Code::ALL {
         assert!(seen.contains(c), "no snapshot for {c:?}");
     }
@@ -309,7 +405,8 @@ fn every_diagnostic_rendered() {
 #[test]
 fn all_errors_of_a_program_rendered() {
     let src = "on tcp_select_window where wn == 0 and sport > 70000\n  and comm == nginx print pid, bogus\n\
-               on tcp_probe where srtt < 1ms print nope\n\
+               on tcp_probe where srtt < 1KiB print nope\n\
+               on tcp_probe where comm in 10.0.0.0/8 and dport in 9..1 sum comm by dport every 1\n\
                on tcp_retransmi count";
     let diags = compile(src, "prog.tcpq", &[]).unwrap_err();
     insta::assert_snapshot!("all_errors", render_all(&diags, src, "prog.tcpq", false));

@@ -218,3 +218,64 @@ fn retransmit_count_by_comm() {
         t0.elapsed()
     );
 }
+
+#[test]
+fn retransmit_aggregations_sum_to_tcp_retrans_segs() {
+    if !common::require_root() {
+        return;
+    }
+    let t0 = Instant::now();
+    let run = lossy_transfer(|port| {
+        let on = format!("on tcp_retransmit where dport == {port}");
+        format!("{on} sum segs\n{on} stats segs by comm\n{on} hist segs\n{on} count every 50ms")
+    });
+    let rows = json_lines(&run.stdout);
+    let ctx = format!(
+        "\nkernel: {} successful tcp_retransmit_skb ({} incl. failed), TcpRetransSegs +{}\n\
+         tcpq stdout:\n{}\ntcpq stderr:\n{}",
+        run.trace_ok, run.trace_all, run.retrans_segs, run.stdout, run.stderr
+    );
+    assert!(run.retrans_segs > 0, "nothing retransmitted{ctx}");
+    let has = |r: &serde_json::Value, k: &str| r.get(k).is_some();
+    // Several clauses: each row names its probe; the keys tell them apart.
+    let sum: Vec<_> = rows.iter().filter(|r| has(r, "sum")).collect();
+    assert_eq!(sum.len(), 1, "{ctx}");
+    assert_eq!(
+        field_u64(sum[0], "sum"),
+        run.retrans_segs,
+        "sum segs != TcpRetransSegs{ctx}"
+    );
+    let stats: Vec<_> = rows.iter().filter(|r| has(r, "avg")).collect();
+    assert_eq!(stats.len(), 1, "{ctx}");
+    assert_eq!(field_str(stats[0], "comm"), "tcpq-writer", "{ctx}");
+    let n = field_u64(stats[0], "count");
+    assert_eq!(n as usize, run.trace_ok, "stats count != events{ctx}");
+    assert_eq!(field_u64(stats[0], "avg"), run.retrans_segs / n, "{ctx}");
+    assert!(field_u64(stats[0], "min") >= 1, "{ctx}");
+    let hist: Vec<_> = rows.iter().filter(|r| has(r, "buckets")).collect();
+    assert_eq!(hist.len(), 1, "{ctx}");
+    let buckets = hist[0]["buckets"].as_array().unwrap();
+    let total: u64 = buckets.iter().map(|b| b["count"].as_u64().unwrap()).sum();
+    assert_eq!(total, n, "hist total != events{ctx}");
+    let lo = buckets[0]["min"].as_u64().unwrap();
+    let hi = buckets.last().unwrap()["max"].as_u64().unwrap();
+    assert!(
+        lo <= field_u64(stats[0], "min") && field_u64(stats[0], "max") <= hi,
+        "hist buckets do not cover stats min/max{ctx}"
+    );
+    // `every 50ms`: intervals numbered from 1; their counts add up.
+    let every: Vec<_> = rows.iter().filter(|r| has(r, "interval")).collect();
+    assert!(every.len() >= 2, "one interval only{ctx}");
+    for (i, r) in every.iter().enumerate() {
+        assert_eq!(field_u64(r, "interval"), i as u64 + 1, "{ctx}");
+    }
+    let counted: u64 = every.iter().map(|r| field_u64(r, "count")).sum();
+    assert_eq!(counted, n, "every: counts over intervals != events{ctx}");
+    eprintln!(
+        "retransmit aggregations: sum {} == TcpRetransSegs, {n} events in stats/hist/{} \
+         intervals, {:?}",
+        run.retrans_segs,
+        every.len(),
+        t0.elapsed()
+    );
+}

@@ -7,7 +7,7 @@ use serde::Serialize;
 use std::net::IpAddr;
 use std::ops::Range;
 
-pub use crate::plan::CmpOp;
+pub use crate::plan::{ArithOp, CmpOp};
 
 /// Byte offsets into the source.
 pub type Span = Range<usize>;
@@ -17,13 +17,45 @@ pub struct Program {
     pub clauses: Vec<Clause>,
 }
 
-/// `on PROBE [where EXPR] ACTION`
+/// `on PROBE [where EXPR] ACTION [top N] [every DUR] [limit N]`
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Clause {
     pub probe: Ident,
     pub filter: Option<Where>,
     pub action: Action,
+    /// `top N`, `every DUR`, `limit N`, in the order written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub modifiers: Vec<Modifier>,
     pub span: Span,
+}
+
+/// An output modifier after the action.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Modifier {
+    pub kind: ModifierKind,
+    pub value: Literal,
+    pub span: Span,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ModifierKind {
+    /// `top N`: keep the N largest keys of an aggregation.
+    Top,
+    /// `every DUR`: print and reset the aggregation periodically.
+    Every,
+    /// `limit N`: stop after N printed events.
+    Limit,
+}
+
+impl ModifierKind {
+    pub fn word(self) -> &'static str {
+        match self {
+            ModifierKind::Top => "top",
+            ModifierKind::Every => "every",
+            ModifierKind::Limit => "limit",
+        }
+    }
 }
 
 /// A `where` clause: the expression and its source text (for `--explain`).
@@ -42,8 +74,36 @@ pub struct Ident {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub enum Action {
-    Print { fields: Vec<Ident>, span: Span },
-    Count { by: Vec<Ident>, span: Span },
+    Print {
+        items: Vec<PrintItem>,
+        span: Span,
+    },
+    Count {
+        by: Vec<Ident>,
+        span: Span,
+    },
+    /// `sum F`, `avg F`, `min F`, `max F`, `stats F`, `hist F`,
+    /// `lhist F, MIN, MAX, STEP`, each `[by KEY, ...]`.
+    Agg {
+        func: Ident,
+        field: Ident,
+        /// `lhist`'s MIN, MAX, STEP.
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        args: Vec<Literal>,
+        by: Vec<Ident>,
+        span: Span,
+    },
+}
+
+/// `FIELD [/ CONST] [as NAME]` in a `print`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PrintItem {
+    pub field: Ident,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scale: Option<(ArithOp, Literal)>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alias: Option<Ident>,
+    pub span: Span,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -57,6 +117,12 @@ pub enum Expr {
     },
     /// An operand used alone as a condition (`where wscale_ok`).
     Bare(Operand),
+    /// `a in [ITEM, ...]` (or `a in ITEM`).
+    In {
+        lhs: Operand,
+        items: Vec<SetItem>,
+        span: Span,
+    },
     Not {
         expr: Box<Expr>,
         span: Span,
@@ -77,6 +143,7 @@ impl Expr {
     pub fn span(&self) -> Span {
         match self {
             Expr::Compare { span, .. }
+            | Expr::In { span, .. }
             | Expr::Not { span, .. }
             | Expr::And { span, .. }
             | Expr::Or { span, .. } => span.clone(),
@@ -99,6 +166,15 @@ pub enum Operand {
     Literal(Literal),
     /// `$name`, replaced by its typed value in `resolve`.
     Param(Ident),
+    /// `a / b` (and `*`, `+`, `-`): the checker accepts `FIELD / CONST` and
+    /// `FIELD * CONST`.
+    Arith {
+        lhs: Box<Operand>,
+        op: ArithOp,
+        op_span: Span,
+        rhs: Box<Operand>,
+        span: Span,
+    },
 }
 
 impl Operand {
@@ -106,6 +182,31 @@ impl Operand {
         match self {
             Operand::Field(i) | Operand::Param(i) => i.span.clone(),
             Operand::Literal(l) => l.span.clone(),
+            Operand::Arith { span, .. } => span.clone(),
+        }
+    }
+}
+
+/// One member of an `in` set.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub enum SetItem {
+    /// A value or `$param`.
+    One(Operand),
+    /// `LO..HI`, both ends included.
+    Range {
+        lo: Literal,
+        hi: Literal,
+        span: Span,
+    },
+    /// `ADDR/LEN`.
+    Cidr { addr: IpAddr, len: u8, span: Span },
+}
+
+impl SetItem {
+    pub fn span(&self) -> Span {
+        match self {
+            SetItem::One(o) => o.span(),
+            SetItem::Range { span, .. } | SetItem::Cidr { span, .. } => span.clone(),
         }
     }
 }
@@ -125,8 +226,15 @@ pub enum Value {
     /// Any integer that fits `u64` or `i64`; the field decides which.
     Int {
         value: i128,
-        /// A unit written after the number (`64KiB`): not supported yet,
-        /// kept so `check` can say so and give the plain number.
+        /// A unit written after the number (`64KiB`, `10ms`): the field's
+        /// unit decides what it means.
+        suffix: Option<String>,
+    },
+    /// A number with a fraction (`1.5s`): meaningful only with a unit that
+    /// makes it whole (`1.5s` = 1500000 µs).
+    Frac {
+        /// The digits as written, without the unit (`1.5`).
+        text: String,
         suffix: Option<String>,
     },
     Addr(IpAddr),
@@ -143,6 +251,7 @@ impl Value {
     pub fn kind(&self) -> &'static str {
         match self {
             Value::Int { .. } => "an integer",
+            Value::Frac { .. } => "a fractional number",
             Value::Addr(_) => "an address",
             Value::Str(_) => "a string",
             Value::Bool(_) => "a boolean",
@@ -157,6 +266,9 @@ impl std::fmt::Display for Value {
         match self {
             Value::Int { value, suffix } => {
                 write!(f, "{value}{}", suffix.as_deref().unwrap_or(""))
+            }
+            Value::Frac { text, suffix } => {
+                write!(f, "{text}{}", suffix.as_deref().unwrap_or(""))
             }
             Value::Addr(a) => write!(f, "{a}"),
             Value::Str(s) => write!(f, "{s:?}"),

@@ -1,11 +1,20 @@
 //! Pass 3: types, units and limits. Every comparison is checked against its
 //! field's type and turned into a [`Test`] on record slots with the value
 //! already encoded the way the templates store it.
-use crate::ast::{CmpOp, Literal, Span, Value};
+use crate::ast::{ArithOp, CmpOp, Literal, ModifierKind, Span, Value};
 use crate::catalog::{self, FieldDef, ProbeDef};
 use crate::diagnostic::{suggest, Code, Diagnostic};
-use crate::plan::{Action, Column, FieldType, Unit};
-use crate::resolve::{RAction, RExpr, RField, Resolved};
+use crate::plan::{Action, AggFunc, Column, FieldType, Output, Scale, Unit};
+use crate::resolve::{RAction, RExpr, RField, RPrintItem, RScale, RSetItem, Resolved};
+
+/// Most clauses in one program (each loads and attaches its own template).
+pub const MAX_CLAUSES: usize = 8;
+/// Most items in one `in [...]` set.
+pub const MAX_SET_ITEMS: usize = 16;
+/// Most buckets of one `lhist` (below MIN and at or above MAX included).
+pub const MAX_LHIST_BUCKETS: u64 = 1024;
+/// Shortest `every` interval, in milliseconds.
+pub const MIN_EVERY_MS: u64 = 10;
 use std::net::IpAddr;
 
 /// A checked program: every clause is valid and within the ABI's limits.
@@ -23,6 +32,7 @@ pub struct CClause {
     pub where_words: Option<String>,
     pub filter: Option<Cond>,
     pub action: Action,
+    pub output: Output,
 }
 
 /// A boolean condition over record slots.
@@ -76,32 +86,8 @@ pub fn check(resolved: &Resolved) -> Result<Checked, Vec<Diagnostic>> {
             }
             Some((cond, words(&w.expr, None)))
         });
-        let action = match &rc.action {
-            RAction::Print { fields, .. } => Action::Print {
-                columns: fields.iter().map(column).collect(),
-            },
-            RAction::Count { by, span } => {
-                let keys: Vec<Column> = by.iter().map(column).collect();
-                let n: usize = keys.iter().map(|k| k.slots.len()).sum();
-                if n > tcpq_abi::MAX_KEY_SLOTS {
-                    c.diagnostics.push(
-                        Diagnostic::error(
-                            Code::KeyTooLarge,
-                            format!(
-                                "the `count by` key needs {n} slots; at most {} fit",
-                                tcpq_abi::MAX_KEY_SLOTS
-                            ),
-                            span.clone(),
-                            "key too large",
-                        )
-                        .with_help(
-                            "addresses and `comm` take two slots each; count by fewer fields",
-                        ),
-                    );
-                }
-                Action::Count { keys }
-            }
-        };
+        let action = c.action(&rc.action);
+        let output = c.modifiers(&rc.modifiers, &rc.action);
         let (filter, where_words) = match filter {
             Some((f, w)) => (Some(f), Some(w)),
             None => (None, None),
@@ -112,7 +98,23 @@ pub fn check(resolved: &Resolved) -> Result<Checked, Vec<Diagnostic>> {
             where_words,
             filter,
             action,
+            output,
         });
+    }
+    if resolved.clauses.len() > MAX_CLAUSES {
+        let extra = &resolved.clauses[MAX_CLAUSES];
+        c.diagnostics.push(
+            Diagnostic::error(
+                Code::TooManyClauses,
+                format!(
+                    "this program has {} clauses; at most {MAX_CLAUSES} fit",
+                    resolved.clauses.len()
+                ),
+                extra.span.start..extra.span.start + 2,
+                format!("clause {} starts here", MAX_CLAUSES + 1),
+            )
+            .with_help("each clause loads its own template; split the program into several runs"),
+        );
     }
     if c.diagnostics.is_empty() {
         Ok(Checked { clauses })
@@ -139,6 +141,7 @@ fn column(f: &RField) -> Column {
         name: f.def.name.to_string(),
         ty: f.def.ty,
         slots: f.def.slots.to_vec(),
+        scale: None,
     }
 }
 
@@ -165,6 +168,589 @@ fn type_article(ty: FieldType) -> String {
 }
 
 impl Checker {
+    fn action(&mut self, a: &RAction) -> Action {
+        match a {
+            RAction::Print { items, .. } => Action::Print {
+                columns: items.iter().map(|i| self.print_column(i)).collect(),
+            },
+            RAction::Count { by, span } => {
+                let keys: Vec<Column> = by.iter().map(column).collect();
+                self.key_size(&keys, 0, span, "count by");
+                Action::Count { keys }
+            }
+            RAction::Agg {
+                func,
+                field,
+                args,
+                by,
+                span,
+            } => {
+                let keys: Vec<Column> = by.iter().map(column).collect();
+                let f = self.agg_func(func, field, args);
+                let numeric =
+                    self.numeric_field(field, &format!("{} {}", func.name, field.def.name));
+                let f = f.unwrap_or(AggFunc::Sum);
+                let extra = usize::from(f.is_histogram());
+                self.key_size(&keys, extra, span, &format!("{} by", func.name));
+                let _ = numeric;
+                Action::Aggregate {
+                    func: f,
+                    value: column(field),
+                    keys,
+                }
+            }
+        }
+    }
+
+    fn key_size(&mut self, keys: &[Column], extra: usize, span: &Span, what: &str) {
+        let n: usize = keys.iter().map(|k| k.slots.len()).sum::<usize>() + extra;
+        if n > tcpq_abi::MAX_KEY_SLOTS {
+            let hist = if extra > 0 {
+                " (a histogram's bucket takes one)"
+            } else {
+                ""
+            };
+            self.diagnostics.push(
+                Diagnostic::error(
+                    Code::KeyTooLarge,
+                    format!(
+                        "the `{what}` key needs {n} slots{hist}; at most {} fit",
+                        tcpq_abi::MAX_KEY_SLOTS
+                    ),
+                    span.clone(),
+                    "key too large",
+                )
+                .with_help("addresses and `comm` take two slots each; aggregate by fewer fields"),
+            );
+        }
+    }
+
+    /// Report a field that is not an unsigned number where one is needed.
+    fn numeric_field(&mut self, f: &RField, what: &str) -> bool {
+        let (msg, help) = match f.def.ty {
+            FieldType::Uint(_) | FieldType::Port => return true,
+            FieldType::Int(_) => (
+                format!("`{}` is a signed integer", f.def.name),
+                "the kernel aggregates and scales unsigned values only; filter on it instead"
+                    .to_string(),
+            ),
+            FieldType::Comm => (
+                format!("`{}` is a string", f.def.name),
+                format!(
+                    "`{what}` needs a number; to count per command name write `count by {}`",
+                    f.def.name
+                ),
+            ),
+            ty => (
+                format!("`{}` is {}, not a number", f.def.name, type_article(ty)),
+                format!(
+                    "`{what}` needs a number; to count per value write `count by {}`",
+                    f.def.name
+                ),
+            ),
+        };
+        self.diagnostics.push(
+            Diagnostic::error(Code::NotNumeric, msg, f.span.clone(), "not a number")
+                .with_help(help),
+        );
+        false
+    }
+
+    fn agg_func(
+        &mut self,
+        func: &crate::ast::Ident,
+        field: &RField,
+        args: &[Literal],
+    ) -> Option<AggFunc> {
+        Some(match func.name.as_str() {
+            "sum" => AggFunc::Sum,
+            "avg" => AggFunc::Avg,
+            "min" => AggFunc::Min,
+            "max" => AggFunc::Max,
+            "stats" => AggFunc::Stats,
+            "hist" => AggFunc::Hist,
+            _ => {
+                let unit = field_unit(field.def.ty);
+                let mut v = Vec::new();
+                for a in args {
+                    v.push(self.in_unit(unit, a, field.def.name)?);
+                }
+                let [lo, hi, step] = v[..] else {
+                    return None;
+                };
+                let sp = args[0].span.start..args[2].span.end;
+                let bad = |msg: String, help: &str| {
+                    Diagnostic::error(Code::BadHistogram, msg, sp.clone(), "bad bounds")
+                        .with_help(help.to_string())
+                };
+                if lo < 0 || hi < 0 || step < 0 {
+                    self.diagnostics.push(bad(
+                        "`lhist` bounds are negative".into(),
+                        "write `lhist FIELD, MIN, MAX, STEP` with 0 <= MIN < MAX and STEP > 0",
+                    ));
+                    return None;
+                }
+                let (lo, hi, step) = (lo as u64, hi as u64, step as u64);
+                if lo >= hi || step == 0 {
+                    self.diagnostics.push(bad(
+                        format!("`lhist` needs MIN < MAX and STEP > 0 (got {lo}, {hi}, {step})"),
+                        "write `lhist FIELD, MIN, MAX, STEP`, e.g. `lhist srtt, 0, 100ms, 10ms`",
+                    ));
+                    return None;
+                }
+                if (hi - lo) % step != 0 {
+                    let fixed = lo + (hi - lo).div_ceil(step) * step;
+                    let in_unit = if unit == Unit::None {
+                        String::new()
+                    } else {
+                        format!(" ({})", unit_words(unit))
+                    };
+                    self.diagnostics.push(bad(
+                        format!("`lhist` range {lo}..{hi}{in_unit} is not a multiple of the step {step}"),
+                        &format!("make MAX - MIN a multiple of STEP, e.g. MAX = {fixed}"),
+                    ));
+                    return None;
+                }
+                let buckets = (hi - lo) / step + 2;
+                if buckets > MAX_LHIST_BUCKETS {
+                    self.diagnostics.push(bad(
+                        format!(
+                            "`lhist` would make {buckets} buckets; at most {MAX_LHIST_BUCKETS}"
+                        ),
+                        "use a larger STEP or a narrower range (or `hist` for powers of two)",
+                    ));
+                    return None;
+                }
+                AggFunc::Lhist {
+                    min: lo,
+                    max: hi,
+                    step,
+                }
+            }
+        })
+    }
+
+    fn print_column(&mut self, i: &RPrintItem) -> Column {
+        let mut col = column(&i.field);
+        if let Some(a) = &i.alias {
+            col.name = a.name.clone();
+        }
+        if let Some(sc) = &i.scale {
+            if !matches!(sc.op, ArithOp::Div | ArithOp::Mul) {
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Code::UnsupportedArithmetic,
+                        format!("`{}` is not supported in `print`", sc.op.symbol()),
+                        i.span.clone(),
+                        "only `/` and `*` here",
+                    )
+                    .with_help("print `FIELD / NUMBER` or `FIELD * NUMBER`, e.g. `win_bytes / 1024 as win_kib`"),
+                );
+            } else if self.numeric_field(
+                &i.field,
+                &format!("{} {}", i.field.def.name, sc.op.symbol()),
+            ) {
+                if let Some(k) = self.scale_factor(&i.field, sc) {
+                    col.scale = Some(Scale { op: sc.op, by: k });
+                    col.ty = FieldType::Uint(Unit::None);
+                }
+            }
+        }
+        col
+    }
+
+    /// The constant of `FIELD / K` or `FIELD * K`, in the field's unit.
+    fn scale_factor(&mut self, field: &RField, sc: &RScale) -> Option<u64> {
+        let k = self.in_unit(field_unit(field.def.ty), &sc.by, field.def.name)?;
+        if k <= 0 || k > u64::MAX as i128 {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    Code::OutOfRange,
+                    format!("{} is not a positive number", shown(&sc.by)),
+                    sc.by.span.clone(),
+                    "must be at least 1",
+                )
+                .with_help(format!(
+                    "divide or multiply `{}` by a number from 1 up",
+                    field.def.name
+                )),
+            );
+            return None;
+        }
+        Some(k as u64)
+    }
+
+    fn modifiers(&mut self, mods: &[crate::ast::Modifier], action: &RAction) -> Output {
+        let mut out = Output::default();
+        let is_print = matches!(action, RAction::Print { .. });
+        for m in mods {
+            let word = m.kind.word();
+            let misplaced = match m.kind {
+                ModifierKind::Top | ModifierKind::Every if is_print => Some(format!(
+                    "`{word}` applies to aggregations (`count`, `sum`, `hist`, ...), not to `print`"
+                )),
+                ModifierKind::Limit if !is_print => Some(
+                    "`limit` applies to `print`; an aggregation prints once at the end (or `every DUR`)"
+                        .to_string(),
+                ),
+                _ => None,
+            };
+            let already = match m.kind {
+                ModifierKind::Top => out.top.is_some(),
+                ModifierKind::Every => out.every_ms.is_some(),
+                ModifierKind::Limit => out.limit.is_some(),
+            };
+            if misplaced.is_some() || already {
+                let help = misplaced.unwrap_or_else(|| format!("keep one `{word}`"));
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Code::BadModifier,
+                        if already {
+                            format!("`{word}` is given twice")
+                        } else {
+                            format!("`{word}` does not apply here")
+                        },
+                        m.span.clone(),
+                        format!("`{word}` here"),
+                    )
+                    .with_help(help),
+                );
+                continue;
+            }
+            match m.kind {
+                ModifierKind::Every => {
+                    let unitless = matches!(
+                        &m.value.value,
+                        Value::Int { suffix: None, .. } | Value::Frac { suffix: None, .. }
+                    );
+                    let ms = if unitless {
+                        self.diagnostics.push(
+                            Diagnostic::error(
+                                Code::MissingUnit,
+                                format!("`every {}` has no unit", m.value.value),
+                                m.value.span.clone(),
+                                "a duration needs a unit",
+                            )
+                            .with_help(format!(
+                                "write e.g. `every {0}s` or `every {0}ms`",
+                                m.value.value
+                            )),
+                        );
+                        None
+                    } else {
+                        self.in_unit(Unit::Millis, &m.value, "every")
+                    };
+                    if let Some(ms) = ms {
+                        if ms < MIN_EVERY_MS as i128 || ms > u64::MAX as i128 {
+                            self.diagnostics.push(
+                                Diagnostic::error(
+                                    Code::OutOfRange,
+                                    format!("`every {}` is too short", m.value.value),
+                                    m.value.span.clone(),
+                                    format!("at least {MIN_EVERY_MS}ms"),
+                                )
+                                .with_help(format!("print at most every {MIN_EVERY_MS}ms")),
+                            );
+                        } else {
+                            out.every_ms = Some(ms as u64);
+                        }
+                    }
+                }
+                ModifierKind::Top | ModifierKind::Limit => {
+                    let n = match &m.value.value {
+                        Value::Int {
+                            value,
+                            suffix: None,
+                        } if *value >= 1 && *value <= u64::MAX as i128 => Some(*value as u64),
+                        _ => {
+                            self.diagnostics.push(
+                                Diagnostic::error(
+                                    Code::InvalidLiteral,
+                                    format!(
+                                        "`{word} {}` needs a whole number from 1 up",
+                                        m.value.value
+                                    ),
+                                    m.value.span.clone(),
+                                    "not a count",
+                                )
+                                .with_help(format!("write e.g. `{word} 10`")),
+                            );
+                            None
+                        }
+                    };
+                    if m.kind == ModifierKind::Top {
+                        out.top = n.or(out.top);
+                    } else {
+                        out.limit = n.or(out.limit);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A literal as a plain number in `unit` (`64KiB` → 65536 for bytes,
+    /// `1.5s` → 1500000 for microseconds). `None` after reporting.
+    fn in_unit(&mut self, unit: Unit, lit: &Literal, name: &str) -> Option<i128> {
+        let (value, frac, suffix) = match &lit.value {
+            Value::Int { value, suffix } => (*value, None, suffix.as_deref()),
+            Value::Frac { text, suffix } => (0, Some(text.as_str()), suffix.as_deref()),
+            other => {
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Code::TypeMismatch,
+                        format!("{} is {}, not a number", shown(lit), other.kind()),
+                        lit.span.clone(),
+                        "expected a number",
+                    )
+                    .with_help(format!("`{name}` takes a number here")),
+                );
+                return None;
+            }
+        };
+        let Some(suffix) = suffix else {
+            if frac.is_some() {
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Code::MissingUnit,
+                        format!("{} has a fraction but no unit", shown(lit)),
+                        lit.span.clone(),
+                        "fraction without a unit",
+                    )
+                    .with_help(match unit_examples(unit) {
+                        Some(ex) => format!(
+                            "a fraction needs a unit that makes it whole, e.g. `{}{ex}`",
+                            lit.value
+                        ),
+                        None => format!("`{name}` counts whole things: write a whole number"),
+                    }),
+                );
+                return None;
+            }
+            return Some(value);
+        };
+        let Some(factor) = unit_factor(unit, suffix) else {
+            let help = match unit_examples(unit) {
+                Some(_) => format!(
+                    "`{name}` is in {}: write {}",
+                    unit_words(unit),
+                    unit_list(unit)
+                ),
+                None => format!("`{name}` has no unit: write a plain number"),
+            };
+            self.diagnostics.push(
+                Diagnostic::error(
+                    Code::UnitSuffix,
+                    format!("`{suffix}` is not a unit of `{name}`"),
+                    lit.span.clone(),
+                    if unit == Unit::None {
+                        format!("`{name}` has no unit")
+                    } else {
+                        format!("`{name}` is in {}", unit_words(unit))
+                    },
+                )
+                .with_help(help),
+            );
+            return None;
+        };
+        let v = match frac {
+            None => value.checked_mul(factor),
+            Some(text) => decimal_times(text, factor),
+        };
+        match v {
+            Some(v) => Some(v),
+            None => {
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Code::InvalidLiteral,
+                        format!(
+                            "{} is not a whole number of {}",
+                            shown(lit),
+                            unit_words(unit)
+                        ),
+                        lit.span.clone(),
+                        "not whole in this unit",
+                    )
+                    .with_help(format!(
+                        "`{name}` is in {}; write a value that is a whole number of them",
+                        unit_words(unit)
+                    )),
+                );
+                None
+            }
+        }
+    }
+
+    fn set(&mut self, field: &RField, items: &[RSetItem], span: &Span) -> Option<Cond> {
+        if items.len() > MAX_SET_ITEMS {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    Code::TooManyItems,
+                    format!(
+                        "this set has {} items; at most {MAX_SET_ITEMS} fit",
+                        items.len()
+                    ),
+                    span.clone(),
+                    "too many items",
+                )
+                .with_help(
+                    "use ranges (`8000..8100`, `10.0.0.0/8`) or split the question across clauses",
+                ),
+            );
+            return None;
+        }
+        let mut acc: Option<Cond> = None;
+        let mut ok = true;
+        for item in items {
+            let c = match item {
+                RSetItem::One(lit) => self.encode(field, CmpOp::Eq, lit),
+                RSetItem::Range(lo, hi, sp) => self.range(field, lo, hi, sp),
+                RSetItem::Cidr(addr, len, sp) => self.cidr(field, *addr, *len, sp),
+            };
+            match c {
+                Some(c) => {
+                    acc = Some(match acc {
+                        None => c,
+                        Some(a) => Cond::Or(Box::new(a), Box::new(c)),
+                    })
+                }
+                None => ok = false,
+            }
+        }
+        if ok {
+            acc
+        } else {
+            None
+        }
+    }
+
+    fn range(&mut self, field: &RField, lo: &Literal, hi: &Literal, sp: &Span) -> Option<Cond> {
+        if !matches!(
+            field.def.ty,
+            FieldType::Uint(_) | FieldType::Int(_) | FieldType::Port
+        ) {
+            let help = if field.def.ty == FieldType::Addr {
+                format!(
+                    "address ranges are prefixes: `{} in 10.0.0.0/8`",
+                    field.def.name
+                )
+            } else {
+                format!("list the values: `{} in [A, B]`", field.def.name)
+            };
+            self.diagnostics.push(
+                Diagnostic::error(
+                    Code::TypeMismatch,
+                    format!(
+                        "`{}` is {}: a numeric range does not apply",
+                        field.def.name,
+                        type_article(field.def.ty)
+                    ),
+                    sp.clone(),
+                    "a range of numbers",
+                )
+                .with_help(help),
+            );
+            return None;
+        }
+        let unit = field_unit(field.def.ty);
+        let (x, y) = (self.quiet_value(unit, lo), self.quiet_value(unit, hi));
+        if let (Some(x), Some(y)) = (x, y) {
+            if x > y {
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Code::OutOfRange,
+                        format!("the range {}..{} is empty", lo.value, hi.value),
+                        sp.clone(),
+                        "empty range",
+                    )
+                    .with_help(format!(
+                        "write the smaller bound first: `{}..{}`",
+                        hi.value, lo.value
+                    )),
+                );
+                return None;
+            }
+        }
+        // A bound at the field's own limit filters nothing (`dport in
+        // 0..1023`): leave it out rather than report it as always true.
+        let (min, max) = match field.def.ty {
+            FieldType::Port => (0, 65535),
+            FieldType::Int(_) => {
+                let bits = field.def.bits.clamp(1, 64) as u32;
+                (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+            }
+            _ => (0, max_unsigned(field.def.bits)),
+        };
+        let a = match x {
+            Some(x) if x <= min => None,
+            _ => Some(self.encode(field, CmpOp::Ge, lo)?),
+        };
+        let b = match y {
+            Some(y) if y >= max => None,
+            _ => Some(self.encode(field, CmpOp::Le, hi)?),
+        };
+        Some(match (a, b) {
+            (Some(a), Some(b)) => Cond::And(Box::new(a), Box::new(b)),
+            (Some(c), None) | (None, Some(c)) => c,
+            (None, None) => always(field.def.slots[0]),
+        })
+    }
+
+    /// A literal's value in `unit` without reporting (for cross-checks of
+    /// values already checked elsewhere).
+    fn quiet_value(&mut self, unit: Unit, lit: &Literal) -> Option<i128> {
+        let n = self.diagnostics.len();
+        let v = self.in_unit(unit, lit, "");
+        self.diagnostics.truncate(n);
+        v
+    }
+
+    fn cidr(&mut self, field: &RField, addr: std::net::IpAddr, len: u8, sp: &Span) -> Option<Cond> {
+        if field.def.ty != FieldType::Addr {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    Code::TypeMismatch,
+                    format!(
+                        "`{}` is {}, but `{addr}/{len}` is an address range",
+                        field.def.name,
+                        type_article(field.def.ty)
+                    ),
+                    sp.clone(),
+                    format!("expected {}", type_article(field.def.ty)),
+                )
+                .with_help("address ranges apply to `saddr` and `daddr`"),
+            );
+            return None;
+        }
+        let (bytes, bits) = match addr {
+            std::net::IpAddr::V4(v4) => (v4.to_ipv6_mapped().octets(), 96 + u32::from(len)),
+            std::net::IpAddr::V6(v6) => (v6.octets(), u32::from(len)),
+        };
+        let words = tcpq_abi::addr_words(&bytes);
+        let mask_of = |n: u32| -> u64 {
+            match n {
+                0 => 0,
+                n if n >= 64 => u64::MAX,
+                n => !(u64::MAX >> n),
+            }
+        };
+        let (m_hi, m_lo) = (mask_of(bits.min(64)), mask_of(bits.saturating_sub(64)));
+        let test = |slot: u8, value: u64, mask: u64| {
+            Cond::Test(Test {
+                slots: vec![(slot, value & mask)],
+                op: CmpOp::Eq,
+                signed: false,
+                mask,
+            })
+        };
+        let hi = test(field.def.slots[0], words[0], m_hi);
+        if m_lo == 0 {
+            return Some(hi);
+        }
+        let lo = test(field.def.slots[1], words[1], m_lo);
+        Some(Cond::And(Box::new(hi), Box::new(lo)))
+    }
+
     fn expr(&mut self, e: &RExpr) -> Option<Cond> {
         match e {
             RExpr::Invalid => None,
@@ -197,13 +783,22 @@ impl Checker {
                     None
                 }
             }
+            RExpr::In { field, items, span } => self.set(field, items, span),
             RExpr::Compare {
                 field,
+                scale: None,
                 op,
                 op_span,
                 value,
                 ..
             } => self.compare(field, *op, op_span, value),
+            RExpr::Compare {
+                field,
+                scale: Some(sc),
+                op,
+                value,
+                ..
+            } => self.scaled_compare(field, sc, *op, value),
         }
     }
 
@@ -278,20 +873,113 @@ impl Checker {
         }
     }
 
+    /// `FIELD / K OP c` or `FIELD * K OP c`, rewritten into comparisons of
+    /// the field itself (exact for unsigned integer division).
+    fn scaled_compare(
+        &mut self,
+        field: &RField,
+        sc: &RScale,
+        op: CmpOp,
+        lit: &Literal,
+    ) -> Option<Cond> {
+        if !self.numeric_field(field, &format!("{} {}", field.def.name, sc.op.symbol())) {
+            return None;
+        }
+        let k = i128::from(self.scale_factor(field, sc)?);
+        let c = self.in_unit(field_unit(field.def.ty), lit, field.def.name)?;
+        if c < 0 {
+            self.out_of_range(field, lit, 0, max_unsigned(field.def.bits));
+            return None;
+        }
+        // Each bound: (op, value) on the field; all must hold.
+        let bounds: Vec<(CmpOp, i128)> = match (sc.op, op) {
+            (ArithOp::Div, CmpOp::Eq | CmpOp::Ne) => {
+                vec![(CmpOp::Ge, c * k), (CmpOp::Le, c * k + k - 1)]
+            }
+            (ArithOp::Div, CmpOp::Lt) => vec![(CmpOp::Lt, c * k)],
+            (ArithOp::Div, CmpOp::Le) => vec![(CmpOp::Le, c * k + k - 1)],
+            (ArithOp::Div, CmpOp::Gt) => vec![(CmpOp::Gt, c * k + k - 1)],
+            (ArithOp::Div, CmpOp::Ge) => vec![(CmpOp::Ge, c * k)],
+            (_, CmpOp::Eq | CmpOp::Ne) if c % k != 0 => {
+                let always = op == CmpOp::Ne;
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Code::OutOfRange,
+                        format!(
+                            "this comparison is {} true: `{} * {k}` is a multiple of {k}, {c} is not",
+                            if always { "always" } else { "never" },
+                            field.def.name
+                        ),
+                        lit.span.clone(),
+                        if always { "always true" } else { "never true" },
+                    )
+                    .with_help("compare with a multiple of the factor, or use `<`/`>`"),
+                );
+                return None;
+            }
+            (_, CmpOp::Eq | CmpOp::Ne) => vec![(op, c / k)],
+            (_, CmpOp::Lt) => vec![(CmpOp::Lt, (c + k - 1) / k)],
+            (_, CmpOp::Le) => vec![(CmpOp::Le, c / k)],
+            (_, CmpOp::Gt) => vec![(CmpOp::Gt, c / k)],
+            (_, CmpOp::Ge) => vec![(CmpOp::Ge, (c + k - 1) / k)],
+        };
+        let mut acc: Option<Cond> = None;
+        for (bop, v) in bounds {
+            let l = Literal {
+                value: Value::Int {
+                    value: v,
+                    suffix: None,
+                },
+                span: lit.span.clone(),
+                from_param: lit.from_param.clone(),
+            };
+            let t = self.encode(field, bop, &l)?;
+            acc = Some(match acc {
+                None => t,
+                Some(a) => Cond::And(Box::new(a), Box::new(t)),
+            });
+        }
+        let cond = acc?;
+        Some(if sc.op == ArithOp::Div && op == CmpOp::Ne {
+            Cond::Not(Box::new(cond))
+        } else {
+            cond
+        })
+    }
+
     /// Encode the value for the field's slots; `None` after reporting.
     fn encode(&mut self, field: &RField, op: CmpOp, lit: &Literal) -> Option<Cond> {
         let def = field.def;
-        match (def.ty, &lit.value) {
-            (
-                _,
-                Value::Int {
-                    suffix: Some(s),
-                    value,
-                },
-            ) => {
-                self.unit_suffix(field, lit, *value, s);
-                None
+        // Units first: `64KiB`, `10ms`, `1.5s` become plain numbers in the
+        // field's unit.
+        let has_unit = matches!(
+            &lit.value,
+            Value::Int {
+                suffix: Some(_),
+                ..
+            } | Value::Frac { .. }
+        );
+        if has_unit {
+            let numeric = matches!(
+                def.ty,
+                FieldType::Uint(_) | FieldType::Int(_) | FieldType::Port
+            );
+            if !numeric {
+                self.mismatch(field, lit, None);
+                return None;
             }
+            let v = self.in_unit(field_unit(def.ty), lit, def.name)?;
+            let plain = Literal {
+                value: Value::Int {
+                    value: v,
+                    suffix: None,
+                },
+                span: lit.span.clone(),
+                from_param: lit.from_param.clone(),
+            };
+            return self.encode(field, op, &plain);
+        }
+        match (def.ty, &lit.value) {
             (FieldType::Uint(_) | FieldType::Port, Value::Int { value, .. }) => {
                 let max = if def.ty == FieldType::Port {
                     65535
@@ -334,6 +1022,52 @@ impl Checker {
                 };
                 let words = tcpq_abi::addr_words(&bytes);
                 Some(multi(def, op, words))
+            }
+            (FieldType::Comm, Value::Str(s)) if s.ends_with('*') => {
+                // `"nginx*"`: the command name starts with `nginx`.
+                let prefix = &s[..s.len() - 1];
+                if prefix.len() > 15 || prefix.contains('\0') {
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            Code::StringTooLong,
+                            format!("{} is longer than a command name", shown(lit)),
+                            lit.span.clone(),
+                            "too long",
+                        )
+                        .with_help("a command name is at most 15 bytes; shorten the prefix"),
+                    );
+                    return None;
+                }
+                let mut buf = [0u8; 16];
+                buf[..prefix.len()].copy_from_slice(prefix.as_bytes());
+                let words = tcpq_abi::comm_words(&buf);
+                let n = prefix.len();
+                // Little-endian words: the first bytes are the low bits.
+                let mask = |bytes: usize| -> u64 {
+                    match bytes {
+                        0 => 0,
+                        b if b >= 8 => u64::MAX,
+                        b => (1u64 << (8 * b)) - 1,
+                    }
+                };
+                let test = |slot: u8, value: u64, mask: u64| {
+                    Cond::Test(Test {
+                        slots: vec![(slot, value & mask)],
+                        op: CmpOp::Eq,
+                        signed: false,
+                        mask,
+                    })
+                };
+                let mut c = test(def.slots[0], words[0], mask(n.min(8)));
+                if n > 8 {
+                    let second = test(def.slots[1], words[1], mask(n - 8));
+                    c = Cond::And(Box::new(c), Box::new(second));
+                }
+                Some(if op == CmpOp::Ne {
+                    Cond::Not(Box::new(c))
+                } else {
+                    c
+                })
             }
             (FieldType::Comm, Value::Str(s)) => {
                 if s.len() > 15 || s.contains('\0') {
@@ -498,36 +1232,6 @@ impl Checker {
             .with_help(help),
         );
     }
-
-    fn unit_suffix(&mut self, field: &RField, lit: &Literal, value: i128, suffix: &str) {
-        let unit = match field.def.ty {
-            FieldType::Uint(u) | FieldType::Int(u) => u,
-            _ => Unit::None,
-        };
-        let plain = plain_value(unit, value, suffix);
-        let help = match (plain, unit) {
-            (Some(n), _) => format!(
-                "units on numbers are not supported yet; `{}` is in {}: write `{n}`",
-                field.def.name,
-                unit_words(unit)
-            ),
-            (None, Unit::None) => format!("`{}` has no unit: write a plain number", field.def.name),
-            (None, u) => format!(
-                "units on numbers are not supported yet; `{}` is in {}: write a plain number",
-                field.def.name,
-                unit_words(u)
-            ),
-        };
-        self.diagnostics.push(
-            Diagnostic::error(
-                Code::UnitSuffix,
-                format!("`{value}{suffix}`: units on numbers are not supported yet"),
-                lit.span.clone(),
-                "unit suffix",
-            )
-            .with_help(help),
-        );
-    }
 }
 
 fn unit_words(u: Unit) -> &'static str {
@@ -543,9 +1247,60 @@ fn unit_words(u: Unit) -> &'static str {
     }
 }
 
-/// `64KiB` for a bytes field is `65536`; `10ms` for a microseconds field is
-/// `10000`. `None` when the suffix does not fit the field's unit.
-fn plain_value(unit: Unit, value: i128, suffix: &str) -> Option<i128> {
+/// The unit of a numeric field.
+fn field_unit(ty: FieldType) -> Unit {
+    match ty {
+        FieldType::Uint(u) | FieldType::Int(u) => u,
+        _ => Unit::None,
+    }
+}
+
+/// Suffixes a unit takes, for help lines.
+fn unit_list(u: Unit) -> &'static str {
+    match u {
+        Unit::Bytes => "a plain number of bytes or `B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`",
+        Unit::Micros => "a plain number of microseconds or `us`, `ms`, `s`",
+        Unit::Millis => "`ms`, `s`, `m` or `h`",
+        Unit::Segments => "a plain number of segments",
+        Unit::None => "a plain number",
+        Unit::DropReason | Unit::RstReason => "a plain number (the enum's value)",
+        Unit::KernelSymbol => "a plain number (a kernel address)",
+    }
+}
+
+/// A typical suffix of a unit that takes fractions.
+fn unit_examples(u: Unit) -> Option<&'static str> {
+    match u {
+        Unit::Bytes => Some("MiB"),
+        Unit::Micros | Unit::Millis => Some("s"),
+        _ => None,
+    }
+}
+
+/// `text` (decimal digits with one `.`) times `factor`, when whole.
+fn decimal_times(text: &str, factor: i128) -> Option<i128> {
+    let (int, frac) = text.split_once('.')?;
+    let neg = int.starts_with('-');
+    let int: i128 = int.trim_start_matches('-').replace('_', "").parse().ok()?;
+    let digits = frac.len() as u32;
+    if digits > 18 {
+        return None;
+    }
+    let scale = 10i128.pow(digits);
+    let frac: i128 = frac.parse().ok()?;
+    let total = int
+        .checked_mul(scale)?
+        .checked_add(frac)?
+        .checked_mul(factor)?;
+    if total % scale != 0 {
+        return None;
+    }
+    Some(if neg { -(total / scale) } else { total / scale })
+}
+
+/// How many plain units one `suffix` is: `KiB` for bytes is 1024, `ms` for
+/// microseconds is 1000. `None` when the suffix does not fit the unit.
+fn unit_factor(unit: Unit, suffix: &str) -> Option<i128> {
     let factor: i128 = match (unit, suffix) {
         (Unit::Bytes, "B") => 1,
         (Unit::Bytes, "KB" | "kB") => 1_000,
@@ -559,10 +1314,12 @@ fn plain_value(unit: Unit, value: i128, suffix: &str) -> Option<i128> {
         (Unit::Micros, "s") => 1_000_000,
         (Unit::Millis, "ms") => 1,
         (Unit::Millis, "s") => 1_000,
+        (Unit::Millis, "m" | "min") => 60_000,
+        (Unit::Millis, "h") => 3_600_000,
         (Unit::Segments, "seg" | "segs" | "segments") => 1,
         _ => return None,
     };
-    value.checked_mul(factor)
+    Some(factor)
 }
 
 fn max_unsigned(bits: u8) -> i128 {
@@ -571,6 +1328,16 @@ fn max_unsigned(bits: u8) -> i128 {
     } else {
         (1i128 << bits) - 1
     }
+}
+
+/// A test that always holds (`(v & 0) == 0`).
+fn always(slot: u8) -> Cond {
+    Cond::Test(Test {
+        slots: vec![(slot, 0)],
+        op: CmpOp::Eq,
+        signed: false,
+        mask: 0,
+    })
 }
 
 fn single(def: &FieldDef, op: CmpOp, value: u64, signed: bool) -> Test {
@@ -621,11 +1388,30 @@ fn words(e: &RExpr, parent: Option<Bin>) -> String {
             RExpr::Bare(f) => format!("`{}` is false", f.def.name),
             other => format!("not ({})", words(other, None)),
         },
+        RExpr::In { field, items, .. } => {
+            let list: Vec<String> = items
+                .iter()
+                .map(|i| match i {
+                    RSetItem::One(l) => l.value.to_string(),
+                    RSetItem::Range(a, b, _) => format!("{}..{}", a.value, b.value),
+                    RSetItem::Cidr(a, n, _) => format!("{a}/{n}"),
+                })
+                .collect();
+            format!("`{}` is in [{}]", field.def.name, list.join(", "))
+        }
         RExpr::And(a, b) => group(Bin::And, a, b, "and"),
         RExpr::Or(a, b) => group(Bin::Or, a, b, "or"),
         RExpr::Compare {
-            field, op, value, ..
+            field,
+            op,
+            value,
+            scale,
+            ..
         } => {
+            let name = match scale {
+                Some(s) => format!("{} {} {}", field.def.name, s.op.symbol(), s.by.value),
+                None => field.def.name.to_string(),
+            };
             let verb = match op {
                 CmpOp::Eq => "is",
                 CmpOp::Ne => "is not",
@@ -640,11 +1426,35 @@ fn words(e: &RExpr, parent: Option<Bin>) -> String {
                 }
                 _ => String::new(),
             };
+            let prefix = match &value.value {
+                Value::Str(t) if field.def.ty == FieldType::Comm && t.ends_with('*') => {
+                    Some(format!("{:?}", &t[..t.len() - 1]))
+                }
+                _ => None,
+            };
+            let verb = match (&prefix, op) {
+                (Some(_), CmpOp::Ne) => "does not start with",
+                (Some(_), _) => "starts with",
+                _ => verb,
+            };
+            let shown_value = prefix.unwrap_or_else(|| value.value.to_string());
             let from = match &value.from_param {
                 Some(p) => format!(" (from `${p}`)"),
                 None => String::new(),
             };
-            format!("`{}` {verb} {}{unit}{from}", field.def.name, value.value)
+            let unit = if scale.is_some()
+                || matches!(
+                    value.value,
+                    Value::Int {
+                        suffix: Some(_),
+                        ..
+                    } | Value::Frac { .. }
+                ) {
+                String::new()
+            } else {
+                unit
+            };
+            format!("`{name}` {verb} {shown_value}{unit}{from}")
         }
     }
 }

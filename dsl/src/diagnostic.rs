@@ -46,11 +46,26 @@ pub enum Code {
     UnitSuffix,
     /// A non-boolean used alone as a condition.
     NotAPredicate,
+    /// Arithmetic other than `FIELD / NUMBER` or `FIELD * NUMBER`.
+    UnsupportedArithmetic,
+    /// A number needed where the field is not one (`sum comm`).
+    NotNumeric,
+    /// A value that needs a unit and has none (`1.5`, `every 5`).
+    MissingUnit,
+    /// A modifier that does not apply (`top` on `print`), or given twice.
+    BadModifier,
     // -- limits (E03xx) -------------------------------------------------
     /// The `where` clause compiles to more than `MAX_INSNS` instructions.
     FilterTooLong,
     /// The `count by` key needs more than `MAX_KEY_SLOTS` slots.
     KeyTooLarge,
+    /// An `in` set with more than `MAX_SET_ITEMS` items.
+    TooManyItems,
+    /// `lhist` bounds that do not make buckets (`min >= max`, step 0,
+    /// range not a multiple of the step, too many buckets).
+    BadHistogram,
+    /// More than `MAX_CLAUSES` clauses in one program.
+    TooManyClauses,
     // -- recipes and parameters (E04xx) ---------------------------------
     /// `--param` names a parameter the recipe does not declare.
     UnknownParam,
@@ -66,6 +81,10 @@ pub enum Code {
     DuplicateParamDecl,
     /// An `@word` in the header that is not `@param` or `@example`.
     UnknownDirective,
+    // -- this kernel (E05xx), found by the runtime ----------------------
+    /// A field the program uses that this kernel cannot provide (its
+    /// struct member is missing from BTF, or the tracepoint lacks it).
+    FieldUnavailable,
 }
 
 impl Code {
@@ -87,8 +106,15 @@ impl Code {
         Code::NeedFieldAndValue,
         Code::UnitSuffix,
         Code::NotAPredicate,
+        Code::UnsupportedArithmetic,
+        Code::NotNumeric,
+        Code::MissingUnit,
+        Code::BadModifier,
         Code::FilterTooLong,
         Code::KeyTooLarge,
+        Code::TooManyItems,
+        Code::BadHistogram,
+        Code::TooManyClauses,
         Code::UnknownParam,
         Code::MissingParam,
         Code::BadParamValue,
@@ -96,6 +122,7 @@ impl Code {
         Code::BadParamDecl,
         Code::DuplicateParamDecl,
         Code::UnknownDirective,
+        Code::FieldUnavailable,
     ];
 
     /// The number shown as `E0102`.
@@ -117,8 +144,15 @@ impl Code {
             Code::NeedFieldAndValue => 205,
             Code::UnitSuffix => 206,
             Code::NotAPredicate => 207,
+            Code::UnsupportedArithmetic => 208,
+            Code::NotNumeric => 209,
+            Code::MissingUnit => 210,
+            Code::BadModifier => 211,
             Code::FilterTooLong => 301,
             Code::KeyTooLarge => 302,
+            Code::TooManyItems => 303,
+            Code::BadHistogram => 304,
+            Code::TooManyClauses => 305,
             Code::UnknownParam => 401,
             Code::MissingParam => 402,
             Code::BadParamValue => 403,
@@ -126,6 +160,7 @@ impl Code {
             Code::BadParamDecl => 405,
             Code::DuplicateParamDecl => 406,
             Code::UnknownDirective => 407,
+            Code::FieldUnavailable => 501,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `tcpq --explain`: what a plan will do, in plain words, then the plan's
 //! raw contents (template, strategies, filter instructions, columns).
 use crate::catalog::{self, type_words};
-use crate::plan::{Action, ClausePlan, CmpOp, Column, FieldType, Insn, Jump, Plan};
+use crate::plan::{Action, AggFunc, ClausePlan, CmpOp, Column, FieldType, Insn, Jump, Plan};
 use std::fmt::Write;
 
 /// Width text is wrapped to.
@@ -103,6 +103,69 @@ fn clause(out: &mut String, number: usize, c: &ClausePlan) {
             );
             columns_text(out, keys);
         }
+        Action::Aggregate { func, value, keys } => {
+            let what = match func {
+                AggFunc::Sum => format!("the sum of `{}`", value.name),
+                AggFunc::Avg => format!(
+                    "the average of `{}` (sum / count, rounded down)",
+                    value.name
+                ),
+                AggFunc::Min => format!("the least `{}`", value.name),
+                AggFunc::Max => format!("the greatest `{}`", value.name),
+                AggFunc::Stats => format!("count, average, least and greatest `{}`", value.name),
+                AggFunc::Hist => format!("a histogram of `{}` in power-of-two buckets", value.name),
+                AggFunc::Lhist { min, max, step } => format!(
+                    "a histogram of `{}` in linear buckets of {step} from {min} to {max}{}",
+                    value.name,
+                    match value.ty {
+                        FieldType::Uint(u) if u != crate::plan::Unit::None =>
+                            type_words(value.ty).replace("unsigned integer", ""),
+                        _ => String::new(),
+                    }
+                ),
+            };
+            let by = if keys.is_empty() { "" } else { ", by key" };
+            let _ = writeln!(out, "  action:   {what} over matching events{by}");
+            let slots = value
+                .slots
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>();
+            wrap(
+                out,
+                &format!(
+                    "the kernel keeps count, sum, min and max per key and CPU in a per-CPU hash \
+                     map (value slot {}{}); tcpq combines the CPUs when it prints",
+                    slots.join(", "),
+                    if func.is_histogram() {
+                        "; the bucket is the last key slot"
+                    } else {
+                        ""
+                    }
+                ),
+                "            ",
+            );
+            if !keys.is_empty() {
+                columns_text(out, keys);
+            }
+        }
+    }
+    let o = &c.output;
+    if let Some(n) = o.top {
+        let _ = writeln!(out, "  top:      print only the {n} largest keys");
+    }
+    if let Some(ms) = o.every_ms {
+        let _ = writeln!(
+            out,
+            "  every:    print, then clear the kernel map, every {ms} ms"
+        );
+    }
+    if let Some(n) = o.limit {
+        let _ = writeln!(
+            out,
+            "  limit:    stop (and detach) after {n} printed event{}",
+            if n == 1 { "" } else { "s" }
+        );
     }
 }
 
@@ -110,6 +173,15 @@ fn columns_text(out: &mut String, cols: &[Column]) {
     let width = cols.iter().map(|c| c.name.len()).max().unwrap_or(0);
     for c in cols {
         let slots: Vec<String> = c.slots.iter().map(|s| s.to_string()).collect();
+        if let Some(sc) = &c.scale {
+            let _ = writeln!(
+                out,
+                "            {:width$}  computed in userspace: value {} {}",
+                c.name,
+                sc.op.symbol(),
+                sc.by
+            );
+        }
         let _ = writeln!(
             out,
             "            {:width$}  {:<22} {}",

@@ -70,6 +70,68 @@ pub fn compile(
     plan(&checked)
 }
 
+/// A field the plan uses that this kernel cannot provide, as a diagnostic
+/// pointing at where the program uses it. The runtime finds this out (this
+/// crate never touches the kernel) and passes what it knows.
+pub fn field_unavailable(source: &str, probe: &str, field: &str, why: &str) -> Diagnostic {
+    let span = parse(source).ok().and_then(|p| {
+        p.clauses
+            .iter()
+            .filter(|c| c.probe.name == probe)
+            .find_map(|c| field_span(c, field))
+    });
+    let message = format!("`{field}` cannot be read on this kernel");
+    let help = format!(
+        "{why}; this kernel's `{probe}` cannot provide `{field}`: leave it out, or run on a \
+         kernel that has it (`tcpq --explain` lists what this kernel resolves)"
+    );
+    match span {
+        Some(s) => Diagnostic::error(
+            Code::FieldUnavailable,
+            message,
+            s,
+            "not available on this kernel",
+        ),
+        None => Diagnostic::unlocated(Code::FieldUnavailable, message),
+    }
+    .with_help(help)
+}
+
+/// Where clause `c` first names `field`.
+fn field_span(c: &ast::Clause, field: &str) -> Option<ast::Span> {
+    fn in_operand(o: &ast::Operand, f: &str) -> Option<ast::Span> {
+        match o {
+            ast::Operand::Field(i) if i.name == f => Some(i.span.clone()),
+            ast::Operand::Arith { lhs, rhs, .. } => {
+                in_operand(lhs, f).or_else(|| in_operand(rhs, f))
+            }
+            _ => None,
+        }
+    }
+    fn in_expr(e: &ast::Expr, f: &str) -> Option<ast::Span> {
+        match e {
+            ast::Expr::Compare { lhs, rhs, .. } => {
+                in_operand(lhs, f).or_else(|| in_operand(rhs, f))
+            }
+            ast::Expr::In { lhs, .. } | ast::Expr::Bare(lhs) => in_operand(lhs, f),
+            ast::Expr::Not { expr, .. } => in_expr(expr, f),
+            ast::Expr::And { lhs, rhs, .. } | ast::Expr::Or { lhs, rhs, .. } => {
+                in_expr(lhs, f).or_else(|| in_expr(rhs, f))
+            }
+        }
+    }
+    let named = |i: &ast::Ident| (i.name == field).then(|| i.span.clone());
+    let in_action = match &c.action {
+        ast::Action::Print { items, .. } => items.iter().find_map(|i| named(&i.field)),
+        ast::Action::Count { by, .. } => by.iter().find_map(named),
+        ast::Action::Agg { field: v, by, .. } => named(v).or_else(|| by.iter().find_map(named)),
+    };
+    c.filter
+        .as_ref()
+        .and_then(|w| in_expr(&w.expr, field))
+        .or(in_action)
+}
+
 /// Unlocated diagnostics (command-line problems) first, then by position.
 fn sorted(mut d: Vec<Diagnostic>) -> Vec<Diagnostic> {
     d.sort_by_key(|d| (d.is_located(), d.span.start));

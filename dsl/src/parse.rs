@@ -223,9 +223,24 @@ fn rule_words(rule: Rule) -> &'static str {
         Rule::clause | Rule::kw_on => "`on`",
         Rule::probe_name => "a probe name",
         Rule::where_clause | Rule::kw_where => "`where`",
-        Rule::action => "`print` or `count`",
+        Rule::action | Rule::agg_action | Rule::agg_func => "`print` or an aggregation",
+        Rule::agg_word => "an aggregation (`sum`, `avg`, `min`, `max`, `stats`, `hist`)",
+        Rule::kw_lhist => "`lhist`",
+        Rule::print_item => "a field name",
+        Rule::alias => "a column name",
+        Rule::kw_as => "`as`",
+        Rule::kw_in => "`in`",
+        Rule::modifier | Rule::mod_word => "`top`, `every` or `limit`",
+        Rule::term => "a field or a value",
+        Rule::arith_op => "an arithmetic operator",
+        Rule::in_test => "`in`",
+        Rule::set | Rule::set_item => "a set (`[80, 443]`, `8000..8100`, `10.0.0.0/8`)",
+        Rule::range => "a range (`8000..8100`)",
+        Rule::cidr | Rule::prefix_len => "an address range (`10.0.0.0/8`)",
+        Rule::param_name => "a parameter name",
+        Rule::fraction => "a number",
         Rule::print_action | Rule::kw_print => "`print`",
-        Rule::count_action | Rule::kw_count => "`count`",
+        Rule::kw_count => "`count`",
         Rule::kw_by => "`by`",
         Rule::field_list | Rule::field_name => "a field name",
         Rule::expr | Rule::expr_only | Rule::or_expr | Rule::and_expr | Rule::unary => {
@@ -239,7 +254,7 @@ fn rule_words(rule: Rule) -> &'static str {
         Rule::operand => "a field or a value",
         Rule::param => "a `$parameter`",
         Rule::ipv4 | Rule::ipv6 => "an address",
-        Rule::integer | Rule::int_body => "a number",
+        Rule::number | Rule::int_body => "a number",
         Rule::unit_suffix => "a unit",
         Rule::string | Rule::string_inner => "a string",
         Rule::ident | Rule::keyword => "a name",
@@ -264,7 +279,7 @@ fn syntax_error(chunk: &str, offset: usize, e: pest::error::Error<Rule>) -> Diag
                 // `action` reads as two keywords, so that the list joins
                 // into "`and`, `or`, `print` or `count`".
                 let ws: &[&str] = match r {
-                    Rule::action => &["`print`", "`count`"],
+                    Rule::action => &["`print`", "`count`", "an aggregation"],
                     r => &[rule_words(*r)],
                 };
                 for w in ws {
@@ -272,6 +287,11 @@ fn syntax_error(chunk: &str, offset: usize, e: pest::error::Error<Rule>) -> Diag
                         words.push(w);
                     }
                 }
+            }
+            // Arithmetic can follow almost any value: naming it in every
+            // message is noise.
+            if words.len() > 1 {
+                words.retain(|w| *w != "an arithmetic operator");
             }
             // Operators first, keywords after: reads like a sentence.
             words.sort_by_key(|w| match *w {
@@ -295,7 +315,12 @@ fn syntax_error(chunk: &str, offset: usize, e: pest::error::Error<Rule>) -> Diag
     // Common slips deserve a targeted hint.
     let word = chunk.get(pos..pos + len).unwrap_or("");
     if expected.contains("`print`") && !word.is_empty() {
-        if let Some(s) = crate::diagnostic::suggest(word, ["print", "count", "where"]) {
+        if let Some(s) = crate::diagnostic::suggest(
+            word,
+            [
+                "print", "count", "where", "sum", "avg", "min", "max", "stats", "hist", "lhist",
+            ],
+        ) {
             d = d.with_help(format!("did you mean `{s}`?"));
         }
     }
@@ -347,12 +372,40 @@ fn trimmed_span(p: &Pair<'_, Rule>) -> Span {
 
 fn last_end(p: &Pair<'_, Rule>) -> usize {
     // An atom ends with its own token (`)`, or a literal): exact already.
-    if p.as_rule() == Rule::atom {
+    // (A comparison's last term may carry skipped whitespace: recurse.)
+    if p.as_rule() == Rule::atom
+        && p.clone().into_inner().next().map(|q| q.as_rule()) == Some(Rule::expr)
+    {
+        return p.as_span().end();
+    }
+    // Tokens end where their text ends (a string's closing quote is not a
+    // pair of its own).
+    if matches!(
+        p.as_rule(),
+        Rule::set
+            | Rule::string
+            | Rule::number
+            | Rule::range
+            | Rule::cidr
+            | Rule::param
+            | Rule::ipv4
+            | Rule::ipv6
+            | Rule::ident
+    ) {
         return p.as_span().end();
     }
     match p.clone().into_inner().last() {
         Some(q) => last_end(&q),
         None => p.as_span().end(),
+    }
+}
+
+fn arith_op(s: &str) -> ArithOp {
+    match s {
+        "/" => ArithOp::Div,
+        "*" => ArithOp::Mul,
+        "+" => ArithOp::Add,
+        _ => ArithOp::Sub,
     }
 }
 
@@ -370,6 +423,7 @@ impl Builder {
         let mut probe = None;
         let mut filter = None;
         let mut action = None;
+        let mut modifiers = Vec::new();
         for p in pair.into_inner() {
             match p.as_rule() {
                 Rule::probe_name => probe = Some(ident(p)),
@@ -388,6 +442,7 @@ impl Builder {
                     }
                 }
                 Rule::action => action = p.into_inner().next().map(|a| self.action(a)),
+                Rule::modifier => modifiers.extend(self.modifier(p)),
                 _ => {}
             }
         }
@@ -402,27 +457,98 @@ impl Builder {
                 by: vec![],
                 span: sp.clone(),
             }),
+            modifiers,
             span: sp,
         }
     }
 
+    fn modifier(&mut self, p: Pair<'_, Rule>) -> Option<Modifier> {
+        let sp = trimmed_span(&p);
+        let mut inner = p.into_inner();
+        let kind = match inner.next()?.as_str() {
+            "top" => ModifierKind::Top,
+            "every" => ModifierKind::Every,
+            _ => ModifierKind::Limit,
+        };
+        let value = self.number(inner.next()?);
+        Some(Modifier {
+            kind,
+            value,
+            span: sp,
+        })
+    }
+
     fn action(&mut self, p: Pair<'_, Rule>) -> Action {
         let sp = trimmed_span(&p);
-        let is_print = p.as_rule() == Rule::print_action;
-        let fields: Vec<Ident> = p
-            .into_inner()
-            .filter(|p| p.as_rule() == Rule::field_list)
-            .flat_map(|l| l.into_inner())
-            .map(ident)
-            .collect();
-        if is_print {
-            Action::Print { fields, span: sp }
-        } else {
-            Action::Count {
-                by: fields,
-                span: sp,
+        match p.as_rule() {
+            Rule::print_action => {
+                let items = p
+                    .into_inner()
+                    .filter(|p| p.as_rule() == Rule::print_item)
+                    .filter_map(|i| self.print_item(i))
+                    .collect();
+                Action::Print { items, span: sp }
+            }
+            _ => {
+                let mut func = None;
+                let mut by = Vec::new();
+                for part in p.into_inner() {
+                    match part.as_rule() {
+                        Rule::agg_func => func = Some(part),
+                        Rule::field_list => by = part.into_inner().map(ident).collect(),
+                        _ => {}
+                    }
+                }
+                let Some(func) = func else {
+                    return Action::Count { by, span: sp };
+                };
+                let mut word = None;
+                let mut field = None;
+                let mut args = Vec::new();
+                for part in func.into_inner() {
+                    match part.as_rule() {
+                        Rule::kw_count => return Action::Count { by, span: sp },
+                        Rule::kw_lhist | Rule::agg_word => word = Some(ident(part)),
+                        Rule::field_name => field = Some(ident(part)),
+                        Rule::number => args.push(self.number(part)),
+                        _ => {}
+                    }
+                }
+                match (word, field) {
+                    (Some(func), Some(field)) => Action::Agg {
+                        func,
+                        field,
+                        args,
+                        by,
+                        span: sp,
+                    },
+                    _ => Action::Count { by, span: sp },
+                }
             }
         }
+    }
+
+    fn print_item(&mut self, p: Pair<'_, Rule>) -> Option<PrintItem> {
+        let sp = trimmed_span(&p);
+        let mut field = None;
+        let mut op = None;
+        let mut scale = None;
+        let mut alias = None;
+        for part in p.into_inner() {
+            match part.as_rule() {
+                Rule::field_name => field = Some(ident(part)),
+                Rule::arith_op => op = Some(arith_op(part.as_str())),
+                Rule::number => scale = op.map(|o| (o, self.number(part))),
+                Rule::alias => alias = Some(ident(part)),
+                _ => {}
+            }
+        }
+        Some(PrintItem {
+            field: field?,
+            scale,
+            alias,
+            span: sp,
+        })
     }
 
     fn expr(&mut self, p: Pair<'_, Rule>) -> Expr {
@@ -455,16 +581,174 @@ impl Builder {
                 let mut inner = p.into_inner();
                 match (inner.next(), inner.next(), inner.next()) {
                     (Some(l), Some(op), Some(r)) => Expr::Compare {
-                        lhs: self.operand(l),
+                        lhs: self.term(l),
                         op: self.cmp_op(op),
-                        rhs: self.operand(r),
+                        rhs: self.term(r),
                         span: sp,
                     },
                     _ => self.missing_span(sp),
                 }
             }
+            Rule::in_test => {
+                let sp = trimmed_span(&p);
+                let mut lhs = None;
+                let mut items = Vec::new();
+                for part in p.into_inner() {
+                    match part.as_rule() {
+                        Rule::term => lhs = Some(self.term(part)),
+                        Rule::set => {
+                            for i in part.into_inner() {
+                                items.extend(self.set_item(i));
+                            }
+                        }
+                        Rule::set_item => items.extend(self.set_item(part)),
+                        _ => {}
+                    }
+                }
+                match lhs {
+                    Some(lhs) => Expr::In {
+                        lhs,
+                        items,
+                        span: sp,
+                    },
+                    None => self.missing_span(sp),
+                }
+            }
             Rule::operand => Expr::Bare(self.operand(p)),
             _ => self.missing(&p),
+        }
+    }
+
+    /// `operand [OP operand]`.
+    fn term(&mut self, p: Pair<'_, Rule>) -> Operand {
+        let sp = trimmed_span(&p);
+        let mut inner = p.into_inner();
+        let Some(first) = inner.next() else {
+            return Operand::Field(Ident {
+                name: String::new(),
+                span: sp,
+            });
+        };
+        let lhs = self.operand(first);
+        match (inner.next(), inner.next()) {
+            (Some(op), Some(rhs)) => Operand::Arith {
+                lhs: Box::new(lhs),
+                op: arith_op(op.as_str()),
+                op_span: span(&op),
+                rhs: Box::new(self.operand(rhs)),
+                span: sp,
+            },
+            _ => lhs,
+        }
+    }
+
+    fn set_item(&mut self, p: Pair<'_, Rule>) -> Option<SetItem> {
+        let p = if p.as_rule() == Rule::set_item {
+            p.into_inner().next()?
+        } else {
+            p
+        };
+        let sp = span(&p);
+        match p.as_rule() {
+            Rule::range => {
+                let mut inner = p.into_inner();
+                let lo = self.number(inner.next()?);
+                let hi = self.number(inner.next()?);
+                Some(SetItem::Range { lo, hi, span: sp })
+            }
+            Rule::cidr => {
+                let mut inner = p.into_inner();
+                let a = inner.next()?;
+                let len_text = inner.next()?.as_str().to_string();
+                let addr = match self.operand_literal(a) {
+                    Some(Value::Addr(addr)) => addr,
+                    _ => return None,
+                };
+                let max = if addr.is_ipv4() { 32 } else { 128 };
+                match len_text.parse::<u8>() {
+                    Ok(len) if len <= max => Some(SetItem::Cidr {
+                        addr,
+                        len,
+                        span: sp,
+                    }),
+                    _ => {
+                        self.bad_literal(
+                            &sp,
+                            format!("`/{len_text}` is not a prefix length for this address"),
+                            &format!("the prefix length of this address is 0 to {max}"),
+                        );
+                        None
+                    }
+                }
+            }
+            Rule::operand => Some(SetItem::One(self.operand(p))),
+            _ => None,
+        }
+    }
+
+    /// An address inside a CIDR, validated like an operand.
+    fn operand_literal(&mut self, p: Pair<'_, Rule>) -> Option<Value> {
+        let sp = span(&p);
+        let text = p.as_str();
+        let parsed: Option<IpAddr> = match p.as_rule() {
+            Rule::ipv4 => text.parse::<Ipv4Addr>().ok().map(IpAddr::V4),
+            _ => text.parse::<Ipv6Addr>().ok().map(IpAddr::V6),
+        };
+        if parsed.is_none() {
+            self.bad_literal(
+                &sp,
+                format!("`{text}` is not an address"),
+                "write e.g. `10.0.0.0/8` or `fd00::/8`",
+            );
+        }
+        parsed.map(Value::Addr)
+    }
+
+    /// A `number` pair as a literal.
+    fn number(&mut self, p: Pair<'_, Rule>) -> Literal {
+        let sp = span(&p);
+        let p_text = p.as_str().to_string();
+        let mut value = 0;
+        let mut suffix = None;
+        let mut frac = None;
+        let mut int_text = String::new();
+        for part in p.into_inner() {
+            match part.as_rule() {
+                Rule::int_body => {
+                    int_text = part.as_str().to_string();
+                    match parse_int(part.as_str()) {
+                        Some(v) => value = v,
+                        None => self.bad_literal(
+                            &span(&part),
+                            format!("`{}` is too large", part.as_str()),
+                            "values are at most 64 bits",
+                        ),
+                    }
+                }
+                Rule::fraction => frac = Some(part.as_str().to_string()),
+                Rule::unit_suffix if part.as_str().starts_with(['x', 'X']) && value == 0 => {
+                    // `0x` with no hex digits after it.
+                    self.bad_literal(
+                        &sp,
+                        format!("`{}` is not a number", p_text),
+                        "hex numbers need digits: `0x1f`",
+                    );
+                }
+                Rule::unit_suffix => suffix = Some(part.as_str().to_string()),
+                _ => {}
+            }
+        }
+        let value = match frac {
+            Some(f) => Value::Frac {
+                text: format!("{int_text}{f}"),
+                suffix,
+            },
+            None => Value::Int { value, suffix },
+        };
+        Literal {
+            value,
+            span: sp,
+            from_param: None,
         }
     }
 
@@ -597,34 +881,7 @@ impl Builder {
                     lit(Value::Addr(IpAddr::V6(Ipv6Addr::UNSPECIFIED)))
                 }
             },
-            Rule::integer => {
-                let p_text = p.as_str().to_string();
-                let mut value = 0;
-                let mut suffix = None;
-                for part in p.into_inner() {
-                    match part.as_rule() {
-                        Rule::int_body => match parse_int(part.as_str()) {
-                            Some(v) => value = v,
-                            None => self.bad_literal(
-                                &span(&part),
-                                format!("`{}` is too large", part.as_str()),
-                                "values are at most 64 bits",
-                            ),
-                        },
-                        Rule::unit_suffix if part.as_str().starts_with(['x', 'X']) => {
-                            // `0x` with no hex digits after it.
-                            self.bad_literal(
-                                &sp,
-                                format!("`{}` is not a number", p_text),
-                                "hex numbers need digits: `0x1f`",
-                            );
-                        }
-                        Rule::unit_suffix => suffix = Some(part.as_str().to_string()),
-                        _ => {}
-                    }
-                }
-                lit(Value::Int { value, suffix })
-            }
+            Rule::number => Operand::Literal(self.number(p)),
             Rule::string => {
                 let raw = p.into_inner().next().map_or("", |i| i.as_str());
                 match unescape(raw) {

@@ -31,6 +31,30 @@ pub struct ClausePlan {
     /// (socket fields the program uses, and only those).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub loads: Vec<LoadSpec>,
+    /// Userspace output options (`top`, `every`, `limit`).
+    #[serde(default, skip_serializing_if = "Output::is_default")]
+    pub output: Output,
+}
+
+/// What userspace does with a clause's results; never changes what is
+/// loaded or written into maps.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Output {
+    /// `top N`: keep the N largest keys of an aggregation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top: Option<u64>,
+    /// `every DUR`: print and reset the aggregation every this many ms.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub every_ms: Option<u64>,
+    /// `limit N`: print at most N events, then stop.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+}
+
+impl Output {
+    pub fn is_default(&self) -> bool {
+        *self == Output::default()
+    }
 }
 
 /// Serialisable mirror of `tcpq_abi::Load`: read the `OFFSETS` entry `off`
@@ -99,11 +123,7 @@ impl ClausePlan {
                 add(f.name);
             }
         }
-        let cols = match &self.action {
-            Action::Print { columns } => columns,
-            Action::Count { keys } => keys,
-        };
-        for c in cols {
+        for c in self.action.columns() {
             add(&c.name);
         }
         out
@@ -316,6 +336,30 @@ pub enum Jump {
     Reject,
 }
 
+/// An arithmetic operator as written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ArithOp {
+    #[serde(rename = "/")]
+    Div,
+    #[serde(rename = "*")]
+    Mul,
+    #[serde(rename = "+")]
+    Add,
+    #[serde(rename = "-")]
+    Sub,
+}
+
+impl ArithOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            ArithOp::Div => "/",
+            ArithOp::Mul => "*",
+            ArithOp::Add => "+",
+            ArithOp::Sub => "-",
+        }
+    }
+}
+
 /// What to do with a record that passed the filter.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -324,15 +368,78 @@ pub enum Action {
     Print { columns: Vec<Column> },
     /// Count in the kernel by these key columns (none: one total).
     Count { keys: Vec<Column> },
+    /// Aggregate `value` in the kernel by these key columns: the kernel
+    /// keeps count, sum, min and max per key (per CPU); `hist`/`lhist` add
+    /// the value's bucket as the last key slot.
+    Aggregate {
+        func: AggFunc,
+        value: Column,
+        keys: Vec<Column>,
+    },
+}
+
+/// An aggregation of a value. `avg` and `stats` are computed in userspace
+/// from the kernel's per-CPU count, sum, min and max.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AggFunc {
+    Sum,
+    Avg,
+    Min,
+    Max,
+    /// count, avg, min, max.
+    Stats,
+    /// Power-of-two buckets (`tcpq_abi::bucket::LOG2`).
+    Hist,
+    /// Linear buckets (`tcpq_abi::bucket::LINEAR`).
+    Lhist {
+        min: u64,
+        max: u64,
+        step: u64,
+    },
+}
+
+impl AggFunc {
+    pub fn word(self) -> &'static str {
+        match self {
+            AggFunc::Sum => "sum",
+            AggFunc::Avg => "avg",
+            AggFunc::Min => "min",
+            AggFunc::Max => "max",
+            AggFunc::Stats => "stats",
+            AggFunc::Hist => "hist",
+            AggFunc::Lhist { .. } => "lhist",
+        }
+    }
+
+    /// Whether the value's bucket is a key slot.
+    pub fn is_histogram(self) -> bool {
+        matches!(self, AggFunc::Hist | AggFunc::Lhist { .. })
+    }
 }
 
 impl Action {
     /// Every column the action reads (printed fields, keys, values).
-    pub fn columns(&self) -> impl Iterator<Item = &Column> {
+    pub fn columns(&self) -> Box<dyn Iterator<Item = &Column> + '_> {
         match self {
-            Action::Print { columns } => columns.iter(),
-            Action::Count { keys } => keys.iter(),
+            Action::Print { columns } => Box::new(columns.iter()),
+            Action::Count { keys } => Box::new(keys.iter()),
+            Action::Aggregate { value, keys, .. } => {
+                Box::new(keys.iter().chain(std::iter::once(value)))
+            }
         }
+    }
+
+    /// The key columns of an aggregation (none for `print`).
+    pub fn keys(&self) -> &[Column] {
+        match self {
+            Action::Print { .. } => &[],
+            Action::Count { keys } | Action::Aggregate { keys, .. } => keys,
+        }
+    }
+
+    pub fn is_print(&self) -> bool {
+        matches!(self, Action::Print { .. })
     }
 }
 
@@ -344,6 +451,30 @@ pub struct Column {
     pub ty: FieldType,
     /// Record slots holding the value (two for addresses and `comm`).
     pub slots: Vec<u8>,
+    /// `FIELD / CONST` or `FIELD * CONST` in a `print`, computed in
+    /// userspace.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<Scale>,
+}
+
+/// Userspace arithmetic on a printed value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scale {
+    /// `/` or `*`.
+    pub op: ArithOp,
+    pub by: u64,
+}
+
+impl Scale {
+    /// Apply to an unsigned value (division rounds down; multiplication
+    /// saturates).
+    pub fn apply(&self, v: u64) -> u64 {
+        match self.op {
+            ArithOp::Div if self.by != 0 => v / self.by,
+            ArithOp::Mul => v.saturating_mul(self.by),
+            _ => v,
+        }
+    }
 }
 
 /// A field's type; units are part of it.

@@ -61,6 +61,7 @@ pub fn plan(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
             where_words: c.where_words.clone(),
             filter,
             action: c.action.clone(),
+            output: c.output.clone(),
         });
     }
     if errors.is_empty() {

@@ -81,7 +81,7 @@ impl ParamType {
     /// What a valid value looks like, for error messages.
     fn expects(self) -> &'static str {
         match self {
-            ParamType::U64 => "a non-negative integer",
+            ParamType::U64 => "a non-negative integer, optionally with a unit (`100ms`, `64KiB`)",
             ParamType::I64 => "an integer",
             ParamType::Port => "a port number (0 to 65535)",
             ParamType::Addr => "an IPv4 or IPv6 address",
@@ -121,8 +121,36 @@ pub fn parse_param_value(ty: ParamType, text: &str) -> Result<Value, String> {
                 suffix: None,
             })
     };
+    // `100ms`, `64KiB`, `1.5s`: a number with a unit, which the field it is
+    // compared with interprets (and rejects if the unit does not fit).
+    let with_unit = || {
+        let t = text.trim();
+        let at = t.find(|c: char| c.is_ascii_alphabetic())?;
+        let (num, unit) = t.split_at(at);
+        if !unit.chars().all(|c| c.is_ascii_alphabetic()) || num.is_empty() {
+            return None;
+        }
+        let suffix = Some(unit.to_string());
+        match num.split_once('.') {
+            Some((i, f))
+                if !i.is_empty()
+                    && !f.is_empty()
+                    && i.chars().all(|c| c.is_ascii_digit())
+                    && f.chars().all(|c| c.is_ascii_digit()) =>
+            {
+                Some(Value::Frac {
+                    text: num.to_string(),
+                    suffix,
+                })
+            }
+            Some(_) => None,
+            None => parse_int(num)
+                .filter(|v| *v >= 0 && *v <= u64::MAX as i128)
+                .map(|value| Value::Int { value, suffix }),
+        }
+    };
     let v = match ty {
-        ParamType::U64 => int(0, u64::MAX as i128),
+        ParamType::U64 => int(0, u64::MAX as i128).or_else(with_unit),
         ParamType::I64 => int(i64::MIN as i128, i64::MAX as i128),
         ParamType::Port => int(0, 65535),
         ParamType::Addr => text.trim().parse::<IpAddr>().ok().map(Value::Addr),

@@ -4,11 +4,12 @@
 //! This pass never stops at the first problem: an unresolvable piece becomes
 //! [`RExpr::Invalid`] (or is left out) and its diagnostic is kept, so `check`
 //! can still report type errors in the rest of the program.
-use crate::ast::{self, CmpOp, Literal, Operand, Span, Value};
+use crate::ast::{self, ArithOp, CmpOp, Literal, Operand, Span, Value};
 use crate::catalog::{self, FieldDef, ProbeDef};
 use crate::diagnostic::{suggest, Code, Diagnostic};
 use crate::plan::FieldType;
 use crate::recipe::Params;
+use std::net::IpAddr;
 
 /// The program with names resolved, and the problems found doing it.
 #[derive(Debug)]
@@ -22,6 +23,33 @@ pub struct RClause {
     pub probe: &'static ProbeDef,
     pub filter: Option<RWhere>,
     pub action: RAction,
+    pub modifiers: Vec<ast::Modifier>,
+    pub span: Span,
+}
+
+/// The field of a comparison and the arithmetic applied to it, if any.
+type FieldSide<'a> = (&'a ast::Ident, Option<(ArithOp, Span, &'a Operand)>);
+
+/// `FIELD / CONST` or `FIELD * CONST`.
+#[derive(Debug, Clone)]
+pub struct RScale {
+    pub op: ArithOp,
+    pub op_span: Span,
+    pub by: Literal,
+}
+
+#[derive(Debug)]
+pub enum RSetItem {
+    One(Literal),
+    Range(Literal, Literal, Span),
+    Cidr(IpAddr, u8, Span),
+}
+
+#[derive(Debug)]
+pub struct RPrintItem {
+    pub field: RField,
+    pub scale: Option<RScale>,
+    pub alias: Option<ast::Ident>,
     pub span: Span,
 }
 
@@ -45,9 +73,17 @@ pub enum RExpr {
     /// was written first.
     Compare {
         field: RField,
+        /// `FIELD / CONST OP value`: rewritten by `check`.
+        scale: Option<Box<RScale>>,
         op: CmpOp,
         op_span: Span,
         value: Literal,
+        span: Span,
+    },
+    /// `field in [ITEM, ...]`.
+    In {
+        field: RField,
+        items: Vec<RSetItem>,
         span: Span,
     },
     /// A field alone as a condition.
@@ -61,8 +97,31 @@ pub enum RExpr {
 
 #[derive(Debug)]
 pub enum RAction {
-    Print { fields: Vec<RField>, span: Span },
-    Count { by: Vec<RField>, span: Span },
+    Print {
+        items: Vec<RPrintItem>,
+        span: Span,
+    },
+    Count {
+        by: Vec<RField>,
+        span: Span,
+    },
+    Agg {
+        func: ast::Ident,
+        field: RField,
+        args: Vec<Literal>,
+        by: Vec<RField>,
+        span: Span,
+    },
+}
+
+impl RAction {
+    pub fn span(&self) -> Span {
+        match self {
+            RAction::Print { span, .. }
+            | RAction::Count { span, .. }
+            | RAction::Agg { span, .. } => span.clone(),
+        }
+    }
 }
 
 /// Resolve every name of `program`. `params` are the bound `$parameters`
@@ -128,19 +187,60 @@ impl Resolver<'_> {
             span: w.span.clone(),
         });
         let action = match &c.action {
-            ast::Action::Print { fields, span } => RAction::Print {
-                fields: self.fields(probe, fields),
+            ast::Action::Print { items, span } => RAction::Print {
+                items: items
+                    .iter()
+                    .filter_map(|i| {
+                        let field = self.field(probe, &i.field, None);
+                        let scale = i.scale.as_ref().map(|(op, by)| RScale {
+                            op: *op,
+                            op_span: by.span.clone(),
+                            by: by.clone(),
+                        });
+                        Some(RPrintItem {
+                            field: field?,
+                            scale,
+                            alias: i.alias.clone(),
+                            span: i.span.clone(),
+                        })
+                    })
+                    .collect(),
                 span: span.clone(),
             },
             ast::Action::Count { by, span } => RAction::Count {
                 by: self.fields(probe, by),
                 span: span.clone(),
             },
+            ast::Action::Agg {
+                func,
+                field,
+                args,
+                by,
+                span,
+            } => {
+                let f = self.field(probe, field, None);
+                let by = self.fields(probe, by);
+                match f {
+                    Some(field) => RAction::Agg {
+                        func: func.clone(),
+                        field,
+                        args: args.clone(),
+                        by,
+                        span: span.clone(),
+                    },
+                    // Keep checking the keys: count by them instead.
+                    None => RAction::Count {
+                        by,
+                        span: span.clone(),
+                    },
+                }
+            }
         };
         Some(RClause {
             probe,
             filter,
             action,
+            modifiers: c.modifiers.clone(),
             span: c.span.clone(),
         })
     }
@@ -285,6 +385,54 @@ impl Resolver<'_> {
             Operand::Literal(l) => Some(l.clone()),
             Operand::Param(id) => self.param(id),
             Operand::Field(_) => None,
+            Operand::Arith { span, .. } => {
+                self.unsupported_arith(span.clone());
+                None
+            }
+        }
+    }
+
+    fn unsupported_arith(&mut self, span: Span) {
+        self.diagnostics.push(
+            Diagnostic::error(
+                Code::UnsupportedArithmetic,
+                "this arithmetic is not supported",
+                span,
+                "not `FIELD / NUMBER` or `FIELD * NUMBER`",
+            )
+            .with_help(
+                "a condition can compare `FIELD / NUMBER` or `FIELD * NUMBER` with a value, \
+                 e.g. `win_bytes / 1024 > 64`; compute the constant yourself otherwise",
+            ),
+        );
+    }
+
+    /// The field side of a comparison: a field, or `FIELD / CONST`,
+    /// `FIELD * CONST`, `CONST * FIELD`. `None` when it is a value (or an
+    /// arithmetic already reported).
+    fn field_side<'a>(&mut self, o: &'a Operand) -> Option<FieldSide<'a>> {
+        match o {
+            Operand::Field(f) => Some((f, None)),
+            Operand::Arith {
+                lhs,
+                op,
+                op_span,
+                rhs,
+                ..
+            } => match (&**lhs, &**rhs) {
+                (Operand::Field(f), v @ (Operand::Literal(_) | Operand::Param(_)))
+                    if matches!(op, ArithOp::Div | ArithOp::Mul) =>
+                {
+                    Some((f, Some((*op, op_span.clone(), v))))
+                }
+                (v @ (Operand::Literal(_) | Operand::Param(_)), Operand::Field(f))
+                    if *op == ArithOp::Mul =>
+                {
+                    Some((f, Some((*op, op_span.clone(), v))))
+                }
+                _ => None,
+            },
+            _ => None,
         }
     }
 
@@ -321,6 +469,58 @@ impl Resolver<'_> {
             ast::Expr::Compare { lhs, op, rhs, span } => {
                 self.compare(probe, lhs, op, rhs, span.clone())
             }
+            ast::Expr::In { lhs, items, span } => {
+                let items: Vec<Option<RSetItem>> = items
+                    .iter()
+                    .map(|i| match i {
+                        ast::SetItem::One(o) => self.value(o).map(RSetItem::One),
+                        ast::SetItem::Range { lo, hi, span } => {
+                            Some(RSetItem::Range(lo.clone(), hi.clone(), span.clone()))
+                        }
+                        ast::SetItem::Cidr { addr, len, span } => {
+                            Some(RSetItem::Cidr(*addr, *len, span.clone()))
+                        }
+                    })
+                    .collect();
+                let field = match lhs {
+                    Operand::Field(f) => self.field(probe, f, None),
+                    Operand::Arith { span, .. } => {
+                        self.diagnostics.push(
+                            Diagnostic::error(
+                                Code::UnsupportedArithmetic,
+                                "arithmetic before `in` is not supported",
+                                span.clone(),
+                                "write the field alone",
+                            )
+                            .with_help(
+                                "scale the set's values instead, e.g. `win_bytes in 64KiB..128KiB`",
+                            ),
+                        );
+                        None
+                    }
+                    other => {
+                        self.value(other);
+                        self.diagnostics.push(
+                            Diagnostic::error(
+                                Code::NeedFieldAndValue,
+                                "`in` needs a field on its left",
+                                other.span(),
+                                "not a field",
+                            )
+                            .with_help("write e.g. `dport in [80, 443]`"),
+                        );
+                        None
+                    }
+                };
+                match (field, items.iter().all(Option::is_some)) {
+                    (Some(field), true) => RExpr::In {
+                        field,
+                        items: items.into_iter().flatten().collect(),
+                        span: span.clone(),
+                    },
+                    _ => RExpr::Invalid,
+                }
+            }
         }
     }
 
@@ -332,10 +532,27 @@ impl Resolver<'_> {
         rhs: &Operand,
         span: Span,
     ) -> RExpr {
-        let (field_id, value_op, cmp) = match (lhs, rhs) {
-            (Operand::Field(f), v @ (Operand::Literal(_) | Operand::Param(_))) => (f, v, op.op),
+        let is_value = |o: &Operand| matches!(o, Operand::Literal(_) | Operand::Param(_));
+        let (field_id, scale, value_op, cmp) = match (lhs, rhs) {
+            (a @ Operand::Arith { .. }, v) | (v, a @ Operand::Arith { .. }) if is_value(v) => {
+                let mirrored = std::ptr::eq(v, lhs);
+                match self.field_side(a) {
+                    Some((f, s)) => (f, s, v, if mirrored { mirror(op.op) } else { op.op }),
+                    None => {
+                        self.unsupported_arith(a.span());
+                        return RExpr::Invalid;
+                    }
+                }
+            }
+            (Operand::Arith { span, .. }, _) | (_, Operand::Arith { span, .. }) => {
+                self.unsupported_arith(span.clone());
+                return RExpr::Invalid;
+            }
+            (Operand::Field(f), v @ (Operand::Literal(_) | Operand::Param(_))) => {
+                (f, None, v, op.op)
+            }
             (v @ (Operand::Literal(_) | Operand::Param(_)), Operand::Field(f)) => {
-                (f, v, mirror(op.op))
+                (f, None, v, mirror(op.op))
             }
             (Operand::Field(a), Operand::Field(b)) => {
                 // One side may be a known field and the other a typo'd
@@ -386,10 +603,18 @@ impl Resolver<'_> {
             }
         };
         let value = self.value(value_op);
+        let scale = scale.and_then(|(op, op_span, by)| {
+            Some(Box::new(RScale {
+                op,
+                op_span,
+                by: self.value(by)?,
+            }))
+        });
         let field = self.field(probe, field_id, value.as_ref().map(|l| &l.value));
         match (field, value) {
             (Some(field), Some(value)) => RExpr::Compare {
                 field,
+                scale,
                 op: cmp,
                 op_span: op.span.clone(),
                 value,

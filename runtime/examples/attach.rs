@@ -29,6 +29,7 @@ fn main() {
                 name: fd.name.into(),
                 ty: fd.ty,
                 slots: fd.slots.to_vec(),
+                scale: None,
             }
         })
         .collect();
@@ -46,6 +47,7 @@ fn main() {
             } else {
                 Action::Print { columns: cols }
             },
+            output: Default::default(),
         }],
     };
     let kernel = Kernel::open().expect("kernel");

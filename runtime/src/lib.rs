@@ -5,6 +5,7 @@
 //! Invariants: the runtime never interprets the user's program (it only
 //! writes the plan's bytes into maps); every loaded object and link lives in
 //! a [`session::Session`], and dropping it detaches everything.
+pub mod agg;
 pub mod btf;
 pub mod features;
 pub mod names;

@@ -291,6 +291,7 @@ mod tests {
             name: name.to_owned(),
             ty,
             slots: slots.to_vec(),
+            scale: None,
         }
     }
 

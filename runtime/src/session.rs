@@ -15,10 +15,10 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader, Pod,
 };
 use tcpq_abi::{
-    action, maps, stat, AggKey, AggValue, FieldLoc, TemplateConfig, MAX_INSNS, MAX_KEY_SLOTS,
-    MAX_LOADS, N_OFFSETS,
+    action, bucket, maps, stat, AggKey, AggValue, FieldLoc, TemplateConfig, MAX_INSNS,
+    MAX_KEY_SLOTS, MAX_LOADS, N_OFFSETS,
 };
-use tcpq_dsl::plan::{Action, Attach, ClausePlan, Plan, Strategy};
+use tcpq_dsl::plan::{Action, AggFunc, Attach, ClausePlan, Plan, Strategy};
 
 use crate::{
     btf::{Btf, BtfError},
@@ -363,6 +363,44 @@ impl Attached {
         Ok(out)
     }
 
+    /// Read the `AGG` map with each key's per-CPU values combined.
+    pub fn aggregates(&self) -> Result<Vec<(AggKey, crate::agg::Agg)>, SessionError> {
+        let map = self.map(maps::AGG)?;
+        let agg: PerCpuHashMap<&MapData, PodAggKey, PodAggValue> =
+            PerCpuHashMap::try_from(map).map_err(|e| self.map_err(maps::AGG, e))?;
+        let mut out = Vec::new();
+        for item in agg.iter() {
+            let (k, per_cpu) = item.map_err(|e| self.map_err(maps::AGG, e))?;
+            out.push((k.0, crate::agg::Agg::combine(per_cpu.iter().map(|v| v.0))));
+        }
+        Ok(out)
+    }
+
+    /// Read the `AGG` map, then delete the keys read (`every DUR`). Events
+    /// the kernel adds to a key between its read and its deletion are lost;
+    /// keys created after the read stay for the next interval.
+    pub fn take_aggregates(&mut self) -> Result<Vec<(AggKey, crate::agg::Agg)>, SessionError> {
+        let data = self.aggregates()?;
+        let map = self
+            .ebpf
+            .map_mut(maps::AGG)
+            .ok_or_else(|| SessionError::MissingMap {
+                template: self.plan.template.clone(),
+                map: maps::AGG.to_owned(),
+            })?;
+        let mut agg: PerCpuHashMap<&mut MapData, PodAggKey, PodAggValue> =
+            PerCpuHashMap::try_from(map).map_err(|e| SessionError::Map {
+                template: self.plan.template.clone(),
+                map: maps::AGG.to_owned(),
+                source: Box::new(e),
+            })?;
+        for (k, _) in &data {
+            // Already gone is fine: nothing else deletes, but be lenient.
+            let _ = agg.remove(&PodAggKey(*k));
+        }
+        Ok(data)
+    }
+
     fn map(&self, name: &str) -> Result<&aya::maps::Map, SessionError> {
         self.ebpf.map(name).ok_or_else(|| SessionError::MissingMap {
             template: self.template().to_owned(),
@@ -561,7 +599,7 @@ fn attach_clause(
                 source: Box::new(source),
             })?)
         }
-        Action::Count { .. } => None,
+        Action::Count { .. } | Action::Aggregate { .. } => None,
     };
     Ok(Attached {
         plan: clause.clone(),
@@ -613,6 +651,39 @@ pub fn template_config(clause: &ClausePlan) -> Result<TemplateConfig, SessionErr
             }
             cfg.key_slots[..slots.len()].copy_from_slice(&slots);
             cfg.n_key_slots = slots.len() as u32;
+        }
+        Action::Aggregate { func, value, keys } => {
+            cfg.action = action::COUNT;
+            let slots: Vec<u8> = keys.iter().flat_map(|k| k.slots.iter().copied()).collect();
+            let need = slots.len() + usize::from(func.is_histogram());
+            if need > MAX_KEY_SLOTS {
+                return Err(too_big(format!(
+                    "{need} key slots (with the bucket), the most is {MAX_KEY_SLOTS}"
+                )));
+            }
+            cfg.key_slots[..slots.len()].copy_from_slice(&slots);
+            cfg.n_key_slots = slots.len() as u32;
+            cfg.agg_slot = value.slots.first().copied().ok_or_else(|| {
+                too_big(format!(
+                    "the aggregated column `{}` has no slot",
+                    value.name
+                ))
+            })?;
+            match *func {
+                AggFunc::Hist => cfg.bucket = bucket::LOG2,
+                AggFunc::Lhist { min, max, step } => {
+                    if step == 0 || min >= max {
+                        return Err(too_big(format!(
+                            "lhist bounds {min}, {max}, {step} make no buckets"
+                        )));
+                    }
+                    cfg.bucket = bucket::LINEAR;
+                    cfg.lin_min = min;
+                    cfg.lin_max = max;
+                    cfg.lin_step = step;
+                }
+                _ => {}
+            }
         }
     }
     Ok(cfg)
@@ -769,7 +840,7 @@ fn classify(template: &str, program: &str, point: &str, source: ProgramError) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tcpq_dsl::plan::{CmpOp, Column, FieldType, Insn, Jump, Unit};
+    use tcpq_dsl::plan::{CmpOp, Column, FieldType, Insn, Jump, Output, Unit};
 
     pub(crate) fn clause(action: Action) -> ClausePlan {
         ClausePlan {
@@ -801,6 +872,7 @@ mod tests {
                 jf: Jump::Reject,
             }],
             action,
+            output: Output::default(),
         }
     }
 
@@ -811,20 +883,59 @@ mod tests {
                 name: "comm".into(),
                 ty: FieldType::Comm,
                 slots: vec![1, 2],
+                scale: None,
             },
             Column {
                 name: "dport".into(),
                 ty: FieldType::Uint(Unit::None),
                 slots: vec![12],
+                scale: None,
             },
         ];
-        let cfg = template_config(&clause(Action::Count { keys })).unwrap();
+        let cfg = template_config(&clause(Action::Count { keys: keys.clone() })).unwrap();
         assert_eq!(cfg.action, action::COUNT);
         assert_eq!(cfg.n_key_slots, 3);
         assert_eq!(&cfg.key_slots[..3], &[1, 2, 12]);
         assert_eq!(cfg.n_insns, 1);
         assert_eq!(cfg.insns[0].jt, tcpq_abi::JUMP_ACCEPT);
         assert_eq!(cfg.insns[0].value, 443);
+
+        let value = Column {
+            name: "srtt".into(),
+            ty: FieldType::Uint(Unit::Micros),
+            slots: vec![46],
+            scale: None,
+        };
+        let lhist = AggFunc::Lhist {
+            min: 0,
+            max: 100,
+            step: 10,
+        };
+        let cfg = template_config(&clause(Action::Aggregate {
+            func: lhist,
+            value: value.clone(),
+            keys: keys.clone(),
+        }))
+        .unwrap();
+        assert_eq!(cfg.action, action::COUNT);
+        assert_eq!(cfg.n_key_slots, 3);
+        assert_eq!(cfg.agg_slot, 46);
+        assert_eq!(cfg.bucket, bucket::LINEAR);
+        assert_eq!((cfg.lin_min, cfg.lin_max, cfg.lin_step), (0, 100, 10));
+        let mut seven = keys.clone();
+        seven.extend(keys.iter().cloned());
+        seven.push(keys[1].clone());
+        // 7 key slots + the bucket = 8: fits; one more does not.
+        let hist = |keys| {
+            template_config(&clause(Action::Aggregate {
+                func: AggFunc::Hist,
+                value: value.clone(),
+                keys,
+            }))
+        };
+        assert_eq!(hist(seven.clone()).unwrap().bucket, bucket::LOG2);
+        seven.push(keys[1].clone());
+        assert!(matches!(hist(seven), Err(SessionError::PlanTooBig { .. })));
     }
 
     #[test]

@@ -6,8 +6,12 @@ use std::{
     time::Duration,
 };
 
+use tokio::time::Instant;
+
 use aya::maps::{MapData, RingBuf};
 use tcpq_abi::{AggKey, Event, MAX_KEY_SLOTS};
+
+use crate::agg::{self, What};
 use tcpq_dsl::plan::{Action, Column, FieldType};
 use tokio::io::{unix::AsyncFd, Interest};
 
@@ -47,6 +51,8 @@ pub enum StopReason {
     Terminate,
     /// The reader of our output went away.
     OutputClosed,
+    /// Every printing clause reached its `limit`.
+    Limit,
 }
 
 /// What happened during a run.
@@ -157,6 +163,10 @@ struct Printer {
     tables: Vec<Option<Table>>,
     /// Prefix rows with the probe name (several clauses).
     prefixed: bool,
+    /// Per clause: events printed so far (for `limit`).
+    printed: Vec<u64>,
+    /// Per clause: intervals printed so far (for `every`).
+    intervals: Vec<u64>,
 }
 
 /// A column naming the clause, when a plan has several.
@@ -165,6 +175,7 @@ fn probe_column() -> Column {
         name: "probe".to_owned(),
         ty: FieldType::Comm,
         slots: vec![],
+        scale: None,
     }
 }
 
@@ -188,6 +199,8 @@ async fn run(
     let mut printer = Printer {
         tables: Vec::new(),
         prefixed,
+        printed: vec![0; session.clauses.len()],
+        intervals: vec![0; session.clauses.len()],
     };
     for c in &session.clauses {
         printer.tables.push(match &c.plan.action {
@@ -196,7 +209,7 @@ async fn run(
                 &[],
                 opts.format,
             )),
-            Action::Count { .. } => None,
+            Action::Count { .. } | Action::Aggregate { .. } => None,
         });
     }
 
@@ -230,7 +243,7 @@ async fn run(
             session,
             &mut rings,
             signals,
-            &printer,
+            &mut printer,
             opts,
             out,
             &mut events,
@@ -244,11 +257,18 @@ async fn run(
     }
 
     if stop != StopReason::OutputClosed {
-        for c in &session.clauses {
-            if let Action::Count { keys } = &c.plan.action {
-                if print_counts(c, keys, prefixed, opts.format, out)? {
-                    break;
-                }
+        for (i, c) in session.clauses.iter_mut().enumerate() {
+            if c.plan.action.is_print() {
+                continue;
+            }
+            let data = if c.plan.output.every_ms.is_some() {
+                c.take_aggregates()?
+            } else {
+                c.aggregates()?
+            };
+            let interval = printer.intervals.get(i).copied().unwrap_or(0) + 1;
+            if print_aggregation(c, &data, prefixed, interval, opts.format, out)? {
+                break;
             }
         }
         flush(out)?;
@@ -266,10 +286,10 @@ async fn run(
 }
 
 async fn pump(
-    session: &Session,
+    session: &mut Session,
     rings: &mut [(usize, AsyncFd<RingBuf<MapData>>)],
     signals: &mut Signals,
-    printer: &Printer,
+    printer: &mut Printer,
     opts: RunOptions,
     out: &mut dyn Write,
     events: &mut u64,
@@ -281,8 +301,22 @@ async fn pump(
         }
     };
     tokio::pin!(sleep);
+    // `every DUR`: when each aggregation clause prints next.
+    let start = Instant::now();
+    let mut due: Vec<Option<Instant>> = session
+        .clauses
+        .iter()
+        .map(|c| {
+            c.plan
+                .output
+                .every_ms
+                .map(|ms| start + Duration::from_millis(ms))
+        })
+        .collect();
+    let far = start + Duration::from_secs(365 * 24 * 3600);
 
     loop {
+        let next = due.iter().flatten().min().copied().unwrap_or(far);
         let ready = poll_fn(|cx| {
             for (k, (_, fd)) in rings.iter().enumerate() {
                 match fd.poll_read_ready(cx) {
@@ -302,16 +336,40 @@ async fn pump(
                 let (i, fd) = &mut rings[k];
                 if drain(session, *i, fd.get_mut(), printer, out, events)? {
                     Some(StopReason::OutputClosed)
+                } else if printer.limits_reached(session) {
+                    Some(StopReason::Limit)
                 } else {
                     None
                 }
+            }
+            _ = tokio::time::sleep_until(next) => {
+                let now = Instant::now();
+                let mut closed = false;
+                for (i, d) in due.iter_mut().enumerate() {
+                    let (Some(at), Some(ms)) = (*d, session.clauses[i].plan.output.every_ms) else {
+                        continue;
+                    };
+                    if at > now {
+                        continue;
+                    }
+                    *d = Some(at + Duration::from_millis(ms));
+                    let c = &mut session.clauses[i];
+                    let data = c.take_aggregates()?;
+                    printer.intervals[i] += 1;
+                    if print_aggregation(c, &data, printer.prefixed, printer.intervals[i], opts.format, out)? {
+                        closed = true;
+                        break;
+                    }
+                }
+                flush(out)?;
+                closed.then_some(StopReason::OutputClosed)
             }
             _ = signals.int.recv() => Some(StopReason::Interrupt),
             _ = signals.term.recv() => Some(StopReason::Terminate),
             _ = &mut sleep => Some(StopReason::Duration),
         };
         if let Some(stop) = stop {
-            if stop != StopReason::OutputClosed {
+            if stop != StopReason::OutputClosed && stop != StopReason::Limit {
                 // Print what arrived before the stop.
                 for (i, fd) in rings.iter_mut() {
                     if drain(session, *i, fd.get_mut(), printer, out, events)? {
@@ -326,17 +384,41 @@ async fn pump(
 
 /// Print every queued event of one clause. Returns true when the output
 /// was closed.
+impl Printer {
+    /// Whether the run is over by `limit`: every clause prints, has a
+    /// `limit` and has reached it. (With an aggregation in the program the
+    /// run goes on; a clause past its limit prints nothing more.)
+    fn limits_reached(&self, session: &Session) -> bool {
+        let mut any = false;
+        for (i, c) in session.clauses.iter().enumerate() {
+            if !c.plan.action.is_print() {
+                return false;
+            }
+            match c.plan.output.limit {
+                Some(n) if self.printed[i] >= n => any = true,
+                _ => return false,
+            }
+        }
+        any
+    }
+}
+
 fn drain(
     session: &Session,
     clause: usize,
     rb: &mut RingBuf<MapData>,
-    printer: &Printer,
+    printer: &mut Printer,
     out: &mut dyn Write,
     events: &mut u64,
 ) -> Result<bool, StreamError> {
     let Some(table) = printer.tables.get(clause).and_then(Option::as_ref) else {
         return Ok(false);
     };
+    let limit = session.clauses[clause]
+        .plan
+        .output
+        .limit
+        .unwrap_or(u64::MAX);
     let attached = &session.clauses[clause];
     let Action::Print { columns } = &attached.plan.action else {
         return Ok(false);
@@ -346,6 +428,9 @@ fn drain(
             continue;
         };
         drop(item);
+        if printer.printed[clause] >= limit {
+            continue;
+        }
         let mut row = Vec::with_capacity(columns.len() + 1);
         if printer.prefixed {
             row.push(Value::Str(attached.plan.probe.clone()));
@@ -356,9 +441,13 @@ fn drain(
                 .iter()
                 .map(|&s| ev.vals.get(s as usize).copied().unwrap_or(0))
                 .collect();
-            row.push(decode(c.ty, &vals));
+            row.push(match &c.scale {
+                Some(sc) => Value::Uint(sc.apply(vals.first().copied().unwrap_or(0))),
+                None => decode(c.ty, &vals),
+            });
         }
         *events += 1;
+        printer.printed[clause] += 1;
         if write_line(out, &table.row(&row))? {
             return Ok(true);
         }
@@ -398,25 +487,30 @@ pub fn count_rows(keys: &[Column], counts: &[(AggKey, u64)]) -> Vec<Vec<Value>> 
         .collect()
 }
 
-fn print_counts(
+/// Print one aggregation clause's results. Returns true when the output
+/// was closed.
+fn print_aggregation(
     c: &Attached,
-    keys: &[Column],
+    data: &[(AggKey, agg::Agg)],
     prefixed: bool,
+    interval: u64,
     format: Format,
     out: &mut dyn Write,
 ) -> Result<bool, StreamError> {
-    let counts = c.counts()?;
-    let table = Table::new(&columns_with_prefix(prefixed, keys), &["count"], format);
-    if let Some(h) = table.header() {
-        if write_line(out, &h)? {
-            return Ok(true);
-        }
+    let (what, keys) = match &c.plan.action {
+        Action::Print { .. } => return Ok(false),
+        Action::Count { keys } => (What::Count, keys),
+        Action::Aggregate { func, value, keys } => (What::Func(*func, value), keys),
+    };
+    let mut extra = Vec::new();
+    if c.plan.output.every_ms.is_some() {
+        extra.push(("interval".to_owned(), Value::Uint(interval)));
     }
-    for mut row in count_rows(keys, &counts) {
-        if prefixed {
-            row.insert(0, Value::Str(c.plan.probe.clone()));
-        }
-        if write_line(out, &table.row(&row))? {
+    if prefixed {
+        extra.push(("probe".to_owned(), Value::Str(c.plan.probe.clone())));
+    }
+    for line in agg::lines(keys, what, data, c.plan.output.top, &extra, format) {
+        if write_line(out, &line)? {
             return Ok(true);
         }
     }
@@ -452,11 +546,13 @@ mod tests {
                 name: "comm".into(),
                 ty: FieldType::Comm,
                 slots: vec![1, 2],
+                scale: None,
             },
             Column {
                 name: "dport".into(),
                 ty: FieldType::Port,
                 slots: vec![12],
+                scale: None,
             },
         ];
         let mut k = AggKey::default();

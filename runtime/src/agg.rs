@@ -1,0 +1,557 @@
+//! In-kernel aggregations, read back and printed: combining the per-CPU
+//! values of the `AGG` map, `avg`/`stats` from count and sum, `top N`, and
+//! histograms drawn as bars (text) or given as buckets (JSON).
+//!
+//! Everything here is a pure function of the map's contents, so it is
+//! tested without a kernel.
+use std::collections::BTreeMap;
+
+use tcpq_abi::{AggKey, AggValue, MAX_KEY_SLOTS};
+use tcpq_dsl::plan::{AggFunc, Column, FieldType, Unit};
+
+use crate::render::{decode, Format, Table, Value};
+
+/// One key's values, combined over CPUs. `sum` is kept wider than the
+/// kernel's per-CPU `u64` so that adding CPUs cannot wrap.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Agg {
+    pub count: u64,
+    pub sum: u128,
+    pub min: u64,
+    pub max: u64,
+}
+
+impl Agg {
+    /// Combine per-CPU values: counts and sums add; min and max only over
+    /// CPUs that counted (the others hold zeroes).
+    pub fn combine(per_cpu: impl IntoIterator<Item = AggValue>) -> Agg {
+        let mut a = Agg::default();
+        for v in per_cpu {
+            if v.count == 0 {
+                continue;
+            }
+            if a.count == 0 || v.min < a.min {
+                a.min = v.min;
+            }
+            if a.count == 0 || v.max > a.max {
+                a.max = v.max;
+            }
+            a.count += v.count;
+            a.sum += u128::from(v.sum);
+        }
+        a
+    }
+
+    fn add(&mut self, o: &Agg) {
+        if o.count == 0 {
+            return;
+        }
+        if self.count == 0 || o.min < self.min {
+            self.min = o.min;
+        }
+        if self.count == 0 || o.max > self.max {
+            self.max = o.max;
+        }
+        self.count += o.count;
+        self.sum += o.sum;
+    }
+
+    pub fn avg(&self) -> Option<u64> {
+        (self.count > 0)
+            .then(|| u64::try_from(self.sum / u128::from(self.count)).unwrap_or(u64::MAX))
+    }
+}
+
+/// What a clause aggregates: `count` (no value) or a function of a value.
+#[derive(Clone, Copy, Debug)]
+pub enum What<'a> {
+    Count,
+    Func(AggFunc, &'a Column),
+}
+
+/// Names of the value columns after the keys.
+pub fn value_names(what: What<'_>) -> Vec<&'static str> {
+    match what {
+        What::Count => vec!["count"],
+        What::Func(AggFunc::Stats, _) => vec!["count", "avg", "min", "max"],
+        What::Func(f, _) => vec![f.word()],
+    }
+}
+
+/// A number in the value's unit (`us` for microseconds in text).
+fn unit_value(value_ty: FieldType, v: u64) -> Value {
+    decode(
+        match value_ty {
+            FieldType::Uint(u) => FieldType::Uint(u),
+            _ => FieldType::Uint(Unit::None),
+        },
+        &[v],
+    )
+}
+
+fn saturate(v: u128) -> u64 {
+    u64::try_from(v).unwrap_or(u64::MAX)
+}
+
+/// Split a key into its columns' values.
+fn key_values(keys: &[Column], k: &AggKey) -> Vec<Value> {
+    let mut pos = 0usize;
+    let mut row = Vec::with_capacity(keys.len());
+    for c in keys {
+        let end = (pos + c.slots.len()).min(MAX_KEY_SLOTS);
+        row.push(decode(c.ty, &k.vals[pos.min(end)..end]));
+        pos = end;
+    }
+    row
+}
+
+/// Rows (key values then aggregate values) of a non-histogram
+/// aggregation, largest first, at most `top`.
+pub fn rows(
+    keys: &[Column],
+    what: What<'_>,
+    data: &[(AggKey, Agg)],
+    top: Option<u64>,
+) -> Vec<Vec<Value>> {
+    let mut data: Vec<(AggKey, Agg)> = data.to_vec();
+    if keys.is_empty() {
+        // One total, even when nothing matched.
+        let mut total = Agg::default();
+        for (_, a) in &data {
+            total.add(a);
+        }
+        data = vec![(AggKey::default(), total)];
+    }
+    let rank = |a: &Agg| -> u128 {
+        match what {
+            What::Count | What::Func(AggFunc::Stats, _) => u128::from(a.count),
+            What::Func(AggFunc::Sum, _) => a.sum,
+            What::Func(AggFunc::Avg, _) => u128::from(a.avg().unwrap_or(0)),
+            What::Func(AggFunc::Min, _) => u128::from(a.min),
+            _ => u128::from(a.max),
+        }
+    };
+    data.sort_by(|a, b| {
+        rank(&b.1)
+            .cmp(&rank(&a.1))
+            .then_with(|| a.0.vals.cmp(&b.0.vals))
+    });
+    if let Some(n) = top {
+        data.truncate(usize::try_from(n).unwrap_or(usize::MAX));
+    }
+    data.iter()
+        .map(|(k, a)| {
+            let mut row = key_values(keys, k);
+            let opt = |v: Option<u64>, ty: FieldType| v.map_or(Value::Null, |v| unit_value(ty, v));
+            let some = (a.count > 0).then_some(());
+            match what {
+                What::Count => row.push(Value::Uint(a.count)),
+                What::Func(f, col) => match f {
+                    AggFunc::Sum => row.push(unit_value(col.ty, saturate(a.sum))),
+                    AggFunc::Avg => row.push(opt(a.avg(), col.ty)),
+                    AggFunc::Min => row.push(opt(some.map(|_| a.min), col.ty)),
+                    AggFunc::Max => row.push(opt(some.map(|_| a.max), col.ty)),
+                    AggFunc::Stats => {
+                        row.push(Value::Uint(a.count));
+                        row.push(opt(a.avg(), col.ty));
+                        row.push(opt(some.map(|_| a.min), col.ty));
+                        row.push(opt(some.map(|_| a.max), col.ty));
+                    }
+                    AggFunc::Hist | AggFunc::Lhist { .. } => row.push(Value::Uint(a.count)),
+                },
+            }
+            row
+        })
+        .collect()
+}
+
+/// One histogram bucket: inclusive bounds (`None`: open) and its count.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bucket {
+    pub lo: Option<u64>,
+    pub hi: Option<u64>,
+    pub count: u64,
+}
+
+/// The inclusive bounds of bucket `b`.
+pub fn bucket_bounds(func: AggFunc, b: u64) -> (Option<u64>, Option<u64>) {
+    match func {
+        AggFunc::Lhist { min, max, step } => {
+            let last = 1 + (max - min) / step.max(1);
+            if b == 0 {
+                (None, min.checked_sub(1))
+            } else if b >= last {
+                (Some(max), None)
+            } else {
+                let lo = min + (b - 1) * step;
+                (Some(lo), Some(lo + step - 1))
+            }
+        }
+        _ => match b {
+            0 => (Some(0), Some(0)),
+            b if b >= 64 => (Some(1 << 63), Some(u64::MAX)),
+            b => (Some(1 << (b - 1)), Some((1u64 << b) - 1)),
+        },
+    }
+}
+
+/// The histograms of a `hist`/`lhist` clause: per key (the key slots
+/// before the bucket), its buckets from the lowest to the highest
+/// non-empty one (empty ones between included), keys with the most events
+/// first, at most `top`.
+pub fn histograms(
+    keys: &[Column],
+    func: AggFunc,
+    data: &[(AggKey, Agg)],
+    top: Option<u64>,
+) -> Vec<(Vec<Value>, Vec<Bucket>)> {
+    let n: usize = keys.iter().map(|k| k.slots.len()).sum();
+    let bucket_slot = n.min(MAX_KEY_SLOTS - 1);
+    let mut groups: BTreeMap<Vec<u64>, BTreeMap<u64, u64>> = BTreeMap::new();
+    for (k, a) in data {
+        let prefix = k.vals[..bucket_slot].to_vec();
+        *groups
+            .entry(prefix)
+            .or_default()
+            .entry(k.vals[bucket_slot])
+            .or_default() += a.count;
+    }
+    let mut out: Vec<(u64, Vec<u64>, Vec<Bucket>)> = groups
+        .into_iter()
+        .map(|(prefix, buckets)| {
+            let total = buckets.values().sum();
+            let lo = buckets.keys().next().copied().unwrap_or(0);
+            let hi = buckets.keys().next_back().copied().unwrap_or(0);
+            let list = (lo..=hi)
+                .map(|b| {
+                    let (l, h) = bucket_bounds(func, b);
+                    Bucket {
+                        lo: l,
+                        hi: h,
+                        count: buckets.get(&b).copied().unwrap_or(0),
+                    }
+                })
+                .collect();
+            (total, prefix, list)
+        })
+        .collect();
+    out.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    if let Some(t) = top {
+        out.truncate(usize::try_from(t).unwrap_or(usize::MAX));
+    }
+    out.into_iter()
+        .map(|(_, prefix, list)| {
+            let mut k = AggKey::default();
+            k.vals[..prefix.len()].copy_from_slice(&prefix);
+            (key_values(keys, &k), list)
+        })
+        .collect()
+}
+
+/// `1K`, `64M`: powers of 1024 when exact, like bpftrace.
+fn short(v: u64) -> String {
+    const SUFFIX: [&str; 7] = ["", "K", "M", "G", "T", "P", "E"];
+    let mut v = v;
+    let mut i = 0;
+    while v >= 1024 && v.is_multiple_of(1024) && i < SUFFIX.len() - 1 {
+        v /= 1024;
+        i += 1;
+    }
+    format!("{v}{}", SUFFIX[i])
+}
+
+/// A bucket's label: `[0]`, `[4, 8)`, `(..., 10)`, `[100, ...)`.
+pub fn bucket_label(b: &Bucket) -> String {
+    match (b.lo, b.hi) {
+        (Some(l), Some(h)) if l == h => format!("[{}]", short(l)),
+        (Some(l), Some(h)) => format!("[{}, {})", short(l), short(h.saturating_add(1))),
+        (None, Some(h)) => format!("(..., {})", short(h.saturating_add(1))),
+        (Some(l), None) => format!("[{}, ...)", short(l)),
+        (None, None) => "[...]".into(),
+    }
+}
+
+/// Width of the bars in text output.
+const BAR_WIDTH: usize = 40;
+
+/// The lines of one histogram. Text: a title (the key, if any), then one
+/// line per bucket with a bar scaled to the largest bucket. JSON: one
+/// object with the key columns and `buckets`.
+pub fn histogram_lines(
+    key_names: &[Column],
+    key: &[Value],
+    buckets: &[Bucket],
+    extra: &[(String, Value)],
+    title: &str,
+    format: Format,
+) -> Vec<String> {
+    match format {
+        Format::Json => {
+            let mut parts: Vec<String> = extra
+                .iter()
+                .map(|(n, v)| format!("{}:{}", crate::render::json_string(n), v.json()))
+                .collect();
+            for (c, v) in key_names.iter().zip(key) {
+                parts.push(format!(
+                    "{}:{}",
+                    crate::render::json_string(&c.name),
+                    v.json()
+                ));
+            }
+            let bs: Vec<String> = buckets
+                .iter()
+                .map(|b| {
+                    let o = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
+                    format!(
+                        "{{\"min\":{},\"max\":{},\"count\":{}}}",
+                        o(b.lo),
+                        o(b.hi),
+                        b.count
+                    )
+                })
+                .collect();
+            parts.push(format!("\"buckets\":[{}]", bs.join(",")));
+            vec![format!("{{{}}}", parts.join(","))]
+        }
+        Format::Text => {
+            let mut out = Vec::new();
+            let mut head: Vec<String> = extra
+                .iter()
+                .map(|(n, v)| format!("{n} {}", v.text()))
+                .collect();
+            head.push(title.to_string());
+            for (c, v) in key_names.iter().zip(key) {
+                head.push(format!("{}={}", c.name, v.text()));
+            }
+            out.push(format!("{}:", head.join(" ")));
+            let peak = buckets.iter().map(|b| b.count).max().unwrap_or(0);
+            let labels: Vec<String> = buckets.iter().map(bucket_label).collect();
+            let lw = labels.iter().map(String::len).max().unwrap_or(0).max(8);
+            for (b, l) in buckets.iter().zip(&labels) {
+                let n = if peak == 0 {
+                    0
+                } else {
+                    usize::try_from(u128::from(b.count) * BAR_WIDTH as u128 / u128::from(peak))
+                        .unwrap_or(BAR_WIDTH)
+                };
+                out.push(format!(
+                    "{l:<lw$} {:>8} |{}{}|",
+                    b.count,
+                    "@".repeat(n),
+                    " ".repeat(BAR_WIDTH - n)
+                ));
+            }
+            out
+        }
+    }
+}
+
+/// Every output line of one aggregation clause. `extra` are leading
+/// columns (the probe name with several clauses, the interval with
+/// `every`).
+pub fn lines(
+    keys: &[Column],
+    what: What<'_>,
+    data: &[(AggKey, Agg)],
+    top: Option<u64>,
+    extra: &[(String, Value)],
+    format: Format,
+) -> Vec<String> {
+    if let What::Func(f @ (AggFunc::Hist | AggFunc::Lhist { .. }), col) = what {
+        let title = format!("{} {}", f.word(), col.name);
+        let hs = histograms(keys, f, data, top);
+        if hs.is_empty() && format == Format::Text {
+            return vec![format!("{title}: no events")];
+        }
+        return hs
+            .iter()
+            .flat_map(|(k, b)| histogram_lines(keys, k, b, extra, &title, format))
+            .collect();
+    }
+    let mut cols: Vec<Column> = extra
+        .iter()
+        .map(|(n, v)| Column {
+            name: n.clone(),
+            ty: if matches!(v, Value::Uint(_)) {
+                FieldType::Uint(Unit::None)
+            } else {
+                FieldType::Comm
+            },
+            slots: vec![],
+            scale: None,
+        })
+        .collect();
+    cols.extend(keys.iter().cloned());
+    let names = value_names(what);
+    let table = Table::new(&cols, &names, format);
+    let mut out = Vec::new();
+    if let Some(h) = table.header() {
+        out.push(h);
+    }
+    for r in rows(keys, what, data, top) {
+        let mut row: Vec<Value> = extra.iter().map(|(_, v)| v.clone()).collect();
+        row.extend(r);
+        out.push(table.row(&row));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(count: u64, sum: u64, min: u64, max: u64) -> AggValue {
+        AggValue {
+            count,
+            sum,
+            min,
+            max,
+        }
+    }
+
+    fn col(name: &str, ty: FieldType, slots: &[u8]) -> Column {
+        Column {
+            name: name.into(),
+            ty,
+            slots: slots.to_vec(),
+            scale: None,
+        }
+    }
+
+    fn key(vals: &[u64]) -> AggKey {
+        let mut k = AggKey::default();
+        k.vals[..vals.len()].copy_from_slice(vals);
+        k
+    }
+
+    #[test]
+    fn cpus_combine_ignoring_idle_ones() {
+        let a = Agg::combine([v(2, 30, 10, 20), v(0, 0, 0, 0), v(1, 5, 5, 5)]);
+        assert_eq!(
+            a,
+            Agg {
+                count: 3,
+                sum: 35,
+                min: 5,
+                max: 20
+            }
+        );
+        assert_eq!(a.avg(), Some(11));
+        // Per-CPU sums near 2^64 do not wrap when added.
+        let big = Agg::combine([v(1, u64::MAX, 1, 1), v(1, u64::MAX, 1, 1)]);
+        assert_eq!(big.sum, 2 * u128::from(u64::MAX));
+        assert_eq!(Agg::default().avg(), None);
+    }
+
+    #[test]
+    fn log2_and_linear_bounds_match_the_abi() {
+        for x in [0u64, 1, 2, 3, 4, 7, 8, 1000, u64::MAX] {
+            let (lo, hi) = bucket_bounds(AggFunc::Hist, tcpq_abi::log2_bucket(x));
+            assert!(lo.unwrap() <= x && x <= hi.unwrap(), "{x}");
+        }
+        let f = AggFunc::Lhist {
+            min: 10,
+            max: 100,
+            step: 10,
+        };
+        for x in [0u64, 9, 10, 19, 55, 99, 100, 5000] {
+            let (lo, hi) = bucket_bounds(f, tcpq_abi::linear_bucket(x, 10, 100, 10));
+            assert!(lo.unwrap_or(0) <= x && x <= hi.unwrap_or(u64::MAX), "{x}");
+        }
+    }
+
+    #[test]
+    fn stats_rows_and_top() {
+        let srtt = col("srtt", FieldType::Uint(Unit::Micros), &[46]);
+        let dport = col("dport", FieldType::Port, &[12]);
+        let data = [
+            (key(&[80]), Agg::combine([v(2, 300, 100, 200)])),
+            (key(&[443]), Agg::combine([v(5, 50, 5, 20)])),
+        ];
+        let ls = lines(
+            std::slice::from_ref(&dport),
+            What::Func(AggFunc::Stats, &srtt),
+            &data,
+            Some(1),
+            &[],
+            Format::Json,
+        );
+        assert_eq!(
+            ls,
+            vec![r#"{"dport":443,"count":5,"avg":10,"min":5,"max":20}"#]
+        );
+        let ls = lines(
+            &[],
+            What::Func(AggFunc::Avg, &srtt),
+            &[],
+            None,
+            &[],
+            Format::Text,
+        );
+        assert_eq!(ls, vec!["avg", "  -"]);
+    }
+
+    #[test]
+    fn histogram_text_and_json() {
+        let win = col("win", FieldType::Uint(Unit::None), &[16]);
+        let data = [
+            (key(&[0]), Agg::combine([v(4, 0, 0, 0)])),
+            (key(&[3]), Agg::combine([v(2, 10, 4, 6)])),
+        ];
+        let text = lines(
+            &[],
+            What::Func(AggFunc::Hist, &win),
+            &data,
+            None,
+            &[],
+            Format::Text,
+        );
+        insta::assert_snapshot!(text.join("\n"), @r"
+        hist win:
+        [0]             4 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|
+        [1]             0 |                                        |
+        [2, 4)          0 |                                        |
+        [4, 8)          2 |@@@@@@@@@@@@@@@@@@@@                    |
+        ");
+        let json = lines(
+            &[],
+            What::Func(AggFunc::Hist, &win),
+            &data,
+            None,
+            &[],
+            Format::Json,
+        );
+        assert_eq!(
+            json,
+            vec![
+                r#"{"buckets":[{"min":0,"max":0,"count":4},{"min":1,"max":1,"count":0},{"min":2,"max":3,"count":0},{"min":4,"max":7,"count":2}]}"#
+            ]
+        );
+        let f = AggFunc::Lhist {
+            min: 1024,
+            max: 4096,
+            step: 1024,
+        };
+        let data = [
+            (key(&[80, 0]), Agg::combine([v(1, 0, 0, 0)])),
+            (key(&[80, 4]), Agg::combine([v(3, 0, 0, 0)])),
+        ];
+        let dport = col("dport", FieldType::Port, &[12]);
+        let text = lines(
+            &[dport],
+            What::Func(f, &win),
+            &data,
+            None,
+            &[],
+            Format::Text,
+        );
+        insta::assert_snapshot!(text.join("\n"), @r"
+        lhist win dport=80:
+        (..., 1K)        1 |@@@@@@@@@@@@@                           |
+        [1K, 2K)         0 |                                        |
+        [2K, 3K)         0 |                                        |
+        [3K, 4K)         0 |                                        |
+        [4K, ...)        3 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|
+        ");
+    }
+}
