@@ -20,7 +20,11 @@ fn a_bad_program_exits_2_with_a_located_diagnostic() {
     let out = tcpq(&["-e", "on tcp_select_window where wn == 0 print pid, comm"]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "stderr:\n{err}");
-    assert!(out.stdout.is_empty(), "nothing on stdout: {}", text(&out.stdout));
+    assert!(
+        out.stdout.is_empty(),
+        "nothing on stdout: {}",
+        text(&out.stdout)
+    );
     // Code, location, caret and the fix.
     assert!(err.contains("error[E"), "{err}");
     assert!(err.contains("1:28"), "line:column of `wn`: {err}");
@@ -31,7 +35,10 @@ fn a_bad_program_exits_2_with_a_located_diagnostic() {
 
 #[test]
 fn every_error_of_a_program_is_reported() {
-    let out = tcpq(&["-e", "on tcp_select_windw where win == 0 print pid\non tcp_probe print srt"]);
+    let out = tcpq(&[
+        "-e",
+        "on tcp_select_windw where win == 0 print pid\non tcp_probe print srt",
+    ]);
     let err = text(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
     assert!(err.contains("tcp_select_window"), "probe suggestion: {err}");
@@ -40,10 +47,18 @@ fn every_error_of_a_program_is_reported() {
 
 #[test]
 fn check_plans_without_the_kernel() {
-    let ok = tcpq(&["--check", "-e", "on tcp_select_window where win == 0 print pid, comm"]);
+    let ok = tcpq(&[
+        "--check",
+        "-e",
+        "on tcp_select_window where win == 0 print pid, comm",
+    ]);
     assert_eq!(ok.status.code(), Some(0), "{}", text(&ok.stderr));
     assert!(!text(&ok.stderr).contains("attached"));
-    let bad = tcpq(&["--check", "-e", "on tcp_select_window where comm > 3 print pid"]);
+    let bad = tcpq(&[
+        "--check",
+        "-e",
+        "on tcp_select_window where comm > 3 print pid",
+    ]);
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad.stderr));
 }
 
@@ -73,7 +88,12 @@ fn recipe_parameters_are_typed() {
     assert_eq!(good.status.code(), Some(0), "{}", text(&good.stderr));
     for bad in ["port=http", "port=70000", "port=1;print comm", "prot=80"] {
         let out = tcpq(&["--check", recipe, "--param", bad]);
-        assert_eq!(out.status.code(), Some(2), "--param {bad}: {}", text(&out.stderr));
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--param {bad}: {}",
+            text(&out.stderr)
+        );
     }
     // A required parameter left out.
     let missing = tcpq(&["--check", recipe]);
@@ -82,7 +102,12 @@ fn recipe_parameters_are_typed() {
 
 #[test]
 fn explain_names_template_strategy_and_filter() {
-    let out = tcpq(&["--explain", "--check", "-e", "on tcp_select_window where win == 0 print pid, comm"]);
+    let out = tcpq(&[
+        "--explain",
+        "--check",
+        "-e",
+        "on tcp_select_window where win == 0 print pid, comm",
+    ]);
     let s = text(&out.stdout) + &text(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{s}");
     for want in ["tcp_select_window", "net_dev_queue", "win", "filter"] {

@@ -94,10 +94,7 @@ fn a_where_clause_changes_map_contents_not_the_loaded_program() {
     if !common::require_root() {
         return;
     }
-    let mut a = Tcpq::spawn(&[
-        "-e",
-        "on tcp_select_window where win == 0 print pid, comm",
-    ]);
+    let mut a = Tcpq::spawn(&["-e", "on tcp_select_window where win == 0 print pid, comm"]);
     let mut b = Tcpq::spawn(&[
         "-e",
         "on tcp_select_window where sport == 4242 and not wscale_ok or daddr == 10.1.2.3 print pid, comm",
@@ -137,8 +134,13 @@ fn assert_released(progs: &BTreeMap<u32, String>, maps: &[u32], how: &str) {
     assert!(
         gone.is_some(),
         "after {how}, still loaded: programs {:?}, maps {:?}",
-        progs.keys().filter(|&&id| prog_exists(id)).collect::<Vec<_>>(),
-        maps.iter().filter(|&&id| map_exists(id)).collect::<Vec<_>>()
+        progs
+            .keys()
+            .filter(|&&id| prog_exists(id))
+            .collect::<Vec<_>>(),
+        maps.iter()
+            .filter(|&&id| map_exists(id))
+            .collect::<Vec<_>>()
     );
 }
 
@@ -147,12 +149,18 @@ fn run_and_signal(sig: i32, how: &str) {
     t.wait_attached(ATTACH);
     let pid = t.pid().unwrap();
     let (progs, maps) = bpf_fds(pid);
-    assert!(progs.len() >= 4, "expected the template and owner programs: {progs:?}");
+    assert!(
+        progs.len() >= 4,
+        "expected the template and owner programs: {progs:?}"
+    );
     common::kill(pid, sig);
     let (status, stdout, stderr) = t.wait(Duration::from_secs(10));
     assert!(status.success(), "{how}: exit {status}; stderr:\n{stderr}");
     // Aggregates are printed on the way out (a header at least).
-    assert!(stdout.contains("count"), "{how}: no final count in:\n{stdout}");
+    assert!(
+        stdout.contains("count"),
+        "{how}: no final count in:\n{stdout}"
+    );
     assert_released(&progs, &maps, how);
 }
 
@@ -177,7 +185,12 @@ fn duration_ends_the_run_and_detaches() {
     if !common::require_root() {
         return;
     }
-    let mut t = Tcpq::spawn(&["-e", "on tcp_probe print pid, comm, srtt", "--duration", "1500ms"]);
+    let mut t = Tcpq::spawn(&[
+        "-e",
+        "on tcp_probe print pid, comm, srtt",
+        "--duration",
+        "1500ms",
+    ]);
     t.wait_attached(ATTACH);
     let (progs, maps) = bpf_fds(t.pid().unwrap());
     let (status, _, stderr) = t.wait(Duration::from_secs(15));
@@ -185,9 +198,17 @@ fn duration_ends_the_run_and_detaches() {
     assert_released(&progs, &maps, "--duration");
 
     // `--duration 0`: attach, detach, exit 0.
-    let mut z = Tcpq::spawn(&["-e", "on tcp_select_window where win == 0 print pid", "--duration", "0"]);
+    let mut z = Tcpq::spawn(&[
+        "-e",
+        "on tcp_select_window where win == 0 print pid",
+        "--duration",
+        "0",
+    ]);
     let (status, _, stderr) = z.wait(Duration::from_secs(15));
-    assert!(status.success(), "--duration 0: exit {status}; stderr:\n{stderr}");
+    assert!(
+        status.success(),
+        "--duration 0: exit {status}; stderr:\n{stderr}"
+    );
     assert!(
         stderr.lines().any(common::tcpq::says_attached),
         "--duration 0 must still attach: {stderr}"
@@ -208,7 +229,12 @@ fn without_privileges_exit_1_and_say_what_is_missing() {
         .status()
         .unwrap();
     let out = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all"])
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--inh-caps=-all",
+        ])
         .arg(&bin)
         .args(["-e", "on tcp_retransmit count", "--duration", "1s"])
         .output()

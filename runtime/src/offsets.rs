@@ -124,7 +124,13 @@ pub const RAW_TRACEPOINT_ARGS: &[(u32, &str, usize, &str, bool)] = &[
         "struct sk_buff *",
         true,
     ),
-    (off::TP_DESTROY_SOCK_SK, "tcp_destroy_sock", 0, "struct sock *", true),
+    (
+        off::TP_DESTROY_SOCK_SK,
+        "tcp_destroy_sock",
+        0,
+        "struct sock *",
+        true,
+    ),
     // Only kernels whose tracepoint also fires for failed attempts have it.
     (off::TP_RETRANS_ERR, "tcp_retransmit_skb", 2, "int", false),
 ];
