@@ -14,10 +14,13 @@ use std::{
 mod doctor;
 
 use anyhow::Context as _;
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use tcpq_runtime::{
     features::Privilege, stream, Format, Kernel, RunOptions, Session, SessionError,
 };
+
+mod lab;
+mod list;
 
 /// Exit code for a bad program, recipe, parameter or usage.
 const EXIT_USAGE: u8 = 2;
@@ -29,15 +32,25 @@ const EXIT_RUNTIME: u8 = 1;
     name = "tcpq",
     version,
     about = "Ask the Linux kernel's TCP stack questions, live, with eBPF",
-    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] FILE [--param NAME=VALUE]...\n       tcpq doctor [--format text|json] [--btf PATH]",
-    group = clap::ArgGroup::new("source").required(true).args(["program", "file"]),
+    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] FILE [--param NAME=VALUE]...\n       tcpq FILE --help\n       tcpq -l [PROBE]\n       tcpq doctor [--format text|json] [--btf PATH]\n       tcpq lab list|start|stop NAME",
+    // One of these (or a subcommand) is required; checked in `run`.
+    group = clap::ArgGroup::new("source").args(["program", "file", "list"]),
     args_conflicts_with_subcommands = true,
-    subcommand_negates_reqs = true,
+    disable_help_subcommand = true,
     after_help = "Examples:\n  tcpq -e 'on tcp_retransmit count by comm'\n  tcpq -e 'on tcp_select_window where win == 0 print comm, sport, dport, rcv_wnd'\n  tcpq recipes/zero-window.tcpq --param port=8080 --duration 10s"
 )]
 struct Cli {
     #[command(subcommand)]
     command: Option<Command>,
+
+    /// List the probes, or explain one: the kernel moment, every field,
+    /// and how it attaches on this kernel.
+    #[arg(short = 'l', long = "list", value_name = "PROBE", num_args = 0..=1, default_missing_value = "")]
+    list: Option<String>,
+
+    /// With `-l`: print the probe reference as Markdown (docs/probes.md).
+    #[arg(long, requires = "list")]
+    markdown: bool,
 
     /// The program to run, e.g. `on tcp_retransmit count by comm`.
     #[arg(short = 'e', value_name = "PROGRAM")]
@@ -75,7 +88,7 @@ struct Cli {
     btf: Option<PathBuf>,
 }
 
-#[derive(clap::Subcommand, Debug)]
+#[derive(Subcommand, Debug)]
 enum Command {
     /// Report what this kernel offers tcpq and, for every probe, the
     /// strategy it would use or why it cannot run.
@@ -88,6 +101,8 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         btf: Option<PathBuf>,
     },
+    /// Build small TCP scenarios in network namespaces to watch with tcpq.
+    Lab(lab::LabArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
@@ -137,6 +152,9 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
+            if let Some(path) = recipe_asking_for_help(&e) {
+                return list::recipe_help(&path);
+            }
             // Help and version print to stdout and exit 0; usage errors
             // exit 2.
             let _ = e.print();
@@ -152,12 +170,35 @@ fn main() -> ExitCode {
     }
 }
 
+/// `tcpq FILE --help`: clap stops at `--help`; if the same command line
+/// without it names a recipe file, show that recipe's help instead.
+fn recipe_asking_for_help(e: &clap::Error) -> Option<PathBuf> {
+    if e.kind() != clap::error::ErrorKind::DisplayHelp {
+        return None;
+    }
+    let args = std::env::args_os().filter(|a| a != "--help" && a != "-h");
+    match Cli::try_parse_from(args) {
+        Ok(Cli {
+            command: None,
+            file: Some(path),
+            ..
+        }) => Some(path),
+        _ => None,
+    }
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(Command::Doctor { format, btf }) = &cli.command {
         let json = matches!(format, OutputFormat::Json);
         return doctor::run(json, btf.as_deref());
     }
     let color = stderr_color();
+    if let Some(Command::Lab(args)) = cli.command {
+        return Ok(lab::run(args));
+    }
+    if let Some(probe) = &cli.list {
+        return Ok(list::run(probe, cli.markdown));
+    }
     let (source, origin) = match (&cli.program, &cli.file) {
         (Some(p), _) => (p.clone(), "<command line>".to_owned()),
         (None, Some(path)) => match std::fs::read_to_string(path) {
@@ -167,7 +208,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::from(EXIT_USAGE));
             }
         },
-        (None, None) => unreachable!("clap requires -e, FILE or a subcommand"),
+        (None, None) => {
+            use clap::CommandFactory;
+            let _ = Cli::command()
+                .error(
+                    clap::error::ErrorKind::MissingRequiredArgument,
+                    "give a program (-e PROGRAM), a recipe FILE, -l or a subcommand",
+                )
+                .print();
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
     };
 
     let plan = match tcpq_dsl::compile(&source, &origin, &cli.params) {

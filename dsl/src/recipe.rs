@@ -327,7 +327,13 @@ fn param_decl(text: &str, start: usize, errors: &mut Vec<Diagnostic>) -> Option<
         let (token, raw_len) = if let Some(q) = d.strip_prefix('"') {
             match q.find('"') {
                 Some(end) => (&q[..end], end + 2),
-                None => (q, d.len()),
+                None => {
+                    errors.push(bad(
+                        "the default's opening `\"` has no closing `\"`",
+                        d_at..d_at + d.len().max(1),
+                    ));
+                    return None;
+                }
             }
         } else {
             let n = d.find(char::is_whitespace).unwrap_or(d.len());

@@ -277,6 +277,16 @@ impl Resolver<'_> {
                 ));
             }
         }
+        if help.is_none() && is_positional_arg(&id.name) {
+            // bpftrace's `arg0..argN` are a kprobe's raw registers, whose
+            // meaning depends on the function's prototype (and on whether it
+            // was inlined). tcpq fields are named, typed and unit-checked.
+            help = Some(format!(
+                "tcpq has no positional arguments: fields have names, types and units; \
+                 `tcpq -l {}` lists them",
+                probe.name
+            ));
+        }
         if help.is_none() && matches!(other, Some(Value::Str(_))) {
             help = Some("compare a field with the string, e.g. `comm == \"nginx\"`".into());
         }
@@ -623,4 +633,10 @@ impl Resolver<'_> {
             _ => RExpr::Invalid,
         }
     }
+}
+
+/// `arg0`, `arg1`, ... (bpftrace's kprobe registers).
+fn is_positional_arg(name: &str) -> bool {
+    name.strip_prefix("arg")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
 }

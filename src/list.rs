@@ -1,0 +1,412 @@
+//! `tcpq -l [PROBE]`, `tcpq -l --markdown` (docs/probes.md) and
+//! `tcpq FILE --help`: the catalog and recipe headers, in words.
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+use tcpq_dsl::catalog::{self, FieldDef, ProbeDef, COMMON_FIELDS, PROBES, SOCKET_FIELDS};
+use tcpq_dsl::plan::{FieldType, Unit};
+use tcpq_runtime::{features::Privilege, Kernel};
+
+/// `tcpq -l` (`probe` empty) or `tcpq -l PROBE`; `--markdown` prints the
+/// whole reference as docs/probes.md.
+pub fn run(probe: &str, markdown: bool) -> ExitCode {
+    if markdown {
+        out(&probes_markdown());
+        return ExitCode::SUCCESS;
+    }
+    if probe.is_empty() {
+        let width = PROBES.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        let mut s = String::new();
+        for p in PROBES {
+            let _ = writeln!(s, "{:<width$}  {}", p.name, p.summary);
+        }
+        s.push_str(
+            "\n`tcpq -l PROBE` explains one: the kernel moment, every field, how it attaches.\n",
+        );
+        out(&s);
+        return ExitCode::SUCCESS;
+    }
+    let Some(p) = catalog::probe(probe) else {
+        let names: Vec<&str> = PROBES.iter().map(|p| p.name).collect();
+        let hint = match tcpq_dsl::diagnostic::suggest(probe, names.iter().copied()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("probes are {}", names.join(", ")),
+        };
+        eprintln!("tcpq: error: unknown probe `{probe}`; {hint}");
+        return ExitCode::from(2);
+    };
+    out(&format!(
+        "{}\nOn this kernel:\n  {}\n",
+        explain_probe(p),
+        this_kernel(p)
+    ));
+    ExitCode::SUCCESS
+}
+
+/// Print to stdout, ignoring a closed pipe (`tcpq -l | head`).
+fn out(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+/// Units as a learner says them.
+fn unit_words(ty: FieldType) -> &'static str {
+    match ty {
+        FieldType::Uint(u) | FieldType::Int(u) => match u {
+            Unit::None => "-",
+            Unit::Bytes => "bytes",
+            Unit::Micros => "microseconds",
+            Unit::Millis => "milliseconds",
+            Unit::Segments => "segments",
+            Unit::DropReason => "drop reason (by name)",
+            Unit::RstReason => "reset reason (by name)",
+            Unit::KernelSymbol => "kernel function",
+        },
+        _ => "-",
+    }
+}
+
+/// The type without its unit (the unit has its own column).
+fn type_only(ty: FieldType) -> String {
+    let w = catalog::type_words(ty);
+    match w.find(" (") {
+        Some(i) => w[..i].to_string(),
+        None => w,
+    }
+}
+
+fn wrap(out: &mut String, text: &str, indent: &str, width: usize) {
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        if !line.is_empty() && indent.len() + line.len() + 1 + word.len() > width {
+            let _ = writeln!(out, "{indent}{line}");
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    if !line.is_empty() {
+        let _ = writeln!(out, "{indent}{line}");
+    }
+}
+
+/// One probe in words, for a terminal.
+pub fn explain_probe(p: &ProbeDef) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{} — {}", p.name, p.summary);
+    let _ = writeln!(s);
+    let _ = writeln!(s, "The kernel moment:");
+    wrap(&mut s, p.doc, "  ", 78);
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "How it attaches (template {}; the first strategy this kernel supports wins):",
+        p.template
+    );
+    for (i, st) in p.strategies.iter().enumerate() {
+        let kind = if st.raw {
+            "raw tracepoint"
+        } else {
+            "tracepoint"
+        };
+        let _ = writeln!(
+            s,
+            "  {}. {}: {kind} {}:{}, program {}",
+            i + 1,
+            st.name,
+            st.tracepoint.0,
+            st.tracepoint.1,
+            st.program
+        );
+        wrap(&mut s, st.how, "     ", 78);
+    }
+    let _ = writeln!(s);
+    let rows: Vec<&FieldDef> = p.fields.iter().collect();
+    field_table(&mut s, &format!("Fields of {}:", p.name), &rows);
+    let _ = writeln!(s);
+    let common: Vec<&FieldDef> = COMMON_FIELDS.iter().collect();
+    field_table(&mut s, "Fields every probe has:", &common);
+    let _ = writeln!(s);
+    let sock: Vec<&FieldDef> = SOCKET_FIELDS
+        .iter()
+        .filter(|f| !p.fields.iter().any(|o| o.name == f.name))
+        .collect();
+    field_table(
+        &mut s,
+        "Socket fields (read from the socket when a program uses them):",
+        &sock,
+    );
+    s
+}
+
+fn field_table(s: &mut String, title: &str, fields: &[&FieldDef]) {
+    let _ = writeln!(s, "{title}");
+    let nw = fields.iter().map(|f| f.name.len()).max().unwrap_or(0);
+    let tw = fields
+        .iter()
+        .map(|f| type_only(f.ty).len())
+        .max()
+        .unwrap_or(0);
+    let uw = fields
+        .iter()
+        .map(|f| unit_words(f.ty).len())
+        .max()
+        .unwrap_or(0);
+    for f in fields {
+        let head = format!(
+            "  {:<nw$}  {:<tw$}  {:<uw$}  ",
+            f.name,
+            type_only(f.ty),
+            unit_words(f.ty)
+        );
+        let mut body = String::new();
+        wrap(
+            &mut body,
+            f.doc,
+            "",
+            78usize.saturating_sub(head.len()).max(30),
+        );
+        let pad = " ".repeat(head.len());
+        for (i, l) in body.lines().enumerate() {
+            if i == 0 {
+                let _ = writeln!(s, "{head}{l}");
+            } else {
+                let _ = writeln!(s, "{pad}{l}");
+            }
+        }
+    }
+}
+
+/// Which strategy this kernel would use for `p`, or why that is unknown.
+fn this_kernel(p: &ProbeDef) -> String {
+    if !Privilege::current().sufficient() {
+        return "not checked: reading tracefs needs root or CAP_BPF+CAP_PERFMON".into();
+    }
+    let kernel = match Kernel::open() {
+        Ok(k) => k,
+        Err(e) => return format!("not checked: {e}"),
+    };
+    let plan = match tcpq_dsl::compile(&format!("on {} print pid", p.name), "-l", &[]) {
+        Ok(plan) => plan,
+        Err(_) => return "not checked: the catalog entry does not compile".into(),
+    };
+    let Some(clause) = plan.clauses.first() else {
+        return "not checked".into();
+    };
+    match kernel.choose(clause) {
+        Ok(st) => format!(
+            "strategy {} ({}), program {}",
+            st.strategy.name,
+            tcpq_dsl::plan::Attach::describe(&st.strategy.attach),
+            st.strategy.program
+        ),
+        Err(e) => format!("unavailable: {e}"),
+    }
+}
+
+fn md_cell(text: &str) -> String {
+    text.split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ")
+        .replace('|', "\\|")
+}
+
+/// docs/probes.md, generated from the catalog (`tcpq -l --markdown`).
+pub fn probes_markdown() -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "# Probes");
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "<!-- Generated from dsl/src/catalog.rs by `tcpq -l --markdown`; do not edit. \
+         Refresh: `cargo run -q -- -l --markdown > docs/probes.md` -->"
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "Each probe is a kernel moment you can ask about with `on PROBE`. \
+         `tcpq -l PROBE` shows the same on a terminal, plus the strategy this kernel uses."
+    );
+    let _ = writeln!(s);
+    let _ = writeln!(s, "| probe | what it observes |");
+    let _ = writeln!(s, "| --- | --- |");
+    for p in PROBES {
+        let _ = writeln!(
+            s,
+            "| [`{}`](#{}) | {} |",
+            p.name,
+            p.name,
+            md_cell(p.summary)
+        );
+    }
+    let _ = writeln!(s);
+    for p in PROBES {
+        let _ = writeln!(s, "## {}", p.name);
+        let _ = writeln!(s);
+        let _ = writeln!(s, "{}", md_cell(p.doc));
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "Template `{}`. Strategies, best first (the runtime uses the first this kernel supports):",
+            p.template
+        );
+        let _ = writeln!(s);
+        for (i, st) in p.strategies.iter().enumerate() {
+            let kind = if st.raw {
+                "raw tracepoint"
+            } else {
+                "tracepoint"
+            };
+            let _ = writeln!(
+                s,
+                "{}. `{}`: {kind} `{}:{}`, program `{}`. {}",
+                i + 1,
+                st.name,
+                st.tracepoint.0,
+                st.tracepoint.1,
+                st.program,
+                md_cell(st.how)
+            );
+        }
+        let _ = writeln!(s);
+        md_fields(&mut s, p.fields.iter());
+        let _ = writeln!(s);
+        let _ = writeln!(
+            s,
+            "Plus [the fields every probe has](#fields-every-probe-has) and \
+             [the socket fields](#socket-fields)."
+        );
+        let _ = writeln!(s);
+    }
+    let _ = writeln!(s, "## Fields every probe has");
+    let _ = writeln!(s);
+    md_fields(&mut s, COMMON_FIELDS.iter());
+    let _ = writeln!(s);
+    let _ = writeln!(s, "## Socket fields");
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "Read from the probe's socket (`struct tcp_sock`, at offsets from the kernel's BTF) \
+         only when a program uses them. A probe's own field of the same name wins."
+    );
+    let _ = writeln!(s);
+    md_fields(&mut s, SOCKET_FIELDS.iter());
+    s
+}
+
+fn md_fields<'a>(s: &mut String, fields: impl Iterator<Item = &'a FieldDef>) {
+    let _ = writeln!(s, "| field | type | unit | meaning |");
+    let _ = writeln!(s, "| --- | --- | --- | --- |");
+    for f in fields {
+        let _ = writeln!(
+            s,
+            "| `{}` | {} | {} | {} |",
+            f.name,
+            type_only(f.ty),
+            unit_words(f.ty),
+            md_cell(f.doc)
+        );
+    }
+}
+
+/// `tcpq FILE --help`: the recipe's description, parameters and examples.
+pub fn recipe_help(path: &Path) -> ExitCode {
+    let source = match std::fs::read_to_string(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("tcpq: error: cannot read recipe {}: {e}", path.display());
+            return ExitCode::from(2);
+        }
+    };
+    let origin = path.display().to_string();
+    let recipe = match tcpq_dsl::parse_recipe(&source) {
+        Ok(r) => r,
+        Err(diags) => {
+            eprint!("{}", tcpq_dsl::render_all(&diags, &source, &origin, false));
+            return ExitCode::from(2);
+        }
+    };
+    out(&recipe_text(&origin, &recipe));
+    ExitCode::SUCCESS
+}
+
+pub fn recipe_text(origin: &str, r: &tcpq_dsl::Recipe) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "{origin}");
+    if r.description.is_empty() {
+        let _ = writeln!(s, "  (no description)");
+    } else {
+        wrap(&mut s, &r.description, "  ", 78);
+    }
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "Usage: tcpq {origin}{} [--duration DUR] [--format text|json]",
+        r.params
+            .iter()
+            .map(|p| if p.default.is_some() {
+                format!(" [--param {}=VALUE]", p.name)
+            } else {
+                format!(" --param {}=VALUE", p.name)
+            })
+            .collect::<String>()
+    );
+    let _ = writeln!(s);
+    if r.params.is_empty() {
+        let _ = writeln!(s, "Parameters: none");
+    } else {
+        let _ = writeln!(s, "Parameters:");
+        let nw = r.params.iter().map(|p| p.name.len()).max().unwrap_or(0);
+        let tw = r
+            .params
+            .iter()
+            .map(|p| p.ty.name().len())
+            .max()
+            .unwrap_or(0);
+        for p in &r.params {
+            let default = match &p.default {
+                Some(v) => format!("default {v}"),
+                None => "required".to_string(),
+            };
+            let _ = writeln!(
+                s,
+                "  {:<nw$}  {:<tw$}  {default}{}{}",
+                p.name,
+                p.ty.name(),
+                if p.help.is_empty() { "" } else { "; " },
+                p.help
+            );
+        }
+    }
+    if !r.examples.is_empty() {
+        let _ = writeln!(s);
+        let _ = writeln!(s, "Examples:");
+        for e in &r.examples {
+            let _ = writeln!(s, "  {e}");
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_probe_and_field_is_in_the_reference() {
+        let md = probes_markdown();
+        for p in PROBES {
+            assert!(md.contains(&format!("## {}", p.name)));
+            for f in p.all_fields() {
+                assert!(md.contains(&format!("| `{}` |", f.name)), "{}", f.name);
+            }
+            let text = explain_probe(p);
+            for f in p.all_fields() {
+                assert!(text.contains(f.name), "{}", f.name);
+            }
+        }
+    }
+}

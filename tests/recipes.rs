@@ -1,0 +1,281 @@
+//! Recipes are data: hostile parameter values and junk headers. A value is
+//! either rejected (exit 2, a diagnostic, nothing attached) or used as a
+//! plain value; it never becomes program syntax. Junk headers give exit 2
+//! and a diagnostic, never a panic. All with `--check`: no kernel needed.
+//!
+//! Limits of the test itself: an argument cannot hold a NUL byte (execve
+//! strings are NUL-terminated) nor exceed MAX_ARG_STRLEN (128 KiB), so
+//! `--param` values go up to 120 000 bytes, and NULs and 1 MiB sizes are
+//! tested through recipe files.
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn tcpq(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tcpq"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run tcpq")
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A recipe in a fresh temp file, removed on drop.
+struct Recipe(PathBuf);
+
+impl Recipe {
+    fn new(tag: &str, text: &[u8]) -> Recipe {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "tcpq-recipes-{}-{}-{tag}.tcpq",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&p, text).unwrap();
+        Recipe(p)
+    }
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for Recipe {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+const PORT_RECIPE: &str = "recipes/zero-window.tcpq";
+
+fn check_port(value: &str) -> Output {
+    let param = format!("port={value}");
+    tcpq(&[
+        "--check",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/zero-window.tcpq"),
+        "--param",
+        &param,
+    ])
+}
+
+#[test]
+fn hostile_values_for_a_typed_parameter_are_rejected() {
+    let huge = "9".repeat(120_000);
+    for v in [
+        "8080;print comm",
+        "1;print comm",
+        "8080 or 1 == 1",
+        "8080\nprint comm",
+        "\"8080\"",
+        "'8080'",
+        "$port",
+        "${port}",
+        "８０８０",
+        "",
+        "-1",
+        "65536",
+        "0x1_0000",
+        huge.as_str(),
+    ] {
+        let out = check_port(v);
+        let e = err(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{PORT_RECIPE} --param port={:?} must be rejected; stderr: {e}",
+            v.chars().take(40).collect::<String>()
+        );
+        assert!(e.contains("error["), "a diagnostic: {e}");
+        assert!(
+            e.contains("is not a port number"),
+            "says why: {}",
+            &e[..e.len().min(300)]
+        );
+        assert!(!e.contains("panicked"), "{e}");
+    }
+}
+
+#[test]
+fn the_same_hostile_values_never_reach_the_kernel_as_syntax() {
+    // A huge value is echoed in the diagnostic; it must not explode it.
+    let out = check_port(&"7".repeat(120_000));
+    assert!(
+        err(&out).len() < (1 << 20) + 4096,
+        "{} bytes",
+        err(&out).len()
+    );
+}
+
+#[test]
+fn string_parameters_are_plain_values() {
+    let r = Recipe::new(
+        "str",
+        b"# Who.\n# @param who: string = \"x\"  a comm\non tcp_probe where comm == $who print pid\n",
+    );
+    for v in [
+        "lab-reader\" or 1 == 1 print comm #",
+        "a\nprint comm",
+        "$who",
+        "x;on tcp_retransmit count",
+        "caf\u{e9} \u{1f600}",
+        "it's",
+        "",
+    ] {
+        let out = tcpq(&[
+            "--check",
+            "--explain",
+            r.path(),
+            "--param",
+            &format!("who={v}"),
+        ]);
+        let e = err(&out);
+        let o = String::from_utf8_lossy(&out.stdout);
+        // Accepted as one plain value (one clause, the value quoted), or
+        // rejected with a diagnostic (e.g. a comm longer than the kernel's).
+        match out.status.code() {
+            Some(0) => {
+                assert!(
+                    o.contains("1 clause"),
+                    "the program changed shape for {v:?}:\n{o}"
+                );
+                assert!(!o.contains("tcp_retransmit"), "{o}");
+            }
+            Some(2) => assert!(e.contains("error["), "{e}"),
+            c => panic!("{v:?}: exit {c:?}: {e}"),
+        }
+        assert!(!e.contains("panicked"), "{e}");
+    }
+    // A long string is refused or kept as one value, never a crash. (1 MiB
+    // and NUL bytes cannot be passed as arguments; they are tested through
+    // a file in `file_defaults_with_nul_and_1mib`.)
+    let big = format!("who={}", "a".repeat(120_000));
+    let out = tcpq(&["--check", r.path(), "--param", &big]);
+    assert!(
+        matches!(out.status.code(), Some(0 | 2)),
+        "{}",
+        err(&out).len()
+    );
+}
+
+#[test]
+fn file_defaults_with_nul_and_1mib() {
+    for default in ["a".repeat(1 << 20), "a\0b".to_string()] {
+        let text = format!(
+            "# @param who: string = \"{default}\" x\non tcp_probe where comm == $who print pid\n"
+        );
+        let f = Recipe::new("strfile", text.as_bytes());
+        let out = tcpq(&["--check", f.path()]);
+        assert!(
+            matches!(out.status.code(), Some(0 | 2)),
+            "{}",
+            err(&out).len()
+        );
+        assert!(!err(&out).contains("panicked"));
+    }
+}
+
+#[test]
+fn param_syntax_errors_exit_2() {
+    for p in ["port", "=8080", "port=1", "nope=1"] {
+        let out = tcpq(&[
+            "--check",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/retransmits.tcpq"),
+            "--param",
+            p,
+        ]);
+        assert_eq!(out.status.code(), Some(2), "--param {p}: {}", err(&out));
+    }
+}
+
+#[test]
+fn junk_headers_exit_2_with_a_diagnostic() {
+    let cases: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "unknown directive",
+            b"# @parm port: port\non tcp_probe print pid\n".to_vec(),
+        ),
+        (
+            "bad type",
+            b"# @param port: prot\non tcp_probe print pid\n".to_vec(),
+        ),
+        (
+            "no type",
+            b"# @param port\non tcp_probe print pid\n".to_vec(),
+        ),
+        (
+            "bad default",
+            b"# @param p: port = 99999\non tcp_probe print pid\n".to_vec(),
+        ),
+        (
+            "dup",
+            b"# @param p: port\n# @param p: u64\non tcp_probe print pid\n".to_vec(),
+        ),
+        (
+            "digit name",
+            b"# @param 1p: port\non tcp_probe print pid\n".to_vec(),
+        ),
+        (
+            "unterminated default",
+            b"# @param s: string = \"abc\non tcp_probe print pid\n".to_vec(),
+        ),
+        ("empty directive", b"# @\non tcp_probe print pid\n".to_vec()),
+        (
+            "unicode",
+            "# @paräm p: port\non tcp_probe print pid\n"
+                .as_bytes()
+                .to_vec(),
+        ),
+        (
+            "nul",
+            b"# @param p: po\0rt\non tcp_probe print pid\n".to_vec(),
+        ),
+        (
+            "huge",
+            format!(
+                "# @param p: {}\non tcp_probe print pid\n",
+                "x".repeat(1 << 20)
+            )
+            .into_bytes(),
+        ),
+        (
+            "not utf-8",
+            b"# \xff\xfe @param\non tcp_probe print pid\n".to_vec(),
+        ),
+    ];
+    for (tag, text) in cases {
+        let r = Recipe::new("junk", &text);
+        for args in [vec!["--check", r.path()], vec![r.path(), "--help"]] {
+            let out = tcpq(&args);
+            let e = err(&out);
+            assert_eq!(
+                out.status.code(),
+                Some(2),
+                "{tag} {args:?}: {}",
+                &e[..e.len().min(400)]
+            );
+            assert!(
+                e.contains("error"),
+                "{tag}: a diagnostic: {}",
+                &e[..e.len().min(400)]
+            );
+            assert!(!e.contains("panicked"), "{tag}: {e}");
+        }
+    }
+}
+
+#[test]
+fn recipe_help_shows_the_header() {
+    let r = Recipe::new(
+        "help",
+        b"# Windows on a port.\n#\n# @param port: port  the port\n# @param min: u64 = 5  smallest\n# @example tcpq x.tcpq --param port=80\non tcp_select_window where sport == $port and win >= $min print win\n",
+    );
+    let out = tcpq(&[r.path(), "--help"]);
+    let o = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    assert!(o.contains("Windows on a port."), "{o}");
+    assert!(o.contains("port  port  required; the port"), "{o}");
+    assert!(o.contains("min   u64   default 5; smallest"), "{o}");
+    assert!(o.contains("tcpq x.tcpq --param port=80"), "{o}");
+}
