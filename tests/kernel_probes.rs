@@ -1187,3 +1187,36 @@ fn socketless_events_carry_their_netns() {
         );
     }
 }
+
+#[test]
+#[ignore = "tcp_state reads sk_cookie without generating it: sock_cookie is 0 unless \
+            another program (e.g. the tcp_probe tracepoint) already asked for it"]
+fn state_events_carry_the_socket_cookie() {
+    if !common::require_root() {
+        return;
+    }
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("kpk");
+    let t = tcpq(&format!(
+        "on tcp_state where dport == {port} print sport, oldstate, newstate, sock_cookie"
+    ));
+    let mut s = Server::start(&pair.srv, IpAddr::V4(pair.srv_v4()), port, &[], dir.path());
+    let mut c = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        1000,
+        &[],
+        dir.path(),
+    );
+    c.wait(Duration::from_secs(10));
+    s.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(200));
+    let (events, ctx) = finish(t);
+    // The client socket, from CLOSE -> SYN_SENT to its CLOSE: one cookie.
+    let cookies: BTreeSet<u64> = events.iter().map(|e| field_u64(e, "sock_cookie")).collect();
+    assert!(events.len() >= 3, "{ctx}");
+    assert_eq!(cookies.len(), 1, "one socket, one cookie{ctx}");
+    assert!(!cookies.contains(&0), "cookie 0 is no id{ctx}");
+}
