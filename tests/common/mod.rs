@@ -14,13 +14,15 @@
 pub mod bpf;
 pub mod capture;
 pub mod netns;
+pub mod ss;
 pub mod tcpgen;
 pub mod tcpq;
 pub mod tracefs;
 
 pub use capture::{count, packets, Capture, Packet};
 pub use netns::{Loss, NetnsPair};
-pub use tcpgen::{Client, Server, TcpGenLog};
+pub use ss::{ss_port, SsSock};
+pub use tcpgen::{Client, Launch, Server, TcpGenLog};
 pub use tcpq::Tcpq;
 pub use tracefs::TraceInstance;
 

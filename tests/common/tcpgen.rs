@@ -21,17 +21,64 @@ pub fn python() -> &'static str {
 }
 
 fn spawn(ns: &str, args: &[String], stderr_path: &Path) -> Child {
-    Command::new("ip")
-        .args(["netns", "exec", ns, python()])
-        .arg(tool("tcpgen.py"))
-        .args(args)
-        .stdin(Stdio::null())
+    spawn_as(ns, args, stderr_path, &Launch::default())
+}
+
+/// How to start a generator besides its namespace: as another user, inside
+/// a cgroup. The socket's `uid` and cgroup are fixed when it is created, so
+/// the process must be in them from the start.
+#[derive(Debug, Clone, Default)]
+pub struct Launch {
+    /// Real and effective uid (`setpriv --reuid/--regid`); the log file is
+    /// created beforehand and handed to that user.
+    pub uid: Option<u32>,
+    /// A cgroup v2 directory to enter before exec (`cgroup.procs`).
+    pub cgroup: Option<PathBuf>,
+}
+
+fn spawn_as(ns: &str, args: &[String], stderr_path: &Path, launch: &Launch) -> Child {
+    let mut argv: Vec<String> = vec!["ip".into(), "netns".into(), "exec".into(), ns.into()];
+    if let Some(uid) = launch.uid {
+        argv.extend([
+            "setpriv".into(),
+            format!("--reuid={uid}"),
+            format!("--regid={uid}"),
+            "--clear-groups".into(),
+        ]);
+    }
+    argv.push(python().into());
+    argv.push(tool("tcpgen.py").display().to_string());
+    argv.extend(args.iter().cloned());
+    let mut cmd = match &launch.cgroup {
+        // `exec` keeps the pid that joined the cgroup; children inherit it.
+        Some(cg) => {
+            let mut c = Command::new("sh");
+            c.arg("-c")
+                .arg(r#"echo $$ > "$0/cgroup.procs" && exec "$@""#)
+                .arg(cg)
+                .args(&argv);
+            c
+        }
+        None => {
+            let mut c = Command::new(&argv[0]);
+            c.args(&argv[1..]);
+            c
+        }
+    };
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::from(
             File::create(stderr_path).expect("create stderr file"),
         ))
         .spawn()
         .expect("spawn tcpgen.py")
+}
+
+/// Create `path` empty and give it to `uid` (a generator running as that
+/// user appends its log there).
+fn hand_over(path: &Path, uid: u32) {
+    File::create(path).expect("create log file");
+    std::os::unix::fs::chown(path, Some(uid), Some(uid)).expect("chown log file");
 }
 
 /// The parsed JSON-lines log of one tcpgen process.
@@ -51,6 +98,10 @@ impl TcpGenLog {
                 .collect(),
             stderr: std::fs::read_to_string(stderr).unwrap_or_default(),
         }
+    }
+    /// Every record with this `event`, in order.
+    pub fn all(&self, event: &str) -> Vec<&Value> {
+        self.events.iter().filter(|e| e["event"] == event).collect()
     }
     /// The first record with this `event`.
     pub fn get(&self, event: &str) -> Option<&Value> {
@@ -179,6 +230,19 @@ impl Client {
         extra: &[&str],
         dir: &Path,
     ) -> Client {
+        Self::start_as(ns, addr, port, bytes, extra, dir, &Launch::default())
+    }
+
+    /// `start`, as another user and/or inside a cgroup (see [`Launch`]).
+    pub fn start_as(
+        ns: &str,
+        addr: IpAddr,
+        port: u16,
+        bytes: u64,
+        extra: &[&str],
+        dir: &Path,
+        launch: &Launch,
+    ) -> Client {
         let tag = super::next_id();
         let log = dir.join(format!("client-{port}-{tag}.jsonl"));
         let stderr = dir.join(format!("client-{port}-{tag}.stderr"));
@@ -196,8 +260,15 @@ impl Client {
         .collect();
         args.extend(["--log".into(), log.display().to_string()]);
         args.extend(extra.iter().map(|s| s.to_string()));
+        if let Some(uid) = launch.uid {
+            hand_over(&log, uid);
+            // python must reach the script and the log through the temp dir.
+            let mut perm = std::fs::metadata(dir).expect("stat dir").permissions();
+            std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
+            std::fs::set_permissions(dir, perm).expect("chmod dir");
+        }
         Client {
-            child: Some(spawn(ns, &args, &stderr)),
+            child: Some(spawn_as(ns, &args, &stderr, launch)),
             log,
             stderr,
         }

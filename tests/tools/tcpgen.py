@@ -3,18 +3,24 @@
 
   tcpgen.py server --bind ADDR --port P [--idle-before-read S] [--read-size N]
                    [--read-delay-ms D] [--rcvbuf N] [--max-seconds T]
-                   --log FILE --ready-file F [--comm NAME]
+                   [--accept N] [--close-unread] [--reply K --reply-after B
+                   --reply-delay S] --log FILE --ready-file F [--comm NAME]
   tcpgen.py client --connect ADDR --port P --bytes N [--max-seconds T]
-                   [--sndbuf N] [--hold-seconds H] --log FILE [--comm NAME]
+                   [--sndbuf N] [--hold-seconds H] [--connections N]
+                   [--read-reply K] [--linger0] [--connect-timeout S]
+                   --log FILE [--comm NAME]
 
-Every run is bounded: the server accepts one connection and exits when the
-peer closes or after --max-seconds; the client stops writing after --bytes or
---max-seconds. Each process renames itself with prctl(PR_SET_NAME) so the
+Every run is bounded: the server accepts --accept connections (default 1),
+one after the other, and exits when the last peer closes or after
+--max-seconds; the client makes --connections connections (default 1), one
+after the other, and stops writing after --bytes or --max-seconds. Each process renames itself with prctl(PR_SET_NAME) so the
 kernel's comm is recognisable (`tcpq-reader` / `tcpq-writer` by default).
 
 The log is JSON lines; every line has "event", "pid", "comm", "t" (seconds
 since start) and "wall" (epoch seconds, comparable with pcap timestamps). Events: server: listening, accepted, first_read, done;
-client: connected, done, closed.
+client: connecting, connected, done, closing, closed (one of each per connection), reply,
+refused, timeout. Every record also carries "uid" (the real uid, for tests
+run under `setpriv --reuid`).
 """
 
 import argparse
@@ -55,7 +61,7 @@ class Log:
         self.comm = comm
 
     def __call__(self, event, **kw):
-        rec = {"event": event, "pid": os.getpid(), "comm": self.comm,
+        rec = {"event": event, "pid": os.getpid(), "comm": self.comm, "uid": os.getuid(),
                "t": round(time.monotonic() - T0, 6), "wall": time.time()}
         rec.update(kw)
         self.f.write(json.dumps(rec, sort_keys=True) + "\n")
@@ -85,7 +91,7 @@ def server(a):
         # window advertised in the SYN-ACK is derived from it.
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, a.rcvbuf)
     ls.bind((a.bind, a.port))
-    ls.listen(1)
+    ls.listen(16)
     log("listening", addr=a.bind, port=a.port,
         rcvbuf=ls.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
     tmp = a.ready_file + ".tmp"
@@ -94,13 +100,28 @@ def server(a):
     os.rename(tmp, a.ready_file)
 
     ls.settimeout(remaining(deadline))
-    try:
-        conn, peer = ls.accept()
-    except socket.timeout:
-        log("done", bytes=0, reason="accept timeout")
-        return 2
+    for _ in range(a.accept):
+        try:
+            conn, peer = ls.accept()
+        except socket.timeout:
+            log("done", bytes=0, reason="accept timeout")
+            return 2
+        log("accepted", peer=peer[0], **ports(conn))
+        serve_one(a, log, conn, deadline)
     ls.close()
-    log("accepted", peer=peer[0], **ports(conn))
+    return 0
+
+
+def serve_one(a, log, conn, deadline):
+    # Taken now: after a reset the socket no longer has a peer.
+    where = ports(conn)
+    if a.close_unread:
+        # Wait for data, then close without reading it: the kernel answers
+        # with a reset (data was lost) instead of a FIN.
+        select.select([conn], [], [], remaining(deadline))
+        log("closed_unread", **where)
+        conn.close()
+        return
 
     # Accepted but unread: the receive queue fills and the window closes.
     if a.idle_before_read > 0:
@@ -108,6 +129,7 @@ def server(a):
 
     total = 0
     reads = 0
+    replied = a.reply <= 0
     reason = "deadline"
     conn.setblocking(False)
     while True:
@@ -131,11 +153,19 @@ def server(a):
             log("first_read", bytes=len(data))
         total += len(data)
         reads += 1
+        if not replied and total >= a.reply_after:
+            # Late enough that every ACK of the peer's data has arrived
+            # there: the reply is then the last segment the peer receives.
+            time.sleep(min(a.reply_delay, remaining(deadline)))
+            conn.setblocking(True)
+            conn.sendall(b"r" * a.reply)
+            conn.setblocking(False)
+            log("replied", bytes=a.reply)
+            replied = True
         if a.read_delay_ms > 0:
             time.sleep(min(a.read_delay_ms / 1000.0, remaining(deadline)))
-    log("done", bytes=total, reads=reads, reason=reason, **ports(conn))
+    log("done", bytes=total, reads=reads, reason=reason, **where)
     conn.close()
-    return 0
 
 
 def outq(sock):
@@ -148,13 +178,32 @@ def client(a):
     comm = set_comm(a.comm or "tcpq-writer")
     log = Log(a.log, comm)
     deadline = time.monotonic() + a.max_seconds
+    for _ in range(a.connections):
+        rc = client_one(a, log, deadline)
+        if rc != 0:
+            return rc
+    return 0
+
+
+def client_one(a, log, deadline):
     s = socket.socket(family_of(a.connect), socket.SOCK_STREAM)
     if a.sndbuf:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, a.sndbuf)
-    s.settimeout(remaining(deadline))
-    s.connect((a.connect, a.port))
+    s.settimeout(min(remaining(deadline), a.connect_timeout or remaining(deadline)))
+    log("connecting")
+    try:
+        s.connect((a.connect, a.port))
+    except ConnectionRefusedError:
+        log("refused", lport=s.getsockname()[1])
+        s.close()
+        return 0
+    except socket.timeout:
+        log("timeout", lport=s.getsockname()[1])
+        s.close()
+        return 0
     s.setblocking(False)
-    log("connected", **ports(s))
+    where = ports(s)
+    log("connected", **where)
     chunk = b"x" * 65536
     total = 0
     reason = "bytes"
@@ -185,9 +234,27 @@ def client(a):
             if unacked == 0:
                 break
             time.sleep(0.01)
-    log("done", bytes=total, reason=reason, unacked=unacked, **ports(s))
+    log("done", bytes=total, reason=reason, unacked=unacked, **where)
+    if a.read_reply > 0:
+        got = 0
+        while got < a.read_reply and remaining(deadline) > 0:
+            r, _, _ = select.select([s], [], [], remaining(deadline))
+            if not r:
+                continue
+            try:
+                data = s.recv(a.read_reply - got)
+            except (BlockingIOError, InterruptedError):
+                continue
+            if not data:
+                break
+            got += len(data)
+        log("reply", bytes=got)
     if a.hold_seconds > 0:
         time.sleep(remaining(min(deadline, time.monotonic() + a.hold_after_ack)))
+    log("closing")
+    if a.linger0:
+        # SO_LINGER {on, 0}: close() aborts the connection with a reset.
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.close()
     log("closed")
     return 0
@@ -208,6 +275,15 @@ def main(argv):
     s.add_argument("--log", required=True)
     s.add_argument("--ready-file", required=True)
     s.add_argument("--comm", default="")
+    s.add_argument("--accept", type=int, default=1,
+                   help="connections to accept, one after the other")
+    s.add_argument("--close-unread", action="store_true",
+                   help="close each connection as soon as data arrives, unread (a reset)")
+    s.add_argument("--reply", type=int, default=0,
+                   help="send this many bytes back once --reply-after bytes were read")
+    s.add_argument("--reply-after", type=int, default=1)
+    s.add_argument("--reply-delay", type=float, default=0.5,
+                   help="seconds to wait before replying")
 
     c = sub.add_parser("client")
     c.add_argument("--connect", required=True)
@@ -221,10 +297,22 @@ def main(argv):
                    help="with --hold-seconds: keep the socket open this long after the last ack")
     c.add_argument("--log", required=True)
     c.add_argument("--comm", default="")
+    c.add_argument("--connections", type=int, default=1,
+                   help="connect this many times, one after the other")
+    c.add_argument("--read-reply", type=int, default=0,
+                   help="after the data is acknowledged, read this many bytes back")
+    c.add_argument("--linger0", action="store_true",
+                   help="close with SO_LINGER 0: abort with a reset")
+    c.add_argument("--connect-timeout", type=float, default=0.0,
+                   help="give up connecting after this long (logged as timeout)")
 
     a = p.parse_args(argv)
     if a.max_seconds <= 0 or a.max_seconds > 120:
         p.error("--max-seconds must be in (0, 120]")
+    if a.cmd == "server" and not 1 <= a.accept <= 1000:
+        p.error("--accept must be in [1, 1000]")
+    if a.cmd == "client" and not 1 <= a.connections <= 1000:
+        p.error("--connections must be in [1, 1000]")
     return server(a) if a.cmd == "server" else client(a)
 
 

@@ -1,0 +1,1222 @@
+//! tcpq's socket-life probes against the kernel's own view.
+//!
+//! Each test builds its own pair of network namespaces, drives bounded
+//! traffic with `tests/tools/tcpgen.py`, and compares tcpq's events with
+//! ground truth that never comes from tcpq:
+//! - `nstat` counters of each namespace (TcpActiveOpens, TcpPassiveOpens,
+//!   TcpOutRsts, TcpEstabResets, TcpAttemptFails, TcpRetransSegs): the
+//!   namespaces hold only the test's connections, so deltas are exact;
+//! - `ss -tinm` of a connection the generator holds open (wscale, mss, rtt,
+//!   cwnd, bytes_acked, bytes_received, skmem rb);
+//! - a packet capture (SYN options, SYNs, RSTs);
+//! - a private tracefs instance (`sock:inet_sock_set_state`,
+//!   `tcp:tcp_send_reset`): the kernel's own event stream;
+//! - the generator's log (ports, byte counts, pid, uid, times) and the nft
+//!   rule counter.
+//!
+//! tcpq sees every namespace, so every program filters on the pair's unique
+//! port, and the tests also check the events' `netns`.
+//!
+//! Needs root; skipped otherwise, and failing instead when `CI` is set.
+
+mod common;
+
+use common::tcpq::{field_bool, field_str, field_u64, json_lines};
+use common::{
+    exec_ok, nstat, packets, ss_port, sysctl, Capture, Client, Launch, NetnsPair, Server, SsSock,
+    Tcpq, TempDir, TraceInstance,
+};
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::IpAddr;
+use std::time::{Duration, Instant};
+
+/// Start tcpq on `program` (JSON output) and wait until it is attached.
+fn tcpq(program: &str) -> Tcpq {
+    let mut t = Tcpq::spawn(&["-e", program, "--format", "json"]);
+    t.wait_attached(Duration::from_secs(10));
+    t
+}
+
+/// Stop tcpq (SIGINT) and return its events, with stdout and stderr for
+/// failure messages.
+fn finish(mut t: Tcpq) -> (Vec<Value>, String) {
+    let (st, stdout, stderr) = t.stop(Duration::from_secs(5));
+    let ctx = format!(
+        "\ntcpq {:?} ({st})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        t.args
+    );
+    (json_lines(&stdout), ctx)
+}
+
+/// The events of one probe (multi-clause programs tag each line).
+fn of<'a>(events: &'a [Value], probe: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e.get("probe").is_none_or(|p| p == probe))
+        .collect()
+}
+
+/// The inode of a named network namespace: tcpq's `netns` field.
+fn netns_inode(ns: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/run/netns/{ns}"))
+        .unwrap_or_else(|e| panic!("stat /run/netns/{ns}: {e}"))
+        .ino()
+}
+
+fn delta(before: &std::collections::HashMap<String, u64>, ns: &str, c: &str) -> u64 {
+    nstat(ns, &[c])[c] - before[c]
+}
+
+/// The one socket in `socks` with this local and remote port.
+fn sock(socks: &[SsSock], lport: u16, rport: u16, ns: &str) -> SsSock {
+    let found: Vec<&SsSock> = socks
+        .iter()
+        .filter(|s| s.lport == lport && s.rport == rport)
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "ss in {ns}: expected one socket {lport}->{rport}: {socks:#?}"
+    );
+    found[0].clone()
+}
+
+#[test]
+fn connect_and_accept_without_window_scaling_match_nstat_and_the_wire() {
+    if !common::require_root() {
+        return;
+    }
+    let t0 = Instant::now();
+    const N: usize = 5;
+    let pair = NetnsPair::new();
+    sysctl(&pair.srv, "net.ipv4.tcp_window_scaling", "0");
+    let port = pair.port();
+    let dir = TempDir::new("kpc");
+    let pcap = dir.join("cli.pcap");
+    let fields = "pid, comm, sport, dport, netns, wscale_ok, snd_wscale, rcv_wscale, mss";
+    let t = tcpq(&format!(
+        "on tcp_connect where dport == {port} print {fields}\n\
+         on tcp_accept where sport == {port} print {fields}"
+    ));
+    let cli0 = nstat(&pair.cli, &["TcpActiveOpens"]);
+    let srv0 = nstat(&pair.srv, &["TcpPassiveOpens"]);
+    let mut cap = Capture::start(&pair.cli, pair.cli_if(), &format!("tcp port {port}"), &pcap);
+    let mut server = Server::start(
+        &pair.srv,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        &["--accept", &N.to_string()],
+        dir.path(),
+    );
+    let mut client = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        1000,
+        &["--connections", &N.to_string()],
+        dir.path(),
+    );
+    let wlog = client.wait(Duration::from_secs(10));
+    let rlog = server.wait(Duration::from_secs(10));
+    let active = delta(&cli0, &pair.cli, "TcpActiveOpens");
+    let passive = delta(&srv0, &pair.srv, "TcpPassiveOpens");
+    std::thread::sleep(Duration::from_millis(200));
+    cap.stop();
+    let (events, ctx) = finish(t);
+
+    let lports: BTreeSet<u64> = wlog
+        .all("connected")
+        .iter()
+        .map(|e| e["lport"].as_u64().unwrap())
+        .collect();
+    assert_eq!(lports.len(), N, "generator made {N} connections: {wlog:?}");
+    assert_eq!(rlog.all("accepted").len(), N, "server {rlog:?}");
+    assert_eq!(active as usize, N, "TcpActiveOpens delta in the client ns");
+    assert_eq!(
+        passive as usize, N,
+        "TcpPassiveOpens delta in the server ns"
+    );
+    // The wire: the client offers scaling in every SYN, the server (scaling
+    // off) never answers with the option.
+    let pk = packets(&pcap);
+    let syns: Vec<_> = pk.iter().filter(|p| p.syn() && !p.ack_flag()).collect();
+    let synacks: Vec<_> = pk.iter().filter(|p| p.syn() && p.ack_flag()).collect();
+    assert_eq!(syns.len(), N, "SYNs on the wire");
+    assert_eq!(synacks.len(), N, "SYN-ACKs on the wire");
+    assert!(syns.iter().all(|p| p.wscale.is_some()), "{syns:?}");
+    assert!(synacks.iter().all(|p| p.wscale.is_none()), "{synacks:?}");
+
+    let connects = of(&events, "tcp_connect");
+    let accepts = of(&events, "tcp_accept");
+    assert_eq!(
+        connects.len(),
+        N,
+        "tcp_connect events (TcpActiveOpens +{active}){ctx}"
+    );
+    assert_eq!(
+        accepts.len(),
+        N,
+        "tcp_accept events (TcpPassiveOpens +{passive}){ctx}"
+    );
+    let (cli_ns, srv_ns) = (netns_inode(&pair.cli), netns_inode(&pair.srv));
+    let got: BTreeSet<u64> = connects.iter().map(|e| field_u64(e, "sport")).collect();
+    assert_eq!(got, lports, "connect sports vs the generator's ports{ctx}");
+    let got: BTreeSet<u64> = accepts.iter().map(|e| field_u64(e, "dport")).collect();
+    assert_eq!(got, lports, "accept dports vs the generator's ports{ctx}");
+    for e in &connects {
+        assert_eq!(field_u64(e, "netns"), cli_ns, "{e}{ctx}");
+        assert_eq!(field_u64(e, "pid"), wlog.pid() as u64, "{e}{ctx}");
+        assert_eq!(field_str(e, "comm"), "tcpq-writer", "{e}{ctx}");
+    }
+    for e in &accepts {
+        assert_eq!(field_u64(e, "netns"), srv_ns, "{e}{ctx}");
+    }
+    for e in connects.iter().chain(accepts.iter()) {
+        assert!(
+            !field_bool(e, "wscale_ok"),
+            "scaling is off on the server: {e}{ctx}"
+        );
+        assert_eq!(field_u64(e, "snd_wscale"), 0, "{e}{ctx}");
+        assert_eq!(field_u64(e, "rcv_wscale"), 0, "{e}{ctx}");
+    }
+    eprintln!(
+        "connect/accept, scaling off: {N} + {N} events == TcpActiveOpens +{active}, \
+         TcpPassiveOpens +{passive}, all wscale_ok=false, {:?}",
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn connect_and_accept_negotiation_matches_ss_and_the_syn_options() {
+    if !common::require_root() {
+        return;
+    }
+    let t0 = Instant::now();
+    let pair = NetnsPair::new();
+    // Different receive-buffer ceilings give each side its own window scale,
+    // so a swapped snd_wscale/rcv_wscale cannot pass.
+    sysctl(&pair.cli, "net.ipv4.tcp_rmem", "4096\t131072\t1048576");
+    sysctl(&pair.srv, "net.ipv4.tcp_rmem", "4096\t131072\t33554432");
+    let port = pair.port();
+    let dir = TempDir::new("kpn");
+    let pcap = dir.join("cli.pcap");
+    let fields = "sport, dport, wscale_ok, snd_wscale, rcv_wscale, mss, snd_wnd, rcv_wnd";
+    let t = tcpq(&format!(
+        "on tcp_connect where dport == {port} print {fields}\n\
+         on tcp_accept where sport == {port} print {fields}"
+    ));
+    let mut cap = Capture::start(&pair.cli, pair.cli_if(), &format!("tcp port {port}"), &pcap);
+    let mut server = Server::start(&pair.srv, IpAddr::V4(pair.srv_v4()), port, &[], dir.path());
+    let mut client = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        1000,
+        &["--hold-seconds", "5", "--hold-after-ack", "2"],
+        dir.path(),
+    );
+    let wlog = client.wait_event("done", Duration::from_secs(10));
+    let lport = wlog.lport();
+    // The connection is established and held open: the kernel's view now.
+    let ss_cli = sock(&ss_port(&pair.cli, port), lport, port, &pair.cli);
+    let ss_srv = sock(&ss_port(&pair.srv, port), port, lport, &pair.srv);
+    client.wait(Duration::from_secs(10));
+    server.wait(Duration::from_secs(10));
+    cap.stop();
+    let (events, ctx) = finish(t);
+
+    let pk = packets(&pcap);
+    let syn = pk.iter().find(|p| p.syn() && !p.ack_flag()).expect("SYN");
+    let synack = pk
+        .iter()
+        .find(|p| p.syn() && p.ack_flag())
+        .expect("SYN-ACK");
+    let (cli_ws, srv_ws) = (
+        syn.wscale.expect("SYN wscale"),
+        synack.wscale.expect("SYN-ACK wscale"),
+    );
+    assert_ne!(
+        cli_ws, srv_ws,
+        "the two sides should scale differently here"
+    );
+    let ctx = format!(
+        "{ctx}\nss client:\n{}\nss server:\n{}\nSYN wscale {cli_ws}, SYN-ACK wscale {srv_ws}",
+        ss_cli.text, ss_srv.text
+    );
+
+    let connects = of(&events, "tcp_connect");
+    let accepts = of(&events, "tcp_accept");
+    assert_eq!(connects.len(), 1, "{ctx}");
+    assert_eq!(accepts.len(), 1, "{ctx}");
+    let (c, a) = (connects[0], accepts[0]);
+    assert_eq!(field_u64(c, "sport"), lport as u64, "{ctx}");
+    assert_eq!(field_u64(a, "dport"), lport as u64, "{ctx}");
+    for (e, ss, own, peer) in [(c, &ss_cli, cli_ws, srv_ws), (a, &ss_srv, srv_ws, cli_ws)] {
+        assert!(field_bool(e, "wscale_ok"), "{e}{ctx}");
+        let (snd, rcv) = ss.wscale().expect("ss shows wscale");
+        assert_eq!(
+            field_u64(e, "snd_wscale"),
+            snd,
+            "snd_wscale vs ss: {e}{ctx}"
+        );
+        assert_eq!(
+            field_u64(e, "rcv_wscale"),
+            rcv,
+            "rcv_wscale vs ss: {e}{ctx}"
+        );
+        assert_eq!(
+            field_u64(e, "snd_wscale"),
+            peer as u64,
+            "vs the peer's SYN option: {e}{ctx}"
+        );
+        assert_eq!(
+            field_u64(e, "rcv_wscale"),
+            own as u64,
+            "vs our SYN option: {e}{ctx}"
+        );
+        assert_eq!(field_u64(e, "mss"), ss.num("mss"), "mss vs ss: {e}{ctx}");
+    }
+    eprintln!(
+        "negotiation: connect {c} accept {a} == ss wscale {:?} / {:?}, {:?}",
+        ss_cli.wscale(),
+        ss_srv.wscale(),
+        t0.elapsed()
+    );
+}
+
+/// `(sport, dport, oldstate, newstate)` of inet_sock_set_state events,
+/// grouped per socket role: the client (dport == port), the server's
+/// connection (sport == port, dport != 0), the listener (sport == port,
+/// dport == 0).
+type Moves = BTreeMap<&'static str, Vec<(String, String)>>;
+
+fn role(sport: u64, dport: u64, port: u16) -> Option<&'static str> {
+    match (sport == port as u64, dport) {
+        (false, d) if d == port as u64 => Some("client"),
+        (true, 0) => Some("listener"),
+        (true, _) => Some("server"),
+        _ => None,
+    }
+}
+
+#[test]
+fn close_reports_the_bytes_ss_saw_and_state_moves_match_the_kernel_stream() {
+    if !common::require_root() {
+        return;
+    }
+    let t0 = Instant::now();
+    const N: u64 = 300_000;
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("kpl");
+    let t = tcpq(&format!(
+        "on tcp_state where sport == {port} or dport == {port} print sport, dport, oldstate, newstate, duration\n\
+         on tcp_close where sport == {port} or dport == {port} \
+         print pid, comm, sport, dport, bytes_acked, bytes_received, total_retrans, duration, netns"
+    ));
+    let trace = TraceInstance::new(&[(
+        "sock/inet_sock_set_state",
+        &format!("protocol == 6 && (sport == {port} || dport == {port})"),
+    )]);
+    let retrans0 = nstat(&pair.cli, &["TcpRetransSegs"]);
+    let started = Instant::now();
+    let mut server = Server::start(&pair.srv, IpAddr::V4(pair.srv_v4()), port, &[], dir.path());
+    let mut client = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        N,
+        &["--hold-seconds", "5", "--hold-after-ack", "1"],
+        dir.path(),
+    );
+    let wlog = client.wait_event("done", Duration::from_secs(10));
+    let lport = wlog.lport();
+    // Everything is acknowledged and the socket still open: the kernel's
+    // counts before the FINs.
+    let ss_cli = sock(&ss_port(&pair.cli, port), lport, port, &pair.cli);
+    let ss_srv = sock(&ss_port(&pair.srv, port), port, lport, &pair.srv);
+    let wlog = client.wait(Duration::from_secs(10));
+    let rlog = server.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(200));
+    trace.stop();
+    let (events, ctx) = finish(t);
+    let upper = started.elapsed();
+    let retrans = delta(&retrans0, &pair.cli, "TcpRetransSegs");
+    assert_eq!(wlog.bytes(), N, "{wlog:?}");
+    assert_eq!(rlog.bytes(), N, "{rlog:?}");
+    let ctx = format!(
+        "{ctx}\nss client:\n{}\nss server:\n{}",
+        ss_cli.text, ss_srv.text
+    );
+
+    // Kernel semantics (tcp_info): bytes_acked counts acknowledged sequence
+    // space, so the SYN adds 1; bytes_received counts data only until the
+    // peer's FIN arrives, which adds 1.
+    assert_eq!(
+        ss_cli.num("bytes_acked"),
+        N + 1,
+        "ss client bytes_acked{ctx}"
+    );
+    assert_eq!(
+        ss_srv.num("bytes_received"),
+        N,
+        "ss server bytes_received{ctx}"
+    );
+
+    // State moves: the same per-socket sequences as the kernel's own
+    // tracepoint stream, each chained (old == previous new), ending in CLOSE.
+    let mut kernel: Moves = BTreeMap::new();
+    for ev in trace.events() {
+        let num = |k: &str| ev.get(k).parse::<u64>().unwrap_or(u64::MAX);
+        if let Some(r) = role(num("sport"), num("dport"), port) {
+            let st = |k: &str| ev.get(k).trim_start_matches("TCP_").to_string();
+            kernel
+                .entry(r)
+                .or_default()
+                .push((st("oldstate"), st("newstate")));
+        }
+    }
+    let mut ours: Moves = BTreeMap::new();
+    for e in of(&events, "tcp_state") {
+        if let Some(r) = role(field_u64(e, "sport"), field_u64(e, "dport"), port) {
+            ours.entry(r)
+                .or_default()
+                .push((field_str(e, "oldstate"), field_str(e, "newstate")));
+        }
+    }
+    assert_eq!(
+        ours, kernel,
+        "tcp_state vs tracefs inet_sock_set_state{ctx}"
+    );
+    for (r, first) in [
+        ("client", ("CLOSE", "SYN_SENT")),
+        ("server", ("LISTEN", "SYN_RECV")),
+    ] {
+        let moves = &ours[r];
+        assert_eq!(moves[0], (first.0.into(), first.1.into()), "{r}: {moves:?}");
+        assert_eq!(moves.last().unwrap().1, "CLOSE", "{r}: {moves:?}");
+        for w in moves.windows(2) {
+            assert_eq!(w[0].1, w[1].0, "{r}: moves not chained: {moves:?}");
+        }
+    }
+
+    let closes = of(&events, "tcp_close");
+    assert_eq!(
+        closes.len(),
+        2,
+        "one close per side, listener excluded{ctx}"
+    );
+    let cli_close = closes
+        .iter()
+        .find(|e| field_u64(e, "sport") == lport as u64)
+        .unwrap_or_else(|| panic!("no client close{ctx}"));
+    let srv_close = closes
+        .iter()
+        .find(|e| field_u64(e, "sport") == port as u64)
+        .unwrap_or_else(|| panic!("no server close{ctx}"));
+    // The FIN: acknowledged on the client's side, received on the server's.
+    assert_eq!(
+        field_u64(cli_close, "bytes_acked"),
+        ss_cli.num("bytes_acked") + 1,
+        "{ctx}"
+    );
+    assert_eq!(
+        field_u64(srv_close, "bytes_received"),
+        ss_srv.num("bytes_received") + 1,
+        "{ctx}"
+    );
+    assert_eq!(
+        field_u64(cli_close, "total_retrans"),
+        retrans,
+        "TcpRetransSegs{ctx}"
+    );
+    assert_eq!(
+        field_u64(cli_close, "netns"),
+        netns_inode(&pair.cli),
+        "{ctx}"
+    );
+    assert_eq!(
+        field_u64(srv_close, "netns"),
+        netns_inode(&pair.srv),
+        "{ctx}"
+    );
+    // Durations: the handshake began before connect()/accept() returned and
+    // the socket closed after close() was called; all of it happened while
+    // this test was running.
+    let us =
+        |a: &Value, b: &Value| ((b["t"].as_f64().unwrap() - a["t"].as_f64().unwrap()) * 1e6) as u64;
+    let cli_min = us(wlog.get("connected").unwrap(), wlog.get("closing").unwrap());
+    let srv_min = us(rlog.get("accepted").unwrap(), rlog.get("done").unwrap());
+    for (e, min) in [(cli_close, cli_min), (srv_close, srv_min)] {
+        let d = field_u64(e, "duration");
+        assert!(
+            d >= min,
+            "duration {d} us < the generator's {min} us: {e}{ctx}"
+        );
+        assert!(
+            d <= upper.as_micros() as u64,
+            "duration {d} us > the test's {upper:?}: {e}{ctx}"
+        );
+    }
+    eprintln!(
+        "close: client {cli_close}, server {srv_close}; ss bytes_acked {} bytes_received {}; \
+         {} moves == tracefs, {:?}",
+        ss_cli.num("bytes_acked"),
+        ss_srv.num("bytes_received"),
+        ours.values().map(Vec::len).sum::<usize>(),
+        t0.elapsed()
+    );
+}
+
+/// `(src port, dst port, reason)` of `tcp:tcp_send_reset` lines.
+fn sent_resets(trace: &TraceInstance, port: u16) -> Vec<(u16, u16, String)> {
+    let p = |s: &str| {
+        s.rsplit(':')
+            .next()
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0u16)
+    };
+    trace
+        .events()
+        .iter()
+        .filter(|e| e.name == "tcp_send_reset")
+        .map(|e| {
+            (
+                p(e.get("src")),
+                p(e.get("dest")),
+                e.get("reason").to_string(),
+            )
+        })
+        .filter(|(s, d, _)| *s == port || *d == port)
+        .collect()
+}
+
+struct ResetRun {
+    events: Vec<Value>,
+    ctx: String,
+    cli_ns: u64,
+    srv_ns: u64,
+    /// nstat deltas per namespace.
+    cli: BTreeMap<&'static str, u64>,
+    srv: BTreeMap<&'static str, u64>,
+    /// RSTs on the wire, from the server port / to it.
+    rst_from_srv: usize,
+    rst_from_cli: usize,
+    kernel: Vec<(u16, u16, String)>,
+    lport: u16,
+}
+
+/// Whether events without a socket (a reset or drop answering a segment
+/// for a closed port) are expected to carry their namespace. They do not
+/// yet (netns 0); `socketless_events_carry_their_netns` pins that, ignored
+/// until the templates take it from the skb's device.
+const SOCKETLESS_NETNS: bool = false;
+
+const RST_COUNTERS: &[&str] = &["TcpOutRsts", "TcpEstabResets", "TcpAttemptFails"];
+
+fn reset_run(server_args: &[&str], client_args: &[&str], listen: bool) -> (ResetRun, u16) {
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("kpr");
+    let pcap = dir.join("srv.pcap");
+    let t = tcpq(&format!(
+        "on tcp_reset where sport == {port} or dport == {port} \
+         print received, reason, sport, dport, state, netns, pid"
+    ));
+    let trace = TraceInstance::new(&[("tcp/tcp_send_reset", "")]);
+    let cli0 = nstat(&pair.cli, RST_COUNTERS);
+    let srv0 = nstat(&pair.srv, RST_COUNTERS);
+    let mut cap = Capture::start(&pair.srv, pair.srv_if(), &format!("tcp port {port}"), &pcap);
+    let server = listen.then(|| {
+        Server::start(
+            &pair.srv,
+            IpAddr::V4(pair.srv_v4()),
+            port,
+            server_args,
+            dir.path(),
+        )
+    });
+    let mut client = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        1000,
+        client_args,
+        dir.path(),
+    );
+    let wlog = client.wait(Duration::from_secs(10));
+    if let Some(mut s) = server {
+        s.wait(Duration::from_secs(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    cap.stop();
+    trace.stop();
+    let d = |ns: &str, before: &std::collections::HashMap<String, u64>| {
+        RST_COUNTERS
+            .iter()
+            .map(|c| (*c, delta(before, ns, c)))
+            .collect::<BTreeMap<_, _>>()
+    };
+    let (cli, srv) = (d(&pair.cli, &cli0), d(&pair.srv, &srv0));
+    let (events, ctx) = finish(t);
+    let pk = packets(&pcap);
+    let lport = ["connected", "refused"]
+        .iter()
+        .find_map(|e| wlog.get(e).and_then(|r| r["lport"].as_u64()))
+        .unwrap_or_else(|| panic!("{wlog:?}")) as u16;
+    let kernel = sent_resets(&trace, port);
+    let run = ResetRun {
+        ctx: format!(
+            "{ctx}\nnstat deltas: client {cli:?}, server {srv:?}\ntracefs tcp_send_reset: {kernel:?}\ngenerator: {wlog:?}"
+        ),
+        events,
+        cli_ns: netns_inode(&pair.cli),
+        srv_ns: netns_inode(&pair.srv),
+        cli,
+        srv,
+        rst_from_srv: pk.iter().filter(|p| p.rst() && p.sport == port).count(),
+        rst_from_cli: pk.iter().filter(|p| p.rst() && p.dport == port).count(),
+        kernel,
+        lport,
+    };
+    (run, port)
+}
+
+/// Sent and received resets, with ground truth for each namespace.
+fn check_resets(run: &ResetRun, port: u16, sender_is_server: bool, reason: &str) {
+    let ctx = &run.ctx;
+    let (snd_ns, rcv_ns) = if sender_is_server {
+        (run.srv_ns, run.cli_ns)
+    } else {
+        (run.cli_ns, run.srv_ns)
+    };
+    let (snd_nstat, wire) = if sender_is_server {
+        (&run.srv, run.rst_from_srv)
+    } else {
+        (&run.cli, run.rst_from_cli)
+    };
+    let sent: Vec<_> = run
+        .events
+        .iter()
+        .filter(|e| !field_bool(e, "received"))
+        .collect();
+    let received: Vec<_> = run
+        .events
+        .iter()
+        .filter(|e| field_bool(e, "received"))
+        .collect();
+    assert_eq!(wire, 1, "RSTs on the wire{ctx}");
+    assert_eq!(snd_nstat["TcpOutRsts"], 1, "TcpOutRsts of the sender{ctx}");
+    assert_eq!(run.kernel.len(), 1, "tracefs tcp_send_reset{ctx}");
+    assert_eq!(sent.len(), 1, "sent resets{ctx}");
+    assert_eq!(received.len(), 1, "received resets{ctx}");
+    let (s, r) = (sent[0], received[0]);
+    // A reset answering a segment with no socket has no socket's netns:
+    // checked separately (see `socketless_events_carry_their_netns`).
+    if field_str(s, "reason") != "NO_SOCKET" || SOCKETLESS_NETNS {
+        assert_eq!(field_u64(s, "netns"), snd_ns, "{s}{ctx}");
+    }
+    assert_eq!(field_u64(r, "netns"), rcv_ns, "{r}{ctx}");
+    assert_eq!(
+        field_str(s, "reason"),
+        run.kernel[0].2,
+        "reason vs tracefs{ctx}"
+    );
+    assert_eq!(field_str(s, "reason"), reason, "{ctx}");
+    // Local/remote ports from each side's point of view.
+    let (srv_end, cli_end) = (port as u64, run.lport as u64);
+    let (s_local, s_remote) = if sender_is_server {
+        (srv_end, cli_end)
+    } else {
+        (cli_end, srv_end)
+    };
+    assert_eq!(
+        (field_u64(s, "sport"), field_u64(s, "dport")),
+        (s_local, s_remote),
+        "{s}{ctx}"
+    );
+    assert_eq!(
+        (field_u64(r, "sport"), field_u64(r, "dport")),
+        (s_remote, s_local),
+        "{r}{ctx}"
+    );
+}
+
+#[test]
+fn reset_to_a_closed_port_is_sent_with_no_socket_and_received_by_the_client() {
+    if !common::require_root() {
+        return;
+    }
+    let t0 = Instant::now();
+    let (run, port) = reset_run(&[], &["--connect-timeout", "2"], false);
+    check_resets(&run, port, true, "NO_SOCKET");
+    assert_eq!(
+        run.cli["TcpAttemptFails"], 1,
+        "client TcpAttemptFails{}",
+        run.ctx
+    );
+    eprintln!(
+        "reset to a closed port: {:?} {:?}",
+        run.events,
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn reset_when_the_server_closes_with_unread_data() {
+    if !common::require_root() {
+        return;
+    }
+    let t0 = Instant::now();
+    let (run, port) = reset_run(
+        &["--close-unread"],
+        &["--hold-seconds", "3", "--hold-after-ack", "1"],
+        true,
+    );
+    check_resets(&run, port, true, "TCP_ABORT_ON_CLOSE");
+    assert_eq!(
+        run.cli["TcpEstabResets"], 1,
+        "client TcpEstabResets{}",
+        run.ctx
+    );
+    eprintln!("reset on unread data: {:?} {:?}", run.events, t0.elapsed());
+}
+
+#[test]
+fn reset_when_the_client_closes_with_linger_zero() {
+    if !common::require_root() {
+        return;
+    }
+    let t0 = Instant::now();
+    let (run, port) = reset_run(
+        &[],
+        &[
+            "--hold-seconds",
+            "3",
+            "--hold-after-ack",
+            "0.2",
+            "--linger0",
+        ],
+        true,
+    );
+    // close() with SO_LINGER 0 goes through tcp_disconnect(), which resets
+    // with reason TCP_STATE on 6.18 (tracefs agrees; TCP_ABORT_ON_LINGER is
+    // for orphans past tcp_fin_timeout).
+    check_resets(&run, port, false, "TCP_STATE");
+    assert_eq!(
+        run.srv["TcpEstabResets"], 1,
+        "server TcpEstabResets{}",
+        run.ctx
+    );
+    eprintln!("reset on SO_LINGER 0: {:?} {:?}", run.events, t0.elapsed());
+}
+
+#[test]
+fn drops_by_netfilter_and_for_no_socket_match_the_rule_counter_and_the_wire() {
+    if !common::require_root() {
+        return;
+    }
+    let t0 = Instant::now();
+    const TRIES: usize = 3;
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("kpd");
+    let pcap = dir.join("srv.pcap");
+    let t = tcpq(&format!(
+        "on tcp_drop where sport == {port} or dport == {port} \
+         print reason, location, inbound, sport, dport, netns"
+    ));
+    let mut cap = Capture::start(&pair.srv, pair.srv_if(), &format!("tcp port {port}"), &pcap);
+    let table = "tcpq_drop";
+    exec_ok(
+        &pair.srv,
+        &[
+            "nft",
+            &format!(
+                "table inet {table} {{ chain input {{ type filter hook input priority 0; \
+                 policy accept; tcp dport {port} counter drop; }}; }}"
+            ),
+        ],
+    );
+    // Dropped by the rule: connect() gives up (no SYN retransmit yet).
+    let mut c = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        0,
+        &[
+            "--connections",
+            &TRIES.to_string(),
+            "--connect-timeout",
+            "0.3",
+        ],
+        dir.path(),
+    );
+    let dropped_log = c.wait(Duration::from_secs(10));
+    let listing = exec_ok(&pair.srv, &["nft", "list", "table", "inet", table]);
+    let nft_dropped: u64 = listing
+        .split_whitespace()
+        .skip_while(|w| *w != "packets")
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no counter in {listing}"));
+    exec_ok(&pair.srv, &["nft", "delete", "table", "inet", table]);
+    // Now nobody listens: each SYN is answered with a reset, and dropped.
+    let mut c = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        0,
+        &[
+            "--connections",
+            &TRIES.to_string(),
+            "--connect-timeout",
+            "2",
+        ],
+        dir.path(),
+    );
+    let refused_log = c.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(200));
+    cap.stop();
+    let (events, ctx) = finish(t);
+    let pk = packets(&pcap);
+    let syns = pk.iter().filter(|p| p.syn() && p.dport == port).count();
+    let rsts = pk.iter().filter(|p| p.rst() && p.sport == port).count();
+    assert_eq!(dropped_log.all("timeout").len(), TRIES, "{dropped_log:?}");
+    assert_eq!(refused_log.all("refused").len(), TRIES, "{refused_log:?}");
+    let by_reason = |r: &str| {
+        events
+            .iter()
+            .filter(|e| field_str(e, "reason") == r)
+            .count()
+    };
+    let ctx = format!(
+        "{ctx}\nnft counter {nft_dropped}, capture: {syns} SYNs to the port, {rsts} RSTs from it"
+    );
+    assert!(nft_dropped > 0, "{ctx}");
+    assert_eq!(
+        by_reason("NETFILTER_DROP") as u64,
+        nft_dropped,
+        "NETFILTER_DROP vs nft counter{ctx}"
+    );
+    // Every SYN the rule did not drop found no socket.
+    assert_eq!(
+        by_reason("NO_SOCKET"),
+        syns - nft_dropped as usize,
+        "NO_SOCKET vs the wire{ctx}"
+    );
+    assert_eq!(
+        by_reason("NO_SOCKET"),
+        rsts,
+        "one reset per NO_SOCKET drop{ctx}"
+    );
+    let srv_ns = netns_inode(&pair.srv);
+    for e in &events {
+        if SOCKETLESS_NETNS {
+            assert_eq!(field_u64(e, "netns"), srv_ns, "{e}{ctx}");
+        }
+        assert_eq!(field_u64(e, "sport"), port as u64, "local port: {e}{ctx}");
+        assert!(field_bool(e, "inbound"), "{e}{ctx}");
+        assert!(!field_str(e, "location").is_empty(), "{e}{ctx}");
+    }
+    eprintln!(
+        "drops: NETFILTER_DROP {} == nft {nft_dropped}, NO_SOCKET {} == {syns} SYNs - dropped, {:?}",
+        by_reason("NETFILTER_DROP"),
+        by_reason("NO_SOCKET"),
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn rtt_cwnd_and_probe_on_a_quiescent_connection_equal_ss() {
+    if !common::require_root() {
+        return;
+    }
+    let t0 = Instant::now();
+    const N: u64 = 2 << 20;
+    const REPLY: u64 = 100;
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("kpq");
+    let pcap = dir.join("cli.pcap");
+    // The client's socket: events fire when it receives (ACKs, then the reply).
+    let t = tcpq(&format!(
+        "on tcp_probe where dport == {port} print sport, data_len, snd_cwnd, srtt, mss\n\
+         on tcp_rtt where dport == {port} print sport, srtt, mdev, rttvar\n\
+         on tcp_cwnd where dport == {port} print sport, snd_cwnd, ssthresh, ca_state"
+    ));
+    let mut cap = Capture::start(&pair.cli, pair.cli_if(), &format!("tcp port {port}"), &pcap);
+    let mut server = Server::start(
+        &pair.srv,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        &[
+            "--reply",
+            &REPLY.to_string(),
+            "--reply-after",
+            &N.to_string(),
+            "--reply-delay",
+            "0.5",
+        ],
+        dir.path(),
+    );
+    let mut client = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        N,
+        &[
+            "--hold-seconds",
+            "8",
+            "--hold-after-ack",
+            "2",
+            "--read-reply",
+            &REPLY.to_string(),
+        ],
+        dir.path(),
+    );
+    let wlog = client.wait_event("reply", Duration::from_secs(12));
+    let lport = wlog.lport();
+    std::thread::sleep(Duration::from_millis(100));
+    let ss = sock(&ss_port(&pair.cli, port), lport, port, &pair.cli);
+    // Stopped before the client closes: the FIN exchange would add events
+    // after the moment ss read.
+    let (events, ctx) = finish(t);
+    client.wait(Duration::from_secs(10));
+    server.wait(Duration::from_secs(10));
+    cap.stop();
+    let ctx = format!("{ctx}\nss client:\n{}\ngenerator: {wlog:?}", ss.text);
+    assert_eq!(wlog.get("reply").unwrap()["bytes"], REPLY, "{ctx}");
+    // Scenario check (not assumed): the reply was the last segment the
+    // client received before it closed, and it acknowledged nothing new.
+    // tcp_probe fires before the segment is processed, so only a segment
+    // that changes neither srtt nor cwnd makes "the socket at the last
+    // event" equal "the socket ss reads"; such a segment is data carrying
+    // an old ACK.
+    let pk = packets(&pcap);
+    let first_fin = pk
+        .iter()
+        .position(|p| p.sport == lport && p.fin())
+        .unwrap_or(pk.len());
+    let to_client: Vec<_> = pk[..first_fin]
+        .iter()
+        .filter(|p| p.sport == port && p.dport == lport)
+        .collect();
+    let last_in = to_client.last().expect("segments to the client");
+    assert_eq!(
+        last_in.len as u64, REPLY,
+        "last segment to the client: {last_in:?}{ctx}"
+    );
+    let prev_ack = to_client[to_client.len() - 2].ack;
+    assert_eq!(
+        last_in.ack, prev_ack,
+        "the reply acknowledges nothing new{ctx}"
+    );
+
+    let last = |probe: &str| -> Value {
+        of(&events, probe)
+            .into_iter()
+            .rfind(|e| field_u64(e, "sport") == lport as u64)
+            .unwrap_or_else(|| panic!("no {probe} event{ctx}"))
+            .clone()
+    };
+    let (p, r, c) = (last("tcp_probe"), last("tcp_rtt"), last("tcp_cwnd"));
+    assert_eq!(
+        field_u64(&p, "data_len"),
+        REPLY,
+        "last tcp_probe is the reply: {p}{ctx}"
+    );
+    let (srtt, mdev) = ss.rtt_us();
+    assert_eq!(
+        field_u64(&p, "srtt"),
+        srtt,
+        "tcp_probe srtt vs ss rtt: {p}{ctx}"
+    );
+    assert_eq!(
+        field_u64(&r, "srtt"),
+        srtt,
+        "tcp_rtt srtt vs ss rtt: {r}{ctx}"
+    );
+    assert_eq!(
+        field_u64(&r, "mdev"),
+        mdev,
+        "tcp_rtt mdev vs ss rtt:_/mdev: {r}{ctx}"
+    );
+    // rttvar is not in ss, but the timeout built from it is: the kernel's
+    // rto is srtt + 4 * rttvar (rttvar_us holds 4 * RTTVAR), rounded up to
+    // jiffies; ss prints it in whole milliseconds. Tolerance: one jiffy at
+    // HZ=100 plus the millisecond rounding.
+    let rto_us = (ss
+        .get("rto")
+        .and_then(|v| v.parse::<f64>().ok())
+        .expect("ss rto")
+        * 1000.0) as u64;
+    let want = field_u64(&r, "srtt") + 4 * field_u64(&r, "rttvar");
+    assert!(
+        rto_us.abs_diff(want) <= 11_000,
+        "ss rto {rto_us} us vs srtt + 4 * rttvar = {want} us: {r}{ctx}"
+    );
+    assert_eq!(
+        field_u64(&p, "snd_cwnd"),
+        ss.num("cwnd"),
+        "tcp_probe cwnd vs ss: {p}{ctx}"
+    );
+    assert_eq!(
+        field_u64(&c, "snd_cwnd"),
+        ss.num("cwnd"),
+        "tcp_cwnd vs ss: {c}{ctx}"
+    );
+    assert_eq!(field_u64(&p, "mss"), ss.num("mss"), "mss vs ss: {p}{ctx}");
+    assert_eq!(field_u64(&c, "ca_state"), 0, "no loss: Open: {c}{ctx}");
+    // ss prints ssthresh only once it is set (after a loss); before that the
+    // kernel holds TCP_INFINITE_SSTHRESH.
+    let ssthresh = ss
+        .get("ssthresh")
+        .map_or(0x7fff_ffff, |v| v.parse().unwrap());
+    assert_eq!(field_u64(&c, "ssthresh"), ssthresh, "{c}{ctx}");
+    eprintln!(
+        "quiescent: probe {p} rtt {r} cwnd {c} == ss rtt:{srtt}/{mdev} us cwnd:{}, {:?}",
+        ss.num("cwnd"),
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn rcv_space_fires_for_the_reader_and_rcvbuf_never_exceeds_ss() {
+    if !common::require_root() {
+        return;
+    }
+    let t0 = Instant::now();
+    const N: u64 = 8 << 20;
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("kps");
+    let t = tcpq(&format!(
+        "on tcp_rcv_space where sport == {port} print task_pid, pid, comm, rcvbuf, rcv_space, rcv_wnd"
+    ));
+    let mut server = Server::start(
+        &pair.srv,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        &["--read-size", "16384"],
+        dir.path(),
+    );
+    let mut client = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        N,
+        &["--hold-seconds", "8", "--hold-after-ack", "1"],
+        dir.path(),
+    );
+    let wlog = client.wait_event("done", Duration::from_secs(12));
+    // The reader has everything (it was acknowledged) and the connection is
+    // still open: the kernel's buffer sizes now.
+    let ss = sock(&ss_port(&pair.srv, port), port, wlog.lport(), &pair.srv);
+    client.wait(Duration::from_secs(10));
+    let rlog = server.wait(Duration::from_secs(10));
+    let (events, ctx) = finish(t);
+    let ctx = format!("{ctx}\nss server:\n{}", ss.text);
+    assert_eq!(rlog.bytes(), N, "{rlog:?}");
+    assert!(
+        !events.is_empty(),
+        "no tcp_rcv_space during an 8 MiB read{ctx}"
+    );
+    let rb = ss.num("skmem.rb");
+    for e in &events {
+        // tcp_rcv_space_adjust() runs in the reader's recvmsg().
+        assert_eq!(field_u64(e, "task_pid"), rlog.pid() as u64, "{e}{ctx}");
+        assert_eq!(field_u64(e, "pid"), rlog.pid() as u64, "{e}{ctx}");
+        assert_eq!(field_str(e, "comm"), "tcpq-reader", "{e}{ctx}");
+        // Autotuning only grows sk_rcvbuf; the event fires before it does.
+        assert!(
+            field_u64(e, "rcvbuf") <= rb,
+            "rcvbuf above ss rb {rb}: {e}{ctx}"
+        );
+    }
+    let bufs: Vec<u64> = events.iter().map(|e| field_u64(e, "rcvbuf")).collect();
+    assert!(
+        bufs.windows(2).all(|w| w[0] <= w[1]),
+        "rcvbuf shrank: {bufs:?}{ctx}"
+    );
+    eprintln!(
+        "rcv_space: {} events, rcvbuf {:?} <= ss rb {rb}, {:?}",
+        events.len(),
+        (bufs.first(), bufs.last()),
+        t0.elapsed()
+    );
+}
+
+/// A cgroup v2 directory for one test, removed on Drop (after its
+/// processes are gone).
+struct TestCgroup(std::path::PathBuf);
+
+impl TestCgroup {
+    /// None when no cgroup2 hierarchy is mounted.
+    fn new() -> Option<TestCgroup> {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").ok()?;
+        let root = mounts
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|w| w.len() > 2 && w[2] == "cgroup2")
+            .map(|w| w[1].to_string())?;
+        let dir = std::path::Path::new(&root).join(format!(
+            "{}{}-{}",
+            common::PREFIX,
+            std::process::id(),
+            common::next_id()
+        ));
+        std::fs::create_dir(&dir).ok()?;
+        Some(TestCgroup(dir))
+    }
+    fn id(&self) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(&self.0).unwrap().ino()
+    }
+}
+
+impl Drop for TestCgroup {
+    fn drop(&mut self) {
+        let _ = common::wait_for(Duration::from_secs(2), || std::fs::remove_dir(&self.0).ok());
+    }
+}
+
+#[test]
+fn uid_and_cgroup_are_the_creators() {
+    if !common::require_root() {
+        return;
+    }
+    let t0 = Instant::now();
+    const UID: u32 = 1234;
+    let Some(cg) = TestCgroup::new() else {
+        eprintln!("SKIP uid_and_cgroup: no cgroup2 hierarchy mounted");
+        return;
+    };
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("kpu");
+    let t = tcpq(&format!(
+        "on tcp_connect where dport == {port} print pid, comm, sport, uid, cgroup\n\
+         on tcp_close where dport == {port} print pid, sport, uid, cgroup"
+    ));
+    let mut server = Server::start(&pair.srv, IpAddr::V4(pair.srv_v4()), port, &[], dir.path());
+    let mut client = Client::start_as(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        1000,
+        &[],
+        dir.path(),
+        &Launch {
+            uid: Some(UID),
+            cgroup: Some(cg.0.clone()),
+        },
+    );
+    let wlog = client.wait(Duration::from_secs(10));
+    server.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(200));
+    let (events, ctx) = finish(t);
+    let ctx = format!(
+        "{ctx}\ngenerator: {wlog:?}\ncgroup {} id {}",
+        cg.0.display(),
+        cg.id()
+    );
+    assert_eq!(
+        wlog.get("connected").unwrap()["uid"],
+        UID,
+        "the generator's own uid{ctx}"
+    );
+    let e: Vec<_> = events.iter().collect();
+    assert_eq!(e.len(), 2, "one connect, one close{ctx}");
+    for e in e {
+        assert_eq!(field_u64(e, "sport"), wlog.lport() as u64, "{e}{ctx}");
+        assert_eq!(field_u64(e, "uid"), UID as u64, "uid: {e}{ctx}");
+        assert_eq!(
+            field_u64(e, "cgroup"),
+            cg.id(),
+            "cgroup id = inode of its dir: {e}{ctx}"
+        );
+        assert_eq!(field_u64(e, "pid"), wlog.pid() as u64, "{e}{ctx}");
+    }
+    eprintln!("uid/cgroup: {events:?} {:?}", t0.elapsed());
+}
+
+#[test]
+#[ignore = "tcp_reset/tcp_drop report netns 0 for a segment with no socket (closed port); \
+            the templates could take it from skb->dev->nd_net"]
+fn socketless_events_carry_their_netns() {
+    if !common::require_root() {
+        return;
+    }
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("kpn0");
+    let t = tcpq(&format!(
+        "on tcp_reset where sport == {port} print received, reason, netns\n\
+         on tcp_drop where sport == {port} print reason, netns"
+    ));
+    let mut c = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        0,
+        &["--connect-timeout", "2"],
+        dir.path(),
+    );
+    let wlog = c.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(200));
+    let (events, ctx) = finish(t);
+    assert_eq!(wlog.all("refused").len(), 1, "{wlog:?}");
+    let srv_ns = netns_inode(&pair.srv);
+    let socketless: Vec<_> = events
+        .iter()
+        .filter(|e| e["probe"] == "tcp_drop" || !field_bool(e, "received"))
+        .collect();
+    assert_eq!(
+        socketless.len(),
+        2,
+        "one NO_SOCKET drop, one sent reset{ctx}"
+    );
+    for e in socketless {
+        assert_eq!(
+            field_u64(e, "netns"),
+            srv_ns,
+            "the server's namespace: {e}{ctx}"
+        );
+    }
+}
+
+#[test]
+#[ignore = "tcp_state reads sk_cookie without generating it: sock_cookie is 0 unless \
+            another program (e.g. the tcp_probe tracepoint) already asked for it"]
+fn state_events_carry_the_socket_cookie() {
+    if !common::require_root() {
+        return;
+    }
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("kpk");
+    let t = tcpq(&format!(
+        "on tcp_state where dport == {port} print sport, oldstate, newstate, sock_cookie"
+    ));
+    let mut s = Server::start(&pair.srv, IpAddr::V4(pair.srv_v4()), port, &[], dir.path());
+    let mut c = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        1000,
+        &[],
+        dir.path(),
+    );
+    c.wait(Duration::from_secs(10));
+    s.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(200));
+    let (events, ctx) = finish(t);
+    // The client socket, from CLOSE -> SYN_SENT to its CLOSE: one cookie.
+    let cookies: BTreeSet<u64> = events.iter().map(|e| field_u64(e, "sock_cookie")).collect();
+    assert!(events.len() >= 3, "{ctx}");
+    assert_eq!(cookies.len(), 1, "one socket, one cookie{ctx}");
+    assert!(!cookies.contains(&0), "cookie 0 is no id{ctx}");
+}

@@ -1,0 +1,368 @@
+//! Every recipe in `recipes/` runs in the kernel suite, against real
+//! traffic, and its output is checked: the declared columns are present and,
+//! where a value has ground truth, it matches (the generator's log, nstat,
+//! the nft loss counter).
+//!
+//! One scenario exercises them all at once: window scaling off on the
+//! server, a reader that idles 1 s (zero windows), 10% wire loss on the
+//! writer's data (retransmissions), a 1 MiB transfer held open until
+//! acknowledged, then a connection attempt to the same port once nobody
+//! listens (a reset and a NO_SOCKET drop). A second test runs the
+//! negotiation recipe over two pairs, with and without scaling.
+//!
+//! Needs root; skipped otherwise, and failing instead when `CI` is set.
+
+mod common;
+
+use common::tcpq::{field_bool, field_str, field_u64, json_lines};
+use common::{nstat, sysctl, Client, NetnsPair, Server, Tcpq, TempDir};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+fn recipes() -> Vec<PathBuf> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .expect("recipes/")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "tcpq"))
+        .collect();
+    v.sort();
+    v
+}
+
+fn name(p: &std::path::Path) -> String {
+    p.file_stem().unwrap().to_string_lossy().into_owned()
+}
+
+/// The columns a recipe prints (its `print` lists), from the file.
+fn columns(p: &std::path::Path) -> Vec<Vec<String>> {
+    let text = std::fs::read_to_string(p).unwrap();
+    let body: String = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .collect::<Vec<_>>()
+        .join(" ");
+    body.split(" on ")
+        .filter_map(|c| c.split_once("print ").map(|(_, f)| f))
+        .map(|f| f.split(',').map(|s| s.trim().to_string()).collect())
+        .collect()
+}
+
+fn takes_port(p: &std::path::Path) -> bool {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .contains("# @param port:")
+}
+
+#[test]
+fn every_recipe_runs_against_real_traffic() {
+    if !common::require_root() {
+        return;
+    }
+    let t0 = Instant::now();
+    const N: u64 = 1 << 20;
+    let pair = NetnsPair::new();
+    sysctl(&pair.srv, "net.ipv4.tcp_window_scaling", "0");
+    pair.set_gso_max_segs(&pair.cli, 4);
+    let port = pair.port();
+    let dir = TempDir::new("krc");
+    let port_s = format!("port={port}");
+    let mut running: Vec<(PathBuf, Tcpq)> = recipes()
+        .into_iter()
+        .map(|r| {
+            let mut args = vec![r.to_str().unwrap(), "--format", "json"];
+            if takes_port(&r) {
+                args.extend(["--param", &port_s]);
+            }
+            let t = Tcpq::spawn(&args);
+            (r, t)
+        })
+        .collect();
+    for (_, t) in running.iter_mut() {
+        t.wait_attached(Duration::from_secs(10));
+    }
+    let cli0 = nstat(&pair.cli, &["TcpRetransSegs"]);
+    let loss = pair.add_loss(&pair.cli, 10);
+    let mut server = Server::start(
+        &pair.srv,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        &["--idle-before-read", "1.0", "--read-size", "16384"],
+        dir.path(),
+    );
+    let mut client = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        N,
+        &[
+            "--max-seconds",
+            "10",
+            "--hold-seconds",
+            "10",
+            "--hold-after-ack",
+            "0.5",
+        ],
+        dir.path(),
+    );
+    let wlog = client.wait(Duration::from_secs(15));
+    let rlog = server.wait(Duration::from_secs(10));
+    let retrans = nstat(&pair.cli, &["TcpRetransSegs"])["TcpRetransSegs"] - cli0["TcpRetransSegs"];
+    drop(loss);
+    // Nobody listens any more: refused, with a reset and a NO_SOCKET drop.
+    let mut refused = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        0,
+        &["--connect-timeout", "2"],
+        dir.path(),
+    );
+    let flog = refused.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(wlog.bytes(), N, "{wlog:?}");
+    assert_eq!(rlog.bytes(), N, "{rlog:?}");
+    assert_eq!(flog.all("refused").len(), 1, "{flog:?}");
+    let (lport, rpid, wpid) = (wlog.lport() as u64, rlog.pid() as u64, wlog.pid() as u64);
+
+    let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
+    for (r, mut t) in running {
+        let (st, stdout, stderr) = t.stop(Duration::from_secs(5));
+        let ev = json_lines(&stdout);
+        let ctx = format!(
+            "\n{} ({st})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+            r.display()
+        );
+        assert!(!ev.is_empty(), "recipe printed nothing{ctx}");
+        // Every printed line carries the columns its clause declares.
+        let cols = columns(&r);
+        for e in &ev {
+            let obj = e.as_object().unwrap();
+            assert!(
+                cols.is_empty() || cols.iter().any(|c| c.iter().all(|k| obj.contains_key(k))),
+                "columns {cols:?} missing in {e}{ctx}"
+            );
+        }
+        out.insert(name(&r), ev);
+    }
+    let ctx = |r: &str| format!("\n{r}: {:#?}", out[r]);
+    let srv_events = |r: &str| -> Vec<&Value> {
+        out[r]
+            .iter()
+            .filter(|e| field_u64(e, "sport") == port as u64)
+            .collect()
+    };
+
+    // Ground truth per recipe.
+    for e in &out["zero-window"] {
+        assert_eq!(field_u64(e, "pid"), rpid, "{}", ctx("zero-window"));
+        assert!(!field_bool(e, "wscale_ok"));
+    }
+    for e in &out["window-scaling"] {
+        assert!(!field_bool(e, "wscale_ok"), "{}", ctx("window-scaling"));
+        assert!(
+            field_u64(e, "win_bytes") <= 65535,
+            "{}",
+            ctx("window-scaling")
+        );
+    }
+    let neg = &out["wscale-negotiation"];
+    assert_eq!(
+        neg.len(),
+        2,
+        "one connect, one accept{}",
+        ctx("wscale-negotiation")
+    );
+    assert!(
+        neg.iter().all(|e| !field_bool(e, "wscale_ok")),
+        "{}",
+        ctx("wscale-negotiation")
+    );
+    for e in &out["socket-summary"] {
+        assert!(!field_bool(e, "wscale_ok"), "{}", ctx("socket-summary"));
+        assert!(field_u64(e, "snd_cwnd") > 0, "{}", ctx("socket-summary"));
+    }
+    for e in &out["windows-on-read"] {
+        assert_eq!(field_u64(e, "pid"), rpid, "{}", ctx("windows-on-read"));
+        assert!(field_u64(e, "rcvbuf") > 0, "{}", ctx("windows-on-read"));
+    }
+    let c = &out["tcpconnect"];
+    assert_eq!(c.len(), 1, "{}", ctx("tcpconnect"));
+    assert_eq!(field_u64(&c[0], "pid"), wpid, "{}", ctx("tcpconnect"));
+    assert_eq!(field_str(&c[0], "daddr"), pair.srv_v4().to_string());
+    let a = &out["tcpaccept"];
+    assert_eq!(a.len(), 1, "{}", ctx("tcpaccept"));
+    assert_eq!(field_u64(&a[0], "dport"), lport, "{}", ctx("tcpaccept"));
+    // One event per retransmitted skb, each of >= 1 segment.
+    let rt = &out["tcpretrans"];
+    let segs: u64 = rt.iter().map(|e| field_u64(e, "segs")).sum();
+    assert!(retrans > 0, "the lossy transfer retransmitted nothing");
+    assert_eq!(
+        segs,
+        retrans,
+        "sum(segs) vs TcpRetransSegs{}",
+        ctx("tcpretrans")
+    );
+    let count: u64 = out["retransmits"]
+        .iter()
+        .map(|e| field_u64(e, "count"))
+        .sum();
+    assert_eq!(count as usize, rt.len(), "{}", ctx("retransmits"));
+    let life = &out["tcplife"];
+    // Three closes: both ends of the transfer and the refused attempt
+    // (SYN_SENT -> CLOSE), which moved nothing.
+    assert_eq!(life.len(), 3, "{}", ctx("tcplife"));
+    let cli_life = life
+        .iter()
+        .find(|e| field_u64(e, "sport") == lport)
+        .unwrap();
+    let srv_life = life
+        .iter()
+        .find(|e| field_u64(e, "sport") == port as u64)
+        .unwrap();
+    let refused_port = flog.get("refused").unwrap()["lport"].as_u64().unwrap();
+    let no_life = life
+        .iter()
+        .find(|e| field_u64(e, "sport") == refused_port)
+        .unwrap();
+    assert_eq!(field_u64(no_life, "bytes_acked"), 0, "{}", ctx("tcplife"));
+    assert_eq!(
+        field_u64(cli_life, "bytes_acked"),
+        N + 2,
+        "SYN + data + FIN{}",
+        ctx("tcplife")
+    );
+    assert_eq!(
+        field_u64(srv_life, "bytes_received"),
+        N + 1,
+        "data + FIN{}",
+        ctx("tcplife")
+    );
+    let drops: Vec<_> = srv_events("tcpdrop")
+        .into_iter()
+        .filter(|e| field_str(e, "reason") == "NO_SOCKET")
+        .collect();
+    assert_eq!(drops.len(), 1, "the refused SYN{}", ctx("tcpdrop"));
+    assert!(
+        out["tcprtt"].iter().all(|e| field_u64(e, "srtt") > 0),
+        "{}",
+        ctx("tcprtt")
+    );
+    // tcpstates: the moves of four sockets end in CLOSE (both ends of the
+    // transfer, the refused attempt, the listener); sockets are not told
+    // apart by sock_cookie, which tcp_state leaves at 0 (reported; see
+    // kernel_probes::state_events_carry_the_socket_cookie).
+    let moves: Vec<(String, String)> = out["tcpstates"]
+        .iter()
+        .map(|e| (field_str(e, "oldstate"), field_str(e, "newstate")))
+        .collect();
+    let n = |o: &str, nw: &str| moves.iter().filter(|m| m.0 == o && m.1 == nw).count();
+    assert_eq!(
+        moves.iter().filter(|m| m.1 == "CLOSE").count(),
+        4,
+        "{}",
+        ctx("tcpstates")
+    );
+    assert_eq!(n("SYN_SENT", "ESTABLISHED"), 1, "{}", ctx("tcpstates"));
+    assert_eq!(n("SYN_RECV", "ESTABLISHED"), 1, "{}", ctx("tcpstates"));
+    assert_eq!(
+        n("SYN_SENT", "CLOSE"),
+        1,
+        "the refused attempt{}",
+        ctx("tcpstates")
+    );
+    assert_eq!(n("LISTEN", "CLOSE"), 1, "{}", ctx("tcpstates"));
+    eprintln!(
+        "{} recipes checked ({} events), TcpRetransSegs +{retrans}, {:?}",
+        out.len(),
+        out.values().map(Vec::len).sum::<usize>(),
+        t0.elapsed()
+    );
+}
+
+#[test]
+fn negotiation_recipe_flags_exactly_the_connections_without_scaling() {
+    if !common::require_root() {
+        return;
+    }
+    let t0 = Instant::now();
+    const N: usize = 3;
+    let off = NetnsPair::new();
+    let on = NetnsPair::new();
+    sysctl(&off.srv, "net.ipv4.tcp_window_scaling", "0");
+    // The same port in both pairs: it is `off`'s, which no other test uses,
+    // and ports are per namespace.
+    let port = off.port();
+    let recipe =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/wscale-negotiation.tcpq");
+    let port_s = format!("port={port}");
+    let mut t = Tcpq::spawn(&[
+        recipe.to_str().unwrap(),
+        "--param",
+        &port_s,
+        "--format",
+        "json",
+    ]);
+    t.wait_attached(Duration::from_secs(10));
+    let mut logs = Vec::new();
+    for pair in [&off, &on] {
+        // Per pair: the server's files are named after the port.
+        let dir = TempDir::new("krn");
+        let mut s = Server::start(
+            &pair.srv,
+            IpAddr::V4(pair.srv_v4()),
+            port,
+            &["--accept", &N.to_string()],
+            dir.path(),
+        );
+        let mut c = Client::start(
+            &pair.cli,
+            IpAddr::V4(pair.srv_v4()),
+            port,
+            1000,
+            &["--connections", &N.to_string()],
+            dir.path(),
+        );
+        logs.push(c.wait(Duration::from_secs(10)));
+        s.wait(Duration::from_secs(10));
+    }
+    std::thread::sleep(Duration::from_millis(200));
+    let (_, stdout, stderr) = t.stop(Duration::from_secs(5));
+    let events = json_lines(&stdout);
+    let ctx = format!("\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    // Sockets are told apart by the client's port and address (10.213.N.1).
+    let off_addr = off.cli_v4().to_string();
+    let on_addr = on.cli_v4().to_string();
+    let mut seen: BTreeMap<(bool, String), usize> = BTreeMap::new();
+    for e in &events {
+        let client_addr = if e["probe"] == "tcp_connect" {
+            field_str(e, "saddr")
+        } else {
+            field_str(e, "daddr")
+        };
+        let scaled = field_bool(e, "wscale_ok");
+        assert!(
+            client_addr == off_addr || client_addr == on_addr,
+            "unexpected connection {e}{ctx}"
+        );
+        assert_eq!(
+            scaled,
+            client_addr == on_addr,
+            "wscale_ok must be false exactly for the pair without scaling: {e}{ctx}"
+        );
+        *seen.entry((scaled, field_str(e, "probe"))).or_default() += 1;
+    }
+    let want: BTreeMap<(bool, String), usize> = [
+        ((false, "tcp_accept".to_string()), N),
+        ((false, "tcp_connect".to_string()), N),
+        ((true, "tcp_accept".to_string()), N),
+        ((true, "tcp_connect".to_string()), N),
+    ]
+    .into();
+    assert_eq!(seen, want, "{ctx}");
+    eprintln!("negotiation recipe: {seen:?}, {:?}", t0.elapsed());
+}
