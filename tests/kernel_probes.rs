@@ -512,7 +512,7 @@ struct ResetRun {
 /// for a closed port) are expected to carry their namespace. They do not
 /// yet (netns 0); `socketless_events_carry_their_netns` pins that, ignored
 /// until the templates take it from the skb's device.
-const SOCKETLESS_NETNS: bool = false;
+const SOCKETLESS_NETNS: bool = true;
 
 const RST_COUNTERS: &[&str] = &["TcpOutRsts", "TcpEstabResets", "TcpAttemptFails"];
 
@@ -1144,8 +1144,6 @@ fn uid_and_cgroup_are_the_creators() {
 }
 
 #[test]
-#[ignore = "tcp_reset/tcp_drop report netns 0 for a segment with no socket (closed port); \
-            the templates could take it from skb->dev->nd_net"]
 fn socketless_events_carry_their_netns() {
     if !common::require_root() {
         return;

@@ -41,6 +41,8 @@ pub const STRUCT_MEMBERS: &[(u32, &str)] = &[
     (off::SKB_HEAD, "sk_buff.head"),
     (off::SKB_TRANSPORT_HEADER, "sk_buff.transport_header"),
     (off::SKB_NETWORK_HEADER, "sk_buff.network_header"),
+    (off::SKB_DEV, "sk_buff.dev"),
+    (off::NETDEV_NET, "net_device.nd_net.net"),
     (off::INET_SPORT, "inet_sock.inet_sport"),
     (off::SOCKET_FILE, "socket.file"),
     (off::MSGHDR_IOV, "user_msghdr.msg_iov"),

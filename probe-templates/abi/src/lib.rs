@@ -330,6 +330,10 @@ pub mod off {
     pub const IOVEC_LEN: u32 = 103;
     /// `sizeof(struct iovec)`, in `FieldLoc::off`.
     pub const IOVEC_SIZE: u32 = 104;
+    /// `sk_buff.dev` and `net_device.nd_net.net`: the namespace of a
+    /// segment that has no socket.
+    pub const SKB_DEV: u32 = 105;
+    pub const NETDEV_NET: u32 = 106;
     // Socket fields for `Load`s (tcp_sock and its embedded structs).
     pub const TP_MSS_CACHE: u32 = 64;
     pub const TP_SRTT_US: u32 = 65;

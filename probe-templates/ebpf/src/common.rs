@@ -350,8 +350,12 @@ pub fn fill_from_headers(ev: &mut Event, skb: u64, inbound: bool) -> bool {
         u16::from_be_bytes([p[0], p[1]]) as u64,
         u16::from_be_bytes([p[2], p[3]]) as u64,
     );
+    let dev = read_ptr(skb, loc(off::SKB_DEV).off);
+    let net = read_ptr(dev, loc(off::NETDEV_NET).off);
+    let netns = read_off(net, off::NET_INUM);
     let v = &mut ev.vals;
     v[slot::FAMILY as usize] = family;
+    v[slot::NETNS as usize] = netns;
     if inbound {
         v[slot::SADDR_HI as usize] = d_hi;
         v[slot::SADDR_LO as usize] = d_lo;
