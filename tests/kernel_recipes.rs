@@ -86,6 +86,7 @@ fn every_recipe_runs_against_real_traffic() {
         t.wait_attached(Duration::from_secs(10));
     }
     let cli0 = nstat(&pair.cli, &["TcpRetransSegs"]);
+    let srv0 = nstat(&pair.srv, &["TcpRetransSegs"]);
     let loss = pair.add_loss(&pair.cli, 10);
     let mut server = Server::start(
         &pair.srv,
@@ -111,7 +112,6 @@ fn every_recipe_runs_against_real_traffic() {
     );
     let wlog = client.wait(Duration::from_secs(15));
     let rlog = server.wait(Duration::from_secs(10));
-    let retrans = nstat(&pair.cli, &["TcpRetransSegs"])["TcpRetransSegs"] - cli0["TcpRetransSegs"];
     drop(loss);
     // Nobody listens any more: refused, with a reset and a NO_SOCKET drop.
     let mut refused = Client::start(
@@ -128,6 +128,34 @@ fn every_recipe_runs_against_real_traffic() {
     assert_eq!(rlog.bytes(), N, "{rlog:?}");
     assert_eq!(flog.all("refused").len(), 1, "{flog:?}");
     let (lport, rpid, wpid) = (wlog.lport() as u64, rlog.pid() as u64, wlog.pid() as u64);
+    // Both ends retransmit (the receiver its FIN, when the ACK of it was
+    // lost), possibly after the transfer: wait until no socket of the pair
+    // can retransmit any more (only TIME_WAIT left), then count both
+    // namespaces, before tcpq stops watching.
+    let settled = common::wait_for(Duration::from_secs(15), || {
+        let busy = [&pair.cli, &pair.srv].iter().any(|ns| {
+            common::exec_ok(
+                ns,
+                &[
+                    "ss",
+                    "-tanH",
+                    "state",
+                    "fin-wait-1",
+                    "state",
+                    "last-ack",
+                    "state",
+                    "closing",
+                ],
+            )
+            .lines()
+            .any(|l| !l.trim().is_empty())
+        });
+        (!busy).then_some(())
+    });
+    assert!(settled.is_some(), "sockets still closing after 15 s");
+    let retrans = nstat(&pair.cli, &["TcpRetransSegs"])["TcpRetransSegs"] - cli0["TcpRetransSegs"]
+        + nstat(&pair.srv, &["TcpRetransSegs"])["TcpRetransSegs"]
+        - srv0["TcpRetransSegs"];
 
     let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for (r, mut t) in running {

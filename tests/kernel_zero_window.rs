@@ -45,7 +45,13 @@ fn zero_window_events_match_the_wire_and_name_the_reader() {
 
     let program = format!("on tcp_select_window where win == 0 and sport == {port} print {FIELDS}");
     let mut tcpq = Tcpq::spawn(&["-e", &program, "--format", "json"]);
+    // The seed's own one-liner, filtering on `win` alone: the template runs
+    // that filter before it reads the socket (filter_early). It sees every
+    // namespace, so its events are narrowed to this test's port below.
+    let seed = format!("on tcp_select_window where win == 0 print {FIELDS}");
+    let mut early = Tcpq::spawn(&["-e", &seed, "--format", "json"]);
     tcpq.wait_attached(Duration::from_secs(10));
+    early.wait_attached(Duration::from_secs(10));
 
     let before = nstat(&pair.srv, &["TcpExtTCPToZeroWindowAdv"]);
     let mut cap = Capture::start(&pair.srv, pair.srv_if(), &format!("tcp port {port}"), &pcap);
@@ -80,6 +86,7 @@ fn zero_window_events_match_the_wire_and_name_the_reader() {
     // Let tcpq drain its ring buffer before it is told to stop.
     std::thread::sleep(Duration::from_millis(200));
     let (status, stdout, stderr) = tcpq.stop(Duration::from_secs(5));
+    let (_, early_stdout, early_stderr) = early.stop(Duration::from_secs(5));
 
     assert_eq!(rlog.bytes(), 1 << 20, "reader {rlog:?}");
     assert_eq!(wlog.bytes(), 1 << 20, "writer {wlog:?}");
@@ -128,6 +135,16 @@ fn zero_window_events_match_the_wire_and_name_the_reader() {
         wire.len()
     );
     assert_eq!(events.len(), wire.len(), "event count != wire count{ctx}");
+    // The early-filtered seed one-liner reports the same segments, with the
+    // same owner.
+    let seed_events: Vec<_> = json_lines(&early_stdout)
+        .into_iter()
+        .filter(|e| field_u64(e, "sport") == port as u64)
+        .collect();
+    assert_eq!(
+        seed_events, events,
+        "the seed one-liner (filter before the socket is read) disagrees; its stderr:\n{early_stderr}{ctx}"
+    );
 
     let mut wire_pairs: BTreeMap<(u64, u64), i64> = BTreeMap::new();
     for p in &wire {

@@ -628,6 +628,11 @@ pub fn template_config(clause: &ClausePlan) -> Result<TemplateConfig, SessionErr
         *dst = insn.to_abi();
     }
     cfg.n_insns = clause.filter.len() as u32;
+    // A filter over the template's own slots only runs before the socket
+    // is read: a non-matching event then costs only what the filter needs.
+    let own = tcpq_abi::slot::OWN_FIRST..tcpq_abi::slot::LOADED;
+    cfg.filter_early =
+        (!clause.filter.is_empty() && clause.filter.iter().all(|i| own.contains(&i.slot))) as u8;
     if clause.loads.len() > MAX_LOADS {
         return Err(too_big(format!(
             "{} socket fields, the most is {MAX_LOADS}",

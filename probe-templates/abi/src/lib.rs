@@ -171,7 +171,11 @@ pub struct TemplateConfig {
     pub agg_slot: u8,
     /// One of [`bucket`].
     pub bucket: u8,
-    pub _pad: [u8; 6],
+    /// Non-zero when the filter reads only the template's own slots
+    /// (16..40): the template then filters before reading the socket, so
+    /// an event that does not match costs only what the filter needs.
+    pub filter_early: u8,
+    pub _pad: [u8; 5],
     pub lin_min: u64,
     pub lin_max: u64,
     pub lin_step: u64,
@@ -189,7 +193,8 @@ impl Default for TemplateConfig {
             key_slots: [0; MAX_KEY_SLOTS],
             agg_slot: 0,
             bucket: bucket::NONE,
-            _pad: [0; 6],
+            filter_early: 0,
+            _pad: [0; 5],
             lin_min: 0,
             lin_max: 0,
             lin_step: 1,
@@ -373,6 +378,8 @@ pub mod off {
 /// 16..40 are the template's own (see the per-template modules); 40..64 are
 /// filled by the configured [`Load`]s (socket fields, see [`slot::sock`]).
 pub mod slot {
+    /// First slot of a template's own fields.
+    pub const OWN_FIRST: u8 = 16;
     /// First slot filled by [`crate::Load`]s.
     pub const LOADED: u8 = 40;
 

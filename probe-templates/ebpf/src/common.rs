@@ -221,12 +221,29 @@ pub fn begin() -> Option<&'static mut Event> {
         ev.vals[i] = 0;
         i += 1;
     }
+    Some(ev)
+}
+
+/// The task on the CPU (not the socket's owner).
+#[inline(always)]
+fn fill_task(ev: &mut Event) {
     let id = bpf_get_current_pid_tgid();
     ev.vals[slot::TASK_PID as usize] = id >> 32;
     let (a, b) = comm_words(&bpf_get_current_comm().unwrap_or([0u8; 16]));
     ev.vals[slot::TASK_COMM_0 as usize] = a;
     ev.vals[slot::TASK_COMM_1 as usize] = b;
-    Some(ev)
+}
+
+/// With a filter over the template's own slots only (`filter_early`), run
+/// it now, before the socket, the owner and the loads are read: true when
+/// the record is rejected and the template should stop.
+#[inline(always)]
+pub fn rejected_early(cfg: &TemplateConfig, ev: &Event) -> bool {
+    if cfg.filter_early == 0 {
+        return false;
+    }
+    stat_inc(stat::SEEN);
+    !matches(cfg, &ev.vals)
 }
 
 /// Fill the slots every template shares from the socket `sk`: addresses,
@@ -505,12 +522,16 @@ fn linear_bucket(v: u64, cfg: &TemplateConfig) -> u64 {
     }
 }
 
-/// Filter the finished record, then print or aggregate it.
+/// Filter the finished record (unless `rejected_early` did), then print or
+/// aggregate it.
 #[inline(always)]
-pub fn finish(cfg: &TemplateConfig, ev: &Event) {
-    stat_inc(stat::SEEN);
-    if !matches(cfg, &ev.vals) {
-        return;
+pub fn finish(cfg: &TemplateConfig, ev: &mut Event) {
+    fill_task(ev);
+    if cfg.filter_early == 0 {
+        stat_inc(stat::SEEN);
+        if !matches(cfg, &ev.vals) {
+            return;
+        }
     }
     stat_inc(stat::MATCHED);
     if cfg.action == action::PRINT {

@@ -38,15 +38,17 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     if !is_full_tcp_sock(sk) {
         sk = tp_field(ctx, off::TP_KFREE_SKB_RX_SK);
     }
-    if is_full_tcp_sock(sk) {
-        fill_sock(ev, sk);
-        load_fields(cfg, ev, sk, skb);
-        ev.vals[s::INBOUND as usize] = 0;
-    } else {
-        ev.vals[s::INBOUND as usize] = 1;
-    }
+    let has_sock = is_full_tcp_sock(sk);
+    ev.vals[s::INBOUND as usize] = !has_sock as u64;
     ev.vals[s::REASON as usize] = tp_field(ctx, off::TP_KFREE_SKB_REASON);
     ev.vals[s::LOCATION as usize] = tp_field(ctx, off::TP_KFREE_SKB_LOCATION);
+    if rejected_early(cfg, ev) {
+        return None;
+    }
+    if has_sock {
+        fill_sock(ev, sk);
+        load_fields(cfg, ev, sk, skb);
+    }
     finish(cfg, ev);
     Some(())
 }

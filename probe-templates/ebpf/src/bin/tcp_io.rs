@@ -151,12 +151,15 @@ fn done(ctx: &RawTracePointContext) -> Option<()> {
     let _ = TCPQ_PENDING.remove(tid);
     let cfg = config()?;
     let ev = begin()?;
-    fill_sock(ev, sk);
-    load_fields(cfg, ev, sk, 0);
     let v = &mut ev.vals;
     v[s::SIZE as usize] = size;
     v[s::RET as usize] = sext32(tp_field(ctx, off::TP_SOCK_LENGTH_RET));
     v[s::FLAGS as usize] = tp_field(ctx, off::TP_SOCK_LENGTH_FLAGS);
+    if rejected_early(cfg, ev) {
+        return None;
+    }
+    fill_sock(ev, sk);
+    load_fields(cfg, ev, sk, 0);
     finish(cfg, ev);
     Some(())
 }

@@ -25,8 +25,6 @@ fn run(ctx: &TracePointContext) -> Option<()> {
         return None;
     }
     let ev = begin()?;
-    fill_sock(ev, sk);
-    load_fields(cfg, ev, sk, 0);
     let v = &mut ev.vals;
     v[s::SND_NXT as usize] = tp_field(ctx, off::TP_PROBE_SND_NXT);
     v[s::SND_UNA as usize] = tp_field(ctx, off::TP_PROBE_SND_UNA);
@@ -37,6 +35,11 @@ fn run(ctx: &TracePointContext) -> Option<()> {
     v[s::RCV_WND as usize] = tp_field(ctx, off::TP_PROBE_RCV_WND);
     v[s::DATA_LEN as usize] = tp_field(ctx, off::TP_PROBE_DATA_LEN);
     v[s::MARK as usize] = tp_field(ctx, off::TP_PROBE_MARK);
+    if rejected_early(cfg, ev) {
+        return None;
+    }
+    fill_sock(ev, sk);
+    load_fields(cfg, ev, sk, 0);
     finish(cfg, ev);
     Some(())
 }

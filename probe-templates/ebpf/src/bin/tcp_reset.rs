@@ -32,17 +32,23 @@ fn sent(ctx: &RawTracePointContext) -> Option<()> {
     let cfg = config()?;
     let sk = tp_field(ctx, off::TP_SEND_RESET_SK);
     let skb = tp_field(ctx, off::TP_SEND_RESET_SKB);
+    if sk == 0 && skb == 0 {
+        return None;
+    }
     let ev = begin()?;
+    ev.vals[s::RECEIVED as usize] = 0;
+    ev.vals[s::REASON as usize] = tp_field(ctx, off::TP_SEND_RESET_REASON);
+    if rejected_early(cfg, ev) {
+        return None;
+    }
     if sk != 0 {
         fill_sock(ev, sk);
         if is_full_tcp_sock(sk) {
             load_fields(cfg, ev, sk, skb);
         }
-    } else if skb == 0 || !fill_from_headers(ev, skb, true) {
+    } else if !fill_from_headers(ev, skb, true) {
         return None;
     }
-    ev.vals[s::RECEIVED as usize] = 0;
-    ev.vals[s::REASON as usize] = tp_field(ctx, off::TP_SEND_RESET_REASON);
     finish(cfg, ev);
     Some(())
 }
@@ -55,11 +61,14 @@ fn received(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     let ev = begin()?;
+    ev.vals[s::RECEIVED as usize] = 1;
+    if rejected_early(cfg, ev) {
+        return None;
+    }
     fill_sock(ev, sk);
     if is_full_tcp_sock(sk) {
         load_fields(cfg, ev, sk, 0);
     }
-    ev.vals[s::RECEIVED as usize] = 1;
     finish(cfg, ev);
     Some(())
 }

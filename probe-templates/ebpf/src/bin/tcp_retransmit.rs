@@ -35,12 +35,14 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     let ev = begin()?;
-    fill_sock(ev, sk);
-    load_fields(cfg, ev, sk, skb);
     let cb = loc(off::SKB_CB).off;
     let segs = loc(off::TCB_GSO_SEGS);
-    let v = &mut ev.vals;
-    v[s::SEGS as usize] = read_loc(skb + cb as u64, &segs);
+    ev.vals[s::SEGS as usize] = read_loc(skb + cb as u64, &segs);
+    if rejected_early(cfg, ev) {
+        return None;
+    }
+    fill_sock(ev, sk);
+    load_fields(cfg, ev, sk, skb);
     finish(cfg, ev);
     Some(())
 }

@@ -51,13 +51,6 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     let win = u16::from_be_bytes([w3[2], w3[3]]) as u64;
 
     let ev = begin()?;
-    fill_sock(ev, sk);
-    load_fields(cfg, ev, sk, skb);
-    // Ports as on the wire: a socket that close() aborted has already given
-    // its local port back (inet_num = 0) when its reset leaves.
-    let w0 = words[0].to_le_bytes();
-    ev.vals[slot::SPORT as usize] = u16::from_be_bytes([w0[0], w0[1]]) as u64;
-    ev.vals[slot::DPORT as usize] = u16::from_be_bytes([w0[2], w0[3]]) as u64;
     let rcv_wscale = read_off(sk, off::TP_RCV_WSCALE);
     let v = &mut ev.vals;
     v[s::WIN as usize] = win;
@@ -70,6 +63,16 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     v[s::TCP_FLAGS as usize] = flags;
     v[s::SEQ as usize] = seq;
     v[s::ACK_SEQ as usize] = ack;
+    if rejected_early(cfg, ev) {
+        return None;
+    }
+    fill_sock(ev, sk);
+    load_fields(cfg, ev, sk, skb);
+    // Ports as on the wire: a socket that close() aborted has already given
+    // its local port back (inet_num = 0) when its reset leaves.
+    let w0 = words[0].to_le_bytes();
+    ev.vals[slot::SPORT as usize] = u16::from_be_bytes([w0[0], w0[1]]) as u64;
+    ev.vals[slot::DPORT as usize] = u16::from_be_bytes([w0[2], w0[3]]) as u64;
     finish(cfg, ev);
     Some(())
 }

@@ -55,15 +55,18 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
 
     let cfg = config()?;
     let ev = begin()?;
-    fill_sock(ev, sk);
-    load_fields(cfg, ev, sk, 0);
     let v = &mut ev.vals;
-    // The tracepoint fires before the store: sk_state is still the old
-    // state. `state` is the one the socket enters.
-    v[slot::STATE as usize] = new;
     v[s::OLDSTATE as usize] = old;
     v[s::NEWSTATE as usize] = new;
     v[s::DURATION as usize] = duration;
+    if rejected_early(cfg, ev) {
+        return None;
+    }
+    fill_sock(ev, sk);
+    load_fields(cfg, ev, sk, 0);
+    // The tracepoint fires before the store: sk_state is still the old
+    // state. `state` is the one the socket enters.
+    ev.vals[slot::STATE as usize] = new;
     finish(cfg, ev);
     Some(())
 }
