@@ -617,18 +617,37 @@ static STATE_FIELDS: &[FieldDef] = &[
 ];
 
 /// `tcp_probe` and its views (`tcp_rtt`, `tcp_cwnd`) share one strategy.
-static PROBE_STRATEGY: &[StrategyDef] = &[StrategyDef {
-    name: "tracepoint",
-    program: "tcpq_probe_tp",
-    tracepoint: ("tcp", "tcp_probe"),
-    raw: false,
-    how: "the tcp:tcp_probe tracepoint, with its field offsets read from the \
+static PROBE_STRATEGY: &[StrategyDef] = &[
+    StrategyDef {
+        name: "raw_tracepoint",
+        program: "tcpq_probe_rtp",
+        tracepoint: ("tcp", "tcp_probe"),
+        raw: true,
+        how: "the tcp_probe raw tracepoint (arguments sk, skb): the same values the \
+              classic tracepoint copies, read from the socket and the skb at offsets from \
+              the kernel's BTF; works where the classic record has no skaddr (6.1)",
+        also: &[],
+        requires: &[
+            Req::Btf,
+            Req::RawArg("tcp_probe", 0, "struct sock *"),
+            Req::RawArg("tcp_probe", 1, "struct sk_buff *"),
+        ],
+        provides: &[],
+        field_requires: &[],
+    },
+    StrategyDef {
+        name: "tracepoint",
+        program: "tcpq_probe_tp",
+        tracepoint: ("tcp", "tcp_probe"),
+        raw: false,
+        how: "the tcp:tcp_probe tracepoint, with its field offsets read from the \
           tracepoint's format file at run time",
-    also: &[],
-    requires: &[Req::TpField("tcp", "tcp_probe", "skaddr")],
-    provides: &[],
-    field_requires: &[(SOCK_FIELDS, &[Req::Btf])],
-}];
+        also: &[],
+        requires: &[Req::TpField("tcp", "tcp_probe", "skaddr")],
+        provides: &[],
+        field_requires: &[(SOCK_FIELDS, &[Req::Btf])],
+    },
+];
 
 /// The syscall entries that note the size a send or receive asks for.
 static IO_ENTERS: &[(&str, (&str, &str), bool)] = &[
@@ -810,38 +829,57 @@ pub static PROBES: &[ProbeDef] = &[
               smoothed round-trip time. It is the classic way to watch congestion control \
               react to a connection.",
         template: "tcp_probe",
-        strategies: &[StrategyDef {
-            name: "tracepoint",
-            program: "tcpq_probe_tp",
-            tracepoint: ("tcp", "tcp_probe"),
-            raw: false,
-            how: "the tcp:tcp_probe tracepoint, with its field offsets read from the \
+        strategies: &[
+            StrategyDef {
+                name: "raw_tracepoint",
+                program: "tcpq_probe_rtp",
+                tracepoint: ("tcp", "tcp_probe"),
+                raw: true,
+                how: "the tcp_probe raw tracepoint (arguments sk, skb): the same values the \
+                  classic tracepoint copies, read from the socket and the skb at offsets from \
+                  the kernel's BTF; works where the classic record has no skaddr (6.1)",
+                also: &[],
+                requires: &[
+                    Req::Btf,
+                    Req::RawArg("tcp_probe", 0, "struct sock *"),
+                    Req::RawArg("tcp_probe", 1, "struct sk_buff *"),
+                ],
+                provides: &[],
+                field_requires: &[],
+            },
+            StrategyDef {
+                name: "tracepoint",
+                program: "tcpq_probe_tp",
+                tracepoint: ("tcp", "tcp_probe"),
+                raw: false,
+                how: "the tcp:tcp_probe tracepoint, with its field offsets read from the \
                   tracepoint's format file at run time",
-            also: &[],
-            requires: &[Req::TpField("tcp", "tcp_probe", "skaddr")],
-            provides: &[],
-            field_requires: &[
-                (SOCK_FIELDS, &[Req::Btf]),
-                (&["snd_nxt"], &[Req::TpField("tcp", "tcp_probe", "snd_nxt")]),
-                (&["snd_una"], &[Req::TpField("tcp", "tcp_probe", "snd_una")]),
-                (
-                    &["snd_cwnd"],
-                    &[Req::TpField("tcp", "tcp_probe", "snd_cwnd")],
-                ),
-                (
-                    &["ssthresh"],
-                    &[Req::TpField("tcp", "tcp_probe", "ssthresh")],
-                ),
-                (&["snd_wnd"], &[Req::TpField("tcp", "tcp_probe", "snd_wnd")]),
-                (&["srtt"], &[Req::TpField("tcp", "tcp_probe", "srtt")]),
-                (&["rcv_wnd"], &[Req::TpField("tcp", "tcp_probe", "rcv_wnd")]),
-                (
-                    &["data_len"],
-                    &[Req::TpField("tcp", "tcp_probe", "data_len")],
-                ),
-                (&["mark"], &[Req::TpField("tcp", "tcp_probe", "mark")]),
-            ],
-        }],
+                also: &[],
+                requires: &[Req::TpField("tcp", "tcp_probe", "skaddr")],
+                provides: &[],
+                field_requires: &[
+                    (SOCK_FIELDS, &[Req::Btf]),
+                    (&["snd_nxt"], &[Req::TpField("tcp", "tcp_probe", "snd_nxt")]),
+                    (&["snd_una"], &[Req::TpField("tcp", "tcp_probe", "snd_una")]),
+                    (
+                        &["snd_cwnd"],
+                        &[Req::TpField("tcp", "tcp_probe", "snd_cwnd")],
+                    ),
+                    (
+                        &["ssthresh"],
+                        &[Req::TpField("tcp", "tcp_probe", "ssthresh")],
+                    ),
+                    (&["snd_wnd"], &[Req::TpField("tcp", "tcp_probe", "snd_wnd")]),
+                    (&["srtt"], &[Req::TpField("tcp", "tcp_probe", "srtt")]),
+                    (&["rcv_wnd"], &[Req::TpField("tcp", "tcp_probe", "rcv_wnd")]),
+                    (
+                        &["data_len"],
+                        &[Req::TpField("tcp", "tcp_probe", "data_len")],
+                    ),
+                    (&["mark"], &[Req::TpField("tcp", "tcp_probe", "mark")]),
+                ],
+            },
+        ],
         implicit: &[],
         implicit_words: "",
         fields: &[

@@ -339,6 +339,14 @@ pub mod off {
     /// segment that has no socket.
     pub const SKB_DEV: u32 = 105;
     pub const NETDEV_NET: u32 = 106;
+    /// For `tcp_probe` from its raw tracepoint `tcp_probe(sk, skb)`: what
+    /// the classic tracepoint copies, read from the socket and the skb.
+    pub const TP_SND_NXT: u32 = 107;
+    pub const TP_SND_UNA: u32 = 108;
+    pub const SKB_LEN: u32 = 109;
+    pub const SKB_MARK: u32 = 110;
+    pub const TP_PROBE_RAW_SK: u32 = 111;
+    pub const TP_PROBE_RAW_SKB: u32 = 112;
     // Socket fields for `Load`s (tcp_sock and its embedded structs).
     pub const TP_MSS_CACHE: u32 = 64;
     pub const TP_SRTT_US: u32 = 65;

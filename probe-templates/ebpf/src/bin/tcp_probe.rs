@@ -1,13 +1,21 @@
 //! Template `tcp_probe`: the `tcp:tcp_probe` tracepoint, which fires for
 //! segments received on an established socket, with the sender's state.
-//! Tracepoint field offsets come from its format file at run time.
+//!
+//! Two programs, one per strategy: `tcpq_probe_rtp` on the raw tracepoint
+//! `tcp_probe(sk, skb)` reads the values from the socket and the skb at
+//! offsets from BTF (kernels whose classic record lacks `skaddr`, such as
+//! 6.1, included); `tcpq_probe_tp` on the classic tracepoint reads them from
+//! its record, at offsets from the format file.
 #![no_std]
 #![no_main]
 
 #[path = "../common.rs"]
 mod common;
 
-use aya_ebpf::{macros::tracepoint, programs::TracePointContext};
+use aya_ebpf::{
+    macros::{raw_tracepoint, tracepoint},
+    programs::{RawTracePointContext, TracePointContext},
+};
 use common::*;
 use tcpq_abi::{off, slot::probe as s};
 
@@ -40,6 +48,45 @@ fn run(ctx: &TracePointContext) -> Option<()> {
     }
     fill_sock(ev, sk);
     load_fields(cfg, ev, sk, 0);
+    finish(cfg, ev);
+    Some(())
+}
+
+#[raw_tracepoint(tracepoint = "tcp_probe")]
+pub fn tcpq_probe_rtp(ctx: RawTracePointContext) -> i32 {
+    let _ = run_raw(&ctx);
+    0
+}
+
+#[inline(always)]
+fn run_raw(ctx: &RawTracePointContext) -> Option<()> {
+    let cfg = config()?;
+    let sk = tp_field(ctx, off::TP_PROBE_RAW_SK);
+    let skb = tp_field(ctx, off::TP_PROBE_RAW_SKB);
+    if !is_full_tcp_sock(sk) || skb == 0 {
+        return None;
+    }
+    let ev = begin()?;
+    // What the classic tracepoint's TP_fast_assign copies.
+    let head = read_ptr(skb, loc(off::SKB_HEAD).off);
+    let th = read_off(skb, off::SKB_TRANSPORT_HEADER);
+    let doff: u8 = read(head + th + 12);
+    let hdr_len = ((doff >> 4) as u64) * 4;
+    let v = &mut ev.vals;
+    v[s::SND_NXT as usize] = read_off(sk, off::TP_SND_NXT);
+    v[s::SND_UNA as usize] = read_off(sk, off::TP_SND_UNA);
+    v[s::SND_CWND as usize] = read_off(sk, off::TP_SND_CWND);
+    v[s::SSTHRESH as usize] = read_off(sk, off::TP_SND_SSTHRESH);
+    v[s::SND_WND as usize] = read_off(sk, off::TP_SND_WND);
+    v[s::SRTT as usize] = read_off(sk, off::TP_SRTT_US) >> 3;
+    v[s::RCV_WND as usize] = read_off(sk, off::TP_RCV_WND);
+    v[s::DATA_LEN as usize] = read_off(skb, off::SKB_LEN).saturating_sub(hdr_len);
+    v[s::MARK as usize] = read_off(skb, off::SKB_MARK);
+    if rejected_early(cfg, ev) {
+        return None;
+    }
+    fill_sock(ev, sk);
+    load_fields(cfg, ev, sk, skb);
     finish(cfg, ev);
     Some(())
 }
