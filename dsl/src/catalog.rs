@@ -38,6 +38,12 @@ pub struct StrategyDef {
     /// A raw tracepoint (`TP_PROTO` arguments) rather than a classic one
     /// (the format file's record).
     pub raw: bool,
+    /// A kprobe instead of a tracepoint: (function, kretprobe). `tracepoint`
+    /// and `raw` are then unused.
+    pub kprobe: Option<(&'static str, bool)>,
+    /// Further kprobes attached with this strategy: (program, function,
+    /// kretprobe).
+    pub also_kprobes: &'static [(&'static str, &'static str, bool)],
     pub how: &'static str,
     /// Further programs attached with this strategy: (program, tracepoint,
     /// raw).
@@ -140,10 +146,13 @@ impl StrategyDef {
         Strategy {
             name: self.name.to_string(),
             program: self.program.to_string(),
-            attach: if self.raw {
-                Attach::RawTracepoint { category, name }
-            } else {
-                Attach::Tracepoint { category, name }
+            attach: match self.kprobe {
+                Some((function, ret)) => Attach::Kprobe {
+                    function: function.to_string(),
+                    ret,
+                },
+                None if self.raw => Attach::RawTracepoint { category, name },
+                None => Attach::Tracepoint { category, name },
             },
             how: self.how.to_string(),
             also: self
@@ -160,6 +169,15 @@ impl StrategyDef {
                         },
                     }
                 })
+                .chain(self.also_kprobes.iter().map(|(program, function, ret)| {
+                    crate::plan::ExtraProgram {
+                        program: program.to_string(),
+                        attach: Attach::Kprobe {
+                            function: function.to_string(),
+                            ret: *ret,
+                        },
+                    }
+                }))
                 .collect(),
             requires: TEMPLATE_REQUIRES
                 .iter()
@@ -578,6 +596,8 @@ static STATE_STRATEGY: &[StrategyDef] = &[StrategyDef {
     program: "tcpq_state_rtp",
     tracepoint: ("sock", "inet_sock_set_state"),
     raw: true,
+    kprobe: None,
+    also_kprobes: &[],
     how: "the inet_sock_set_state raw tracepoint (arguments sk, oldstate, newstate), \
           TCP sockets only; births kept per socket for `duration`",
     also: &[],
@@ -623,6 +643,8 @@ static PROBE_STRATEGY: &[StrategyDef] = &[
         program: "tcpq_probe_rtp",
         tracepoint: ("tcp", "tcp_probe"),
         raw: true,
+        kprobe: None,
+        also_kprobes: &[],
         how: "the tcp_probe raw tracepoint (arguments sk, skb): the same values the \
               classic tracepoint copies, read from the socket and the skb at offsets from \
               the kernel's BTF; works where the classic record has no skaddr (6.1)",
@@ -640,6 +662,8 @@ static PROBE_STRATEGY: &[StrategyDef] = &[
         program: "tcpq_probe_tp",
         tracepoint: ("tcp", "tcp_probe"),
         raw: false,
+        kprobe: None,
+        also_kprobes: &[],
         how: "the tcp:tcp_probe tracepoint, with its field offsets read from the \
           tracepoint's format file at run time",
         also: &[],
@@ -732,6 +756,8 @@ pub static PROBES: &[ProbeDef] = &[
             program: "tcpq_selwin_ndq",
             tracepoint: ("net", "net_dev_queue"),
             raw: true,
+            kprobe: None,
+            also_kprobes: &[],
             how: "the kernel's tcp_select_window() is inlined on many kernels; this reads the \
                   TCP header of each outgoing segment as it is queued to a device (raw \
                   tracepoint net_dev_queue), and the socket from skb->sk. One event per skb: \
@@ -835,6 +861,8 @@ pub static PROBES: &[ProbeDef] = &[
                 program: "tcpq_probe_rtp",
                 tracepoint: ("tcp", "tcp_probe"),
                 raw: true,
+                kprobe: None,
+                also_kprobes: &[],
                 how: "the tcp_probe raw tracepoint (arguments sk, skb): the same values the \
                   classic tracepoint copies, read from the socket and the skb at offsets from \
                   the kernel's BTF; works where the classic record has no skaddr (6.1)",
@@ -852,6 +880,8 @@ pub static PROBES: &[ProbeDef] = &[
                 program: "tcpq_probe_tp",
                 tracepoint: ("tcp", "tcp_probe"),
                 raw: false,
+                kprobe: None,
+                also_kprobes: &[],
                 how: "the tcp:tcp_probe tracepoint, with its field offsets read from the \
                   tracepoint's format file at run time",
                 also: &[],
@@ -965,6 +995,8 @@ pub static PROBES: &[ProbeDef] = &[
             program: "tcpq_retrans_tp",
             tracepoint: ("tcp", "tcp_retransmit_skb"),
             raw: true,
+            kprobe: None,
+            also_kprobes: &[],
             how: "the tcp_retransmit_skb raw tracepoint (arguments sk, skb[, err], checked \
                   against the kernel's BTF); segs is tcp_skb_pcount(skb)",
             also: &[],
@@ -1082,6 +1114,8 @@ pub static PROBES: &[ProbeDef] = &[
             program: "tcpq_rcvspace",
             tracepoint: ("tcp", "tcp_rcv_space_adjust"),
             raw: true,
+            kprobe: None,
+            also_kprobes: &[],
             how: "the tcp_rcv_space_adjust raw tracepoint (argument sk)",
             also: &[],
             requires: &[
@@ -1110,6 +1144,8 @@ pub static PROBES: &[ProbeDef] = &[
             program: "tcpq_rst_send",
             tracepoint: ("tcp", "tcp_send_reset"),
             raw: true,
+            kprobe: None,
+            also_kprobes: &[],
             how: "the tcp_send_reset and tcp_receive_reset raw tracepoints",
             also: &[("tcpq_rst_recv", ("tcp", "tcp_receive_reset"), true)],
             requires: &[
@@ -1157,6 +1193,8 @@ pub static PROBES: &[ProbeDef] = &[
             program: "tcpq_drop_rtp",
             tracepoint: ("skb", "kfree_skb"),
             raw: true,
+            kprobe: None,
+            also_kprobes: &[],
             how: "the kfree_skb raw tracepoint, keeping TCP segments (IP header checked); \
                   the socket is skb->sk or the tracepoint's rx_sk",
             also: &[],
@@ -1208,24 +1246,43 @@ pub static PROBES: &[ProbeDef] = &[
               comm are the caller. The seed's `kprobe:tcp_sendmsg { hist(arg2) }` is \
               `on tcp_sendmsg hist size`.",
         template: "tcp_io",
-        strategies: &[StrategyDef {
-            name: "sock_length",
-            program: "tcpq_io_send",
-            tracepoint: ("sock", "sock_send_length"),
-            raw: true,
-            how: "the sock_send_length raw tracepoint (socket and result of each \
+        strategies: &[
+            StrategyDef {
+                name: "sock_length",
+                program: "tcpq_io_send",
+                tracepoint: ("sock", "sock_send_length"),
+                raw: true,
+                kprobe: None,
+                also_kprobes: &[],
+                how: "the sock_send_length raw tracepoint (socket and result of each \
                   sock_sendmsg), with the size asked noted at the send syscalls' entry \
                   (syscalls:sys_enter_write/sendto/sendmsg/writev)",
-            also: IO_ENTERS,
-            requires: &[
-                Req::Btf,
-                Req::RawArg("sock_send_length", 0, "struct sock *"),
-                Req::RawArg("sock_send_length", 1, "int"),
-                Req::TpField("syscalls", "sys_enter_write", "count"),
-            ],
-            provides: &[],
-            field_requires: &[],
-        }],
+                also: IO_ENTERS,
+                requires: &[
+                    Req::Btf,
+                    Req::RawArg("sock_send_length", 0, "struct sock *"),
+                    Req::RawArg("sock_send_length", 1, "int"),
+                    Req::TpField("syscalls", "sys_enter_write", "count"),
+                ],
+                provides: &[],
+                field_requires: &[],
+            },
+            StrategyDef {
+                name: "kprobe",
+                program: "tcpq_io_ksend",
+                tracepoint: ("", ""),
+                raw: false,
+                kprobe: Some(("tcp_sendmsg", false)),
+                also_kprobes: &[("tcpq_io_ksend_ret", "tcp_sendmsg", true)],
+                how: "a kprobe on tcp_sendmsg() for the socket and the size asked (parameter \
+                  positions from its BTF prototype) and a kretprobe for the result, for \
+                  kernels without the sock_*_length tracepoints (before 6.3)",
+                also: &[],
+                requires: &[Req::Btf, Req::Kprobe("tcp_sendmsg")],
+                provides: &[],
+                field_requires: &[],
+            },
+        ],
         implicit: &[],
         implicit_words: "",
         fields: IO_FIELDS,
@@ -1240,23 +1297,42 @@ pub static PROBES: &[ProbeDef] = &[
               the seed's BCC program on tcp_recvmsg, without its cast of a kprobe \
               argument.",
         template: "tcp_io",
-        strategies: &[StrategyDef {
-            name: "sock_length",
-            program: "tcpq_io_recv",
-            tracepoint: ("sock", "sock_recv_length"),
-            raw: true,
-            how: "the sock_recv_length raw tracepoint, with the size asked noted at the \
+        strategies: &[
+            StrategyDef {
+                name: "sock_length",
+                program: "tcpq_io_recv",
+                tracepoint: ("sock", "sock_recv_length"),
+                raw: true,
+                kprobe: None,
+                also_kprobes: &[],
+                how: "the sock_recv_length raw tracepoint, with the size asked noted at the \
                   receive syscalls' entry (syscalls:sys_enter_read/recvfrom/recvmsg/readv)",
-            also: IO_ENTERS,
-            requires: &[
-                Req::Btf,
-                Req::RawArg("sock_recv_length", 0, "struct sock *"),
-                Req::RawArg("sock_recv_length", 1, "int"),
-                Req::TpField("syscalls", "sys_enter_write", "count"),
-            ],
-            provides: &[],
-            field_requires: &[],
-        }],
+                also: IO_ENTERS,
+                requires: &[
+                    Req::Btf,
+                    Req::RawArg("sock_recv_length", 0, "struct sock *"),
+                    Req::RawArg("sock_recv_length", 1, "int"),
+                    Req::TpField("syscalls", "sys_enter_write", "count"),
+                ],
+                provides: &[],
+                field_requires: &[],
+            },
+            StrategyDef {
+                name: "kprobe",
+                program: "tcpq_io_krecv",
+                tracepoint: ("", ""),
+                raw: false,
+                kprobe: Some(("tcp_recvmsg", false)),
+                also_kprobes: &[("tcpq_io_krecv_ret", "tcp_recvmsg", true)],
+                how: "a kprobe on tcp_recvmsg() for the socket and the size asked (parameter \
+                  positions from its BTF prototype) and a kretprobe for the result, for \
+                  kernels without the sock_*_length tracepoints (before 6.3)",
+                also: &[],
+                requires: &[Req::Btf, Req::Kprobe("tcp_recvmsg")],
+                provides: &[],
+                field_requires: &[],
+            },
+        ],
         implicit: &[],
         implicit_words: "",
         fields: IO_FIELDS,

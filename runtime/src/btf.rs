@@ -506,6 +506,29 @@ impl Btf {
         None
     }
 
+    /// The parameter names of kernel function `name`, in order, from its
+    /// BTF `FUNC` (`None` when the function is not in BTF, e.g. inlined).
+    pub fn function_params(&self, name: &str) -> Result<Option<Vec<String>>, BtfError> {
+        for id in 1..self.starts.len() as u32 {
+            let Ok(h) = self.head(id) else { continue };
+            if h.kind != KIND_FUNC || self.name(h.name_off) != name.as_bytes() {
+                continue;
+            }
+            let proto = self.skip_mods(h.size_or_type)?;
+            let ph = self.head(proto)?;
+            if ph.kind != KIND_FUNC_PROTO {
+                return Err(BtfError::BadType(proto));
+            }
+            let mut names = Vec::with_capacity(ph.vlen as usize);
+            for i in 0..ph.vlen as usize {
+                let n = u32_at(&self.data, ph.tail + 8 * i).ok_or(BtfError::BadType(proto))?;
+                names.push(String::from_utf8_lossy(self.name(n)).into_owned());
+            }
+            return Ok(Some(names));
+        }
+        Ok(None)
+    }
+
     /// The `TP_PROTO` arguments of a raw tracepoint, described as C types
     /// (`"struct sock *"`, `"int"`, ...), from the kernel's
     /// `btf_trace_<name>` typedef (a pointer to a function whose first

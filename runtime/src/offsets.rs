@@ -45,6 +45,14 @@ pub const STRUCT_MEMBERS: &[(u32, &str)] = &[
     (off::TP_SND_NXT, "tcp_sock.snd_nxt"),
     (off::TP_SND_UNA, "tcp_sock.snd_una"),
     (off::SKB_LEN, "sk_buff.len"),
+    // x86-64's argument registers, in calling-convention order.
+    (off::PT_REGS_ARG0, "pt_regs.di"),
+    (off::PT_REGS_ARG0 + 1, "pt_regs.si"),
+    (off::PT_REGS_ARG0 + 2, "pt_regs.dx"),
+    (off::PT_REGS_ARG0 + 3, "pt_regs.cx"),
+    (off::PT_REGS_ARG0 + 4, "pt_regs.r8"),
+    (off::PT_REGS_ARG0 + 5, "pt_regs.r9"),
+    (off::PT_REGS_RET, "pt_regs.ax"),
     (off::SKB_MARK, "sk_buff.mark"),
     (off::NETDEV_NET, "net_device.nd_net.net"),
     (off::INET_SPORT, "inet_sock.inet_sport"),
@@ -251,6 +259,17 @@ pub const RAW_TRACEPOINT_ARGS: &[(u32, &str, usize, &str, bool)] = &[
     (off::TP_RETRANS_ERR, "tcp_retransmit_skb", 2, "int", false),
 ];
 
+/// Kernel function parameters a kprobe strategy reads, by name: (index,
+/// function, parameter). The position comes from the function's BTF
+/// prototype, so a reordered signature is followed, not misread.
+pub const FUNCTION_PARAMS: &[(u32, &str, &str)] = &[
+    (off::KP_SEND_SK, "tcp_sendmsg", "sk"),
+    (off::KP_SEND_SIZE, "tcp_sendmsg", "size"),
+    (off::KP_RECV_SK, "tcp_recvmsg", "sk"),
+    (off::KP_RECV_LEN, "tcp_recvmsg", "len"),
+    (off::KP_RECV_FLAGS, "tcp_recvmsg", "flags"),
+];
+
 /// Classic tracepoint fields that one template program reads through the
 /// offset already resolved for `index` (from another event): each must sit
 /// at that same offset. (index, category, event, field)
@@ -369,6 +388,7 @@ impl Offsets {
             }
         }
         self.resolve_raw_tracepoints(btf);
+        self.resolve_function_params(btf);
         // The stride of a user iovec array: a type size, not a member.
         match btf.struct_id("iovec").and_then(|id| btf.type_size(id)) {
             Ok(size) => {
@@ -383,6 +403,34 @@ impl Offsets {
             Err(e) => self
                 .missing
                 .push((off::IOVEC_SIZE, "sizeof(struct iovec)".into(), e.into())),
+        }
+    }
+
+    fn resolve_function_params(&mut self, btf: &Btf) {
+        let mut cache: HashMap<&str, Option<Vec<String>>> = HashMap::new();
+        for &(idx, func, param) in FUNCTION_PARAMS {
+            let params = cache
+                .entry(func)
+                .or_insert_with(|| btf.function_params(func).ok().flatten());
+            match params.as_ref().map(|p| p.iter().position(|n| n == param)) {
+                Some(Some(pos)) => {
+                    self.locs[idx as usize] = FieldLoc {
+                        off: pos as u32,
+                        size: 8,
+                        bit_off: 0,
+                        bit_size: 0,
+                        _pad: 0,
+                    }
+                }
+                Some(None) => self.missing.push((
+                    idx,
+                    format!("{func}({param})"),
+                    Unresolved::Prototype(format!("{func} has no parameter `{param}`")),
+                )),
+                // Not in BTF (inlined or absent): only the kprobe strategy
+                // needed it, and its requirements say so.
+                None => {}
+            }
         }
     }
 

@@ -9,8 +9,8 @@ use std::{
 use aya::{
     maps::{Array, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
-        raw_trace_point::RawTracePointLink, trace_point::TracePointLink, ProgramError,
-        RawTracePoint, TracePoint,
+        kprobe::KProbeLink, raw_trace_point::RawTracePointLink, trace_point::TracePointLink,
+        KProbe, ProgramError, RawTracePoint, TracePoint,
     },
     Ebpf, EbpfError, EbpfLoader, Pod,
 };
@@ -172,6 +172,7 @@ pub fn owner_programs() -> Vec<(&'static str, Vec<Attach>)> {
 enum Link {
     Tracepoint(#[allow(dead_code)] TracePointLink),
     Raw(#[allow(dead_code)] RawTracePointLink),
+    Kprobe(#[allow(dead_code)] KProbeLink),
 }
 
 /// How many trailing verifier log lines an error carries.
@@ -793,13 +794,25 @@ fn load_and_attach(
             }
             Ok(())
         }
-        Some(a @ (Attach::Kprobe { .. } | Attach::Fentry { .. })) => {
-            Err(SessionError::Unsupported {
-                template: template.to_owned(),
-                program: program.to_owned(),
-                what: a.describe(),
-            })
+        Some(Attach::Kprobe { .. }) => {
+            let kp: &mut KProbe = prog.try_into().map_err(fail)?;
+            kp.load().map_err(fail)?;
+            for p in points {
+                let Attach::Kprobe { function, .. } = p else {
+                    unreachable!("one program attaches one way")
+                };
+                let at = p.point();
+                let fail = |source| classify(template, program, &at, source);
+                let id = kp.attach(function, 0).map_err(fail)?;
+                links.push(Link::Kprobe(kp.take_link(id).map_err(fail)?));
+            }
+            Ok(())
         }
+        Some(a @ Attach::Fentry { .. }) => Err(SessionError::Unsupported {
+            template: template.to_owned(),
+            program: program.to_owned(),
+            what: a.describe(),
+        }),
     }
 }
 

@@ -347,6 +347,19 @@ pub mod off {
     pub const SKB_MARK: u32 = 110;
     pub const TP_PROBE_RAW_SK: u32 = 111;
     pub const TP_PROBE_RAW_SKB: u32 = 112;
+    /// kprobe strategy of `tcp_sendmsg`/`tcp_recvmsg`: the position of
+    /// each parameter in the function's prototype (from BTF), in
+    /// `FieldLoc::off`.
+    pub const KP_SEND_SK: u32 = 113;
+    pub const KP_SEND_SIZE: u32 = 114;
+    pub const KP_RECV_SK: u32 = 115;
+    pub const KP_RECV_LEN: u32 = 116;
+    pub const KP_RECV_FLAGS: u32 = 117;
+    /// `struct pt_regs` members holding a kprobe'd function's first six
+    /// arguments (x86-64: di, si, dx, cx, r8, r9) and its return value
+    /// (ax), from BTF: a kprobe reads its arguments through these.
+    pub const PT_REGS_ARG0: u32 = 118;
+    pub const PT_REGS_RET: u32 = 124;
     // Socket fields for `Load`s (tcp_sock and its embedded structs).
     pub const TP_MSS_CACHE: u32 = 64;
     pub const TP_SRTT_US: u32 = 65;

@@ -8,6 +8,11 @@
 //! calls that reach a socket (read, write, sendto, recvfrom, sendmsg,
 //! recvmsg, readv, writev) note it per thread when the fd is a TCP socket,
 //! and the length tracepoint picks it up.
+//!
+//! Kernels without those tracepoints (6.1) get the kprobe strategy:
+//! `tcp_sendmsg(sk, msg, size)` / `tcp_recvmsg(sk, msg, len, flags, ...)`
+//! at entry (parameter positions from the function's BTF prototype) and
+//! their return value at exit.
 #![no_std]
 #![no_main]
 
@@ -16,9 +21,10 @@ mod common;
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_user},
-    macros::{map, raw_tracepoint, tracepoint},
+    macros::{kprobe, kretprobe, map, raw_tracepoint, tracepoint},
     maps::LruHashMap,
-    programs::{RawTracePointContext, TracePointContext},
+    programs::{ProbeContext, RawTracePointContext, RetProbeContext, TracePointContext},
+    EbpfContext,
 };
 use common::*;
 use tcpq_abi::{off, slot::io as s};
@@ -125,6 +131,86 @@ pub fn tcpq_io_enter_m(ctx: TracePointContext) -> u32 {
     0
 }
 
+/// A kprobe'd call in progress, per thread.
+#[derive(Clone, Copy)]
+#[repr(C)]
+struct KCall {
+    sk: u64,
+    size: u64,
+    flags: u64,
+}
+
+#[map]
+static TCPQ_KCALLS: LruHashMap<u32, KCall> = LruHashMap::with_max_entries(16384, 0);
+
+/// The kprobe'd function's parameter whose position `OFFSETS[index]`
+/// holds, read from the saved registers. Through `bpf_probe_read_kernel`:
+/// the verifier refuses a context read at an offset it cannot see.
+#[inline(always)]
+fn karg(ctx: &ProbeContext, index: u32) -> u64 {
+    let l = loc(index);
+    if l.size == 0 || l.off >= 6 {
+        return 0;
+    }
+    read_off(ctx.as_ptr() as u64, off::PT_REGS_ARG0 + l.off)
+}
+
+#[inline(always)]
+fn kenter(ctx: &ProbeContext, sk_i: u32, size_i: u32, flags_i: Option<u32>) {
+    let sk = karg(ctx, sk_i);
+    if !is_full_tcp_sock(sk) {
+        return;
+    }
+    let call = KCall {
+        sk,
+        size: karg(ctx, size_i),
+        flags: match flags_i {
+            Some(i) => karg(ctx, i),
+            None => 0,
+        },
+    };
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let _ = TCPQ_KCALLS.insert(tid, call, 0);
+}
+
+#[inline(always)]
+fn kexit(ctx: &RetProbeContext) -> Option<()> {
+    let tid = bpf_get_current_pid_tgid() as u32;
+    let call = unsafe { TCPQ_KCALLS.get(tid) }.copied()?;
+    let _ = TCPQ_KCALLS.remove(tid);
+    let ret = read_off(ctx.as_ptr() as u64, off::PT_REGS_RET);
+    emit(call.sk, call.size, sext32(ret), call.flags)
+}
+
+#[kprobe]
+pub fn tcpq_io_ksend(ctx: ProbeContext) -> u32 {
+    kenter(&ctx, off::KP_SEND_SK, off::KP_SEND_SIZE, None);
+    0
+}
+
+#[kretprobe]
+pub fn tcpq_io_ksend_ret(ctx: RetProbeContext) -> u32 {
+    let _ = kexit(&ctx);
+    0
+}
+
+#[kprobe]
+pub fn tcpq_io_krecv(ctx: ProbeContext) -> u32 {
+    kenter(
+        &ctx,
+        off::KP_RECV_SK,
+        off::KP_RECV_LEN,
+        Some(off::KP_RECV_FLAGS),
+    );
+    0
+}
+
+#[kretprobe]
+pub fn tcpq_io_krecv_ret(ctx: RetProbeContext) -> u32 {
+    let _ = kexit(&ctx);
+    0
+}
+
 #[raw_tracepoint(tracepoint = "sock_send_length")]
 pub fn tcpq_io_send(ctx: RawTracePointContext) -> i32 {
     let _ = done(&ctx);
@@ -149,15 +235,29 @@ fn done(ctx: &RawTracePointContext) -> Option<()> {
         _ => 0,
     };
     let _ = TCPQ_PENDING.remove(tid);
+    emit(
+        sk,
+        size,
+        sext32(tp_field(ctx, off::TP_SOCK_LENGTH_RET)),
+        tp_field(ctx, off::TP_SOCK_LENGTH_FLAGS),
+    )
+}
+
+/// One call's record. It runs in the caller's context, so the caller is
+/// the socket's owner (and becomes it, for this template's other events).
+#[inline(always)]
+fn emit(sk: u64, size: u64, ret: u64, flags: u64) -> Option<()> {
     let cfg = config()?;
     let ev = begin()?;
     let v = &mut ev.vals;
     v[s::SIZE as usize] = size;
-    v[s::RET as usize] = sext32(tp_field(ctx, off::TP_SOCK_LENGTH_RET));
-    v[s::FLAGS as usize] = tp_field(ctx, off::TP_SOCK_LENGTH_FLAGS);
+    v[s::RET as usize] = ret;
+    v[s::FLAGS as usize] = flags;
     if rejected_early(cfg, ev) {
         return None;
     }
+    let owner = current_owner();
+    let _ = TCPQ_OWNERS.insert(sk, owner, 0);
     fill_sock(ev, sk);
     load_fields(cfg, ev, sk, 0);
     finish(cfg, ev);
