@@ -214,10 +214,62 @@ fn every_recipe_runs_against_real_traffic() {
         assert!(!field_bool(e, "wscale_ok"), "{}", ctx("socket-summary"));
         assert!(field_u64(e, "snd_cwnd") > 0, "{}", ctx("socket-summary"));
     }
+    let mut read_total = 0i64;
     for e in &out["windows-on-read"] {
         assert_eq!(field_u64(e, "pid"), rpid, "{}", ctx("windows-on-read"));
         assert!(field_u64(e, "rcvbuf") > 0, "{}", ctx("windows-on-read"));
+        let ret = e["ret"].as_i64().expect("ret");
+        assert!(
+            ret <= field_u64(e, "size") as i64,
+            "{}",
+            ctx("windows-on-read")
+        );
+        read_total += ret.max(0);
     }
+    // Every byte the reader's log counts came through a receive call.
+    assert_eq!(
+        read_total as u64,
+        rlog.bytes(),
+        "{}",
+        ctx("windows-on-read")
+    );
+    // Size histograms against the generator's own call sizes: the writer
+    // asks for min(65536, bytes left) per send(), the reader offers
+    // --read-size 16384 per recv().
+    let hist_of = |recipe: &str, comm: &str| -> Vec<(u64, u64, u64)> {
+        out[recipe]
+            .iter()
+            .filter(|e| e["comm"] == comm)
+            .flat_map(|e| e["buckets"].as_array().cloned().unwrap_or_default())
+            .map(|b| {
+                (
+                    field_u64(&b, "min"),
+                    field_u64(&b, "max"),
+                    field_u64(&b, "count"),
+                )
+            })
+            .collect()
+    };
+    let sends = hist_of("send-sizes", "tcpq-writer");
+    let n_sends: u64 = sends.iter().map(|b| b.2).sum();
+    assert!(n_sends >= N / 65536, "{n_sends} sends{}", ctx("send-sizes"));
+    assert!(
+        sends
+            .iter()
+            .all(|&(min, _, count)| count == 0 || min <= 65536),
+        "a send asked for more than 64 KiB{}",
+        ctx("send-sizes")
+    );
+    let recvs = hist_of("recv-sizes", "tcpq-reader");
+    let n_recvs: u64 = recvs.iter().map(|b| b.2).sum();
+    assert!(n_recvs >= N / 16384, "{n_recvs} reads{}", ctx("recv-sizes"));
+    assert!(
+        recvs
+            .iter()
+            .all(|&(min, max, count)| count == 0 || (min <= 16384 && 16384 <= max)),
+        "a read offered other than 16384 bytes{}",
+        ctx("recv-sizes")
+    );
     let c = &out["tcpconnect"];
     assert_eq!(c.len(), 1, "{}", ctx("tcpconnect"));
     assert_eq!(field_u64(&c[0], "pid"), wpid, "{}", ctx("tcpconnect"));
@@ -235,8 +287,11 @@ fn every_recipe_runs_against_real_traffic() {
         "sum(segs) vs TcpRetransSegs{}",
         ctx("tcpretrans")
     );
+    // The recipe takes no port: other traffic on the machine may count
+    // too, so only this pair's rows are compared.
     let count: u64 = out["retransmits"]
         .iter()
+        .filter(|e| field_u64(e, "dport") == port as u64 || field_u64(e, "dport") == lport)
         .map(|e| field_u64(e, "count"))
         .sum();
     assert_eq!(count as usize, rt.len(), "{}", ctx("retransmits"));

@@ -376,7 +376,9 @@ pub static COMMON_FIELDS: &[FieldDef] = &[
         Uint(Unit::None),
         &[slot::SOCK_COOKIE],
         64,
-        "the socket's cookie: a stable id for one connection",
+        "the kernel's socket cookie, a stable id for one connection; 0 until something has \
+         asked the kernel for it (ss -e, sock_diag, the classic tcp_probe tracepoint): \
+         the kernel creates it lazily and tcpq's templates cannot",
     ),
 ];
 
