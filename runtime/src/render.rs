@@ -130,6 +130,8 @@ pub fn decode(ty: FieldType, vals: &[u64]) -> Value {
         }
         FieldType::TcpState => match tcp_state_name(v0) {
             Some(s) => Value::Str(s.to_owned()),
+            // No socket (a reset to a closed port): no state.
+            None if v0 == 0 => Value::Null,
             None => Value::Uint(v0),
         },
         FieldType::Family => match family_name(v0) {
