@@ -433,6 +433,15 @@ pub struct Timings {
     pub programs: Vec<(String, Duration, Option<u32>)>,
 }
 
+/// How to load a plan.
+#[derive(Clone, Debug, Default)]
+pub struct SessionOptions {
+    /// Bytes of each printing clause's `EVENTS` ring buffer (a power of two
+    /// and a multiple of the page size; checked by the kernel at load).
+    /// `None`: the size built into the template (1 MiB).
+    pub ring_bytes: Option<u32>,
+}
+
 /// Every loaded template of a plan.
 pub struct Session {
     pub clauses: Vec<Attached>,
@@ -468,11 +477,23 @@ impl Drop for Session {
 impl Session {
     /// Load and attach every clause of `plan`.
     pub fn open(plan: &Plan, kernel: &Kernel) -> Result<Session, SessionError> {
+        Session::open_with(plan, kernel, &SessionOptions::default())
+    }
+
+    /// Load and attach every clause of `plan` with `opts`.
+    pub fn open_with(
+        plan: &Plan,
+        kernel: &Kernel,
+        opts: &SessionOptions,
+    ) -> Result<Session, SessionError> {
         let mut timings = Timings::default();
         let t = Instant::now();
         let mut loader = EbpfLoader::new();
         // The templates use no CO-RE: offsets come through TCPQ_OFFSETS.
         loader.btf(None);
+        if let Some(bytes) = opts.ring_bytes {
+            loader.map_max_entries(maps::EVENTS, bytes);
+        }
         timings.loader = t.elapsed();
         let mut clauses = Vec::with_capacity(plan.clauses.len());
         for clause in &plan.clauses {
