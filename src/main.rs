@@ -199,10 +199,18 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tcpq: error: {e:#}");
-            ExitCode::from(EXIT_RUNTIME)
+            let (code, message) = runtime_failure(&e);
+            eprintln!("{message}");
+            ExitCode::from(code)
         }
     }
+}
+
+/// What `main` does with an error out of `run`: every one is a runtime
+/// failure (a verifier rejection among them: a bug in a template, never in
+/// the user's program), exit 1, with the whole chain of causes.
+fn runtime_failure(e: &anyhow::Error) -> (u8, String) {
+    (EXIT_RUNTIME, format!("tcpq: error: {e:#}"))
 }
 
 /// `tcpq FILE --help`: clap stops at `--help`; if the same command line
@@ -289,12 +297,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Ok(s) => s,
         // The program is fine but this kernel lacks a field it uses: point
         // at the field like any other diagnostic.
-        Err(SessionError::FieldUnavailable { probe, field, why }) => {
-            let d = tcpq_dsl::field_unavailable(&source, &probe, &field, &why);
-            eprint!("{}", tcpq_dsl::render_all(&[d], &source, &origin, color));
-            return Ok(ExitCode::from(EXIT_RUNTIME));
-        }
-        Err(e) => return Err(e.into()),
+        Err(e) => return open_failure(e, &source, &origin, color),
     };
     let t_attached = t0.elapsed();
     let mut note = String::new();
@@ -363,6 +366,25 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         eprintln!("{}", report.summary_json());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A session that could not open. A field this kernel lacks is pointed at
+/// like any other diagnostic; everything else (verifier rejections,
+/// permissions, attach failures) goes back to `main` as an error.
+fn open_failure(
+    e: SessionError,
+    source: &str,
+    origin: &str,
+    color: bool,
+) -> anyhow::Result<ExitCode> {
+    match e {
+        SessionError::FieldUnavailable { probe, field, why } => {
+            let d = tcpq_dsl::field_unavailable(source, &probe, &field, &why);
+            eprint!("{}", tcpq_dsl::render_all(&[d], source, origin, color));
+            Ok(ExitCode::from(EXIT_RUNTIME))
+        }
+        e => Err(e.into()),
+    }
 }
 
 fn show_duration(d: Duration) -> String {
@@ -458,6 +480,25 @@ mod tests {
         assert!(parse_duration("5parsecs").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("1e400s").is_err());
+    }
+
+    /// A verifier rejection while opening the session reaches `main` as an
+    /// error, exits 1 and prints the template, the program and the log.
+    #[test]
+    fn a_verifier_rejection_exits_1_with_the_log() {
+        let e = SessionError::Verifier {
+            template: "tcp_probe".into(),
+            program: "tcpq_probe_tp".into(),
+            errno: std::io::Error::from_raw_os_error(libc::EACCES),
+            log_tail: "0: (bf) r0 = r2\nR2 !read_ok".into(),
+        };
+        let err = open_failure(e, "on tcp_probe print pid", "<command line>", false)
+            .expect_err("a verifier rejection is an error");
+        let (code, msg) = runtime_failure(&err);
+        assert_eq!(code, 1);
+        assert!(msg.starts_with("tcpq: error: "), "{msg}");
+        assert!(msg.contains("tcp_probe/tcpq_probe_tp"), "{msg}");
+        assert!(msg.ends_with("R2 !read_ok"), "{msg}");
     }
 
     #[test]
