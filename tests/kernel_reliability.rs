@@ -347,3 +347,29 @@ fn a_storm_is_counted_exactly_and_losses_are_reported() {
     // (b) bounded memory: a generous bound, not a timing.
     assert!(hwm < 64 * 1024, "printer peak RSS {hwm} KiB");
 }
+
+/// No broken template ships: every probe of the catalog loads (the verifier
+/// accepts its template's programs) and attaches on this kernel, in a
+/// printing and a counting clause, and detaches (`--duration 0`, exit 0).
+#[test]
+fn every_embedded_template_passes_the_verifier_here() {
+    if !common::require_root() {
+        return;
+    }
+    for p in tcpq_dsl::catalog::PROBES {
+        let prog = format!("on {name} print pid\non {name} count", name = p.name);
+        let out = Command::new(Tcpq::bin())
+            .args(["-e", &prog, "--duration", "0"])
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{} (template {}): {}\n{}",
+            p.name,
+            p.template,
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
