@@ -363,13 +363,20 @@ fn every_embedded_template_passes_the_verifier_here() {
             .stdin(Stdio::null())
             .output()
             .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        // Older kernels (the qemu matrix) may offer no strategy for a
+        // probe: that is `tcpq doctor`'s business, not a broken template.
+        if err.contains("cannot run on this kernel") {
+            eprintln!("skipped {}: {}", p.name, err.trim());
+            continue;
+        }
         assert!(
             out.status.success(),
             "{} (template {}): {}\n{}",
             p.name,
             p.template,
             out.status,
-            String::from_utf8_lossy(&out.stderr)
+            err
         );
     }
 }
