@@ -86,6 +86,12 @@ struct Cli {
     /// /sys/kernel/btf/vmlinux).
     #[arg(long, value_name = "PATH")]
     btf: Option<PathBuf>,
+
+    /// Size of each printing clause's ring buffer in bytes (`4096`, `64k`,
+    /// `1m`): a power of two, at least one page. Default 1m. Events that
+    /// find it full are counted and reported as lost, never printed.
+    #[arg(long, value_name = "SIZE", value_parser = parse_buffer_size)]
+    buffer_size: Option<u32>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -143,6 +149,35 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` is out of range"))
 }
 
+/// The largest `--buffer-size`: 1 GiB.
+const MAX_BUFFER: u64 = 1 << 30;
+
+/// `4096`, `64k`, `1m` (KiB and MiB): a power of two, at least one page,
+/// at most 1 GiB (the kernel's ring buffer rules).
+fn parse_buffer_size(s: &str) -> Result<u32, String> {
+    let t = s.trim().to_ascii_lowercase();
+    let (num, mult) = match t.strip_suffix(['k', 'm']) {
+        Some(n) if t.ends_with('k') => (n, 1u64 << 10),
+        Some(n) => (n, 1 << 20),
+        None => (t.as_str(), 1),
+    };
+    let n: u64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a size: write e.g. `4096`, `64k` or `1m`"))?;
+    // SAFETY: sysconf has no preconditions.
+    let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
+    let bytes = n
+        .checked_mul(mult)
+        .filter(|&b| b <= MAX_BUFFER)
+        .ok_or_else(|| format!("`{s}` is too big: the most is 1024m"))?;
+    if bytes < page || !bytes.is_power_of_two() {
+        return Err(format!(
+            "`{s}` ({bytes} bytes) must be a power of two of at least one page ({page} bytes)"
+        ));
+    }
+    Ok(bytes as u32)
+}
+
 /// Colour on stderr only on a terminal and when `NO_COLOR` is unset.
 fn stderr_color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
@@ -164,10 +199,18 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("tcpq: error: {e:#}");
-            ExitCode::from(EXIT_RUNTIME)
+            let (code, message) = runtime_failure(&e);
+            eprintln!("{message}");
+            ExitCode::from(code)
         }
     }
+}
+
+/// What `main` does with an error out of `run`: every one is a runtime
+/// failure (a verifier rejection among them: a bug in a template, never in
+/// the user's program), exit 1, with the whole chain of causes.
+fn runtime_failure(e: &anyhow::Error) -> (u8, String) {
+    (EXIT_RUNTIME, format!("tcpq: error: {e:#}"))
 }
 
 /// `tcpq FILE --help`: clap stops at `--help`; if the same command line
@@ -247,16 +290,14 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let kernel =
         Kernel::open_with(cli.btf.as_deref()).context("cannot read what this kernel offers")?;
     let t_kernel = t0.elapsed();
-    let mut session = match Session::open(&plan, &kernel) {
+    let session_opts = tcpq_runtime::session::SessionOptions {
+        ring_bytes: cli.buffer_size,
+    };
+    let mut session = match Session::open_with(&plan, &kernel, &session_opts) {
         Ok(s) => s,
         // The program is fine but this kernel lacks a field it uses: point
         // at the field like any other diagnostic.
-        Err(SessionError::FieldUnavailable { probe, field, why }) => {
-            let d = tcpq_dsl::field_unavailable(&source, &probe, &field, &why);
-            eprint!("{}", tcpq_dsl::render_all(&[d], &source, &origin, color));
-            return Ok(ExitCode::from(EXIT_RUNTIME));
-        }
-        Err(e) => return Err(e.into()),
+        Err(e) => return open_failure(e, &source, &origin, color),
     };
     let t_attached = t0.elapsed();
     let mut note = String::new();
@@ -319,7 +360,31 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     for w in report.warnings() {
         eprintln!("tcpq: {w}");
     }
+    // With --format json, the same accounting as one JSON line on stderr
+    // (stdout carries only events and aggregation rows).
+    if matches!(cli.format, OutputFormat::Json) {
+        eprintln!("{}", report.summary_json());
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A session that could not open. A field this kernel lacks is pointed at
+/// like any other diagnostic; everything else (verifier rejections,
+/// permissions, attach failures) goes back to `main` as an error.
+fn open_failure(
+    e: SessionError,
+    source: &str,
+    origin: &str,
+    color: bool,
+) -> anyhow::Result<ExitCode> {
+    match e {
+        SessionError::FieldUnavailable { probe, field, why } => {
+            let d = tcpq_dsl::field_unavailable(source, &probe, &field, &why);
+            eprint!("{}", tcpq_dsl::render_all(&[d], source, origin, color));
+            Ok(ExitCode::from(EXIT_RUNTIME))
+        }
+        e => Err(e.into()),
+    }
 }
 
 fn show_duration(d: Duration) -> String {
@@ -415,6 +480,47 @@ mod tests {
         assert!(parse_duration("5parsecs").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("1e400s").is_err());
+    }
+
+    /// A verifier rejection while opening the session reaches `main` as an
+    /// error, exits 1 and prints the template, the program and the log.
+    #[test]
+    fn a_verifier_rejection_exits_1_with_the_log() {
+        let e = SessionError::Verifier {
+            template: "tcp_probe".into(),
+            program: "tcpq_probe_tp".into(),
+            errno: std::io::Error::from_raw_os_error(libc::EACCES),
+            log_tail: "0: (bf) r0 = r2\nR2 !read_ok".into(),
+        };
+        let err = open_failure(e, "on tcp_probe print pid", "<command line>", false)
+            .expect_err("a verifier rejection is an error");
+        let (code, msg) = runtime_failure(&err);
+        assert_eq!(code, 1);
+        assert!(msg.starts_with("tcpq: error: "), "{msg}");
+        assert!(msg.contains("tcp_probe/tcpq_probe_tp"), "{msg}");
+        assert!(msg.ends_with("R2 !read_ok"), "{msg}");
+    }
+
+    #[test]
+    fn buffer_sizes() {
+        assert_eq!(parse_buffer_size("4096"), Ok(4096));
+        assert_eq!(parse_buffer_size("64k"), Ok(65536));
+        assert_eq!(parse_buffer_size("1M"), Ok(1 << 20));
+        assert_eq!(parse_buffer_size("1024m"), Ok(1 << 30));
+        for bad in [
+            "",
+            "0",
+            "100",
+            "4095",
+            "12288",
+            "2048m",
+            "1g",
+            "-4096",
+            "4k4",
+            "99999999999999999999",
+        ] {
+            assert!(parse_buffer_size(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

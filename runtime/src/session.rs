@@ -434,6 +434,15 @@ pub struct Timings {
     pub programs: Vec<(String, Duration, Option<u32>)>,
 }
 
+/// How to load a plan.
+#[derive(Clone, Debug, Default)]
+pub struct SessionOptions {
+    /// Bytes of each printing clause's `EVENTS` ring buffer (a power of two
+    /// and a multiple of the page size; checked by the kernel at load).
+    /// `None`: the size built into the template (1 MiB).
+    pub ring_bytes: Option<u32>,
+}
+
 /// Every loaded template of a plan.
 pub struct Session {
     pub clauses: Vec<Attached>,
@@ -469,11 +478,23 @@ impl Drop for Session {
 impl Session {
     /// Load and attach every clause of `plan`.
     pub fn open(plan: &Plan, kernel: &Kernel) -> Result<Session, SessionError> {
+        Session::open_with(plan, kernel, &SessionOptions::default())
+    }
+
+    /// Load and attach every clause of `plan` with `opts`.
+    pub fn open_with(
+        plan: &Plan,
+        kernel: &Kernel,
+        opts: &SessionOptions,
+    ) -> Result<Session, SessionError> {
         let mut timings = Timings::default();
         let t = Instant::now();
         let mut loader = EbpfLoader::new();
         // The templates use no CO-RE: offsets come through TCPQ_OFFSETS.
         loader.btf(None);
+        if let Some(bytes) = opts.ring_bytes {
+            loader.map_max_entries(maps::EVENTS, bytes);
+        }
         timings.loader = t.elapsed();
         let mut clauses = Vec::with_capacity(plan.clauses.len());
         for clause in &plan.clauses {
@@ -964,6 +985,129 @@ mod tests {
             template_config(&c),
             Err(SessionError::PlanTooBig { .. })
         ));
+    }
+
+    /// `BPF_PROG_LOAD` of a hand-assembled tracepoint program, with a
+    /// verifier log: (the syscall's error, the log).
+    fn load_raw(insns: &[u64]) -> (io::Error, String) {
+        const BPF_PROG_LOAD: libc::c_long = 5;
+        const BPF_PROG_TYPE_TRACEPOINT: u32 = 5;
+        let license = c"GPL";
+        let mut log = vec![0u8; 64 * 1024];
+        // union bpf_attr, the BPF_PROG_LOAD part up to prog_name.
+        let mut attr = [0u8; 64];
+        let mut put =
+            |off: usize, bytes: &[u8]| attr[off..off + bytes.len()].copy_from_slice(bytes);
+        put(0, &BPF_PROG_TYPE_TRACEPOINT.to_ne_bytes());
+        put(4, &(insns.len() as u32).to_ne_bytes());
+        put(8, &(insns.as_ptr() as u64).to_ne_bytes());
+        put(16, &(license.as_ptr() as u64).to_ne_bytes());
+        put(24, &1u32.to_ne_bytes()); // log_level
+        put(28, &(log.len() as u32).to_ne_bytes());
+        put(32, &(log.as_mut_ptr() as u64).to_ne_bytes());
+        put(48, b"tcpq_bad\0");
+        // SAFETY: attr points at a valid bpf_attr prefix of the size given;
+        // insns, license and log outlive the call.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_PROG_LOAD,
+                attr.as_ptr(),
+                attr.len() as u32,
+            )
+        };
+        let err = io::Error::last_os_error();
+        if fd >= 0 {
+            // SAFETY: a fd the kernel just returned to us.
+            unsafe { libc::close(fd as i32) };
+            panic!("the kernel accepted an invalid program");
+        }
+        let end = log.iter().position(|&b| b == 0).unwrap_or(log.len());
+        (err, String::from_utf8_lossy(&log[..end]).into_owned())
+    }
+
+    /// A program the verifier rejects (it reads r2, which a tracepoint
+    /// program never gets initialised) goes through `classify`, the path
+    /// every template program's load error takes: the error names the
+    /// template and program and carries the verifier's last lines.
+    #[test]
+    fn a_verifier_rejection_names_the_template_and_quotes_the_log() {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("skipped: loading a program needs root");
+            return;
+        }
+        // r0 = r2 (BPF_ALU64 | BPF_MOV | BPF_X, dst 0, src 2); exit.
+        let insn = |code: u8, regs: u8| u64::from_ne_bytes([code, regs, 0, 0, 0, 0, 0, 0]);
+        let prog = [insn(0xbf, 0x20), insn(0x95, 0)];
+        let (io_error, log) = load_raw(&prog);
+        assert!(
+            log.contains("R2 !read_ok"),
+            "unexpected verifier log: {log}"
+        );
+        let err = classify(
+            "tcp_probe",
+            "tcpq_probe_tp",
+            "tcp:tcp_probe",
+            ProgramError::LoadError {
+                io_error,
+                verifier_log: aya_obj::VerifierLog::new(log.clone()),
+            },
+        );
+        let SessionError::Verifier {
+            template,
+            program,
+            log_tail,
+            ..
+        } = &err
+        else {
+            panic!("not classified as a verifier rejection: {err:?}");
+        };
+        assert_eq!(
+            (template.as_str(), program.as_str()),
+            ("tcp_probe", "tcpq_probe_tp")
+        );
+        let last = log.lines().rfind(|l| !l.trim().is_empty()).unwrap();
+        assert!(log_tail.contains(last), "{log_tail}");
+        assert!(log_tail.lines().count() <= VERIFIER_TAIL);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("verifier rejected tcp_probe/tcpq_probe_tp"),
+            "{msg}"
+        );
+        assert!(msg.contains("R2 !read_ok"), "{msg}");
+        assert!(msg.contains("this is a tcpq bug"), "{msg}");
+    }
+
+    /// A long log is cut to its last `VERIFIER_TAIL` lines; EACCES with an
+    /// empty log is the kernel refusing the caller, not the verifier.
+    #[test]
+    fn verifier_logs_are_cut_to_their_tail() {
+        let log: String = (0..100).map(|i| format!("line {i}\n")).collect();
+        let err = classify(
+            "t",
+            "p",
+            "x:y",
+            ProgramError::LoadError {
+                io_error: io::Error::from_raw_os_error(libc::EACCES),
+                verifier_log: aya_obj::VerifierLog::new(log),
+            },
+        );
+        let SessionError::Verifier { log_tail, .. } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(log_tail.lines().count(), VERIFIER_TAIL);
+        assert!(log_tail.ends_with("line 99"), "{log_tail}");
+        let err = classify(
+            "t",
+            "p",
+            "x:y",
+            ProgramError::LoadError {
+                io_error: io::Error::from_raw_os_error(libc::EPERM),
+                verifier_log: aya_obj::VerifierLog::new(String::new()),
+            },
+        );
+        assert!(matches!(err, SessionError::Permission { .. }), "{err:?}");
     }
 
     #[test]

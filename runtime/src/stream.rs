@@ -96,6 +96,38 @@ impl RunReport {
         out
     }
 
+    /// The run's accounting as one JSON object, for `--format json` (on
+    /// stderr): `{"tcpq":"summary","events":M,"lost":N,...,"clauses":[...]}`.
+    /// `events` is what was printed; `lost`, `missed` and `not_counted`
+    /// are summed over clauses, and each clause has its own counters.
+    pub fn summary_json(&self) -> String {
+        let sum = |f: fn(&Stats) -> u64| self.stats.iter().map(|(_, s)| f(s)).sum::<u64>();
+        // Written by hand so that "tcpq" comes first (serde_json sorts keys).
+        let clauses: Vec<String> = self
+            .stats
+            .iter()
+            .map(|(probe, s)| {
+                format!(
+                    r#"{{"probe":{},"seen":{},"matched":{},"lost":{},"missed":{},"not_counted":{}}}"#,
+                    serde_json::Value::from(probe.as_str()),
+                    s.seen,
+                    s.matched,
+                    s.lost,
+                    s.missed,
+                    s.agg_full
+                )
+            })
+            .collect();
+        format!(
+            r#"{{"tcpq":"summary","events":{},"lost":{},"missed":{},"not_counted":{},"clauses":[{}]}}"#,
+            self.events,
+            sum(|s| s.lost),
+            sum(|s| s.missed),
+            sum(|s| s.agg_full),
+            clauses.join(",")
+        )
+    }
+
     fn suffix(&self, probe: &str) -> String {
         if self.stats.len() > 1 {
             format!(" in {probe}")
@@ -582,6 +614,41 @@ mod tests {
         let t = Table::new(&[], &["count"], Format::Json);
         assert_eq!(t.row(&rows[0]), r#"{"count":0}"#);
         let _ = Unit::None;
+    }
+
+    #[test]
+    fn the_json_summary_is_one_object_naming_itself() {
+        let r = RunReport {
+            stop: StopReason::Interrupt,
+            events: 5,
+            stats: vec![
+                (
+                    "a\"b".into(),
+                    Stats {
+                        seen: 9,
+                        matched: 8,
+                        lost: 3,
+                        ..Stats::default()
+                    },
+                ),
+                (
+                    "c".into(),
+                    Stats {
+                        lost: 1,
+                        agg_full: 2,
+                        ..Stats::default()
+                    },
+                ),
+            ],
+        };
+        let line = r.summary_json();
+        assert!(line.starts_with(r#"{"tcpq":"summary","#), "{line}");
+        let v: serde_json::Value = serde_json::from_str(&line).unwrap();
+        assert_eq!(v["events"], 5);
+        assert_eq!(v["lost"], 4);
+        assert_eq!(v["not_counted"], 2);
+        assert_eq!(v["clauses"][0]["probe"], "a\"b");
+        assert_eq!(v["clauses"][0]["matched"], 8);
     }
 
     #[test]
