@@ -287,8 +287,8 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     // Catch Ctrl-C/SIGTERM before attaching, so a signal that arrives at
     // any point from here on ends the run cleanly.
     let mut runner = stream::Runner::new()?;
-    let kernel =
-        Kernel::open_with(cli.btf.as_deref()).context("cannot read what this kernel offers")?;
+    let kernel = Kernel::open_for(cli.btf.as_deref(), Some(&plan))
+        .context("cannot read what this kernel offers")?;
     let t_kernel = t0.elapsed();
     let session_opts = tcpq_runtime::session::SessionOptions {
         ring_bytes: cli.buffer_size,

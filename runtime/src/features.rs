@@ -396,10 +396,13 @@ impl KernelFeatures {
                 f.tracepoint_fields.insert(format!("{c}:{n}"), fields);
             }
         }
+        let names: Vec<&str> = needs.raw_tracepoints.iter().map(String::as_str).collect();
+        let mut protos = btf
+            .ok()
+            .map(|b| b.raw_tracepoint_args_many(&names))
+            .unwrap_or_default();
         for name in &needs.raw_tracepoints {
-            let args = btf
-                .ok()
-                .and_then(|b| b.raw_tracepoint_args(name).ok().flatten());
+            let args = protos.remove(name.as_str()).and_then(|r| r.ok().flatten());
             f.raw_tracepoint_args.insert(name.clone(), args);
         }
 

@@ -439,10 +439,8 @@ impl Offsets {
         names.extend(SAME_PROTOTYPE.iter().flat_map(|&(a, b)| [a, b]));
         names.sort_unstable();
         names.dedup();
-        let protos: HashMap<&str, Result<Option<Vec<String>>, BtfError>> = names
-            .into_iter()
-            .map(|n| (n, btf.raw_tracepoint_args(n)))
-            .collect();
+        let protos: HashMap<&str, Result<Option<Vec<String>>, BtfError>> =
+            btf.raw_tracepoint_args_many(&names);
         for &(idx, tp, pos, want, required) in RAW_TRACEPOINT_ARGS {
             let what = format!("raw tracepoint {tp} argument {pos} ({want})");
             let problem = match &protos[tp] {

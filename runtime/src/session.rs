@@ -60,6 +60,16 @@ impl Kernel {
     /// Like [`open`](Self::open), reading BTF from `btf` when given
     /// (`--btf PATH`, for kernels without `/sys/kernel/btf/vmlinux`).
     pub fn open_with(btf: Option<&std::path::Path>) -> Result<Kernel, KernelError> {
+        Kernel::open_for(btf, None)
+    }
+
+    /// Like [`open_with`](Self::open_with), trying only what `plan`'s
+    /// strategies need (not every probe's: reading kallsyms or trying
+    /// program types no strategy of the plan uses costs start-up time).
+    pub fn open_for(
+        btf: Option<&std::path::Path>,
+        plan: Option<&Plan>,
+    ) -> Result<Kernel, KernelError> {
         let tracefs = Tracefs::locate()?;
         // Without BTF (and without --btf) tcpq still runs what tracepoint
         // formats alone provide; strategies needing BTF say so.
@@ -76,13 +86,18 @@ impl Kernel {
         };
         let offsets = Offsets::resolve(&btf, &tracefs);
         let t = Instant::now();
-        let needs = Needs::for_strategies(
-            tcpq_dsl::catalog::PROBES
+        let strategies: Vec<Strategy> = match plan {
+            Some(plan) => plan
+                .clauses
+                .iter()
+                .flat_map(|c| c.strategies.iter().cloned())
+                .collect(),
+            None => tcpq_dsl::catalog::PROBES
                 .iter()
                 .flat_map(|p| p.strategies.iter().map(|s| s.to_plan()))
-                .collect::<Vec<_>>()
-                .iter(),
-        );
+                .collect(),
+        };
+        let needs = Needs::for_strategies(strategies.iter());
         let features = KernelFeatures::detect(
             &needs,
             btf_error.as_ref().map_or(Ok(&btf), Err),
