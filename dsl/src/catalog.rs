@@ -638,27 +638,32 @@ static STATE_FIELDS: &[FieldDef] = &[
     ),
 ];
 
-/// `tcp_probe` and its views (`tcp_rtt`, `tcp_cwnd`) share one strategy.
+/// `tcp_probe`'s first strategy, shared with its views (`tcp_rtt`,
+/// `tcp_cwnd`): the raw tracepoint reads every value itself.
+const PROBE_RAW: StrategyDef = StrategyDef {
+    name: "raw_tracepoint",
+    program: "tcpq_probe_rtp",
+    tracepoint: ("tcp", "tcp_probe"),
+    raw: true,
+    kprobe: None,
+    also_kprobes: &[],
+    how: "the tcp_probe raw tracepoint (arguments sk, skb): the same values the \
+          classic tracepoint copies, read from the socket and the skb at offsets from \
+          the kernel's BTF; works where the classic record has no skaddr (6.1)",
+    also: &[],
+    requires: &[
+        Req::Btf,
+        Req::RawArg("tcp_probe", 0, "struct sock *"),
+        Req::RawArg("tcp_probe", 1, "struct sk_buff *"),
+    ],
+    provides: &[],
+    field_requires: &[],
+};
+
+/// The views of `tcp_probe`'s moment: the raw tracepoint, else the classic
+/// one (whose own fields the views do not have).
 static PROBE_STRATEGY: &[StrategyDef] = &[
-    StrategyDef {
-        name: "raw_tracepoint",
-        program: "tcpq_probe_rtp",
-        tracepoint: ("tcp", "tcp_probe"),
-        raw: true,
-        kprobe: None,
-        also_kprobes: &[],
-        how: "the tcp_probe raw tracepoint (arguments sk, skb): the same values the \
-              classic tracepoint copies, read from the socket and the skb at offsets from \
-              the kernel's BTF; works where the classic record has no skaddr (6.1)",
-        also: &[],
-        requires: &[
-            Req::Btf,
-            Req::RawArg("tcp_probe", 0, "struct sock *"),
-            Req::RawArg("tcp_probe", 1, "struct sk_buff *"),
-        ],
-        provides: &[],
-        field_requires: &[],
-    },
+    PROBE_RAW,
     StrategyDef {
         name: "tracepoint",
         program: "tcpq_probe_tp",
@@ -858,25 +863,7 @@ pub static PROBES: &[ProbeDef] = &[
               react to a connection.",
         template: "tcp_probe",
         strategies: &[
-            StrategyDef {
-                name: "raw_tracepoint",
-                program: "tcpq_probe_rtp",
-                tracepoint: ("tcp", "tcp_probe"),
-                raw: true,
-                kprobe: None,
-                also_kprobes: &[],
-                how: "the tcp_probe raw tracepoint (arguments sk, skb): the same values the \
-                  classic tracepoint copies, read from the socket and the skb at offsets from \
-                  the kernel's BTF; works where the classic record has no skaddr (6.1)",
-                also: &[],
-                requires: &[
-                    Req::Btf,
-                    Req::RawArg("tcp_probe", 0, "struct sock *"),
-                    Req::RawArg("tcp_probe", 1, "struct sk_buff *"),
-                ],
-                provides: &[],
-                field_requires: &[],
-            },
+            PROBE_RAW,
             StrategyDef {
                 name: "tracepoint",
                 program: "tcpq_probe_tp",
