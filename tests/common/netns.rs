@@ -156,9 +156,9 @@ impl NetnsPair {
     /// the sender's output hook, on purpose: a drop in the sender's own
     /// output path (nft output/egress, tc egress) is reported back to TCP
     /// as a local send error (-EPERM / NET_XMIT_DROP); TCP then simply
-    /// re-sends the skb later as new data and never counts a retransmission
-    /// (measured here: dropped > 0, TcpRetransSegs +0; see
-    /// `add_output_drop`). A drop on the receiving side is invisible to the
+    /// re-sends the skb later as new data and usually counts no
+    /// retransmission (see `output_hook_drops_are_not_wire_loss` in
+    /// tests/harness.rs for the measured rates). A drop on the receiving side is invisible to the
     /// sender, exactly like loss on a wire. veth forwards GSO super-packets
     /// whole, so one drop can lose several MSS at once. Deleted on Drop of
     /// the guard.
@@ -181,7 +181,7 @@ impl NetnsPair {
 
     /// Drop `percent`% of the non-SYN TCP packets in `ns`'s own output hook
     /// (nft `table inet tcpq_outdrop`). Not loss as TCP sees it: the sender
-    /// gets -EPERM back and re-sends without counting a retransmission.
+    /// gets -EPERM back and mostly re-sends without counting a retransmission.
     pub fn add_output_drop(&self, ns: &str, percent: u32) -> Loss {
         assert!(percent <= 100);
         let _ = self.peer_of(ns);
