@@ -38,9 +38,9 @@ pub struct StrategyDef {
     /// A raw tracepoint (`TP_PROTO` arguments) rather than a classic one
     /// (the format file's record).
     pub raw: bool,
-    /// A kprobe instead of a tracepoint: (function, kretprobe). `tracepoint`
-    /// and `raw` are then unused.
-    pub kprobe: Option<(&'static str, bool)>,
+    /// A kernel function instead of a tracepoint. `tracepoint` and `raw`
+    /// are then unused.
+    pub func: Option<Func>,
     /// Further kprobes attached with this strategy: (program, function,
     /// kretprobe).
     pub also_kprobes: &'static [(&'static str, &'static str, bool)],
@@ -55,6 +55,39 @@ pub struct StrategyDef {
     pub provides: &'static [&'static str],
     /// Fields that need more than the strategy itself.
     pub field_requires: &'static [(&'static [&'static str], &'static [Req])],
+}
+
+/// How a strategy attaches to a kernel function.
+#[derive(Debug, Clone, Copy)]
+pub enum Func {
+    Kprobe(&'static str),
+    Kretprobe(&'static str),
+    Fentry(&'static str),
+    Fexit(&'static str),
+}
+
+impl Func {
+    pub fn to_plan(self) -> Attach {
+        let f = |x: &str| x.to_string();
+        match self {
+            Func::Kprobe(x) => Attach::Kprobe {
+                function: f(x),
+                ret: false,
+            },
+            Func::Kretprobe(x) => Attach::Kprobe {
+                function: f(x),
+                ret: true,
+            },
+            Func::Fentry(x) => Attach::Fentry {
+                function: f(x),
+                exit: false,
+            },
+            Func::Fexit(x) => Attach::Fentry {
+                function: f(x),
+                exit: true,
+            },
+        }
+    }
 }
 
 /// A [`Requirement`] in a form a `static` can hold.
@@ -146,11 +179,8 @@ impl StrategyDef {
         Strategy {
             name: self.name.to_string(),
             program: self.program.to_string(),
-            attach: match self.kprobe {
-                Some((function, ret)) => Attach::Kprobe {
-                    function: function.to_string(),
-                    ret,
-                },
+            attach: match self.func {
+                Some(func) => func.to_plan(),
                 None if self.raw => Attach::RawTracepoint { category, name },
                 None => Attach::Tracepoint { category, name },
             },
@@ -598,7 +628,7 @@ static STATE_STRATEGY: &[StrategyDef] = &[StrategyDef {
     program: "tcpq_state_rtp",
     tracepoint: ("sock", "inet_sock_set_state"),
     raw: true,
-    kprobe: None,
+    func: None,
     also_kprobes: &[],
     how: "the inet_sock_set_state raw tracepoint (arguments sk, oldstate, newstate), \
           TCP sockets only; births kept per socket for `duration`",
@@ -645,7 +675,7 @@ const PROBE_RAW: StrategyDef = StrategyDef {
     program: "tcpq_probe_rtp",
     tracepoint: ("tcp", "tcp_probe"),
     raw: true,
-    kprobe: None,
+    func: None,
     also_kprobes: &[],
     how: "the tcp_probe raw tracepoint (arguments sk, skb): the same values the \
           classic tracepoint copies, read from the socket and the skb at offsets from \
@@ -669,7 +699,7 @@ static PROBE_STRATEGY: &[StrategyDef] = &[
         program: "tcpq_probe_tp",
         tracepoint: ("tcp", "tcp_probe"),
         raw: false,
-        kprobe: None,
+        func: None,
         also_kprobes: &[],
         how: "the tcp:tcp_probe tracepoint, with its field offsets read from the \
           tracepoint's format file at run time",
@@ -763,7 +793,7 @@ pub static PROBES: &[ProbeDef] = &[
             program: "tcpq_selwin_ndq",
             tracepoint: ("net", "net_dev_queue"),
             raw: true,
-            kprobe: None,
+            func: None,
             also_kprobes: &[],
             how: "the kernel's tcp_select_window() is inlined on many kernels; this reads the \
                   TCP header of each outgoing segment as it is queued to a device (raw \
@@ -869,7 +899,7 @@ pub static PROBES: &[ProbeDef] = &[
                 program: "tcpq_probe_tp",
                 tracepoint: ("tcp", "tcp_probe"),
                 raw: false,
-                kprobe: None,
+                func: None,
                 also_kprobes: &[],
                 how: "the tcp:tcp_probe tracepoint, with its field offsets read from the \
                   tracepoint's format file at run time",
@@ -984,7 +1014,7 @@ pub static PROBES: &[ProbeDef] = &[
             program: "tcpq_retrans_tp",
             tracepoint: ("tcp", "tcp_retransmit_skb"),
             raw: true,
-            kprobe: None,
+            func: None,
             also_kprobes: &[],
             how: "the tcp_retransmit_skb raw tracepoint (arguments sk, skb[, err], checked \
                   against the kernel's BTF); segs is tcp_skb_pcount(skb)",
@@ -1103,7 +1133,7 @@ pub static PROBES: &[ProbeDef] = &[
             program: "tcpq_rcvspace",
             tracepoint: ("tcp", "tcp_rcv_space_adjust"),
             raw: true,
-            kprobe: None,
+            func: None,
             also_kprobes: &[],
             how: "the tcp_rcv_space_adjust raw tracepoint (argument sk)",
             also: &[],
@@ -1133,7 +1163,7 @@ pub static PROBES: &[ProbeDef] = &[
             program: "tcpq_rst_send",
             tracepoint: ("tcp", "tcp_send_reset"),
             raw: true,
-            kprobe: None,
+            func: None,
             also_kprobes: &[],
             how: "the tcp_send_reset and tcp_receive_reset raw tracepoints",
             also: &[("tcpq_rst_recv", ("tcp", "tcp_receive_reset"), true)],
@@ -1182,7 +1212,7 @@ pub static PROBES: &[ProbeDef] = &[
             program: "tcpq_drop_rtp",
             tracepoint: ("skb", "kfree_skb"),
             raw: true,
-            kprobe: None,
+            func: None,
             also_kprobes: &[],
             how: "the kfree_skb raw tracepoint, keeping TCP segments (IP header checked); \
                   the socket is skb->sk or the tracepoint's rx_sk",
@@ -1237,11 +1267,26 @@ pub static PROBES: &[ProbeDef] = &[
         template: "tcp_io",
         strategies: &[
             StrategyDef {
+                name: "fexit",
+                program: "tcpq_io_fsend",
+                tracepoint: ("", ""),
+                raw: false,
+                func: Some(Func::Fexit("tcp_sendmsg")),
+                also_kprobes: &[],
+                how: "an fexit program on tcp_sendmsg(): the socket, the size asked and the result \
+                  in one program, at the function's return (parameter positions from its BTF \
+                  prototype)",
+                also: &[],
+                requires: &[Req::Btf, Req::Fentry("tcp_sendmsg")],
+                provides: &[],
+                field_requires: &[],
+            },
+            StrategyDef {
                 name: "sock_length",
                 program: "tcpq_io_send",
                 tracepoint: ("sock", "sock_send_length"),
                 raw: true,
-                kprobe: None,
+                func: None,
                 also_kprobes: &[],
                 how: "the sock_send_length raw tracepoint (socket and result of each \
                   sock_sendmsg), with the size asked noted at the send syscalls' entry \
@@ -1261,7 +1306,7 @@ pub static PROBES: &[ProbeDef] = &[
                 program: "tcpq_io_ksend",
                 tracepoint: ("", ""),
                 raw: false,
-                kprobe: Some(("tcp_sendmsg", false)),
+                func: Some(Func::Kprobe("tcp_sendmsg")),
                 also_kprobes: &[("tcpq_io_ksend_ret", "tcp_sendmsg", true)],
                 how: "a kprobe on tcp_sendmsg() for the socket and the size asked (parameter \
                   positions from its BTF prototype) and a kretprobe for the result, for \
@@ -1288,11 +1333,26 @@ pub static PROBES: &[ProbeDef] = &[
         template: "tcp_io",
         strategies: &[
             StrategyDef {
+                name: "fexit",
+                program: "tcpq_io_frecv",
+                tracepoint: ("", ""),
+                raw: false,
+                func: Some(Func::Fexit("tcp_recvmsg")),
+                also_kprobes: &[],
+                how: "an fexit program on tcp_recvmsg(): the socket, the size offered and the result \
+                  in one program, at the function's return (parameter positions from its BTF \
+                  prototype)",
+                also: &[],
+                requires: &[Req::Btf, Req::Fentry("tcp_recvmsg")],
+                provides: &[],
+                field_requires: &[],
+            },
+            StrategyDef {
                 name: "sock_length",
                 program: "tcpq_io_recv",
                 tracepoint: ("sock", "sock_recv_length"),
                 raw: true,
-                kprobe: None,
+                func: None,
                 also_kprobes: &[],
                 how: "the sock_recv_length raw tracepoint, with the size asked noted at the \
                   receive syscalls' entry (syscalls:sys_enter_read/recvfrom/recvmsg/readv)",
@@ -1311,7 +1371,7 @@ pub static PROBES: &[ProbeDef] = &[
                 program: "tcpq_io_krecv",
                 tracepoint: ("", ""),
                 raw: false,
-                kprobe: Some(("tcp_recvmsg", false)),
+                func: Some(Func::Kprobe("tcp_recvmsg")),
                 also_kprobes: &[("tcpq_io_krecv_ret", "tcp_recvmsg", true)],
                 how: "a kprobe on tcp_recvmsg() for the socket and the size asked (parameter \
                   positions from its BTF prototype) and a kretprobe for the result, for \

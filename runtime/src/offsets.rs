@@ -270,6 +270,14 @@ pub const FUNCTION_PARAMS: &[(u32, &str, &str)] = &[
     (off::KP_RECV_FLAGS, "tcp_recvmsg", "flags"),
 ];
 
+/// Where an fexit program finds a kernel function's return value: after
+/// its parameters, at `8 * (number of parameters)` in the context, from the
+/// function's BTF prototype. (index, function)
+pub const FUNCTION_RETURNS: &[(u32, &str)] = &[
+    (off::FX_SEND_RET, "tcp_sendmsg"),
+    (off::FX_RECV_RET, "tcp_recvmsg"),
+];
+
 /// Classic tracepoint fields that one template program reads through the
 /// offset already resolved for `index` (from another event): each must sit
 /// at that same offset. (index, category, event, field)
@@ -430,6 +438,22 @@ impl Offsets {
                 // Not in BTF (inlined or absent): only the kprobe strategy
                 // needed it, and its requirements say so.
                 None => {}
+            }
+        }
+        for &(idx, func) in FUNCTION_RETURNS {
+            let params = cache
+                .entry(func)
+                .or_insert_with(|| btf.function_params(func).ok().flatten());
+            // Not in BTF: only the fexit strategy needed it, and its
+            // requirements say so.
+            if let Some(p) = params {
+                self.locs[idx as usize] = FieldLoc {
+                    off: 8 * p.len() as u32,
+                    size: 8,
+                    bit_off: 0,
+                    bit_size: 0,
+                    _pad: 0,
+                };
             }
         }
     }
@@ -610,6 +634,14 @@ mod tests {
             assert!((*i as usize) < N_OFFSETS);
             assert!(seen.insert(*i));
         }
+        for (i, ..) in FUNCTION_PARAMS {
+            assert!((*i as usize) < N_OFFSETS);
+            assert!(seen.insert(*i));
+        }
+        for (i, ..) in FUNCTION_RETURNS {
+            assert!((*i as usize) < N_OFFSETS);
+            assert!(seen.insert(*i));
+        }
     }
 
     #[test]
@@ -637,6 +669,9 @@ mod tests {
         assert_eq!((err.off, err.size), (16, 4));
         let newstate = o.locs[off::TP_SET_STATE_NEWSTATE as usize];
         assert_eq!((newstate.off, newstate.size), (16, 4));
+        // tcp_sendmsg(sk, msg, size): the return value after 3 parameters.
+        assert_eq!(o.locs[off::KP_SEND_SIZE as usize].off, 2);
+        assert_eq!(o.locs[off::FX_SEND_RET as usize].off, 24);
         let ok = o.locs[off::TP_WSCALE_OK as usize];
         assert_eq!((ok.bit_off, ok.bit_size, ok.size), (3, 1, 1));
         eprintln!(

@@ -9,8 +9,9 @@ use std::{
 use aya::{
     maps::{Array, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
-        kprobe::KProbeLink, raw_trace_point::RawTracePointLink, trace_point::TracePointLink,
-        KProbe, ProgramError, RawTracePoint, TracePoint,
+        fentry::FEntryLink, fexit::FExitLink, kprobe::KProbeLink,
+        raw_trace_point::RawTracePointLink, trace_point::TracePointLink, FEntry, FExit, KProbe,
+        ProgramError, RawTracePoint, TracePoint,
     },
     Ebpf, EbpfError, EbpfLoader, Pod,
 };
@@ -40,6 +41,9 @@ pub struct Kernel {
     pub features: KernelFeatures,
     /// Time spent trying (`features`).
     pub features_time: Duration,
+    /// The BTF file given with `--btf`, if any: fentry/fexit programs are
+    /// loaded against it (else against the running kernel's).
+    pub btf_path: Option<std::path::PathBuf>,
 }
 
 /// Errors finding what the kernel offers.
@@ -71,6 +75,7 @@ impl Kernel {
         plan: Option<&Plan>,
     ) -> Result<Kernel, KernelError> {
         let tracefs = Tracefs::locate()?;
+        let btf_path = btf.map(|p| p.to_path_buf());
         // Without BTF (and without --btf) tcpq still runs what tracepoint
         // formats alone provide; strategies needing BTF say so.
         let (btf, btf_error) = match btf {
@@ -112,6 +117,7 @@ impl Kernel {
             btf_time: btf.parse_time(),
             features,
             features_time: t.elapsed(),
+            btf_path,
         })
     }
 
@@ -188,6 +194,8 @@ enum Link {
     Tracepoint(#[allow(dead_code)] TracePointLink),
     Raw(#[allow(dead_code)] RawTracePointLink),
     Kprobe(#[allow(dead_code)] KProbeLink),
+    Fentry(#[allow(dead_code)] FEntryLink),
+    Fexit(#[allow(dead_code)] FExitLink),
 }
 
 /// How many trailing verifier log lines an error carries.
@@ -202,13 +210,6 @@ pub enum SessionError {
     /// No strategy of a clause can attach on this kernel.
     #[error("probe {probe} cannot run on this kernel: {why}")]
     NoStrategy { probe: String, why: NoStrategy },
-    /// The chosen strategy attaches in a way this tcpq cannot yet load.
-    #[error("{template}/{program}: this tcpq cannot attach a {what} program yet")]
-    Unsupported {
-        template: String,
-        program: String,
-        what: String,
-    },
     /// The plan names a template this binary does not embed.
     #[error("template {0} is not built into this tcpq (known: {known})", known = templates::names().collect::<Vec<_>>().join(", "))]
     UnknownTemplate(String),
@@ -599,7 +600,15 @@ fn attach_clause(
         if points.is_empty() {
             continue;
         }
-        load_and_attach(&mut ebpf, &template, program, &points, &mut links, timings)?;
+        load_and_attach(
+            &mut ebpf,
+            &template,
+            program,
+            &points,
+            &mut links,
+            timings,
+            kernel.btf_path.as_deref(),
+        )?;
     }
     load_and_attach(
         &mut ebpf,
@@ -608,6 +617,7 @@ fn attach_clause(
         std::slice::from_ref(&strategy.attach),
         &mut links,
         timings,
+        kernel.btf_path.as_deref(),
     )?;
     // Further programs, each loaded once and attached at all its points.
     let mut extras: Vec<(&str, Vec<Attach>)> = Vec::new();
@@ -618,7 +628,15 @@ fn attach_clause(
         }
     }
     for (program, points) in extras {
-        load_and_attach(&mut ebpf, &template, program, &points, &mut links, timings)?;
+        load_and_attach(
+            &mut ebpf,
+            &template,
+            program,
+            &points,
+            &mut links,
+            timings,
+            kernel.btf_path.as_deref(),
+        )?;
     }
     timings.attach += t.elapsed();
 
@@ -777,6 +795,7 @@ fn load_and_attach(
     points: &[Attach],
     links: &mut Vec<Link>,
     timings: &mut Timings,
+    btf_path: Option<&std::path::Path>,
 ) -> Result<(), SessionError> {
     let prog = ebpf
         .program_mut(program)
@@ -844,11 +863,49 @@ fn load_and_attach(
             }
             Ok(())
         }
-        Some(a @ Attach::Fentry { .. }) => Err(SessionError::Unsupported {
-            template: template.to_owned(),
-            program: program.to_owned(),
-            what: a.describe(),
-        }),
+        Some(Attach::Fentry { function, exit }) => {
+            // A tracing program is verified against its target's BTF
+            // prototype, so it needs aya's parse of the kernel's BTF: read
+            // here, only by plans that use one.
+            let t = Instant::now();
+            let btf = match btf_path {
+                Some(p) => aya::Btf::parse_file(p, aya::Endianness::default()),
+                None => aya::Btf::from_sys_fs(),
+            }
+            .map_err(|e| SessionError::Load {
+                template: template.to_owned(),
+                source: Box::new(EbpfError::BtfError(e)),
+            })?;
+            if points.len() != 1 {
+                unreachable!(
+                    "an fentry/fexit program attaches to the one function it was loaded for"
+                )
+            }
+            if *exit {
+                let fx: &mut FExit = prog.try_into().map_err(fail)?;
+                fx.load(function, &btf).map_err(fail)?;
+                let verified = fx.info().ok().and_then(|i| i.verified_instruction_count());
+                timings
+                    .programs
+                    .push((format!("{template}/{program}"), t.elapsed(), verified));
+                let at = points[0].point();
+                let fail = |source| classify(template, program, &at, source);
+                let id = fx.attach().map_err(fail)?;
+                links.push(Link::Fexit(fx.take_link(id).map_err(fail)?));
+            } else {
+                let fe: &mut FEntry = prog.try_into().map_err(fail)?;
+                fe.load(function, &btf).map_err(fail)?;
+                let verified = fe.info().ok().and_then(|i| i.verified_instruction_count());
+                timings
+                    .programs
+                    .push((format!("{template}/{program}"), t.elapsed(), verified));
+                let at = points[0].point();
+                let fail = |source| classify(template, program, &at, source);
+                let id = fe.attach().map_err(fail)?;
+                links.push(Link::Fentry(fe.take_link(id).map_err(fail)?));
+            }
+            Ok(())
+        }
     }
 }
 

@@ -360,6 +360,12 @@ pub mod off {
     /// (ax), from BTF: a kprobe reads its arguments through these.
     pub const PT_REGS_ARG0: u32 = 118;
     pub const PT_REGS_RET: u32 = 124;
+    /// fexit strategy of `tcp_sendmsg`/`tcp_recvmsg`: where the return
+    /// value sits in the program's context (`8 * number of parameters`,
+    /// from the function's BTF prototype), in `FieldLoc::off`. The
+    /// parameters themselves are at `8 * KP_*` (their positions).
+    pub const FX_SEND_RET: u32 = 125;
+    pub const FX_RECV_RET: u32 = 126;
     // Socket fields for `Load`s (tcp_sock and its embedded structs).
     pub const TP_MSS_CACHE: u32 = 64;
     pub const TP_SRTT_US: u32 = 65;

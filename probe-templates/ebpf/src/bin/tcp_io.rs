@@ -9,10 +9,13 @@
 //! recvmsg, readv, writev) note it per thread when the fd is a TCP socket,
 //! and the length tracepoint picks it up.
 //!
-//! Kernels without those tracepoints (6.1) get the kprobe strategy:
-//! `tcp_sendmsg(sk, msg, size)` / `tcp_recvmsg(sk, msg, len, flags, ...)`
-//! at entry (parameter positions from the function's BTF prototype) and
-//! their return value at exit.
+//! Where fexit programs load (6.1 with its BTF; not this project's dev
+//! host), one fexit program on `tcp_sendmsg(sk, msg, size)` /
+//! `tcp_recvmsg(sk, msg, len, flags, ...)` sees the parameters and the
+//! result together. Kernels without fexit or those tracepoints get the
+//! kprobe strategy: a kprobe at entry and a kretprobe for the result.
+//! Both find the parameters by their positions in the function's BTF
+//! prototype.
 #![no_std]
 #![no_main]
 
@@ -21,9 +24,11 @@ mod common;
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_user},
-    macros::{kprobe, kretprobe, map, raw_tracepoint, tracepoint},
+    macros::{fexit, kprobe, kretprobe, map, raw_tracepoint, tracepoint},
     maps::LruHashMap,
-    programs::{ProbeContext, RawTracePointContext, RetProbeContext, TracePointContext},
+    programs::{
+        FExitContext, ProbeContext, RawTracePointContext, RetProbeContext, TracePointContext,
+    },
     EbpfContext,
 };
 use common::*;
@@ -208,6 +213,57 @@ pub fn tcpq_io_krecv(ctx: ProbeContext) -> u32 {
 #[kretprobe]
 pub fn tcpq_io_krecv_ret(ctx: RetProbeContext) -> u32 {
     let _ = kexit(&ctx);
+    0
+}
+
+/// The fexit'd function's parameter whose position `OFFSETS[index]` holds:
+/// the context is the parameters as 64-bit slots, then the return value.
+/// Through `bpf_probe_read_kernel`, like [`karg`]: the position is only
+/// known at run time.
+#[inline(always)]
+fn farg(ctx: &FExitContext, index: u32) -> u64 {
+    let l = loc(index);
+    if l.size == 0 || l.off >= 6 {
+        return 0;
+    }
+    read(ctx.as_ptr() as u64 + 8 * l.off as u64)
+}
+
+#[inline(always)]
+fn fexit_done(ctx: &FExitContext, sk_i: u32, size_i: u32, flags_i: Option<u32>, ret_i: u32) {
+    let sk = farg(ctx, sk_i);
+    if !is_full_tcp_sock(sk) {
+        return;
+    }
+    let flags = match flags_i {
+        Some(i) => farg(ctx, i) & 0xffff_ffff,
+        None => 0,
+    };
+    let ret = tp_field(ctx, ret_i);
+    let _ = emit(sk, farg(ctx, size_i), sext32(ret), flags);
+}
+
+#[fexit(function = "tcp_sendmsg")]
+pub fn tcpq_io_fsend(ctx: FExitContext) -> u32 {
+    fexit_done(
+        &ctx,
+        off::KP_SEND_SK,
+        off::KP_SEND_SIZE,
+        None,
+        off::FX_SEND_RET,
+    );
+    0
+}
+
+#[fexit(function = "tcp_recvmsg")]
+pub fn tcpq_io_frecv(ctx: FExitContext) -> u32 {
+    fexit_done(
+        &ctx,
+        off::KP_RECV_SK,
+        off::KP_RECV_LEN,
+        Some(off::KP_RECV_FLAGS),
+        off::FX_RECV_RET,
+    );
     0
 }
 
