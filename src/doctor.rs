@@ -24,6 +24,9 @@ struct Verdict {
     reason: String,
     skipped: Vec<Value>,
     unavailable_fields: Vec<Value>,
+    /// Every strategy of the probe, in order, and whether this kernel
+    /// meets its requirements (`--strategy NAME` forces one).
+    strategies: Vec<Value>,
 }
 
 /// Decide every catalog probe against `f`: the strategy that fills all of
@@ -36,6 +39,23 @@ fn verdicts(f: &KernelFeatures) -> Vec<Verdict> {
             let all: Vec<String> = p.all_fields().map(|f| f.name.to_owned()).collect();
             let chosen = strategy::choose(&strategies, &all, &all, f)
                 .or_else(|_| strategy::choose(&strategies, &[], &all, f));
+            let each: Vec<Value> = strategies
+                .iter()
+                .map(|s| {
+                    let mut reasons: Vec<String> = Vec::new();
+                    for why in s.requirements().iter().filter_map(|r| check(r, f).err()) {
+                        if !reasons.contains(&why) {
+                            reasons.push(why);
+                        }
+                    }
+                    json!({
+                        "name": s.name,
+                        "attach": s.attach.describe(),
+                        "available": reasons.is_empty(),
+                        "reasons": reasons,
+                    })
+                })
+                .collect();
             match chosen {
                 Ok(c) => {
                     let mut reason = Vec::new();
@@ -79,6 +99,7 @@ fn verdicts(f: &KernelFeatures) -> Vec<Verdict> {
                             .iter()
                             .map(|(f, why)| json!({"field": f, "reason": why}))
                             .collect(),
+                        strategies: each,
                     }
                 }
                 Err(e) => Verdict {
@@ -93,6 +114,7 @@ fn verdicts(f: &KernelFeatures) -> Vec<Verdict> {
                         .map(|k| json!({"name": k.name, "attach": k.attach, "reasons": k.reasons}))
                         .collect(),
                     unavailable_fields: vec![],
+                    strategies: each,
                 },
             }
         })
@@ -158,6 +180,7 @@ pub fn run(as_json: bool, btf_path: Option<&Path>) -> anyhow::Result<ExitCode> {
                 "reason": v.reason,
                 "skipped": v.skipped,
                 "unavailable_fields": v.unavailable_fields,
+                "strategies": v.strategies,
             })).collect::<Vec<_>>(),
             "owner_tracking_gaps": owner_gaps,
             "offsets": offsets.as_ref().map(|o| json!({

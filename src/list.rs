@@ -107,18 +107,12 @@ pub fn explain_probe(p: &ProbeDef) -> String {
         p.template
     );
     for (i, st) in p.strategies.iter().enumerate() {
-        let kind = if st.raw {
-            "raw tracepoint"
-        } else {
-            "tracepoint"
-        };
         let _ = writeln!(
             s,
-            "  {}. {}: {kind} {}:{}, program {}",
+            "  {}. {}: {}, program {}",
             i + 1,
             st.name,
-            st.tracepoint.0,
-            st.tracepoint.1,
+            st.to_plan().attach.describe(),
             st.program
         );
         wrap(&mut s, st.how, "     ", 78);
@@ -255,18 +249,18 @@ pub fn probes_markdown() -> String {
         );
         let _ = writeln!(s);
         for (i, st) in p.strategies.iter().enumerate() {
-            let kind = if st.raw {
-                "raw tracepoint"
-            } else {
-                "tracepoint"
-            };
+            let attach = st.to_plan().attach;
+            let kind = attach.describe();
+            let kind = kind
+                .strip_suffix(&attach.point())
+                .unwrap_or(&kind)
+                .trim_end();
             let _ = writeln!(
                 s,
-                "{}. `{}`: {kind} `{}:{}`, program `{}`. {}",
+                "{}. `{}`: {kind} `{}`, program `{}`. {}",
                 i + 1,
                 st.name,
-                st.tracepoint.0,
-                st.tracepoint.1,
+                attach.point(),
                 st.program,
                 md_cell(st.how)
             );

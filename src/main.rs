@@ -87,6 +87,13 @@ struct Cli {
     #[arg(long, value_name = "PATH")]
     btf: Option<PathBuf>,
 
+    /// Use only the attach strategy called NAME (`fexit`, `kprobe`,
+    /// `raw_tracepoint`...; `tcpq -l PROBE` lists a probe's) for every
+    /// probe of the program, instead of the first one this kernel supports.
+    /// Fails when a probe has no such strategy or it cannot run here.
+    #[arg(long, value_name = "NAME")]
+    strategy: Option<String>,
+
     /// Size of each printing clause's ring buffer in bytes (`4096`, `64k`,
     /// `1m`): a power of two, at least one page. Default 1m. Events that
     /// find it full are counted and reported as lost, never printed.
@@ -263,13 +270,27 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     };
 
-    let plan = match tcpq_dsl::compile(&source, &origin, &cli.params) {
+    let mut plan = match tcpq_dsl::compile(&source, &origin, &cli.params) {
         Ok(plan) => plan,
         Err(diags) => {
             eprint!("{}", tcpq_dsl::render_all(&diags, &source, &origin, color));
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
+    if let Some(name) = &cli.strategy {
+        for clause in &mut plan.clauses {
+            if !clause.strategies.iter().any(|s| &s.name == name) {
+                let names: Vec<&str> = clause.strategies.iter().map(|s| s.name.as_str()).collect();
+                eprintln!(
+                    "tcpq: error: --strategy {name}: probe {} has no strategy `{name}` (its strategies: {})",
+                    clause.probe,
+                    names.join(", ")
+                );
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+            clause.strategies.retain(|s| &s.name == name);
+        }
+    }
 
     if cli.explain {
         explain(&plan, !cli.check, cli.btf.as_deref());

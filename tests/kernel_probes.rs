@@ -1218,3 +1218,95 @@ fn state_events_carry_the_socket_cookie() {
     assert_eq!(cookies.len(), 1, "one socket, one cookie{ctx}");
     assert!(!cookies.contains(&0), "cookie 0 is no id{ctx}");
 }
+
+/// `--strategy NAME` forces one of a probe's strategies. Each of
+/// `tcp_sendmsg`'s runs where `tcpq doctor` says this kernel offers it,
+/// and then sees exactly the writer's sends (the bytes they moved add up to
+/// what the generator wrote); where the doctor says it is not offered, the
+/// run fails with exit 1 and the doctor's reason, attaching nothing. (The
+/// kernel matrix runs the same programs on a kernel that offers fexit and
+/// kprobes.)
+#[test]
+fn forced_strategies_run_or_say_why() {
+    if !common::require_root() {
+        return;
+    }
+    let out = std::process::Command::new(Tcpq::bin())
+        .args(["doctor", "--format", "json"])
+        .output()
+        .unwrap();
+    let doctor: Value = serde_json::from_slice(&out.stdout).expect("doctor JSON");
+    let strategies = doctor["probes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "tcp_sendmsg")
+        .expect("tcp_sendmsg in the doctor's report")["strategies"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let names: Vec<&str> = strategies
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["fexit", "sock_length", "kprobe"]);
+    let mut ran = 0;
+    for s in &strategies {
+        let name = s["name"].as_str().unwrap();
+        let pair = NetnsPair::new();
+        let port = pair.port();
+        let dir = TempDir::new("forced");
+        let program = format!("on tcp_sendmsg where dport == {port} print size, ret");
+        let mut t = Tcpq::spawn(&["-e", &program, "--format", "json", "--strategy", name]);
+        if s["available"] != true {
+            let (st, stdout, stderr) = t.wait(Duration::from_secs(10));
+            // The doctor tries the attach type once, on the first function
+            // it watches; the run tries it on tcp_sendmsg itself. Both must
+            // fail the same way: `...: Operation not permitted (os error 1)`.
+            let reason = s["reasons"][0].as_str().unwrap();
+            let cause = reason.rsplit(": ").next().unwrap();
+            assert_eq!(st.code(), Some(1), "{name}: {st}\n{stdout}\n{stderr}");
+            assert!(
+                stderr.contains("cannot run on this kernel")
+                    && stderr.contains(&format!("tried {name}"))
+                    && stderr.contains(cause),
+                "{name}: the error does not give the doctor's reason `{reason}`:\n{stderr}"
+            );
+            assert!(!stderr.contains("attached"), "{stderr}");
+            continue;
+        }
+        t.wait_attached(Duration::from_secs(10));
+        assert!(
+            t.stderr_so_far()
+                .contains(&format!("tcp_sendmsg via {name}")),
+            "{}",
+            t.stderr_so_far()
+        );
+        let mut server = Server::start(&pair.srv, IpAddr::V4(pair.srv_v4()), port, &[], dir.path());
+        let mut client = Client::start(
+            &pair.cli,
+            IpAddr::V4(pair.srv_v4()),
+            port,
+            300_000,
+            &[],
+            dir.path(),
+        );
+        let wlog = client.wait(Duration::from_secs(10));
+        server.wait(Duration::from_secs(10));
+        std::thread::sleep(Duration::from_millis(200));
+        let (events, ctx) = finish(t);
+        let written = wlog.bytes();
+        assert_eq!(written, 300_000, "{wlog:?}");
+        let moved: u64 = events.iter().map(|e| field_u64(e, "ret")).sum();
+        assert_eq!(moved, written, "{name}: bytes sent per tcpq{ctx}");
+        assert!(
+            events
+                .iter()
+                .all(|e| field_u64(e, "size") >= field_u64(e, "ret")
+                    && field_u64(e, "size") <= 65536),
+            "{name}: a send asked for less than it moved or more than the writer's chunk{ctx}"
+        );
+        ran += 1;
+    }
+    assert!(ran >= 1, "no strategy of tcp_sendmsg runs here");
+}
