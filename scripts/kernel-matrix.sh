@@ -176,6 +176,53 @@ for p in probes:
         verdict += " (known gap on " + ", ".join(known) + ")"
     rows.append(f"| {p} | " + " | ".join(cells) + f" | {verdict} |")
 print("\n".join(rows))
+
+# Forced strategies (PROBE@STRATEGY runs): where the kernel offers the
+# strategy it must run and agree with the probe's answer on every kernel;
+# where it does not, it must fail. Every strategy of every probe must have
+# run somewhere, by choice or forced.
+def strategies_of(n, p):
+    d = doctors[n]
+    v = next((x for x in d["probes"] if x["name"] == p), None) if d else None
+    return {s["name"]: s for s in (v or {}).get("strategies", [])}, v
+answer = {}
+for p in probes:
+    outs = [runs[n][p]["out"].rstrip(";") for n in names if p in runs[n] and runs[n][p]["rc"] == 0]
+    answer[p] = outs[0] if outs and len(set(outs)) == 1 else None
+forced = sorted({k for n in names for k in runs[n] if "@" in k})
+rows = ["| forced | " + " | ".join(names) + " | agrees |", "|---" * (len(names) + 2) + "|"]
+ran_somewhere = set()
+for n in names:
+    for p in probes:
+        s, v = strategies_of(n, p)
+        if v and v["available"] and p in runs[n] and runs[n][p]["rc"] == 0:
+            ran_somewhere.add((p, v["strategy"]))
+for k in forced:
+    p, st = k.split("@", 1)
+    cells, good = [], True
+    for n in names:
+        r = runs[n].get(k)
+        s, _ = strategies_of(n, p)
+        offered = s.get(st, {}).get("available", False)
+        if r is None:
+            cells.append("(no run)"); good = False
+        elif not offered:
+            cells.append("not offered: " + "; ".join(s.get(st, {}).get("reasons", ["?"]))[:80])
+            good &= r["rc"] != 0
+        else:
+            ans = r["out"].rstrip(";")
+            cells.append(f"`{ans or '(nothing)'}`" + ("" if r["rc"] == 0 else f" rc={r['rc']}"))
+            ok_here = r["rc"] == 0 and ans == answer.get(p)
+            good &= ok_here
+            if ok_here:
+                ran_somewhere.add((p, st))
+    ok &= good
+    rows.append(f"| {k} | " + " | ".join(cells) + f" | {'yes' if good else 'NO'} |")
+print()
+print("\n".join(rows))
+never = sorted({(p, st) for n in names for p in probes for st in strategies_of(n, p)[0]} - ran_somewhere)
+for p, st in never:
+    print(f"strategy {st} of {p} ran on no kernel of the matrix"); ok = False
 for n in names:
     d = doctors[n]
     if not d:

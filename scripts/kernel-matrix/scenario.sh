@@ -3,6 +3,8 @@
 # POSIX sh (busybox in the guest). Prints marker lines the driver parses:
 #   @@TCPQ doctor-begin / JSON / @@TCPQ doctor-end
 #   @@TCPQ run NAME ms=WALL attach=STRATEGIES out=OUTPUT (JSON lines joined by ;)
+# NAME is a probe (the strategy this kernel picks) or PROBE@STRATEGY (that
+# strategy forced with --strategy; it fails where the kernel lacks it).
 # Usage: scenario.sh TCPQ TCPGEN [GEN_PREFIX...]
 # GEN_PREFIX (e.g. `ip netns exec NS`) runs the traffic generator elsewhere.
 T=$1
@@ -22,12 +24,18 @@ echo "@@TCPQ doctor-begin"
 "$T" doctor --format json
 echo "@@TCPQ doctor-end"
 
-# run NAME PORT PROGRAM: attach, drive N lock-step exchanges on PORT, stop
-# tcpq with SIGINT, report what it counted.
+# run NAME PORT PROGRAM [STRATEGY]: attach, drive N lock-step exchanges on
+# PORT, stop tcpq with SIGINT, report what it counted.
 run() {
     name=$1 port=$2 prog=$3
+    if [ -n "${4:-}" ]; then
+        name="$1@$4"
+        set -- --strategy "$4"
+    else
+        set --
+    fi
     start=$(now_ms)
-    "$T" -e "$prog" --format json >"$TMP/$name.out" 2>"$TMP/$name.err" &
+    "$T" -e "$prog" --format json "$@" >"$TMP/$name.out" 2>"$TMP/$name.err" &
     pid=$!
     i=0
     while ! grep -q attached "$TMP/$name.err" 2>/dev/null; do
@@ -64,5 +72,14 @@ run tcp_reset 47011 "on tcp_reset where sport == 47011 or dport == 47011 count"
 run tcp_drop 47012 "on tcp_drop where (sport == 47012 or dport == 47012) and not inbound count"
 run tcp_sendmsg 47013 "on tcp_sendmsg where dport == 47013 count by comm, size"
 run tcp_recvmsg 47014 "on tcp_recvmsg where sport == 47014 and ret > 0 count by comm, ret"
+# Every strategy a kernel does not pick by itself, forced: the same
+# program on another port must give the same answer.
+run tcp_probe 47102 "on tcp_probe where sport == 47102 and data_len > 0 count by comm" tracepoint
+run tcp_rtt 47108 "on tcp_rtt where sport == 47108 count by comm" tracepoint
+run tcp_cwnd 47109 "on tcp_cwnd where sport == 47109 count by comm" tracepoint
+for s in fexit sock_length kprobe; do
+    run tcp_sendmsg 47113 "on tcp_sendmsg where dport == 47113 count by comm, size" $s
+    run tcp_recvmsg 47114 "on tcp_recvmsg where sport == 47114 and ret > 0 count by comm, ret" $s
+done
 rm -rf "$TMP"
 echo "@@TCPQ scenario-done"
