@@ -728,8 +728,10 @@ static IO_FIELDS: &[FieldDef] = &[
         Uint(Unit::Bytes),
         &[io::SIZE],
         64,
-        "bytes the call asked to move (its length argument, or the sum of its iovec); 0 \
-         when the call did not come through one of the traced syscalls",
+        "bytes the call asked to move (its length argument, or the sum of its iovec); \
+         with the sock_length strategy 0 when the call did not come through one of the \
+         traced syscalls (fexit and kprobe read tcp_sendmsg's/tcp_recvmsg's own length \
+         parameter)",
     ),
     field(
         "ret",
