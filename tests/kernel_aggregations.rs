@@ -217,6 +217,23 @@ fn window_histograms_match_the_capture() {
     );
 }
 
+/// `rto:204` (ms) from an `ss -ti` line for `port`.
+fn ss_rto(ss: &str, port: u16) -> Option<f64> {
+    let needle = format!(":{port} ");
+    let mut lines = ss.lines();
+    while let Some(l) = lines.next() {
+        if l.starts_with("ESTAB") && l.contains(&needle) {
+            return lines
+                .next()?
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix("rto:"))?
+                .parse()
+                .ok();
+        }
+    }
+    None
+}
+
 /// `mss:1448` and `rtt:0.123/0.05` from an `ss -ti` line for `port`.
 fn ss_mss_rtt(ss: &str, port: u16) -> Option<(u64, f64)> {
     let needle = format!(":{port} ");
@@ -253,7 +270,8 @@ fn socket_stats_match_ss() {
     let dir = TempDir::new("kss");
     let program = format!(
         "on tcp_select_window where dport == {port} stats mss\n\
-         on tcp_select_window where dport == {port} stats srtt"
+         on tcp_select_window where dport == {port} stats srtt\n\
+         on tcp_select_window where dport == {port} stats rto"
     );
     let mut tcpq = Tcpq::spawn(&["-e", &program, "--format", "json"]);
     tcpq.wait_attached(Duration::from_secs(10));
@@ -292,8 +310,8 @@ fn socket_stats_match_ss() {
         ss_mss_rtt(&ss, port).unwrap_or_else(|| panic!("no connection to :{port} in\n{ss}"));
     let rows = json_lines(&out);
     let ctx = format!("\nss:\n{ss}\ntcpq:\n{out}\n{err}");
-    assert_eq!(rows.len(), 2, "{ctx}");
-    let (m, s) = (&rows[0], &rows[1]);
+    assert_eq!(rows.len(), 3, "{ctx}");
+    let (m, s, r) = (&rows[0], &rows[1], &rows[2]);
     assert!(field_u64(m, "count") > 10, "{ctx}");
     assert_eq!(field_u64(m, "min"), mss, "mss min != ss mss{ctx}");
     assert_eq!(field_u64(m, "max"), mss, "mss max != ss mss{ctx}");
@@ -306,5 +324,20 @@ fn socket_stats_match_ss() {
         lo - 1.0 <= rtt_us && rtt_us <= hi + 1.0,
         "ss rtt {rtt_us}us outside tcpq's srtt range [{lo}, {hi}]{ctx}"
     );
-    eprintln!("socket stats: mss {mss} == ss, ss rtt {rtt_us}us in [{lo}, {hi}]us");
+    // rto: the kernel keeps jiffies, ss prints jiffies_to_usecs / 1000 and
+    // tcpq converts with the HZ it found; on a sub-millisecond path it sits
+    // at the 200 ms floor plus a few jiffies, the same before and after the
+    // last send.
+    let rto_ms = ss_rto(&ss, port).unwrap_or_else(|| panic!("no rto for :{port} in\n{ss}"));
+    let rto_us = rto_ms * 1000.0;
+    let (rlo, rhi) = (field_u64(r, "min") as f64, field_u64(r, "max") as f64);
+    assert!(
+        rlo <= rto_us && rto_us <= rhi,
+        "ss rto {rto_us}us outside tcpq's rto range [{rlo}, {rhi}]{ctx}"
+    );
+    assert!(rlo >= 200_000.0, "rto below the kernel's 200 ms floor{ctx}");
+    eprintln!(
+        "socket stats: mss {mss} == ss, ss rtt {rtt_us}us in [{lo}, {hi}]us, \
+         ss rto {rto_us}us in [{rlo}, {rhi}]us"
+    );
 }

@@ -1310,3 +1310,76 @@ fn forced_strategies_run_or_say_why() {
     }
     assert!(ran >= 1, "no strategy of tcp_sendmsg runs here");
 }
+
+/// `backlog`/`backlog_max` against `ss -ltn`: a listener with `listen(3)`
+/// that does not accept for 2 s while 4 clients connect. Each new
+/// connection (tcp_state LISTEN -> SYN_RECV) carries the queue it joins:
+/// 0, 1, 2, 3, and the limit 3. ss then shows Recv-Q 4 (the queue) and
+/// Send-Q 3 (the limit). The tcpsynbl recipe counts the same four.
+#[test]
+fn listener_backlog_matches_ss() {
+    if !common::require_root() {
+        return;
+    }
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("backlog");
+    let t = tcpq(&format!(
+        "on tcp_state where sport == {port} and oldstate == LISTEN and newstate == SYN_RECV \
+         print backlog, backlog_max"
+    ));
+    let recipe = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes/tcpsynbl.tcpq");
+    let port_param = format!("port={port}");
+    let mut synbl = Tcpq::spawn(&[
+        recipe.to_str().unwrap(),
+        "--param",
+        &port_param,
+        "--format",
+        "json",
+    ]);
+    synbl.wait_attached(Duration::from_secs(10));
+    let mut server = Server::start(
+        &pair.srv,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        &["--backlog", "3", "--accept-delay", "2", "--accept", "4"],
+        dir.path(),
+    );
+    let mut client = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        0,
+        &["--connections", "4"],
+        dir.path(),
+    );
+    // All four handshakes done, none accepted yet.
+    let queued = common::wait_for(Duration::from_secs(2), || {
+        let ss = exec_ok(
+            &pair.srv,
+            &["ss", "-ltnH", "sport", "=", &format!(":{port}")],
+        );
+        let cols: Vec<String> = ss.split_whitespace().map(str::to_owned).collect();
+        (cols.len() >= 3 && cols[1] == "4").then_some(cols)
+    })
+    .expect("ss never showed 4 connections queued");
+    let (recv_q, send_q): (u64, u64) = (queued[1].parse().unwrap(), queued[2].parse().unwrap());
+    let wlog = client.wait(Duration::from_secs(10));
+    let rlog = server.wait(Duration::from_secs(10));
+    assert_eq!(wlog.all("connected").len(), 4, "{wlog:?}");
+    assert_eq!(rlog.all("accepted").len(), 4, "{rlog:?}");
+    let (events, ctx) = finish(t);
+    let backlogs: Vec<u64> = events.iter().map(|e| field_u64(e, "backlog")).collect();
+    assert_eq!(backlogs, [0, 1, 2, 3], "{ctx}");
+    assert_eq!(backlogs.len() as u64, recv_q, "{ctx}");
+    assert!(
+        events.iter().all(|e| field_u64(e, "backlog_max") == send_q),
+        "backlog_max != ss Send-Q {send_q}{ctx}"
+    );
+    let (rows, rctx) = finish(synbl);
+    assert_eq!(rows.len(), 1, "one listener, one limit{rctx}");
+    assert_eq!(field_u64(&rows[0], "backlog_max"), send_q, "{rctx}");
+    let buckets = rows[0]["buckets"].as_array().expect("hist buckets");
+    let total: u64 = buckets.iter().map(|b| field_u64(b, "count")).sum();
+    assert_eq!(total, recv_q, "{rctx}");
+}

@@ -359,6 +359,30 @@ fn every_recipe_runs_against_real_traffic() {
         ctx("tcpstates")
     );
     assert_eq!(n("LISTEN", "CLOSE"), 1, "{}", ctx("tcpstates"));
+    // tcpsynbl: the one connection found an empty queue on a listener whose
+    // limit is the generator's listen(16) (somaxconn is larger).
+    let synbl = &out["tcpsynbl"];
+    assert_eq!(synbl.len(), 1, "{}", ctx("tcpsynbl"));
+    assert_eq!(field_u64(&synbl[0], "sport"), port as u64);
+    assert_eq!(
+        field_u64(&synbl[0], "backlog_max"),
+        16,
+        "{}",
+        ctx("tcpsynbl")
+    );
+    let buckets = synbl[0]["buckets"].as_array().unwrap();
+    let nonzero: Vec<&Value> = buckets
+        .iter()
+        .filter(|b| field_u64(b, "count") > 0)
+        .collect();
+    assert_eq!(nonzero.len(), 1, "{}", ctx("tcpsynbl"));
+    assert_eq!(field_u64(nonzero[0], "count"), 1, "{}", ctx("tcpsynbl"));
+    assert_eq!(
+        field_u64(nonzero[0], "max"),
+        0,
+        "backlog 0{}",
+        ctx("tcpsynbl")
+    );
     eprintln!(
         "{} recipes checked ({} events), TcpRetransSegs +{retrans}, {:?}",
         out.len(),

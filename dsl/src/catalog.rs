@@ -170,6 +170,9 @@ const SOCK_FIELDS: &[&str] = &[
     "ca_state",
     "uid",
     "cgroup",
+    "rto",
+    "backlog",
+    "backlog_max",
 ];
 
 impl StrategyDef {
@@ -249,6 +252,9 @@ pub struct LoadDef {
     pub off: u32,
     pub via: &'static [u32],
     pub shr: u8,
+    /// The kernel counts it in jiffies; it reaches the record in
+    /// microseconds.
+    pub jiffies: bool,
 }
 
 impl FieldDef {
@@ -262,6 +268,7 @@ impl FieldDef {
             off: l.off,
             via: l.via.to_vec(),
             shr: l.shr,
+            jiffies: l.jiffies,
         })
     }
 }
@@ -327,7 +334,12 @@ const fn sock(
         slots,
         bits,
         doc,
-        load: Some(LoadDef { off, via: &[], shr }),
+        load: Some(LoadDef {
+            off,
+            via: &[],
+            shr,
+            jiffies: false,
+        }),
     }
 }
 
@@ -608,6 +620,44 @@ pub static SOCKET_FIELDS: &[FieldDef] = &[
         "user id owning the socket (sk_uid)",
     ),
     FieldDef {
+        name: "rto",
+        ty: Uint(Unit::Micros),
+        slots: &[sk::RTO],
+        bits: 32,
+        doc: "retransmission timeout: how long TCP waits for an ACK before it \
+              retransmits (icsk_rto, kept in jiffies by the kernel and converted with \
+              its HZ; ss: rto, in ms). Doubles with each timeout of the same segment",
+        load: Some(LoadDef {
+            off: off::ICSK_RTO,
+            via: &[],
+            shr: 0,
+            jiffies: true,
+        }),
+    },
+    sock(
+        "backlog",
+        Uint(Unit::None),
+        &[sk::BACKLOG],
+        32,
+        off::SK_ACK_BACKLOG,
+        0,
+        "a listener's accept queue: connections that finished the handshake and wait \
+         for accept() (sk_ack_backlog; ss -l: Recv-Q). A new connection copies its \
+         listener's value when it is created: on tcp_state's LISTEN -> SYN_RECV it is the \
+         queue that connection joins (BCC tcpsynbl's backlog)",
+    ),
+    sock(
+        "backlog_max",
+        Uint(Unit::None),
+        &[sk::BACKLOG_MAX],
+        32,
+        off::SK_MAX_ACK_BACKLOG,
+        0,
+        "the accept queue's limit: listen()'s backlog capped by net.core.somaxconn \
+         (sk_max_ack_backlog; ss -l: Send-Q); a handshake that finds the queue longer \
+         than this is dropped (nstat TcpExtListenOverflows)",
+    ),
+    FieldDef {
         name: "cgroup",
         ty: Uint(Unit::None),
         slots: &[sk::CGROUP],
@@ -618,6 +668,7 @@ pub static SOCKET_FIELDS: &[FieldDef] = &[
             off: off::KN_ID,
             via: &[off::SK_CGROUP, off::CGROUP_KN],
             shr: 0,
+            jiffies: false,
         }),
     },
 ];
@@ -1475,6 +1526,13 @@ mod tests {
                 for s in f.slots {
                     assert!((*s as usize) < tcpq_abi::N_SLOTS);
                     assert!(slots.insert(*s), "slot {s} used twice in {}", p.name);
+                    // Loads fill 32..64; a template writes its own fields
+                    // below (the early filter relies on the split).
+                    if f.load.is_some() {
+                        assert!(*s >= slot::LOADED, "{}: load into slot {s}", f.name);
+                    } else {
+                        assert!(*s < slot::LOADED, "{}: own field in slot {s}", f.name);
+                    }
                 }
             }
         }

@@ -71,6 +71,10 @@ pub struct LoadSpec {
     pub via: Vec<u32>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub shr: u8,
+    /// The kernel value counts jiffies: the template converts it to
+    /// microseconds with the kernel's HZ.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub jiffies: bool,
 }
 
 fn is_zero(v: &u8) -> bool {
@@ -102,7 +106,11 @@ impl LoadSpec {
             off: self.off as u8,
             shr: self.shr,
             via,
-            _pad: 0,
+            scale: if self.jiffies {
+                tcpq_abi::scale::JIFFIES_TO_US
+            } else {
+                tcpq_abi::scale::NONE
+            },
         }
     }
 }

@@ -8,6 +8,7 @@
 pub mod agg;
 pub mod btf;
 pub mod features;
+pub mod hz;
 pub mod names;
 pub mod offsets;
 pub mod probe_kernel;

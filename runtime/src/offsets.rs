@@ -87,6 +87,9 @@ pub const STRUCT_MEMBERS: &[(u32, &str)] = &[
     (off::SK_CGROUP, "sock.sk_cgrp_data.cgroup"),
     (off::CGROUP_KN, "cgroup.kn"),
     (off::KN_ID, "kernfs_node.id"),
+    (off::SK_ACK_BACKLOG, "sock.sk_ack_backlog"),
+    (off::SK_MAX_ACK_BACKLOG, "sock.sk_max_ack_backlog"),
+    (off::ICSK_RTO, "inet_connection_sock.icsk_rto"),
 ];
 
 /// `tcp_gso_segs` where every kernel since 4.x keeps it, for kernels whose
@@ -330,6 +333,9 @@ pub enum Unresolved {
     /// A raw tracepoint's prototype is not what the template expects.
     #[error("{0}")]
     Prototype(String),
+    /// The kernel's HZ could not be found (see [`crate::hz`]).
+    #[error("the kernel's HZ: {0}")]
+    Hz(String),
 }
 
 /// The resolved table plus what was learned on the way.
@@ -365,6 +371,19 @@ impl Offsets {
         let t = Instant::now();
         out.resolve_tracefs(tracefs);
         out.tracefs_time = t.elapsed();
+        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        match crate::hz::kernel_hz(release.trim()) {
+            Ok(hz) => {
+                out.locs[off::HZ as usize] = FieldLoc {
+                    off: hz,
+                    size: 4,
+                    bit_off: 0,
+                    bit_size: 0,
+                    _pad: 0,
+                }
+            }
+            Err(e) => out.missing.push((off::HZ, "HZ".into(), Unresolved::Hz(e))),
+        }
         out
     }
 

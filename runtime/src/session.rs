@@ -548,7 +548,8 @@ fn attach_clause(
         templates::get(&template).ok_or_else(|| SessionError::UnknownTemplate(template.clone()))?;
     let config = template_config(clause)?;
     for load in &clause.loads {
-        for idx in load.via.iter().chain(std::iter::once(&load.off)) {
+        let hz = load.jiffies.then_some(&tcpq_abi::off::HZ);
+        for idx in load.via.iter().chain(std::iter::once(&load.off)).chain(hz) {
             if !kernel.offsets.has(*idx) {
                 let why = kernel
                     .offsets

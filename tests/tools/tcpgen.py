@@ -3,6 +3,7 @@
 
   tcpgen.py server --bind ADDR --port P [--idle-before-read S] [--read-size N]
                    [--read-delay-ms D] [--rcvbuf N] [--max-seconds T]
+                   [--backlog N] [--accept-delay S]
                    [--accept N] [--close-unread] [--reply K --reply-after B
                    --reply-delay S] --log FILE --ready-file F [--comm NAME]
   tcpgen.py client --connect ADDR --port P --bytes N [--max-seconds T]
@@ -91,7 +92,7 @@ def server(a):
         # window advertised in the SYN-ACK is derived from it.
         ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, a.rcvbuf)
     ls.bind((a.bind, a.port))
-    ls.listen(16)
+    ls.listen(a.backlog)
     log("listening", addr=a.bind, port=a.port,
         rcvbuf=ls.getsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF))
     tmp = a.ready_file + ".tmp"
@@ -99,6 +100,10 @@ def server(a):
         f.write("%d\n" % os.getpid())
     os.rename(tmp, a.ready_file)
 
+    if a.accept_delay > 0:
+        # Connections that finish the handshake meanwhile wait in the
+        # accept queue (and beyond its limit are dropped).
+        time.sleep(min(a.accept_delay, remaining(deadline)))
     ls.settimeout(remaining(deadline))
     for _ in range(a.accept):
         try:
@@ -275,6 +280,10 @@ def main(argv):
     s.add_argument("--log", required=True)
     s.add_argument("--ready-file", required=True)
     s.add_argument("--comm", default="")
+    s.add_argument("--backlog", type=int, default=16,
+                   help="listen() backlog (capped by net.core.somaxconn)")
+    s.add_argument("--accept-delay", type=float, default=0.0,
+                   help="wait this long after listen() before the first accept()")
     s.add_argument("--accept", type=int, default=1,
                    help="connections to accept, one after the other")
     s.add_argument("--close-unread", action="store_true",

@@ -124,7 +124,16 @@ pub struct Load {
     pub off: u8,
     pub shr: u8,
     pub via: [u8; 3],
-    pub _pad: u8,
+    /// One of [`scale`]: a conversion applied after the shift.
+    pub scale: u8,
+}
+
+/// Conversions a [`Load`] applies to the value it read.
+pub mod scale {
+    pub const NONE: u8 = 0;
+    /// Jiffies to microseconds: `v * 1_000_000 / HZ`, with HZ in
+    /// `OFFSETS[off::HZ].off` (0 there: the value reads as 0).
+    pub const JIFFIES_TO_US: u8 = 1;
 }
 
 impl Default for Load {
@@ -135,7 +144,7 @@ impl Default for Load {
             off: 0,
             shr: 0,
             via: [VIA_NONE; 3],
-            _pad: 0,
+            scale: scale::NONE,
         }
     }
 }
@@ -172,7 +181,7 @@ pub struct TemplateConfig {
     /// One of [`bucket`].
     pub bucket: u8,
     /// Non-zero when the filter reads only the template's own slots
-    /// (16..40): the template then filters before reading the socket, so
+    /// (16..32): the template then filters before reading the socket, so
     /// an event that does not match costs only what the filter needs.
     pub filter_early: u8,
     pub _pad: [u8; 5],
@@ -399,16 +408,26 @@ pub mod off {
     pub const TP_PROBE_RCV_WND: u32 = 50;
     pub const TP_PROBE_DATA_LEN: u32 = 51;
     pub const TP_PROBE_MARK: u32 = 52;
+    /// `sock.sk_ack_backlog`, `sock.sk_max_ack_backlog`: a listener's
+    /// accept queue and its limit (a new child copies them at the
+    /// handshake).
+    pub const SK_ACK_BACKLOG: u32 = 54;
+    pub const SK_MAX_ACK_BACKLOG: u32 = 55;
+    /// `inet_connection_sock.icsk_rto`, in jiffies.
+    pub const ICSK_RTO: u32 = 56;
+    /// The kernel's HZ (jiffies per second), in `FieldLoc::off`: found by
+    /// the runtime, for [`crate::scale::JIFFIES_TO_US`].
+    pub const HZ: u32 = 57;
 }
 
 /// Value slots of an [`Event`]. Slots 0..16 mean the same in every template;
-/// 16..40 are the template's own (see the per-template modules); 40..64 are
+/// 16..32 are the template's own (see the per-template modules); 32..64 are
 /// filled by the configured [`Load`]s (socket fields, see [`slot::sock`]).
 pub mod slot {
     /// First slot of a template's own fields.
     pub const OWN_FIRST: u8 = 16;
     /// First slot filled by [`crate::Load`]s.
-    pub const LOADED: u8 = 40;
+    pub const LOADED: u8 = 32;
 
     /// Socket fields every probe with a socket can read, at fixed slots so
     /// that a field means the same slot in every template.
@@ -435,6 +454,9 @@ pub mod slot {
         pub const RCV_SPACE: u8 = 59;
         pub const SEGS_OUT: u8 = 60;
         pub const SEGS_IN: u8 = 61;
+        pub const BACKLOG: u8 = 62;
+        pub const BACKLOG_MAX: u8 = 63;
+        pub const RTO: u8 = 32;
     }
 
     /// Process (thread group) id of the socket's owner; 0 when unknown.

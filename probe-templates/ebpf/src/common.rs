@@ -21,9 +21,9 @@ use aya_ebpf::{
     EbpfContext,
 };
 use tcpq_abi::{
-    action, base, bucket, off, slot, stat, AggKey, AggValue, Event, FieldLoc, ListenKey, Owner,
-    TemplateConfig, INSN_SIGNED, JUMP_ACCEPT, JUMP_REJECT, MAX_INSNS, MAX_KEY_SLOTS, MAX_LOADS,
-    N_OFFSETS, N_SLOTS, VIA_NONE,
+    action, base, bucket, off, scale, slot, stat, AggKey, AggValue, Event, FieldLoc, ListenKey,
+    Owner, TemplateConfig, INSN_SIGNED, JUMP_ACCEPT, JUMP_REJECT, MAX_INSNS, MAX_KEY_SLOTS,
+    MAX_LOADS, N_OFFSETS, N_SLOTS, VIA_NONE,
 };
 
 pub const AF_INET: u64 = 2;
@@ -472,7 +472,11 @@ pub fn load_fields(cfg: &TemplateConfig, ev: &mut Event, sk: u64, skb: u64) {
             }
             p = read_ptr(p, loc(via as u32).off);
         }
-        let v = read_off(p, l.off as u32) >> (l.shr & 63);
+        let mut v = read_off(p, l.off as u32) >> (l.shr & 63);
+        if l.scale == scale::JIFFIES_TO_US {
+            let hz = loc(off::HZ).off as u64;
+            v = (v * 1_000_000).checked_div(hz).unwrap_or(0);
+        }
         ev.vals[l.slot as usize & (N_SLOTS - 1)] = v;
     }
 }
