@@ -6,7 +6,8 @@
 //!   page shows a diagnostic (`error[...]`) after the command, tcpq must exit
 //!   2 and print exactly that; `tcpq FILE --help` and `tcpq -l` must print
 //!   exactly what the page shows; anything else must exit 0. `tcpq lab`
-//!   commands and the programs' live output are run by `tests/kernel_lab.rs`.
+//!   commands and every example live, against the kernel, are run by
+//!   `tests/kernel_docs.rs`.
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

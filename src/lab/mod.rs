@@ -53,8 +53,8 @@ enum LabCmd {
               value_parser = clap::value_parser!(u64).range(1..=traffic::MAX_SECONDS))]
         seconds: u64,
     },
-    /// Run a started scenario's traffic again (after you changed something
-    /// in its namespaces, e.g. applied the fix).
+    /// Run a started scenario's traffic again, stopping what still runs
+    /// (after you changed something in its namespaces, e.g. applied the fix).
     Rerun {
         #[arg(value_parser = scenario_name)]
         name: &'static Scenario,
@@ -296,12 +296,18 @@ fn rerun(sc: &'static Scenario, seconds: u64) -> Result<(), String> {
             sc.name, sc.name
         ));
     };
-    let live = st.live(sc);
-    if !live.is_empty() {
-        return Err(format!(
-            "{}'s traffic is still running (pids {live:?}); wait for it or `tcpq lab stop {}`",
-            sc.name, sc.name
-        ));
+    // The pages apply a fix and rerun at once, well within the first run's
+    // 60 s: what still runs is the old traffic, and it has to go.
+    if !st.live(sc).is_empty() {
+        stop_traffic(sc, &st);
+        let left = st.live(sc);
+        if !left.is_empty() {
+            return Err(format!(
+                "{}'s traffic (pids {left:?}) did not stop; `tcpq lab stop {}`",
+                sc.name, sc.name
+            ));
+        }
+        println!("tcpq lab: {}: stopped the traffic still running", sc.name);
     }
     launch(sc, seconds)?;
     println!(
@@ -445,15 +451,7 @@ fn launch(sc: &'static Scenario, seconds: u64) -> Result<(), String> {
 /// state directory.
 fn teardown(sc: &Scenario) {
     if let Some(st) = State::read(sc) {
-        let live = st.live(sc);
-        for &p in &live {
-            // SAFETY: kill(2) on a pid just verified to be our lab process.
-            unsafe { libc::kill(p as libc::pid_t, libc::SIGTERM) };
-        }
-        let t0 = Instant::now();
-        while t0.elapsed() < Duration::from_secs(2) && !st.live(sc).is_empty() {
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        stop_traffic(sc, &st);
     }
     let nss = namespaces();
     for side in ["cli", "srv"] {
@@ -473,6 +471,27 @@ fn teardown(sc: &Scenario) {
         let _ = run_cmd("ip", &["netns", "del", &ns]);
     }
     let _ = std::fs::remove_dir_all(state_dir(sc));
+}
+
+/// End `st`'s traffic processes: SIGTERM, then SIGKILL for any still
+/// alive after 2 s.
+fn stop_traffic(sc: &Scenario, st: &State) {
+    let signal = |sig: i32| {
+        for p in st.live(sc) {
+            // SAFETY: kill(2) on a pid just verified to be our lab process.
+            unsafe { libc::kill(p as libc::pid_t, sig) };
+        }
+    };
+    signal(libc::SIGTERM);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(2) && !st.live(sc).is_empty() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    signal(libc::SIGKILL);
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(1) && !st.live(sc).is_empty() {
+        std::thread::sleep(Duration::from_millis(10));
+    }
 }
 
 /// What `start` prints: what was built and what to run next.

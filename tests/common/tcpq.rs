@@ -46,8 +46,14 @@ impl Tcpq {
 
     /// Spawn `tcpq ARGS...` (in the root namespace: eBPF sees every netns).
     pub fn spawn(args: &[&str]) -> Tcpq {
+        Self::spawn_with(args, &[])
+    }
+
+    /// `spawn` with extra environment variables (`TCPQ_TIMINGS=1`, ...).
+    pub fn spawn_with(args: &[&str], env: &[(String, String)]) -> Tcpq {
         let mut child = Command::new(Self::bin())
             .args(args)
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
