@@ -53,7 +53,7 @@ const DEFAULT_DURATION: &str = "3s";
 const NOT_RUN: &[(&str, &str, &str)] = &[
     (
         "README.md",
-        "tcpq -e PROGRAM [--format text|json] [--duration 5s] [--buffer-size 1m] [--check] [--explain]",
+        "tcpq -e PROGRAM [--format text|json] [--duration 5s] [--buffer-size 1m] [--strategy NAME] [--check] [--explain]",
         "usage synopsis: placeholders, not a command",
     ),
     (
