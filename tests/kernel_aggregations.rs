@@ -14,6 +14,11 @@
 //!   between tcpq's least and greatest. (`tcp_probe` would not do: its
 //!   tracepoint fires before the ACK it reports updates srtt.)
 //!
+//! - `every 200ms` of `sum size` on the writer's `tcp_sendmsg` calls, in
+//!   text and JSON: each interval is stamped (RFC 3339, UTC), the stamps
+//!   count up, lie within the run and are about 200 ms apart, and the
+//!   intervals' sums add up to the run's total.
+//!
 //! (Retransmission sums are in `kernel_retransmit.rs`.) Needs root; skipped
 //! otherwise, and failing instead when `CI` is set.
 
@@ -307,4 +312,181 @@ fn socket_stats_match_ss() {
         "ss rtt {rtt_us}us outside tcpq's srtt range [{lo}, {hi}]{ctx}"
     );
     eprintln!("socket stats: mss {mss} == ss, ss rtt {rtt_us}us in [{lo}, {hi}]us");
+}
+
+/// Unix milliseconds of tcpq's `2024-06-04T15:21:04.123Z` (RFC 3339, UTC,
+/// milliseconds); `None` for anything else.
+fn rfc3339_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 24 || &s[23..] != "Z" || b[4] != b'-' || b[10] != b'T' || b[19] != b'.' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss, ms) = (n(11..13)?, n(14..16)?, n(17..19)?, n(20..23)?);
+    // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + ms)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The stamps of an `every` run, (interval, unix ms) in output order: the
+/// JSON records' `interval` and `time`, or the text banners
+/// `@ TIME interval N`. Checks that intervals count 1, 2, ... and that the
+/// times increase, lie within the run and are `every_ms` apart (loosely:
+/// the VM is shared), the last one (at exit) at most that.
+fn check_stamps(stamps: &[(u64, i64)], every_ms: i64, run: (i64, i64), ctx: &str) {
+    assert!(stamps.len() >= 4, "too few intervals{ctx}");
+    for (i, (n, t)) in stamps.iter().enumerate() {
+        assert_eq!(*n, i as u64 + 1, "interval numbers{ctx}");
+        assert!(
+            run.0 <= *t && *t <= run.1,
+            "interval {n} at {t} outside the run {run:?}{ctx}"
+        );
+    }
+    let gaps: Vec<i64> = stamps.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    let (last, full) = gaps.split_last().unwrap();
+    for g in full {
+        assert!(
+            every_ms / 2 <= *g && *g <= every_ms * 3,
+            "intervals {gaps:?} ms apart, not ~{every_ms}{ctx}"
+        );
+    }
+    let mean = full.iter().sum::<i64>() / full.len() as i64;
+    assert!(
+        (every_ms * 8 / 10..=every_ms * 13 / 10).contains(&mean),
+        "intervals {mean} ms apart on average, not ~{every_ms}: {gaps:?}{ctx}"
+    );
+    assert!(
+        (0..=every_ms * 3).contains(last),
+        "the last interval (at exit) {last} ms after the one before{ctx}"
+    );
+    // The first interval ends `every_ms` after attaching: no earlier.
+    assert!(
+        stamps[0].1 - run.0 >= every_ms - 5,
+        "first interval too early{ctx}"
+    );
+}
+
+/// `every 200ms`, live: each interval's block says when it was read (JSON
+/// `time`, text banner), the times step by the interval, and the sums of
+/// the intervals add up to the run's total, the bytes the writer sent.
+#[test]
+fn every_intervals_are_stamped_with_the_wall_clock() {
+    if !common::require_root() {
+        return;
+    }
+    assert_eq!(
+        rfc3339_ms("2024-06-04T15:21:04.123Z"),
+        Some(1_717_514_464_123)
+    );
+    assert_eq!(
+        rfc3339_ms("2000-02-29T00:00:00.000Z"),
+        Some(951_782_400_000)
+    );
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("kevery");
+    let every = format!("on tcp_sendmsg where dport == {port} sum size every 200ms");
+    let json_program = format!("{every}\non tcp_sendmsg where dport == {port} sum size");
+    let started = now_ms();
+    let mut json = Tcpq::spawn(&["-e", &json_program, "--format", "json"]);
+    let mut text = Tcpq::spawn(&["-e", &every]);
+    json.wait_attached(Duration::from_secs(10));
+    text.wait_attached(Duration::from_secs(10));
+    // A slow reader spreads the writer's sends over about a second.
+    let mut server = Server::start(
+        &pair.srv,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        &[
+            "--read-size",
+            "16384",
+            "--read-delay-ms",
+            "15",
+            "--max-seconds",
+            "8",
+        ],
+        dir.path(),
+    );
+    let mut client = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        1 << 20,
+        &["--max-seconds", "8"],
+        dir.path(),
+    );
+    let wlog = client.wait(Duration::from_secs(10));
+    server.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let (jstatus, jout, jerr) = json.stop(Duration::from_secs(5));
+    let (tstatus, tout, terr) = text.stop(Duration::from_secs(5));
+    let stopped = now_ms();
+    assert!(jstatus.success(), "{jstatus}\n{jerr}");
+    assert!(tstatus.success(), "{tstatus}\n{terr}");
+    assert_eq!(wlog.bytes(), 1 << 20, "writer {wlog:?}");
+
+    // JSON: one record per interval (no keys: a total, even when zero),
+    // then the other clause's total at exit.
+    let jctx = format!("\ntcpq {json_program:?}:\n{jout}\n{jerr}");
+    let rows = json_lines(&jout);
+    let (stamped, total): (Vec<&Value>, Vec<&Value>) =
+        rows.iter().partition(|r| r.get("interval").is_some());
+    let stamps: Vec<(u64, i64)> = stamped
+        .iter()
+        .map(|r| {
+            let t = r["time"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no time in {r}{jctx}"));
+            let ms = rfc3339_ms(t).unwrap_or_else(|| panic!("time {t:?} is not RFC 3339{jctx}"));
+            (field_u64(r, "interval"), ms)
+        })
+        .collect();
+    check_stamps(&stamps, 200, (started, stopped), &jctx);
+    assert_eq!(total.len(), 1, "{jctx}");
+    assert!(
+        total[0].get("time").is_none(),
+        "a total is not stamped{jctx}"
+    );
+    let summed: u64 = stamped.iter().map(|r| field_u64(r, "sum")).sum();
+    assert_eq!(
+        summed,
+        field_u64(total[0], "sum"),
+        "intervals != total{jctx}"
+    );
+    assert!(summed >= 1 << 20, "sent 1 MiB, asked {summed}{jctx}");
+
+    // Text: a banner opens each interval's block.
+    let tctx = format!("\ntcpq {every:?}:\n{tout}\n{terr}");
+    let stamps: Vec<(u64, i64)> = tout
+        .lines()
+        .filter_map(|l| l.strip_prefix("@ "))
+        .map(|b| {
+            let (t, n) = b
+                .split_once(" interval ")
+                .unwrap_or_else(|| panic!("banner {b:?}{tctx}"));
+            let ms = rfc3339_ms(t).unwrap_or_else(|| panic!("time {t:?} is not RFC 3339{tctx}"));
+            (n.parse().unwrap(), ms)
+        })
+        .collect();
+    check_stamps(&stamps, 200, (started, stopped), &tctx);
+    let blocks = tout.lines().filter(|l| l.trim() == "sum").count();
+    assert_eq!(blocks, stamps.len(), "one table per banner{tctx}");
+    eprintln!(
+        "every: {} JSON and {} text intervals, 200 ms apart, summing to {summed} bytes",
+        stamped.len(),
+        stamps.len()
+    );
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use tcpq_abi::{AggKey, AggValue, MAX_KEY_SLOTS};
 use tcpq_dsl::plan::{AggFunc, Column, FieldType, Unit};
 
-use crate::render::{decode, Format, Table, Value};
+use crate::render::{decode, rfc3339_millis, Format, Stamp, Table, Value};
 
 /// One key's values, combined over CPUs. `sum` is kept wider than the
 /// kernel's per-CPU `u64` so that adding CPUs cannot wrap.
@@ -346,10 +346,38 @@ pub fn histogram_lines(
     }
 }
 
-/// Every output line of one aggregation clause. `extra` are leading
-/// columns (the probe name with several clauses, the interval with
-/// `every`).
+/// Every output line of one aggregation clause. `stamp` is set for an
+/// `every` interval: text opens the block with its banner
+/// (`@ 2025-06-04T15:21:04.123Z interval 3`), JSON starts each record with
+/// `"interval":3,"time":"2025-06-04T15:21:04.123Z"`. `extra` are further
+/// leading columns (the probe name with several clauses).
 pub fn lines(
+    keys: &[Column],
+    what: What<'_>,
+    data: &[(AggKey, Agg)],
+    top: Option<u64>,
+    stamp: Option<Stamp>,
+    extra: &[(String, Value)],
+    format: Format,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut lead: Vec<(String, Value)> = Vec::new();
+    if let Some(st) = stamp {
+        match format {
+            Format::Text => out.push(st.banner()),
+            Format::Json => {
+                lead.push(("interval".to_owned(), Value::Uint(st.interval)));
+                lead.push(("time".to_owned(), Value::Str(rfc3339_millis(st.time))));
+            }
+        }
+    }
+    lead.extend(extra.iter().cloned());
+    out.extend(block(keys, what, data, top, &lead, format));
+    out
+}
+
+/// The lines of one aggregation clause, after any banner.
+fn block(
     keys: &[Column],
     what: What<'_>,
     data: &[(AggKey, Agg)],
@@ -473,6 +501,7 @@ mod tests {
             What::Func(AggFunc::Stats, &srtt),
             &data,
             Some(1),
+            None,
             &[],
             Format::Json,
         );
@@ -484,6 +513,7 @@ mod tests {
             &[],
             What::Func(AggFunc::Avg, &srtt),
             &[],
+            None,
             None,
             &[],
             Format::Text,
@@ -503,6 +533,7 @@ mod tests {
             What::Func(AggFunc::Hist, &win),
             &data,
             None,
+            None,
             &[],
             Format::Text,
         );
@@ -517,6 +548,7 @@ mod tests {
             &[],
             What::Func(AggFunc::Hist, &win),
             &data,
+            None,
             None,
             &[],
             Format::Json,
@@ -541,6 +573,7 @@ mod tests {
             &[dport],
             What::Func(f, &win),
             &data,
+            None,
             None,
             &[],
             Format::Text,
