@@ -100,6 +100,10 @@ const PLAN_CORPUS: &[(&str, &str)] = &[
     ("hist", "on tcp_select_window hist win_bytes by dport"),
     ("lhist_units", "on tcp_probe lhist srtt, 0, 100ms, 10ms"),
     (
+        "signed_lhist",
+        "on tcp_sendmsg lhist ret, -4KiB, 64KiB, 4KiB\non tcp_recvmsg stats ret by comm",
+    ),
+    (
         "cidr_v4_v6",
         "on tcp_probe where daddr in [10.0.0.0/8, 192.168.1.0/24, fd00::/8, ::1/128] print daddr",
     ),
@@ -277,6 +281,7 @@ const DIAGNOSTICS: &[DiagCase] = &[
         &[],
     ),
     (Code::NotNumeric, "on tcp_probe hist comm by dport", &[]),
+    (Code::NotNumeric, "on tcp_sendmsg print ret / 1024", &[]),
     (
         Code::MissingUnit,
         "on tcp_probe where srtt > 1.5 count every 10",
@@ -295,6 +300,11 @@ const DIAGNOSTICS: &[DiagCase] = &[
     (
         Code::BadHistogram,
         "on tcp_probe lhist srtt, 0, 100ms, 30ms",
+        &[],
+    ),
+    (
+        Code::BadHistogram,
+        "on tcp_sendmsg lhist size, -4KiB, 64KiB, 4KiB",
         &[],
     ),
     (

@@ -19,6 +19,10 @@
 //!   count up, lie within the run and are about 200 ms apart, and the
 //!   intervals' sums add up to the run's total.
 //!
+//! - `stats`, `sum`, `hist` and `lhist` of the signed `ret` of
+//!   `tcp_sendmsg` against the returns a non-blocking writer saw: byte
+//!   counts, -EAGAIN once its buffer is full, -EPIPE after shutdown.
+//!
 //! (Retransmission sums are in `kernel_retransmit.rs`.) Needs root; skipped
 //! otherwise, and failing instead when `CI` is set.
 
@@ -488,5 +492,161 @@ fn every_intervals_are_stamped_with_the_wall_clock() {
         "every: {} JSON and {} text intervals, 200 ms apart, summing to {summed} bytes",
         stamped.len(),
         stamps.len()
+    );
+}
+
+/// A writer whose sends return negative errnos as well as byte counts:
+/// a non-blocking socket to a reader that does not read yet fills its
+/// buffer (sends of 64 KiB, some partial, then -EAGAIN), and after
+/// `shutdown(SHUT_WR)` every send is -EPIPE. Prints each send's return
+/// (what `sock_sendmsg` returned, as tcpq's `ret`), one JSON list.
+const SIGNED_WRITER: &str = r#"
+import errno, json, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+s.setblocking(False)
+rets, again = [], 0
+while again < 5:
+    try:
+        rets.append(s.send(b"x" * 65536))
+    except BlockingIOError:
+        rets.append(-errno.EAGAIN)
+        again += 1
+        time.sleep(0.05)
+s.shutdown(socket.SHUT_WR)
+for _ in range(3):
+    try:
+        rets.append(s.send(b"x"))
+    except BrokenPipeError:
+        rets.append(-errno.EPIPE)
+print(json.dumps(rets))
+s.close()
+"#;
+
+/// `ret` of `tcp_sendmsg` is signed: `stats`, `sum`, `hist` and `lhist` of
+/// it, live, against the returns the writer itself saw. The least value is
+/// -EPIPE, the sum counts the errnos negative, and the negative returns
+/// land in the histograms' `(..., 0)` and `[-4K, 0)` buckets.
+#[test]
+fn signed_values_aggregate_against_the_writers_returns() {
+    if !common::require_root() {
+        return;
+    }
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("ksigned");
+    let on = format!("on tcp_sendmsg where dport == {port}");
+    let programs = [
+        format!("{on} stats ret"),
+        format!("{on} sum ret"),
+        format!("{on} hist ret"),
+        format!("{on} lhist ret, -4KiB, 64KiB, 4KiB"),
+    ];
+    let mut runs: Vec<Tcpq> = programs
+        .iter()
+        .map(|p| Tcpq::spawn(&["-e", p, "--format", "json"]))
+        .collect();
+    for t in &mut runs {
+        t.wait_attached(Duration::from_secs(10));
+    }
+    let mut server = Server::start(
+        &pair.srv,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        &["--idle-before-read", "3", "--max-seconds", "6"],
+        dir.path(),
+    );
+    let srv = pair.srv_v4().to_string();
+    let port_s = port.to_string();
+    let out = common::exec_ok(&pair.cli, &["python3", "-c", SIGNED_WRITER, &srv, &port_s]);
+    server.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(200));
+    let outs: Vec<String> = runs
+        .iter_mut()
+        .map(|t| {
+            let (status, out, err) = t.stop(Duration::from_secs(5));
+            assert!(status.success(), "{:?}: {status}\n{err}", t.args);
+            out
+        })
+        .collect();
+    let rets: Vec<i64> = serde_json::from_str(out.trim()).expect("the writer's returns");
+    let ctx = |i: usize| {
+        format!(
+            "\nwriter's returns: {rets:?}\ntcpq {:?}:\n{}",
+            programs[i], outs[i]
+        )
+    };
+    assert!(rets.contains(&-11) && rets.contains(&-32), "{}", ctx(0));
+    let n = rets.len() as u64;
+    let sum: i64 = rets.iter().sum();
+    let (min, max) = (*rets.iter().min().unwrap(), *rets.iter().max().unwrap());
+    let int = |row: &Value, k: &str| {
+        row[k]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no signed `{k}` in {row}"))
+    };
+
+    let rows = json_lines(&outs[0]);
+    assert_eq!(rows.len(), 1, "{}", ctx(0));
+    assert_eq!(field_u64(&rows[0], "count"), n, "{}", ctx(0));
+    assert_eq!(int(&rows[0], "min"), min, "min ret{}", ctx(0));
+    assert_eq!(int(&rows[0], "max"), max, "max ret{}", ctx(0));
+    assert_eq!(
+        int(&rows[0], "avg"),
+        sum.div_euclid(n as i64),
+        "avg ret (rounded down){}",
+        ctx(0)
+    );
+    let rows = json_lines(&outs[1]);
+    assert_eq!(int(&rows[0], "sum"), sum, "sum ret{}", ctx(1));
+
+    // hist: every negative return in (..., 0), the others by power of two.
+    let mut want: BTreeMap<(Option<i64>, Option<i64>), u64> = BTreeMap::new();
+    for &r in &rets {
+        let b = match r {
+            r if r < 0 => (None, Some(-1)),
+            0 => (Some(0), Some(0)),
+            r => {
+                let k = 63 - r.leading_zeros() as i64;
+                (Some(1 << k), Some((2 << k) - 1))
+            }
+        };
+        *want.entry(b).or_default() += 1;
+    }
+    let signed_buckets = |row: &Value| -> BTreeMap<(Option<i64>, Option<i64>), u64> {
+        row["buckets"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no buckets in {row}"))
+            .iter()
+            .map(|b| {
+                (
+                    (b["min"].as_i64(), b["max"].as_i64()),
+                    b["count"].as_u64().unwrap(),
+                )
+            })
+            .filter(|(_, c)| *c > 0)
+            .collect()
+    };
+    let rows = json_lines(&outs[2]);
+    assert_eq!(rows.len(), 1, "{}", ctx(2));
+    assert_eq!(signed_buckets(&rows[0]), want, "hist ret{}", ctx(2));
+
+    // lhist -4KiB..64KiB by 4KiB: the errnos in [-4096, -1], 64 KiB sends
+    // at or above MAX.
+    let mut want: BTreeMap<(Option<i64>, Option<i64>), u64> = BTreeMap::new();
+    for &r in &rets {
+        let b = if r >= 65536 {
+            (Some(65536), None)
+        } else {
+            let lo = r.div_euclid(4096) * 4096;
+            (Some(lo), Some(lo + 4095))
+        };
+        *want.entry(b).or_default() += 1;
+    }
+    let rows = json_lines(&outs[3]);
+    assert_eq!(rows.len(), 1, "{}", ctx(3));
+    assert_eq!(signed_buckets(&rows[0]), want, "lhist ret{}", ctx(3));
+    eprintln!(
+        "signed: {n} sends (least {min}, greatest {max}, sum {sum}): stats/sum/hist/lhist of ret \
+         agree with the writer"
     );
 }

@@ -135,8 +135,13 @@ fn clause(out: &mut String, number: usize, c: &ClausePlan) {
                 out,
                 &format!(
                     "the kernel keeps count, sum, min and max per key and CPU in a per-CPU hash \
-                     map (value slot {}{}); tcpq combines the CPUs when it prints",
+                     map (value slot {}{}{}); tcpq combines the CPUs when it prints",
                     slots.join(", "),
+                    if matches!(value.ty, FieldType::Int(_)) {
+                        ", compared as signed 64-bit numbers"
+                    } else {
+                        ""
+                    },
                     if func.is_histogram() {
                         "; the bucket is the last key slot"
                     } else {

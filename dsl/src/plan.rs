@@ -107,6 +107,24 @@ impl LoadSpec {
     }
 }
 
+impl Action {
+    /// Whether the aggregated value is a signed number: the template then
+    /// compares it as `i64` (`TemplateConfig::agg_signed`) and userspace
+    /// reads sums, least and greatest values back as `i64`.
+    pub fn aggregates_signed(&self) -> bool {
+        matches!(
+            self,
+            Action::Aggregate {
+                value: Column {
+                    ty: FieldType::Int(_),
+                    ..
+                },
+                ..
+            }
+        )
+    }
+}
+
 impl ClausePlan {
     /// The probe fields the clause reads: printed or counted columns and
     /// the fields its filter tests, each once, in first-use order.
@@ -391,10 +409,12 @@ pub enum AggFunc {
     Stats,
     /// Power-of-two buckets (`tcpq_abi::bucket::LOG2`).
     Hist,
-    /// Linear buckets (`tcpq_abi::bucket::LINEAR`).
+    /// Linear buckets (`tcpq_abi::bucket::LINEAR`). The bounds are signed
+    /// so that a signed value can have negative ones; an unsigned value's
+    /// are never negative.
     Lhist {
-        min: u64,
-        max: u64,
+        min: i64,
+        max: i64,
         step: u64,
     },
 }
