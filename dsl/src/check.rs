@@ -30,6 +30,8 @@ pub struct CClause {
     pub where_source: Option<String>,
     /// The `where` clause in plain words (values substituted).
     pub where_words: Option<String>,
+    /// Comparisons left out: they use an optional parameter not given.
+    pub where_omitted: Vec<String>,
     pub filter: Option<Cond>,
     pub action: Action,
     pub output: Output,
@@ -96,6 +98,11 @@ pub fn check(resolved: &Resolved) -> Result<Checked, Vec<Diagnostic>> {
             probe: rc.probe,
             where_source: rc.filter.as_ref().map(|w| w.source.clone()),
             where_words,
+            where_omitted: rc
+                .filter
+                .as_ref()
+                .map(|w| w.omitted.clone())
+                .unwrap_or_default(),
             filter,
             action,
             output,
@@ -781,7 +788,8 @@ impl Checker {
 
     fn expr(&mut self, e: &RExpr) -> Option<Cond> {
         match e {
-            RExpr::Invalid => None,
+            // Left out entirely (an optional parameter not given): no filter.
+            RExpr::Invalid | RExpr::Omitted => None,
             RExpr::Not(x) => Some(Cond::Not(Box::new(self.expr(x)?))),
             // Check both sides before giving up, to report both.
             RExpr::And(a, b) => {
@@ -1410,7 +1418,7 @@ fn words(e: &RExpr, parent: Option<Bin>) -> String {
         }
     };
     match e {
-        RExpr::Invalid => "?".into(),
+        RExpr::Invalid | RExpr::Omitted => "?".into(),
         RExpr::Bare(f) => format!("`{}` is true", f.def.name),
         RExpr::Not(x) => match &**x {
             RExpr::Bare(f) => format!("`{}` is false", f.def.name),

@@ -66,6 +66,26 @@ fn clause(out: &mut String, number: usize, c: &ClausePlan) {
         }
         Some(src) => {
             let _ = writeln!(out, "  where:    {src}");
+            if !c.where_omitted.is_empty() {
+                let list = c
+                    .where_omitted
+                    .iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                wrap(
+                    out,
+                    &format!(
+                        "left out (optional parameter not given): {list}{}",
+                        if c.where_words.is_none() {
+                            "; every event passes"
+                        } else {
+                            ""
+                        }
+                    ),
+                    "            ",
+                );
+            }
             if let Some(w) = &c.where_words {
                 wrap(
                     out,

@@ -24,6 +24,10 @@ pub struct ClausePlan {
     /// `--explain` (e.g. "`win` is 0 and `sport` is 8080 (from `$port`)").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub where_words: Option<String>,
+    /// Comparisons of the `where` clause left out because an optional
+    /// recipe parameter they use was not given (`dport == $port`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub where_omitted: Vec<String>,
     /// The `where` clause compiled to filter instructions (empty: accept all).
     pub filter: Vec<Insn>,
     pub action: Action,

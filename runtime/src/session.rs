@@ -924,6 +924,7 @@ mod tests {
             }],
             where_source: None,
             where_words: None,
+            where_omitted: Vec::new(),
             loads: Vec::new(),
             filter: vec![Insn {
                 slot: 12,
