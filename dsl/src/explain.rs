@@ -77,10 +77,11 @@ fn clause(out: &mut String, number: usize, c: &ClausePlan) {
                     out,
                     &format!(
                         "left out (optional parameter not given): {list}{}",
-                        if c.where_words.is_none() {
-                            "; every event passes"
-                        } else {
-                            ""
+                        match (&c.where_words, c.filter.is_empty()) {
+                            (Some(_), _) => "",
+                            (None, true) => "; every event passes",
+                            // A view (`tcp_connect`): its own condition stays.
+                            (None, false) => "; only the probe's own condition remains",
                         }
                     ),
                     "            ",
