@@ -341,7 +341,7 @@ pub fn recipe_text(origin: &str, r: &tcpq_dsl::Recipe) -> String {
         "Usage: tcpq {origin}{} [--duration DUR] [--format text|json]",
         r.params
             .iter()
-            .map(|p| if p.default.is_some() {
+            .map(|p| if p.default.is_some() || p.optional {
                 format!(" [--param {}=VALUE]", p.name)
             } else {
                 format!(" --param {}=VALUE", p.name)
@@ -363,6 +363,7 @@ pub fn recipe_text(origin: &str, r: &tcpq_dsl::Recipe) -> String {
         for p in &r.params {
             let default = match &p.default {
                 Some(v) => format!("default {v}"),
+                None if p.optional => "optional".into(),
                 None => "required".to_string(),
             };
             let _ = writeln!(

@@ -100,6 +100,10 @@ const PLAN_CORPUS: &[(&str, &str)] = &[
     ("hist", "on tcp_select_window hist win_bytes by dport"),
     ("lhist_units", "on tcp_probe lhist srtt, 0, 100ms, 10ms"),
     (
+        "signed_lhist",
+        "on tcp_sendmsg lhist ret, -4KiB, 64KiB, 4KiB\non tcp_recvmsg stats ret by comm",
+    ),
+    (
         "cidr_v4_v6",
         "on tcp_probe where daddr in [10.0.0.0/8, 192.168.1.0/24, fd00::/8, ::1/128] print daddr",
     ),
@@ -151,6 +155,62 @@ fn recipe_plan_and_header() {
     )
     .unwrap();
     insta::assert_json_snapshot!("plan_recipe_zero_window", plan);
+}
+
+/// An optional parameter: a recipe that filters on a port only when one is
+/// given. Without it, the comparisons that use it are left out (and so is
+/// the `not` around one); with it, the recipe is an ordinary one.
+const OPTIONAL_PORT: &str = "\
+# Retransmissions, on one port if given.
+#
+# @param port: port?     Local or remote port (default: every port)
+# @param slow: u64?      Only sockets with srtt above this
+on tcp_retransmit where (sport == $port or dport == $port) and not state == CLOSE_WAIT
+  print pid, sport, dport, segs
+on tcp_probe where srtt > $slow and not dport == $port count
+";
+
+#[test]
+fn optional_parameter_plans_with_and_without_it() {
+    let recipe = tcpq_dsl::parse_recipe(OPTIONAL_PORT).unwrap();
+    assert!(recipe.params.iter().all(|p| p.optional));
+    let without = compile(OPTIONAL_PORT, "optional.tcpq", &[]).unwrap();
+    insta::assert_json_snapshot!("plan_optional_param_not_given", without);
+    let given = [
+        ("port".to_string(), "443".to_string()),
+        ("slow".to_string(), "10ms".to_string()),
+    ];
+    let with = compile(OPTIONAL_PORT, "optional.tcpq", &given).unwrap();
+    insta::assert_json_snapshot!("plan_optional_param_given", with);
+    insta::assert_snapshot!(
+        "explain_optional_param",
+        format!(
+            "$ tcpq optional.tcpq --explain --check\n{}\n\
+             $ tcpq optional.tcpq --param port=443 --param slow=10ms --explain --check\n{}",
+            explain(&without),
+            explain(&with)
+        )
+    );
+    // Only the filter and its description differ: the same templates.
+    for (a, b) in without.clauses.iter().zip(&with.clauses) {
+        assert_eq!((&a.template, &a.action), (&b.template, &b.action));
+    }
+    // The shipped recipes that use it, both ways.
+    for (recipe, given) in [
+        ("tcpretrans", "sport == $port or dport == $port"),
+        ("tcpconnect", "dport == $port"),
+    ] {
+        let path = format!("{}/recipes/{recipe}.tcpq", env!("CARGO_MANIFEST_DIR"));
+        let src = std::fs::read_to_string(&path).unwrap();
+        let all = compile(&src, &path, &[]).unwrap();
+        let one = compile(&src, &path, &[("port".into(), "8080".into())]).unwrap();
+        let (all, one) = (&all.clauses[0], &one.clauses[0]);
+        assert_eq!(all.where_omitted.join(" or "), given);
+        assert!(one.where_omitted.is_empty());
+        // tcp_connect is a view: its own filter stays; the port's goes.
+        let ports = given.matches("$port").count();
+        assert_eq!(one.filter.len(), all.filter.len() + ports, "{recipe}");
+    }
 }
 
 #[test]
@@ -277,6 +337,7 @@ const DIAGNOSTICS: &[DiagCase] = &[
         &[],
     ),
     (Code::NotNumeric, "on tcp_probe hist comm by dport", &[]),
+    (Code::NotNumeric, "on tcp_sendmsg print ret / 1024", &[]),
     (
         Code::MissingUnit,
         "on tcp_probe where srtt > 1.5 count every 10",
@@ -295,6 +356,27 @@ const DIAGNOSTICS: &[DiagCase] = &[
     (
         Code::BadHistogram,
         "on tcp_probe lhist srtt, 0, 100ms, 30ms",
+        &[],
+    ),
+    (
+        Code::BadHistogram,
+        "on tcp_sendmsg lhist size, -4KiB, 64KiB, 4KiB",
+        &[],
+    ),
+    (
+        Code::NeedFieldAndValue,
+        "# @param port: port = 0  Remote port; 0 for every port\n\
+         on tcp_retransmit where $port == 0 or dport == $port count",
+        &[],
+    ),
+    (
+        Code::BadParamDecl,
+        "# @param port: port? = 0  Remote port\non tcp_retransmit where dport == $port count",
+        &[],
+    ),
+    (
+        Code::NotAPredicate,
+        "# @param verbose: bool?\non tcp_retransmit where $verbose count",
         &[],
     ),
     (

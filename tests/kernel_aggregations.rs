@@ -14,6 +14,15 @@
 //!   between tcpq's least and greatest. (`tcp_probe` would not do: its
 //!   tracepoint fires before the ACK it reports updates srtt.)
 //!
+//! - `every 200ms` of `sum size` on the writer's `tcp_sendmsg` calls, in
+//!   text and JSON: each interval is stamped (RFC 3339, UTC), the stamps
+//!   count up, lie within the run and are about 200 ms apart, and the
+//!   intervals' sums add up to the run's total.
+//!
+//! - `stats`, `sum`, `hist` and `lhist` of the signed `ret` of
+//!   `tcp_sendmsg` against the returns a non-blocking writer saw: byte
+//!   counts, -EAGAIN once its buffer is full, -EPIPE after shutdown.
+//!
 //! (Retransmission sums are in `kernel_retransmit.rs`.) Needs root; skipped
 //! otherwise, and failing instead when `CI` is set.
 
@@ -339,5 +348,338 @@ fn socket_stats_match_ss() {
     eprintln!(
         "socket stats: mss {mss} == ss, ss rtt {rtt_us}us in [{lo}, {hi}]us, \
          ss rto {rto_us}us in [{rlo}, {rhi}]us"
+    );
+}
+
+/// Unix milliseconds of tcpq's `2024-06-04T15:21:04.123Z` (RFC 3339, UTC,
+/// milliseconds); `None` for anything else.
+fn rfc3339_ms(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() != 24 || &s[23..] != "Z" || b[4] != b'-' || b[10] != b'T' || b[19] != b'.' {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, m, d) = (n(0..4)?, n(5..7)?, n(8..10)?);
+    let (hh, mm, ss, ms) = (n(11..13)?, n(14..16)?, n(17..19)?, n(20..23)?);
+    // Days since 1970-01-01 (Howard Hinnant's days_from_civil).
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(((days * 24 + hh) * 60 + mm) * 60_000 + ss * 1000 + ms)
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64
+}
+
+/// The stamps of an `every` run, (interval, unix ms) in output order: the
+/// JSON records' `interval` and `time`, or the text banners
+/// `@ TIME interval N`. Checks that intervals count 1, 2, ... and that the
+/// times increase, lie within the run and are `every_ms` apart (loosely:
+/// the VM is shared), the last one (at exit) at most that.
+fn check_stamps(stamps: &[(u64, i64)], every_ms: i64, run: (i64, i64), ctx: &str) {
+    assert!(stamps.len() >= 4, "too few intervals{ctx}");
+    for (i, (n, t)) in stamps.iter().enumerate() {
+        assert_eq!(*n, i as u64 + 1, "interval numbers{ctx}");
+        assert!(
+            run.0 <= *t && *t <= run.1,
+            "interval {n} at {t} outside the run {run:?}{ctx}"
+        );
+    }
+    let gaps: Vec<i64> = stamps.windows(2).map(|w| w[1].1 - w[0].1).collect();
+    let (last, full) = gaps.split_last().unwrap();
+    for g in full {
+        assert!(
+            every_ms / 2 <= *g && *g <= every_ms * 3,
+            "intervals {gaps:?} ms apart, not ~{every_ms}{ctx}"
+        );
+    }
+    let mean = full.iter().sum::<i64>() / full.len() as i64;
+    assert!(
+        (every_ms * 8 / 10..=every_ms * 13 / 10).contains(&mean),
+        "intervals {mean} ms apart on average, not ~{every_ms}: {gaps:?}{ctx}"
+    );
+    assert!(
+        (0..=every_ms * 3).contains(last),
+        "the last interval (at exit) {last} ms after the one before{ctx}"
+    );
+    // The first interval ends `every_ms` after attaching: no earlier.
+    assert!(
+        stamps[0].1 - run.0 >= every_ms - 5,
+        "first interval too early{ctx}"
+    );
+}
+
+/// `every 200ms`, live: each interval's block says when it was read (JSON
+/// `time`, text banner), the times step by the interval, and the sums of
+/// the intervals add up to the run's total, the bytes the writer sent.
+#[test]
+fn every_intervals_are_stamped_with_the_wall_clock() {
+    if !common::require_root() {
+        return;
+    }
+    assert_eq!(
+        rfc3339_ms("2024-06-04T15:21:04.123Z"),
+        Some(1_717_514_464_123)
+    );
+    assert_eq!(
+        rfc3339_ms("2000-02-29T00:00:00.000Z"),
+        Some(951_782_400_000)
+    );
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("kevery");
+    let every = format!("on tcp_sendmsg where dport == {port} sum size every 200ms");
+    let json_program = format!("{every}\non tcp_sendmsg where dport == {port} sum size");
+    let started = now_ms();
+    let mut json = Tcpq::spawn(&["-e", &json_program, "--format", "json"]);
+    let mut text = Tcpq::spawn(&["-e", &every]);
+    json.wait_attached(Duration::from_secs(10));
+    text.wait_attached(Duration::from_secs(10));
+    // A slow reader spreads the writer's sends over about a second.
+    let mut server = Server::start(
+        &pair.srv,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        &[
+            "--read-size",
+            "16384",
+            "--read-delay-ms",
+            "15",
+            "--max-seconds",
+            "8",
+        ],
+        dir.path(),
+    );
+    let mut client = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        1 << 20,
+        &["--max-seconds", "8"],
+        dir.path(),
+    );
+    let wlog = client.wait(Duration::from_secs(10));
+    server.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let (jstatus, jout, jerr) = json.stop(Duration::from_secs(5));
+    let (tstatus, tout, terr) = text.stop(Duration::from_secs(5));
+    let stopped = now_ms();
+    assert!(jstatus.success(), "{jstatus}\n{jerr}");
+    assert!(tstatus.success(), "{tstatus}\n{terr}");
+    assert_eq!(wlog.bytes(), 1 << 20, "writer {wlog:?}");
+
+    // JSON: one record per interval (no keys: a total, even when zero),
+    // then the other clause's total at exit.
+    let jctx = format!("\ntcpq {json_program:?}:\n{jout}\n{jerr}");
+    let rows = json_lines(&jout);
+    let (stamped, total): (Vec<&Value>, Vec<&Value>) =
+        rows.iter().partition(|r| r.get("interval").is_some());
+    let stamps: Vec<(u64, i64)> = stamped
+        .iter()
+        .map(|r| {
+            let t = r["time"]
+                .as_str()
+                .unwrap_or_else(|| panic!("no time in {r}{jctx}"));
+            let ms = rfc3339_ms(t).unwrap_or_else(|| panic!("time {t:?} is not RFC 3339{jctx}"));
+            (field_u64(r, "interval"), ms)
+        })
+        .collect();
+    check_stamps(&stamps, 200, (started, stopped), &jctx);
+    assert_eq!(total.len(), 1, "{jctx}");
+    assert!(
+        total[0].get("time").is_none(),
+        "a total is not stamped{jctx}"
+    );
+    let summed: u64 = stamped.iter().map(|r| field_u64(r, "sum")).sum();
+    assert_eq!(
+        summed,
+        field_u64(total[0], "sum"),
+        "intervals != total{jctx}"
+    );
+    assert!(summed >= 1 << 20, "sent 1 MiB, asked {summed}{jctx}");
+
+    // Text: a banner opens each interval's block.
+    let tctx = format!("\ntcpq {every:?}:\n{tout}\n{terr}");
+    let stamps: Vec<(u64, i64)> = tout
+        .lines()
+        .filter_map(|l| l.strip_prefix("@ "))
+        .map(|b| {
+            let (t, n) = b
+                .split_once(" interval ")
+                .unwrap_or_else(|| panic!("banner {b:?}{tctx}"));
+            let ms = rfc3339_ms(t).unwrap_or_else(|| panic!("time {t:?} is not RFC 3339{tctx}"));
+            (n.parse().unwrap(), ms)
+        })
+        .collect();
+    check_stamps(&stamps, 200, (started, stopped), &tctx);
+    let blocks = tout.lines().filter(|l| l.trim() == "sum").count();
+    assert_eq!(blocks, stamps.len(), "one table per banner{tctx}");
+    eprintln!(
+        "every: {} JSON and {} text intervals, 200 ms apart, summing to {summed} bytes",
+        stamped.len(),
+        stamps.len()
+    );
+}
+
+/// A writer whose sends return negative errnos as well as byte counts:
+/// a non-blocking socket to a reader that does not read yet fills its
+/// buffer (sends of 64 KiB, some partial, then -EAGAIN), and after
+/// `shutdown(SHUT_WR)` every send is -EPIPE. Prints each send's return
+/// (what `sock_sendmsg` returned, as tcpq's `ret`), one JSON list.
+const SIGNED_WRITER: &str = r#"
+import errno, json, socket, sys, time
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+s.setblocking(False)
+rets, again = [], 0
+while again < 5:
+    try:
+        rets.append(s.send(b"x" * 65536))
+    except BlockingIOError:
+        rets.append(-errno.EAGAIN)
+        again += 1
+        time.sleep(0.05)
+s.shutdown(socket.SHUT_WR)
+for _ in range(3):
+    try:
+        rets.append(s.send(b"x"))
+    except BrokenPipeError:
+        rets.append(-errno.EPIPE)
+print(json.dumps(rets))
+s.close()
+"#;
+
+/// `ret` of `tcp_sendmsg` is signed: `stats`, `sum`, `hist` and `lhist` of
+/// it, live, against the returns the writer itself saw. The least value is
+/// -EPIPE, the sum counts the errnos negative, and the negative returns
+/// land in the histograms' `(..., 0)` and `[-4K, 0)` buckets.
+#[test]
+fn signed_values_aggregate_against_the_writers_returns() {
+    if !common::require_root() {
+        return;
+    }
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("ksigned");
+    let on = format!("on tcp_sendmsg where dport == {port}");
+    let programs = [
+        format!("{on} stats ret"),
+        format!("{on} sum ret"),
+        format!("{on} hist ret"),
+        format!("{on} lhist ret, -4KiB, 64KiB, 4KiB"),
+    ];
+    let mut runs: Vec<Tcpq> = programs
+        .iter()
+        .map(|p| Tcpq::spawn(&["-e", p, "--format", "json"]))
+        .collect();
+    for t in &mut runs {
+        t.wait_attached(Duration::from_secs(10));
+    }
+    let mut server = Server::start(
+        &pair.srv,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        &["--idle-before-read", "3", "--max-seconds", "6"],
+        dir.path(),
+    );
+    let srv = pair.srv_v4().to_string();
+    let port_s = port.to_string();
+    let out = common::exec_ok(&pair.cli, &["python3", "-c", SIGNED_WRITER, &srv, &port_s]);
+    server.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(200));
+    let outs: Vec<String> = runs
+        .iter_mut()
+        .map(|t| {
+            let (status, out, err) = t.stop(Duration::from_secs(5));
+            assert!(status.success(), "{:?}: {status}\n{err}", t.args);
+            out
+        })
+        .collect();
+    let rets: Vec<i64> = serde_json::from_str(out.trim()).expect("the writer's returns");
+    let ctx = |i: usize| {
+        format!(
+            "\nwriter's returns: {rets:?}\ntcpq {:?}:\n{}",
+            programs[i], outs[i]
+        )
+    };
+    assert!(rets.contains(&-11) && rets.contains(&-32), "{}", ctx(0));
+    let n = rets.len() as u64;
+    let sum: i64 = rets.iter().sum();
+    let (min, max) = (*rets.iter().min().unwrap(), *rets.iter().max().unwrap());
+    let int = |row: &Value, k: &str| {
+        row[k]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no signed `{k}` in {row}"))
+    };
+
+    let rows = json_lines(&outs[0]);
+    assert_eq!(rows.len(), 1, "{}", ctx(0));
+    assert_eq!(field_u64(&rows[0], "count"), n, "{}", ctx(0));
+    assert_eq!(int(&rows[0], "min"), min, "min ret{}", ctx(0));
+    assert_eq!(int(&rows[0], "max"), max, "max ret{}", ctx(0));
+    assert_eq!(
+        int(&rows[0], "avg"),
+        sum.div_euclid(n as i64),
+        "avg ret (rounded down){}",
+        ctx(0)
+    );
+    let rows = json_lines(&outs[1]);
+    assert_eq!(int(&rows[0], "sum"), sum, "sum ret{}", ctx(1));
+
+    // hist: every negative return in (..., 0), the others by power of two.
+    let mut want: BTreeMap<(Option<i64>, Option<i64>), u64> = BTreeMap::new();
+    for &r in &rets {
+        let b = match r {
+            r if r < 0 => (None, Some(-1)),
+            0 => (Some(0), Some(0)),
+            r => {
+                let k = 63 - r.leading_zeros() as i64;
+                (Some(1 << k), Some((2 << k) - 1))
+            }
+        };
+        *want.entry(b).or_default() += 1;
+    }
+    let signed_buckets = |row: &Value| -> BTreeMap<(Option<i64>, Option<i64>), u64> {
+        row["buckets"]
+            .as_array()
+            .unwrap_or_else(|| panic!("no buckets in {row}"))
+            .iter()
+            .map(|b| {
+                (
+                    (b["min"].as_i64(), b["max"].as_i64()),
+                    b["count"].as_u64().unwrap(),
+                )
+            })
+            .filter(|(_, c)| *c > 0)
+            .collect()
+    };
+    let rows = json_lines(&outs[2]);
+    assert_eq!(rows.len(), 1, "{}", ctx(2));
+    assert_eq!(signed_buckets(&rows[0]), want, "hist ret{}", ctx(2));
+
+    // lhist -4KiB..64KiB by 4KiB: the errnos in [-4096, -1], 64 KiB sends
+    // at or above MAX.
+    let mut want: BTreeMap<(Option<i64>, Option<i64>), u64> = BTreeMap::new();
+    for &r in &rets {
+        let b = if r >= 65536 {
+            (Some(65536), None)
+        } else {
+            let lo = r.div_euclid(4096) * 4096;
+            (Some(lo), Some(lo + 4095))
+        };
+        *want.entry(b).or_default() += 1;
+    }
+    let rows = json_lines(&outs[3]);
+    assert_eq!(rows.len(), 1, "{}", ctx(3));
+    assert_eq!(signed_buckets(&rows[0]), want, "lhist ret{}", ctx(3));
+    eprintln!(
+        "signed: {n} sends (least {min}, greatest {max}, sum {sum}): stats/sum/hist/lhist of ret \
+         agree with the writer"
     );
 }

@@ -794,7 +794,8 @@ fn plan(ex: &Example) -> Result<Run, String> {
 /// header; with several clauses each has one, all first, their first
 /// column `probe`, and a row belongs to the header with as many columns.
 fn table(stdout: &str) -> Vec<BTreeMap<&str, &str>> {
-    let mut lines = stdout.lines();
+    // `every DUR` opens each interval with an `@ TIME interval N` banner.
+    let mut lines = stdout.lines().filter(|l| !l.starts_with("@ "));
     let Some(first) = lines.next() else {
         return Vec::new();
     };
@@ -821,7 +822,7 @@ fn check_output(run: &Run, stdout: &str, stderr: &str) -> Result<(), String> {
         })
     };
     if let Some(h) = &e.header {
-        let got = stdout.lines().next().unwrap_or("");
+        let got = stdout.lines().find(|l| !l.starts_with("@ ")).unwrap_or("");
         let got = got.split_whitespace().collect::<Vec<_>>().join(" ");
         if &got != h {
             return Err(format!(

@@ -7,7 +7,9 @@
 //! server, a reader that idles 1 s (zero windows), 10% wire loss on the
 //! writer's data (retransmissions), a 1 MiB transfer held open until
 //! acknowledged, then a connection attempt to the same port once nobody
-//! listens (a reset and a NO_SOCKET drop). A second test runs the
+//! listens (a reset and a NO_SOCKET drop). A recipe whose port is optional
+//! (`tcpretrans`, `tcpconnect`) runs both with the port and without it,
+//! and this pair's rows agree. A second test runs the
 //! negotiation recipe over two pairs, with and without scaling.
 //!
 //! Needs root; skipped otherwise, and failing instead when `CI` is set.
@@ -58,6 +60,14 @@ fn takes_port(p: &std::path::Path) -> bool {
         .contains("# @param port:")
 }
 
+/// Whether the recipe's port is optional (`# @param port: port?`): it
+/// then runs a second time, without it.
+fn port_optional(p: &std::path::Path) -> bool {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .contains("# @param port: port?")
+}
+
 #[test]
 fn every_recipe_runs_against_real_traffic() {
     if !common::require_root() {
@@ -82,7 +92,24 @@ fn every_recipe_runs_against_real_traffic() {
             (r, t)
         })
         .collect();
-    for (_, t) in running.iter_mut() {
+    // Recipes whose port is optional, also without it: every port.
+    let mut unfiltered: Vec<(String, Tcpq)> = recipes()
+        .into_iter()
+        .filter(|r| port_optional(r))
+        .map(|r| {
+            let t = Tcpq::spawn(&[r.to_str().unwrap(), "--format", "json"]);
+            (name(&r), t)
+        })
+        .collect();
+    assert!(
+        unfiltered.len() >= 2,
+        "tcpretrans and tcpconnect take an optional port"
+    );
+    for t in running
+        .iter_mut()
+        .map(|(_, t)| t)
+        .chain(unfiltered.iter_mut().map(|(_, t)| t))
+    {
         t.wait_attached(Duration::from_secs(10));
     }
     let cli0 = nstat(&pair.cli, &["TcpRetransSegs"]);
@@ -157,6 +184,14 @@ fn every_recipe_runs_against_real_traffic() {
         + nstat(&pair.srv, &["TcpRetransSegs"])["TcpRetransSegs"]
         - srv0["TcpRetransSegs"];
 
+    // Without the port: every connection on the machine (another test's
+    // traffic too), so only this pair's rows are compared.
+    let mut all_ports: BTreeMap<String, (Vec<Value>, String)> = BTreeMap::new();
+    for (r, mut t) in unfiltered {
+        let (st, stdout, stderr) = t.stop(Duration::from_secs(5));
+        assert!(st.success(), "{r} without a port: {st}\n{stderr}");
+        all_ports.insert(r, (json_lines(&stdout), stdout));
+    }
     let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
     for (r, mut t) in running {
         let (st, stdout, stderr) = t.stop(Duration::from_secs(5));
@@ -289,6 +324,32 @@ fn every_recipe_runs_against_real_traffic() {
     );
     // The recipe takes no port: other traffic on the machine may count
     // too, so only this pair's rows are compared.
+    // The optional port, both ways: with it, only this pair's
+    // retransmissions; without it, this pair's are the same ones (and
+    // other connections' may come too).
+    let ours =
+        |e: &Value| field_u64(e, "sport") == port as u64 || field_u64(e, "dport") == port as u64;
+    assert!(rt.iter().all(ours), "{}", ctx("tcpretrans"));
+    let (every, text) = &all_ports["tcpretrans"];
+    let pair_rows: Vec<&Value> = every.iter().filter(|e| ours(e)).collect();
+    assert_eq!(
+        pair_rows.len(),
+        rt.len(),
+        "tcpretrans without a port: this pair's rows != with --param port\n{text}{}",
+        ctx("tcpretrans")
+    );
+    let every_segs: u64 = pair_rows.iter().map(|e| field_u64(e, "segs")).sum();
+    assert_eq!(every_segs, retrans, "tcpretrans without a port\n{text}");
+    let (every, text) = &all_ports["tcpconnect"];
+    let pair_rows: Vec<&Value> = every
+        .iter()
+        .filter(|e| {
+            field_u64(e, "dport") == port as u64
+                && field_str(e, "daddr") == pair.srv_v4().to_string()
+        })
+        .collect();
+    assert_eq!(pair_rows.len(), 1, "tcpconnect without a port\n{text}");
+    assert_eq!(field_u64(pair_rows[0], "pid"), wpid, "{text}");
     let count: u64 = out["retransmits"]
         .iter()
         .filter(|e| field_u64(e, "dport") == port as u64 || field_u64(e, "dport") == lport)

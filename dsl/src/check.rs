@@ -30,6 +30,8 @@ pub struct CClause {
     pub where_source: Option<String>,
     /// The `where` clause in plain words (values substituted).
     pub where_words: Option<String>,
+    /// Comparisons left out: they use an optional parameter not given.
+    pub where_omitted: Vec<String>,
     pub filter: Option<Cond>,
     pub action: Action,
     pub output: Output,
@@ -96,6 +98,11 @@ pub fn check(resolved: &Resolved) -> Result<Checked, Vec<Diagnostic>> {
             probe: rc.probe,
             where_source: rc.filter.as_ref().map(|w| w.source.clone()),
             where_words,
+            where_omitted: rc
+                .filter
+                .as_ref()
+                .map(|w| w.omitted.clone())
+                .unwrap_or_default(),
             filter,
             action,
             output,
@@ -187,12 +194,14 @@ impl Checker {
             } => {
                 let keys: Vec<Column> = by.iter().map(column).collect();
                 let f = self.agg_func(func, field, args);
-                let numeric =
+                // Signed values aggregate too (`sum ret`): the template
+                // compares them as i64.
+                if !matches!(field.def.ty, FieldType::Int(_)) {
                     self.numeric_field(field, &format!("{} {}", func.name, field.def.name));
+                }
                 let f = f.unwrap_or(AggFunc::Sum);
                 let extra = usize::from(f.is_histogram());
                 self.key_size(&keys, extra, span, &format!("{} by", func.name));
-                let _ = numeric;
                 Action::Aggregate {
                     func: f,
                     value: column(field),
@@ -231,8 +240,11 @@ impl Checker {
             FieldType::Uint(_) | FieldType::Port => return true,
             FieldType::Int(_) => (
                 format!("`{}` is a signed integer", f.def.name),
-                "the kernel aggregates and scales unsigned values only; filter on it instead"
-                    .to_string(),
+                format!(
+                    "`/` and `*` apply to unsigned values only; compare, print or aggregate \
+                     `{}` itself",
+                    f.def.name
+                ),
             ),
             FieldType::Comm => (
                 format!("`{}` is a string", f.def.name),
@@ -249,10 +261,13 @@ impl Checker {
                 ),
             ),
         };
-        self.diagnostics.push(
-            Diagnostic::error(Code::NotNumeric, msg, f.span.clone(), "not a number")
-                .with_help(help),
-        );
+        let label = if matches!(f.def.ty, FieldType::Int(_)) {
+            "signed"
+        } else {
+            "not a number"
+        };
+        self.diagnostics
+            .push(Diagnostic::error(Code::NotNumeric, msg, f.span.clone(), label).with_help(help));
         false
     }
 
@@ -283,14 +298,32 @@ impl Checker {
                     Diagnostic::error(Code::BadHistogram, msg, sp.clone(), "bad bounds")
                         .with_help(help.to_string())
                 };
-                if lo < 0 || hi < 0 || step < 0 {
+                let signed = matches!(field.def.ty, FieldType::Int(_));
+                if (!signed && (lo < 0 || hi < 0)) || step < 0 {
                     self.diagnostics.push(bad(
                         "`lhist` bounds are negative".into(),
-                        "write `lhist FIELD, MIN, MAX, STEP` with 0 <= MIN < MAX and STEP > 0",
+                        &if step < 0 {
+                            "write `lhist FIELD, MIN, MAX, STEP` with MIN < MAX and STEP > 0"
+                                .to_string()
+                        } else {
+                            format!(
+                                "`{}` is never negative: write `lhist FIELD, MIN, MAX, STEP` \
+                                 with 0 <= MIN < MAX and STEP > 0",
+                                field.def.name
+                            )
+                        },
                     ));
                     return None;
                 }
-                let (lo, hi, step) = (lo as u64, hi as u64, step as u64);
+                let fits = |v: i128| i64::try_from(v).is_ok();
+                if !fits(lo) || !fits(hi) || !fits(step) {
+                    self.diagnostics.push(bad(
+                        "`lhist` bounds beyond 64-bit signed integers".into(),
+                        "write bounds between -2^63 and 2^63-1",
+                    ));
+                    return None;
+                }
+                let (lo, hi, step) = (lo as i64, hi as i64, step as u64);
                 if lo >= hi || step == 0 {
                     self.diagnostics.push(bad(
                         format!("`lhist` needs MIN < MAX and STEP > 0 (got {lo}, {hi}, {step})"),
@@ -298,8 +331,10 @@ impl Checker {
                     ));
                     return None;
                 }
-                if (hi - lo) % step != 0 {
-                    let fixed = lo + (hi - lo).div_ceil(step) * step;
+                // lo < hi: the width fits in u64.
+                let width = hi.wrapping_sub(lo) as u64;
+                if !width.is_multiple_of(step) {
+                    let fixed = i128::from(lo) + i128::from(width.div_ceil(step) * step);
                     let in_unit = if unit == Unit::None {
                         String::new()
                     } else {
@@ -311,7 +346,7 @@ impl Checker {
                     ));
                     return None;
                 }
-                let buckets = (hi - lo) / step + 2;
+                let buckets = width / step + 2;
                 if buckets > MAX_LHIST_BUCKETS {
                     self.diagnostics.push(bad(
                         format!(
@@ -753,7 +788,8 @@ impl Checker {
 
     fn expr(&mut self, e: &RExpr) -> Option<Cond> {
         match e {
-            RExpr::Invalid => None,
+            // Left out entirely (an optional parameter not given): no filter.
+            RExpr::Invalid | RExpr::Omitted => None,
             RExpr::Not(x) => Some(Cond::Not(Box::new(self.expr(x)?))),
             // Check both sides before giving up, to report both.
             RExpr::And(a, b) => {
@@ -1382,7 +1418,7 @@ fn words(e: &RExpr, parent: Option<Bin>) -> String {
         }
     };
     match e {
-        RExpr::Invalid => "?".into(),
+        RExpr::Invalid | RExpr::Omitted => "?".into(),
         RExpr::Bare(f) => format!("`{}` is true", f.def.name),
         RExpr::Not(x) => match &**x {
             RExpr::Bare(f) => format!("`{}` is false", f.def.name),

@@ -66,6 +66,27 @@ fn clause(out: &mut String, number: usize, c: &ClausePlan) {
         }
         Some(src) => {
             let _ = writeln!(out, "  where:    {src}");
+            if !c.where_omitted.is_empty() {
+                let list = c
+                    .where_omitted
+                    .iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                wrap(
+                    out,
+                    &format!(
+                        "left out (optional parameter not given): {list}{}",
+                        match (&c.where_words, c.filter.is_empty()) {
+                            (Some(_), _) => "",
+                            (None, true) => "; every event passes",
+                            // A view (`tcp_connect`): its own condition stays.
+                            (None, false) => "; only the probe's own condition remains",
+                        }
+                    ),
+                    "            ",
+                );
+            }
             if let Some(w) = &c.where_words {
                 wrap(
                     out,
@@ -135,8 +156,13 @@ fn clause(out: &mut String, number: usize, c: &ClausePlan) {
                 out,
                 &format!(
                     "the kernel keeps count, sum, min and max per key and CPU in a per-CPU hash \
-                     map (value slot {}{}); tcpq combines the CPUs when it prints",
+                     map (value slot {}{}{}); tcpq combines the CPUs when it prints",
                     slots.join(", "),
+                    if matches!(value.ty, FieldType::Int(_)) {
+                        ", compared as signed 64-bit numbers"
+                    } else {
+                        ""
+                    },
                     if func.is_histogram() {
                         "; the bucket is the last key slot"
                     } else {

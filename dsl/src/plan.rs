@@ -24,6 +24,10 @@ pub struct ClausePlan {
     /// `--explain` (e.g. "`win` is 0 and `sport` is 8080 (from `$port`)").
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub where_words: Option<String>,
+    /// Comparisons of the `where` clause left out because an optional
+    /// recipe parameter they use was not given (`dport == $port`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub where_omitted: Vec<String>,
     /// The `where` clause compiled to filter instructions (empty: accept all).
     pub filter: Vec<Insn>,
     pub action: Action,
@@ -112,6 +116,24 @@ impl LoadSpec {
                 tcpq_abi::scale::NONE
             },
         }
+    }
+}
+
+impl Action {
+    /// Whether the aggregated value is a signed number: the template then
+    /// compares it as `i64` (`TemplateConfig::agg_signed`) and userspace
+    /// reads sums, least and greatest values back as `i64`.
+    pub fn aggregates_signed(&self) -> bool {
+        matches!(
+            self,
+            Action::Aggregate {
+                value: Column {
+                    ty: FieldType::Int(_),
+                    ..
+                },
+                ..
+            }
+        )
     }
 }
 
@@ -399,10 +421,12 @@ pub enum AggFunc {
     Stats,
     /// Power-of-two buckets (`tcpq_abi::bucket::LOG2`).
     Hist,
-    /// Linear buckets (`tcpq_abi::bucket::LINEAR`).
+    /// Linear buckets (`tcpq_abi::bucket::LINEAR`). The bounds are signed
+    /// so that a signed value can have negative ones; an unsigned value's
+    /// are never negative.
     Lhist {
-        min: u64,
-        max: u64,
+        min: i64,
+        max: i64,
         step: u64,
     },
 }

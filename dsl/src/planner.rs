@@ -59,6 +59,7 @@ pub fn plan(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
             strategies: c.probe.strategies.iter().map(|s| s.to_plan()).collect(),
             where_source: c.where_source.clone(),
             where_words: c.where_words.clone(),
+            where_omitted: c.where_omitted.clone(),
             filter,
             action: c.action.clone(),
             output: c.output.clone(),

@@ -14,12 +14,16 @@
 //! [`Value`]s; the program refers to them as `$name` and `resolve` puts the
 //! value into the AST. A value is never spliced into program text, so it can
 //! never change the program's shape.
+//!
+//! An optional parameter (`# @param port: port?`) may be left out: every
+//! comparison that uses it is then left out of the condition, as if it had
+//! not been written (`resolve` prunes it; `--explain` lists it).
 use crate::ast::{Span, Value};
 use crate::catalog;
 use crate::diagnostic::{suggest, Code, Diagnostic};
 use crate::parse::parse_int;
 use serde::Serialize;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::net::IpAddr;
 
@@ -41,8 +45,12 @@ pub struct Recipe {
 pub struct ParamDecl {
     pub name: String,
     pub ty: ParamType,
-    /// `None`: the parameter is required.
+    /// `None`: the parameter is required (unless `optional`).
     pub default: Option<Value>,
+    /// Declared `TYPE?`: may be left out, and then the comparisons that
+    /// use it are left out. Never has a default.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub optional: bool,
     pub help: String,
     /// Where the name is declared.
     pub span: Span,
@@ -98,15 +106,23 @@ impl fmt::Display for ParamType {
     }
 }
 
-/// Parameter values bound for one run, by name.
+/// Parameter values bound for one run, by name, and the optional
+/// parameters not given.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
 pub struct Params {
     pub values: BTreeMap<String, Value>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub absent: BTreeSet<String>,
 }
 
 impl Params {
     pub fn get(&self, name: &str) -> Option<&Value> {
         self.values.get(name)
+    }
+
+    /// Declared optional and not given.
+    pub fn is_absent(&self, name: &str) -> bool {
+        self.absent.contains(name)
     }
 }
 
@@ -275,8 +291,8 @@ fn param_decl(text: &str, start: usize, errors: &mut Vec<Diagnostic>) -> Option<
     let at = start + lead;
     let bad = |msg: &str, sp: Span| {
         Diagnostic::error(Code::BadParamDecl, msg, sp, "malformed declaration").with_help(
-            "write `@param NAME: TYPE [= DEFAULT] HELP`, TYPE one of u64, i64, port, addr, \
-             string, bool, state",
+            "write `@param NAME: TYPE [= DEFAULT] HELP` or `@param NAME: TYPE? HELP` (optional), \
+             TYPE one of u64, i64, port, addr, string, bool, state",
         )
     };
     let name_len = t
@@ -297,7 +313,10 @@ fn param_decl(text: &str, start: usize, errors: &mut Vec<Diagnostic>) -> Option<
     let ty_len = ty_text
         .find(|c: char| c.is_whitespace() || c == '=')
         .unwrap_or(ty_text.len());
-    let ty_word = &ty_text[..ty_len];
+    let (ty_word, optional) = match ty_text[..ty_len].strip_suffix('?') {
+        Some(w) => (w, true),
+        None => (&ty_text[..ty_len], false),
+    };
     let Some(ty) = ParamType::ALL
         .iter()
         .find(|(n, _)| *n == ty_word)
@@ -323,6 +342,24 @@ fn param_decl(text: &str, start: usize, errors: &mut Vec<Diagnostic>) -> Option<
     if let Some(d) = rest.strip_prefix('=') {
         let d = d.trim_start();
         let d_at = at + (t.len() - d.len());
+        if optional {
+            let n = d.find(char::is_whitespace).unwrap_or(d.len());
+            errors.push(
+                Diagnostic::error(
+                    Code::BadParamDecl,
+                    format!("optional parameter `{name}` has a default"),
+                    ty_at..d_at + n.max(1),
+                    "`?` and a default",
+                )
+                .with_help(format!(
+                    "an optional parameter that is not given leaves out the comparisons that \
+                     use it; one with a default always has a value: write `{name}: {ty_word}? \
+                     HELP` or `{name}: {ty_word} = {} HELP`",
+                    &d[..n]
+                )),
+            );
+            return None;
+        }
         // A default is one token, or a double-quoted string for `string`.
         let (token, raw_len) = if let Some(q) = d.strip_prefix('"') {
             match q.find('"') {
@@ -360,6 +397,7 @@ fn param_decl(text: &str, start: usize, errors: &mut Vec<Diagnostic>) -> Option<
         name: name.to_string(),
         ty,
         default,
+        optional,
         help: rest.trim().to_string(),
         span: name_span,
     })
@@ -374,6 +412,7 @@ pub fn bind_params(
 ) -> Result<Params, Vec<Diagnostic>> {
     let mut errors = Vec::new();
     let mut values = BTreeMap::new();
+    let mut absent = BTreeSet::new();
     let mut given: Vec<&str> = Vec::new();
     for (name, text) in args {
         if given.contains(&name.as_str()) {
@@ -433,6 +472,9 @@ pub fn bind_params(
             Some(v) => {
                 values.insert(d.name.clone(), v.clone());
             }
+            None if d.optional => {
+                absent.insert(d.name.clone());
+            }
             None => errors.push(
                 Diagnostic::error(
                     Code::MissingParam,
@@ -449,7 +491,7 @@ pub fn bind_params(
         }
     }
     if errors.is_empty() {
-        Ok(Params { values })
+        Ok(Params { values, absent })
     } else {
         Err(errors)
     }
@@ -567,6 +609,35 @@ on tcp_select_window where win == 0 and sport == $port print pid, comm, sport, d
                 &args(&[("port", "1"), ("port", "2")])
             )),
             [Code::DuplicateParam]
+        );
+    }
+
+    #[test]
+    fn optional_params() {
+        let src = "# @param port: port?   Remote port; every port when not given\n\
+                   on tcp_probe where dport == $port print pid\n";
+        let r = parse_recipe(src).unwrap();
+        assert!(r.params[0].optional);
+        assert_eq!(r.params[0].ty, ParamType::Port);
+        assert_eq!(r.params[0].default, None);
+        assert_eq!(r.params[0].help, "Remote port; every port when not given");
+        // Not given: absent, not an error.
+        let p = bind_params(&r.params, &[]).unwrap();
+        assert!(p.is_absent("port") && p.get("port").is_none());
+        let p = bind_params(&r.params, &args(&[("port", "443")])).unwrap();
+        assert!(!p.is_absent("port") && p.get("port").is_some());
+        assert_eq!(
+            codes(bind_params(&r.params, &args(&[("port", "http")]))),
+            [Code::BadParamValue]
+        );
+        // `?` and a default contradict each other.
+        assert_eq!(
+            codes(parse_recipe("# @param port: port? = 80 help\n")),
+            [Code::BadParamDecl]
+        );
+        assert_eq!(
+            codes(parse_recipe("# @param port: prot? help\n")),
+            [Code::BadParamDecl]
         );
     }
 

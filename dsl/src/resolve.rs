@@ -55,9 +55,13 @@ pub struct RPrintItem {
 
 #[derive(Debug)]
 pub struct RWhere {
+    /// [`RExpr::Omitted`] when every comparison was left out.
     pub expr: RExpr,
     pub source: String,
     pub span: Span,
+    /// Comparisons left out because an optional parameter they use was
+    /// not given, as written (`dport == $port`).
+    pub omitted: Vec<String>,
 }
 
 /// A field reference, with where it was written.
@@ -93,6 +97,10 @@ pub enum RExpr {
     Or(Box<RExpr>, Box<RExpr>),
     /// Something already reported.
     Invalid,
+    /// Left out: it uses an optional parameter that was not given. Never
+    /// inside `and`, `or` or `not` (they drop it); only a whole condition
+    /// that was left out is this.
+    Omitted,
 }
 
 #[derive(Debug)]
@@ -130,6 +138,7 @@ pub fn resolve(program: &ast::Program, params: &Params) -> Resolved {
     let mut r = Resolver {
         params,
         diagnostics: Vec::new(),
+        omitted: Vec::new(),
     };
     let clauses = program.clauses.iter().filter_map(|c| r.clause(c)).collect();
     Resolved {
@@ -141,6 +150,50 @@ pub fn resolve(program: &ast::Program, params: &Params) -> Resolved {
 struct Resolver<'p> {
     params: &'p Params,
     diagnostics: Vec<Diagnostic>,
+    /// Comparisons of the current `where` left out (see [`RExpr::Omitted`]).
+    omitted: Vec<String>,
+}
+
+fn cmp_symbol(op: CmpOp) -> &'static str {
+    match op {
+        CmpOp::Eq => "==",
+        CmpOp::Ne => "!=",
+        CmpOp::Lt => "<",
+        CmpOp::Le => "<=",
+        CmpOp::Gt => ">",
+        CmpOp::Ge => ">=",
+    }
+}
+
+/// An operand as it was written (near enough: literals print in their
+/// canonical spelling), for naming a left-out comparison.
+fn operand_text(o: &Operand) -> String {
+    match o {
+        Operand::Field(i) => i.name.clone(),
+        Operand::Param(i) => format!("${}", i.name),
+        Operand::Literal(l) => l.value.to_string(),
+        Operand::Arith { lhs, op, rhs, .. } => {
+            format!(
+                "{} {} {}",
+                operand_text(lhs),
+                op.symbol(),
+                operand_text(rhs)
+            )
+        }
+    }
+}
+
+/// Every `$param` an operand uses.
+fn operand_params(o: &Operand) -> Vec<&ast::Ident> {
+    match o {
+        Operand::Param(i) => vec![i],
+        Operand::Arith { lhs, rhs, .. } => {
+            let mut v = operand_params(lhs);
+            v.extend(operand_params(rhs));
+            v
+        }
+        _ => vec![],
+    }
 }
 
 /// `a < b` is `b > a`.
@@ -181,10 +234,15 @@ impl Resolver<'_> {
             // Without a probe its fields cannot be judged: skip the clause.
             return None;
         };
-        let filter = c.filter.as_ref().map(|w| RWhere {
-            expr: self.expr(probe, &w.expr),
-            source: w.source.clone(),
-            span: w.span.clone(),
+        let filter = c.filter.as_ref().map(|w| {
+            self.omitted.clear();
+            let expr = self.expr(probe, &w.expr);
+            RWhere {
+                expr,
+                source: w.source.clone(),
+                span: w.span.clone(),
+                omitted: std::mem::take(&mut self.omitted),
+            }
         });
         let action = match &c.action {
             ast::Action::Print { items, span } => RAction::Print {
@@ -357,8 +415,35 @@ impl Resolver<'_> {
         );
     }
 
-    /// `$name` → its typed value, keeping the `$name` span.
+    /// Whether `o` uses an optional parameter that was not given.
+    fn uses_absent(&self, o: &Operand) -> bool {
+        operand_params(o)
+            .iter()
+            .any(|i| self.params.is_absent(&i.name))
+    }
+
+    /// Leave out a comparison that uses an absent optional parameter,
+    /// still reporting an unknown field in it.
+    fn omit(
+        &mut self,
+        probe: &'static ProbeDef,
+        field: Option<&ast::Ident>,
+        text: String,
+    ) -> RExpr {
+        if let Some(f) = field {
+            self.field(probe, f, None);
+        }
+        self.omitted.push(text);
+        RExpr::Omitted
+    }
+
+    /// `$name` → its typed value, keeping the `$name` span. `None` also
+    /// for an absent optional parameter (the caller leaves its comparison
+    /// out; see [`Resolver::uses_absent`]).
     fn param(&mut self, id: &ast::Ident) -> Option<Literal> {
+        if self.params.is_absent(&id.name) {
+            return None;
+        }
         match self.params.get(&id.name) {
             Some(v) => Some(Literal {
                 value: v.clone(),
@@ -448,22 +533,32 @@ impl Resolver<'_> {
 
     fn expr(&mut self, probe: &'static ProbeDef, e: &ast::Expr) -> RExpr {
         match e {
-            ast::Expr::Not { expr, .. } => RExpr::Not(Box::new(self.expr(probe, expr))),
-            ast::Expr::And { lhs, rhs, .. } => RExpr::And(
-                Box::new(self.expr(probe, lhs)),
-                Box::new(self.expr(probe, rhs)),
-            ),
-            ast::Expr::Or { lhs, rhs, .. } => RExpr::Or(
-                Box::new(self.expr(probe, lhs)),
-                Box::new(self.expr(probe, rhs)),
-            ),
+            // A left-out comparison takes its `not` with it, and leaves
+            // the other side of an `and` or `or`: the condition reads as
+            // if it had not been written.
+            ast::Expr::Not { expr, .. } => match self.expr(probe, expr) {
+                RExpr::Omitted => RExpr::Omitted,
+                x => RExpr::Not(Box::new(x)),
+            },
+            ast::Expr::And { lhs, rhs, .. } => {
+                match (self.expr(probe, lhs), self.expr(probe, rhs)) {
+                    (RExpr::Omitted, x) | (x, RExpr::Omitted) => x,
+                    (a, b) => RExpr::And(Box::new(a), Box::new(b)),
+                }
+            }
+            ast::Expr::Or { lhs, rhs, .. } => {
+                match (self.expr(probe, lhs), self.expr(probe, rhs)) {
+                    (RExpr::Omitted, x) | (x, RExpr::Omitted) => x,
+                    (a, b) => RExpr::Or(Box::new(a), Box::new(b)),
+                }
+            }
             ast::Expr::Bare(Operand::Field(id)) => match self.field(probe, id, None) {
                 Some(f) => RExpr::Bare(f),
                 None => RExpr::Invalid,
             },
             ast::Expr::Bare(o) => {
                 // Resolve a parameter anyway, to report it if undeclared.
-                if self.value(o).is_some() {
+                if self.value(o).is_some() || self.uses_absent(o) {
                     self.diagnostics.push(
                         Diagnostic::error(
                             Code::NotAPredicate,
@@ -480,6 +575,13 @@ impl Resolver<'_> {
                 self.compare(probe, lhs, op, rhs, span.clone())
             }
             ast::Expr::In { lhs, items, span } => {
+                let absent = items.iter().any(|i| match i {
+                    ast::SetItem::One(o) => self.uses_absent(o),
+                    _ => false,
+                });
+                if let (true, Operand::Field(f)) = (absent, lhs) {
+                    return self.omit(probe, Some(f), format!("{} in [...]", f.name));
+                }
                 let items: Vec<Option<RSetItem>> = items
                     .iter()
                     .map(|i| match i {
@@ -598,7 +700,24 @@ impl Resolver<'_> {
             (a, b) => {
                 // Report undeclared parameters first, then the shape.
                 let (va, vb) = (self.value(a), self.value(b));
-                if va.is_some() && vb.is_some() {
+                let ok = |v: &Option<Literal>, o: &Operand| v.is_some() || self.uses_absent(o);
+                if ok(&va, a) && ok(&vb, b) {
+                    let param = operand_params(a)
+                        .into_iter()
+                        .chain(operand_params(b))
+                        .next()
+                        .map(|i| i.name.clone());
+                    let help = match param {
+                        // `$port == 0 or dport == $port`: the way to say
+                        // "filter on it only when it is given".
+                        Some(p) => format!(
+                            "a comparison needs a field on one side; to filter only when \
+                             `--param {p}` is given, declare it optional (`# @param {p}: TYPE?`) \
+                             and write only the comparison with the field (`FIELD == ${p}`): \
+                             without `--param {p}`, every comparison that uses `${p}` is left out"
+                        ),
+                        None => "a comparison needs a field on one side, e.g. `win == 0`".into(),
+                    };
                     self.diagnostics.push(
                         Diagnostic::error(
                             Code::NeedFieldAndValue,
@@ -606,12 +725,23 @@ impl Resolver<'_> {
                             span,
                             "no field here",
                         )
-                        .with_help("a comparison needs a field on one side, e.g. `win == 0`"),
+                        .with_help(help),
                     );
                 }
                 return RExpr::Invalid;
             }
         };
+        let scale_uses_absent = scale
+            .as_ref()
+            .is_some_and(|(_, _, by)| self.uses_absent(by));
+        if self.uses_absent(value_op) || scale_uses_absent {
+            let (l, r) = (operand_text(lhs), operand_text(rhs));
+            return self.omit(
+                probe,
+                Some(field_id),
+                format!("{l} {} {r}", cmp_symbol(op.op)),
+            );
+        }
         let value = self.value(value_op);
         let scale = scale.and_then(|(op, op_span, by)| {
             Some(Box::new(RScale {

@@ -40,6 +40,7 @@ fn main() {
             strategies: def.strategies.iter().map(|s| s.to_plan()).collect(),
             where_source: None,
             where_words: None,
+            where_omitted: Vec::new(),
             loads: Vec::new(),
             filter: vec![],
             action: if action == "count" {

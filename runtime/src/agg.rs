@@ -9,35 +9,51 @@ use std::collections::BTreeMap;
 use tcpq_abi::{AggKey, AggValue, MAX_KEY_SLOTS};
 use tcpq_dsl::plan::{AggFunc, Column, FieldType, Unit};
 
-use crate::render::{decode, Format, Table, Value};
+use crate::render::{decode, rfc3339_millis, Format, Stamp, Table, Value};
 
-/// One key's values, combined over CPUs. `sum` is kept wider than the
-/// kernel's per-CPU `u64` so that adding CPUs cannot wrap.
+/// One key's values, combined over CPUs, as numbers (an unsigned value's
+/// or a signed one's). `sum` is kept wider than the kernel's per-CPU
+/// 64 bits so that adding CPUs cannot wrap.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Agg {
     pub count: u64,
-    pub sum: u128,
-    pub min: u64,
-    pub max: u64,
+    pub sum: i128,
+    pub min: i128,
+    pub max: i128,
 }
 
 impl Agg {
-    /// Combine per-CPU values: counts and sums add; min and max only over
-    /// CPUs that counted (the others hold zeroes).
+    /// Combine per-CPU values of an unsigned value.
     pub fn combine(per_cpu: impl IntoIterator<Item = AggValue>) -> Agg {
+        Agg::combine_as(false, per_cpu)
+    }
+
+    /// Combine per-CPU values: counts and sums add; min and max only over
+    /// CPUs that counted (the others hold zeroes). `signed`: the kernel's
+    /// words are `i64` (a per-CPU sum wraps past ±2^63, an unsigned one
+    /// past 2^64).
+    pub fn combine_as(signed: bool, per_cpu: impl IntoIterator<Item = AggValue>) -> Agg {
+        let num = |v: u64| {
+            if signed {
+                i128::from(v as i64)
+            } else {
+                i128::from(v)
+            }
+        };
         let mut a = Agg::default();
         for v in per_cpu {
             if v.count == 0 {
                 continue;
             }
-            if a.count == 0 || v.min < a.min {
-                a.min = v.min;
+            let (min, max) = (num(v.min), num(v.max));
+            if a.count == 0 || min < a.min {
+                a.min = min;
             }
-            if a.count == 0 || v.max > a.max {
-                a.max = v.max;
+            if a.count == 0 || max > a.max {
+                a.max = max;
             }
             a.count += v.count;
-            a.sum += u128::from(v.sum);
+            a.sum += num(v.sum);
         }
         a
     }
@@ -56,9 +72,9 @@ impl Agg {
         self.sum += o.sum;
     }
 
-    pub fn avg(&self) -> Option<u64> {
-        (self.count > 0)
-            .then(|| u64::try_from(self.sum / u128::from(self.count)).unwrap_or(u64::MAX))
+    /// sum / count, rounded down (towards minus infinity).
+    pub fn avg(&self) -> Option<i128> {
+        (self.count > 0).then(|| self.sum.div_euclid(i128::from(self.count)))
     }
 }
 
@@ -78,19 +94,17 @@ pub fn value_names(what: What<'_>) -> Vec<&'static str> {
     }
 }
 
-/// A number in the value's unit (`us` for microseconds in text).
-fn unit_value(value_ty: FieldType, v: u64) -> Value {
-    decode(
-        match value_ty {
-            FieldType::Uint(u) => FieldType::Uint(u),
-            _ => FieldType::Uint(Unit::None),
-        },
-        &[v],
-    )
-}
-
-fn saturate(v: u128) -> u64 {
-    u64::try_from(v).unwrap_or(u64::MAX)
+/// A number in the value's unit (`us` for microseconds in text), signed
+/// for a signed value; beyond 64 bits (a sum over CPUs) it saturates.
+fn unit_value(value_ty: FieldType, v: i128) -> Value {
+    match value_ty {
+        FieldType::Int(_) => Value::Int(v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64),
+        FieldType::Uint(u) => decode(
+            FieldType::Uint(u),
+            &[v.clamp(0, i128::from(u64::MAX)) as u64],
+        ),
+        _ => Value::Uint(v.clamp(0, i128::from(u64::MAX)) as u64),
+    }
 }
 
 /// Split a key into its columns' values.
@@ -122,13 +136,13 @@ pub fn rows(
         }
         data = vec![(AggKey::default(), total)];
     }
-    let rank = |a: &Agg| -> u128 {
+    let rank = |a: &Agg| -> i128 {
         match what {
-            What::Count | What::Func(AggFunc::Stats, _) => u128::from(a.count),
+            What::Count | What::Func(AggFunc::Stats, _) => i128::from(a.count),
             What::Func(AggFunc::Sum, _) => a.sum,
-            What::Func(AggFunc::Avg, _) => u128::from(a.avg().unwrap_or(0)),
-            What::Func(AggFunc::Min, _) => u128::from(a.min),
-            _ => u128::from(a.max),
+            What::Func(AggFunc::Avg, _) => a.avg().unwrap_or(i128::MIN),
+            What::Func(AggFunc::Min, _) => a.min,
+            _ => a.max,
         }
     };
     data.sort_by(|a, b| {
@@ -142,12 +156,12 @@ pub fn rows(
     data.iter()
         .map(|(k, a)| {
             let mut row = key_values(keys, k);
-            let opt = |v: Option<u64>, ty: FieldType| v.map_or(Value::Null, |v| unit_value(ty, v));
+            let opt = |v: Option<i128>, ty: FieldType| v.map_or(Value::Null, |v| unit_value(ty, v));
             let some = (a.count > 0).then_some(());
             match what {
                 What::Count => row.push(Value::Uint(a.count)),
                 What::Func(f, col) => match f {
-                    AggFunc::Sum => row.push(unit_value(col.ty, saturate(a.sum))),
+                    AggFunc::Sum => row.push(unit_value(col.ty, a.sum)),
                     AggFunc::Avg => row.push(opt(a.avg(), col.ty)),
                     AggFunc::Min => row.push(opt(some.map(|_| a.min), col.ty)),
                     AggFunc::Max => row.push(opt(some.map(|_| a.max), col.ty)),
@@ -168,18 +182,24 @@ pub fn rows(
 /// One histogram bucket: inclusive bounds (`None`: open) and its count.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bucket {
-    pub lo: Option<u64>,
-    pub hi: Option<u64>,
+    pub lo: Option<i128>,
+    pub hi: Option<i128>,
     pub count: u64,
 }
 
-/// The inclusive bounds of bucket `b`.
-pub fn bucket_bounds(func: AggFunc, b: u64) -> (Option<u64>, Option<u64>) {
+/// The inclusive bounds of bucket `b` (see `tcpq_abi::bucket`). A signed
+/// value's `hist` has every negative value in bucket 0, `(..., 0)`, and
+/// the unsigned buckets one up. Below an unsigned `lhist`'s `MIN` of 0
+/// there is nothing: no upper bound.
+pub fn bucket_bounds(func: AggFunc, b: u64, signed: bool) -> (Option<i128>, Option<i128>) {
     match func {
         AggFunc::Lhist { min, max, step } => {
-            let last = 1 + (max - min) / step.max(1);
+            let (min, max, step) = (i128::from(min), i128::from(max), i128::from(step.max(1)));
+            let last = 1 + (max - min) / step;
+            let b = i128::from(b);
             if b == 0 {
-                (None, min.checked_sub(1))
+                let below = min - 1;
+                (None, (signed || below >= 0).then_some(below))
             } else if b >= last {
                 (Some(max), None)
             } else {
@@ -187,11 +207,17 @@ pub fn bucket_bounds(func: AggFunc, b: u64) -> (Option<u64>, Option<u64>) {
                 (Some(lo), Some(lo + step - 1))
             }
         }
-        _ => match b {
-            0 => (Some(0), Some(0)),
-            b if b >= 64 => (Some(1 << 63), Some(u64::MAX)),
-            b => (Some(1 << (b - 1)), Some((1u64 << b) - 1)),
-        },
+        _ => {
+            let b = match (signed, b) {
+                (true, 0) => return (None, Some(-1)),
+                (true, b) => b - 1,
+                (false, b) => b,
+            };
+            match b.min(64) {
+                0 => (Some(0), Some(0)),
+                b => (Some(1 << (b - 1)), Some((1i128 << b) - 1)),
+            }
+        }
     }
 }
 
@@ -202,6 +228,7 @@ pub fn bucket_bounds(func: AggFunc, b: u64) -> (Option<u64>, Option<u64>) {
 pub fn histograms(
     keys: &[Column],
     func: AggFunc,
+    signed: bool,
     data: &[(AggKey, Agg)],
     top: Option<u64>,
 ) -> Vec<(Vec<Value>, Vec<Bucket>)> {
@@ -224,7 +251,7 @@ pub fn histograms(
             let hi = buckets.keys().next_back().copied().unwrap_or(0);
             let list = (lo..=hi)
                 .map(|b| {
-                    let (l, h) = bucket_bounds(func, b);
+                    let (l, h) = bucket_bounds(func, b, signed);
                     Bucket {
                         lo: l,
                         hi: h,
@@ -248,12 +275,12 @@ pub fn histograms(
         .collect()
 }
 
-/// `1K`, `64M`: powers of 1024 when exact, like bpftrace.
-fn short(v: u64) -> String {
-    const SUFFIX: [&str; 7] = ["", "K", "M", "G", "T", "P", "E"];
+/// `1K`, `64M`, `-4K`: powers of 1024 when exact, like bpftrace.
+fn short(v: i128) -> String {
+    const SUFFIX: [&str; 8] = ["", "K", "M", "G", "T", "P", "E", "Z"];
     let mut v = v;
     let mut i = 0;
-    while v >= 1024 && v.is_multiple_of(1024) && i < SUFFIX.len() - 1 {
+    while v.abs() >= 1024 && v % 1024 == 0 && i < SUFFIX.len() - 1 {
         v /= 1024;
         i += 1;
     }
@@ -301,7 +328,7 @@ pub fn histogram_lines(
             let bs: Vec<String> = buckets
                 .iter()
                 .map(|b| {
-                    let o = |v: Option<u64>| v.map_or("null".to_string(), |v| v.to_string());
+                    let o = |v: Option<i128>| v.map_or("null".to_string(), |v| v.to_string());
                     format!(
                         "{{\"min\":{},\"max\":{},\"count\":{}}}",
                         o(b.lo),
@@ -346,10 +373,38 @@ pub fn histogram_lines(
     }
 }
 
-/// Every output line of one aggregation clause. `extra` are leading
-/// columns (the probe name with several clauses, the interval with
-/// `every`).
+/// Every output line of one aggregation clause. `stamp` is set for an
+/// `every` interval: text opens the block with its banner
+/// (`@ 2025-06-04T15:21:04.123Z interval 3`), JSON starts each record with
+/// `"interval":3,"time":"2025-06-04T15:21:04.123Z"`. `extra` are further
+/// leading columns (the probe name with several clauses).
 pub fn lines(
+    keys: &[Column],
+    what: What<'_>,
+    data: &[(AggKey, Agg)],
+    top: Option<u64>,
+    stamp: Option<Stamp>,
+    extra: &[(String, Value)],
+    format: Format,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut lead: Vec<(String, Value)> = Vec::new();
+    if let Some(st) = stamp {
+        match format {
+            Format::Text => out.push(st.banner()),
+            Format::Json => {
+                lead.push(("interval".to_owned(), Value::Uint(st.interval)));
+                lead.push(("time".to_owned(), Value::Str(rfc3339_millis(st.time))));
+            }
+        }
+    }
+    lead.extend(extra.iter().cloned());
+    out.extend(block(keys, what, data, top, &lead, format));
+    out
+}
+
+/// The lines of one aggregation clause, after any banner.
+fn block(
     keys: &[Column],
     what: What<'_>,
     data: &[(AggKey, Agg)],
@@ -359,7 +414,8 @@ pub fn lines(
 ) -> Vec<String> {
     if let What::Func(f @ (AggFunc::Hist | AggFunc::Lhist { .. }), col) = what {
         let title = format!("{} {}", f.word(), col.name);
-        let hs = histograms(keys, f, data, top);
+        let signed = matches!(col.ty, FieldType::Int(_));
+        let hs = histograms(keys, f, signed, data, top);
         if hs.is_empty() && format == Format::Text {
             return vec![format!("{title}: no events")];
         }
@@ -439,14 +495,15 @@ mod tests {
         assert_eq!(a.avg(), Some(11));
         // Per-CPU sums near 2^64 do not wrap when added.
         let big = Agg::combine([v(1, u64::MAX, 1, 1), v(1, u64::MAX, 1, 1)]);
-        assert_eq!(big.sum, 2 * u128::from(u64::MAX));
+        assert_eq!(big.sum, 2 * i128::from(u64::MAX));
         assert_eq!(Agg::default().avg(), None);
     }
 
     #[test]
     fn log2_and_linear_bounds_match_the_abi() {
         for x in [0u64, 1, 2, 3, 4, 7, 8, 1000, u64::MAX] {
-            let (lo, hi) = bucket_bounds(AggFunc::Hist, tcpq_abi::log2_bucket(x));
+            let (lo, hi) = bucket_bounds(AggFunc::Hist, tcpq_abi::log2_bucket(x), false);
+            let x = i128::from(x);
             assert!(lo.unwrap() <= x && x <= hi.unwrap(), "{x}");
         }
         let f = AggFunc::Lhist {
@@ -455,9 +512,151 @@ mod tests {
             step: 10,
         };
         for x in [0u64, 9, 10, 19, 55, 99, 100, 5000] {
-            let (lo, hi) = bucket_bounds(f, tcpq_abi::linear_bucket(x, 10, 100, 10));
-            assert!(lo.unwrap_or(0) <= x && x <= hi.unwrap_or(u64::MAX), "{x}");
+            let (lo, hi) = bucket_bounds(f, tcpq_abi::linear_bucket(x, 10, 100, 10), false);
+            let x = i128::from(x);
+            assert!(lo.unwrap_or(0) <= x && x <= hi.unwrap_or(i128::MAX), "{x}");
         }
+        for x in [i64::MIN, -5, -1, 0, 1, 2, 3, 4, 1000, i64::MAX] {
+            let (lo, hi) = bucket_bounds(AggFunc::Hist, tcpq_abi::signed_log2_bucket(x), true);
+            let x = i128::from(x);
+            assert!(lo.unwrap_or(i128::MIN) <= x && x <= hi.unwrap(), "{x}");
+        }
+        let f = AggFunc::Lhist {
+            min: -100,
+            max: 100,
+            step: 50,
+        };
+        for x in [i64::MIN, -101, -100, -51, -50, -1, 0, 99, 100, i64::MAX] {
+            let (lo, hi) = bucket_bounds(f, tcpq_abi::signed_linear_bucket(x, -100, 100, 50), true);
+            let x = i128::from(x);
+            assert!(
+                lo.unwrap_or(i128::MIN) <= x && x <= hi.unwrap_or(i128::MAX),
+                "{x}"
+            );
+        }
+    }
+
+    #[test]
+    fn signed_values_combine_as_i64() {
+        let n = |x: i64| x as u64;
+        // CPU 0 saw -11 and 5; CPU 1 saw -32; CPU 2 nothing.
+        let per_cpu = [
+            v(2, n(-6), n(-11), 5),
+            v(1, n(-32), n(-32), n(-32)),
+            v(0, 0, 0, 0),
+        ];
+        let a = Agg::combine_as(true, per_cpu);
+        assert_eq!(
+            a,
+            Agg {
+                count: 3,
+                sum: -38,
+                min: -32,
+                max: 5
+            }
+        );
+        // Rounded down, as for unsigned values: -38 / 3 = -12.67 -> -13.
+        assert_eq!(a.avg(), Some(-13));
+        // The same words read as unsigned are huge: the flag matters.
+        assert!(Agg::combine(per_cpu).min > i128::from(i64::MAX));
+        let ret = col("ret", FieldType::Int(Unit::Bytes), &[17]);
+        let ls = lines(
+            &[],
+            What::Func(AggFunc::Stats, &ret),
+            &[(key(&[]), a)],
+            None,
+            None,
+            &[],
+            Format::Json,
+        );
+        assert_eq!(ls, vec![r#"{"count":3,"avg":-13,"min":-32,"max":5}"#]);
+    }
+
+    #[test]
+    fn signed_histograms_put_negatives_below_zero() {
+        let ret = col("ret", FieldType::Int(Unit::Bytes), &[17]);
+        // Buckets as the template numbers them (tcpq_abi::signed_log2_bucket).
+        let data: Vec<(AggKey, Agg)> = [(-11i64, 2u64), (0, 1), (100, 3), (65536, 1)]
+            .iter()
+            .map(|&(x, c)| {
+                (
+                    key(&[tcpq_abi::signed_log2_bucket(x)]),
+                    Agg::combine_as(true, [v(c, 0, 0, 0)]),
+                )
+            })
+            .collect();
+        let text = lines(
+            &[],
+            What::Func(AggFunc::Hist, &ret),
+            &data[..3],
+            None,
+            None,
+            &[],
+            Format::Text,
+        );
+        insta::assert_snapshot!(text.join("\n"), @r"
+        hist ret:
+        (..., 0)         2 |@@@@@@@@@@@@@@@@@@@@@@@@@@              |
+        [0]              1 |@@@@@@@@@@@@@                           |
+        [1]              0 |                                        |
+        [2, 4)           0 |                                        |
+        [4, 8)           0 |                                        |
+        [8, 16)          0 |                                        |
+        [16, 32)         0 |                                        |
+        [32, 64)         0 |                                        |
+        [64, 128)        3 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|
+        ");
+        let json = lines(
+            &[],
+            What::Func(AggFunc::Hist, &ret),
+            &data,
+            None,
+            None,
+            &[],
+            Format::Json,
+        );
+        assert!(
+            json[0].starts_with(
+                r#"{"buckets":[{"min":null,"max":-1,"count":2},{"min":0,"max":0,"count":1},"#
+            ),
+            "{json:?}"
+        );
+        assert!(
+            json[0].ends_with(r#"{"min":65536,"max":131071,"count":1}]}"#),
+            "{json:?}"
+        );
+        let f = AggFunc::Lhist {
+            min: -100,
+            max: 100,
+            step: 50,
+        };
+        let data: Vec<(AggKey, Agg)> = [(-200i64, 1u64), (-11, 2), (0, 1), (4096, 1)]
+            .iter()
+            .map(|&(x, c)| {
+                (
+                    key(&[tcpq_abi::signed_linear_bucket(x, -100, 100, 50)]),
+                    Agg::combine_as(true, [v(c, 0, 0, 0)]),
+                )
+            })
+            .collect();
+        let text = lines(
+            &[],
+            What::Func(f, &ret),
+            &data,
+            None,
+            None,
+            &[],
+            Format::Text,
+        );
+        insta::assert_snapshot!(text.join("\n"), @r"
+        lhist ret:
+        (..., -100)        1 |@@@@@@@@@@@@@@@@@@@@                    |
+        [-100, -50)        0 |                                        |
+        [-50, 0)           2 |@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@@|
+        [0, 50)            1 |@@@@@@@@@@@@@@@@@@@@                    |
+        [50, 100)          0 |                                        |
+        [100, ...)         1 |@@@@@@@@@@@@@@@@@@@@                    |
+        ");
     }
 
     #[test]
@@ -473,6 +672,7 @@ mod tests {
             What::Func(AggFunc::Stats, &srtt),
             &data,
             Some(1),
+            None,
             &[],
             Format::Json,
         );
@@ -484,6 +684,7 @@ mod tests {
             &[],
             What::Func(AggFunc::Avg, &srtt),
             &[],
+            None,
             None,
             &[],
             Format::Text,
@@ -503,6 +704,7 @@ mod tests {
             What::Func(AggFunc::Hist, &win),
             &data,
             None,
+            None,
             &[],
             Format::Text,
         );
@@ -517,6 +719,7 @@ mod tests {
             &[],
             What::Func(AggFunc::Hist, &win),
             &data,
+            None,
             None,
             &[],
             Format::Json,
@@ -541,6 +744,7 @@ mod tests {
             &[dport],
             What::Func(f, &win),
             &data,
+            None,
             None,
             &[],
             Format::Text,

@@ -173,6 +173,56 @@ pub fn json_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
 }
 
+/// When one `every` interval was read: its number (from 1) and the wall
+/// clock at the read. The streamer takes the time; the renderer is given
+/// it, so rendering stays a pure function (and snapshot tests fix it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    pub interval: u64,
+    pub time: std::time::SystemTime,
+}
+
+impl Stamp {
+    /// The text banner that opens an interval's block:
+    /// `@ 2025-06-04T15:21:04.123Z interval 3`.
+    pub fn banner(&self) -> String {
+        format!("@ {} interval {}", rfc3339_millis(self.time), self.interval)
+    }
+}
+
+/// RFC 3339 in UTC with milliseconds, `2025-06-04T15:21:04.123Z`: one
+/// spelling for every host of an incident, sortable as text, and read by
+/// `date -d` and log tools alike.
+/// Times before 1970 print as 1970 (a wall clock that far off is broken).
+pub fn rfc3339_millis(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, day) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:03}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_millis()
+    )
+}
+
+/// (year, month, day) of a day count since 1970-01-01, proleptic
+/// Gregorian (Howard Hinnant's `civil_from_days`, for days >= 0).
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z % 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
 /// Text width reserved for a type.
 pub fn type_width(ty: FieldType) -> usize {
     match ty {
@@ -329,6 +379,43 @@ mod tests {
         );
         assert_eq!(decode(FieldType::Uint(Unit::Micros), &[250]).json(), "250");
         assert_eq!(decode(FieldType::Port, &[]), Value::Uint(0));
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc_with_millis() {
+        use std::time::{Duration, UNIX_EPOCH};
+        let at = |s: u64, ms: u64| UNIX_EPOCH + Duration::from_millis(s * 1000 + ms);
+        assert_eq!(rfc3339_millis(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        // `date -u -d @1717514464`: Tue Jun  4 15:21:04 UTC 2024.
+        assert_eq!(
+            rfc3339_millis(at(1_717_514_464, 123)),
+            "2024-06-04T15:21:04.123Z"
+        );
+        // Leap days, the turn of a century, and the last millisecond of a year.
+        assert_eq!(
+            rfc3339_millis(at(951_782_400, 0)),
+            "2000-02-29T00:00:00.000Z"
+        );
+        assert_eq!(
+            rfc3339_millis(at(4_107_542_400, 0)),
+            "2100-03-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            rfc3339_millis(at(1_735_689_599, 999)),
+            "2024-12-31T23:59:59.999Z"
+        );
+        // Sub-millisecond digits are cut, not rounded up into the next second.
+        let t = UNIX_EPOCH + Duration::from_nanos(1_999_999_999);
+        assert_eq!(rfc3339_millis(t), "1970-01-01T00:00:01.999Z");
+        assert_eq!(
+            rfc3339_millis(UNIX_EPOCH - Duration::from_secs(5)),
+            "1970-01-01T00:00:00.000Z"
+        );
+        let s = Stamp {
+            interval: 3,
+            time: at(1_717_514_464, 5),
+        };
+        assert_eq!(s.banner(), "@ 2024-06-04T15:21:04.005Z interval 3");
     }
 
     #[test]

@@ -388,7 +388,13 @@ impl Attached {
         let mut out = Vec::new();
         for item in agg.iter() {
             let (k, per_cpu) = item.map_err(|e| self.map_err(maps::AGG, e))?;
-            out.push((k.0, crate::agg::Agg::combine(per_cpu.iter().map(|v| v.0))));
+            out.push((
+                k.0,
+                crate::agg::Agg::combine_as(
+                    self.plan.action.aggregates_signed(),
+                    per_cpu.iter().map(|v| v.0),
+                ),
+            ));
         }
         Ok(out)
     }
@@ -739,12 +745,15 @@ pub fn template_config(clause: &ClausePlan) -> Result<TemplateConfig, SessionErr
                         )));
                     }
                     cfg.bucket = bucket::LINEAR;
-                    cfg.lin_min = min;
-                    cfg.lin_max = max;
+                    // A signed value's bounds as their i64 bits
+                    // (`agg_signed` makes the template compare them so).
+                    cfg.lin_min = min as u64;
+                    cfg.lin_max = max as u64;
                     cfg.lin_step = step;
                 }
                 _ => {}
             }
+            cfg.agg_signed = u8::from(clause.action.aggregates_signed());
         }
     }
     Ok(cfg)
@@ -973,6 +982,7 @@ mod tests {
             }],
             where_source: None,
             where_words: None,
+            where_omitted: Vec::new(),
             loads: Vec::new(),
             filter: vec![Insn {
                 slot: 12,

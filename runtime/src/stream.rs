@@ -3,7 +3,7 @@ use std::{
     future::poll_fn,
     io::{self, Write},
     task::Poll,
-    time::Duration,
+    time::{Duration, SystemTime},
 };
 
 use tokio::time::Instant;
@@ -16,7 +16,7 @@ use tcpq_dsl::plan::{Action, Column, FieldType};
 use tokio::io::{unix::AsyncFd, Interest};
 
 use crate::{
-    render::{decode, Format, Table, Value},
+    render::{decode, Format, Stamp, Table, Value},
     session::{Attached, Session, SessionError, Stats},
 };
 
@@ -293,13 +293,18 @@ async fn run(
             if c.plan.action.is_print() {
                 continue;
             }
-            let data = if c.plan.output.every_ms.is_some() {
+            // What remains at exit is the last interval, stamped like the
+            // others.
+            let stamp = c.plan.output.every_ms.map(|_| Stamp {
+                interval: printer.intervals.get(i).copied().unwrap_or(0) + 1,
+                time: SystemTime::now(),
+            });
+            let data = if stamp.is_some() {
                 c.take_aggregates()?
             } else {
                 c.aggregates()?
             };
-            let interval = printer.intervals.get(i).copied().unwrap_or(0) + 1;
-            if print_aggregation(c, &data, prefixed, interval, opts.format, out)? {
+            if print_aggregation(c, &data, prefixed, stamp, opts.format, out)? {
                 break;
             }
         }
@@ -386,9 +391,10 @@ async fn pump(
                     }
                     *d = Some(at + Duration::from_millis(ms));
                     let c = &mut session.clauses[i];
-                    let data = c.take_aggregates()?;
                     printer.intervals[i] += 1;
-                    if print_aggregation(c, &data, printer.prefixed, printer.intervals[i], opts.format, out)? {
+                    let stamp = Stamp { interval: printer.intervals[i], time: SystemTime::now() };
+                    let data = c.take_aggregates()?;
+                    if print_aggregation(c, &data, printer.prefixed, Some(stamp), opts.format, out)? {
                         closed = true;
                         break;
                     }
@@ -525,7 +531,7 @@ fn print_aggregation(
     c: &Attached,
     data: &[(AggKey, agg::Agg)],
     prefixed: bool,
-    interval: u64,
+    stamp: Option<Stamp>,
     format: Format,
     out: &mut dyn Write,
 ) -> Result<bool, StreamError> {
@@ -535,13 +541,10 @@ fn print_aggregation(
         Action::Aggregate { func, value, keys } => (What::Func(*func, value), keys),
     };
     let mut extra = Vec::new();
-    if c.plan.output.every_ms.is_some() {
-        extra.push(("interval".to_owned(), Value::Uint(interval)));
-    }
     if prefixed {
         extra.push(("probe".to_owned(), Value::Str(c.plan.probe.clone())));
     }
-    for line in agg::lines(keys, what, data, c.plan.output.top, &extra, format) {
+    for line in agg::lines(keys, what, data, c.plan.output.top, stamp, &extra, format) {
         if write_line(out, &line)? {
             return Ok(true);
         }

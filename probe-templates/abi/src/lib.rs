@@ -154,10 +154,14 @@ impl Default for Load {
 pub mod bucket {
     pub const NONE: u8 = 0;
     /// Power-of-two buckets: 0 for 0, then `64 - leading_zeros(v)` (1 for
-    /// 1, 2 for 2..=3, 3 for 4..=7, ...).
+    /// 1, 2 for 2..=3, 3 for 4..=7, ...). With
+    /// [`TemplateConfig::agg_signed`](crate::TemplateConfig::agg_signed):
+    /// 0 for every negative value, then one more than the unsigned bucket
+    /// (1 for 0, 2 for 1, 3 for 2..=3, ...); see [`signed_log2_bucket`](crate::signed_log2_bucket).
     pub const LOG2: u8 = 1;
     /// Linear buckets: 0 below `lin_min`, then `1 + (v - lin_min) / lin_step`,
     /// capped at `1 + (lin_max - lin_min) / lin_step` for `v >= lin_max`.
+    /// With `agg_signed`, `v`, `lin_min` and `lin_max` compare as `i64`.
     pub const LINEAR: u8 = 2;
 }
 
@@ -184,7 +188,12 @@ pub struct TemplateConfig {
     /// (16..32): the template then filters before reading the socket, so
     /// an event that does not match costs only what the filter needs.
     pub filter_early: u8,
-    pub _pad: [u8; 5],
+    /// Non-zero when the value slot holds a signed number (an `i64`,
+    /// sign-extended by the template): `min`/`max` and the buckets then
+    /// compare as `i64`. `sum` wraps the same either way (two's
+    /// complement); userspace reads it back as `i64`.
+    pub agg_signed: u8,
+    pub _pad: [u8; 4],
     pub lin_min: u64,
     pub lin_max: u64,
     pub lin_step: u64,
@@ -203,7 +212,8 @@ impl Default for TemplateConfig {
             agg_slot: 0,
             bucket: bucket::NONE,
             filter_early: 0,
-            _pad: [0; 5],
+            agg_signed: 0,
+            _pad: [0; 4],
             lin_min: 0,
             lin_max: 0,
             lin_step: 1,
@@ -219,6 +229,16 @@ pub fn log2_bucket(v: u64) -> u64 {
     64 - v.leading_zeros() as u64
 }
 
+/// The log2 bucket of a signed `v` (see [`bucket::LOG2`]): 0 for a
+/// negative value, `1 + log2_bucket(v)` otherwise.
+pub fn signed_log2_bucket(v: i64) -> u64 {
+    if v < 0 {
+        0
+    } else {
+        1 + log2_bucket(v as u64)
+    }
+}
+
 /// The linear bucket of `v` (see [`bucket::LINEAR`]).
 pub fn linear_bucket(v: u64, min: u64, max: u64, step: u64) -> u64 {
     let step = if step == 0 { 1 } else { step };
@@ -228,6 +248,19 @@ pub fn linear_bucket(v: u64, min: u64, max: u64, step: u64) -> u64 {
         1 + (max.saturating_sub(min)) / step
     } else {
         1 + (v - min) / step
+    }
+}
+
+/// The linear bucket of a signed `v` (see [`bucket::LINEAR`]); the
+/// templates compute the same from the bounds' bits.
+pub fn signed_linear_bucket(v: i64, min: i64, max: i64, step: u64) -> u64 {
+    let step = if step == 0 { 1 } else { step };
+    if v < min {
+        0
+    } else if v >= max {
+        1 + (max.wrapping_sub(min) as u64) / step
+    } else {
+        1 + (v.wrapping_sub(min) as u64) / step
     }
 }
 
@@ -687,6 +720,29 @@ mod tests {
         assert_eq!(linear_bucket(99, 10, 100, 10), 9);
         assert_eq!(linear_bucket(100, 10, 100, 10), 10);
         assert_eq!(linear_bucket(1 << 40, 10, 100, 10), 10);
+    }
+
+    #[test]
+    fn signed_buckets() {
+        let l: std::vec::Vec<u64> = [i64::MIN, -5, -1, 0, 1, 2, 3, 4, i64::MAX]
+            .iter()
+            .map(|&v| signed_log2_bucket(v))
+            .collect();
+        assert_eq!(l, [0, 0, 0, 1, 2, 3, 3, 4, 64]);
+        // lhist ret, -100, 100, 50: below, [-100, -50), ..., [50, 100), above.
+        let b = |v| signed_linear_bucket(v, -100, 100, 50);
+        assert_eq!(b(i64::MIN), 0);
+        assert_eq!(b(-101), 0);
+        assert_eq!(b(-100), 1);
+        assert_eq!(b(-51), 1);
+        assert_eq!(b(-50), 2);
+        assert_eq!(b(-1), 2);
+        assert_eq!(b(0), 3);
+        assert_eq!(b(99), 4);
+        assert_eq!(b(100), 5);
+        assert_eq!(b(i64::MAX), 5);
+        // Non-negative bounds: a negative value is below MIN, not huge.
+        assert_eq!(signed_linear_bucket(-11, 0, 100, 10), 0);
     }
 
     #[test]

@@ -514,15 +514,28 @@ fn log2_bucket(mut v: u64) -> u64 {
     b
 }
 
+/// `a < b`, as `i64` when the value is signed.
 #[inline(always)]
-fn linear_bucket(v: u64, cfg: &TemplateConfig) -> u64 {
-    let step = if cfg.lin_step == 0 { 1 } else { cfg.lin_step };
-    if v < cfg.lin_min {
-        0
-    } else if v >= cfg.lin_max {
-        1 + (cfg.lin_max - cfg.lin_min) / step
+fn less(a: u64, b: u64, signed: bool) -> bool {
+    if signed {
+        (a as i64) < (b as i64)
     } else {
-        1 + (v - cfg.lin_min) / step
+        a < b
+    }
+}
+
+/// `tcpq_abi::linear_bucket`, or `signed_linear_bucket` when `signed`:
+/// only the comparisons differ; for a value within the bounds, `v - min`
+/// is the same non-negative number in both readings.
+#[inline(always)]
+fn linear_bucket(v: u64, cfg: &TemplateConfig, signed: bool) -> u64 {
+    let step = if cfg.lin_step == 0 { 1 } else { cfg.lin_step };
+    if less(v, cfg.lin_min, signed) {
+        0
+    } else if !less(v, cfg.lin_max, signed) {
+        1 + cfg.lin_max.wrapping_sub(cfg.lin_min) / step
+    } else {
+        1 + v.wrapping_sub(cfg.lin_min) / step
     }
 }
 
@@ -553,18 +566,27 @@ pub fn finish(cfg: &TemplateConfig, ev: &mut Event) {
             *k = unsafe { *ev.vals.get_unchecked(s) };
         }
         let v = unsafe { *ev.vals.get_unchecked(cfg.agg_slot as usize & (N_SLOTS - 1)) };
+        let signed = cfg.agg_signed != 0;
         if cfg.bucket != bucket::NONE && n < MAX_KEY_SLOTS {
             let b = if cfg.bucket == bucket::LOG2 {
-                log2_bucket(v)
+                // Signed: every negative value in bucket 0, like
+                // bpftrace's `(..., 0)`; the others one bucket up.
+                if !signed {
+                    log2_bucket(v)
+                } else if (v as i64) < 0 {
+                    0
+                } else {
+                    1 + log2_bucket(v)
+                }
             } else {
-                linear_bucket(v, cfg)
+                linear_bucket(v, cfg, signed)
             };
             // n < MAX_KEY_SLOTS; the mask says so to the verifier.
             key.vals[n & (MAX_KEY_SLOTS - 1)] = b;
         }
         if let Some(p) = TCPQ_AGG.get_ptr_mut(key) {
             // Per-CPU value: no other writer while this program runs here.
-            add(unsafe { &mut *p }, v);
+            add(unsafe { &mut *p }, v, signed);
         } else {
             let first = AggValue {
                 count: 1,
@@ -575,7 +597,7 @@ pub fn finish(cfg: &TemplateConfig, ev: &mut Event) {
             if TCPQ_AGG.insert(key, first, 1 /* BPF_NOEXIST */).is_err() {
                 // Another CPU may have created the key meanwhile: retry once.
                 match TCPQ_AGG.get_ptr_mut(key) {
-                    Some(p) => add(unsafe { &mut *p }, v),
+                    Some(p) => add(unsafe { &mut *p }, v, signed),
                     None => stat_inc(stat::AGG_FULL),
                 }
             }
@@ -584,13 +606,15 @@ pub fn finish(cfg: &TemplateConfig, ev: &mut Event) {
 }
 
 /// Add `v` to this CPU's value of a key. A key created on another CPU has
-/// zeroes here, so the first value on this CPU sets min and max.
+/// zeroes here, so the first value on this CPU sets min and max. A signed
+/// value compares as `i64`; its sum wraps like an unsigned one (two's
+/// complement), so only min and max need to know.
 #[inline(always)]
-fn add(a: &mut AggValue, v: u64) {
-    if a.count == 0 || v < a.min {
+fn add(a: &mut AggValue, v: u64, signed: bool) {
+    if a.count == 0 || less(v, a.min, signed) {
         a.min = v;
     }
-    if a.count == 0 || v > a.max {
+    if a.count == 0 || less(a.max, v, signed) {
         a.max = v;
     }
     a.count += 1;
