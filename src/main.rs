@@ -359,11 +359,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     if timing {
         let ms = |d: Duration| d.as_secs_f64() * 1e3;
         eprintln!(
-            "tcpq: timings: kernel {:.1} ms (btf index {:.1}, offsets {:.1}), loader {:.1}, load {:.1}, attach {:.1}, attached at {:.1}, detach {:.1}, total {:.1}",
+            "tcpq: timings: kernel {:.1} ms (btf index {:.1}, offsets {:.1}), loader {:.1}, owners {:.1}, load {:.1}, attach {:.1}, attached at {:.1}, detach {:.1}, total {:.1}",
             ms(t_kernel),
             ms(kernel.btf_time),
             ms(kernel.offsets.btf_resolve_time + kernel.offsets.tracefs_time),
             ms(timings.loader),
+            ms(timings.owners),
             ms(timings.load),
             ms(timings.attach),
             ms(t_attached),

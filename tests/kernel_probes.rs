@@ -1383,3 +1383,87 @@ fn listener_backlog_matches_ss() {
     let total: u64 = buckets.iter().map(|b| field_u64(b, "count")).sum();
     assert_eq!(total, recv_q, "{rctx}");
 }
+
+/// Sockets that existed before tcpq started, and that their processes do
+/// not touch while it runs, still name their owner (read from /proc at
+/// start): the seed outage's case of a reader stuck behind a zero window
+/// when someone starts tcpq, and a server whose listener was opened before
+/// tcpq and accepts a connection while it runs.
+#[test]
+fn sockets_from_before_the_start_name_their_owner() {
+    if !common::require_root() {
+        return;
+    }
+    let pair = NetnsPair::new();
+    sysctl(&pair.srv, "net.ipv4.tcp_window_scaling", "0");
+    let port = pair.port();
+    let dir = TempDir::new("preexisting");
+    // The reader accepts and then does not read for 5 s; the writer fills
+    // the window and keeps probing the zero window.
+    let mut server = Server::start(
+        &pair.srv,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        &["--idle-before-read", "5", "--max-seconds", "15"],
+        dir.path(),
+    );
+    let mut client = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        1 << 20,
+        &["--max-seconds", "12"],
+        dir.path(),
+    );
+    // A second listener, opened before tcpq, accepts only after it starts.
+    let port2 = port + 1;
+    let mut server2 = Server::start(
+        &pair.srv,
+        IpAddr::V4(pair.srv_v4()),
+        port2,
+        &["--comm", "tcpq-listener", "--max-seconds", "15"],
+        dir.path(),
+    );
+    // Zero windows are flowing before tcpq starts.
+    let zero = common::wait_for(Duration::from_secs(3), || {
+        let n = nstat(&pair.srv, &["TcpExtTCPToZeroWindowAdv"])["TcpExtTCPToZeroWindowAdv"];
+        (n > 0).then_some(n)
+    });
+    assert!(zero.is_some(), "no zero window before tcpq started");
+    let t = tcpq(&format!(
+        "on tcp_select_window where sport == {port} and win == 0 print pid, comm\n\
+         on tcp_accept where sport == {port2} print pid, comm"
+    ));
+    let mut client2 = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port2,
+        1000,
+        &[],
+        dir.path(),
+    );
+    client2.wait(Duration::from_secs(10));
+    let l2 = server2.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(1500));
+    let (events, ctx) = finish(t);
+    let rlog = server.log_now();
+    client.wait(Duration::from_secs(15));
+    server.wait(Duration::from_secs(15));
+    assert!(
+        rlog.get("first_read").is_none(),
+        "the reader read while tcpq ran: not the case under test{ctx}"
+    );
+    let zw = of(&events, "tcp_select_window");
+    assert!(
+        !zw.is_empty(),
+        "no zero window seen while the reader idled{ctx}"
+    );
+    for e in &zw {
+        assert_eq!(field_u64(e, "pid"), rlog.pid() as u64, "{e}{ctx}");
+        assert_eq!(field_str(e, "comm"), "tcpq-reader", "{e}{ctx}");
+    }
+    let acc = of(&events, "tcp_accept");
+    assert_eq!(acc.len(), 1, "{ctx}");
+    assert_eq!(field_u64(acc[0], "pid"), l2.pid() as u64, "{ctx}");
+    assert_eq!(field_str(acc[0], "comm"), "tcpq-listener", "{ctx}");
+}

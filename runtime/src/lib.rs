@@ -11,6 +11,7 @@ pub mod features;
 pub mod hz;
 pub mod names;
 pub mod offsets;
+pub mod owners;
 pub mod probe_kernel;
 pub mod render;
 pub mod session;

@@ -16,8 +16,8 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader, Pod,
 };
 use tcpq_abi::{
-    action, bucket, maps, stat, AggKey, AggValue, FieldLoc, TemplateConfig, MAX_INSNS,
-    MAX_KEY_SLOTS, MAX_LOADS, N_OFFSETS,
+    action, bucket, maps, stat, AggKey, AggValue, FieldLoc, ListenKey, Owner, TemplateConfig,
+    TupleKey, MAX_INSNS, MAX_KEY_SLOTS, MAX_LOADS, N_OFFSETS,
 };
 use tcpq_dsl::plan::{Action, AggFunc, Attach, ClausePlan, Plan, Strategy};
 
@@ -288,6 +288,24 @@ unsafe impl Pod for PodAggKey {}
 
 #[repr(transparent)]
 #[derive(Clone, Copy)]
+struct PodOwner(Owner);
+// SAFETY: integers and a byte array, no padding.
+unsafe impl Pod for PodOwner {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct PodListenKey(ListenKey);
+// SAFETY: integers with an explicit padding field.
+unsafe impl Pod for PodListenKey {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
+struct PodTupleKey(TupleKey);
+// SAFETY: integers, no implicit padding (4 + 2 + 2 + 32 bytes).
+unsafe impl Pod for PodTupleKey {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
 pub(crate) struct PodAggValue(pub AggValue);
 // SAFETY: one u64.
 unsafe impl Pod for PodAggValue {}
@@ -450,6 +468,9 @@ pub struct Timings {
     pub load: Duration,
     /// Verifying and attaching programs.
     pub attach: Duration,
+    /// Reading the owners of existing sockets from /proc (only for plans
+    /// that show `pid` or `comm`).
+    pub owners: Duration,
     /// Per program: `template/program`, time in `BPF_PROG_LOAD` (mostly the
     /// verifier) and the kernel's `verified_insns` (None where the kernel
     /// does not report it).
@@ -519,8 +540,23 @@ impl Session {
         }
         timings.loader = t.elapsed();
         let mut clauses = Vec::with_capacity(plan.clauses.len());
+        // Sockets opened before tcpq started have no owner the templates
+        // could learn: read them from /proc when the program shows one.
+        let t = Instant::now();
+        let seeds = plan
+            .clauses
+            .iter()
+            .any(|c| c.fields_used().iter().any(|f| f == "pid" || f == "comm"))
+            .then(crate::owners::scan);
+        timings.owners = t.elapsed();
         for clause in &plan.clauses {
-            clauses.push(attach_clause(&mut loader, clause, kernel, &mut timings)?);
+            clauses.push(attach_clause(
+                &mut loader,
+                clause,
+                kernel,
+                &mut timings,
+                seeds.as_ref(),
+            )?);
         }
         crate::names::load_for(plan);
         Ok(Session { clauses, timings })
@@ -547,6 +583,7 @@ fn attach_clause(
     clause: &ClausePlan,
     kernel: &Kernel,
     timings: &mut Timings,
+    seeds: Option<&crate::owners::Seeds>,
 ) -> Result<Attached, SessionError> {
     let strategy = kernel.choose(clause)?.strategy;
     let template = clause.template.clone();
@@ -588,6 +625,9 @@ fn attach_clause(
         },
     })?;
     write_maps(&mut ebpf, &template, &kernel.offsets, config)?;
+    if let Some(seeds) = seeds {
+        seed_owners(&mut ebpf, &template, seeds)?;
+    }
     timings.load += t.elapsed();
 
     let t = Instant::now();
@@ -757,6 +797,46 @@ pub fn template_config(clause: &ClausePlan) -> Result<TemplateConfig, SessionErr
         }
     }
     Ok(cfg)
+}
+
+/// Write the owners read from /proc into a template's `LISTENERS` and
+/// `TUPLES` maps, before its programs attach (so what they learn
+/// afterwards overwrites them).
+fn seed_owners(
+    ebpf: &mut Ebpf,
+    template: &str,
+    seeds: &crate::owners::Seeds,
+) -> Result<(), SessionError> {
+    let fail = |map: &str, source: MapError| SessionError::Map {
+        template: template.to_owned(),
+        map: map.to_owned(),
+        source: Box::new(source),
+    };
+    let missing = |map: &str| SessionError::MissingMap {
+        template: template.to_owned(),
+        map: map.to_owned(),
+    };
+    let map = ebpf
+        .map_mut(maps::LISTENERS)
+        .ok_or_else(|| missing(maps::LISTENERS))?;
+    let mut listeners: aya::maps::HashMap<&mut MapData, PodListenKey, PodOwner> =
+        aya::maps::HashMap::try_from(map).map_err(|e| fail(maps::LISTENERS, e))?;
+    for (k, o) in &seeds.listeners {
+        listeners
+            .insert(PodListenKey(*k), PodOwner(*o), 0)
+            .map_err(|e| fail(maps::LISTENERS, e))?;
+    }
+    let map = ebpf
+        .map_mut(maps::TUPLES)
+        .ok_or_else(|| missing(maps::TUPLES))?;
+    let mut tuples: aya::maps::HashMap<&mut MapData, PodTupleKey, PodOwner> =
+        aya::maps::HashMap::try_from(map).map_err(|e| fail(maps::TUPLES, e))?;
+    for (k, o) in &seeds.tuples {
+        tuples
+            .insert(PodTupleKey(*k), PodOwner(*o), 0)
+            .map_err(|e| fail(maps::TUPLES, e))?;
+    }
+    Ok(())
 }
 
 fn write_maps(

@@ -35,6 +35,11 @@ pub mod maps {
     /// `LruHashMap<ListenKey, Owner>`: who listens on a port, for passive
     /// sockets that have not been touched by their process yet.
     pub const LISTENERS: &str = "TCPQ_LISTENERS";
+    /// `LruHashMap<TupleKey, Owner>`: owners of the connections that
+    /// existed before tcpq started, filled by the runtime from /proc, for
+    /// sockets their process has not used since (a reader stuck in a zero
+    /// window, a retransmitting idle connection).
+    pub const TUPLES: &str = "TCPQ_TUPLES";
     /// `PerCpuArray<Event>`, one entry: the record under construction
     /// (too big for the BPF stack). Private to the template.
     pub const SCRATCH: &str = "TCPQ_SCRATCH";
@@ -636,6 +641,19 @@ pub struct Owner {
     pub comm: [u8; 16],
 }
 
+/// Key of the `TUPLES` map: a connection as the record holds it (the
+/// `NETNS`, `SPORT`, `DPORT` and address slots; IPv4 as `::ffff:a.b.c.d`,
+/// each address as two big-endian halves).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct TupleKey {
+    pub netns: u32,
+    pub sport: u16,
+    pub dport: u16,
+    pub saddr: [u64; 2],
+    pub daddr: [u64; 2],
+}
+
 /// Key of the `LISTENERS` map.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -698,6 +716,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<Event>(), 16 + 8 * N_SLOTS);
         assert_eq!(core::mem::size_of::<Owner>(), 24);
         assert_eq!(core::mem::size_of::<ListenKey>(), 8);
+        assert_eq!(core::mem::size_of::<TupleKey>(), 40);
         assert_eq!(core::mem::size_of::<Load>(), 8);
         assert_eq!(core::mem::size_of::<AggValue>(), 32);
         assert_eq!(

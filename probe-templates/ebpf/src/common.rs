@@ -22,8 +22,8 @@ use aya_ebpf::{
 };
 use tcpq_abi::{
     action, base, bucket, off, scale, slot, stat, AggKey, AggValue, Event, FieldLoc, ListenKey,
-    Owner, TemplateConfig, INSN_SIGNED, JUMP_ACCEPT, JUMP_REJECT, MAX_INSNS, MAX_KEY_SLOTS,
-    MAX_LOADS, N_OFFSETS, N_SLOTS, VIA_NONE,
+    Owner, TemplateConfig, TupleKey, INSN_SIGNED, JUMP_ACCEPT, JUMP_REJECT, MAX_INSNS,
+    MAX_KEY_SLOTS, MAX_LOADS, N_OFFSETS, N_SLOTS, VIA_NONE,
 };
 
 pub const AF_INET: u64 = 2;
@@ -64,6 +64,9 @@ pub static TCPQ_OWNERS: LruHashMap<u64, Owner> = LruHashMap::with_max_entries(65
 
 #[map]
 pub static TCPQ_LISTENERS: LruHashMap<ListenKey, Owner> = LruHashMap::with_max_entries(4096, 0);
+
+#[map]
+pub static TCPQ_TUPLES: LruHashMap<TupleKey, Owner> = LruHashMap::with_max_entries(16384, 0);
 
 /// One record under construction per CPU (too big for the 512-byte stack).
 #[map]
@@ -285,14 +288,28 @@ pub fn fill_sock(ev: &mut Event, sk: u64) {
     let owner = match unsafe { TCPQ_OWNERS.get(sk) } {
         Some(o) => Some(*o),
         None => {
-            // A passive socket nobody has touched since the handshake: its
-            // process is whoever listens on its port.
-            let key = ListenKey {
+            // A connection that existed before tcpq started and has not
+            // been used since: its process, from /proc at start.
+            let tuple = TupleKey {
                 netns,
-                port: sport as u16,
-                _pad: 0,
+                sport: sport as u16,
+                dport: v[slot::DPORT as usize] as u16,
+                saddr: [v[slot::SADDR_HI as usize], v[slot::SADDR_LO as usize]],
+                daddr: [v[slot::DADDR_HI as usize], v[slot::DADDR_LO as usize]],
             };
-            unsafe { TCPQ_LISTENERS.get(key) }.copied()
+            match unsafe { TCPQ_TUPLES.get(tuple) } {
+                Some(o) => Some(*o),
+                None => {
+                    // A passive socket nobody has touched since the
+                    // handshake: its process is whoever listens on its port.
+                    let key = ListenKey {
+                        netns,
+                        port: sport as u16,
+                        _pad: 0,
+                    };
+                    unsafe { TCPQ_LISTENERS.get(key) }.copied()
+                }
+            }
         }
     };
     if let Some(o) = owner {
