@@ -334,6 +334,9 @@ pub struct Attached {
     links: Vec<Link>,
     pub(crate) ebpf: Ebpf,
     pub(crate) events: Option<RingBuf<MapData>>,
+    /// `every DUR` without min/max: the totals read at the last interval,
+    /// per key (the interval prints the difference).
+    prev: std::collections::HashMap<AggKey, crate::agg::Agg>,
 }
 
 impl Attached {
@@ -417,10 +420,41 @@ impl Attached {
         Ok(out)
     }
 
-    /// Read the `AGG` map, then delete the keys read (`every DUR`). Events
-    /// the kernel adds to a key between its read and its deletion are lost;
-    /// keys created after the read stay for the next interval.
+    /// One interval's aggregates (`every DUR`).
+    ///
+    /// Counts, sums and buckets (`count`, `sum`, `avg`, `hist`, `lhist`):
+    /// the kernel's totals keep growing and the interval is the difference
+    /// from the last read, so no event is lost between intervals (keys stay
+    /// in the map; a full map is reported as `not_counted`).
+    ///
+    /// `min`, `max` and `stats` need the extremes of the interval alone, so
+    /// their keys are read and then deleted: events the kernel adds to a key
+    /// between its read and its deletion are lost (keys created after the
+    /// read stay for the next interval).
     pub fn take_aggregates(&mut self) -> Result<Vec<(AggKey, crate::agg::Agg)>, SessionError> {
+        let extremes = matches!(
+            self.plan.action,
+            Action::Aggregate {
+                func: AggFunc::Min | AggFunc::Max | AggFunc::Stats,
+                ..
+            }
+        );
+        if !extremes {
+            let mut out = Vec::new();
+            for (k, now) in self.aggregates()? {
+                let before = self.prev.insert(k, now).unwrap_or_default();
+                let delta = crate::agg::Agg {
+                    count: now.count - before.count,
+                    sum: now.sum - before.sum,
+                    min: 0,
+                    max: 0,
+                };
+                if delta.count > 0 {
+                    out.push((k, delta));
+                }
+            }
+            return Ok(out);
+        }
         let data = self.aggregates()?;
         let map = self
             .ebpf
@@ -710,6 +744,7 @@ fn attach_clause(
         links,
         ebpf,
         events,
+        prev: Default::default(),
     })
 }
 
