@@ -66,3 +66,97 @@ fn doctor_text_names_each_probe() {
     }
     assert!(text.contains("program types"), "{text}");
 }
+
+/// Run tcpq in a private mount namespace where /sys/kernel/btf is an empty
+/// tmpfs: a kernel without BTF, as far as tcpq can tell.
+fn without_kernel_btf(args: &[&str]) -> std::process::Output {
+    Command::new("unshare")
+        .args([
+            "-m",
+            "sh",
+            "-c",
+            r#"mount -t tmpfs none /sys/kernel/btf && exec "$@""#,
+            "sh",
+            env!("CARGO_BIN_EXE_tcpq"),
+        ])
+        .args(args)
+        .output()
+        .expect("unshare")
+}
+
+/// Without /sys/kernel/btf/vmlinux, doctor says which probes still run from
+/// tracepoint formats alone (tcp_probe and its views, classic strategy)
+/// and why the others cannot, naming `--btf PATH`; one of them really runs.
+/// With `--btf` pointing at a copy of the kernel's BTF, every probe is
+/// back, and a raw tracepoint program attaches and counts.
+#[test]
+fn without_kernel_btf_doctor_says_what_still_runs_and_btf_flag_restores_it() {
+    if !common::require_root() {
+        return;
+    }
+    let out = without_kernel_btf(&["doctor", "--format", "json"]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    let probes = v["probes"].as_array().unwrap();
+    let available: Vec<&str> = probes
+        .iter()
+        .filter(|p| p["available"] == true)
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(available, ["tcp_probe", "tcp_rtt", "tcp_cwnd"], "{v:#}");
+    for p in probes.iter().filter(|p| p["available"] == false) {
+        let r = p["reason"].as_str().unwrap();
+        assert!(
+            r.contains("no kernel BTF") && r.contains("--btf PATH"),
+            "{p}"
+        );
+    }
+    let text = without_kernel_btf(&["doctor"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        text.contains("without BTF, from tracepoint formats alone: tcp_probe, tcp_rtt, tcp_cwnd"),
+        "{text}"
+    );
+    // One of them runs: the classic tracepoint's own fields, no socket.
+    let run = without_kernel_btf(&[
+        "-e",
+        "on tcp_probe where snd_cwnd > 0 count",
+        "--duration",
+        "300ms",
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("tcp_probe via tracepoint"), "{stderr}");
+    // A program using a socket field says which field needs BTF.
+    let run = without_kernel_btf(&["-e", "on tcp_probe print comm", "--duration", "300ms"]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("comm") && stderr.contains("BTF"),
+        "{stderr}"
+    );
+
+    // --btf PATH: a copy of the kernel's BTF brings every probe back.
+    let dir = common::TempDir::new("btf");
+    let copy = dir.path().join("vmlinux.btf");
+    std::fs::copy("/sys/kernel/btf/vmlinux", &copy).unwrap();
+    let copy = copy.to_str().unwrap();
+    let out = without_kernel_btf(&["doctor", "--format", "json", "--btf", copy]);
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["btf"]["from_flag"], true, "{}", v["btf"]);
+    for p in v["probes"].as_array().unwrap() {
+        assert_eq!(p["available"], true, "{p}");
+    }
+    let run = without_kernel_btf(&[
+        "-e",
+        "on tcp_state count",
+        "--duration",
+        "300ms",
+        "--btf",
+        copy,
+    ]);
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("tcp_state via raw_tracepoint"), "{stderr}");
+}

@@ -134,6 +134,7 @@ pub const TEMPLATE_REQUIRES: &[Req] = &[Req::RingBuffer, Req::ProbeReadKernel];
 
 /// The common fields, which every template reads from the `struct sock`
 /// at offsets from BTF.
+#[cfg(test)]
 const SOCK_FIELDS: &[&str] = &[
     "pid",
     "comm",
@@ -159,6 +160,43 @@ const SOCK_FIELDS: &[&str] = &[
     "rttvar",
     "snd_cwnd",
     "ssthresh",
+    "bytes_acked",
+    "bytes_received",
+    "total_retrans",
+    "segs_out",
+    "segs_in",
+    "rcvbuf",
+    "sndbuf",
+    "rcv_space",
+    "ca_state",
+    "uid",
+    "cgroup",
+    "rto",
+    "backlog",
+    "backlog_max",
+];
+
+/// [`SOCK_FIELDS`] less the ones the `tcp:tcp_probe` tracepoint carries
+/// itself (its classic strategy reads those from the format, no BTF).
+const SOCK_FIELDS_BESIDE_TCP_PROBE: &[&str] = &[
+    "pid",
+    "comm",
+    "task_pid",
+    "task_comm",
+    "family",
+    "saddr",
+    "daddr",
+    "sport",
+    "dport",
+    "netns",
+    "state",
+    "sock_cookie",
+    "wscale_ok",
+    "snd_wscale",
+    "rcv_wscale",
+    "mss",
+    "mdev",
+    "rttvar",
     "bytes_acked",
     "bytes_received",
     "total_retrans",
@@ -758,7 +796,7 @@ static PROBE_STRATEGY: &[StrategyDef] = &[
         also: &[],
         requires: &[Req::TpField("tcp", "tcp_probe", "skaddr")],
         provides: &[],
-        field_requires: &[(SOCK_FIELDS, &[Req::Btf])],
+        field_requires: &[(SOCK_FIELDS_BESIDE_TCP_PROBE, &[Req::Btf])],
     },
 ];
 
@@ -961,7 +999,7 @@ pub static PROBES: &[ProbeDef] = &[
                 requires: &[Req::TpField("tcp", "tcp_probe", "skaddr")],
                 provides: &[],
                 field_requires: &[
-                    (SOCK_FIELDS, &[Req::Btf]),
+                    (SOCK_FIELDS_BESIDE_TCP_PROBE, &[Req::Btf]),
                     (&["snd_nxt"], &[Req::TpField("tcp", "tcp_probe", "snd_nxt")]),
                     (&["snd_una"], &[Req::TpField("tcp", "tcp_probe", "snd_una")]),
                     (
@@ -1537,6 +1575,22 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// The list above is SOCK_FIELDS less tcp_probe's tracepoint fields.
+    #[test]
+    fn tcp_probe_tracepoint_fields_need_no_btf() {
+        let own = ["snd_cwnd", "ssthresh", "snd_wnd", "srtt", "rcv_wnd"];
+        let want: Vec<&str> = SOCK_FIELDS
+            .iter()
+            .copied()
+            .filter(|f| !own.contains(f))
+            .collect();
+        let mut have = SOCK_FIELDS_BESIDE_TCP_PROBE.to_vec();
+        let mut want = want;
+        have.sort();
+        want.sort();
+        assert_eq!(have, want);
     }
 
     #[test]
