@@ -23,12 +23,15 @@
 //!   `tcp_sendmsg` against the returns a non-blocking writer saw: byte
 //!   counts, -EAGAIN once its buffer is full, -EPIPE after shutdown.
 //!
+//! - `avg`, `min`, `max` of `tcp_sendmsg` sizes and `count by comm top 2`
+//!   against three writers' logs (3, 2 and 1 connections of known sizes).
+//!
 //! (Retransmission sums are in `kernel_retransmit.rs`.) Needs root; skipped
 //! otherwise, and failing instead when `CI` is set.
 
 mod common;
 
-use common::tcpq::{field_u64, json_lines};
+use common::tcpq::{field_str, field_u64, json_lines};
 use common::{ss_ti, sysctl, Capture, Client, NetnsPair, Server, Tcpq, TempDir};
 use serde_json::Value;
 use std::collections::BTreeMap;
@@ -682,4 +685,85 @@ fn signed_values_aggregate_against_the_writers_returns() {
         "signed: {n} sends (least {min}, greatest {max}, sum {sum}): stats/sum/hist/lhist of ret \
          agree with the writer"
     );
+}
+
+/// `avg`, `min`, `max` and `count ... top N` of `tcp_sendmsg` sizes against
+/// the writers' own logs: three writers (distinct comms) make 3, 2 and 1
+/// connections and send 1000, 3000 and 500 bytes on each, one send call
+/// per connection (the socket's buffer takes it whole).
+#[test]
+fn avg_min_max_and_top_match_the_writers() {
+    if !common::require_root() {
+        return;
+    }
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("avgtop");
+    let program = format!(
+        "on tcp_sendmsg where dport == {port} avg size\n\
+         on tcp_sendmsg where dport == {port} min size\n\
+         on tcp_sendmsg where dport == {port} max size\n\
+         on tcp_sendmsg where dport == {port} count by comm top 2"
+    );
+    let mut tcpq = Tcpq::spawn(&["-e", &program, "--format", "json"]);
+    tcpq.wait_attached(Duration::from_secs(10));
+    let mut server = Server::start(
+        &pair.srv,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        &["--accept", "6", "--max-seconds", "20"],
+        dir.path(),
+    );
+    let writers = [
+        ("w-three", 3, 1000u64),
+        ("w-two", 2, 3000),
+        ("w-one", 1, 500),
+    ];
+    let mut sizes: Vec<u64> = Vec::new();
+    let mut per_comm: Vec<(&str, u64)> = Vec::new();
+    for (comm, n, bytes) in writers {
+        let mut c = Client::start(
+            &pair.cli,
+            IpAddr::V4(pair.srv_v4()),
+            port,
+            bytes,
+            &["--comm", comm, "--connections", &n.to_string()],
+            dir.path(),
+        );
+        let log = c.wait(Duration::from_secs(10));
+        let done: Vec<u64> = log
+            .all("done")
+            .iter()
+            .map(|e| e["bytes"].as_u64().unwrap())
+            .collect();
+        assert_eq!(done, vec![bytes; n], "{comm}: {log:?}");
+        sizes.extend(&done);
+        per_comm.push((comm, n as u64));
+    }
+    server.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, out, err) = tcpq.stop(Duration::from_secs(5));
+    assert!(status.success(), "{status}\n{err}");
+    let rows = json_lines(&out);
+    let ctx = format!("\ntcpq:\n{out}\n{err}");
+    let one = |key: &str| -> u64 {
+        let r: Vec<&Value> = rows.iter().filter(|r| r.get(key).is_some()).collect();
+        assert_eq!(r.len(), 1, "one `{key}` row{ctx}");
+        field_u64(r[0], key)
+    };
+    let n = sizes.len() as u64;
+    assert_eq!(one("avg"), sizes.iter().sum::<u64>() / n, "{ctx}");
+    assert_eq!(one("min"), *sizes.iter().min().unwrap(), "{ctx}");
+    assert_eq!(one("max"), *sizes.iter().max().unwrap(), "{ctx}");
+    let counts: Vec<(String, u64)> = rows
+        .iter()
+        .filter(|r| r.get("comm").is_some())
+        .map(|r| (field_str(r, "comm"), field_u64(r, "count")))
+        .collect();
+    per_comm.sort_by(|a, b| b.1.cmp(&a.1));
+    let want: Vec<(String, u64)> = per_comm[..2]
+        .iter()
+        .map(|(c, k)| (c.to_string(), *k))
+        .collect();
+    assert_eq!(counts, want, "top 2 by count{ctx}");
 }
