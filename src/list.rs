@@ -62,6 +62,7 @@ fn unit_words(ty: FieldType) -> &'static str {
             Unit::DropReason => "drop reason (by name)",
             Unit::RstReason => "reset reason (by name)",
             Unit::KernelSymbol => "kernel function",
+            Unit::Address => "kernel address (hex)",
         },
         _ => "-",
     }

@@ -397,9 +397,9 @@ fn every_recipe_runs_against_real_traffic() {
         ctx("tcprtt")
     );
     // tcpstates: the moves of four sockets end in CLOSE (both ends of the
-    // transfer, the refused attempt, the listener); sockets are not told
-    // apart by sock_cookie, which tcp_state leaves at 0 (reported; see
-    // kernel_probes::state_events_carry_the_socket_cookie).
+    // transfer, the refused attempt, the listener). The three alive at the
+    // same time have three skaddrs (the refused attempt's socket came after
+    // the listener was freed and may reuse its address: seen here).
     let moves: Vec<(String, String)> = out["tcpstates"]
         .iter()
         .map(|e| (field_str(e, "oldstate"), field_str(e, "newstate")))
@@ -420,6 +420,16 @@ fn every_recipe_runs_against_real_traffic() {
         ctx("tcpstates")
     );
     assert_eq!(n("LISTEN", "CLOSE"), 1, "{}", ctx("tcpstates"));
+    let closed: std::collections::BTreeSet<String> = out["tcpstates"]
+        .iter()
+        .filter(|e| field_str(e, "newstate") == "CLOSE")
+        .filter(|e| {
+            ["FIN_WAIT2", "LAST_ACK", "LISTEN"].contains(&field_str(e, "oldstate").as_str())
+        })
+        .map(|e| field_str(e, "skaddr"))
+        .collect();
+    assert_eq!(closed.len(), 3, "three sockets{}", ctx("tcpstates"));
+    assert!(!closed.contains("0x0"), "{}", ctx("tcpstates"));
     // tcpsynbl: the one connection found an empty queue on a listener whose
     // limit is the generator's listen(16) (somaxconn is larger).
     let synbl = &out["tcpsynbl"];

@@ -459,7 +459,17 @@ pub static COMMON_FIELDS: &[FieldDef] = &[
         64,
         "the kernel's socket cookie, a stable id for one connection; 0 until something has \
          asked the kernel for it (ss -e, sock_diag, the classic tcp_probe tracepoint): \
-         the kernel creates it lazily and tcpq's templates cannot",
+         the kernel creates it lazily and tcpq's templates cannot. To tell sockets apart \
+         in every event, use skaddr",
+    ),
+    field(
+        "skaddr",
+        Uint(Unit::Address),
+        &[sk::SKADDR],
+        64,
+        "kernel address of the socket (struct sock *), like BCC's SKADDR: the same for \
+         every event of one socket while it lives, so it tells sockets apart (an address \
+         is reused after the socket is freed); 0 for events without a socket",
     ),
 ];
 
@@ -1526,6 +1536,7 @@ pub fn type_words(ty: FieldType) -> String {
         Unit::DropReason => " (enum skb_drop_reason, shown by name)",
         Unit::RstReason => " (enum sk_rst_reason, shown by name)",
         Unit::KernelSymbol => " (kernel address, shown as function+offset)",
+        Unit::Address => " (kernel address, shown in hex)",
     };
     match ty {
         Uint(u) => format!("unsigned integer{}", unit(u)),
@@ -1567,7 +1578,9 @@ mod tests {
                     assert!(slots.insert(*s), "slot {s} used twice in {}", p.name);
                     // Loads fill 32..64; a template writes its own fields
                     // below (the early filter relies on the split).
-                    if f.load.is_some() {
+                    // skaddr: the template's own pointer, stored with the
+                    // socket fields (0..16 are full).
+                    if f.load.is_some() || f.name == "skaddr" {
                         assert!(*s >= slot::LOADED, "{}: load into slot {s}", f.name);
                     } else {
                         assert!(*s < slot::LOADED, "{}: own field in slot {s}", f.name);

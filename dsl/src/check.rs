@@ -1279,7 +1279,7 @@ fn unit_words(u: Unit) -> &'static str {
         Unit::Segments => "segments",
         Unit::DropReason => "a drop reason number",
         Unit::RstReason => "a reset reason number",
-        Unit::KernelSymbol => "a kernel address",
+        Unit::KernelSymbol | Unit::Address => "a kernel address",
     }
 }
 
@@ -1300,7 +1300,7 @@ fn unit_list(u: Unit) -> &'static str {
         Unit::Segments => "a plain number of segments",
         Unit::None => "a plain number",
         Unit::DropReason | Unit::RstReason => "a plain number (the enum's value)",
-        Unit::KernelSymbol => "a plain number (a kernel address)",
+        Unit::KernelSymbol | Unit::Address => "a plain number (a kernel address)",
     }
 }
 

@@ -544,6 +544,9 @@ pub enum Unit {
     RstReason,
     /// A kernel text address, shown as `function+offset` (from kallsyms).
     KernelSymbol,
+    /// A kernel data address, shown in hex (`0xffff8881...`; a string in
+    /// JSON, which cannot hold 64-bit integers exactly).
+    Address,
 }
 
 impl Insn {

@@ -107,6 +107,7 @@ pub fn decode(ty: FieldType, vals: &[u64]) -> Value {
             Some(s) => Value::Str(s),
             None => Value::Str(format!("{v0:#x}")),
         },
+        FieldType::Uint(Unit::Address) => Value::Str(format!("{v0:#x}")),
         FieldType::Uint(Unit::Micros) => Value::Unit(v0, "us"),
         FieldType::Uint(Unit::Millis) => Value::Unit(v0, "ms"),
         FieldType::Uint(_) | FieldType::Port => Value::Uint(v0),

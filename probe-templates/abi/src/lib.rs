@@ -495,6 +495,9 @@ pub mod slot {
         pub const BACKLOG: u8 = 62;
         pub const BACKLOG_MAX: u8 = 63;
         pub const RTO: u8 = 32;
+        /// The socket's kernel address, written by the template itself
+        /// (not a load) when it reads the socket.
+        pub const SKADDR: u8 = 33;
     }
 
     /// Process (thread group) id of the socket's owner; 0 when unknown.

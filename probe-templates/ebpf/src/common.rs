@@ -254,6 +254,7 @@ pub fn rejected_early(cfg: &TemplateConfig, ev: &Event) -> bool {
 #[inline(always)]
 pub fn fill_sock(ev: &mut Event, sk: u64) {
     let v = &mut ev.vals;
+    v[slot::sock::SKADDR as usize] = sk;
     let family = read_off(sk, off::SKC_FAMILY);
     v[slot::FAMILY as usize] = family;
     v[slot::STATE as usize] = read_off(sk, off::SKC_STATE);
