@@ -760,7 +760,7 @@ fn avg_min_max_and_top_match_the_writers() {
         .filter(|r| r.get("comm").is_some())
         .map(|r| (field_str(r, "comm"), field_u64(r, "count")))
         .collect();
-    per_comm.sort_by(|a, b| b.1.cmp(&a.1));
+    per_comm.sort_by_key(|c| std::cmp::Reverse(c.1));
     let want: Vec<(String, u64)> = per_comm[..2]
         .iter()
         .map(|(c, k)| (c.to_string(), *k))
