@@ -544,3 +544,112 @@ fn negotiation_recipe_flags_exactly_the_connections_without_scaling() {
     assert_eq!(seen, want, "{ctx}");
     eprintln!("negotiation recipe: {seen:?}, {:?}", t0.elapsed());
 }
+
+/// The BCC recipes' optional `pid` and `family` parameters filter like
+/// BCC's `-p PID` and `-4`/`-6`: one IPv4 and one IPv6 connection, each to
+/// its own server (started before tcpq, so the listener's owner comes from
+/// /proc); tcpconnect with family 4 sees only the IPv4 one, with family 6
+/// only the IPv6 one; tcpaccept with the IPv4 server's pid sees its
+/// connection, with another pid nothing.
+#[test]
+fn bcc_recipes_filter_by_pid_and_family() {
+    if !common::require_root() {
+        return;
+    }
+    let pair = NetnsPair::new();
+    let (p4, p6) = (pair.port(), pair.port() + 1);
+    let dir = TempDir::new("krf");
+    let mut s4 = Server::start(&pair.srv, IpAddr::V4(pair.srv_v4()), p4, &[], dir.path());
+    let mut s6 = Server::start(&pair.srv, IpAddr::V6(pair.srv_v6()), p6, &[], dir.path());
+    let srv_pid = s4.pid();
+    let recipe = |name: &str| {
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("recipes")
+            .join(name)
+            .display()
+            .to_string()
+    };
+    let (connect, accept) = (recipe("tcpconnect.tcpq"), recipe("tcpaccept.tcpq"));
+    let runs: Vec<(&str, Vec<String>)> = vec![
+        (
+            "connect v4 family=4",
+            vec![connect.clone(), format!("port={p4}"), "family=4".into()],
+        ),
+        (
+            "connect v4 family=6",
+            vec![
+                connect.clone(),
+                format!("port={p4}"),
+                "family=AF_INET6".into(),
+            ],
+        ),
+        (
+            "connect v6 family=6",
+            vec![connect.clone(), format!("port={p6}"), "family=6".into()],
+        ),
+        (
+            "accept v4 pid=server",
+            vec![
+                accept.clone(),
+                format!("port={p4}"),
+                format!("pid={srv_pid}"),
+            ],
+        ),
+        (
+            "accept v4 pid=1",
+            vec![accept.clone(), format!("port={p4}"), "pid=1".into()],
+        ),
+    ];
+    let mut running: Vec<(&str, Tcpq)> = runs
+        .iter()
+        .map(|(what, a)| {
+            let mut args: Vec<&str> = vec![a[0].as_str(), "--format", "json"];
+            for p in &a[1..] {
+                args.extend(["--param", p.as_str()]);
+            }
+            (*what, Tcpq::spawn(&args))
+        })
+        .collect();
+    for (_, t) in running.iter_mut() {
+        t.wait_attached(Duration::from_secs(10));
+    }
+    for (ip, port) in [
+        (IpAddr::V4(pair.srv_v4()), p4),
+        (IpAddr::V6(pair.srv_v6()), p6),
+    ] {
+        let mut c = Client::start(&pair.cli, ip, port, 1000, &[], dir.path());
+        c.wait(Duration::from_secs(10));
+    }
+    s4.wait(Duration::from_secs(10));
+    s6.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(200));
+    let mut out: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    let mut ctx = String::new();
+    for (what, mut t) in running {
+        let (st, stdout, stderr) = t.stop(Duration::from_secs(5));
+        assert!(st.success(), "{what}: {st}\n{stderr}");
+        ctx.push_str(&format!("\n{what}:\n{stdout}"));
+        out.insert(what, json_lines(&stdout));
+    }
+    let rows = |w: &str| out[w].len();
+    assert_eq!(rows("connect v4 family=4"), 1, "{ctx}");
+    assert_eq!(
+        field_str(&out["connect v4 family=4"][0], "family"),
+        "AF_INET",
+        "{ctx}"
+    );
+    assert_eq!(rows("connect v4 family=6"), 0, "{ctx}");
+    assert_eq!(rows("connect v6 family=6"), 1, "{ctx}");
+    assert_eq!(
+        field_str(&out["connect v6 family=6"][0], "family"),
+        "AF_INET6",
+        "{ctx}"
+    );
+    assert_eq!(rows("accept v4 pid=server"), 1, "{ctx}");
+    assert_eq!(
+        field_u64(&out["accept v4 pid=server"][0], "pid"),
+        srv_pid as u64,
+        "{ctx}"
+    );
+    assert_eq!(rows("accept v4 pid=1"), 0, "{ctx}");
+}

@@ -66,6 +66,7 @@ pub enum ParamType {
     String,
     Bool,
     State,
+    Family,
 }
 
 impl ParamType {
@@ -77,6 +78,7 @@ impl ParamType {
         ("string", ParamType::String),
         ("bool", ParamType::Bool),
         ("state", ParamType::State),
+        ("family", ParamType::Family),
     ];
 
     pub fn name(self) -> &'static str {
@@ -96,6 +98,7 @@ impl ParamType {
             ParamType::String => "a string",
             ParamType::Bool => "`true`, `false`, `1` or `0`",
             ParamType::State => "a TCP state name such as `ESTABLISHED`",
+            ParamType::Family => "an address family: `AF_INET` or `AF_INET6` (or `4`, `6`)",
         }
     }
 }
@@ -179,6 +182,12 @@ pub fn parse_param_value(ty: ParamType, text: &str) -> Result<Value, String> {
         ParamType::State => {
             catalog::state_by_name(&text.trim().to_ascii_uppercase()).map(Value::State)
         }
+        ParamType::Family => match text.trim() {
+            "4" => catalog::family_by_name("AF_INET"),
+            "6" => catalog::family_by_name("AF_INET6"),
+            t => catalog::family_by_name(&t.to_ascii_uppercase()),
+        }
+        .map(Value::Family),
     };
     v.ok_or_else(|| {
         let mut msg = format!("`{text}` is not {}", ty.expects());
@@ -332,7 +341,14 @@ fn param_decl(text: &str, start: usize, errors: &mut Vec<Diagnostic>) -> Option<
             )
             .with_help(match suggest(ty_word, names) {
                 Some(s) => format!("did you mean `{s}`?"),
-                None => "types are u64, i64, port, addr, string, bool, state".into(),
+                None => format!(
+                    "types are {}",
+                    ParamType::ALL
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
             }),
         );
         return None;
@@ -655,6 +671,9 @@ on tcp_select_window where win == 0 and sport == $port print pid, comm, sport, d
         );
         assert!(matches!(parse_param_value(Addr, "::1"), Ok(Value::Addr(_))));
         assert_eq!(parse_param_value(State, "established"), Ok(Value::State(1)));
+        assert_eq!(parse_param_value(Family, "6"), Ok(Value::Family(10)));
+        assert_eq!(parse_param_value(Family, "af_inet"), Ok(Value::Family(2)));
+        assert!(parse_param_value(Family, "AF_UNIX").is_err());
         assert!(parse_param_value(State, "ESTABLISHD")
             .unwrap_err()
             .contains("ESTABLISHED"));
