@@ -73,10 +73,76 @@ pub enum BtfError {
     BadType(u32),
 }
 
+/// The bytes of a BTF blob: the kernel's own pages mapped read-only, or a
+/// copy on the heap.
+enum Data {
+    Owned(Vec<u8>),
+    /// `mmap` of `/sys/kernel/btf/vmlinux` (Linux 6.16 and later map the
+    /// kernel's BTF section itself: no copy, and the pages are not counted
+    /// in this process's RSS).
+    Mapped {
+        ptr: *mut libc::c_void,
+        len: usize,
+    },
+}
+
+// SAFETY: a read-only private mapping nothing writes to; the pointer is
+// owned by `Data` and unmapped only on drop.
+unsafe impl Send for Data {}
+unsafe impl Sync for Data {}
+
+impl std::ops::Deref for Data {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Data::Owned(v) => v,
+            // SAFETY: `ptr` maps `len` readable bytes until drop.
+            Data::Mapped { ptr, len } => unsafe {
+                std::slice::from_raw_parts(*ptr as *const u8, *len)
+            },
+        }
+    }
+}
+
+impl Drop for Data {
+    fn drop(&mut self) {
+        if let Data::Mapped { ptr, len } = *self {
+            // SAFETY: a mapping of `len` bytes made by `map_sysfs`.
+            unsafe { libc::munmap(ptr, len) };
+        }
+    }
+}
+
+impl Data {
+    /// Map a sysfs BTF file read-only. `None` where the kernel does not
+    /// support it (before 6.16, or a module's BTF): the caller reads it.
+    fn map_sysfs(path: &Path) -> Option<Data> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(path).ok()?;
+        let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: a fresh read-only private mapping of an open file; the
+        // kernel refuses (MAP_FAILED) rather than mapping less than `len`.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        (ptr != libc::MAP_FAILED).then_some(Data::Mapped { ptr, len })
+    }
+}
+
 /// A parsed (indexed, not decoded) BTF blob.
 pub struct Btf {
     path: PathBuf,
-    data: Vec<u8>,
+    data: Data,
     /// Byte offset of each type record in `data`, indexed by type id
     /// (index 0 is `void` and holds 0).
     starts: Vec<u32>,
@@ -153,9 +219,17 @@ struct TypeHead {
 }
 
 impl Btf {
-    /// Read and index the running kernel's BTF.
+    /// Map (or, on kernels before 6.16, read) and index the running
+    /// kernel's BTF.
     pub fn from_sys_fs() -> Result<Btf, BtfError> {
-        Btf::parse_file(VMLINUX_BTF)
+        let start = Instant::now();
+        let path = Path::new(VMLINUX_BTF);
+        let Some(data) = Data::map_sysfs(path) else {
+            return Btf::parse_file(path);
+        };
+        let mut btf = Btf::index(path, data)?;
+        btf.parse_time = start.elapsed();
+        Ok(btf)
     }
 
     /// A BTF with no types: what the offsets resolve against on a kernel
@@ -184,6 +258,10 @@ impl Btf {
 
     /// Index raw BTF bytes (little-endian only: tcpq runs where it is built).
     pub fn parse(path: &Path, data: Vec<u8>) -> Result<Btf, BtfError> {
+        Btf::index(path, Data::Owned(data))
+    }
+
+    fn index(path: &Path, data: Data) -> Result<Btf, BtfError> {
         let start = Instant::now();
         let bad = |what: &str| BtfError::Malformed {
             path: path.to_owned(),
@@ -759,6 +837,19 @@ mod tests {
             btf.resolve("tcp_sock.rcv_wnd.x"),
             Err(BtfError::NotAggregate { .. })
         ));
+    }
+
+    /// Where the kernel lets us map its BTF, the mapping is the file.
+    #[test]
+    fn mapped_btf_is_the_file() {
+        let Some(mapped) = kernel() else { return };
+        let read = Btf::parse_file(VMLINUX_BTF).unwrap();
+        assert_eq!(mapped.type_count(), read.type_count());
+        assert!(mapped.bytes() == read.bytes());
+        assert_eq!(
+            mapped.resolve("tcp_sock.rcv_wnd").unwrap(),
+            read.resolve("tcp_sock.rcv_wnd").unwrap()
+        );
     }
 
     #[test]
