@@ -117,6 +117,9 @@ pub fn features() -> &'static Features {
 #[derive(Debug)]
 pub struct EbpfLoader<'a> {
     btf: Option<Cow<'a, Btf>>,
+    // tcpq patch: `new()` no longer parses the kernel's BTF; `load()` does,
+    // unless `btf()` was called first (see vendor/README.md).
+    btf_from_sys_fs: bool,
     default_map_pin_directory: Option<PathBuf>,
     globals: HashMap<&'a str, (&'a [u8], bool)>,
     // Max entries overrides the max_entries field of the map that matches the provided name
@@ -160,7 +163,8 @@ impl<'a> EbpfLoader<'a> {
     /// Creates a new loader instance.
     pub fn new() -> Self {
         Self {
-            btf: Btf::from_sys_fs().ok().map(Cow::Owned),
+            btf: None,
+            btf_from_sys_fs: true,
             default_map_pin_directory: None,
             globals: HashMap::new(),
             max_entries: HashMap::new(),
@@ -190,6 +194,7 @@ impl<'a> EbpfLoader<'a> {
     /// ```
     pub fn btf(&mut self, btf: Option<&'a Btf>) -> &mut Self {
         self.btf = btf.map(Cow::Borrowed);
+        self.btf_from_sys_fs = false;
         self
     }
 
@@ -419,6 +424,7 @@ impl<'a> EbpfLoader<'a> {
     pub fn load(&mut self, data: &[u8]) -> Result<Ebpf, EbpfError> {
         let Self {
             btf,
+            btf_from_sys_fs,
             default_map_pin_directory,
             globals,
             max_entries,
@@ -427,6 +433,9 @@ impl<'a> EbpfLoader<'a> {
             allow_unsupported_maps,
             map_pin_path_by_name,
         } = self;
+        if std::mem::take(btf_from_sys_fs) {
+            *btf = Btf::from_sys_fs().ok().map(Cow::Owned);
+        }
         let mut obj = Object::parse(data)?;
         obj.patch_map_data(globals.clone())?;
 
