@@ -73,10 +73,76 @@ pub enum BtfError {
     BadType(u32),
 }
 
+/// The bytes of a BTF blob: the kernel's own pages mapped read-only, or a
+/// copy on the heap.
+enum Data {
+    Owned(Vec<u8>),
+    /// `mmap` of `/sys/kernel/btf/vmlinux` (Linux 6.16 and later map the
+    /// kernel's BTF section itself: no copy, and the pages are not counted
+    /// in this process's RSS).
+    Mapped {
+        ptr: *mut libc::c_void,
+        len: usize,
+    },
+}
+
+// SAFETY: a read-only private mapping nothing writes to; the pointer is
+// owned by `Data` and unmapped only on drop.
+unsafe impl Send for Data {}
+unsafe impl Sync for Data {}
+
+impl std::ops::Deref for Data {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Data::Owned(v) => v,
+            // SAFETY: `ptr` maps `len` readable bytes until drop.
+            Data::Mapped { ptr, len } => unsafe {
+                std::slice::from_raw_parts(*ptr as *const u8, *len)
+            },
+        }
+    }
+}
+
+impl Drop for Data {
+    fn drop(&mut self) {
+        if let Data::Mapped { ptr, len } = *self {
+            // SAFETY: a mapping of `len` bytes made by `map_sysfs`.
+            unsafe { libc::munmap(ptr, len) };
+        }
+    }
+}
+
+impl Data {
+    /// Map a sysfs BTF file read-only. `None` where the kernel does not
+    /// support it (before 6.16, or a module's BTF): the caller reads it.
+    fn map_sysfs(path: &Path) -> Option<Data> {
+        use std::os::fd::AsRawFd;
+        let file = std::fs::File::open(path).ok()?;
+        let len = usize::try_from(file.metadata().ok()?.len()).ok()?;
+        if len == 0 {
+            return None;
+        }
+        // SAFETY: a fresh read-only private mapping of an open file; the
+        // kernel refuses (MAP_FAILED) rather than mapping less than `len`.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ,
+                libc::MAP_PRIVATE,
+                file.as_raw_fd(),
+                0,
+            )
+        };
+        (ptr != libc::MAP_FAILED).then_some(Data::Mapped { ptr, len })
+    }
+}
+
 /// A parsed (indexed, not decoded) BTF blob.
 pub struct Btf {
     path: PathBuf,
-    data: Vec<u8>,
+    data: Data,
     /// Byte offset of each type record in `data`, indexed by type id
     /// (index 0 is `void` and holds 0).
     starts: Vec<u32>,
@@ -153,9 +219,17 @@ struct TypeHead {
 }
 
 impl Btf {
-    /// Read and index the running kernel's BTF.
+    /// Map (or, on kernels before 6.16, read) and index the running
+    /// kernel's BTF.
     pub fn from_sys_fs() -> Result<Btf, BtfError> {
-        Btf::parse_file(VMLINUX_BTF)
+        let start = Instant::now();
+        let path = Path::new(VMLINUX_BTF);
+        let Some(data) = Data::map_sysfs(path) else {
+            return Btf::parse_file(path);
+        };
+        let mut btf = Btf::index(path, data)?;
+        btf.parse_time = start.elapsed();
+        Ok(btf)
     }
 
     /// A BTF with no types: what the offsets resolve against on a kernel
@@ -184,6 +258,10 @@ impl Btf {
 
     /// Index raw BTF bytes (little-endian only: tcpq runs where it is built).
     pub fn parse(path: &Path, data: Vec<u8>) -> Result<Btf, BtfError> {
+        Btf::index(path, Data::Owned(data))
+    }
+
+    fn index(path: &Path, data: Data) -> Result<Btf, BtfError> {
         let start = Instant::now();
         let bad = |what: &str| BtfError::Malformed {
             path: path.to_owned(),
@@ -290,23 +368,42 @@ impl Btf {
         &rest[..n]
     }
 
+    /// Whether the string at `name_off` is `want`: compares `want.len() + 1`
+    /// bytes at most, where [`name`](Self::name) first scans for the end
+    /// (the type walks call this for every candidate type).
+    fn name_is(&self, name_off: u32, want: &[u8]) -> bool {
+        let (start, end) = self.strings;
+        let s = start + name_off as usize;
+        let e = s + want.len();
+        e < end && self.data[e] == 0 && &self.data[s..e] == want
+    }
+
+    /// `(id, name_off, head)` of every type whose kind is in `kinds` (a
+    /// mask of `1 << KIND_*`), in id order. The lookups by name are passes
+    /// over all types (~127k here), so the loop reads only each record's
+    /// info word until the kind matches.
+    fn of_kinds(&self, kinds: u32) -> impl Iterator<Item = (u32, TypeHead)> + '_ {
+        let d: &[u8] = &self.data;
+        (1..self.starts.len() as u32).filter_map(move |id| {
+            let pos = self.starts[id as usize] as usize;
+            let info = u32_at(d, pos + 4)?;
+            if kinds & (1 << ((info >> 24) & 0x1f)) == 0 {
+                return None;
+            }
+            self.head(id).ok().map(|h| (id, h))
+        })
+    }
+
     /// Ids of the named structs and unions among `names` (first match of
     /// each; forward declarations skipped), in one pass.
     pub fn find_structs<'n>(&self, names: &[&'n str]) -> HashMap<&'n str, u32> {
         let mut found = HashMap::new();
-        for id in 1..self.starts.len() as u32 {
-            let Ok(h) = self.head(id) else { continue };
-            if h.kind != KIND_STRUCT && h.kind != KIND_UNION {
-                continue;
-            }
-            let name = self.name(h.name_off);
-            if name.is_empty() {
-                continue;
-            }
-            for n in names {
-                if n.as_bytes() == name && !found.contains_key(n) {
-                    found.insert(*n, id);
-                }
+        for (id, h) in self.of_kinds(1 << KIND_STRUCT | 1 << KIND_UNION) {
+            if let Some(n) = names
+                .iter()
+                .find(|n| self.name_is(h.name_off, n.as_bytes()))
+            {
+                found.entry(*n).or_insert(id);
             }
             if found.len() == names.len() {
                 break;
@@ -322,16 +419,12 @@ impl Btf {
         if names.is_empty() {
             return found;
         }
-        for id in 1..self.starts.len() as u32 {
-            let Ok(h) = self.head(id) else { continue };
-            if h.kind != KIND_FUNC {
-                continue;
-            }
-            let name = self.name(h.name_off);
-            for n in names {
-                if n.as_bytes() == name && !found.contains_key(n) {
-                    found.insert(*n, id);
-                }
+        for (id, h) in self.of_kinds(1 << KIND_FUNC) {
+            if let Some(n) = names
+                .iter()
+                .find(|n| self.name_is(h.name_off, n.as_bytes()))
+            {
+                found.entry(*n).or_insert(id);
             }
             if found.len() == names.len() {
                 break;
@@ -480,11 +573,8 @@ impl Btf {
     /// The values of `enum name` (plain or 64-bit), or `None` when the
     /// kernel has no such enum.
     pub fn enum_values(&self, name: &str) -> Option<Vec<(u64, String)>> {
-        for id in 1..self.starts.len() as u32 {
-            let Ok(h) = self.head(id) else { continue };
-            if (h.kind != KIND_ENUM && h.kind != KIND_ENUM64)
-                || self.name(h.name_off) != name.as_bytes()
-            {
+        for (_, h) in self.of_kinds(1 << KIND_ENUM | 1 << KIND_ENUM64) {
+            if !self.name_is(h.name_off, name.as_bytes()) {
                 continue;
             }
             let mut out = Vec::with_capacity(h.vlen as usize);
@@ -509,24 +599,30 @@ impl Btf {
     /// The parameter names of kernel function `name`, in order, from its
     /// BTF `FUNC` (`None` when the function is not in BTF, e.g. inlined).
     pub fn function_params(&self, name: &str) -> Result<Option<Vec<String>>, BtfError> {
-        for id in 1..self.starts.len() as u32 {
-            let Ok(h) = self.head(id) else { continue };
-            if h.kind != KIND_FUNC || self.name(h.name_off) != name.as_bytes() {
-                continue;
-            }
-            let proto = self.skip_mods(h.size_or_type)?;
-            let ph = self.head(proto)?;
-            if ph.kind != KIND_FUNC_PROTO {
-                return Err(BtfError::BadType(proto));
-            }
-            let mut names = Vec::with_capacity(ph.vlen as usize);
-            for i in 0..ph.vlen as usize {
-                let n = u32_at(&self.data, ph.tail + 8 * i).ok_or(BtfError::BadType(proto))?;
-                names.push(String::from_utf8_lossy(self.name(n)).into_owned());
-            }
-            return Ok(Some(names));
+        match self.find_funcs(&[name]).get(name) {
+            Some(&id) => self.func_params(id).map(Some),
+            None => Ok(None),
         }
-        Ok(None)
+    }
+
+    /// The parameter names of the `FUNC` type `id` (from
+    /// [`find_funcs`](Self::find_funcs)), in order.
+    pub fn func_params(&self, id: u32) -> Result<Vec<String>, BtfError> {
+        let h = self.head(id)?;
+        if h.kind != KIND_FUNC {
+            return Err(BtfError::BadType(id));
+        }
+        let proto = self.skip_mods(h.size_or_type)?;
+        let ph = self.head(proto)?;
+        if ph.kind != KIND_FUNC_PROTO {
+            return Err(BtfError::BadType(proto));
+        }
+        let mut names = Vec::with_capacity(ph.vlen as usize);
+        for i in 0..ph.vlen as usize {
+            let n = u32_at(&self.data, ph.tail + 8 * i).ok_or(BtfError::BadType(proto))?;
+            names.push(String::from_utf8_lossy(self.name(n)).into_owned());
+        }
+        Ok(names)
     }
 
     /// The `TP_PROTO` arguments of a raw tracepoint, described as C types
@@ -552,13 +648,9 @@ impl Btf {
             .map(|n| (format!("btf_trace_{n}").into_bytes(), *n))
             .collect();
         let mut found: HashMap<&'n str, u32> = HashMap::new();
-        for id in 1..self.starts.len() as u32 {
+        for (_, h) in self.of_kinds(1 << KIND_TYPEDEF) {
             if found.len() == wanted.len() {
                 break;
-            }
-            let Ok(h) = self.head(id) else { continue };
-            if h.kind != KIND_TYPEDEF {
-                continue;
             }
             if let Some(n) = wanted.get(self.name(h.name_off)) {
                 found.entry(*n).or_insert(h.size_or_type);
@@ -759,6 +851,19 @@ mod tests {
             btf.resolve("tcp_sock.rcv_wnd.x"),
             Err(BtfError::NotAggregate { .. })
         ));
+    }
+
+    /// Where the kernel lets us map its BTF, the mapping is the file.
+    #[test]
+    fn mapped_btf_is_the_file() {
+        let Some(mapped) = kernel() else { return };
+        let read = Btf::parse_file(VMLINUX_BTF).unwrap();
+        assert_eq!(mapped.type_count(), read.type_count());
+        assert!(mapped.bytes() == read.bytes());
+        assert_eq!(
+            mapped.resolve("tcp_sock.rcv_wnd").unwrap(),
+            read.resolve("tcp_sock.rcv_wnd").unwrap()
+        );
     }
 
     #[test]

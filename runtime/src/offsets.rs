@@ -434,12 +434,21 @@ impl Offsets {
     }
 
     fn resolve_function_params(&mut self, btf: &Btf) {
-        let mut cache: HashMap<&str, Option<Vec<String>>> = HashMap::new();
+        // Every function asked about, found in one pass over the types.
+        let mut funcs: Vec<&str> = FUNCTION_PARAMS
+            .iter()
+            .map(|p| p.1)
+            .chain(FUNCTION_RETURNS.iter().map(|r| r.1))
+            .collect();
+        funcs.sort_unstable();
+        funcs.dedup();
+        let params: HashMap<&str, Vec<String>> = btf
+            .find_funcs(&funcs)
+            .into_iter()
+            .filter_map(|(func, id)| Some((func, btf.func_params(id).ok()?)))
+            .collect();
         for &(idx, func, param) in FUNCTION_PARAMS {
-            let params = cache
-                .entry(func)
-                .or_insert_with(|| btf.function_params(func).ok().flatten());
-            match params.as_ref().map(|p| p.iter().position(|n| n == param)) {
+            match params.get(func).map(|p| p.iter().position(|n| n == param)) {
                 Some(Some(pos)) => {
                     self.locs[idx as usize] = FieldLoc {
                         off: pos as u32,
@@ -460,12 +469,9 @@ impl Offsets {
             }
         }
         for &(idx, func) in FUNCTION_RETURNS {
-            let params = cache
-                .entry(func)
-                .or_insert_with(|| btf.function_params(func).ok().flatten());
             // Not in BTF: only the fexit strategy needed it, and its
             // requirements say so.
-            if let Some(p) = params {
+            if let Some(p) = params.get(func) {
                 self.locs[idx as usize] = FieldLoc {
                     off: 8 * p.len() as u32,
                     size: 8,

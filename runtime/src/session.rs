@@ -495,8 +495,8 @@ impl Attached {
 /// Start-up timings, for `TCPQ_TIMINGS=1` and benchmarks.
 #[derive(Clone, Debug, Default)]
 pub struct Timings {
-    /// Creating aya's loader (aya 0.14 reads the kernel's BTF here whether
-    /// or not the objects need it).
+    /// Creating aya's loader (unpatched aya 0.14 parsed the kernel's BTF
+    /// here; the vendored copy does not, see vendor/README.md).
     pub loader: Duration,
     /// Parsing objects, creating maps, writing config.
     pub load: Duration,
