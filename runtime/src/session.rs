@@ -770,6 +770,14 @@ pub fn template_config(clause: &ClausePlan) -> Result<TemplateConfig, SessionErr
     let own = tcpq_abi::slot::OWN_FIRST..tcpq_abi::slot::LOADED;
     cfg.filter_early =
         (!clause.filter.is_empty() && clause.filter.iter().all(|i| own.contains(&i.slot))) as u8;
+    // ... and then needs only the own slots it reads: the template fills
+    // the others after the filter, for the events that pass.
+    if cfg.filter_early != 0 {
+        cfg.early_own = clause
+            .filter
+            .iter()
+            .fold(0, |m, i| m | tcpq_abi::own_bit(i.slot));
+    }
     if clause.loads.len() > MAX_LOADS {
         return Err(too_big(format!(
             "{} socket fields, the most is {MAX_LOADS}",
@@ -1183,6 +1191,20 @@ mod tests {
             template_config(&c),
             Err(SessionError::PlanTooBig { .. })
         ));
+    }
+
+    #[test]
+    fn an_early_filter_names_the_own_slots_it_reads() {
+        let mut c = clause(Action::Print { columns: vec![] });
+        // dport (a socket slot): filtered late, every own slot first.
+        let cfg = template_config(&c).unwrap();
+        assert_eq!((cfg.filter_early, cfg.early_own), (0, 0));
+        c.filter[0].slot = 18;
+        let mut second = c.filter[0];
+        second.slot = 16;
+        c.filter.push(second);
+        let cfg = template_config(&c).unwrap();
+        assert_eq!((cfg.filter_early, cfg.early_own), (1, 0b101));
     }
 
     /// `BPF_PROG_LOAD` of a hand-assembled tracepoint program, with a

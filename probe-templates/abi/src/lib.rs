@@ -198,7 +198,13 @@ pub struct TemplateConfig {
     /// compare as `i64`. `sum` wraps the same either way (two's
     /// complement); userspace reads it back as `i64`.
     pub agg_signed: u8,
-    pub _pad: [u8; 4],
+    /// With `filter_early`: the own slots the filter reads, bit `i` for
+    /// slot `OWN_FIRST + i`. The template fills only these before the
+    /// filter and the other own slots after it, so an event the filter
+    /// rejects costs only the reads the filter needs. Ignored (every own
+    /// slot is filled first) when `filter_early` is zero.
+    pub early_own: u16,
+    pub _pad: [u8; 2],
     pub lin_min: u64,
     pub lin_max: u64,
     pub lin_step: u64,
@@ -218,13 +224,24 @@ impl Default for TemplateConfig {
             bucket: bucket::NONE,
             filter_early: 0,
             agg_signed: 0,
-            _pad: [0; 4],
+            early_own: 0,
+            _pad: [0; 2],
             lin_min: 0,
             lin_max: 0,
             lin_step: 1,
             loads: [Load::default(); MAX_LOADS],
             insns: [FilterInsn::default(); MAX_INSNS],
         }
+    }
+}
+
+/// The [`TemplateConfig::early_own`] bit of an own slot (16..32); 0 for
+/// any other slot.
+pub const fn own_bit(slot: u8) -> u16 {
+    if slot >= slot::OWN_FIRST && slot < slot::LOADED {
+        1 << (slot - slot::OWN_FIRST)
+    } else {
+        0
     }
 }
 
@@ -722,10 +739,14 @@ mod tests {
         assert_eq!(core::mem::size_of::<TupleKey>(), 40);
         assert_eq!(core::mem::size_of::<Load>(), 8);
         assert_eq!(core::mem::size_of::<AggValue>(), 32);
+        // 16 (counts) + key slots + 8 (agg_slot, bucket, filter_early,
+        // agg_signed, early_own, pad) + 24 (lin_*) + loads + insns.
         assert_eq!(
             core::mem::size_of::<TemplateConfig>(),
             16 + MAX_KEY_SLOTS + 8 + 24 + 8 * MAX_LOADS + 24 * MAX_INSNS
         );
+        assert_eq!(core::mem::offset_of!(TemplateConfig, early_own), 28);
+        assert_eq!(core::mem::offset_of!(TemplateConfig, lin_min), 32);
     }
 
     #[test]

@@ -12,8 +12,8 @@
 
 use aya_ebpf::{
     helpers::{
-        bpf_get_current_comm, bpf_get_current_pid_tgid, bpf_get_current_task,
-        bpf_get_smp_processor_id, bpf_ktime_get_ns, bpf_probe_read_kernel,
+        bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_smp_processor_id, bpf_ktime_get_ns,
+        bpf_probe_read_kernel,
     },
     macros::{map, raw_tracepoint, tracepoint},
     maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
@@ -180,13 +180,36 @@ fn comm_words(comm: &[u8; 16]) -> (u64, u64) {
     (a, b)
 }
 
+/// Write zeroes one word at a time. A plain `= [0; N]` or `Default` of a
+/// byte array becomes a call to `memset`, which this target implements as
+/// a loop storing one byte per iteration (5 instructions a byte).
+#[inline(always)]
+fn zero_words<const N: usize>(words: &mut [u64; N]) {
+    for w in words.iter_mut() {
+        unsafe { core::ptr::write_volatile(w, 0) };
+    }
+}
+
+/// The current task's `comm` as the two little-endian words a record
+/// stores (zero when the helper fails, like `bpf_get_current_comm()`'s
+/// caller used to substitute).
+#[inline(always)]
+fn current_comm_words() -> [u64; 2] {
+    let mut words = [0u64; 2];
+    zero_words(&mut words);
+    // The helper zeroes the buffer itself when it fails.
+    unsafe { aya_ebpf::helpers::generated::bpf_get_current_comm(words.as_mut_ptr() as *mut _, 16) };
+    words
+}
+
 #[inline(always)]
 pub fn current_owner() -> Owner {
     let id = bpf_get_current_pid_tgid();
     Owner {
         pid: (id >> 32) as u32,
         tid: id as u32,
-        comm: bpf_get_current_comm().unwrap_or([0u8; 16]),
+        // Little-endian words back to bytes: the same 16 bytes.
+        comm: unsafe { core::mem::transmute::<[u64; 2], [u8; 16]>(current_comm_words()) },
     }
 }
 
@@ -218,11 +241,12 @@ pub fn begin() -> Option<&'static mut Event> {
     let ev = unsafe { &mut *TCPQ_SCRATCH.get_ptr_mut(0)? };
     ev.ktime_ns = unsafe { bpf_ktime_get_ns() };
     ev.cpu = unsafe { bpf_get_smp_processor_id() };
-    ev._pad = 0;
-    let mut i = 0;
-    while i < N_SLOTS {
-        ev.vals[i] = 0;
-        i += 1;
+    // Word stores the compiler may not merge: as one `memset` call it
+    // became a byte-at-a-time loop of 516 iterations, about 2,600
+    // instructions on every event.
+    unsafe { core::ptr::write_volatile(&mut ev._pad, 0) };
+    for v in ev.vals.iter_mut() {
+        unsafe { core::ptr::write_volatile(v, 0) };
     }
     Some(ev)
 }
@@ -232,9 +256,30 @@ pub fn begin() -> Option<&'static mut Event> {
 fn fill_task(ev: &mut Event) {
     let id = bpf_get_current_pid_tgid();
     ev.vals[slot::TASK_PID as usize] = id >> 32;
-    let (a, b) = comm_words(&bpf_get_current_comm().unwrap_or([0u8; 16]));
+    let [a, b] = current_comm_words();
     ev.vals[slot::TASK_COMM_0 as usize] = a;
     ev.vals[slot::TASK_COMM_1 as usize] = b;
+}
+
+/// Does the template fill its own `slot` before [`rejected_early`]
+/// (`before`) or after it? With an early filter, the slots the filter
+/// reads ([`TemplateConfig::early_own`]) come before and the others after;
+/// otherwise all of them come before. So every own slot is filled exactly
+/// once, and an event the early filter rejects costs only its reads.
+///
+/// The configuration is read afresh (volatile) at every call: a mask kept
+/// in a register would carry what each branch learnt about its bits to the
+/// end of the program, and the verifier would walk the rest once per
+/// combination.
+#[inline(always)]
+pub fn own_now(cfg: &TemplateConfig, before: bool, slot: u8) -> bool {
+    let early = unsafe { core::ptr::read_volatile(&cfg.filter_early) } != 0;
+    if !early {
+        return before;
+    }
+    let bit = 1u32 << ((slot - tcpq_abi::slot::OWN_FIRST) & 15);
+    let read = unsafe { core::ptr::read_volatile(&cfg.early_own) } as u32 & bit != 0;
+    read == before
 }
 
 /// With a filter over the template's own slots only (`filter_early`), run
@@ -409,28 +454,29 @@ pub fn fill_from_headers(ev: &mut Event, skb: u64, inbound: bool) -> bool {
     true
 }
 
+/// Which outcomes of comparing `a` with `b` (bit 0: less, 1: equal,
+/// 2: greater) each operator accepts, four bits per [`tcpq_abi::op`];
+/// 6 and above read as `GE`, as they always did.
+const OP_TRUTH: u64 = 0b010 // EQ
+    | 0b101 << 4 // NE
+    | 0b001 << 8 // LT
+    | 0b011 << 12 // LE
+    | 0b100 << 16 // GT
+    | 0b110 << 20 // GE
+    | 0b110 << 24
+    | 0b110 << 28;
+
+/// `a OP b`, as `i64` when `signed`. One unsigned three-way comparison and
+/// a table lookup rather than a branch per operator and signedness: the
+/// verifier walks this once per filter step, up to `MAX_INSNS` times, so
+/// every path here multiplies. Flipping the sign bit of both sides turns a
+/// signed order into the unsigned one.
 #[inline(always)]
 fn compare(op: u8, signed: bool, a: u64, b: u64) -> bool {
-    if signed {
-        let (a, b) = (a as i64, b as i64);
-        match op {
-            0 => a == b,
-            1 => a != b,
-            2 => a < b,
-            3 => a <= b,
-            4 => a > b,
-            _ => a >= b,
-        }
-    } else {
-        match op {
-            0 => a == b,
-            1 => a != b,
-            2 => a < b,
-            3 => a <= b,
-            4 => a > b,
-            _ => a >= b,
-        }
-    }
+    let flip = (signed as u64) << 63;
+    let (a, b) = (a ^ flip, b ^ flip);
+    let outcome = (a >= b) as u64 + (a > b) as u64;
+    (OP_TRUTH >> ((op as u64).min(7) * 4 + outcome)) & 1 != 0
 }
 
 /// Run the configured filter over the record. Jumps only go forward, so at
@@ -574,7 +620,10 @@ pub fn finish(cfg: &TemplateConfig, ev: &mut Event) {
             stat_inc(stat::LOST);
         }
     } else if cfg.action == action::COUNT {
-        let mut key = AggKey::default();
+        let mut key = AggKey {
+            vals: [0; MAX_KEY_SLOTS],
+        };
+        zero_words(&mut key.vals);
         let n = cfg.n_key_slots as usize;
         for (i, k) in key.vals.iter_mut().enumerate() {
             if i >= n {

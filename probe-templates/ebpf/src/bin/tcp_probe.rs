@@ -17,7 +17,7 @@ use aya_ebpf::{
     programs::{RawTracePointContext, TracePointContext},
 };
 use common::*;
-use tcpq_abi::{off, slot::probe as s};
+use tcpq_abi::{off, slot::probe as s, Event, TemplateConfig};
 
 #[tracepoint]
 pub fn tcpq_probe_tp(ctx: TracePointContext) -> u32 {
@@ -33,19 +33,11 @@ fn run(ctx: &TracePointContext) -> Option<()> {
         return None;
     }
     let ev = begin()?;
-    let v = &mut ev.vals;
-    v[s::SND_NXT as usize] = tp_field(ctx, off::TP_PROBE_SND_NXT);
-    v[s::SND_UNA as usize] = tp_field(ctx, off::TP_PROBE_SND_UNA);
-    v[s::SND_CWND as usize] = tp_field(ctx, off::TP_PROBE_SND_CWND);
-    v[s::SSTHRESH as usize] = tp_field(ctx, off::TP_PROBE_SSTHRESH);
-    v[s::SND_WND as usize] = tp_field(ctx, off::TP_PROBE_SND_WND);
-    v[s::SRTT as usize] = tp_field(ctx, off::TP_PROBE_SRTT);
-    v[s::RCV_WND as usize] = tp_field(ctx, off::TP_PROBE_RCV_WND);
-    v[s::DATA_LEN as usize] = tp_field(ctx, off::TP_PROBE_DATA_LEN);
-    v[s::MARK as usize] = tp_field(ctx, off::TP_PROBE_MARK);
+    fill_own_tp(cfg, true, ev, ctx);
     if rejected_early(cfg, ev) {
         return None;
     }
+    fill_own_tp(cfg, false, ev, ctx);
     fill_sock(ev, sk);
     load_fields(cfg, ev, sk, 0);
     finish(cfg, ev);
@@ -67,28 +59,68 @@ fn run_raw(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     let ev = begin()?;
-    // What the classic tracepoint's TP_fast_assign copies.
-    let head = read_ptr(skb, loc(off::SKB_HEAD).off);
-    let th = read_off(skb, off::SKB_TRANSPORT_HEADER);
-    let doff: u8 = read(head + th + 12);
-    let hdr_len = ((doff >> 4) as u64) * 4;
-    let v = &mut ev.vals;
-    v[s::SND_NXT as usize] = read_off(sk, off::TP_SND_NXT);
-    v[s::SND_UNA as usize] = read_off(sk, off::TP_SND_UNA);
-    v[s::SND_CWND as usize] = read_off(sk, off::TP_SND_CWND);
-    v[s::SSTHRESH as usize] = read_off(sk, off::TP_SND_SSTHRESH);
-    v[s::SND_WND as usize] = read_off(sk, off::TP_SND_WND);
-    v[s::SRTT as usize] = read_off(sk, off::TP_SRTT_US) >> 3;
-    v[s::RCV_WND as usize] = read_off(sk, off::TP_RCV_WND);
-    v[s::DATA_LEN as usize] = read_off(skb, off::SKB_LEN).saturating_sub(hdr_len);
-    v[s::MARK as usize] = read_off(skb, off::SKB_MARK);
+    fill_own_raw(cfg, true, ev, sk, skb);
     if rejected_early(cfg, ev) {
         return None;
     }
+    fill_own_raw(cfg, false, ev, sk, skb);
     fill_sock(ev, sk);
     load_fields(cfg, ev, sk, skb);
     finish(cfg, ev);
     Some(())
+}
+
+/// Fill the own slots due now (`own_now`) from the classic tracepoint's record.
+#[inline(always)]
+fn fill_own_tp(cfg: &TemplateConfig, before: bool, ev: &mut Event, ctx: &TracePointContext) {
+    let v = &mut ev.vals;
+    for (slot, index) in [
+        (s::SND_NXT, off::TP_PROBE_SND_NXT),
+        (s::SND_UNA, off::TP_PROBE_SND_UNA),
+        (s::SND_CWND, off::TP_PROBE_SND_CWND),
+        (s::SSTHRESH, off::TP_PROBE_SSTHRESH),
+        (s::SND_WND, off::TP_PROBE_SND_WND),
+        (s::SRTT, off::TP_PROBE_SRTT),
+        (s::RCV_WND, off::TP_PROBE_RCV_WND),
+        (s::DATA_LEN, off::TP_PROBE_DATA_LEN),
+        (s::MARK, off::TP_PROBE_MARK),
+    ] {
+        if own_now(cfg, before, slot) {
+            v[slot as usize] = tp_field(ctx, index);
+        }
+    }
+}
+
+/// Fill the own slots due now (`own_now`) the way the classic tracepoint's
+/// `TP_fast_assign` does, from the socket and the skb.
+#[inline(always)]
+fn fill_own_raw(cfg: &TemplateConfig, before: bool, ev: &mut Event, sk: u64, skb: u64) {
+    let v = &mut ev.vals;
+    for (slot, index) in [
+        (s::SND_NXT, off::TP_SND_NXT),
+        (s::SND_UNA, off::TP_SND_UNA),
+        (s::SND_CWND, off::TP_SND_CWND),
+        (s::SSTHRESH, off::TP_SND_SSTHRESH),
+        (s::SND_WND, off::TP_SND_WND),
+        (s::RCV_WND, off::TP_RCV_WND),
+    ] {
+        if own_now(cfg, before, slot) {
+            v[slot as usize] = read_off(sk, index);
+        }
+    }
+    if own_now(cfg, before, s::SRTT) {
+        v[s::SRTT as usize] = read_off(sk, off::TP_SRTT_US) >> 3;
+    }
+    if own_now(cfg, before, s::DATA_LEN) {
+        let head = read_ptr(skb, loc(off::SKB_HEAD).off);
+        let th = read_off(skb, off::SKB_TRANSPORT_HEADER);
+        let doff: u8 = read(head + th + 12);
+        let hdr_len = ((doff >> 4) as u64) * 4;
+        v[s::DATA_LEN as usize] = read_off(skb, off::SKB_LEN).saturating_sub(hdr_len);
+    }
+    if own_now(cfg, before, s::MARK) {
+        v[s::MARK as usize] = read_off(skb, off::SKB_MARK);
+    }
 }
 
 #[cfg(not(test))]

@@ -15,7 +15,7 @@ mod common;
 
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use common::*;
-use tcpq_abi::{off, slot, slot::select_window as s};
+use tcpq_abi::{off, slot, slot::select_window as s, Event, TemplateConfig};
 
 const TCPHDR_SYN: u64 = 0x02;
 
@@ -51,21 +51,18 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     let win = u16::from_be_bytes([w3[2], w3[3]]) as u64;
 
     let ev = begin()?;
-    let rcv_wscale = read_off(sk, off::TP_RCV_WSCALE);
     let v = &mut ev.vals;
+    // The header's fields cost nothing more; the socket's are read only
+    // when the early filter needs them, or once it has passed.
     v[s::WIN as usize] = win;
-    v[s::WIN_BYTES as usize] = win << (rcv_wscale & 15);
-    v[s::RCV_WND as usize] = read_off(sk, off::TP_RCV_WND);
-    v[s::RCV_WSCALE as usize] = rcv_wscale;
-    v[s::SND_WSCALE as usize] = read_off(sk, off::TP_SND_WSCALE);
-    v[s::WSCALE_OK as usize] = read_off(sk, off::TP_WSCALE_OK);
-    v[s::SND_WND as usize] = read_off(sk, off::TP_SND_WND);
     v[s::TCP_FLAGS as usize] = flags;
     v[s::SEQ as usize] = seq;
     v[s::ACK_SEQ as usize] = ack;
+    fill_own(cfg, true, ev, sk, win);
     if rejected_early(cfg, ev) {
         return None;
     }
+    fill_own(cfg, false, ev, sk, win);
     fill_sock(ev, sk);
     load_fields(cfg, ev, sk, skb);
     // Ports as on the wire: a socket that close() aborted has already given
@@ -75,6 +72,36 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     ev.vals[slot::DPORT as usize] = u16::from_be_bytes([w0[2], w0[3]]) as u64;
     finish(cfg, ev);
     Some(())
+}
+
+/// Fill the own slots read from the socket that are due now (`own_now`).
+/// `win_bytes` and `rcv_wscale` come from one read; when the early filter
+/// reads only one of them, the other reads `rcv_wscale` again after the
+/// filter (it does not change after the handshake).
+#[inline(always)]
+fn fill_own(cfg: &TemplateConfig, before: bool, ev: &mut Event, sk: u64, win: u64) {
+    let v = &mut ev.vals;
+    if own_now(cfg, before, s::WIN_BYTES) || own_now(cfg, before, s::RCV_WSCALE) {
+        let rcv_wscale = read_off(sk, off::TP_RCV_WSCALE);
+        if own_now(cfg, before, s::WIN_BYTES) {
+            v[s::WIN_BYTES as usize] = win << (rcv_wscale & 15);
+        }
+        if own_now(cfg, before, s::RCV_WSCALE) {
+            v[s::RCV_WSCALE as usize] = rcv_wscale;
+        }
+    }
+    if own_now(cfg, before, s::RCV_WND) {
+        v[s::RCV_WND as usize] = read_off(sk, off::TP_RCV_WND);
+    }
+    if own_now(cfg, before, s::SND_WSCALE) {
+        v[s::SND_WSCALE as usize] = read_off(sk, off::TP_SND_WSCALE);
+    }
+    if own_now(cfg, before, s::WSCALE_OK) {
+        v[s::WSCALE_OK as usize] = read_off(sk, off::TP_WSCALE_OK);
+    }
+    if own_now(cfg, before, s::SND_WND) {
+        v[s::SND_WND as usize] = read_off(sk, off::TP_SND_WND);
+    }
 }
 
 #[inline(always)]
