@@ -575,21 +575,24 @@ impl Session {
         timings.loader = t.elapsed();
         let mut clauses = Vec::with_capacity(plan.clauses.len());
         // Sockets opened before tcpq started have no owner the templates
-        // could learn: read them from /proc when the program shows one.
-        let t = Instant::now();
-        let seeds = plan
+        // could learn: read them from /proc when the program shows one, on
+        // another thread while the verifier works, and write them once the
+        // programs are attached (what the programs learn meanwhile wins).
+        let mut seeds = match plan
             .clauses
             .iter()
             .any(|c| c.fields_used().iter().any(|f| f == "pid" || f == "comm"))
-            .then(crate::owners::scan);
-        timings.owners = t.elapsed();
+        {
+            true => Seeds::Scanning(std::thread::spawn(crate::owners::scan)),
+            false => Seeds::NotNeeded,
+        };
         for clause in &plan.clauses {
             clauses.push(attach_clause(
                 &mut loader,
                 clause,
                 kernel,
                 &mut timings,
-                seeds.as_ref(),
+                &mut seeds,
             )?);
         }
         crate::names::load_for(plan);
@@ -617,7 +620,7 @@ fn attach_clause(
     clause: &ClausePlan,
     kernel: &Kernel,
     timings: &mut Timings,
-    seeds: Option<&crate::owners::Seeds>,
+    seeds: &mut Seeds,
 ) -> Result<Attached, SessionError> {
     let strategy = kernel.choose(clause)?.strategy;
     let template = clause.template.clone();
@@ -659,9 +662,6 @@ fn attach_clause(
         },
     })?;
     write_maps(&mut ebpf, &template, &kernel.offsets, config)?;
-    if let Some(seeds) = seeds {
-        seed_owners(&mut ebpf, &template, seeds)?;
-    }
     timings.load += t.elapsed();
 
     let t = Instant::now();
@@ -720,6 +720,12 @@ fn attach_clause(
         )?;
     }
     timings.attach += t.elapsed();
+    // Right after attaching: the scan ran while the verifier worked.
+    let t = Instant::now();
+    if let Some(found) = seeds.get() {
+        seed_owners(&mut ebpf, &template, found)?;
+    }
+    timings.owners += t.elapsed();
 
     let events = match clause.action {
         Action::Print { .. } => {
@@ -843,8 +849,8 @@ pub fn template_config(clause: &ClausePlan) -> Result<TemplateConfig, SessionErr
 }
 
 /// Write the owners read from /proc into a template's `LISTENERS` and
-/// `TUPLES` maps, before its programs attach (so what they learn
-/// afterwards overwrites them).
+/// `TUPLES` maps, after its programs attached: only where they have not
+/// learned an owner themselves meanwhile (`BPF_NOEXIST`).
 fn seed_owners(
     ebpf: &mut Ebpf,
     template: &str,
@@ -865,8 +871,7 @@ fn seed_owners(
     let mut listeners: aya::maps::HashMap<&mut MapData, PodListenKey, PodOwner> =
         aya::maps::HashMap::try_from(map).map_err(|e| fail(maps::LISTENERS, e))?;
     for (k, o) in &seeds.listeners {
-        listeners
-            .insert(PodListenKey(*k), PodOwner(*o), 0)
+        insert_new(listeners.insert(PodListenKey(*k), PodOwner(*o), BPF_NOEXIST))
             .map_err(|e| fail(maps::LISTENERS, e))?;
     }
     let map = ebpf
@@ -875,11 +880,49 @@ fn seed_owners(
     let mut tuples: aya::maps::HashMap<&mut MapData, PodTupleKey, PodOwner> =
         aya::maps::HashMap::try_from(map).map_err(|e| fail(maps::TUPLES, e))?;
     for (k, o) in &seeds.tuples {
-        tuples
-            .insert(PodTupleKey(*k), PodOwner(*o), 0)
+        insert_new(tuples.insert(PodTupleKey(*k), PodOwner(*o), BPF_NOEXIST))
             .map_err(|e| fail(maps::TUPLES, e))?;
     }
     Ok(())
+}
+
+/// The owners of sockets from before the start, read from /proc on
+/// another thread.
+enum Seeds {
+    NotNeeded,
+    Scanning(std::thread::JoinHandle<crate::owners::Seeds>),
+    Ready(crate::owners::Seeds),
+    /// The scan panicked (a bug): owners of sockets from before the start
+    /// stay unknown.
+    Failed,
+}
+
+impl Seeds {
+    fn get(&mut self) -> Option<&crate::owners::Seeds> {
+        if matches!(self, Seeds::Scanning(_)) {
+            let Seeds::Scanning(h) = std::mem::replace(self, Seeds::Failed) else {
+                unreachable!()
+            };
+            if let Ok(found) = h.join() {
+                *self = Seeds::Ready(found);
+            }
+        }
+        match self {
+            Seeds::Ready(found) => Some(found),
+            _ => None,
+        }
+    }
+}
+
+/// `BPF_NOEXIST`: insert only a key the map does not hold.
+const BPF_NOEXIST: u64 = 1;
+
+/// An insert with `BPF_NOEXIST` that found the key already there is fine.
+fn insert_new(r: Result<(), MapError>) -> Result<(), MapError> {
+    match r {
+        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => Ok(()),
+        r => r,
+    }
 }
 
 fn write_maps(
