@@ -11,8 +11,9 @@
 //! by namespace and port) and `TCPQ_TUPLES` (keyed by the connection) maps.
 //! What the templates learn themselves (`TCPQ_OWNERS`) still wins.
 //!
-//! A socket shared by several processes (a listener inherited by prefork
-//! workers) is given to the lowest pid. A connection that closes and whose
+//! A socket held by several processes is given to the highest pid: the
+//! workers of a prefork server rather than its master, the service rather
+//! than systemd for a socket-activated listener (pid 1 holds it too). A connection that closes and whose
 //! exact 4-tuple is reused within the run would inherit the old owner until
 //! its process uses it; TIME_WAIT makes that rare.
 use std::collections::HashMap;
@@ -53,7 +54,8 @@ fn owner(pid: u32) -> Option<Owner> {
     })
 }
 
-/// Every process's sockets: inode -> (owner, netns), lowest pid first.
+/// Every process's sockets: inode -> (owner, netns), the highest pid
+/// holding each.
 fn socket_holders(seeds: &mut Seeds) -> HashMap<u64, (Owner, u32)> {
     let mut pids: Vec<u32> = std::fs::read_dir("/proc")
         .into_iter()
@@ -61,7 +63,8 @@ fn socket_holders(seeds: &mut Seeds) -> HashMap<u64, (Owner, u32)> {
         .flatten()
         .filter_map(|e| e.file_name().to_str()?.parse().ok())
         .collect();
-    pids.sort_unstable();
+    // Highest first: the first holder seen keeps the socket.
+    pids.sort_unstable_by(|a, b| b.cmp(a));
     let mut holders = HashMap::new();
     for pid in pids {
         let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {

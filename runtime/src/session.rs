@@ -667,7 +667,19 @@ fn attach_clause(
     let t = Instant::now();
     let mut owner_gaps = Vec::new();
     let mut links = Vec::new();
-    for (program, points) in owner_programs() {
+    // Owners only matter to a clause that shows or tests pid or comm; the
+    // others skip those programs (and the classic syscall tracepoints among
+    // them, whose detach waits for an RCU tasks-trace grace period).
+    let owners = if clause
+        .fields_used()
+        .iter()
+        .any(|f| f == "pid" || f == "comm")
+    {
+        owner_programs()
+    } else {
+        Vec::new()
+    };
+    for (program, points) in owners {
         let points: Vec<Attach> = points
             .into_iter()
             .filter(|p| {
