@@ -176,7 +176,6 @@ kernel() {
     echo "## (4) in-kernel cost per event (bpf_stats_enabled, loopback load)"
     sysctl -q -w kernel.bpf_stats_enabled=1
     iperf3 -s -D -1 -p 5301 >/dev/null 2>&1 || true
-    pkill -f "sockperf sr --tcp -p 5302" 2>/dev/null || true
     sockperf sr --tcp -p 5302 >/dev/null 2>&1 &
     local srv=$!
     sleep 0.5
@@ -232,7 +231,6 @@ EOF
 # --- (5) streaming -------------------------------------------------------
 stream() {
     echo "## (5) streaming to a file, JSON (tcp_probe events from sockperf at a set rate)"
-    pkill -f "sockperf sr --tcp -p 5303" 2>/dev/null || true
     sockperf sr --tcp -p 5303 >/dev/null 2>&1 &
     local srv=$! mps
     sleep 0.5
