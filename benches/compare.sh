@@ -231,6 +231,8 @@ EOF
 # --- (5) streaming -------------------------------------------------------
 stream() {
     echo "## (5) streaming to a file, JSON (tcp_probe events from sockperf at a set rate)"
+    echo "Both tools attached at once to the same traffic, so they see the same events;"
+    echo "the kernel's own count of them is sockperf's client socket's segs_in (ss)."
     sockperf sr --tcp -p 5303 >/dev/null 2>&1 &
     local srv=$! mps
     sleep 0.5
@@ -238,24 +240,31 @@ stream() {
         "$TCPQ" -e 'on tcp_probe where dport == 5303 print pid, comm, snd_cwnd, srtt' --format json \
             > "$OUT/stream-tcpq.json" 2> "$OUT/stream-tcpq.err" &
         local tp=$!
-        for _ in $(seq 100); do grep -q attached "$OUT/stream-tcpq.err" && break; sleep 0.1; done
-        /usr/bin/time -f '%M' -o "$OUT/stream-tcpq.rss" true
-        sockperf tp --tcp -i 127.0.0.1 -p 5303 -m 64 -t 5 --mps="$mps" >/dev/null 2>&1
-        kill -INT $tp; wait $tp || true
-        local n lost
-        n=$(wc -l < "$OUT/stream-tcpq.json")
-        lost=$(grep -oE '^tcpq: [0-9]+ events lost' "$OUT/stream-tcpq.err" | grep -oE '[0-9]+' || echo 0)
         "$BPFTRACE" -f json -e 'tracepoint:tcp:tcp_probe /args->dport == 5303/ { printf("%d %s %u %u\n", pid, comm, args->snd_cwnd, args->srtt); }' \
             > "$OUT/stream-bt.json" 2> "$OUT/stream-bt.err" &
         local bp=$!
+        for _ in $(seq 100); do grep -q attached "$OUT/stream-tcpq.err" && break; sleep 0.1; done
         for _ in $(seq 100); do grep -qE "Attaching|attached_probes" "$OUT/stream-bt.json" && break; sleep 0.1; done
         sleep 0.3
-        sockperf tp --tcp -i 127.0.0.1 -p 5303 -m 64 -t 5 --mps="$mps" >/dev/null 2>&1
+        # sockperf tp in the background so that its socket's counters can be
+        # read just before it closes.
+        sockperf tp --tcp -i 127.0.0.1 -p 5303 -m 64 -t 5 --mps="$mps" >/dev/null 2>&1 &
+        local cp=$! segs=0 s
+        while kill -0 $cp 2>/dev/null; do
+            s=$(ss -tinH dst 127.0.0.1 dport = :5303 2>/dev/null | grep -oE 'segs_in:[0-9]+' | head -n 1 | cut -d: -f2 || true)
+            [ -n "$s" ] && segs=$s
+            sleep 0.2
+        done
+        wait $cp || true
+        sleep 0.3
+        kill -INT $tp; wait $tp || true
         kill -INT $bp; timeout 10 tail --pid=$bp -f /dev/null || kill -KILL $bp; wait $bp || true
-        local bn blost
+        local n lost bn blost
+        n=$(wc -l < "$OUT/stream-tcpq.json")
+        lost=$(grep -oE '^tcpq: [0-9]+ events lost' "$OUT/stream-tcpq.err" | grep -oE '[0-9]+' || echo 0)
         bn=$(grep -c '"type": "printf"' "$OUT/stream-bt.json" || true)
         blost=$(grep -oE '"lost_events", "data": \{"events": [0-9]+' "$OUT/stream-bt.json" | grep -oE '[0-9]+$' | paste -sd+ | bc 2>/dev/null || echo 0)
-        echo "- sockperf --mps=$mps for 5 s: tcpq wrote $n events, lost ${lost:-0}; bpftrace wrote $bn, lost ${blost:-0}"
+        echo "- sockperf --mps=$mps for 5 s: the client socket received >= $segs segments (ss segs_in, last read up to 0.2 s before it closed); tcpq wrote $n events, reported $((${lost:-0})) lost; bpftrace wrote $bn, reported ${blost:-0} lost"
     done
     kill $srv 2>/dev/null || true
     echo
