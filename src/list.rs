@@ -251,16 +251,12 @@ pub fn probes_markdown() -> String {
         let _ = writeln!(s);
         for (i, st) in p.strategies.iter().enumerate() {
             let attach = st.to_plan().attach;
-            let kind = attach.describe();
-            let kind = kind
-                .strip_suffix(&attach.point())
-                .unwrap_or(&kind)
-                .trim_end();
             let _ = writeln!(
                 s,
-                "{}. `{}`: {kind} `{}`, program `{}`. {}",
+                "{}. `{}`: {} `{}`, program `{}`. {}",
                 i + 1,
                 st.name,
+                attach.kind(),
                 attach.point(),
                 st.program,
                 md_cell(st.how)

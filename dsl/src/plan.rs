@@ -296,15 +296,20 @@ impl Attach {
     /// `tracepoint net:net_dev_queue`, `raw tracepoint tcp:tcp_probe`,
     /// `kretprobe tcp_sendmsg`, `fexit tcp_retransmit_skb`.
     pub fn describe(&self) -> String {
-        let kind = match self {
+        format!("{} {}", self.kind(), self.point())
+    }
+
+    /// `tracepoint`, `raw tracepoint`, `kprobe`, `kretprobe`, `fentry`,
+    /// `fexit`.
+    pub fn kind(&self) -> &'static str {
+        match self {
             Attach::Tracepoint { .. } => "tracepoint",
             Attach::RawTracepoint { .. } => "raw tracepoint",
             Attach::Kprobe { ret: false, .. } => "kprobe",
             Attach::Kprobe { ret: true, .. } => "kretprobe",
             Attach::Fentry { exit: false, .. } => "fentry",
             Attach::Fentry { exit: true, .. } => "fexit",
-        };
-        format!("{kind} {}", self.point())
+        }
     }
 
     /// What attaching this way needs from the kernel.

@@ -1064,33 +1064,30 @@ fn load_and_attach(
                 template: template.to_owned(),
                 source: Box::new(EbpfError::BtfError(e)),
             })?;
-            if points.len() != 1 {
+            let [point] = points else {
                 unreachable!(
                     "an fentry/fexit program attaches to the one function it was loaded for"
                 )
+            };
+            let at = point.point();
+            let attach_fail = |source| classify(template, program, &at, source);
+            // FEntry and FExit have the same methods but no common trait.
+            macro_rules! load_attach {
+                ($ty:ty, $link:path) => {{
+                    let p: &mut $ty = prog.try_into().map_err(fail)?;
+                    p.load(function, &btf).map_err(fail)?;
+                    let verified = p.info().ok().and_then(|i| i.verified_instruction_count());
+                    timings
+                        .programs
+                        .push((format!("{template}/{program}"), t.elapsed(), verified));
+                    let id = p.attach().map_err(attach_fail)?;
+                    links.push($link(p.take_link(id).map_err(attach_fail)?));
+                }};
             }
             if *exit {
-                let fx: &mut FExit = prog.try_into().map_err(fail)?;
-                fx.load(function, &btf).map_err(fail)?;
-                let verified = fx.info().ok().and_then(|i| i.verified_instruction_count());
-                timings
-                    .programs
-                    .push((format!("{template}/{program}"), t.elapsed(), verified));
-                let at = points[0].point();
-                let fail = |source| classify(template, program, &at, source);
-                let id = fx.attach().map_err(fail)?;
-                links.push(Link::Fexit(fx.take_link(id).map_err(fail)?));
+                load_attach!(FExit, Link::Fexit);
             } else {
-                let fe: &mut FEntry = prog.try_into().map_err(fail)?;
-                fe.load(function, &btf).map_err(fail)?;
-                let verified = fe.info().ok().and_then(|i| i.verified_instruction_count());
-                timings
-                    .programs
-                    .push((format!("{template}/{program}"), t.elapsed(), verified));
-                let at = points[0].point();
-                let fail = |source| classify(template, program, &at, source);
-                let id = fe.attach().map_err(fail)?;
-                links.push(Link::Fentry(fe.take_link(id).map_err(fail)?));
+                load_attach!(FEntry, Link::Fentry);
             }
             Ok(())
         }
