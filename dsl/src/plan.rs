@@ -138,6 +138,12 @@ impl Action {
 }
 
 impl ClausePlan {
+    /// Whether the clause shows or tests the socket's owner (`pid`,
+    /// `comm`): only then does the runtime track owners.
+    pub fn uses_owner(&self) -> bool {
+        self.fields_used().iter().any(|f| f == "pid" || f == "comm")
+    }
+
     /// The probe fields the clause reads: printed or counted columns and
     /// the fields its filter tests, each once, in first-use order.
     pub fn fields_used(&self) -> Vec<String> {

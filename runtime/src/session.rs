@@ -578,13 +578,9 @@ impl Session {
         // could learn: read them from /proc when the program shows one, on
         // another thread while the verifier works, and write them once the
         // programs are attached (what the programs learn meanwhile wins).
-        let mut seeds = match plan
-            .clauses
-            .iter()
-            .any(|c| c.fields_used().iter().any(|f| f == "pid" || f == "comm"))
-        {
+        let mut seeds = match plan.clauses.iter().any(ClausePlan::uses_owner) {
             true => Seeds::Scanning(std::thread::spawn(crate::owners::scan)),
-            false => Seeds::NotNeeded,
+            false => Seeds::Ready(None),
         };
         for clause in &plan.clauses {
             clauses.push(attach_clause(
@@ -670,11 +666,7 @@ fn attach_clause(
     // Owners only matter to a clause that shows or tests pid or comm; the
     // others skip those programs (and the classic syscall tracepoints among
     // them, whose detach waits for an RCU tasks-trace grace period).
-    let owners = if clause
-        .fields_used()
-        .iter()
-        .any(|f| f == "pid" || f == "comm")
-    {
+    let owners = if clause.uses_owner() {
         owner_programs()
     } else {
         Vec::new()
@@ -868,32 +860,43 @@ fn seed_owners(
     template: &str,
     seeds: &crate::owners::Seeds,
 ) -> Result<(), SessionError> {
-    let fail = |map: &str, source: MapError| SessionError::Map {
+    let listeners = seeds
+        .listeners
+        .iter()
+        .map(|(k, o)| (PodListenKey(*k), PodOwner(*o)));
+    insert_absent(ebpf, template, maps::LISTENERS, listeners)?;
+    let tuples = seeds
+        .tuples
+        .iter()
+        .map(|(k, o)| (PodTupleKey(*k), PodOwner(*o)));
+    insert_absent(ebpf, template, maps::TUPLES, tuples)
+}
+
+/// Insert each entry into hash map `name` unless it holds the key already
+/// (`BPF_NOEXIST`; EEXIST is not an error).
+fn insert_absent<K: Pod, V: Pod>(
+    ebpf: &mut Ebpf,
+    template: &str,
+    name: &str,
+    entries: impl Iterator<Item = (K, V)>,
+) -> Result<(), SessionError> {
+    const BPF_NOEXIST: u64 = 1;
+    let fail = |source: MapError| SessionError::Map {
         template: template.to_owned(),
-        map: map.to_owned(),
+        map: name.to_owned(),
         source: Box::new(source),
     };
-    let missing = |map: &str| SessionError::MissingMap {
+    let map = ebpf.map_mut(name).ok_or_else(|| SessionError::MissingMap {
         template: template.to_owned(),
-        map: map.to_owned(),
-    };
-    let map = ebpf
-        .map_mut(maps::LISTENERS)
-        .ok_or_else(|| missing(maps::LISTENERS))?;
-    let mut listeners: aya::maps::HashMap<&mut MapData, PodListenKey, PodOwner> =
-        aya::maps::HashMap::try_from(map).map_err(|e| fail(maps::LISTENERS, e))?;
-    for (k, o) in &seeds.listeners {
-        insert_new(listeners.insert(PodListenKey(*k), PodOwner(*o), BPF_NOEXIST))
-            .map_err(|e| fail(maps::LISTENERS, e))?;
-    }
-    let map = ebpf
-        .map_mut(maps::TUPLES)
-        .ok_or_else(|| missing(maps::TUPLES))?;
-    let mut tuples: aya::maps::HashMap<&mut MapData, PodTupleKey, PodOwner> =
-        aya::maps::HashMap::try_from(map).map_err(|e| fail(maps::TUPLES, e))?;
-    for (k, o) in &seeds.tuples {
-        insert_new(tuples.insert(PodTupleKey(*k), PodOwner(*o), BPF_NOEXIST))
-            .map_err(|e| fail(maps::TUPLES, e))?;
+        map: name.to_owned(),
+    })?;
+    let mut map: aya::maps::HashMap<&mut MapData, K, V> =
+        aya::maps::HashMap::try_from(map).map_err(fail)?;
+    for (k, v) in entries {
+        match map.insert(k, v, BPF_NOEXIST) {
+            Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => {}
+            r => r.map_err(fail)?,
+        }
     }
     Ok(())
 }
@@ -901,39 +904,24 @@ fn seed_owners(
 /// The owners of sockets from before the start, read from /proc on
 /// another thread.
 enum Seeds {
-    NotNeeded,
     Scanning(std::thread::JoinHandle<crate::owners::Seeds>),
-    Ready(crate::owners::Seeds),
-    /// The scan panicked (a bug): owners of sockets from before the start
-    /// stay unknown.
-    Failed,
+    /// `None`: not needed, or the scan panicked (a bug; owners of sockets
+    /// from before the start then stay unknown).
+    Ready(Option<crate::owners::Seeds>),
 }
 
 impl Seeds {
     fn get(&mut self) -> Option<&crate::owners::Seeds> {
-        if matches!(self, Seeds::Scanning(_)) {
-            let Seeds::Scanning(h) = std::mem::replace(self, Seeds::Failed) else {
+        if let Seeds::Scanning(_) = self {
+            let Seeds::Scanning(h) = std::mem::replace(self, Seeds::Ready(None)) else {
                 unreachable!()
             };
-            if let Ok(found) = h.join() {
-                *self = Seeds::Ready(found);
-            }
+            *self = Seeds::Ready(h.join().ok());
         }
         match self {
-            Seeds::Ready(found) => Some(found),
-            _ => None,
+            Seeds::Ready(found) => found.as_ref(),
+            Seeds::Scanning(_) => None,
         }
-    }
-}
-
-/// `BPF_NOEXIST`: insert only a key the map does not hold.
-const BPF_NOEXIST: u64 = 1;
-
-/// An insert with `BPF_NOEXIST` that found the key already there is fine.
-fn insert_new(r: Result<(), MapError>) -> Result<(), MapError> {
-    match r {
-        Err(MapError::SyscallError(e)) if e.io_error.raw_os_error() == Some(libc::EEXIST) => Ok(()),
-        r => r,
     }
 }
 
