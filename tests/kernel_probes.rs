@@ -1187,9 +1187,10 @@ fn socketless_events_carry_their_netns() {
 }
 
 /// `sk:HEX` (the socket cookie `ss -e` prints, and so generates) of the
-/// connection with local port `lport`, from `ss -tieH` inside `ns`.
-fn ss_cookie(ns: &str, lport: u16) -> Option<u64> {
-    let out = exec_ok(ns, &["ss", "-tieH", "sport", "=", &format!(":{lport}")]);
+/// connection whose `port_filter` (`sport` or `dport`) is `port`, from
+/// `ss -tieH` inside `ns`.
+fn ss_cookie(ns: &str, port_filter: &str, port: u16) -> Option<u64> {
+    let out = exec_ok(ns, &["ss", "-tieH", port_filter, "=", &format!(":{port}")]);
     out.split_whitespace()
         .find_map(|w| w.strip_prefix("sk:"))
         .and_then(|h| u64::from_str_radix(h, 16).ok())
@@ -1224,16 +1225,9 @@ fn sockets_are_told_apart_by_skaddr_and_cookie() {
     );
     let wlog = c.wait_event("done", Duration::from_secs(10));
     let lport = wlog.lport();
-    let cli_cookie = ss_cookie(&pair.cli, lport).expect("ss shows the client socket");
-    let srv_out = exec_ok(
-        &pair.srv,
-        &["ss", "-tieH", "dport", "=", &format!(":{lport}")],
-    );
-    let srv_cookie = srv_out
-        .split_whitespace()
-        .find_map(|w| w.strip_prefix("sk:"))
-        .and_then(|h| u64::from_str_radix(h, 16).ok())
-        .expect("ss shows the server's connection");
+    let cli_cookie = ss_cookie(&pair.cli, "sport", lport).expect("ss shows the client socket");
+    let srv_cookie =
+        ss_cookie(&pair.srv, "dport", lport).expect("ss shows the server's connection");
     c.wait(Duration::from_secs(10));
     s.wait(Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(200));
