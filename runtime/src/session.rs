@@ -788,6 +788,7 @@ pub fn template_config(clause: &ClausePlan) -> Result<TemplateConfig, SessionErr
             .iter()
             .fold(0, |m, i| m | tcpq_abi::own_bit(i.slot));
     }
+    cfg.owner = u8::from(clause.uses_owner());
     if clause.loads.len() > MAX_LOADS {
         return Err(too_big(format!(
             "{} socket fields, the most is {MAX_LOADS}",
@@ -1245,6 +1246,19 @@ mod tests {
         c.filter.push(second);
         let cfg = template_config(&c).unwrap();
         assert_eq!((cfg.filter_early, cfg.early_own), (1, 0b101));
+    }
+
+    #[test]
+    fn only_a_clause_showing_or_testing_the_owner_looks_it_up() {
+        let owner = |src: &str| {
+            let plan = tcpq_dsl::compile(src, "<test>", &[]).unwrap();
+            template_config(&plan.clauses[0]).unwrap().owner
+        };
+        assert_eq!(owner("on tcp_retransmit print sport, task_comm"), 0);
+        assert_eq!(owner("on tcp_retransmit count by dport"), 0);
+        assert_eq!(owner("on tcp_retransmit print pid"), 1);
+        assert_eq!(owner("on tcp_retransmit count by comm"), 1);
+        assert_eq!(owner("on tcp_retransmit where comm == \"x\" count"), 1);
     }
 
     /// `BPF_PROG_LOAD` of a hand-assembled tracepoint program, with a

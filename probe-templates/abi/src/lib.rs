@@ -204,7 +204,11 @@ pub struct TemplateConfig {
     /// rejects costs only the reads the filter needs. Ignored (every own
     /// slot is filled first) when `filter_early` is zero.
     pub early_own: u16,
-    pub _pad: [u8; 2],
+    /// Non-zero when the clause shows or tests the socket's owner (`pid`,
+    /// `comm`): only then does the template look the owner up (three hash
+    /// lookups when the socket has none yet).
+    pub owner: u8,
+    pub _pad: [u8; 1],
     pub lin_min: u64,
     pub lin_max: u64,
     pub lin_step: u64,
@@ -225,7 +229,8 @@ impl Default for TemplateConfig {
             filter_early: 0,
             agg_signed: 0,
             early_own: 0,
-            _pad: [0; 2],
+            owner: 0,
+            _pad: [0; 1],
             lin_min: 0,
             lin_max: 0,
             lin_step: 1,
@@ -740,7 +745,7 @@ mod tests {
         assert_eq!(core::mem::size_of::<Load>(), 8);
         assert_eq!(core::mem::size_of::<AggValue>(), 32);
         // 16 (counts) + key slots + 8 (agg_slot, bucket, filter_early,
-        // agg_signed, early_own, pad) + 24 (lin_*) + loads + insns.
+        // agg_signed, early_own, owner, pad) + 24 (lin_*) + loads + insns.
         assert_eq!(
             core::mem::size_of::<TemplateConfig>(),
             16 + MAX_KEY_SLOTS + 8 + 24 + 8 * MAX_LOADS + 24 * MAX_INSNS

@@ -297,7 +297,7 @@ pub fn rejected_early(cfg: &TemplateConfig, ev: &Event) -> bool {
 /// Fill the slots every template shares from the socket `sk`: addresses,
 /// ports, family, state, netns, cookie, and the socket's owner.
 #[inline(always)]
-pub fn fill_sock(ev: &mut Event, sk: u64) {
+pub fn fill_sock(cfg: &TemplateConfig, ev: &mut Event, sk: u64) {
     let v = &mut ev.vals;
     v[slot::sock::SKADDR as usize] = sk;
     let family = read_off(sk, off::SKC_FAMILY);
@@ -331,6 +331,9 @@ pub fn fill_sock(ev: &mut Event, sk: u64) {
     v[slot::NETNS as usize] = netns as u64;
     v[slot::SOCK_COOKIE as usize] = read_off(sk, off::SKC_COOKIE);
 
+    if cfg.owner == 0 {
+        return;
+    }
     let owner = match unsafe { TCPQ_OWNERS.get(sk) } {
         Some(o) => Some(*o),
         None => {

@@ -46,7 +46,7 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     if has_sock {
-        fill_sock(ev, sk);
+        fill_sock(cfg, ev, sk);
         load_fields(cfg, ev, sk, skb);
     }
     finish(cfg, ev);

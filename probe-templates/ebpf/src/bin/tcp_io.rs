@@ -314,7 +314,7 @@ fn emit(sk: u64, size: u64, ret: u64, flags: u64) -> Option<()> {
     }
     let owner = current_owner();
     let _ = TCPQ_OWNERS.insert(sk, owner, 0);
-    fill_sock(ev, sk);
+    fill_sock(cfg, ev, sk);
     load_fields(cfg, ev, sk, 0);
     finish(cfg, ev);
     Some(())

@@ -38,7 +38,7 @@ fn run(ctx: &TracePointContext) -> Option<()> {
         return None;
     }
     fill_own_tp(cfg, false, ev, ctx);
-    fill_sock(ev, sk);
+    fill_sock(cfg, ev, sk);
     load_fields(cfg, ev, sk, 0);
     finish(cfg, ev);
     Some(())
@@ -64,7 +64,7 @@ fn run_raw(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     fill_own_raw(cfg, false, ev, sk, skb);
-    fill_sock(ev, sk);
+    fill_sock(cfg, ev, sk);
     load_fields(cfg, ev, sk, skb);
     finish(cfg, ev);
     Some(())

@@ -42,7 +42,7 @@ fn sent(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     if sk != 0 {
-        fill_sock(ev, sk);
+        fill_sock(cfg, ev, sk);
         if is_full_tcp_sock(sk) {
             load_fields(cfg, ev, sk, skb);
         }
@@ -65,7 +65,7 @@ fn received(ctx: &RawTracePointContext) -> Option<()> {
     if rejected_early(cfg, ev) {
         return None;
     }
-    fill_sock(ev, sk);
+    fill_sock(cfg, ev, sk);
     if is_full_tcp_sock(sk) {
         load_fields(cfg, ev, sk, 0);
     }

@@ -41,7 +41,7 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     if rejected_early(cfg, ev) {
         return None;
     }
-    fill_sock(ev, sk);
+    fill_sock(cfg, ev, sk);
     load_fields(cfg, ev, sk, skb);
     finish(cfg, ev);
     Some(())

@@ -63,7 +63,7 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     fill_own(cfg, false, ev, sk, win);
-    fill_sock(ev, sk);
+    fill_sock(cfg, ev, sk);
     load_fields(cfg, ev, sk, skb);
     // Ports as on the wire: a socket that close() aborted has already given
     // its local port back (inet_num = 0) when its reset leaves.

@@ -27,7 +27,7 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     let ev = begin()?;
-    fill_sock(ev, sk);
+    fill_sock(cfg, ev, sk);
     load_fields(cfg, ev, sk, 0);
     finish(cfg, ev);
     Some(())

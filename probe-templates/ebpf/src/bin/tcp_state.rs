@@ -62,7 +62,7 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     if rejected_early(cfg, ev) {
         return None;
     }
-    fill_sock(ev, sk);
+    fill_sock(cfg, ev, sk);
     load_fields(cfg, ev, sk, 0);
     // The tracepoint fires before the store: sk_state is still the old
     // state. `state` is the one the socket enters.
