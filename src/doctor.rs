@@ -42,12 +42,7 @@ fn verdicts(f: &KernelFeatures) -> Vec<Verdict> {
             let each: Vec<Value> = strategies
                 .iter()
                 .map(|s| {
-                    let mut reasons: Vec<String> = Vec::new();
-                    for why in s.requirements().iter().filter_map(|r| check(r, f).err()) {
-                        if !reasons.contains(&why) {
-                            reasons.push(why);
-                        }
-                    }
+                    let reasons = strategy::unmet(s, f);
                     json!({
                         "name": s.name,
                         "attach": s.attach.describe(),

@@ -66,6 +66,18 @@ impl NoStrategy {
 /// Take the first strategy whose requirements this kernel meets and which
 /// fills every field in `used`. `all_fields` are the probe's fields (for
 /// `provides` lists and for reporting what the choice cannot fill).
+/// Why `s` cannot attach on this kernel, each reason once; empty when
+/// every requirement is met.
+pub fn unmet(s: &Strategy, f: &KernelFeatures) -> Vec<String> {
+    let mut reasons: Vec<String> = Vec::new();
+    for why in s.requirements().iter().filter_map(|r| check(r, f).err()) {
+        if !reasons.contains(&why) {
+            reasons.push(why);
+        }
+    }
+    reasons
+}
+
 pub fn choose(
     strategies: &[Strategy],
     used: &[String],
@@ -75,12 +87,7 @@ pub fn choose(
     let mut skipped = Vec::new();
     let mut missing_fields: Vec<String> = Vec::new();
     for s in strategies {
-        let mut reasons: Vec<String> = Vec::new();
-        for why in s.requirements().iter().filter_map(|r| check(r, f).err()) {
-            if !reasons.contains(&why) {
-                reasons.push(why);
-            }
-        }
+        let reasons = unmet(s, f);
         if !reasons.is_empty() {
             skipped.push(Skipped {
                 name: s.name.clone(),
