@@ -21,7 +21,13 @@ pub fn python() -> &'static str {
 }
 
 fn spawn(ns: &str, args: &[String], stderr_path: &Path) -> Child {
-    spawn_as(ns, args, stderr_path, &Launch::default())
+    spawn_as(
+        ns,
+        args,
+        stderr_path,
+        &Launch::default(),
+        &tool("tcpgen.py"),
+    )
 }
 
 /// How to start a generator besides its namespace: as another user, inside
@@ -36,7 +42,13 @@ pub struct Launch {
     pub cgroup: Option<PathBuf>,
 }
 
-fn spawn_as(ns: &str, args: &[String], stderr_path: &Path, launch: &Launch) -> Child {
+fn spawn_as(
+    ns: &str,
+    args: &[String],
+    stderr_path: &Path,
+    launch: &Launch,
+    script: &Path,
+) -> Child {
     let mut argv: Vec<String> = vec!["ip".into(), "netns".into(), "exec".into(), ns.into()];
     if let Some(uid) = launch.uid {
         argv.extend([
@@ -47,7 +59,7 @@ fn spawn_as(ns: &str, args: &[String], stderr_path: &Path, launch: &Launch) -> C
         ]);
     }
     argv.push(python().into());
-    argv.push(tool("tcpgen.py").display().to_string());
+    argv.push(script.display().to_string());
     argv.extend(args.iter().cloned());
     let mut cmd = match &launch.cgroup {
         // `exec` keeps the pid that joined the cgroup; children inherit it.
@@ -260,15 +272,25 @@ impl Client {
         .collect();
         args.extend(["--log".into(), log.display().to_string()]);
         args.extend(extra.iter().map(|s| s.to_string()));
+        let mut script = tool("tcpgen.py");
         if let Some(uid) = launch.uid {
             hand_over(&log, uid);
-            // python must reach the script and the log through the temp dir.
-            let mut perm = std::fs::metadata(dir).expect("stat dir").permissions();
-            std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o755);
-            std::fs::set_permissions(dir, perm).expect("chmod dir");
+            // The other user reaches the log and a copy of the script
+            // through the temp dir: the checkout itself may be private
+            // (e.g. cloned under a `mktemp -d` directory, mode 0700).
+            let mode = |p: &Path, m: u32| {
+                let mut perm = std::fs::metadata(p).expect("stat").permissions();
+                std::os::unix::fs::PermissionsExt::set_mode(&mut perm, m);
+                std::fs::set_permissions(p, perm).expect("chmod");
+            };
+            mode(dir, 0o755);
+            let copy = dir.join("tcpgen.py");
+            std::fs::copy(&script, &copy).expect("copy tcpgen.py");
+            mode(&copy, 0o644);
+            script = copy;
         }
         Client {
-            child: Some(spawn_as(ns, &args, &stderr, launch)),
+            child: Some(spawn_as(ns, &args, &stderr, launch, &script)),
             log,
             stderr,
         }
