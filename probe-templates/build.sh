@@ -50,12 +50,20 @@ cp -r "$here/abi" "$stage/src/abi"
 rm -rf "$stage/src/ebpf/target"
 target="$stage/target"
 trap 'rm -rf "$stage"' EXIT
-(cd "$stage/src/ebpf" && CARGO_TARGET_DIR="$target" cargo +"$toolchain" build --release --locked)
+# The objects carry BTF (the verifier needs it to check the templates'
+# global functions once each), and BTF names source files: map the
+# machine-specific prefixes to fixed ones so that every machine builds the
+# same bytes. Cargo appends these to the config's rustflags.
+sysroot=$(rustc +"$toolchain" --print sysroot)
+remap="target.bpfel-unknown-none.rustflags=[\"--remap-path-prefix=$stage/src=/tcpq\", \"--remap-path-prefix=${CARGO_HOME:-$HOME/.cargo}=/cargo\", \"--remap-path-prefix=$sysroot=/rust\"]"
+(cd "$stage/src/ebpf" && CARGO_TARGET_DIR="$target" cargo +"$toolchain" build --release --locked --config "$remap")
 
+# DWARF is only the input of BTF: strip it (a third of the size remains).
+objcopy="$sysroot/lib/rustlib/$(rustc +"$toolchain" -vV | sed -n 's/^host: //p')/bin/rust-objcopy"
 out="$target/out"
 mkdir -p "$out"
 for t in "${templates[@]}"; do
-    cp "$target/bpfel-unknown-none/release/$t" "$out/$t.bpfel.o"
+    "$objcopy" --strip-debug "$target/bpfel-unknown-none/release/$t" "$out/$t.bpfel.o"
 done
 (cd "$out" && sha256sum -- *.bpfel.o > SHA256SUMS)
 {

@@ -810,17 +810,10 @@ static PROBE_STRATEGY: &[StrategyDef] = &[
     },
 ];
 
-/// The syscall entries that note the size a send or receive asks for.
-static IO_ENTERS: &[(&str, (&str, &str), bool)] = &[
-    ("tcpq_io_enter", ("syscalls", "sys_enter_write"), false),
-    ("tcpq_io_enter", ("syscalls", "sys_enter_read"), false),
-    ("tcpq_io_enter", ("syscalls", "sys_enter_sendto"), false),
-    ("tcpq_io_enter", ("syscalls", "sys_enter_recvfrom"), false),
-    ("tcpq_io_enter_m", ("syscalls", "sys_enter_sendmsg"), false),
-    ("tcpq_io_enter_m", ("syscalls", "sys_enter_recvmsg"), false),
-    ("tcpq_io_enter_v", ("syscalls", "sys_enter_writev"), false),
-    ("tcpq_io_enter_v", ("syscalls", "sys_enter_readv"), false),
-];
+/// The syscall entry that notes the size a send or receive asks for: one
+/// raw tracepoint for every syscall, the program picks the ones it wants.
+static IO_ENTERS: &[(&str, (&str, &str), bool)] =
+    &[("tcpq_io_enter", ("raw_syscalls", "sys_enter"), true)];
 
 static IO_FIELDS: &[FieldDef] = &[
     field(
@@ -1392,13 +1385,14 @@ pub static PROBES: &[ProbeDef] = &[
                 also_kprobes: &[],
                 how: "the sock_send_length raw tracepoint (socket and result of each \
                   sock_sendmsg), with the size asked noted at the send syscalls' entry \
-                  (syscalls:sys_enter_write/sendto/sendmsg/writev)",
+                  (write/sendto/sendmsg/writev, from the raw sys_enter tracepoint)",
                 also: IO_ENTERS,
                 requires: &[
                     Req::Btf,
                     Req::RawArg("sock_send_length", 0, "struct sock *"),
                     Req::RawArg("sock_send_length", 1, "int"),
-                    Req::TpField("syscalls", "sys_enter_write", "count"),
+                    Req::RawArg("sys_enter", 0, "struct pt_regs *"),
+                    Req::RawArg("sys_enter", 1, "long int"),
                 ],
                 provides: &[],
                 field_requires: &[],
@@ -1457,13 +1451,15 @@ pub static PROBES: &[ProbeDef] = &[
                 func: None,
                 also_kprobes: &[],
                 how: "the sock_recv_length raw tracepoint, with the size asked noted at the \
-                  receive syscalls' entry (syscalls:sys_enter_read/recvfrom/recvmsg/readv)",
+                  receive syscalls' entry (read/recvfrom/recvmsg/readv, from the raw \
+                  sys_enter tracepoint)",
                 also: IO_ENTERS,
                 requires: &[
                     Req::Btf,
                     Req::RawArg("sock_recv_length", 0, "struct sock *"),
                     Req::RawArg("sock_recv_length", 1, "int"),
-                    Req::TpField("syscalls", "sys_enter_write", "count"),
+                    Req::RawArg("sys_enter", 0, "struct pt_regs *"),
+                    Req::RawArg("sys_enter", 1, "long int"),
                 ],
                 provides: &[],
                 field_requires: &[],

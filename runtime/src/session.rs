@@ -156,28 +156,19 @@ impl Kernel {
 
 /// Programs in every template object that record who owns each socket,
 /// and where they attach. They are attached before the template's main
-/// program, so the owner map is filling when the first event fires. Raw
-/// tracepoints where possible: see `probe-templates/ebpf/src/common.rs` for
-/// why (a classic program running in process context makes the kernel skip
-/// every other classic program that fires on its CPU meanwhile).
+/// program, so the owner map is filling when the first event fires. All are
+/// raw tracepoints: see `probe-templates/ebpf/src/common.rs` for why (a
+/// classic program running in process context makes the kernel skip every
+/// other classic program that fires on its CPU meanwhile, and removing a
+/// classic syscall tracepoint waits for an RCU tasks-trace grace period).
 pub fn owner_programs() -> Vec<(&'static str, Vec<Attach>)> {
     let raw = |c: &str, n: &str| Attach::RawTracepoint {
         category: c.into(),
         name: n.into(),
     };
-    let classic = |c: &str, n: &str| Attach::Tracepoint {
-        category: c.into(),
-        name: n.into(),
-    };
     vec![
         ("tcpq_own_state", vec![raw("sock", "inet_sock_set_state")]),
-        (
-            "tcpq_own_accept",
-            vec![
-                classic("syscalls", "sys_exit_accept4"),
-                classic("syscalls", "sys_exit_accept"),
-            ],
-        ),
+        ("tcpq_own_accept", vec![raw("raw_syscalls", "sys_exit")]),
         ("tcpq_own_gone", vec![raw("tcp", "tcp_destroy_sock")]),
         (
             "tcpq_own_io",
@@ -577,7 +568,8 @@ impl Session {
         // Sockets opened before tcpq started have no owner the templates
         // could learn: read them from /proc when the program shows one, on
         // another thread while the verifier works, and write them once the
-        // programs are attached (what the programs learn meanwhile wins).
+        // owner programs are attached (what they learn meanwhile wins) and
+        // before the main program is.
         let mut seeds = match plan.clauses.iter().any(ClausePlan::uses_owner) {
             true => Seeds::Scanning(std::thread::spawn(crate::owners::scan)),
             false => Seeds::Ready(None),
@@ -695,6 +687,14 @@ fn attach_clause(
             kernel.btf_path.as_deref(),
         )?;
     }
+    // Owners of sockets from before the start, once the owner programs
+    // run (what they learn meanwhile wins) and before the main program
+    // does: its first event finds them.
+    let t_seed = Instant::now();
+    if let Some(found) = seeds.get() {
+        seed_owners(&mut ebpf, &template, found)?;
+    }
+    timings.owners += t_seed.elapsed();
     load_and_attach(
         &mut ebpf,
         &template,
@@ -724,12 +724,6 @@ fn attach_clause(
         )?;
     }
     timings.attach += t.elapsed();
-    // Right after attaching: the scan ran while the verifier worked.
-    let t = Instant::now();
-    if let Some(found) = seeds.get() {
-        seed_owners(&mut ebpf, &template, found)?;
-    }
-    timings.owners += t.elapsed();
 
     let events = match clause.action {
         Action::Print { .. } => {

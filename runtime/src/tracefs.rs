@@ -30,16 +30,6 @@ pub enum TracefsError {
     /// The tracepoint lacks a field the templates need.
     #[error("tracepoint {event} has no field `{field}` on this kernel")]
     NoField { event: String, field: String },
-    /// Two tracepoints that one template program serves disagree on a
-    /// field's place.
-    #[error("tracepoints {a} and {b} disagree on field `{field}` ({a_at} vs {b_at}); one template program cannot serve both")]
-    Mismatch {
-        a: String,
-        b: String,
-        field: String,
-        a_at: String,
-        b_at: String,
-    },
 }
 
 /// One field of a tracepoint record.

@@ -15,9 +15,9 @@ use aya_ebpf::{
         bpf_get_current_pid_tgid, bpf_get_current_task, bpf_get_smp_processor_id, bpf_ktime_get_ns,
         bpf_probe_read_kernel,
     },
-    macros::{map, raw_tracepoint, tracepoint},
+    macros::{map, raw_tracepoint},
     maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::{RawTracePointContext, TracePointContext},
+    programs::RawTracePointContext,
     EbpfContext,
 };
 use tcpq_abi::{
@@ -102,17 +102,14 @@ pub fn read<T: Copy + Default>(addr: u64) -> T {
 /// Read a pointer-sized value at `base + off`.
 #[inline(always)]
 pub fn read_ptr(base: u64, off: u32) -> u64 {
-    if base == 0 {
-        return 0;
-    }
-    read::<u64>(base + off as u64)
+    tcpq_read_loc(base, off as u64 | 8 << 32)
 }
 
 /// Read the value `l` describes, zero-extended. Reads exactly the bytes the
 /// field occupies, so a field at the very end of an object never makes the
 /// read cross into the next page.
-#[inline(never)]
-pub fn read_loc(base: u64, l: &FieldLoc) -> u64 {
+#[inline(always)]
+fn read_loc_inline(base: u64, l: &FieldLoc) -> u64 {
     if base == 0 || l.size == 0 {
         return 0;
     }
@@ -143,12 +140,58 @@ pub fn read_loc(base: u64, l: &FieldLoc) -> u64 {
     }
 }
 
-/// Read the kernel value the `OFFSETS` entry `index` describes. Kept out of
-/// line: it is called for every field, and one copy verifies faster than
-/// dozens of inlined ones.
+/// A [`FieldLoc`] in one register, for the global functions below (whose
+/// arguments must be scalars).
+#[inline(always)]
+fn pack(l: &FieldLoc) -> u64 {
+    l.off as u64 | (l.size as u64) << 32 | (l.bit_off as u64) << 40 | (l.bit_size as u64) << 48
+}
+
+/// [`read_loc`] out of line, as a global function: with the BTF the
+/// templates carry, the verifier checks its body once, on its own, rather
+/// than again at each of the dozens of places that read a kernel field.
+/// Its arguments are plain numbers, so `base` must be an address read from
+/// the kernel, never the program's context (see [`ctx_field`]).
+#[unsafe(no_mangle)]
 #[inline(never)]
+pub extern "C" fn tcpq_read_loc(base: u64, packed: u64) -> u64 {
+    let l = FieldLoc {
+        off: packed as u32,
+        size: (packed >> 32) as u8,
+        bit_off: (packed >> 40) as u8,
+        bit_size: (packed >> 48) as u8,
+        _pad: 0,
+    };
+    read_loc_inline(base, &l)
+}
+
+/// The kernel value the `OFFSETS` entry `index` describes, read at `base`
+/// (a kernel address): a global function, checked once (see
+/// [`tcpq_read_loc`]).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tcpq_read_off(base: u64, index: u32) -> u64 {
+    tcpq_read_loc(base, pack(&loc(index)))
+}
+
+/// Read the value `l` describes at `base` (a kernel address).
+#[inline(always)]
+pub fn read_loc(base: u64, l: &FieldLoc) -> u64 {
+    tcpq_read_loc(base, pack(l))
+}
+
+/// Read the kernel value the `OFFSETS` entry `index` describes.
+#[inline(always)]
 pub fn read_off(base: u64, index: u32) -> u64 {
-    read_loc(base, &loc(index))
+    tcpq_read_off(base, index)
+}
+
+/// Read the `OFFSETS` entry `index` from the program's context (`ctx`
+/// pointer): through `bpf_probe_read_kernel` like any other field, but not
+/// through the global functions, whose arguments cannot be the context.
+#[inline(never)]
+pub fn ctx_field(ctx: u64, index: u32) -> u64 {
+    read_loc_inline(ctx, &loc(index))
 }
 
 /// A tracepoint field: for a classic tracepoint at the offset its format
@@ -158,7 +201,7 @@ pub fn read_off(base: u64, index: u32) -> u64 {
 /// argument a kernel lacks (size 0) costs nothing and never fails the attach.
 #[inline(always)]
 pub fn tp_field<C: EbpfContext>(ctx: &C, index: u32) -> u64 {
-    read_loc(ctx.as_ptr() as u64, &loc(index))
+    ctx_field(ctx.as_ptr() as u64, index)
 }
 
 /// Sign-extend a 32-bit tracepoint `int`.
@@ -291,13 +334,30 @@ pub fn rejected_early(cfg: &TemplateConfig, ev: &Event) -> bool {
         return false;
     }
     stat_inc(stat::SEEN);
-    !matches(cfg, &ev.vals)
+    tcpq_filter(cfg, ev) == 0
 }
 
 /// Fill the slots every template shares from the socket `sk`: addresses,
 /// ports, family, state, netns, cookie, and the socket's owner.
 #[inline(always)]
 pub fn fill_sock(cfg: &TemplateConfig, ev: &mut Event, sk: u64) {
+    tcpq_fill_sock(cfg, ev, sk);
+}
+
+/// [`fill_sock`] as a global function, checked once by the verifier
+/// rather than at every path that reaches it (see [`tcpq_read_loc`]).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tcpq_fill_sock(cfg: *const TemplateConfig, ev: *mut Event, sk: u64) -> u32 {
+    if cfg.is_null() || ev.is_null() {
+        return 0;
+    }
+    fill_sock_inline(unsafe { &*cfg }, unsafe { &mut *ev }, sk);
+    0
+}
+
+#[inline(always)]
+fn fill_sock_inline(cfg: &TemplateConfig, ev: &mut Event, sk: u64) {
     let v = &mut ev.vals;
     v[slot::sock::SKADDR as usize] = sk;
     let family = read_off(sk, off::SKC_FAMILY);
@@ -482,70 +542,132 @@ fn compare(op: u8, signed: bool, a: u64, b: u64) -> bool {
     (OP_TRUTH >> ((op as u64).min(7) * 4 + outcome)) & 1 != 0
 }
 
-/// Run the configured filter over the record. Jumps only go forward, so at
-/// most `MAX_INSNS` steps run.
-#[inline(always)]
-fn matches(cfg: &TemplateConfig, vals: &[u64; N_SLOTS]) -> bool {
-    let n = cfg.n_insns;
+/// Run the configured filter over the record: 1 when it matches. Jumps
+/// only go forward, so at most `MAX_INSNS` steps run.
+///
+/// A global function (exported, never inlined), like every loop and every
+/// loop body here: with the BTF the templates carry, the verifier checks a
+/// global function once, on its own, instead of again at every path that
+/// reaches a call (and every iteration of the loop around it). That is
+/// what keeps a template's verification to a few milliseconds.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tcpq_filter(cfg: *const TemplateConfig, ev: *const Event) -> u32 {
+    if cfg.is_null() || ev.is_null() {
+        return 0;
+    }
+    let n = unsafe { (*cfg).n_insns };
     if n == 0 {
-        return true;
+        return 1;
     }
     let mut pc: u32 = 0;
     let mut step = 0;
     while step < MAX_INSNS {
         if pc >= n {
-            return false;
+            return 0;
         }
-        // The mask (MAX_INSNS is a power of two) is what convinces the
-        // verifier; `pc < n <= MAX_INSNS` already holds.
-        let insn = unsafe { cfg.insns.get_unchecked(pc as usize & (MAX_INSNS - 1)) };
-        let v = unsafe { *vals.get_unchecked(insn.slot as usize & (N_SLOTS - 1)) } & insn.mask;
-        let next = if compare(insn.op, insn.flags & INSN_SIGNED != 0, v, insn.value) {
-            insn.jt
-        } else {
-            insn.jf
-        };
-        if next == JUMP_ACCEPT {
-            return true;
+        let next = tcpq_filter_step(cfg, ev, pc);
+        if next == JUMP_ACCEPT as u32 {
+            return 1;
         }
-        if next == JUMP_REJECT || (next as u32) <= pc {
-            return false;
+        if next == JUMP_REJECT as u32 || next <= pc {
+            return 0;
         }
-        pc = next as u32;
+        pc = next;
         step += 1;
     }
-    false
+    0
+}
+
+/// One filter instruction: where the filter goes next from `pc` (a later
+/// `pc`, `JUMP_ACCEPT` or `JUMP_REJECT`).
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tcpq_filter_step(cfg: *const TemplateConfig, ev: *const Event, pc: u32) -> u32 {
+    if cfg.is_null() || ev.is_null() {
+        return JUMP_REJECT as u32;
+    }
+    let (cfg, vals) = unsafe { (&*cfg, &(*ev).vals) };
+    // The masks are what convince the verifier: the runtime never writes
+    // a `pc` or a slot out of range.
+    let insn = unsafe { cfg.insns.get_unchecked(pc as usize & (MAX_INSNS - 1)) };
+    let v = unsafe { *vals.get_unchecked(insn.slot as usize & (N_SLOTS - 1)) } & insn.mask;
+    if compare(insn.op, insn.flags & INSN_SIGNED != 0, v, insn.value) {
+        insn.jt as u32
+    } else {
+        insn.jf as u32
+    }
 }
 
 /// Fill the slots the configured [`tcpq_abi::Load`]s ask for: the socket
 /// fields (and others) this program uses, and only those.
 #[inline(always)]
 pub fn load_fields(cfg: &TemplateConfig, ev: &mut Event, sk: u64, skb: u64) {
-    let n = cfg.n_loads as usize;
-    let task = unsafe { bpf_get_current_task() };
-    for (i, l) in cfg.loads.iter().enumerate() {
-        if i >= n || i >= MAX_LOADS {
+    tcpq_load_fields(cfg, ev, sk, skb);
+}
+
+/// [`load_fields`] as a global function: its `MAX_LOADS` iterations are
+/// checked once, not at every path that reaches a call.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tcpq_load_fields(
+    cfg: *const TemplateConfig,
+    ev: *mut Event,
+    sk: u64,
+    skb: u64,
+) -> u32 {
+    if cfg.is_null() || ev.is_null() {
+        return 0;
+    }
+    load_fields_inline(unsafe { &*cfg }, unsafe { &mut *ev }, sk, skb);
+    0
+}
+
+#[inline(always)]
+fn load_fields_inline(cfg: &TemplateConfig, ev: &mut Event, sk: u64, skb: u64) {
+    let n = cfg.n_loads;
+    let mut i = 0;
+    while i < n && i < MAX_LOADS as u32 {
+        tcpq_load_one(cfg, ev, i, sk, skb);
+        i += 1;
+    }
+}
+
+/// The configured load `i`: follow its pointers from its base, read the
+/// field, shift and scale it, store it in its slot.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tcpq_load_one(
+    cfg: *const TemplateConfig,
+    ev: *mut Event,
+    i: u32,
+    sk: u64,
+    skb: u64,
+) -> u32 {
+    if cfg.is_null() || ev.is_null() || i as usize >= MAX_LOADS {
+        return 0;
+    }
+    let (cfg, ev) = unsafe { (&*cfg, &mut *ev) };
+    let l = unsafe { cfg.loads.get_unchecked(i as usize) };
+    let mut p = match l.base {
+        base::SOCK => sk,
+        base::SKB => skb,
+        base::TASK => unsafe { bpf_get_current_task() },
+        _ => 0,
+    };
+    for &via in &l.via {
+        if via == VIA_NONE {
             break;
         }
-        let mut p = match l.base {
-            base::SOCK => sk,
-            base::SKB => skb,
-            base::TASK => task,
-            _ => 0,
-        };
-        for &via in &l.via {
-            if via == VIA_NONE {
-                break;
-            }
-            p = read_ptr(p, loc(via as u32).off);
-        }
-        let mut v = read_off(p, l.off as u32) >> (l.shr & 63);
-        if l.scale == scale::JIFFIES_TO_US {
-            let hz = loc(off::HZ).off as u64;
-            v = (v * 1_000_000).checked_div(hz).unwrap_or(0);
-        }
-        ev.vals[l.slot as usize & (N_SLOTS - 1)] = v;
+        p = read_ptr(p, loc(via as u32).off);
     }
+    let mut v = read_off(p, l.off as u32) >> (l.shr & 63);
+    if l.scale == scale::JIFFIES_TO_US {
+        let hz = loc(off::HZ).off as u64;
+        v = (v * 1_000_000).checked_div(hz).unwrap_or(0);
+    }
+    ev.vals[l.slot as usize & (N_SLOTS - 1)] = v;
+    0
 }
 
 /// `64 - leading_zeros(v)` without a count-leading-zeros instruction.
@@ -610,10 +732,26 @@ fn linear_bucket(v: u64, cfg: &TemplateConfig, signed: bool) -> u64 {
 /// aggregate it.
 #[inline(always)]
 pub fn finish(cfg: &TemplateConfig, ev: &mut Event) {
+    tcpq_finish(cfg, ev);
+}
+
+/// [`finish`] as a global function, checked once by the verifier.
+#[unsafe(no_mangle)]
+#[inline(never)]
+pub extern "C" fn tcpq_finish(cfg: *const TemplateConfig, ev: *mut Event) -> u32 {
+    if cfg.is_null() || ev.is_null() {
+        return 0;
+    }
+    finish_inline(unsafe { &*cfg }, unsafe { &mut *ev });
+    0
+}
+
+#[inline(always)]
+fn finish_inline(cfg: &TemplateConfig, ev: &mut Event) {
     fill_task(ev);
     if cfg.filter_early == 0 {
         stat_inc(stat::SEEN);
-        if !matches(cfg, &ev.vals) {
+        if tcpq_filter(cfg, ev) == 0 {
             return;
         }
     }
@@ -762,12 +900,23 @@ pub fn tcpq_own_gone(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// `syscalls:sys_exit_accept4` / `sys_exit_accept`: the accepted socket
+/// `sys_exit(regs, ret)` after `accept4`/`accept`: the accepted socket
 /// belongs to the caller, even before it reads a byte. The socket is found
 /// through the returned fd: task->files->fdt->fd[ret]->private_data->sk.
-#[tracepoint]
-pub fn tcpq_own_accept(ctx: TracePointContext) -> u32 {
-    let ret = sext32(tp_field(&ctx, off::TP_ACCEPT_RET)) as i64;
+///
+/// The raw `sys_exit` tracepoint runs for every syscall, so the first test
+/// is the syscall number. It replaces the classic `syscalls:sys_exit_accept*`
+/// tracepoints, which cost the same per syscall (they hang off this very
+/// tracepoint) but whose removal waits for an RCU tasks-trace grace period:
+/// 70-100 ms of every exit of a tcpq that shows pid or comm.
+#[raw_tracepoint(tracepoint = "sys_exit")]
+pub fn tcpq_own_accept(ctx: RawTracePointContext) -> i32 {
+    let regs = tp_field(&ctx, off::TP_SYS_EXIT_REGS);
+    let nr = read_off(regs, off::PT_REGS_SYSCALL_NR) as u32;
+    if nr != loc(off::NR_ACCEPT4).off && nr != loc(off::NR_ACCEPT).off {
+        return 0;
+    }
+    let ret = tp_field(&ctx, off::TP_ACCEPT_RET) as i64;
     if ret < 0 {
         return 0;
     }
