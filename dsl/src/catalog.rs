@@ -810,10 +810,17 @@ static PROBE_STRATEGY: &[StrategyDef] = &[
     },
 ];
 
-/// The syscall entry that notes the size a send or receive asks for: one
-/// raw tracepoint for every syscall, the program picks the ones it wants.
-static IO_ENTERS: &[(&str, (&str, &str), bool)] =
-    &[("tcpq_io_enter", ("raw_syscalls", "sys_enter"), true)];
+/// The syscall entries that note the size a send or receive asks for.
+static IO_ENTERS: &[(&str, (&str, &str), bool)] = &[
+    ("tcpq_io_enter", ("syscalls", "sys_enter_write"), false),
+    ("tcpq_io_enter", ("syscalls", "sys_enter_read"), false),
+    ("tcpq_io_enter", ("syscalls", "sys_enter_sendto"), false),
+    ("tcpq_io_enter", ("syscalls", "sys_enter_recvfrom"), false),
+    ("tcpq_io_enter_m", ("syscalls", "sys_enter_sendmsg"), false),
+    ("tcpq_io_enter_m", ("syscalls", "sys_enter_recvmsg"), false),
+    ("tcpq_io_enter_v", ("syscalls", "sys_enter_writev"), false),
+    ("tcpq_io_enter_v", ("syscalls", "sys_enter_readv"), false),
+];
 
 static IO_FIELDS: &[FieldDef] = &[
     field(
@@ -1168,7 +1175,7 @@ pub static PROBES: &[ProbeDef] = &[
         doc: "A passive open completed: the final ACK of the handshake arrived at a \
               listener and the new socket moved from SYN_RECV to ESTABLISHED, ready for \
               accept(). It fires in softirq; pid/comm are the listening process (or the one \
-              that accepted it, once it has). With the negotiated scaling and MSS, like \
+              that accepted it, once that one has read or written). With the negotiated scaling and MSS, like \
               tcp_connect. BCC's tcpaccept.",
         template: "tcp_state",
         strategies: STATE_STRATEGY,
@@ -1385,14 +1392,13 @@ pub static PROBES: &[ProbeDef] = &[
                 also_kprobes: &[],
                 how: "the sock_send_length raw tracepoint (socket and result of each \
                   sock_sendmsg), with the size asked noted at the send syscalls' entry \
-                  (write/sendto/sendmsg/writev, from the raw sys_enter tracepoint)",
+                  (syscalls:sys_enter_write/sendto/sendmsg/writev)",
                 also: IO_ENTERS,
                 requires: &[
                     Req::Btf,
                     Req::RawArg("sock_send_length", 0, "struct sock *"),
                     Req::RawArg("sock_send_length", 1, "int"),
-                    Req::RawArg("sys_enter", 0, "struct pt_regs *"),
-                    Req::RawArg("sys_enter", 1, "long int"),
+                    Req::TpField("syscalls", "sys_enter_write", "count"),
                 ],
                 provides: &[],
                 field_requires: &[],
@@ -1451,15 +1457,13 @@ pub static PROBES: &[ProbeDef] = &[
                 func: None,
                 also_kprobes: &[],
                 how: "the sock_recv_length raw tracepoint, with the size asked noted at the \
-                  receive syscalls' entry (read/recvfrom/recvmsg/readv, from the raw \
-                  sys_enter tracepoint)",
+                  receive syscalls' entry (syscalls:sys_enter_read/recvfrom/recvmsg/readv)",
                 also: IO_ENTERS,
                 requires: &[
                     Req::Btf,
                     Req::RawArg("sock_recv_length", 0, "struct sock *"),
                     Req::RawArg("sock_recv_length", 1, "int"),
-                    Req::RawArg("sys_enter", 0, "struct pt_regs *"),
-                    Req::RawArg("sys_enter", 1, "long int"),
+                    Req::TpField("syscalls", "sys_enter_write", "count"),
                 ],
                 provides: &[],
                 field_requires: &[],

@@ -53,7 +53,6 @@ pub const STRUCT_MEMBERS: &[(u32, &str)] = &[
     (off::PT_REGS_ARG0 + 4, "pt_regs.r8"),
     (off::PT_REGS_ARG0 + 5, "pt_regs.r9"),
     (off::PT_REGS_RET, "pt_regs.ax"),
-    (off::PT_REGS_SYSCALL_NR, "pt_regs.orig_ax"),
     (off::SKB_MARK, "sk_buff.mark"),
     (off::NETDEV_NET, "net_device.nd_net.net"),
     (off::INET_SPORT, "inet_sock.inet_sport"),
@@ -107,6 +106,9 @@ const GSO_SEGS_FALLBACK: FieldLoc = FieldLoc {
 /// A classic tracepoint field needed by a template: (index, category,
 /// event, field).
 pub const TRACEPOINT_FIELDS: &[(u32, &str, &str, &str)] = &[
+    (off::TP_SYS_FD, "syscalls", "sys_enter_write", "fd"),
+    (off::TP_SYS_ARG1, "syscalls", "sys_enter_write", "buf"),
+    (off::TP_SYS_ARG2, "syscalls", "sys_enter_write", "count"),
     (off::TP_PROBE_SK, "tcp", "tcp_probe", "skaddr"),
     (off::TP_PROBE_SND_NXT, "tcp", "tcp_probe", "snd_nxt"),
     (off::TP_PROBE_SND_UNA, "tcp", "tcp_probe", "snd_una"),
@@ -124,22 +126,6 @@ pub const TRACEPOINT_FIELDS: &[(u32, &str, &str, &str)] = &[
 /// prototype comes from the kernel's BTF, so a reordered or retyped
 /// argument is caught instead of read as garbage.
 pub const RAW_TRACEPOINT_ARGS: &[(u32, &str, usize, &str, bool)] = &[
-    (
-        off::TP_SYS_EXIT_REGS,
-        "sys_exit",
-        0,
-        "struct pt_regs *",
-        true,
-    ),
-    (off::TP_ACCEPT_RET, "sys_exit", 1, "long int", true),
-    (
-        off::TP_SYS_ENTER_REGS,
-        "sys_enter",
-        0,
-        "struct pt_regs *",
-        true,
-    ),
-    (off::TP_SYS_ENTER_ID, "sys_enter", 1, "long int", true),
     (
         off::TP_NET_DEV_QUEUE_SKB,
         "net_dev_queue",
@@ -294,6 +280,28 @@ pub const FUNCTION_RETURNS: &[(u32, &str)] = &[
     (off::FX_RECV_RET, "tcp_recvmsg"),
 ];
 
+/// Classic tracepoint fields that one template program reads through the
+/// offset already resolved for `index` (from another event): each must sit
+/// at that same offset. (index, category, event, field)
+pub const SAME_OFFSET: &[(u32, &str, &str, &str)] = &[
+    (off::TP_SYS_FD, "syscalls", "sys_enter_read", "fd"),
+    (off::TP_SYS_ARG2, "syscalls", "sys_enter_read", "count"),
+    (off::TP_SYS_FD, "syscalls", "sys_enter_sendto", "fd"),
+    (off::TP_SYS_ARG2, "syscalls", "sys_enter_sendto", "len"),
+    (off::TP_SYS_FD, "syscalls", "sys_enter_recvfrom", "fd"),
+    (off::TP_SYS_ARG2, "syscalls", "sys_enter_recvfrom", "size"),
+    (off::TP_SYS_FD, "syscalls", "sys_enter_sendmsg", "fd"),
+    (off::TP_SYS_ARG1, "syscalls", "sys_enter_sendmsg", "msg"),
+    (off::TP_SYS_FD, "syscalls", "sys_enter_recvmsg", "fd"),
+    (off::TP_SYS_ARG1, "syscalls", "sys_enter_recvmsg", "msg"),
+    (off::TP_SYS_FD, "syscalls", "sys_enter_writev", "fd"),
+    (off::TP_SYS_ARG1, "syscalls", "sys_enter_writev", "vec"),
+    (off::TP_SYS_ARG2, "syscalls", "sys_enter_writev", "vlen"),
+    (off::TP_SYS_FD, "syscalls", "sys_enter_readv", "fd"),
+    (off::TP_SYS_ARG1, "syscalls", "sys_enter_readv", "vec"),
+    (off::TP_SYS_ARG2, "syscalls", "sys_enter_readv", "vlen"),
+];
+
 /// Raw tracepoints one template program serves: their prototypes must be
 /// identical.
 pub const SAME_PROTOTYPE: &[(&str, &str)] = &[("sock_send_length", "sock_recv_length")];
@@ -364,28 +372,6 @@ impl Offsets {
                 }
             }
             Err(e) => out.missing.push((off::HZ, "HZ".into(), Unresolved::Hz(e))),
-        }
-        // Syscall numbers are the architecture's, fixed when tcpq is built
-        // for it.
-        for (idx, nr) in [
-            (off::NR_ACCEPT, libc::SYS_accept),
-            (off::NR_ACCEPT4, libc::SYS_accept4),
-            (off::NR_READ, libc::SYS_read),
-            (off::NR_WRITE, libc::SYS_write),
-            (off::NR_SENDTO, libc::SYS_sendto),
-            (off::NR_RECVFROM, libc::SYS_recvfrom),
-            (off::NR_SENDMSG, libc::SYS_sendmsg),
-            (off::NR_RECVMSG, libc::SYS_recvmsg),
-            (off::NR_READV, libc::SYS_readv),
-            (off::NR_WRITEV, libc::SYS_writev),
-        ] {
-            out.locs[idx as usize] = FieldLoc {
-                off: nr as u32,
-                size: 4,
-                bit_off: 0,
-                bit_size: 0,
-                _pad: 0,
-            };
         }
         out
     }
@@ -500,11 +486,7 @@ impl Offsets {
                     Some(have) if have == want => {
                         self.locs[idx as usize] = FieldLoc {
                             off: 8 * pos as u32,
-                            size: if want.ends_with('*') || want.starts_with("long") {
-                                8
-                            } else {
-                                4
-                            },
+                            size: if want.ends_with('*') { 8 } else { 4 },
                             bit_off: 0,
                             bit_size: 0,
                             _pad: 0,
@@ -584,6 +566,27 @@ impl Offsets {
                     .push((idx, format!("{event}.{field}"), e.into())),
             }
         }
+        for &(idx, cat, ev, field) in SAME_OFFSET {
+            let want = self.locs[idx as usize];
+            if want.size == 0 {
+                continue;
+            }
+            let event = format!("{cat}:{ev}");
+            match tracefs.format(cat, ev).and_then(|f| f.field(&event, field)) {
+                Ok(f) if f.offset == want.off && f.size == want.size as u32 => {}
+                Ok(f) => self.missing.push((
+                    MISMATCH,
+                    format!("{event}.{field}"),
+                    Unresolved::Prototype(format!(
+                        "at offset {} size {}, where the template reads offset {} size {}",
+                        f.offset, f.size, want.off, want.size
+                    )),
+                )),
+                Err(e) => self
+                    .missing
+                    .push((MISMATCH, format!("{event}.{field}"), e.into())),
+            }
+        }
     }
 
     /// Whether an entry was resolved.
@@ -638,7 +641,6 @@ mod tests {
         assert_eq!(o.locs[off::SKC_V6_DADDR as usize].size, 16);
         assert_eq!(o.locs[off::SKC_COOKIE as usize].size, 8);
         assert_eq!(o.locs[off::SKB_TRANSPORT_HEADER as usize].size, 2);
-        assert_eq!(o.locs[off::TP_ACCEPT_RET as usize].size, 8);
         // Raw tracepoint arguments, from the kernel's prototypes.
         let skb = o.locs[off::TP_RETRANS_SKB as usize];
         assert_eq!((skb.off, skb.size), (8, 8));

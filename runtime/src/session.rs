@@ -159,8 +159,7 @@ impl Kernel {
 /// program, so the owner map is filling when the first event fires. All are
 /// raw tracepoints: see `probe-templates/ebpf/src/common.rs` for why (a
 /// classic program running in process context makes the kernel skip every
-/// other classic program that fires on its CPU meanwhile, and removing a
-/// classic syscall tracepoint waits for an RCU tasks-trace grace period).
+/// other classic program that fires on its CPU meanwhile).
 pub fn owner_programs() -> Vec<(&'static str, Vec<Attach>)> {
     let raw = |c: &str, n: &str| Attach::RawTracepoint {
         category: c.into(),
@@ -168,7 +167,6 @@ pub fn owner_programs() -> Vec<(&'static str, Vec<Attach>)> {
     };
     vec![
         ("tcpq_own_state", vec![raw("sock", "inet_sock_set_state")]),
-        ("tcpq_own_accept", vec![raw("raw_syscalls", "sys_exit")]),
         ("tcpq_own_gone", vec![raw("tcp", "tcp_destroy_sock")]),
         (
             "tcpq_own_io",

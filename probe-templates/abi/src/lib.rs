@@ -16,7 +16,7 @@ pub const MAX_INSNS: usize = 64;
 /// Most `u64` key slots of one `count by` key.
 pub const MAX_KEY_SLOTS: usize = 8;
 /// Most entries in the `OFFSETS` map.
-pub const N_OFFSETS: usize = 160;
+pub const N_OFFSETS: usize = 128;
 
 /// Map names, as the loader sees them in the object.
 pub mod maps {
@@ -356,9 +356,6 @@ pub mod off {
     /// raw `sock_send_length(sk, ret, flags)` and `sock_recv_length` (same
     /// prototype).
     pub const TP_SOCK_LENGTH_SK: u32 = 36;
-    /// raw `sys_exit(regs, ret)` `ret`: the accepted fd when the syscall
-    /// was accept/accept4.
-    pub const TP_ACCEPT_RET: u32 = 38;
     /// raw `tcp_retransmit_skb(sk, skb[, err])`; `err` only on kernels whose
     /// tracepoint also reports failed attempts (size 0 elsewhere).
     pub const TP_RETRANS_SKB: u32 = 39;
@@ -387,11 +384,13 @@ pub mod off {
     /// `inet_sock.inet_sport` (big-endian): the local port, still set after
     /// close() gave the port back (`skc_num` = 0).
     pub const INET_SPORT: u32 = 94;
-    /// raw `sys_enter(regs, id)`: the syscall's registers and its number.
-    /// The arguments are in `regs` at `PT_REGS_ARG0..` (x86-64's syscall
-    /// ABI passes the first three in di, si, dx, like a function call).
-    pub const TP_SYS_ENTER_REGS: u32 = 95;
-    pub const TP_SYS_ENTER_ID: u32 = 96;
+    /// classic `syscalls:sys_enter_*`: `fd`, the second and the third
+    /// argument (read/write/sendto/recvfrom: buffer, length;
+    /// sendmsg/recvmsg: msghdr, flags; readv/writev: iovec, count). Their
+    /// offsets are the same in every one of these events (checked).
+    pub const TP_SYS_FD: u32 = 95;
+    pub const TP_SYS_ARG1: u32 = 96;
+    pub const TP_SYS_ARG2: u32 = 97;
     /// raw `sock_send_length(sk, ret, flags)` / `sock_recv_length`.
     pub const TP_SOCK_LENGTH_RET: u32 = 98;
     pub const TP_SOCK_LENGTH_FLAGS: u32 = 99;
@@ -434,25 +433,6 @@ pub mod off {
     /// parameters themselves are at `8 * KP_*` (their positions).
     pub const FX_SEND_RET: u32 = 125;
     pub const FX_RECV_RET: u32 = 126;
-    /// raw `sys_exit(regs, ret)` `regs`, and the `pt_regs` member holding
-    /// the syscall number (x86-64: `orig_ax`).
-    pub const TP_SYS_EXIT_REGS: u32 = 127;
-    pub const PT_REGS_SYSCALL_NR: u32 = 128;
-    /// This architecture's `accept` and `accept4` syscall numbers, in
-    /// `FieldLoc::off` (`u32::MAX` where the syscall does not exist).
-    pub const NR_ACCEPT: u32 = 129;
-    pub const NR_ACCEPT4: u32 = 130;
-    /// The syscalls whose entry notes the size a send or receive asks
-    /// for, as for `NR_ACCEPT`: (fd, buf, len) ones, (fd, msghdr, flags)
-    /// ones and (fd, iovec, count) ones.
-    pub const NR_READ: u32 = 131;
-    pub const NR_WRITE: u32 = 132;
-    pub const NR_SENDTO: u32 = 133;
-    pub const NR_RECVFROM: u32 = 134;
-    pub const NR_SENDMSG: u32 = 135;
-    pub const NR_RECVMSG: u32 = 136;
-    pub const NR_READV: u32 = 137;
-    pub const NR_WRITEV: u32 = 138;
     // Socket fields for `Load`s (tcp_sock and its embedded structs).
     pub const TP_MSS_CACHE: u32 = 64;
     pub const TP_SRTT_US: u32 = 65;

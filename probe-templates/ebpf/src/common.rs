@@ -900,50 +900,6 @@ pub fn tcpq_own_gone(ctx: RawTracePointContext) -> i32 {
     0
 }
 
-/// `sys_exit(regs, ret)` after `accept4`/`accept`: the accepted socket
-/// belongs to the caller, even before it reads a byte. The socket is found
-/// through the returned fd: task->files->fdt->fd[ret]->private_data->sk.
-///
-/// The raw `sys_exit` tracepoint runs for every syscall, so the first test
-/// is the syscall number. It replaces the classic `syscalls:sys_exit_accept*`
-/// tracepoints, which cost the same per syscall (they hang off this very
-/// tracepoint) but whose removal waits for an RCU tasks-trace grace period:
-/// 70-100 ms of every exit of a tcpq that shows pid or comm.
-#[raw_tracepoint(tracepoint = "sys_exit")]
-pub fn tcpq_own_accept(ctx: RawTracePointContext) -> i32 {
-    let regs = tp_field(&ctx, off::TP_SYS_EXIT_REGS);
-    let nr = read_off(regs, off::PT_REGS_SYSCALL_NR) as u32;
-    if nr != loc(off::NR_ACCEPT4).off && nr != loc(off::NR_ACCEPT).off {
-        return 0;
-    }
-    let ret = tp_field(&ctx, off::TP_ACCEPT_RET) as i64;
-    if ret < 0 {
-        return 0;
-    }
-    let task = unsafe { bpf_get_current_task() };
-    let files = read_ptr(task, loc(off::TASK_FILES).off);
-    let fdt = read_ptr(files, loc(off::FILES_FDT).off);
-    if fdt == 0 {
-        return 0;
-    }
-    let max_fds = read_off(fdt, off::FDT_MAX_FDS) as i64;
-    if ret >= max_fds {
-        return 0;
-    }
-    let fds = read_ptr(fdt, loc(off::FDT_FD).off);
-    if fds == 0 {
-        return 0;
-    }
-    let file = read::<u64>(fds + (ret as u64) * 8);
-    let sock = read_ptr(file, loc(off::FILE_PRIVATE_DATA).off);
-    let sk = read_ptr(sock, loc(off::SOCKET_SK).off);
-    if !is_full_tcp_sock(sk) {
-        return 0;
-    }
-    let _ = TCPQ_OWNERS.insert(sk, current_owner(), 0);
-    0
-}
-
 /// `sock_send_length(sk, ret, flags)` / `sock_recv_length(...)`: whoever
 /// moves bytes on a socket owns it now (sockets passed between processes
 /// follow).

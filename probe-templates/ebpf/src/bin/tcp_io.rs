@@ -4,10 +4,10 @@
 //! `tcp_sendmsg()`/`tcp_recvmsg()` are reached from many syscalls; the
 //! `sock_send_length(sk, ret, flags)` / `sock_recv_length` raw tracepoints
 //! fire once per call with the result. The size asked is only in the
-//! syscall's arguments, so the raw `sys_enter` tracepoint notes it per
-//! thread at the entry of the calls that reach a socket (read, write,
-//! sendto, recvfrom, sendmsg, recvmsg, readv, writev) when the fd is a TCP
-//! socket, and the length tracepoint picks it up.
+//! syscall's arguments, so the `syscalls:sys_enter_*` tracepoints of the
+//! calls that reach a socket (read, write, sendto, recvfrom, sendmsg,
+//! recvmsg, readv, writev) note it per thread when the fd is a TCP socket,
+//! and the length tracepoint picks it up.
 //!
 //! Where fexit programs load (6.1 with its BTF; not this project's dev
 //! host), one fexit program on `tcp_sendmsg(sk, msg, size)` /
@@ -24,9 +24,11 @@ mod common;
 
 use aya_ebpf::{
     helpers::{bpf_get_current_pid_tgid, bpf_get_current_task, bpf_probe_read_user},
-    macros::{fexit, kprobe, kretprobe, map, raw_tracepoint},
+    macros::{fexit, kprobe, kretprobe, map, raw_tracepoint, tracepoint},
     maps::LruHashMap,
-    programs::{FExitContext, ProbeContext, RawTracePointContext, RetProbeContext},
+    programs::{
+        FExitContext, ProbeContext, RawTracePointContext, RetProbeContext, TracePointContext,
+    },
     EbpfContext,
 };
 use common::*;
@@ -101,40 +103,36 @@ fn iov_total(iov: u64, n: u64) -> u64 {
     total
 }
 
-/// `sys_enter(regs, id)`: at the entry of read, write, sendto, recvfrom
-/// (fd, buf, len), sendmsg, recvmsg (fd, msghdr, flags), readv and writev
-/// (fd, iovec, count), note the size asked when the fd is a TCP socket.
-///
-/// One raw tracepoint for every syscall, where the classic
-/// `syscalls:sys_enter_*` tracepoints would need eight: they cost the same
-/// per syscall (they hang off this very tracepoint), but removing each one
-/// waits for an RCU tasks-trace grace period, 300-370 ms in all at every
-/// exit of a tcpq that traced sends or receives.
-#[raw_tracepoint(tracepoint = "sys_enter")]
-pub fn tcpq_io_enter(ctx: RawTracePointContext) -> i32 {
-    let id = tp_field(&ctx, off::TP_SYS_ENTER_ID) as u32;
-    let is = |index: u32| id == loc(index).off;
-    let plain = is(off::NR_READ) || is(off::NR_WRITE) || is(off::NR_SENDTO) || is(off::NR_RECVFROM);
-    let msg = !plain && (is(off::NR_SENDMSG) || is(off::NR_RECVMSG));
-    let vec = !plain && !msg && (is(off::NR_READV) || is(off::NR_WRITEV));
-    if !plain && !msg && !vec {
-        return 0;
-    }
-    let regs = tp_field(&ctx, off::TP_SYS_ENTER_REGS);
-    let fd = read_off(regs, off::PT_REGS_ARG0);
-    let arg1 = read_off(regs, off::PT_REGS_ARG0 + 1);
-    let size = if plain {
-        read_off(regs, off::PT_REGS_ARG0 + 2)
-    } else if vec {
-        iov_total(arg1, read_off(regs, off::PT_REGS_ARG0 + 2))
-    } else {
-        let iov_p = arg1 + loc(off::MSGHDR_IOV).off as u64;
-        let n_p = arg1 + loc(off::MSGHDR_IOVLEN).off as u64;
-        let iov: u64 = unsafe { bpf_probe_read_user(iov_p as *const u64) }.unwrap_or(0);
-        let n: u64 = unsafe { bpf_probe_read_user(n_p as *const u64) }.unwrap_or(0);
-        iov_total(iov, n)
-    };
-    note(fd, size);
+/// read, write, sendto, recvfrom: (fd, buf, len).
+#[tracepoint]
+pub fn tcpq_io_enter(ctx: TracePointContext) -> u32 {
+    note(
+        tp_field(&ctx, off::TP_SYS_FD),
+        tp_field(&ctx, off::TP_SYS_ARG2),
+    );
+    0
+}
+
+/// readv, writev: (fd, iov, iovcnt).
+#[tracepoint]
+pub fn tcpq_io_enter_v(ctx: TracePointContext) -> u32 {
+    let fd = tp_field(&ctx, off::TP_SYS_FD);
+    let iov = tp_field(&ctx, off::TP_SYS_ARG1);
+    let n = tp_field(&ctx, off::TP_SYS_ARG2);
+    note(fd, iov_total(iov, n));
+    0
+}
+
+/// sendmsg, recvmsg: (fd, msghdr, flags).
+#[tracepoint]
+pub fn tcpq_io_enter_m(ctx: TracePointContext) -> u32 {
+    let fd = tp_field(&ctx, off::TP_SYS_FD);
+    let msg = tp_field(&ctx, off::TP_SYS_ARG1);
+    let iov_p = msg + loc(off::MSGHDR_IOV).off as u64;
+    let n_p = msg + loc(off::MSGHDR_IOVLEN).off as u64;
+    let iov: u64 = unsafe { bpf_probe_read_user(iov_p as *const u64) }.unwrap_or(0);
+    let n: u64 = unsafe { bpf_probe_read_user(n_p as *const u64) }.unwrap_or(0);
+    note(fd, iov_total(iov, n));
     0
 }
 
