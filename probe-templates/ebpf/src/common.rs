@@ -17,7 +17,7 @@ use aya_ebpf::{
     },
     macros::{map, raw_tracepoint},
     maps::{Array, LruHashMap, PerCpuArray, PerCpuHashMap, RingBuf},
-    programs::RawTracePointContext,
+    programs::{RawTracePointContext, TracePointContext},
     EbpfContext,
 };
 use tcpq_abi::{
@@ -196,12 +196,43 @@ pub fn ctx_field(ctx: u64, index: u32) -> u64 {
 
 /// A tracepoint field: for a classic tracepoint at the offset its format
 /// file gave, for a raw tracepoint the `TP_PROTO` argument (offset
-/// `8 * position`, checked against the kernel's BTF by the runtime). Read
-/// with `bpf_probe_read_kernel` rather than direct context access so that an
-/// argument a kernel lacks (size 0) costs nothing and never fails the attach.
+/// `8 * position`, checked against the kernel's BTF by the runtime). An
+/// argument a kernel lacks (size 0) reads as 0 and never fails the attach.
 #[inline(always)]
-pub fn tp_field<C: EbpfContext>(ctx: &C, index: u32) -> u64 {
-    ctx_field(ctx.as_ptr() as u64, index)
+pub fn tp_field<C: TpArgs>(ctx: &C, index: u32) -> u64 {
+    ctx.arg(index)
+}
+
+/// How a program's context gives up a tracepoint field.
+pub trait TpArgs {
+    fn arg(&self, index: u32) -> u64;
+}
+
+impl TpArgs for RawTracePointContext {
+    /// The first argument straight from the context, with no helper call;
+    /// the others through `bpf_probe_read_kernel`. The kernel refuses to
+    /// attach a raw tracepoint program that may read the context beyond the
+    /// tracepoint's arguments (EINVAL), and the tracepoints the templates
+    /// use have as few as one (`net_dev_queue(skb)`, `tcp_destroy_sock(sk)`).
+    #[inline(always)]
+    fn arg(&self, index: u32) -> u64 {
+        let l = loc(index);
+        if l.off == 0 && l.size == 8 {
+            unsafe { *(self.as_ptr() as *const u64) }
+        } else {
+            ctx_field(self.as_ptr() as u64, index)
+        }
+    }
+}
+
+impl TpArgs for TracePointContext {
+    /// Through `bpf_probe_read_kernel`: the offset comes from the format
+    /// file at run time, and the verifier only allows constant offsets
+    /// into the context.
+    #[inline(always)]
+    fn arg(&self, index: u32) -> u64 {
+        ctx_field(self.as_ptr() as u64, index)
+    }
 }
 
 /// Sign-extend a 32-bit tracepoint `int`.
@@ -278,12 +309,10 @@ pub fn sock_netns(sk: u64) -> u32 {
     read_off(net, off::NET_INUM) as u32
 }
 
-/// Start a record in this CPU's scratch slot: zeroed, with the on-CPU task.
+/// Start a record in this CPU's scratch slot, zeroed.
 #[inline(always)]
 pub fn begin() -> Option<&'static mut Event> {
     let ev = unsafe { &mut *TCPQ_SCRATCH.get_ptr_mut(0)? };
-    ev.ktime_ns = unsafe { bpf_ktime_get_ns() };
-    ev.cpu = unsafe { bpf_get_smp_processor_id() };
     // Word stores the compiler may not merge: as one `memset` call it
     // became a byte-at-a-time loop of 516 iterations, about 2,600
     // instructions on every event.
@@ -756,6 +785,10 @@ fn finish_inline(cfg: &TemplateConfig, ev: &mut Event) {
         }
     }
     stat_inc(stat::MATCHED);
+    // Stamped here, not in `begin`: an event the filter rejects never
+    // pays for the clock.
+    ev.ktime_ns = unsafe { bpf_ktime_get_ns() };
+    ev.cpu = unsafe { bpf_get_smp_processor_id() };
     if cfg.action == action::PRINT {
         if TCPQ_EVENTS.output::<Event>(ev, 0).is_err() {
             stat_inc(stat::LOST);

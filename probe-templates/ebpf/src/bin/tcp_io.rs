@@ -239,7 +239,7 @@ fn fexit_done(ctx: &FExitContext, sk_i: u32, size_i: u32, flags_i: Option<u32>, 
         Some(i) => farg(ctx, i) & 0xffff_ffff,
         None => 0,
     };
-    let ret = tp_field(ctx, ret_i);
+    let ret = ctx_field(ctx.as_ptr() as u64, ret_i);
     let _ = emit(sk, farg(ctx, size_i), sext32(ret), flags);
 }
 

@@ -55,12 +55,14 @@ fn run_raw(ctx: &RawTracePointContext) -> Option<()> {
     let cfg = config()?;
     let sk = tp_field(ctx, off::TP_PROBE_RAW_SK);
     let skb = tp_field(ctx, off::TP_PROBE_RAW_SKB);
-    if !is_full_tcp_sock(sk) || skb == 0 {
+    if sk == 0 || skb == 0 {
         return None;
     }
+    // tcp_probe fires on established sockets only: the full-socket check
+    // (three reads) is paid only by events the early filter passes.
     let ev = begin()?;
     fill_own_raw(cfg, true, ev, sk, skb);
-    if rejected_early(cfg, ev) {
+    if rejected_early(cfg, ev) || !is_full_tcp_sock(sk) {
         return None;
     }
     fill_own_raw(cfg, false, ev, sk, skb);

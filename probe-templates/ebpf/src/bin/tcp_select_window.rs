@@ -30,7 +30,9 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     let cfg = config()?;
     let skb = tp_field(ctx, off::TP_NET_DEV_QUEUE_SKB);
     let sk = read_ptr(skb, loc(off::SKB_SK).off);
-    if !is_full_tcp_sock(sk) {
+    // One read before the filter (a UDP segment's header would parse as
+    // garbage); the full check costs three, paid only by events it passes.
+    if sk == 0 || read_off(sk, off::SK_PROTOCOL) != IPPROTO_TCP {
         return None;
     }
     let head = read_ptr(skb, loc(off::SKB_HEAD).off);
@@ -59,7 +61,7 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     v[s::SEQ as usize] = seq;
     v[s::ACK_SEQ as usize] = ack;
     fill_own(cfg, true, ev, sk, win);
-    if rejected_early(cfg, ev) {
+    if rejected_early(cfg, ev) || !is_full_tcp_sock(sk) {
         return None;
     }
     fill_own(cfg, false, ev, sk, win);
