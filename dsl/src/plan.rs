@@ -144,6 +144,16 @@ impl ClausePlan {
         self.fields_used().iter().any(|f| f == "pid" || f == "comm")
     }
 
+    /// The record slots the clause reads (bit `i` for slot `i`): its
+    /// filter's and its columns'.
+    pub fn slots_used(&self) -> u64 {
+        let filter = self.filter.iter().map(|i| i.slot);
+        let columns = self.action.columns().flat_map(|c| c.slots.iter().copied());
+        filter
+            .chain(columns)
+            .fold(0, |m, s| m | 1u64.checked_shl(u32::from(s)).unwrap_or(0))
+    }
+
     /// The probe fields the clause reads: printed or counted columns and
     /// the fields its filter tests, each once, in first-use order.
     pub fn fields_used(&self) -> Vec<String> {

@@ -781,6 +781,7 @@ pub fn template_config(clause: &ClausePlan) -> Result<TemplateConfig, SessionErr
             .fold(0, |m, i| m | tcpq_abi::own_bit(i.slot));
     }
     cfg.owner = u8::from(clause.uses_owner());
+    cfg.common = (clause.slots_used() & 0xffff) as u16;
     if clause.loads.len() > MAX_LOADS {
         return Err(too_big(format!(
             "{} socket fields, the most is {MAX_LOADS}",

@@ -214,6 +214,11 @@ pub struct TemplateConfig {
     pub lin_step: u64,
     pub loads: [Load; MAX_LOADS],
     pub insns: [FilterInsn; MAX_INSNS],
+    /// The common slots (0..16, bit `i` for slot `i`) the clause reads: the
+    /// template reads only these from the socket (the owner's slots are
+    /// `owner`'s business).
+    pub common: u16,
+    pub _pad2: [u8; 6],
 }
 
 impl Default for TemplateConfig {
@@ -236,6 +241,8 @@ impl Default for TemplateConfig {
             lin_step: 1,
             loads: [Load::default(); MAX_LOADS],
             insns: [FilterInsn::default(); MAX_INSNS],
+            common: 0,
+            _pad2: [0; 6],
         }
     }
 }
@@ -743,10 +750,11 @@ mod tests {
         assert_eq!(core::mem::size_of::<Load>(), 8);
         assert_eq!(core::mem::size_of::<AggValue>(), 32);
         // 16 (counts) + key slots + 8 (agg_slot, bucket, filter_early,
-        // agg_signed, early_own, owner, pad) + 24 (lin_*) + loads + insns.
+        // agg_signed, early_own, owner, pad) + 24 (lin_*) + loads + insns
+        // + 8 (common, pad).
         assert_eq!(
             core::mem::size_of::<TemplateConfig>(),
-            16 + MAX_KEY_SLOTS + 8 + 24 + 8 * MAX_LOADS + 24 * MAX_INSNS
+            16 + MAX_KEY_SLOTS + 8 + 24 + 8 * MAX_LOADS + 24 * MAX_INSNS + 8
         );
         assert_eq!(core::mem::offset_of!(TemplateConfig, early_own), 28);
         assert_eq!(core::mem::offset_of!(TemplateConfig, lin_min), 32);

@@ -309,6 +309,15 @@ pub fn sock_netns(sk: u64) -> u32 {
     read_off(net, off::NET_INUM) as u32
 }
 
+/// The common slots of the addresses (their family comes with them).
+const ADDR_SLOTS: u32 = 1 << slot::FAMILY
+    | 1 << slot::SADDR_HI
+    | 1 << slot::SADDR_LO
+    | 1 << slot::DADDR_HI
+    | 1 << slot::DADDR_LO;
+/// The common slots of a connection's [`TupleKey`].
+const TUPLE_SLOTS: u32 = ADDR_SLOTS | 1 << slot::SPORT | 1 << slot::DPORT | 1 << slot::NETNS;
+
 /// Start a record in this CPU's scratch slot, zeroed.
 #[inline(always)]
 pub fn begin() -> Option<&'static mut Event> {
@@ -389,41 +398,68 @@ pub extern "C" fn tcpq_fill_sock(cfg: *const TemplateConfig, ev: *mut Event, sk:
 fn fill_sock_inline(cfg: &TemplateConfig, ev: &mut Event, sk: u64) {
     let v = &mut ev.vals;
     v[slot::sock::SKADDR as usize] = sk;
-    let family = read_off(sk, off::SKC_FAMILY);
-    v[slot::FAMILY as usize] = family;
-    v[slot::STATE as usize] = read_off(sk, off::SKC_STATE);
-    let mut sport = read_off(sk, off::SKC_NUM);
-    if sport == 0 && is_full_tcp_sock(sk) {
-        // A socket close() aborted has given its port back already.
-        sport = (read_off(sk, off::INET_SPORT) as u16).swap_bytes() as u64;
+    // The owner first: a socket tcpq has not seen used is looked up by its
+    // connection's tuple, which must then be read whatever the clause shows.
+    let mut known: Option<&Owner> = None;
+    if cfg.owner != 0 {
+        known = unsafe { TCPQ_OWNERS.get(sk) };
     }
-    v[slot::SPORT as usize] = sport;
-    v[slot::DPORT as usize] = (read_off(sk, off::SKC_DPORT) as u16).swap_bytes() as u64;
-    if family == AF_INET6 {
-        let s = loc(off::SKC_V6_RCV_SADDR);
-        let d = loc(off::SKC_V6_DADDR);
-        if s.size != 0 {
-            v[slot::SADDR_HI as usize] = u64::from_be(read_ptr(sk, s.off));
-            v[slot::SADDR_LO as usize] = u64::from_be(read_ptr(sk, s.off + 8));
+    let tuple = cfg.owner != 0 && known.is_none();
+    // Only the slots the clause reads (`common`), each read from the
+    // configuration afresh: a mask kept in a register would make the
+    // verifier walk every combination of its bits.
+    let wants = |bits: u32| {
+        let common = unsafe { core::ptr::read_volatile(&cfg.common) } as u32;
+        common & bits != 0 || (tuple && TUPLE_SLOTS & bits != 0)
+    };
+    if wants(ADDR_SLOTS) {
+        let family = read_off(sk, off::SKC_FAMILY);
+        v[slot::FAMILY as usize] = family;
+        if family == AF_INET6 {
+            let s = loc(off::SKC_V6_RCV_SADDR);
+            let d = loc(off::SKC_V6_DADDR);
+            if s.size != 0 {
+                v[slot::SADDR_HI as usize] = u64::from_be(read_ptr(sk, s.off));
+                v[slot::SADDR_LO as usize] = u64::from_be(read_ptr(sk, s.off + 8));
+            }
+            if d.size != 0 {
+                v[slot::DADDR_HI as usize] = u64::from_be(read_ptr(sk, d.off));
+                v[slot::DADDR_LO as usize] = u64::from_be(read_ptr(sk, d.off + 8));
+            }
+        } else {
+            let s = read_off(sk, off::SKC_RCV_SADDR) as u32;
+            let d = read_off(sk, off::SKC_DADDR) as u32;
+            v[slot::SADDR_LO as usize] = 0x0000_ffff_0000_0000 | u32::from_be(s) as u64;
+            v[slot::DADDR_LO as usize] = 0x0000_ffff_0000_0000 | u32::from_be(d) as u64;
         }
-        if d.size != 0 {
-            v[slot::DADDR_HI as usize] = u64::from_be(read_ptr(sk, d.off));
-            v[slot::DADDR_LO as usize] = u64::from_be(read_ptr(sk, d.off + 8));
-        }
-    } else {
-        let s = read_off(sk, off::SKC_RCV_SADDR) as u32;
-        let d = read_off(sk, off::SKC_DADDR) as u32;
-        v[slot::SADDR_LO as usize] = 0x0000_ffff_0000_0000 | u32::from_be(s) as u64;
-        v[slot::DADDR_LO as usize] = 0x0000_ffff_0000_0000 | u32::from_be(d) as u64;
     }
-    let netns = sock_netns(sk);
-    v[slot::NETNS as usize] = netns as u64;
-    v[slot::SOCK_COOKIE as usize] = read_off(sk, off::SKC_COOKIE);
+    if wants(1 << slot::STATE) {
+        v[slot::STATE as usize] = read_off(sk, off::SKC_STATE);
+    }
+    if wants(1 << slot::SPORT) {
+        let mut sport = read_off(sk, off::SKC_NUM);
+        if sport == 0 && is_full_tcp_sock(sk) {
+            // A socket close() aborted has given its port back already.
+            sport = (read_off(sk, off::INET_SPORT) as u16).swap_bytes() as u64;
+        }
+        v[slot::SPORT as usize] = sport;
+    }
+    if wants(1 << slot::DPORT) {
+        v[slot::DPORT as usize] = (read_off(sk, off::SKC_DPORT) as u16).swap_bytes() as u64;
+    }
+    if wants(1 << slot::NETNS) {
+        v[slot::NETNS as usize] = sock_netns(sk) as u64;
+    }
+    if wants(1 << slot::SOCK_COOKIE) {
+        v[slot::SOCK_COOKIE as usize] = read_off(sk, off::SKC_COOKIE);
+    }
 
     if cfg.owner == 0 {
         return;
     }
-    let owner = match unsafe { TCPQ_OWNERS.get(sk) } {
+    let netns = v[slot::NETNS as usize] as u32;
+    let sport = v[slot::SPORT as usize];
+    let owner = match known {
         Some(o) => Some(*o),
         None => {
             // A connection that existed before tcpq started and has not
