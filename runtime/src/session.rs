@@ -782,6 +782,7 @@ pub fn template_config(clause: &ClausePlan) -> Result<TemplateConfig, SessionErr
     }
     cfg.owner = u8::from(clause.uses_owner());
     cfg.common = (clause.slots_used() & 0xffff) as u16;
+    cfg.own = ((clause.slots_used() >> tcpq_abi::slot::OWN_FIRST) & 0xffff) as u16;
     if clause.loads.len() > MAX_LOADS {
         return Err(too_big(format!(
             "{} socket fields, the most is {MAX_LOADS}",
@@ -1239,6 +1240,27 @@ mod tests {
         c.filter.push(second);
         let cfg = template_config(&c).unwrap();
         assert_eq!((cfg.filter_early, cfg.early_own), (1, 0b101));
+    }
+
+    #[test]
+    fn the_template_reads_only_the_slots_a_clause_uses() {
+        use tcpq_abi::slot::{self, probe as p};
+        let cfg = |src: &str| {
+            let plan = tcpq_dsl::compile(src, "<test>", &[]).unwrap();
+            template_config(&plan.clauses[0]).unwrap()
+        };
+        let c = cfg("on tcp_probe count by comm");
+        assert_eq!(
+            (c.common, c.own),
+            (1 << slot::COMM_0 | 1 << slot::COMM_1, 0)
+        );
+        let c = cfg("on tcp_probe where snd_cwnd > 10 print srtt, sport");
+        assert_eq!(c.common, 1 << slot::SPORT);
+        assert_eq!(
+            c.own,
+            tcpq_abi::own_bit(p::SND_CWND) | tcpq_abi::own_bit(p::SRTT)
+        );
+        assert_eq!(c.early_own, tcpq_abi::own_bit(p::SND_CWND));
     }
 
     #[test]

@@ -218,7 +218,11 @@ pub struct TemplateConfig {
     /// template reads only these from the socket (the owner's slots are
     /// `owner`'s business).
     pub common: u16,
-    pub _pad2: [u8; 6],
+    /// The template's own slots (bit `i` for slot `OWN_FIRST + i`) the
+    /// clause reads: a template that reads its own fields one by one
+    /// (`tcp_probe`, `tcp_select_window`) reads only these.
+    pub own: u16,
+    pub _pad2: [u8; 4],
 }
 
 impl Default for TemplateConfig {
@@ -242,7 +246,8 @@ impl Default for TemplateConfig {
             loads: [Load::default(); MAX_LOADS],
             insns: [FilterInsn::default(); MAX_INSNS],
             common: 0,
-            _pad2: [0; 6],
+            own: 0,
+            _pad2: [0; 4],
         }
     }
 }

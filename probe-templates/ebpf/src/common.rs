@@ -345,8 +345,10 @@ fn fill_task(ev: &mut Event) {
 /// Does the template fill its own `slot` before [`rejected_early`]
 /// (`before`) or after it? With an early filter, the slots the filter
 /// reads ([`TemplateConfig::early_own`]) come before and the others after;
-/// otherwise all of them come before. So every own slot is filled exactly
-/// once, and an event the early filter rejects costs only its reads.
+/// otherwise all of them come before. A slot the clause does not read
+/// ([`TemplateConfig::own`]) is not filled at all. So every own slot the
+/// clause reads is filled exactly once, and an event the early filter
+/// rejects costs only its reads.
 ///
 /// The configuration is read afresh (volatile) at every call: a mask kept
 /// in a register would carry what each branch learnt about its bits to the
@@ -354,11 +356,15 @@ fn fill_task(ev: &mut Event) {
 /// combination.
 #[inline(always)]
 pub fn own_now(cfg: &TemplateConfig, before: bool, slot: u8) -> bool {
+    let bit = 1u32 << ((slot - tcpq_abi::slot::OWN_FIRST) & 15);
+    // A slot the clause does not read is never filled.
+    if unsafe { core::ptr::read_volatile(&cfg.own) } as u32 & bit == 0 {
+        return false;
+    }
     let early = unsafe { core::ptr::read_volatile(&cfg.filter_early) } != 0;
     if !early {
         return before;
     }
-    let bit = 1u32 << ((slot - tcpq_abi::slot::OWN_FIRST) & 15);
     let read = unsafe { core::ptr::read_volatile(&cfg.early_own) } as u32 & bit != 0;
     read == before
 }
