@@ -386,7 +386,9 @@ const DIAGNOSTICS: &[DiagCase] = &[
     ),
     (
         Code::TooManyClauses,
-        "on tcp_probe count; on tcp_probe count; on tcp_probe count; on tcp_probe count\n\
+"on tcp_probe count; on tcp_probe count; on tcp_probe count; on tcp_probe count\n\
+         on tcp_probe count; on tcp_probe count; on tcp_probe count; on tcp_probe count\n\
+         on tcp_probe count; on tcp_probe count; on tcp_probe count; on tcp_probe count\n\
          on tcp_probe count; on tcp_probe count; on tcp_probe count; on tcp_probe count\n\
          on tcp_retransmit count",
         &[],

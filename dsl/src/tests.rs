@@ -196,16 +196,11 @@ fn every_code_from_a_program() {
         ("on tcp_probe lhist srtt, 10, 5, 1", &[], BadHistogram),
         ("on tcp_probe lhist srtt, 0, 10, 3", &[], BadHistogram),
         (
-            "on tcp_probe count
-on tcp_probe count
-on tcp_probe count
-on tcp_probe count
-\
-             on tcp_probe count
-on tcp_probe count
-on tcp_probe count
-on tcp_probe count
-\
+            // One clause more than MAX_CLAUSES (16).
+            "on tcp_probe count; on tcp_probe count; on tcp_probe count; on tcp_probe count
+             on tcp_probe count; on tcp_probe count; on tcp_probe count; on tcp_probe count
+             on tcp_probe count; on tcp_probe count; on tcp_probe count; on tcp_probe count
+             on tcp_probe count; on tcp_probe count; on tcp_probe count; on tcp_probe count
              on tcp_probe count",
             &[],
             TooManyClauses,

@@ -15,6 +15,7 @@ mod common;
 use aya_ebpf::{
     macros::{raw_tracepoint, tracepoint},
     programs::{RawTracePointContext, TracePointContext},
+    EbpfContext,
 };
 use common::*;
 use tcpq_abi::{off, slot::probe as s, Event, TemplateConfig};
@@ -54,7 +55,13 @@ pub fn tcpq_probe_rtp(ctx: RawTracePointContext) -> i32 {
 fn run_raw(ctx: &RawTracePointContext) -> Option<()> {
     let cfg = config()?;
     let sk = tp_field(ctx, off::TP_PROBE_RAW_SK);
-    let skb = tp_field(ctx, off::TP_PROBE_RAW_SKB);
+    // `tcp_probe(sk, skb)` has both arguments on every kernel (the runtime
+    // checks the prototype): the second straight from the context too.
+    let skb = if loc(off::TP_PROBE_RAW_SKB).off == 8 {
+        unsafe { *(ctx.as_ptr() as *const u64).add(1) }
+    } else {
+        0
+    };
     if sk == 0 || skb == 0 {
         return None;
     }
