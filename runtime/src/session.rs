@@ -178,6 +178,31 @@ pub fn owner_programs() -> Vec<(&'static str, Vec<Attach>)> {
     ]
 }
 
+/// Maps the clauses of a session share: the first template object's, reused
+/// by every later one (`EbpfLoader::reuse_map`, a tcpq patch to aya).
+const SHARED_MAPS: [&str; 4] = [maps::OWNERS, maps::TUPLES, maps::LISTENERS, maps::OFFSETS];
+
+/// What the clauses attached so far have set up for the others.
+#[derive(Default)]
+struct Shared {
+    /// The loader reuses [`SHARED_MAPS`].
+    maps: bool,
+    /// The owner programs are attached (once per session: they fill the
+    /// shared owner maps for every clause).
+    owners: bool,
+}
+
+/// A new descriptor for a map of a loaded object.
+fn map_fd(map: &aya::maps::Map) -> Option<std::os::fd::OwnedFd> {
+    use aya::maps::Map;
+    use std::os::fd::AsFd;
+    let data = match map {
+        Map::HashMap(m) | Map::LruHashMap(m) | Map::Array(m) | Map::PerCpuArray(m) => m,
+        _ => return None,
+    };
+    data.fd().as_fd().try_clone_to_owned().ok()
+}
+
 /// An attachment; detaches on drop.
 enum Link {
     Tracepoint(#[allow(dead_code)] TracePointLink),
@@ -572,6 +597,7 @@ impl Session {
             true => Seeds::Scanning(std::thread::spawn(crate::owners::scan)),
             false => Seeds::Ready(None),
         };
+        let mut shared = Shared::default();
         for clause in &plan.clauses {
             clauses.push(attach_clause(
                 &mut loader,
@@ -579,6 +605,7 @@ impl Session {
                 kernel,
                 &mut timings,
                 &mut seeds,
+                &mut shared,
             )?);
         }
         crate::names::load_for(plan);
@@ -607,6 +634,7 @@ fn attach_clause(
     kernel: &Kernel,
     timings: &mut Timings,
     seeds: &mut Seeds,
+    shared: &mut Shared,
 ) -> Result<Attached, SessionError> {
     let strategy = kernel.choose(clause)?.strategy;
     let template = clause.template.clone();
@@ -648,6 +676,17 @@ fn attach_clause(
         },
     })?;
     write_maps(&mut ebpf, &template, &kernel.offsets, config)?;
+    // The maps every clause would fill alike (owners, offsets) are this
+    // first object's in every later one: one set of owner programs serves
+    // the whole session.
+    if !shared.maps {
+        for name in SHARED_MAPS {
+            if let Some(fd) = ebpf.map(name).and_then(map_fd) {
+                loader.reuse_map(name, fd);
+            }
+        }
+        shared.maps = true;
+    }
     timings.load += t.elapsed();
 
     let t = Instant::now();
@@ -656,7 +695,9 @@ fn attach_clause(
     // Owners only matter to a clause that shows or tests pid or comm; the
     // others skip those programs (and the classic syscall tracepoints among
     // them, whose detach waits for an RCU tasks-trace grace period).
-    let owners = if clause.uses_owner() {
+    let first_owner = clause.uses_owner() && !shared.owners;
+    let owners = if first_owner {
+        shared.owners = true;
         owner_programs()
     } else {
         Vec::new()
@@ -689,8 +730,10 @@ fn attach_clause(
     // run (what they learn meanwhile wins) and before the main program
     // does: its first event finds them.
     let t_seed = Instant::now();
-    if let Some(found) = seeds.get() {
-        seed_owners(&mut ebpf, &template, found)?;
+    if first_owner {
+        if let Some(found) = seeds.get() {
+            seed_owners(&mut ebpf, &template, found)?;
+        }
     }
     timings.owners += t_seed.elapsed();
     load_and_attach(

@@ -132,6 +132,8 @@ pub struct EbpfLoader<'a> {
     extensions: HashSet<&'a str>,
     verifier_log_level: VerifierLogLevel,
     allow_unsupported_maps: bool,
+    // tcpq patch: maps taken from another object instead of created.
+    reused_maps: HashMap<&'a str, std::os::fd::OwnedFd>,
 }
 
 /// Builder style API for advanced loading of eBPF programs.
@@ -172,7 +174,18 @@ impl<'a> EbpfLoader<'a> {
             extensions: HashSet::new(),
             verifier_log_level: VerifierLogLevel::default(),
             allow_unsupported_maps: false,
+            reused_maps: HashMap::new(),
         }
+    }
+
+    /// tcpq patch: use the existing map `fd` (e.g. the same map of an
+    /// object loaded before) as the map named `name` of every object this
+    /// loader loads, instead of creating one. Its type and sizes must match
+    /// the object's definition; the kernel checks them when a program
+    /// using it is loaded.
+    pub fn reuse_map(&mut self, name: &'a str, fd: std::os::fd::OwnedFd) -> &mut Self {
+        self.reused_maps.insert(name, fd);
+        self
     }
 
     /// Sets the target [BTF](Btf) info.
@@ -432,6 +445,7 @@ impl<'a> EbpfLoader<'a> {
             verifier_log_level,
             allow_unsupported_maps,
             map_pin_path_by_name,
+            reused_maps,
         } = self;
         if std::mem::take(btf_from_sys_fs) {
             *btf = Btf::from_sys_fs().ok().map(Cow::Owned);
@@ -571,7 +585,15 @@ impl<'a> EbpfLoader<'a> {
             } else {
                 None
             };
-            let mut map = if let Some(pin_path) = map_pin_path_by_name.get(name.as_str()) {
+            let mut map = if let Some(fd) = reused_maps.get(name.as_str()) {
+                let fd = fd.try_clone().map_err(|io_error| {
+                    MapError::from(crate::sys::SyscallError {
+                        call: "dup",
+                        io_error,
+                    })
+                })?;
+                MapData::reused(map_obj, fd)
+            } else if let Some(pin_path) = map_pin_path_by_name.get(name.as_str()) {
                 MapData::create_pinned_by_name(pin_path, map_obj, &name, btf_fd, inner_map_obj)?
             } else {
                 match map_obj.pinning() {

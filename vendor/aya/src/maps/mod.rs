@@ -961,6 +961,16 @@ impl MapData {
         })
     }
 
+    /// tcpq patch: an existing map (`fd`) standing for the object's map
+    /// `obj`, which keeps its section and symbol so that the object's
+    /// programs are relocated to it like to a map created here.
+    pub(crate) fn reused(obj: aya_obj::Map, fd: OwnedFd) -> Self {
+        Self {
+            obj,
+            fd: MapFd::from_fd(crate::MockableFd::from_fd(fd)),
+        }
+    }
+
     /// Loads a map from a file descriptor.
     ///
     /// If loading from a BPF Filesystem (bpffs) you should use [`Map::from_pin`](crate::maps::MapData::from_pin).
