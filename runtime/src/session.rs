@@ -598,15 +598,21 @@ impl Session {
             false => Seeds::Ready(None),
         };
         let mut shared = Shared::default();
+        let mut prepared = Vec::with_capacity(plan.clauses.len());
         for clause in &plan.clauses {
-            clauses.push(attach_clause(
+            prepared.push(prepare_clause(
                 &mut loader,
                 clause,
                 kernel,
                 &mut timings,
-                &mut seeds,
                 &mut shared,
             )?);
+        }
+        let t = Instant::now();
+        preload(&mut prepared, &mut timings);
+        timings.attach += t.elapsed();
+        for p in prepared {
+            clauses.push(finish_clause(p, kernel, &mut timings, &mut seeds)?);
         }
         crate::names::load_for(plan);
         Ok(Session { clauses, timings })
@@ -628,14 +634,56 @@ impl Session {
     }
 }
 
-fn attach_clause(
+/// A clause whose template object is loaded (maps created and written) but
+/// whose programs may not be yet.
+struct Prepared<'p> {
+    clause: &'p ClausePlan,
+    strategy: Strategy,
+    template: String,
+    ebpf: Ebpf,
+    /// This clause attaches the session's owner programs.
+    owners: bool,
+}
+
+impl Prepared<'_> {
+    /// The programs this clause will attach, each with its attach points:
+    /// the owner programs (if it is the one to attach them), the main
+    /// program, then the strategy's further programs.
+    fn programs(&self) -> Vec<(String, Vec<Attach>)> {
+        let mut out: Vec<(String, Vec<Attach>)> = Vec::new();
+        if self.owners {
+            for (program, points) in owner_programs() {
+                out.push((program.to_owned(), points));
+            }
+        }
+        out.push((
+            self.strategy.program.clone(),
+            vec![self.strategy.attach.clone()],
+        ));
+        // Further programs, each loaded once and attached at all its points.
+        let first_extra = out.len();
+        for extra in &self.strategy.also {
+            match out[first_extra..]
+                .iter_mut()
+                .find(|(p, _)| *p == extra.program)
+            {
+                Some((_, points)) => points.push(extra.attach.clone()),
+                None => out.push((extra.program.clone(), vec![extra.attach.clone()])),
+            }
+        }
+        out
+    }
+}
+
+/// Load a clause's template object: choose its strategy, create and write
+/// its maps. Its programs are verified later ([`preload`], [`finish_clause`]).
+fn prepare_clause<'p>(
     loader: &mut EbpfLoader<'_>,
-    clause: &ClausePlan,
+    clause: &'p ClausePlan,
     kernel: &Kernel,
     timings: &mut Timings,
-    seeds: &mut Seeds,
     shared: &mut Shared,
-) -> Result<Attached, SessionError> {
+) -> Result<Prepared<'p>, SessionError> {
     let strategy = kernel.choose(clause)?.strategy;
     let template = clause.template.clone();
     let bytes =
@@ -688,76 +736,120 @@ fn attach_clause(
         shared.maps = true;
     }
     timings.load += t.elapsed();
+    // Owners only matter to a clause that shows or tests pid or comm, and
+    // the first such clause attaches the owner programs for all.
+    let owners = clause.uses_owner() && !shared.owners;
+    shared.owners |= owners;
+    Ok(Prepared {
+        clause,
+        strategy,
+        template,
+        ebpf,
+        owners,
+    })
+}
 
+/// Verify every prepared clause's programs at once, one thread per clause:
+/// the verifier runs in the loading thread, and each clause's object is
+/// its own. Failures are left for [`finish_clause`], which loads again
+/// and reports them; fentry/fexit programs (which need aya's parse of the
+/// kernel's BTF) are loaded there too.
+fn preload(prepared: &mut [Prepared<'_>], timings: &mut Timings) {
+    let done: Vec<Vec<(String, Duration, Option<u32>)>> = std::thread::scope(|s| {
+        let handles: Vec<_> = prepared
+            .iter_mut()
+            .map(|p| {
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    for (program, points) in p.programs() {
+                        let Some(prog) = p.ebpf.program_mut(&program) else {
+                            continue;
+                        };
+                        let t = Instant::now();
+                        let verified = match points.first() {
+                            Some(Attach::Tracepoint { .. }) => {
+                                let tp: Result<&mut TracePoint, _> = prog.try_into();
+                                tp.ok().and_then(|tp| tp.load().ok().map(|()| tp.info()))
+                            }
+                            Some(Attach::RawTracepoint { .. }) => {
+                                let tp: Result<&mut RawTracePoint, _> = prog.try_into();
+                                tp.ok().and_then(|tp| tp.load().ok().map(|()| tp.info()))
+                            }
+                            _ => continue,
+                        };
+                        if let Some(info) = verified {
+                            let n = info.ok().and_then(|i| i.verified_instruction_count());
+                            out.push((format!("{}/{program}", p.template), t.elapsed(), n));
+                        }
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    timings.programs.extend(done.into_iter().flatten());
+}
+
+/// Attach a prepared clause's programs (loading those [`preload`] did
+/// not), owner programs first, then the /proc owners, then the main
+/// program and its helpers.
+fn finish_clause(
+    prepared: Prepared<'_>,
+    kernel: &Kernel,
+    timings: &mut Timings,
+    seeds: &mut Seeds,
+) -> Result<Attached, SessionError> {
+    let programs = prepared.programs();
+    let n_owner = if prepared.owners {
+        owner_programs().len()
+    } else {
+        0
+    };
+    let Prepared {
+        clause,
+        strategy,
+        template,
+        mut ebpf,
+        owners: first_owner,
+    } = prepared;
     let t = Instant::now();
     let mut owner_gaps = Vec::new();
     let mut links = Vec::new();
-    // Owners only matter to a clause that shows or tests pid or comm; the
-    // others skip those programs (and the classic syscall tracepoints among
-    // them, whose detach waits for an RCU tasks-trace grace period).
-    let first_owner = clause.uses_owner() && !shared.owners;
-    let owners = if first_owner {
-        shared.owners = true;
-        owner_programs()
-    } else {
-        Vec::new()
-    };
-    for (program, points) in owners {
-        let points: Vec<Attach> = points
-            .into_iter()
-            .filter(|p| {
-                let ok = kernel.has(p);
-                if !ok {
-                    owner_gaps.push(p.point());
-                }
-                ok
-            })
-            .collect();
+    for (i, (program, points)) in programs.into_iter().enumerate() {
+        if i == n_owner && first_owner {
+            // Owners of sockets from before the start, once the owner
+            // programs run (what they learn meanwhile wins) and before the
+            // main program does: its first event finds them.
+            let t_seed = Instant::now();
+            if let Some(found) = seeds.get() {
+                seed_owners(&mut ebpf, &template, found)?;
+            }
+            timings.owners += t_seed.elapsed();
+        }
+        let points: Vec<Attach> = match i < n_owner {
+            true => points
+                .into_iter()
+                .filter(|p| {
+                    let ok = kernel.has(p);
+                    if !ok {
+                        owner_gaps.push(p.point());
+                    }
+                    ok
+                })
+                .collect(),
+            false => points,
+        };
         if points.is_empty() {
             continue;
         }
         load_and_attach(
             &mut ebpf,
             &template,
-            program,
-            &points,
-            &mut links,
-            timings,
-            kernel.btf_path.as_deref(),
-        )?;
-    }
-    // Owners of sockets from before the start, once the owner programs
-    // run (what they learn meanwhile wins) and before the main program
-    // does: its first event finds them.
-    let t_seed = Instant::now();
-    if first_owner {
-        if let Some(found) = seeds.get() {
-            seed_owners(&mut ebpf, &template, found)?;
-        }
-    }
-    timings.owners += t_seed.elapsed();
-    load_and_attach(
-        &mut ebpf,
-        &template,
-        &strategy.program,
-        std::slice::from_ref(&strategy.attach),
-        &mut links,
-        timings,
-        kernel.btf_path.as_deref(),
-    )?;
-    // Further programs, each loaded once and attached at all its points.
-    let mut extras: Vec<(&str, Vec<Attach>)> = Vec::new();
-    for extra in &strategy.also {
-        match extras.iter_mut().find(|(p, _)| *p == extra.program) {
-            Some((_, points)) => points.push(extra.attach.clone()),
-            None => extras.push((&extra.program, vec![extra.attach.clone()])),
-        }
-    }
-    for (program, points) in extras {
-        load_and_attach(
-            &mut ebpf,
-            &template,
-            program,
+            &program,
             &points,
             &mut links,
             timings,
@@ -1027,12 +1119,15 @@ fn load_and_attach(
         None => Ok(()),
         Some(Attach::Tracepoint { .. }) => {
             let tp: &mut TracePoint = prog.try_into().map_err(fail)?;
-            let t = Instant::now();
-            tp.load().map_err(fail)?;
-            let verified = tp.info().ok().and_then(|i| i.verified_instruction_count());
-            timings
-                .programs
-                .push((format!("{template}/{program}"), t.elapsed(), verified));
+            // `preload` verified it already, unless that failed.
+            if tp.fd().is_err() {
+                let t = Instant::now();
+                tp.load().map_err(fail)?;
+                let verified = tp.info().ok().and_then(|i| i.verified_instruction_count());
+                timings
+                    .programs
+                    .push((format!("{template}/{program}"), t.elapsed(), verified));
+            }
             for p in points {
                 let Attach::Tracepoint { category, name } = p else {
                     unreachable!("one program attaches one way")
@@ -1046,12 +1141,15 @@ fn load_and_attach(
         }
         Some(Attach::RawTracepoint { .. }) => {
             let tp: &mut RawTracePoint = prog.try_into().map_err(fail)?;
-            let t = Instant::now();
-            tp.load().map_err(fail)?;
-            let verified = tp.info().ok().and_then(|i| i.verified_instruction_count());
-            timings
-                .programs
-                .push((format!("{template}/{program}"), t.elapsed(), verified));
+            // `preload` verified it already, unless that failed.
+            if tp.fd().is_err() {
+                let t = Instant::now();
+                tp.load().map_err(fail)?;
+                let verified = tp.info().ok().and_then(|i| i.verified_instruction_count());
+                timings
+                    .programs
+                    .push((format!("{template}/{program}"), t.elapsed(), verified));
+            }
             for p in points {
                 let Attach::RawTracepoint { name, .. } = p else {
                     unreachable!("one program attaches one way")
