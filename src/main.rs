@@ -95,8 +95,10 @@ struct Cli {
     strategy: Option<String>,
 
     /// Size of each printing clause's ring buffer in bytes (`4096`, `64k`,
-    /// `1m`): a power of two, at least one page. Default 1m. Events that
-    /// find it full are counted and reported as lost, never printed.
+    /// `1m`): a power of two, at least one page. Default: 1m shared by the
+    /// printing clauses (1m for one, 512k each for two, 256k for three or
+    /// four, 128k from five on). Events that find it full are counted and
+    /// reported as lost, never printed.
     #[arg(long, value_name = "SIZE", value_parser = parse_buffer_size)]
     buffer_size: Option<u32>,
 }

@@ -525,6 +525,27 @@ pub struct Timings {
     pub programs: Vec<(String, Duration, Option<u32>)>,
 }
 
+/// Ring buffer bytes in all when `--buffer-size` is not given: what one
+/// printing clause gets (the size built into the templates), and what
+/// several share.
+pub const RING_BUDGET: u32 = 1 << 20;
+/// The least a printing clause gets from [`RING_BUDGET`].
+pub const RING_MIN: u32 = 128 << 10;
+
+/// Each printing clause's ring buffer when `--buffer-size` is not given:
+/// [`RING_BUDGET`] shared out (rounded down to a power of two, at least
+/// [`RING_MIN`]), `None` (the templates' own 1 MiB) for one clause. The
+/// kernel maps every ring buffer into tcpq whole (twice its data), so ten
+/// printing clauses of 1 MiB each would cost 20 MiB of resident memory.
+pub fn default_ring_bytes(printing: usize) -> Option<u32> {
+    if printing <= 1 {
+        return None;
+    }
+    let share = RING_BUDGET / printing as u32;
+    let pow2 = 1u32 << (31 - share.leading_zeros());
+    Some(pow2.max(RING_MIN))
+}
+
 /// How to load a plan.
 #[derive(Clone, Debug, Default)]
 pub struct SessionOptions {
@@ -583,7 +604,8 @@ impl Session {
         let mut loader = EbpfLoader::new();
         // The templates use no CO-RE: offsets come through TCPQ_OFFSETS.
         loader.btf(None);
-        if let Some(bytes) = opts.ring_bytes {
+        let printing = plan.clauses.iter().filter(|c| c.action.is_print()).count();
+        if let Some(bytes) = opts.ring_bytes.or_else(|| default_ring_bytes(printing)) {
             loader.map_max_entries(maps::EVENTS, bytes);
         }
         timings.loader = t.elapsed();
@@ -1381,6 +1403,16 @@ mod tests {
         c.filter.push(second);
         let cfg = template_config(&c).unwrap();
         assert_eq!((cfg.filter_early, cfg.early_own), (1, 0b101));
+    }
+
+    #[test]
+    fn printing_clauses_share_the_default_ring_budget() {
+        assert_eq!(default_ring_bytes(0), None);
+        assert_eq!(default_ring_bytes(1), None);
+        assert_eq!(default_ring_bytes(2), Some(512 << 10));
+        assert_eq!(default_ring_bytes(3), Some(256 << 10));
+        assert_eq!(default_ring_bytes(7), Some(128 << 10));
+        assert_eq!(default_ring_bytes(16), Some(128 << 10));
     }
 
     #[test]
