@@ -380,3 +380,56 @@ fn every_embedded_template_passes_the_verifier_here() {
         );
     }
 }
+
+/// A template the verifier rejects (a test build's own copy of
+/// `tcp_retransmit` whose main program starts by reading a register no
+/// program gets initialised): exit 1, the template and program named, the
+/// verifier's last lines quoted, no panic.
+#[test]
+fn a_template_the_verifier_rejects_exits_1_with_its_name_and_log() {
+    if !common::require_root() {
+        return;
+    }
+    let prebuilt = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/probe-templates/prebuilt/tcp_retransmit.bpfel.o"
+    );
+    let mut bytes = std::fs::read(prebuilt).unwrap();
+    let at = {
+        use object::{Object, ObjectSection, ObjectSymbol};
+        let file = object::File::parse(&*bytes).unwrap();
+        let sym = file
+            .symbols()
+            .find(|s| s.name() == Ok("tcpq_retrans_tp"))
+            .expect("the program's symbol");
+        let section = file.section_by_index(sym.section_index().unwrap()).unwrap();
+        let (start, _) = section.file_range().unwrap();
+        (start + sym.address()) as usize
+    };
+    // Not the first half of a 16-byte load (a map reference aya would
+    // relocate): then `r0 = r2` replaces an ordinary instruction.
+    assert_ne!(bytes[at], 0x18, "first instruction is a 64-bit load");
+    bytes[at..at + 8].copy_from_slice(&[0xbf, 0x20, 0, 0, 0, 0, 0, 0]);
+    let dir = common::TempDir::new("broken-template");
+    let path = dir.join("tcp_retransmit.bpfel.o");
+    std::fs::write(&path, &bytes).unwrap();
+
+    let out = Command::new(Tcpq::bin())
+        .args(["-e", "on tcp_retransmit count", "--duration", "0"])
+        .env(
+            "TCPQ_TEST_TEMPLATE",
+            format!("tcp_retransmit={}", path.display()),
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("verifier rejected tcp_retransmit/tcpq_retrans_tp"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("R2 !read_ok"), "{stderr}");
+    assert!(stderr.contains("this is a tcpq bug"), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+}

@@ -39,6 +39,35 @@ pub fn names() -> impl Iterator<Item = &'static str> {
 }
 
 /// The object bytes of a template.
+///
+/// Debug builds (the ones `cargo test` runs) also honour
+/// `TCPQ_TEST_TEMPLATE=NAME=PATH`: the object at PATH stands for template
+/// NAME, so that a test can hand tcpq a template the verifier rejects and
+/// check what the user sees. Release builds ignore the variable.
 pub fn get(name: &str) -> Option<&'static [u8]> {
+    #[cfg(debug_assertions)]
+    if let Some(bytes) = test_override(name) {
+        return Some(bytes);
+    }
     TEMPLATES.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+}
+
+/// `TCPQ_TEST_TEMPLATE`'s object for `name`, read into 8-byte aligned
+/// memory (the ELF parser needs it) that lives as long as the process.
+#[cfg(debug_assertions)]
+fn test_override(name: &str) -> Option<&'static [u8]> {
+    let var = std::env::var("TCPQ_TEST_TEMPLATE").ok()?;
+    let (template, path) = var.split_once('=')?;
+    if template != name {
+        return None;
+    }
+    let bytes = std::fs::read(path).ok()?;
+    let words: &'static mut [u64] =
+        Box::leak(vec![0u64; bytes.len().div_ceil(8)].into_boxed_slice());
+    // SAFETY: `words` spans at least `bytes.len()` bytes, and u8 has no
+    // alignment or validity requirements.
+    let out =
+        unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), bytes.len()) };
+    out.copy_from_slice(&bytes);
+    Some(out)
 }

@@ -102,7 +102,10 @@ impl NetnsPair {
             .next()
             .and_then(|s| s.parse().ok())
             .unwrap_or(0);
-        20000 + ((std::process::id().wrapping_mul(31).wrapping_add(id * 97)) % 20000) as u16
+        // Below Linux's ephemeral range (32768-60999 by default): a port
+        // in it can be any loopback client's, which a global `sport == P`
+        // filter then counts too.
+        20000 + ((std::process::id().wrapping_mul(31).wrapping_add(id * 97)) % 12000) as u16
     }
 
     /// Limit GSO on the veth end inside `ns` to `segs` MSS per skb

@@ -381,8 +381,9 @@ pub fn rejected_early(cfg: &TemplateConfig, ev: &Event) -> bool {
     tcpq_filter(cfg, ev) == 0
 }
 
-/// Fill the slots every template shares from the socket `sk`: addresses,
-/// ports, family, state, netns, cookie, and the socket's owner.
+/// Fill the slots every template shares from the socket `sk`: those of
+/// addresses, ports, family, state, netns and cookie the clause uses
+/// (`common`), and the socket's owner when it shows or tests it.
 #[inline(always)]
 pub fn fill_sock(cfg: &TemplateConfig, ev: &mut Event, sk: u64) {
     tcpq_fill_sock(cfg, ev, sk);
