@@ -433,3 +433,43 @@ fn a_template_the_verifier_rejects_exits_1_with_its_name_and_log() {
     assert!(stderr.contains("this is a tcpq bug"), "{stderr}");
     assert!(!stderr.contains("panicked"), "{stderr}");
 }
+
+/// `tcp_sendmsg`'s `sock_length` strategy notes the size asked at eight
+/// classic syscall tracepoints, which cost every syscall the slow path and
+/// take ~300 ms to detach: they are attached only for a clause that uses
+/// `size`. Ground truth: the names of the programs the process holds.
+#[test]
+fn syscall_entries_are_attached_only_for_size() {
+    if !common::require_root() {
+        return;
+    }
+    let programs = |src: &str| {
+        let mut t = Tcpq::spawn(&["-e", src]);
+        t.wait_attached(ATTACH);
+        let (progs, _) = bpf_fds(t.pid().unwrap());
+        let names: Vec<String> = progs
+            .keys()
+            .filter_map(|id| {
+                let p = common::bpf::bpftool_json(&["prog", "show", "id", &id.to_string()])?;
+                Some(p["name"].as_str()?.to_owned())
+            })
+            .collect();
+        let (_, _, err) = t.stop(Duration::from_secs(10));
+        (names, err)
+    };
+    let (without, err) = programs("on tcp_sendmsg print pid, ret");
+    if !err.contains("via sock_length") {
+        // fexit or kprobes: one program sees the size; nothing to check.
+        eprintln!("tcp_sendmsg does not use sock_length here ({err}); skipping");
+        return;
+    }
+    assert!(without.iter().any(|n| n == "tcpq_io_send"), "{without:?}");
+    assert!(
+        !without.iter().any(|n| n.starts_with("tcpq_io_enter")),
+        "{without:?}"
+    );
+    let (with, _) = programs("on tcp_sendmsg print pid, size, ret");
+    for name in ["tcpq_io_enter", "tcpq_io_enter_m", "tcpq_io_enter_v"] {
+        assert!(with.iter().any(|n| n == name), "{name} missing: {with:?}");
+    }
+}

@@ -238,6 +238,11 @@ impl StrategyDef {
                         } else {
                             Attach::Tracepoint { category, name }
                         },
+                        only_for: ALSO_ONLY_FOR
+                            .iter()
+                            .find(|(p, _)| p == program)
+                            .map(|(_, fields)| fields.iter().map(|f| f.to_string()).collect())
+                            .unwrap_or_default(),
                     }
                 })
                 .chain(self.also_kprobes.iter().map(|(program, function, ret)| {
@@ -247,6 +252,7 @@ impl StrategyDef {
                             function: function.to_string(),
                             ret: *ret,
                         },
+                        only_for: Vec::new(),
                     }
                 }))
                 .collect(),
@@ -822,6 +828,17 @@ static IO_ENTERS: &[(&str, (&str, &str), bool)] = &[
     ("tcpq_io_enter_v", ("syscalls", "sys_enter_readv"), false),
 ];
 
+/// Further programs that only some fields need: attached only for a
+/// clause that uses one of them. The syscall entries note nothing but the
+/// size asked, and classic syscall tracepoints are costly to have: every
+/// syscall takes the slow path while they are attached, and removing them
+/// waits for an RCU tasks-trace grace period (~300 ms for these eight).
+static ALSO_ONLY_FOR: &[(&str, &[&str])] = &[
+    ("tcpq_io_enter", &["size"]),
+    ("tcpq_io_enter_m", &["size"]),
+    ("tcpq_io_enter_v", &["size"]),
+];
+
 static IO_FIELDS: &[FieldDef] = &[
     field(
         "size",
@@ -1392,7 +1409,8 @@ pub static PROBES: &[ProbeDef] = &[
                 also_kprobes: &[],
                 how: "the sock_send_length raw tracepoint (socket and result of each \
                   sock_sendmsg), with the size asked noted at the send syscalls' entry \
-                  (syscalls:sys_enter_write/sendto/sendmsg/writev)",
+                  (syscalls:sys_enter_write/sendto/sendmsg/writev), attached only when the \
+                  clause uses size",
                 also: IO_ENTERS,
                 requires: &[
                     Req::Btf,
@@ -1457,7 +1475,8 @@ pub static PROBES: &[ProbeDef] = &[
                 func: None,
                 also_kprobes: &[],
                 how: "the sock_recv_length raw tracepoint, with the size asked noted at the \
-                  receive syscalls' entry (syscalls:sys_enter_read/recvfrom/recvmsg/readv)",
+                  receive syscalls' entry (syscalls:sys_enter_read/recvfrom/recvmsg/readv), attached only when the \
+                  clause uses size",
                 also: IO_ENTERS,
                 requires: &[
                     Req::Btf,

@@ -209,6 +209,10 @@ pub struct Strategy {
 pub struct ExtraProgram {
     pub program: String,
     pub attach: Attach,
+    /// The fields this program is there for: it is attached only for a
+    /// clause that uses one of them. Empty: always attached.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub only_for: Vec<String>,
 }
 
 /// Fields a strategy can fill only when the kernel offers more.

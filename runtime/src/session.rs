@@ -682,9 +682,14 @@ impl Prepared<'_> {
             self.strategy.program.clone(),
             vec![self.strategy.attach.clone()],
         ));
-        // Further programs, each loaded once and attached at all its points.
+        // Further programs, each loaded once and attached at all its points,
+        // and only if the clause uses a field they are there for.
+        let used = self.clause.fields_used();
         let first_extra = out.len();
         for extra in &self.strategy.also {
+            if !extra.only_for.is_empty() && !extra.only_for.iter().any(|f| used.contains(f)) {
+                continue;
+            }
             match out[first_extra..]
                 .iter_mut()
                 .find(|(p, _)| *p == extra.program)
