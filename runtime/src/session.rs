@@ -187,6 +187,8 @@ const SHARED_MAPS: [&str; 4] = [maps::OWNERS, maps::TUPLES, maps::LISTENERS, map
 struct Shared {
     /// The loader reuses [`SHARED_MAPS`].
     maps: bool,
+    /// Among them the `OFFSETS` map, written by the first object.
+    offsets: bool,
     /// The owner programs are attached (once per session: they fill the
     /// shared owner maps for every clause).
     owners: bool,
@@ -750,14 +752,16 @@ fn prepare_clause<'p>(
             source: Box::new(source),
         },
     })?;
-    write_maps(&mut ebpf, &template, &kernel.offsets, config)?;
     // The maps every clause would fill alike (owners, offsets) are this
     // first object's in every later one: one set of owner programs serves
-    // the whole session.
+    // the whole session, and the offsets are written once.
+    let offsets = (!shared.offsets).then_some(&kernel.offsets);
+    write_maps(&mut ebpf, &template, offsets, config)?;
     if !shared.maps {
         for name in SHARED_MAPS {
             if let Some(fd) = ebpf.map(name).and_then(map_fd) {
                 loader.reuse_map(name, fd);
+                shared.offsets |= name == maps::OFFSETS;
             }
         }
         shared.maps = true;
@@ -776,6 +780,28 @@ fn prepare_clause<'p>(
     })
 }
 
+/// Load (verify) a `TracePoint` or `RawTracePoint` program unless it is
+/// loaded already (the two share these methods but no trait):
+/// `Ok(Some((time in BPF_PROG_LOAD, verified instructions)))`, or `Ok(None)`
+/// for a program [`preload`] verified.
+macro_rules! verify_once {
+    ($p:expr) => {{
+        let p = $p;
+        if p.fd().is_ok() {
+            Ok(None)
+        } else {
+            let t = Instant::now();
+            p.load().map(|()| {
+                let took = t.elapsed();
+                Some((
+                    took,
+                    p.info().ok().and_then(|i| i.verified_instruction_count()),
+                ))
+            })
+        }
+    }};
+}
+
 /// Verify every prepared clause's programs at once, one thread per clause:
 /// the verifier runs in the loading thread, and each clause's object is
 /// its own. Failures are left for [`finish_clause`], which loads again
@@ -792,21 +818,19 @@ fn preload(prepared: &mut [Prepared<'_>], timings: &mut Timings) {
                         let Some(prog) = p.ebpf.program_mut(&program) else {
                             continue;
                         };
-                        let t = Instant::now();
                         let verified = match points.first() {
                             Some(Attach::Tracepoint { .. }) => {
                                 let tp: Result<&mut TracePoint, _> = prog.try_into();
-                                tp.ok().and_then(|tp| tp.load().ok().map(|()| tp.info()))
+                                tp.ok().map(|tp| verify_once!(tp))
                             }
                             Some(Attach::RawTracepoint { .. }) => {
                                 let tp: Result<&mut RawTracePoint, _> = prog.try_into();
-                                tp.ok().and_then(|tp| tp.load().ok().map(|()| tp.info()))
+                                tp.ok().map(|tp| verify_once!(tp))
                             }
                             _ => continue,
                         };
-                        if let Some(info) = verified {
-                            let n = info.ok().and_then(|i| i.verified_instruction_count());
-                            out.push((format!("{}/{program}", p.template), t.elapsed(), n));
+                        if let Some(Ok(Some((took, n)))) = verified {
+                            out.push((format!("{}/{program}", p.template), took, n));
                         }
                     }
                     out
@@ -1082,10 +1106,12 @@ impl Seeds {
     }
 }
 
+/// Write a clause's configuration, and `offsets` (unless the object shares
+/// an `OFFSETS` map already written).
 fn write_maps(
     ebpf: &mut Ebpf,
     template: &str,
-    offsets: &Offsets,
+    offsets: Option<&Offsets>,
     config: TemplateConfig,
 ) -> Result<(), SessionError> {
     let map_err = |map: &str, source: MapError| SessionError::Map {
@@ -1098,16 +1124,18 @@ fn write_maps(
         map: map.to_owned(),
     };
 
-    let map = ebpf
-        .map_mut(maps::OFFSETS)
-        .ok_or_else(|| missing(maps::OFFSETS))?;
-    let mut arr: Array<&mut MapData, PodLoc> =
-        Array::try_from(map).map_err(|e| map_err(maps::OFFSETS, e))?;
-    let n = (arr.len() as usize).min(N_OFFSETS);
-    for (i, loc) in offsets.locs.iter().enumerate().take(n) {
-        if loc.size != 0 {
-            arr.set(i as u32, PodLoc(*loc), 0)
-                .map_err(|e| map_err(maps::OFFSETS, e))?;
+    if let Some(offsets) = offsets {
+        let map = ebpf
+            .map_mut(maps::OFFSETS)
+            .ok_or_else(|| missing(maps::OFFSETS))?;
+        let mut arr: Array<&mut MapData, PodLoc> =
+            Array::try_from(map).map_err(|e| map_err(maps::OFFSETS, e))?;
+        let n = (arr.len() as usize).min(N_OFFSETS);
+        for (i, loc) in offsets.locs.iter().enumerate().take(n) {
+            if loc.size != 0 {
+                arr.set(i as u32, PodLoc(*loc), 0)
+                    .map_err(|e| map_err(maps::OFFSETS, e))?;
+            }
         }
     }
 
@@ -1147,13 +1175,10 @@ fn load_and_attach(
         Some(Attach::Tracepoint { .. }) => {
             let tp: &mut TracePoint = prog.try_into().map_err(fail)?;
             // `preload` verified it already, unless that failed.
-            if tp.fd().is_err() {
-                let t = Instant::now();
-                tp.load().map_err(fail)?;
-                let verified = tp.info().ok().and_then(|i| i.verified_instruction_count());
+            if let Some((took, n)) = verify_once!(&mut *tp).map_err(fail)? {
                 timings
                     .programs
-                    .push((format!("{template}/{program}"), t.elapsed(), verified));
+                    .push((format!("{template}/{program}"), took, n));
             }
             for p in points {
                 let Attach::Tracepoint { category, name } = p else {
@@ -1169,13 +1194,10 @@ fn load_and_attach(
         Some(Attach::RawTracepoint { .. }) => {
             let tp: &mut RawTracePoint = prog.try_into().map_err(fail)?;
             // `preload` verified it already, unless that failed.
-            if tp.fd().is_err() {
-                let t = Instant::now();
-                tp.load().map_err(fail)?;
-                let verified = tp.info().ok().and_then(|i| i.verified_instruction_count());
+            if let Some((took, n)) = verify_once!(&mut *tp).map_err(fail)? {
                 timings
                     .programs
-                    .push((format!("{template}/{program}"), t.elapsed(), verified));
+                    .push((format!("{template}/{program}"), took, n));
             }
             for p in points {
                 let Attach::RawTracepoint { name, .. } = p else {
