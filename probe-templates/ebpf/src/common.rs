@@ -691,18 +691,13 @@ pub extern "C" fn tcpq_load_fields(
     if cfg.is_null() || ev.is_null() {
         return 0;
     }
-    load_fields_inline(unsafe { &*cfg }, unsafe { &mut *ev }, sk, skb);
-    0
-}
-
-#[inline(always)]
-fn load_fields_inline(cfg: &TemplateConfig, ev: &mut Event, sk: u64, skb: u64) {
-    let n = cfg.n_loads;
+    let n = unsafe { (*cfg).n_loads };
     let mut i = 0;
     while i < n && i < MAX_LOADS as u32 {
         tcpq_load_one(cfg, ev, i, sk, skb);
         i += 1;
     }
+    0
 }
 
 /// The configured load `i`: follow its pointers from its base, read the
