@@ -304,12 +304,12 @@ fn done(ctx: &RawTracePointContext) -> Option<()> {
 #[inline(always)]
 fn emit(sk: u64, size: u64, ret: u64, flags: u64) -> Option<()> {
     let cfg = config()?;
-    let ev = begin()?;
+    let ev = begin_own()?;
     let v = &mut ev.vals;
     v[s::SIZE as usize] = size;
     v[s::RET as usize] = ret;
     v[s::FLAGS as usize] = flags;
-    if rejected_early(cfg, ev) {
+    if !passes_early(cfg, ev) {
         return None;
     }
     let owner = current_owner();

@@ -29,13 +29,13 @@ pub fn tcpq_probe_tp(ctx: TracePointContext) -> u32 {
 #[inline(always)]
 fn run(ctx: &TracePointContext) -> Option<()> {
     let cfg = config()?;
-    let sk = tp_field(ctx, off::TP_PROBE_SK);
-    if sk == 0 {
+    let ev = begin_own()?;
+    fill_own_tp(cfg, true, ev, ctx);
+    if !passes_early(cfg, ev) {
         return None;
     }
-    let ev = begin()?;
-    fill_own_tp(cfg, true, ev, ctx);
-    if rejected_early(cfg, ev) {
+    let sk = tp_field(ctx, off::TP_PROBE_SK);
+    if sk == 0 {
         return None;
     }
     fill_own_tp(cfg, false, ev, ctx);
@@ -65,11 +65,12 @@ fn run_raw(ctx: &RawTracePointContext) -> Option<()> {
     if sk == 0 || skb == 0 {
         return None;
     }
-    // tcp_probe fires on established sockets only: the full-socket check
-    // (three reads) is paid only by events the early filter passes.
-    let ev = begin()?;
+    // No full-socket check: the kernel fires tcp_probe in the receive
+    // path of full TCP sockets only (request and time-wait mini-sockets
+    // take other paths), like the classic program, which never checked.
+    let ev = begin_own()?;
     fill_own_raw(cfg, true, ev, sk, skb);
-    if rejected_early(cfg, ev) || !is_full_tcp_sock(sk) {
+    if !passes_early(cfg, ev) {
         return None;
     }
     fill_own_raw(cfg, false, ev, sk, skb);
@@ -95,7 +96,8 @@ fn fill_own_tp(cfg: &TemplateConfig, before: bool, ev: &mut Event, ctx: &TracePo
         (s::MARK, off::TP_PROBE_MARK),
     ] {
         if own_now(cfg, before, slot) {
-            v[slot as usize] = tp_field(ctx, index);
+            // The mask only tells the compiler the index is in range.
+            v[slot as usize & (tcpq_abi::N_SLOTS - 1)] = tp_field(ctx, index);
         }
     }
 }
@@ -104,6 +106,14 @@ fn fill_own_tp(cfg: &TemplateConfig, before: bool, ev: &mut Event, ctx: &TracePo
 /// `TP_fast_assign` does, from the socket and the skb.
 #[inline(always)]
 fn fill_own_raw(cfg: &TemplateConfig, before: bool, ev: &mut Event, sk: u64, skb: u64) {
+    // In line before the early filter (see `read_off_hot`).
+    let read_off = |base, index| {
+        if before {
+            read_off_hot(base, index)
+        } else {
+            read_off(base, index)
+        }
+    };
     let v = &mut ev.vals;
     for (slot, index) in [
         (s::SND_NXT, off::TP_SND_NXT),

@@ -35,10 +35,10 @@ fn sent(ctx: &RawTracePointContext) -> Option<()> {
     if sk == 0 && skb == 0 {
         return None;
     }
-    let ev = begin()?;
+    let ev = begin_own()?;
     ev.vals[s::RECEIVED as usize] = 0;
     ev.vals[s::REASON as usize] = tp_field(ctx, off::TP_SEND_RESET_REASON);
-    if rejected_early(cfg, ev) {
+    if !passes_early(cfg, ev) {
         return None;
     }
     if sk != 0 {
@@ -60,9 +60,9 @@ fn received(ctx: &RawTracePointContext) -> Option<()> {
     if sk == 0 {
         return None;
     }
-    let ev = begin()?;
+    let ev = begin_own()?;
     ev.vals[s::RECEIVED as usize] = 1;
-    if rejected_early(cfg, ev) {
+    if !passes_early(cfg, ev) {
         return None;
     }
     fill_sock(cfg, ev, sk);

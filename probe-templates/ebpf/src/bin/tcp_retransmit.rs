@@ -34,11 +34,11 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     if tp_field(ctx, off::TP_RETRANS_ERR) != 0 {
         return None;
     }
-    let ev = begin()?;
+    let ev = begin_own()?;
     let cb = loc(off::SKB_CB).off;
     let segs = loc(off::TCB_GSO_SEGS);
     ev.vals[s::SEGS as usize] = read_loc(skb + cb as u64, &segs);
-    if rejected_early(cfg, ev) {
+    if !passes_early(cfg, ev) {
         return None;
     }
     fill_sock(cfg, ev, sk);

@@ -54,12 +54,12 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     }
 
     let cfg = config()?;
-    let ev = begin()?;
+    let ev = begin_own()?;
     let v = &mut ev.vals;
     v[s::OLDSTATE as usize] = old;
     v[s::NEWSTATE as usize] = new;
     v[s::DURATION as usize] = duration;
-    if rejected_early(cfg, ev) {
+    if !passes_early(cfg, ev) {
         return None;
     }
     fill_sock(cfg, ev, sk);
