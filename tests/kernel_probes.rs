@@ -1536,3 +1536,64 @@ fn sockets_from_before_the_start_name_their_owner() {
     assert_eq!(field_u64(acc[0], "pid"), l2.pid() as u64, "{ctx}");
     assert_eq!(field_str(acc[0], "comm"), "tcpq-listener", "{ctx}");
 }
+
+/// A socket two processes write in turn (the writer, a forked child on
+/// another CPU, the writer again): the segments' ACKs, handled in softirq,
+/// name whoever wrote last each time. The owner program keeps a per-CPU
+/// note of who used a socket last; this is the case where that note must
+/// be noticed as stale.
+#[test]
+fn a_socket_written_in_turn_by_two_processes_names_each_writer() {
+    if !common::require_root() {
+        return;
+    }
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("handoff");
+    let mut server = Server::start(
+        &pair.srv,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        // Away from the writer's CPU: its reads would overwrite that CPU's
+        // note, and hide a stale one.
+        &["--max-seconds", "15", "--last-cpu"],
+        dir.path(),
+    );
+    let t = tcpq(&format!(
+        "on tcp_probe where dport == {port} print pid, comm"
+    ));
+    let mut client = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        256 << 10,
+        &["--handoff", "tcpq-handoff", "--max-seconds", "10"],
+        dir.path(),
+    );
+    let log = client.wait(Duration::from_secs(12));
+    server.wait(Duration::from_secs(10));
+    let (events, ctx) = finish(t);
+    let phases = log.all("phase");
+    assert_eq!(phases.len(), 3, "{:?}{ctx}", log.events);
+    for p in &phases {
+        assert_eq!(p["bytes"], 256 << 10, "{p}{ctx}");
+    }
+    let writer = (phases[0]["pid"].as_u64().unwrap(), "tcpq-writer".to_owned());
+    let child = (
+        phases[1]["pid"].as_u64().unwrap(),
+        "tcpq-handoff".to_owned(),
+    );
+    assert_eq!(phases[2]["pid"].as_u64(), Some(writer.0), "{ctx}");
+    assert_ne!(writer.0, child.0);
+    // Who each ACK names, consecutive repeats merged: the first ACKs of a
+    // turn may come before the new writer's send returns, and name the one
+    // before, so only the order of the turns is exact.
+    let mut turns: Vec<(u64, String)> = Vec::new();
+    for e in of(&events, "tcp_probe") {
+        let who = (field_u64(e, "pid"), field_str(e, "comm"));
+        if turns.last() != Some(&who) {
+            turns.push(who);
+        }
+    }
+    assert_eq!(turns, vec![writer.clone(), child, writer], "{ctx}");
+}

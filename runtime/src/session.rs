@@ -180,7 +180,13 @@ pub fn owner_programs() -> Vec<(&'static str, Vec<Attach>)> {
 
 /// Maps the clauses of a session share: the first template object's, reused
 /// by every later one (`EbpfLoader::reuse_map`, a tcpq patch to aya).
-const SHARED_MAPS: [&str; 4] = [maps::OWNERS, maps::TUPLES, maps::LISTENERS, maps::OFFSETS];
+const SHARED_MAPS: [&str; 5] = [
+    maps::OWNERS,
+    maps::TUPLES,
+    maps::LISTENERS,
+    maps::OWNER_GEN,
+    maps::OFFSETS,
+];
 
 /// What the clauses attached so far have set up for the others.
 #[derive(Default)]

@@ -5,11 +5,12 @@
                    [--read-delay-ms D] [--rcvbuf N] [--max-seconds T]
                    [--backlog N] [--accept-delay S]
                    [--accept N] [--close-unread] [--reply K --reply-after B
-                   --reply-delay S] --log FILE --ready-file F [--comm NAME]
+                   --reply-delay S] [--last-cpu] --log FILE --ready-file F
+                   [--comm NAME]
   tcpgen.py client --connect ADDR --port P --bytes N [--max-seconds T]
                    [--sndbuf N] [--hold-seconds H] [--connections N]
                    [--read-reply K] [--linger0] [--connect-timeout S]
-                   --log FILE [--comm NAME]
+                   [--handoff NAME] --log FILE [--comm NAME]
 
 Every run is bounded: the server accepts --accept connections (default 1),
 one after the other, and exits when the last peer closes or after
@@ -84,6 +85,8 @@ def remaining(deadline):
 def server(a):
     comm = set_comm(a.comm or "tcpq-reader")
     log = Log(a.log, comm)
+    if a.last_cpu:
+        os.sched_setaffinity(0, {max(os.sched_getaffinity(0))})
     deadline = time.monotonic() + a.max_seconds
     ls = socket.socket(family_of(a.bind), socket.SOCK_STREAM)
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -183,10 +186,57 @@ def client(a):
     comm = set_comm(a.comm or "tcpq-writer")
     log = Log(a.log, comm)
     deadline = time.monotonic() + a.max_seconds
+    if a.handoff:
+        return handoff(a, log, deadline)
     for _ in range(a.connections):
         rc = client_one(a, log, deadline)
         if rc != 0:
             return rc
+    return 0
+
+
+def send_all(s, n, deadline):
+    """Send n bytes on the blocking socket s and wait until the peer has
+    acknowledged them all (or the deadline passes): every ACK for them
+    arrives before the function returns."""
+    chunk = b"x" * 65536
+    total = 0
+    while total < n and remaining(deadline) > 0:
+        total += s.send(chunk[: min(len(chunk), n - total)])
+    while outq(s) > 0 and remaining(deadline) > 0:
+        time.sleep(0.01)
+    return total
+
+
+def handoff(a, log, deadline):
+    """One connection used by two processes in turn: this one sends --bytes,
+    a forked child renamed --handoff sends --bytes on the same socket and
+    exits, then this one sends --bytes again. Events: connected, phase (with
+    "phase" 1, 2 or 3, logged by the process that sends it, once its bytes
+    are acknowledged), closed."""
+    # Parent and child on different CPUs where there are two: a per-CPU
+    # cache of who used a socket last must still see the socket change hands.
+    cpus = sorted(os.sched_getaffinity(0))
+    os.sched_setaffinity(0, {cpus[0]})
+    s = socket.create_connection((a.connect, a.port), timeout=remaining(deadline))
+    log("connected", **ports(s))
+    time.sleep(0.2)
+    log("phase", phase=1, bytes=send_all(s, a.bytes, deadline))
+    time.sleep(0.2)
+    child = os.fork()
+    if child == 0:
+        try:
+            os.sched_setaffinity(0, {cpus[-1]})
+            clog = Log(a.log, set_comm(a.handoff))
+            clog("phase", phase=2, bytes=send_all(s, a.bytes, deadline))
+            time.sleep(0.2)
+        finally:
+            os._exit(0)
+    os.waitpid(child, 0)
+    log("phase", phase=3, bytes=send_all(s, a.bytes, deadline))
+    time.sleep(0.2)
+    s.close()
+    log("closed")
     return 0
 
 
@@ -280,6 +330,8 @@ def main(argv):
     s.add_argument("--log", required=True)
     s.add_argument("--ready-file", required=True)
     s.add_argument("--comm", default="")
+    s.add_argument("--last-cpu", action="store_true",
+                   help="run on the last CPU this process may use")
     s.add_argument("--backlog", type=int, default=16,
                    help="listen() backlog (capped by net.core.somaxconn)")
     s.add_argument("--accept-delay", type=float, default=0.0,
@@ -306,6 +358,9 @@ def main(argv):
                    help="with --hold-seconds: keep the socket open this long after the last ack")
     c.add_argument("--log", required=True)
     c.add_argument("--comm", default="")
+    c.add_argument("--handoff", default="",
+                   help="one connection, written by this process, then by a forked "
+                        "child renamed NAME, then by this process again")
     c.add_argument("--connections", type=int, default=1,
                    help="connect this many times, one after the other")
     c.add_argument("--read-reply", type=int, default=0,

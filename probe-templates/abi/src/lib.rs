@@ -40,6 +40,9 @@ pub mod maps {
     /// sockets their process has not used since (a reader stuck in a zero
     /// window, a retransmitting idle connection).
     pub const TUPLES: &str = "TCPQ_TUPLES";
+    /// `Array<u64>`, one entry: bumped whenever an owner is set or
+    /// forgotten (see the templates' `tcpq_own_io`).
+    pub const OWNER_GEN: &str = "TCPQ_OWNER_GEN";
     /// `PerCpuArray<Event>`, one entry: the record under construction
     /// (too big for the BPF stack). Private to the template.
     pub const SCRATCH: &str = "TCPQ_SCRATCH";

@@ -312,8 +312,7 @@ fn emit(sk: u64, size: u64, ret: u64, flags: u64) -> Option<()> {
     if !passes_early(cfg, ev) {
         return None;
     }
-    let owner = current_owner();
-    let _ = TCPQ_OWNERS.insert(sk, owner, 0);
+    set_owner(sk, current_owner());
     fill_sock(cfg, ev, sk);
     load_fields(cfg, ev, sk, 0);
     finish(cfg, ev);
