@@ -4,7 +4,7 @@
 # machine. Results go to stdout (markdown-ish) and to $OUT (default
 # target/bench/) as raw files; docs/benchmarks.md quotes a run.
 #
-#   benches/compare.sh [all|startup|rss|footprint|kernel|stream|parse]...
+#   benches/compare.sh [all|startup|rss|footprint|kernel|host|stream|parse]...
 #
 # Needs: hyperfine, bpftrace, bpftool, iperf3, sockperf, python3,
 # /usr/bin/time (GNU). RUNS (default 15) sets the number of timed runs.
@@ -228,6 +228,43 @@ EOF
     echo
 }
 
+# --- (4b) the host's cost --------------------------------------------------
+# bpf_stats counts a program's own run time only: not the tracepoint's
+# dispatch, nor a classic tracepoint's record, which the kernel builds
+# before the program runs. The whole cost shows in what a CPU-bound
+# workload still gets done: sockperf's message rate (64-byte messages on
+# loopback, as fast as they go) with nothing attached and with each tool
+# attached to the same question.
+host() {
+    echo "## (4b) the host's cost: sockperf's message rate with each tool attached"
+    sockperf sr --tcp -p 5304 >/dev/null 2>&1 &
+    local srv=$! label cmd pid rates
+    sleep 0.5
+    local tools=(
+        "nothing attached|"
+        "tcpq, never-matching filter, print pid (owner tracking on)|$TCPQ -e 'on tcp_probe where snd_cwnd == 123456789 print pid'"
+        "tcpq, never-matching filter, print snd_cwnd (no owner tracking)|$TCPQ -e 'on tcp_probe where snd_cwnd == 123456789 print snd_cwnd'"
+        "bpftrace, never-matching filter, print pid|$BPFTRACE -e 'tracepoint:tcp:tcp_probe /args->snd_cwnd == 123456789/ { printf(\"%d\\n\", pid); }'"
+    )
+    local t
+    for t in "${tools[@]}"; do
+        label=${t%%|*} cmd=${t#*|} pid=
+        if [[ -n $cmd ]]; then
+            eval "exec $cmd" > "$OUT/host.out" 2> "$OUT/host.err" &
+            pid=$!
+            for _ in $(seq 100); do grep -qiE 'attached|Attaching' "$OUT/host.err" "$OUT/host.out" && break; sleep 0.1; done
+            sleep 0.5
+        fi
+        rates=$(for _ in $(seq "${HOST_RUNS:-5}"); do
+            sockperf tp --tcp -i 127.0.0.1 -p 5304 -m 64 -t 3 2>&1 | grep -oE 'Message Rate is [0-9]+' | grep -oE '[0-9]+$'
+        done)
+        [[ -n $pid ]] && { kill -INT "$pid"; wait "$pid" || true; }
+        echo "- $label: median $(echo "$rates" | median) messages/s (runs: $(echo $rates))"
+    done
+    kill $srv 2>/dev/null || true
+    echo
+}
+
 # --- (5) streaming -------------------------------------------------------
 stream() {
     echo "## (5) streaming to a file, JSON (tcp_probe events from sockperf at a set rate)"
@@ -310,6 +347,6 @@ EOF
 }
 
 sections=("$@")
-[[ ${#sections[@]} == 0 || ${sections[0]} == all ]] && sections=(startup rss footprint kernel stream parse)
+[[ ${#sections[@]} == 0 || ${sections[0]} == all ]] && sections=(startup rss footprint kernel host stream parse)
 machine
 for s in "${sections[@]}"; do "$s"; done

@@ -147,37 +147,39 @@ pub fn read_ptr(base: u64, off: u32) -> u64 {
 
 /// Read the value `l` describes, zero-extended. Reads exactly the bytes the
 /// field occupies, so a field at the very end of an object never makes the
-/// read cross into the next page.
+/// read cross into the next page. One helper call for every size, into a
+/// zeroed word (little-endian: the bytes read are the value's low bytes),
+/// then the bit field's shift and mask: with a call per size, each read
+/// inlined before the early filter was eight call sites for the verifier.
 #[inline(always)]
 fn read_loc_inline(base: u64, l: &FieldLoc) -> u64 {
     if base == 0 || l.size == 0 {
         return 0;
     }
-    let addr = base + l.off as u64;
-    if l.bit_size != 0 {
+    let (bytes, shift, mask) = if l.bit_size != 0 {
         let end = l.bit_off as u32 + l.bit_size as u32;
-        let raw: u64 = if end <= 8 {
-            read::<u8>(addr) as u64
-        } else if end <= 16 {
-            read::<u16>(addr) as u64
-        } else if end <= 32 {
-            read::<u32>(addr) as u64
-        } else {
-            read::<u64>(addr)
-        };
         let mask = if l.bit_size >= 64 {
             u64::MAX
         } else {
             (1u64 << l.bit_size) - 1
         };
-        return (raw >> (l.bit_off & 63)) & mask;
+        (end.div_ceil(8), l.bit_off as u64 & 63, mask)
+    } else {
+        (l.size as u32, 0, u64::MAX)
+    };
+    let mut v: u64 = 0;
+    let r = unsafe {
+        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
+            &mut v as *mut u64 as *mut core::ffi::c_void,
+            bytes.min(8),
+            (base + l.off as u64) as *const core::ffi::c_void,
+        )
+    };
+    if r != 0 {
+        stat_inc(stat::READ_ERR);
+        return 0;
     }
-    match l.size {
-        1 => read::<u8>(addr) as u64,
-        2 => read::<u16>(addr) as u64,
-        4 => read::<u32>(addr) as u64,
-        _ => read::<u64>(addr),
-    }
+    (v >> shift) & mask
 }
 
 /// A [`FieldLoc`] in one register, for the global functions below (whose
