@@ -95,6 +95,29 @@ pub fn set_owner(sk: u64, owner: Owner) {
     owners_changed();
 }
 
+/// The current process is using `sk`: make it the owner unless it is.
+#[inline(always)]
+pub fn claim(sk: u64) {
+    claim_for(sk, (bpf_get_current_pid_tgid() >> 32) as u32);
+}
+
+#[inline(always)]
+fn claim_for(sk: u64, tgid: u32) {
+    let known = match unsafe { TCPQ_OWNERS.get(sk) } {
+        Some(o) => o.pid == tgid,
+        None => false,
+    };
+    if !known {
+        set_owner(sk, current_owner());
+    }
+}
+
+/// The bit of an own slot in [`TemplateConfig::own`].
+#[inline(always)]
+pub fn own_bit(slot: u8) -> u16 {
+    1 << ((slot - slot::OWN_FIRST) & 15)
+}
+
 /// Invalidate every CPU's [`LastIo`]: an owner was set or forgotten.
 #[inline(always)]
 pub fn owners_changed() {
@@ -1133,13 +1156,7 @@ pub fn tcpq_own_io(ctx: RawTracePointContext) -> i32 {
     if read_off_hot(sk, off::SK_PROTOCOL) != IPPROTO_TCP {
         return 0;
     }
-    let known = match unsafe { TCPQ_OWNERS.get(sk) } {
-        Some(o) => o.pid == tgid,
-        None => false,
-    };
-    if !known {
-        set_owner(sk, current_owner());
-    }
+    claim_for(sk, tgid);
     *last = LastIo {
         sk,
         tgid,

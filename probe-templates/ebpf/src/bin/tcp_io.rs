@@ -232,7 +232,7 @@ fn farg(ctx: &FExitContext, index: u32) -> u64 {
 #[inline(always)]
 fn fexit_done(ctx: &FExitContext, sk_i: u32, size_i: u32, flags_i: Option<u32>, ret_i: u32) {
     let sk = farg(ctx, sk_i);
-    if !is_full_tcp_sock(sk) {
+    if sk == 0 || read_off_hot(sk, off::SK_PROTOCOL) != IPPROTO_TCP {
         return;
     }
     let flags = match flags_i {
@@ -281,16 +281,27 @@ pub fn tcpq_io_recv(ctx: RawTracePointContext) -> i32 {
 
 #[inline(always)]
 fn done(ctx: &RawTracePointContext) -> Option<()> {
+    let cfg = config()?;
+    // Every send and receive on the machine comes here: one read says
+    // whether it is TCP; the full-socket check (three reads) waits for the
+    // events the early filter passes.
     let sk = tp_field(ctx, off::TP_SOCK_LENGTH_SK);
-    if !is_full_tcp_sock(sk) {
+    if sk == 0 || read_off_hot(sk, off::SK_PROTOCOL) != IPPROTO_TCP {
         return None;
     }
-    let tid = bpf_get_current_pid_tgid() as u32;
-    let size = match unsafe { TCPQ_PENDING.get(tid) } {
-        Some(p) if p.sk == sk => p.size,
-        _ => 0,
+    // The size asked was noted at the syscall's entry, for clauses that
+    // use it (the entry programs are attached only for them).
+    let size = if cfg.own & own_bit(s::SIZE) != 0 {
+        let tid = bpf_get_current_pid_tgid() as u32;
+        let size = match unsafe { TCPQ_PENDING.get(tid) } {
+            Some(p) if p.sk == sk => p.size,
+            _ => 0,
+        };
+        let _ = TCPQ_PENDING.remove(tid);
+        size
+    } else {
+        0
     };
-    let _ = TCPQ_PENDING.remove(tid);
     emit(
         sk,
         size,
@@ -309,10 +320,10 @@ fn emit(sk: u64, size: u64, ret: u64, flags: u64) -> Option<()> {
     v[s::SIZE as usize] = size;
     v[s::RET as usize] = ret;
     v[s::FLAGS as usize] = flags;
-    if !passes_early(cfg, ev) {
+    if !passes_early(cfg, ev) || !is_full_tcp_sock(sk) {
         return None;
     }
-    set_owner(sk, current_owner());
+    claim(sk);
     fill_sock(cfg, ev, sk);
     load_fields(cfg, ev, sk, 0);
     finish(cfg, ev);
