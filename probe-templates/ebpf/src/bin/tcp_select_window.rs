@@ -29,8 +29,14 @@ pub fn tcpq_selwin_ndq(ctx: RawTracePointContext) -> i32 {
 fn run(ctx: &RawTracePointContext) -> Option<()> {
     let cfg = config()?;
     let skb = tp_field(ctx, off::TP_NET_DEV_QUEUE_SKB);
+    // The record first: the reads before the early filter land in the
+    // parts of it that `passes_early` clears (a buffer on the stack made
+    // the program's stack, with its calls', too large for 6.1's verifier).
+    let ev = begin_own()?;
     // The reads before the early filter in line (see `read_off_hot`).
-    let (sk, head, th, nh) = skb_fields(skb);
+    let (sk, head, th, nh) = skb_fields(skb, unsafe {
+        &mut *(ev.vals.as_mut_ptr().add(slot::LOADED as usize) as *mut [u64; 32])
+    });
     if sk == 0 || head == 0 || th == 0xffff {
         return None;
     }
@@ -39,7 +45,9 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     // it; else the socket's protocol. The full-socket check costs three
     // reads more, paid only by events the early filter passes.
     // struct tcphdr: seq @4, ack_seq @8, flags @13, window @14, all big-endian.
-    let words: [u32; 4] = match ip_and_tcp_header(head, nh, th) {
+    let words: [u32; 4] = match ip_and_tcp_header(head, nh, th, unsafe {
+        &mut *(ev.vals.as_mut_ptr() as *mut [u32; 16])
+    }) {
         Ip::Tcp(words) => words,
         Ip::Other => return None,
         Ip::Unknown => {
@@ -58,7 +66,6 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     }
     let win = u16::from_be_bytes([w3[2], w3[3]]) as u64;
 
-    let ev = begin_own()?;
     let v = &mut ev.vals;
     // The header's fields cost nothing more; the socket's are read only
     // when the early filter needs them, or once it has passed.
@@ -123,10 +130,10 @@ fn fill_own(cfg: &TemplateConfig, before: bool, ev: &mut Event, sk: u64, win: u6
 /// `skb->sk`, `skb->head`, `skb->transport_header` and
 /// `skb->network_header`, with one read of the bytes from the first to the
 /// last where they lie within 256 bytes (on 6.18: `sk` at 24, the header
-/// offsets at 182 and 184, `head` at 192), else four. A helper call costs
-/// more than copying 200 bytes.
+/// offsets at 182 and 184, `head` at 192) into `buf`, else four. A helper
+/// call costs more than copying 200 bytes.
 #[inline(always)]
-fn skb_fields(skb: u64) -> (u64, u64, u64, u64) {
+fn skb_fields(skb: u64, buf: &mut [u64; 32]) -> (u64, u64, u64, u64) {
     let s = loc(off::SKB_SK);
     let h = loc(off::SKB_HEAD);
     let t = loc(off::SKB_TRANSPORT_HEADER);
@@ -151,7 +158,6 @@ fn skb_fields(skb: u64) -> (u64, u64, u64, u64) {
         // the test above, and would pass an unmasked copy).
         let span = end - first;
         let n = (unsafe { core::ptr::read_volatile(&span) } as u64 & 0x1ff).min(256) as u32;
-        let mut buf = core::mem::MaybeUninit::<[u64; 32]>::uninit();
         let r = unsafe {
             aya_ebpf::helpers::generated::bpf_probe_read_kernel(
                 buf.as_mut_ptr() as *mut core::ffi::c_void,
@@ -160,9 +166,8 @@ fn skb_fields(skb: u64) -> (u64, u64, u64, u64) {
             )
         };
         if r == 0 {
-            // Read where the helper wrote: the verifier checks that the
-            // variable offsets stay within the bytes it wrote.
-            let w = |i: u32| unsafe { *(buf.as_ptr() as *const u64).add(i as usize & 31) };
+            // The mask keeps the verifier sure of the bounds.
+            let w = |i: u32| buf[i as usize & 31];
             let u16_at = |d: u32| (w(d / 8) >> ((d % 8) * 8)) & 0xffff;
             return (w(sd / 8), w(hd / 8), u16_at(td), u16_at(nd));
         }
@@ -187,16 +192,15 @@ enum Ip {
 }
 
 /// The IP header at `head + nh` and the TCP header at `head + th` after it,
-/// in one read: 36 bytes for IPv4, 56 for IPv6.
+/// in one read into `buf`: 36 bytes for IPv4, 56 for IPv6.
 #[inline(always)]
-fn ip_and_tcp_header(head: u64, nh: u64, th: u64) -> Ip {
+fn ip_and_tcp_header(head: u64, nh: u64, th: u64, buf: &mut [u32; 16]) -> Ip {
     if nh == 0xffff || th <= nh || th - nh > 40 || (th - nh) % 4 != 0 {
         return Ip::Unknown;
     }
     let gap = th - nh;
     // Masked through a volatile read, as in `skb_fields`.
     let n = (unsafe { core::ptr::read_volatile(&gap) } & 0x3f).min(40) as u32 + 16;
-    let mut buf = core::mem::MaybeUninit::<[u32; 14]>::uninit();
     let r = unsafe {
         aya_ebpf::helpers::generated::bpf_probe_read_kernel(
             buf.as_mut_ptr() as *mut core::ffi::c_void,
@@ -207,7 +211,7 @@ fn ip_and_tcp_header(head: u64, nh: u64, th: u64) -> Ip {
     if r != 0 {
         return Ip::Unknown;
     }
-    let w = |i: u64| unsafe { *(buf.as_ptr() as *const u32).add(i as usize & 15) };
+    let w = |i: u64| buf[i as usize & 15];
     let first = w(0);
     // Bytes 0 (version), 6 (IPv6 next header), 9 (IPv4 protocol).
     let proto = match (first & 0xff) >> 4 {
