@@ -216,9 +216,11 @@ bmain = [r for r in b if r[2] > 0 and "BEGIN" not in r[0] and "END" not in r[0]]
 def per(rs):
     n = sum(r[2] for r in rs); return (sum(r[1] for r in rs) / n if n else float("nan")), n
 (tm, tn), (bm, bn) = per(main), per(bmain)
-ot = sum(r[1] for r in own)
+(om, on) = per(own)
+# The owner programs run on their own events (every send and receive,
+# state changes), not the template's: their cost per run, and how often.
 print(f"- {sys.argv[3]}, {sys.argv[4]}: tcpq template {tm:.0f} ns/event over {tn} events "
-      f"(owner tracking adds {ot/tn if tn else float('nan'):.0f} ns per event, {sum(r[2] for r in own)} runs), "
+      f"(owner tracking: {on} runs, {om:.0f} ns a run), "
       f"bpftrace {bm:.0f} ns/event over {bn} events, template/bpftrace {tm/bm if bm else float('nan'):.2f}")
 EOF
         done
