@@ -112,12 +112,6 @@ fn claim_for(sk: u64, tgid: u32) {
     }
 }
 
-/// The bit of an own slot in [`TemplateConfig::own`].
-#[inline(always)]
-pub fn own_bit(slot: u8) -> u16 {
-    1 << ((slot - slot::OWN_FIRST) & 15)
-}
-
 /// Invalidate every CPU's [`LastIo`]: an owner was set or forgotten.
 #[inline(always)]
 pub fn owners_changed() {

@@ -291,7 +291,7 @@ fn done(ctx: &RawTracePointContext) -> Option<()> {
     }
     // The size asked was noted at the syscall's entry, for clauses that
     // use it (the entry programs are attached only for them).
-    let size = if cfg.own & own_bit(s::SIZE) != 0 {
+    let size = if cfg.own & tcpq_abi::own_bit(s::SIZE) != 0 {
         let tid = bpf_get_current_pid_tgid() as u32;
         let size = match unsafe { TCPQ_PENDING.get(tid) } {
             Some(p) if p.sk == sk => p.size,

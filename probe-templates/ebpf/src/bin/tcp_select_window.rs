@@ -152,25 +152,12 @@ fn skb_fields(skb: u64, buf: &mut [u64; 32]) -> (u64, u64, u64, u64) {
         && td % 2 == 0
         && nd % 2 == 0
         && end - first <= 256
+        && read_bytes(buf.as_mut_ptr() as *mut _, end - first, 256, skb + first as u64)
     {
-        // Through a volatile read, so that the compiler keeps the mask
-        // that shows the verifier the size's bounds (it knows them from
-        // the test above, and would pass an unmasked copy).
-        let span = end - first;
-        let n = (unsafe { core::ptr::read_volatile(&span) } as u64 & 0x1ff).min(256) as u32;
-        let r = unsafe {
-            aya_ebpf::helpers::generated::bpf_probe_read_kernel(
-                buf.as_mut_ptr() as *mut core::ffi::c_void,
-                n,
-                (skb + first as u64) as *const core::ffi::c_void,
-            )
-        };
-        if r == 0 {
-            // The mask keeps the verifier sure of the bounds.
-            let w = |i: u32| buf[i as usize & 31];
-            let u16_at = |d: u32| (w(d / 8) >> ((d % 8) * 8)) & 0xffff;
-            return (w(sd / 8), w(hd / 8), u16_at(td), u16_at(nd));
-        }
+        // The mask keeps the verifier sure of the bounds.
+        let w = |i: u32| buf[i as usize & 31];
+        let u16_at = |d: u32| (w(d / 8) >> ((d % 8) * 8)) & 0xffff;
+        return (w(sd / 8), w(hd / 8), u16_at(td), u16_at(nd));
     }
     (
         read_ptr_hot(skb, s.off),
@@ -199,16 +186,7 @@ fn ip_and_tcp_header(head: u64, nh: u64, th: u64, buf: &mut [u32; 16]) -> Ip {
         return Ip::Unknown;
     }
     let gap = th - nh;
-    // Masked through a volatile read, as in `skb_fields`.
-    let n = (unsafe { core::ptr::read_volatile(&gap) } & 0x3f).min(40) as u32 + 16;
-    let r = unsafe {
-        aya_ebpf::helpers::generated::bpf_probe_read_kernel(
-            buf.as_mut_ptr() as *mut core::ffi::c_void,
-            n,
-            (head + nh) as *const core::ffi::c_void,
-        )
-    };
-    if r != 0 {
+    if !read_bytes(buf.as_mut_ptr() as *mut _, gap as u32 + 16, 56, head + nh) {
         return Ip::Unknown;
     }
     let w = |i: u64| buf[i as usize & 15];
@@ -224,6 +202,17 @@ fn ip_and_tcp_header(head: u64, nh: u64, th: u64, buf: &mut [u32; 16]) -> Ip {
     }
     let i = gap / 4;
     Ip::Tcp([w(i), w(i + 1), w(i + 2), w(i + 3)])
+}
+
+/// Copy `len` bytes (at most `max`, at most 256) of kernel memory at `src`
+/// to `dst`: false when the read fails. `len` goes through a volatile read
+/// so that the compiler keeps the mask and the minimum that show the
+/// verifier its bounds (it knows them from its callers' tests, and would
+/// pass an unchecked copy, which the verifier refuses).
+#[inline(always)]
+fn read_bytes(dst: *mut core::ffi::c_void, len: u32, max: u32, src: u64) -> bool {
+    let n = (unsafe { core::ptr::read_volatile(&len) } & 0x1ff).min(max.min(256));
+    unsafe { aya_ebpf::helpers::generated::bpf_probe_read_kernel(dst, n, src as *const _) == 0 }
 }
 
 #[inline(always)]
