@@ -21,7 +21,8 @@ fn prog_name(id: u32) -> String {
     v["name"].as_str().unwrap_or_default().to_owned()
 }
 
-/// The value bytes of the single entry of the map named `name` among `maps`.
+/// The value bytes of the single entry of the map named `name` among `maps`
+/// (the first such map).
 fn map_value(maps: &[u32], name: &str) -> Vec<String> {
     for &id in maps {
         let Some(info) = bpftool_json(&["map", "show", "id", &id.to_string()]) else {
@@ -40,6 +41,26 @@ fn map_value(maps: &[u32], name: &str) -> Vec<String> {
             .collect();
     }
     panic!("no map named {name} among {maps:?}");
+}
+
+/// The bytes of global `name` within the `.rodata` section of template
+/// `template`'s object (the section the loader makes a map of).
+fn rodata_symbol(template: &str, name: &str) -> std::ops::Range<usize> {
+    use object::{Object, ObjectSection, ObjectSymbol};
+    let path = format!(
+        "{}/probe-templates/prebuilt/{template}.bpfel.o",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let file = object::File::parse(&*bytes).unwrap();
+    let sym = file
+        .symbols()
+        .find(|s| s.name() == Ok(name))
+        .unwrap_or_else(|| panic!("{path}: no symbol {name}"));
+    let section = file.section_by_index(sym.section_index().unwrap()).unwrap();
+    assert_eq!(section.name(), Ok(".rodata"), "{name}");
+    let start = (sym.address() - section.address()) as usize;
+    start..start + sym.size() as usize
 }
 
 /// Programs by name with their tags.
@@ -73,14 +94,21 @@ fn a_where_clause_changes_map_contents_not_the_loaded_program() {
     assert!(pa.keys().all(|id| !pb.contains_key(id)));
     // ... of the same instructions, program by program.
     assert_eq!(ta, tb, "program tags differ between the two where clauses");
-    // What differs is the configuration map.
-    let (ca, cb) = (map_value(&ma, "TCPQ_CONFIG"), map_value(&mb, "TCPQ_CONFIG"));
-    assert_ne!(ca, cb, "the two filters wrote the same TCPQ_CONFIG");
-    // And the kernel offsets written by both are the same.
-    assert_eq!(
-        map_value(&ma, "TCPQ_OFFSETS"),
-        map_value(&mb, "TCPQ_OFFSETS")
+    // What differs is the configuration: the template's read-only globals
+    // (one `.rodata` map an object), where `TCPQ_RO_CONFIG` changed ...
+    let (ra, rb) = (map_value(&ma, ".rodata"), map_value(&mb, ".rodata"));
+    let config = rodata_symbol("tcp_select_window", tcpq_abi::globals::CONFIG);
+    let offsets = rodata_symbol("tcp_select_window", tcpq_abi::globals::OFFSETS);
+    assert!(ra.len() >= config.end && ra.len() >= offsets.end, "{ra:?}");
+    assert_ne!(
+        ra[config.clone()],
+        rb[config],
+        "the two filters set the same {}",
+        tcpq_abi::globals::CONFIG
     );
+    // ... and the kernel offsets set by both are the same, and resolved.
+    assert_eq!(ra[offsets.clone()], rb[offsets.clone()]);
+    assert!(ra[offsets].iter().any(|b| b != "0x00"), "no offset set");
     a.stop(Duration::from_secs(10));
     b.stop(Duration::from_secs(10));
 }

@@ -1,4 +1,4 @@
-//! The `TCPQ_OFFSETS` table: every kernel location a template reads,
+//! The `TCPQ_RO_OFFSETS` table: every kernel location a template reads,
 //! resolved for the running kernel (struct members from BTF, tracepoint
 //! fields from tracefs).
 //!

@@ -7,7 +7,7 @@ use std::{
 };
 
 use aya::{
-    maps::{Array, MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
+    maps::{MapData, MapError, PerCpuArray, PerCpuHashMap, RingBuf},
     programs::{
         fentry::FEntryLink, fexit::FExitLink, kprobe::KProbeLink,
         raw_trace_point::RawTracePointLink, trace_point::TracePointLink, FEntry, FExit, KProbe,
@@ -16,8 +16,8 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader, Pod,
 };
 use tcpq_abi::{
-    action, bucket, maps, stat, AggKey, AggValue, FieldLoc, ListenKey, Owner, TemplateConfig,
-    TupleKey, MAX_INSNS, MAX_KEY_SLOTS, MAX_LOADS, N_OFFSETS,
+    action, bucket, globals, maps, stat, AggKey, AggValue, FieldLoc, ListenKey, Owner,
+    TemplateConfig, TupleKey, MAX_INSNS, MAX_KEY_SLOTS, MAX_LOADS, N_OFFSETS,
 };
 use tcpq_dsl::plan::{Action, AggFunc, Attach, ClausePlan, Plan, Strategy};
 
@@ -44,6 +44,9 @@ pub struct Kernel {
     /// The BTF file given with `--btf`, if any: fentry/fexit programs are
     /// loaded against it (else against the running kernel's).
     pub btf_path: Option<std::path::PathBuf>,
+    /// The BTF id of the kfunc `bpf_rdonly_cast` when the templates may
+    /// read kernel memory through it (see [`fast_read_kfunc`]).
+    pub fast_read: Option<u32>,
 }
 
 /// Errors finding what the kernel offers.
@@ -90,6 +93,11 @@ impl Kernel {
             },
         };
         let offsets = Offsets::resolve(&btf, &tracefs);
+        // A kfunc is called by its id in the running kernel's own BTF.
+        let fast_read = match btf_path {
+            None if btf_error.is_none() => fast_read_kfunc(&btf),
+            _ => None,
+        };
         let t = Instant::now();
         let strategies: Vec<Strategy> = match plan {
             Some(plan) => plan
@@ -118,6 +126,7 @@ impl Kernel {
             features,
             features_time: t.elapsed(),
             btf_path,
+            fast_read,
         })
     }
 
@@ -154,6 +163,27 @@ impl Kernel {
     }
 }
 
+/// The BTF id of `bpf_rdonly_cast` if this kernel lets a program cast any
+/// address to read-only untrusted memory (`BPF_FEAT_RDONLY_CAST_TO_VOID`,
+/// Linux 6.17): the templates then read kernel fields with plain loads
+/// instead of `bpf_probe_read_kernel` calls (`tcpq_abi::fast_read`).
+/// `TCPQ_NO_FAST_READ=1` keeps the helper calls, to compare the two.
+pub fn fast_read_kfunc(btf: &Btf) -> Option<u32> {
+    if std::env::var_os("TCPQ_NO_FAST_READ").is_some_and(|v| v != "0") {
+        return None;
+    }
+    let features = btf.enum_values("bpf_features")?;
+    if !features
+        .iter()
+        .any(|(_, n)| n == "BPF_FEAT_RDONLY_CAST_TO_VOID")
+    {
+        return None;
+    }
+    btf.find_funcs(&["bpf_rdonly_cast"])
+        .get("bpf_rdonly_cast")
+        .copied()
+}
+
 /// Programs in every template object that record who owns each socket,
 /// and where they attach. They are attached before the template's main
 /// program, so the owner map is filling when the first event fires. All are
@@ -180,21 +210,13 @@ pub fn owner_programs() -> Vec<(&'static str, Vec<Attach>)> {
 
 /// Maps the clauses of a session share: the first template object's, reused
 /// by every later one (`EbpfLoader::reuse_map`, a tcpq patch to aya).
-const SHARED_MAPS: [&str; 5] = [
-    maps::OWNERS,
-    maps::TUPLES,
-    maps::LISTENERS,
-    maps::OWNER_GEN,
-    maps::OFFSETS,
-];
+const SHARED_MAPS: [&str; 4] = [maps::OWNERS, maps::TUPLES, maps::LISTENERS, maps::OWNER_GEN];
 
 /// What the clauses attached so far have set up for the others.
 #[derive(Default)]
 struct Shared {
     /// The loader reuses [`SHARED_MAPS`].
     maps: bool,
-    /// Among them the `OFFSETS` map, written by the first object.
-    offsets: bool,
     /// The owner programs are attached (once per session: they fill the
     /// shared owner maps for every clause).
     owners: bool,
@@ -609,9 +631,24 @@ impl Session {
     ) -> Result<Session, SessionError> {
         let mut timings = Timings::default();
         let t = Instant::now();
+        // Each object's read-only globals (`tcpq_abi::globals`), set as the
+        // loader creates its maps.
+        let configs = plan
+            .clauses
+            .iter()
+            .map(|c| template_config(c).map(PodConfig))
+            .collect::<Result<Vec<_>, _>>()?;
+        let offsets = offsets_table(&kernel.offsets);
         let mut loader = EbpfLoader::new();
-        // The templates use no CO-RE: offsets come through TCPQ_OFFSETS.
+        // The templates use no CO-RE: offsets come through TCPQ_RO_OFFSETS.
         loader.btf(None);
+        loader.override_global(globals::OFFSETS, &offsets[..], true);
+        static FAST_READ: [u32; 2] = [0, 1];
+        loader.override_global(
+            tcpq_abi::fast_read::ENABLED,
+            &FAST_READ[kernel.fast_read.is_some() as usize],
+            false,
+        );
         let printing = plan.clauses.iter().filter(|c| c.action.is_print()).count();
         if let Some(bytes) = opts.ring_bytes.or_else(|| default_ring_bytes(printing)) {
             loader.map_max_entries(maps::EVENTS, bytes);
@@ -629,10 +666,11 @@ impl Session {
         };
         let mut shared = Shared::default();
         let mut prepared = Vec::with_capacity(plan.clauses.len());
-        for clause in &plan.clauses {
+        for (clause, config) in plan.clauses.iter().zip(&configs) {
             prepared.push(prepare_clause(
                 &mut loader,
                 clause,
+                config,
                 kernel,
                 &mut timings,
                 &mut shared,
@@ -712,9 +750,10 @@ impl Prepared<'_> {
 
 /// Load a clause's template object: choose its strategy, create and write
 /// its maps. Its programs are verified later ([`preload`], [`finish_clause`]).
-fn prepare_clause<'p>(
-    loader: &mut EbpfLoader<'_>,
+fn prepare_clause<'p, 'l>(
+    loader: &mut EbpfLoader<'l>,
     clause: &'p ClausePlan,
+    config: &'l PodConfig,
     kernel: &Kernel,
     timings: &mut Timings,
     shared: &mut Shared,
@@ -723,7 +762,6 @@ fn prepare_clause<'p>(
     let template = clause.template.clone();
     let bytes =
         templates::get(&template).ok_or_else(|| SessionError::UnknownTemplate(template.clone()))?;
-    let config = template_config(clause)?;
     for load in &clause.loads {
         let hz = load.jiffies.then_some(&tcpq_abi::off::HZ);
         for idx in load.via.iter().chain(std::iter::once(&load.off)).chain(hz) {
@@ -745,29 +783,30 @@ fn prepare_clause<'p>(
     }
 
     let t = Instant::now();
-    let mut ebpf = loader.load(bytes).map_err(|source| match &source {
-        EbpfError::MapError(MapError::CreateError { io_error, .. })
-            if io_error.raw_os_error() == Some(libc::EPERM) =>
-        {
-            SessionError::Permission {
-                template: template.clone(),
+    loader.override_global(globals::CONFIG, config, true);
+    let object = templates::prepare(bytes, kernel.fast_read);
+    let ebpf = loader
+        .load(object.bytes())
+        .map_err(|source| match &source {
+            EbpfError::MapError(MapError::CreateError { io_error, .. })
+                if io_error.raw_os_error() == Some(libc::EPERM) =>
+            {
+                SessionError::Permission {
+                    template: template.clone(),
+                }
             }
-        }
-        _ => SessionError::Load {
-            template: template.clone(),
-            source: Box::new(source),
-        },
-    })?;
+            _ => SessionError::Load {
+                template: template.clone(),
+                source: Box::new(source),
+            },
+        })?;
     // The maps every clause would fill alike (owners, offsets) are this
     // first object's in every later one: one set of owner programs serves
     // the whole session, and the offsets are written once.
-    let offsets = (!shared.offsets).then_some(&kernel.offsets);
-    write_maps(&mut ebpf, &template, offsets, config)?;
     if !shared.maps {
         for name in SHARED_MAPS {
             if let Some(fd) = ebpf.map(name).and_then(map_fd) {
                 loader.reuse_map(name, fd);
-                shared.offsets |= name == maps::OFFSETS;
             }
         }
         shared.maps = true;
@@ -975,6 +1014,10 @@ pub fn template_config(clause: &ClausePlan) -> Result<TemplateConfig, SessionErr
     cfg.owner = u8::from(clause.uses_owner());
     cfg.common = (clause.slots_used() & 0xffff) as u16;
     cfg.own = ((clause.slots_used() >> tcpq_abi::slot::OWN_FIRST) & 0xffff) as u16;
+    (cfg.own_before, cfg.own_after) = match cfg.filter_early {
+        0 => (cfg.own, 0),
+        _ => (cfg.own & cfg.early_own, cfg.own & !cfg.early_own),
+    };
     if clause.loads.len() > MAX_LOADS {
         return Err(too_big(format!(
             "{} socket fields, the most is {MAX_LOADS}",
@@ -1112,47 +1155,14 @@ impl Seeds {
     }
 }
 
-/// Write a clause's configuration, and `offsets` (unless the object shares
-/// an `OFFSETS` map already written).
-fn write_maps(
-    ebpf: &mut Ebpf,
-    template: &str,
-    offsets: Option<&Offsets>,
-    config: TemplateConfig,
-) -> Result<(), SessionError> {
-    let map_err = |map: &str, source: MapError| SessionError::Map {
-        template: template.to_owned(),
-        map: map.to_owned(),
-        source: Box::new(source),
-    };
-    let missing = |map: &str| SessionError::MissingMap {
-        template: template.to_owned(),
-        map: map.to_owned(),
-    };
-
-    if let Some(offsets) = offsets {
-        let map = ebpf
-            .map_mut(maps::OFFSETS)
-            .ok_or_else(|| missing(maps::OFFSETS))?;
-        let mut arr: Array<&mut MapData, PodLoc> =
-            Array::try_from(map).map_err(|e| map_err(maps::OFFSETS, e))?;
-        let n = (arr.len() as usize).min(N_OFFSETS);
-        for (i, loc) in offsets.locs.iter().enumerate().take(n) {
-            if loc.size != 0 {
-                arr.set(i as u32, PodLoc(*loc), 0)
-                    .map_err(|e| map_err(maps::OFFSETS, e))?;
-            }
-        }
+/// The `OFFSETS` table for [`globals::OFFSETS`]: every entry, resolved or
+/// not (size 0).
+fn offsets_table(offsets: &Offsets) -> Vec<PodLoc> {
+    let mut table = vec![PodLoc(FieldLoc::EMPTY); N_OFFSETS];
+    for (dst, loc) in table.iter_mut().zip(&offsets.locs) {
+        *dst = PodLoc(*loc);
     }
-
-    let map = ebpf
-        .map_mut(maps::CONFIG)
-        .ok_or_else(|| missing(maps::CONFIG))?;
-    let mut arr: Array<&mut MapData, PodConfig> =
-        Array::try_from(map).map_err(|e| map_err(maps::CONFIG, e))?;
-    arr.set(0, PodConfig(config), 0)
-        .map_err(|e| map_err(maps::CONFIG, e))?;
-    Ok(())
+    table
 }
 
 fn load_and_attach(

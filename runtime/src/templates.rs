@@ -71,3 +71,159 @@ fn test_override(name: &str) -> Option<&'static [u8]> {
     out.copy_from_slice(&bytes);
     Some(out)
 }
+
+/// A template object ready for the loader: a copy, in 8-byte aligned
+/// memory, with its fast-read placeholder calls rewritten
+/// (`tcpq_abi::fast_read`).
+pub struct Prepared {
+    words: Vec<u64>,
+    len: usize,
+    /// How many placeholder calls were rewritten.
+    pub rewritten: usize,
+}
+
+impl Prepared {
+    pub fn bytes(&self) -> &[u8] {
+        // SAFETY: `words` spans at least `len` bytes, and u8 has no
+        // alignment or validity requirements.
+        unsafe { std::slice::from_raw_parts(self.words.as_ptr().cast::<u8>(), self.len) }
+    }
+
+    fn bytes_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in `bytes`.
+        unsafe { std::slice::from_raw_parts_mut(self.words.as_mut_ptr().cast::<u8>(), self.len) }
+    }
+}
+
+/// `BPF_JMP | BPF_CALL`.
+const CALL: u8 = 0x85;
+/// `BPF_ALU64 | BPF_MOV | BPF_K`.
+const MOV64_IMM: u8 = 0xb7;
+/// `src_reg` of a kfunc call (`BPF_PSEUDO_KFUNC_CALL`), in the register
+/// byte's high nibble.
+const PSEUDO_KFUNC_CALL: u8 = 2 << 4;
+/// `SHF_EXECINSTR`.
+const EXEC: u64 = 0x4;
+
+/// Copy `object` and rewrite each placeholder call of its code sections:
+/// into a call of the kfunc `bpf_rdonly_cast`, whose BTF id in the running
+/// kernel is `kfunc`, or with `None` into `r0 = 0` (the template then
+/// reads through `bpf_probe_read_kernel`, and the verifier never reaches
+/// the instruction). An object that is not a 64-bit little-endian ELF is
+/// copied as it is, for the loader to reject.
+pub fn prepare(object: &[u8], kfunc: Option<u32>) -> Prepared {
+    let mut p = Prepared {
+        words: vec![0u64; object.len().div_ceil(8)],
+        len: object.len(),
+        rewritten: 0,
+    };
+    p.bytes_mut().copy_from_slice(object);
+    let placeholder = tcpq_abi::fast_read::CAST_CALL.to_le_bytes();
+    let replacement: [u8; 8] = match kfunc {
+        Some(id) => {
+            let imm = id.to_le_bytes();
+            [
+                CALL,
+                PSEUDO_KFUNC_CALL,
+                0,
+                0,
+                imm[0],
+                imm[1],
+                imm[2],
+                imm[3],
+            ]
+        }
+        None => [MOV64_IMM, 0, 0, 0, 0, 0, 0, 0],
+    };
+    let mut rewritten = 0;
+    let bytes = p.bytes_mut();
+    for (start, end) in code_sections(bytes) {
+        for insn in bytes[start..end].chunks_exact_mut(8) {
+            // A 16-byte `ld_imm64`'s second half has code 0: never a call.
+            if insn[0] == CALL && insn[1] == 0 && insn[4..8] == placeholder {
+                insn.copy_from_slice(&replacement);
+                rewritten += 1;
+            }
+        }
+    }
+    p.rewritten = rewritten;
+    p
+}
+
+/// The byte ranges of an ELF64 little-endian object's executable sections.
+fn code_sections(elf: &[u8]) -> Vec<(usize, usize)> {
+    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
+    let u64_at = |o: usize| {
+        elf.get(o..o + 8)
+            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
+    };
+    if elf.get(..6) != Some(b"\x7fELF\x02\x01") {
+        return Vec::new();
+    }
+    let (Some(shoff), Some(shentsize), Some(shnum)) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c))
+    else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for i in 0..shnum as usize {
+        let h = shoff as usize + i * shentsize as usize;
+        let (Some(flags), Some(off), Some(size)) = (u64_at(h + 8), u64_at(h + 24), u64_at(h + 32))
+        else {
+            break;
+        };
+        let (start, end) = (off as usize, off.saturating_add(size) as usize);
+        if flags & EXEC != 0 && start % 8 == 0 && end <= elf.len() && start <= end {
+            out.push((start, end));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Placeholder calls left in the code sections of `object`.
+    fn placeholders(object: &[u8]) -> usize {
+        let imm = tcpq_abi::fast_read::CAST_CALL.to_le_bytes();
+        code_sections(object)
+            .into_iter()
+            .flat_map(|(s, e)| object[s..e].chunks_exact(8))
+            .filter(|i| i[0] == CALL && i[1] == 0 && i[4..8] == imm)
+            .count()
+    }
+
+    #[test]
+    fn every_placeholder_call_is_rewritten_and_nothing_else() {
+        for name in names() {
+            let object = get(name).expect("embedded");
+            let before = placeholders(object);
+            assert!(before > 0, "{name}: no placeholder call to rewrite");
+            let kfunc = prepare(object, Some(0x1234_5678));
+            assert_eq!((kfunc.rewritten, placeholders(kfunc.bytes())), (before, 0));
+            let plain = prepare(object, None);
+            assert_eq!((plain.rewritten, placeholders(plain.bytes())), (before, 0));
+            // Only the placeholder instructions changed, each into the
+            // kfunc call or `r0 = 0`.
+            let changed: Vec<usize> = (0..object.len() / 8)
+                .filter(|i| object[i * 8..i * 8 + 8] != kfunc.bytes()[i * 8..i * 8 + 8])
+                .collect();
+            assert_eq!(changed.len(), before, "{name}");
+            for i in changed {
+                let k = &kfunc.bytes()[i * 8..i * 8 + 8];
+                assert_eq!(k, [CALL, PSEUDO_KFUNC_CALL, 0, 0, 0x78, 0x56, 0x34, 0x12]);
+                let p = &plain.bytes()[i * 8..i * 8 + 8];
+                assert_eq!(p, [MOV64_IMM, 0, 0, 0, 0, 0, 0, 0]);
+            }
+            assert_eq!(object.len(), kfunc.bytes().len());
+        }
+    }
+
+    #[test]
+    fn a_file_that_is_not_an_elf_object_is_copied_unchanged() {
+        let junk = b"\x7fELF\x01\x01 not a 64-bit object".to_vec();
+        let p = prepare(&junk, Some(1));
+        assert_eq!((p.bytes(), p.rewritten), (&junk[..], 0));
+        assert!(code_sections(&[]).is_empty());
+    }
+}

@@ -15,15 +15,43 @@ pub const MAX_LOADS: usize = 24;
 pub const MAX_INSNS: usize = 64;
 /// Most `u64` key slots of one `count by` key.
 pub const MAX_KEY_SLOTS: usize = 8;
-/// Most entries in the `OFFSETS` map.
+/// Entries in the `OFFSETS` table ([`globals::OFFSETS`]).
 pub const N_OFFSETS: usize = 128;
+
+/// Reading kernel memory without a helper call (see the templates'
+/// `read_kernel`). A template calls "helper" [`fast_read::CAST_CALL`],
+/// which no kernel has: before loading, the runtime rewrites each such call
+/// into a call of the kfunc `bpf_rdonly_cast` (its BTF id in the running
+/// kernel) and sets the global [`fast_read::ENABLED`] to 1, or, on a kernel
+/// without the kfunc's cast to `void` (before 6.17), into `r0 = 0` and
+/// leaves the global 0, so that the verifier prunes that path and the
+/// template reads through `bpf_probe_read_kernel` as before.
+pub mod fast_read {
+    /// The `imm` of the placeholder call (`BPF_JMP | BPF_CALL`, `src_reg`
+    /// 0): far above any helper id.
+    pub const CAST_CALL: i32 = 0x7c5a_0c57;
+    /// A `u32` in `.rodata`: 1 when the placeholder calls were rewritten
+    /// into kfunc calls.
+    pub const ENABLED: &str = "TCPQ_FAST_READ";
+}
+
+/// The templates' read-only globals (`.rodata`), which the runtime sets
+/// before it loads an object. The kernel freezes them, so the verifier
+/// knows their values: it checks only the paths this configuration takes,
+/// and the JIT leaves out the rest (a filter's comparison is one compare,
+/// not a switch over every operator; a field's read is one load, not a
+/// switch over every size).
+pub mod globals {
+    /// A [`TemplateConfig`](crate::TemplateConfig): the filter and the
+    /// action.
+    pub const CONFIG: &str = "TCPQ_RO_CONFIG";
+    /// `[FieldLoc; N_OFFSETS]`, indexed by [`crate::off`]: where each
+    /// kernel value is on this kernel.
+    pub const OFFSETS: &str = "TCPQ_RO_OFFSETS";
+}
 
 /// Map names, as the loader sees them in the object.
 pub mod maps {
-    /// `Array<TemplateConfig>`, one entry: the filter and the action.
-    pub const CONFIG: &str = "TCPQ_CONFIG";
-    /// `Array<FieldLoc>` of `N_OFFSETS` entries, indexed by [`crate::off`].
-    pub const OFFSETS: &str = "TCPQ_OFFSETS";
     /// `RingBuf` of [`crate::Event`] records.
     pub const EVENTS: &str = "TCPQ_EVENTS";
     /// `PerCpuHashMap<AggKey, AggValue>`: in-kernel aggregation.
@@ -106,6 +134,20 @@ pub struct FilterInsn {
     pub value: u64,
 }
 
+impl FilterInsn {
+    /// [`FilterInsn::default`], as a constant.
+    pub const EMPTY: FilterInsn = FilterInsn {
+        slot: 0,
+        op: 0,
+        flags: 0,
+        _pad: 0,
+        jt: 0,
+        jf: 0,
+        mask: 0,
+        value: 0,
+    };
+}
+
 /// Bases a [`Load`] starts from.
 pub mod base {
     /// The probe's `struct sock *`.
@@ -144,16 +186,21 @@ pub mod scale {
     pub const JIFFIES_TO_US: u8 = 1;
 }
 
+impl Load {
+    /// [`Load::default`], as a constant.
+    pub const EMPTY: Load = Load {
+        slot: 0,
+        base: base::SOCK,
+        off: 0,
+        shr: 0,
+        via: [VIA_NONE; 3],
+        scale: scale::NONE,
+    };
+}
+
 impl Default for Load {
     fn default() -> Self {
-        Load {
-            slot: 0,
-            base: base::SOCK,
-            off: 0,
-            shr: 0,
-            via: [VIA_NONE; 3],
-            scale: scale::NONE,
-        }
+        Load::EMPTY
     }
 }
 
@@ -173,7 +220,7 @@ pub mod bucket {
     pub const LINEAR: u8 = 2;
 }
 
-/// The single entry of the `CONFIG` map.
+/// A template's configuration ([`globals::CONFIG`]).
 #[repr(C)]
 #[derive(Clone, Copy, Debug)]
 pub struct TemplateConfig {
@@ -225,33 +272,49 @@ pub struct TemplateConfig {
     /// clause reads: a template that reads its own fields one by one
     /// (`tcp_probe`, `tcp_select_window`) reads only these.
     pub own: u16,
-    pub _pad2: [u8; 4],
+    /// The own slots to fill before the filter: `own & early_own` with
+    /// `filter_early`, else all of `own`. With [`own_after`], what
+    /// `own`, `filter_early` and `early_own` say, folded by the runtime so
+    /// that the template tests one bit for each slot on the hot path.
+    ///
+    /// [`own_after`]: TemplateConfig::own_after
+    pub own_before: u16,
+    /// The own slots to fill after the filter passed: `own & !early_own`
+    /// with `filter_early`, else none.
+    pub own_after: u16,
+}
+
+impl TemplateConfig {
+    /// [`TemplateConfig::default`], as a constant: what a template holds
+    /// until the runtime sets its configuration (action 0: do nothing).
+    pub const EMPTY: TemplateConfig = TemplateConfig {
+        action: 0,
+        n_insns: 0,
+        n_key_slots: 0,
+        n_loads: 0,
+        key_slots: [0; MAX_KEY_SLOTS],
+        agg_slot: 0,
+        bucket: bucket::NONE,
+        filter_early: 0,
+        agg_signed: 0,
+        early_own: 0,
+        owner: 0,
+        _pad: [0; 1],
+        lin_min: 0,
+        lin_max: 0,
+        lin_step: 1,
+        loads: [Load::EMPTY; MAX_LOADS],
+        insns: [FilterInsn::EMPTY; MAX_INSNS],
+        common: 0,
+        own: 0,
+        own_before: 0,
+        own_after: 0,
+    };
 }
 
 impl Default for TemplateConfig {
     fn default() -> Self {
-        TemplateConfig {
-            action: 0,
-            n_insns: 0,
-            n_key_slots: 0,
-            n_loads: 0,
-            key_slots: [0; MAX_KEY_SLOTS],
-            agg_slot: 0,
-            bucket: bucket::NONE,
-            filter_early: 0,
-            agg_signed: 0,
-            early_own: 0,
-            owner: 0,
-            _pad: [0; 1],
-            lin_min: 0,
-            lin_max: 0,
-            lin_step: 1,
-            loads: [Load::default(); MAX_LOADS],
-            insns: [FilterInsn::default(); MAX_INSNS],
-            common: 0,
-            own: 0,
-            _pad2: [0; 4],
-        }
+        TemplateConfig::EMPTY
     }
 }
 
@@ -318,6 +381,17 @@ pub struct FieldLoc {
     pub bit_off: u8,
     pub bit_size: u8,
     pub _pad: u8,
+}
+
+impl FieldLoc {
+    /// An unresolved entry, as a constant.
+    pub const EMPTY: FieldLoc = FieldLoc {
+        off: 0,
+        size: 0,
+        bit_off: 0,
+        bit_size: 0,
+        _pad: 0,
+    };
 }
 
 /// Indices into the `OFFSETS` map. Struct members come from the kernel's

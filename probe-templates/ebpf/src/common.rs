@@ -3,9 +3,10 @@
 //! owner-tracking programs; the runtime loads and attaches all of them.
 //!
 //! Nothing here knows a struct layout: every kernel offset comes from the
-//! `TCPQ_OFFSETS` map, filled by the runtime from BTF and tracepoint format
-//! files. Nothing here knows the user's question: the filter and the action
-//! come from `TCPQ_CONFIG`.
+//! `TCPQ_RO_OFFSETS` table, set by the runtime from BTF and tracepoint
+//! format files. Nothing here knows the user's question: the filter and the
+//! action come from `TCPQ_RO_CONFIG`. Both are read-only globals the runtime
+//! sets before loading the object.
 
 // Each template uses part of this module.
 #![allow(dead_code)]
@@ -40,11 +41,24 @@ pub const TCP_NEW_SYN_RECV: u64 = 12;
 /// `BPF_F_NO_PREALLOC`.
 const BPF_F_NO_PREALLOC: u32 = 1;
 
-#[map]
-pub static TCPQ_CONFIG: Array<TemplateConfig> = Array::with_max_entries(1, 0);
+/// The configuration (`tcpq_abi::globals::CONFIG`), set by the runtime
+/// before it loads the object: frozen `.rodata`, whose values the verifier
+/// knows. Read it through [`config`].
+#[unsafe(no_mangle)]
+static TCPQ_RO_CONFIG: TemplateConfig = TemplateConfig::EMPTY;
 
-#[map]
-pub static TCPQ_OFFSETS: Array<FieldLoc> = Array::with_max_entries(N_OFFSETS as u32, 0);
+/// Where each kernel value is (`tcpq_abi::globals::OFFSETS`), set like
+/// [`TCPQ_RO_CONFIG`]. Read it through [`loc`].
+#[unsafe(no_mangle)]
+static TCPQ_RO_OFFSETS: [FieldLoc; N_OFFSETS] = [FieldLoc::EMPTY; N_OFFSETS];
+
+/// A global the runtime sets before load: the compiler must not fold its
+/// initial value into the code, so its address goes through `black_box`.
+/// The verifier still sees a pointer into the frozen map.
+#[inline(always)]
+fn set_at_load<T>(v: &'static T) -> &'static T {
+    unsafe { &*core::hint::black_box(v as *const T) }
+}
 
 /// The runtime may resize it before load; this is the default.
 #[map]
@@ -137,16 +151,28 @@ pub fn stat_inc(which: u32) {
     }
 }
 
+/// The `OFFSETS` entry `index`. With a constant `index` (almost every
+/// read) the verifier knows the entry, and checks and keeps only the code
+/// for its size and shape.
 #[inline(always)]
 pub fn loc(index: u32) -> FieldLoc {
-    match TCPQ_OFFSETS.get(index) {
-        Some(l) => *l,
-        None => FieldLoc::default(),
-    }
+    set_at_load(&TCPQ_RO_OFFSETS)[index as usize & (N_OFFSETS - 1)]
 }
 
+/// A `T` (a number of 1 to 8 bytes) at kernel address `addr`.
 #[inline(always)]
 pub fn read<T: Copy + Default>(addr: u64) -> T {
+    const { assert!(core::mem::size_of::<T>() <= 8) };
+    let v = read_kernel(addr, core::mem::size_of::<T>() as u32);
+    // SAFETY: T is a plain number no larger than 8 bytes; little-endian,
+    // its bytes are the low bytes of `v`.
+    unsafe { core::mem::transmute_copy(&v) }
+}
+
+/// A `T` at `addr` through `bpf_probe_read_kernel`, whatever the kernel:
+/// for the program's context, which `read_kernel` is not for.
+#[inline(always)]
+pub fn read_helper<T: Copy + Default>(addr: u64) -> T {
     match unsafe { bpf_probe_read_kernel(addr as *const T) } {
         Ok(v) => v,
         Err(_) => {
@@ -162,14 +188,20 @@ pub fn read_ptr(base: u64, off: u32) -> u64 {
     tcpq_read_loc(base, off as u64 | 8 << 32)
 }
 
-/// Read the value `l` describes, zero-extended. Reads exactly the bytes the
-/// field occupies, so a field at the very end of an object never makes the
-/// read cross into the next page. One helper call for every size, into a
-/// zeroed word (little-endian: the bytes read are the value's low bytes),
-/// then the bit field's shift and mask: with a call per size, each read
-/// inlined before the early filter was eight call sites for the verifier.
+/// Read the value `l` describes, zero-extended: the bytes the field
+/// occupies through [`read_kernel`] (one load, or one helper call for
+/// every size: with a call per size, each read inlined before the early
+/// filter was eight call sites for the verifier), then the bit field's
+/// shift and mask.
 #[inline(always)]
 fn read_loc_inline(base: u64, l: &FieldLoc) -> u64 {
+    read_loc_by(base, l, read_kernel)
+}
+
+/// [`read_loc_inline`] with `read` doing the reading (`bytes` at an
+/// address).
+#[inline(always)]
+fn read_loc_by(base: u64, l: &FieldLoc, read: impl Fn(u64, u32) -> u64) -> u64 {
     if base == 0 || l.size == 0 {
         return 0;
     }
@@ -184,19 +216,82 @@ fn read_loc_inline(base: u64, l: &FieldLoc) -> u64 {
     } else {
         (l.size as u32, 0, u64::MAX)
     };
+    (read(base + l.off as u64, bytes.min(8)) >> shift) & mask
+}
+
+/// 1 when the runtime rewrote this object's placeholder calls into calls of
+/// `bpf_rdonly_cast` (see `tcpq_abi::fast_read`). Frozen `.rodata`: the
+/// verifier knows its value, so it checks, and the JIT keeps, only the
+/// path this kernel takes.
+#[unsafe(no_mangle)]
+static TCPQ_FAST_READ: u32 = 0;
+
+#[inline(always)]
+fn fast_read() -> bool {
+    unsafe { core::ptr::read_volatile(&TCPQ_FAST_READ) != 0 }
+}
+
+/// `bpf_rdonly_cast(addr, 0)`: `addr` as read-only untrusted memory, which
+/// the program may load from directly. The verifier turns the call into a
+/// register move and each load into one the JIT guards with an exception
+/// entry: a bad address reads as 0 instead of faulting. On the kernel here
+/// a `bpf_probe_read_kernel` of one field cost about 50 ns (the call, the
+/// fault-tolerant copy, the SRSO-safe return); such a load costs a few.
+#[inline(always)]
+fn untrusted(addr: u64) -> u64 {
+    let cast: unsafe extern "C" fn(u64, u64) -> u64 =
+        unsafe { core::mem::transmute(tcpq_abi::fast_read::CAST_CALL as usize) };
+    unsafe { cast(addr, 0) }
+}
+
+/// `bytes` (1 to 8) bytes at kernel address `addr`, zero-extended. Never
+/// reads more than the bytes asked for rounded up to a power of two, so a
+/// field at the very end of an object does not make the read cross into
+/// the next page.
+#[inline(always)]
+pub fn read_kernel(addr: u64, bytes: u32) -> u64 {
+    if fast_read() {
+        let p = untrusted(addr);
+        // SAFETY: `p` is an untrusted kernel address; the kernel turns a
+        // faulting load into 0.
+        let v = unsafe {
+            if bytes == 1 {
+                return core::ptr::read_volatile(p as *const u8) as u64;
+            } else if bytes == 2 {
+                return core::ptr::read_volatile(p as *const u16) as u64;
+            } else if bytes <= 4 {
+                core::ptr::read_volatile(p as *const u32) as u64
+            } else {
+                core::ptr::read_volatile(p as *const u64)
+            }
+        };
+        return if bytes >= 8 {
+            v
+        } else {
+            v & ((1u64 << (bytes * 8)) - 1)
+        };
+    }
+    read_by_helper(addr, bytes)
+}
+
+/// `bytes` (1 to 8) at `addr` through one `bpf_probe_read_kernel` call,
+/// into a zeroed word (little-endian: the bytes read are the value's low
+/// bytes). The program's context must be read this way.
+#[inline(always)]
+fn read_by_helper(addr: u64, bytes: u32) -> u64 {
     let mut v: u64 = 0;
     let r = unsafe {
         aya_ebpf::helpers::generated::bpf_probe_read_kernel(
             &mut v as *mut u64 as *mut core::ffi::c_void,
-            bytes.min(8),
-            (base + l.off as u64) as *const core::ffi::c_void,
+            bytes,
+            addr as *const core::ffi::c_void,
         )
     };
     if r != 0 {
         stat_inc(stat::READ_ERR);
         return 0;
     }
-    (v >> shift) & mask
+    v
 }
 
 /// A [`FieldLoc`] in one register, for the global functions below (whose
@@ -245,13 +340,26 @@ pub fn read_off_hot(base: u64, index: u32) -> u64 {
     read_loc_inline(base, &loc(index))
 }
 
+/// [`read_off_hot`] before the early filter (`before`), [`read_off`]
+/// after it. A function rather than the closure each template had: once
+/// the reads became loads the closure grew past what LLVM inlines, and
+/// each of its uses cost a BPF-to-BPF call and return.
+#[inline(always)]
+pub fn read_now(before: bool, base: u64, index: u32) -> u64 {
+    if before {
+        read_off_hot(base, index)
+    } else {
+        read_off(base, index)
+    }
+}
+
 /// [`read_ptr`] in line (see [`read_off_hot`]).
 #[inline(always)]
 pub fn read_ptr_hot(base: u64, off: u32) -> u64 {
     if base == 0 {
         return 0;
     }
-    read::<u64>(base + off as u64)
+    read_kernel(base + off as u64, 8)
 }
 
 /// Read the value `l` describes at `base` (a kernel address).
@@ -271,7 +379,7 @@ pub fn read_off(base: u64, index: u32) -> u64 {
 /// through the global functions, whose arguments cannot be the context.
 #[inline(never)]
 pub fn ctx_field(ctx: u64, index: u32) -> u64 {
-    read_loc_inline(ctx, &loc(index))
+    read_loc_by(ctx, &loc(index), read_by_helper)
 }
 
 /// A tracepoint field: for a classic tracepoint at the offset its format
@@ -460,7 +568,9 @@ fn fill_task(ev: &mut Event) {
 /// otherwise all of them come before. A slot the clause does not read
 /// ([`TemplateConfig::own`]) is not filled at all. So every own slot the
 /// clause reads is filled exactly once, and an event the early filter
-/// rejects costs only its reads.
+/// rejects costs only its reads. The runtime folds those three fields
+/// into [`TemplateConfig::own_before`] and [`TemplateConfig::own_after`]:
+/// one load and one test a slot.
 ///
 /// The configuration is read afresh (volatile) at every call: a mask kept
 /// in a register would carry what each branch learnt about its bits to the
@@ -469,16 +579,12 @@ fn fill_task(ev: &mut Event) {
 #[inline(always)]
 pub fn own_now(cfg: &TemplateConfig, before: bool, slot: u8) -> bool {
     let bit = 1u32 << ((slot - tcpq_abi::slot::OWN_FIRST) & 15);
-    // A slot the clause does not read is never filled.
-    if unsafe { core::ptr::read_volatile(&cfg.own) } as u32 & bit == 0 {
-        return false;
-    }
-    let early = unsafe { core::ptr::read_volatile(&cfg.filter_early) } != 0;
-    if !early {
-        return before;
-    }
-    let read = unsafe { core::ptr::read_volatile(&cfg.early_own) } as u32 & bit != 0;
-    read == before
+    let due = if before {
+        unsafe { core::ptr::read_volatile(&cfg.own_before) }
+    } else {
+        unsafe { core::ptr::read_volatile(&cfg.own_after) }
+    };
+    due as u32 & bit != 0
 }
 
 /// With a filter over the template's own slots only (`filter_early`), run
@@ -510,18 +616,20 @@ pub fn passes_early(cfg: &TemplateConfig, ev: &mut Event) -> bool {
 /// (`common`), and the socket's owner when it shows or tests it.
 #[inline(always)]
 pub fn fill_sock(cfg: &TemplateConfig, ev: &mut Event, sk: u64) {
-    tcpq_fill_sock(cfg, ev, sk);
+    let _ = cfg;
+    tcpq_fill_sock(ev, sk);
 }
 
 /// [`fill_sock`] as a global function, checked once by the verifier
 /// rather than at every path that reaches it (see [`tcpq_read_loc`]).
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn tcpq_fill_sock(cfg: *const TemplateConfig, ev: *mut Event, sk: u64) -> u32 {
-    if cfg.is_null() || ev.is_null() {
+pub extern "C" fn tcpq_fill_sock(ev: *mut Event, sk: u64) -> u32 {
+    let Some(cfg) = config() else { return 0 };
+    if ev.is_null() {
         return 0;
     }
-    fill_sock_inline(unsafe { &*cfg }, unsafe { &mut *ev }, sk);
+    fill_sock_inline(cfg, unsafe { &mut *ev }, sk);
     0
 }
 
@@ -755,7 +863,7 @@ pub fn filter(cfg: &TemplateConfig, ev: &Event) -> bool {
     if next == JUMP_REJECT as u32 || next == 0 {
         return false;
     }
-    tcpq_filter(cfg, ev, next) != 0
+    tcpq_filter(ev, next) != 0
 }
 
 /// The filter from instruction `pc` on: 1 when it matches. Jumps only go
@@ -768,18 +876,19 @@ pub fn filter(cfg: &TemplateConfig, ev: &Event) -> bool {
 /// what keeps a template's verification to a few milliseconds.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn tcpq_filter(cfg: *const TemplateConfig, ev: *const Event, pc: u32) -> u32 {
-    if cfg.is_null() || ev.is_null() {
+pub extern "C" fn tcpq_filter(ev: *const Event, pc: u32) -> u32 {
+    let Some(cfg) = config() else { return 0 };
+    if ev.is_null() {
         return 0;
     }
-    let n = unsafe { (*cfg).n_insns };
+    let n = cfg.n_insns;
     let mut pc = pc;
     let mut step = 0;
     while step < MAX_INSNS {
         if pc >= n {
             return 0;
         }
-        let next = tcpq_filter_step(cfg, ev, pc);
+        let next = tcpq_filter_step(ev, pc);
         if next == JUMP_ACCEPT as u32 {
             return 1;
         }
@@ -796,11 +905,14 @@ pub extern "C" fn tcpq_filter(cfg: *const TemplateConfig, ev: *const Event, pc: 
 /// `pc`, `JUMP_ACCEPT` or `JUMP_REJECT`).
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn tcpq_filter_step(cfg: *const TemplateConfig, ev: *const Event, pc: u32) -> u32 {
-    if cfg.is_null() || ev.is_null() {
+pub extern "C" fn tcpq_filter_step(ev: *const Event, pc: u32) -> u32 {
+    let Some(cfg) = config() else {
+        return JUMP_REJECT as u32;
+    };
+    if ev.is_null() {
         return JUMP_REJECT as u32;
     }
-    filter_step(unsafe { &*cfg }, unsafe { &*ev }, pc)
+    filter_step(cfg, unsafe { &*ev }, pc)
 }
 
 #[inline(always)]
@@ -820,26 +932,23 @@ fn filter_step(cfg: &TemplateConfig, ev: &Event, pc: u32) -> u32 {
 /// fields (and others) this program uses, and only those.
 #[inline(always)]
 pub fn load_fields(cfg: &TemplateConfig, ev: &mut Event, sk: u64, skb: u64) {
-    tcpq_load_fields(cfg, ev, sk, skb);
+    let _ = cfg;
+    tcpq_load_fields(ev, sk, skb);
 }
 
 /// [`load_fields`] as a global function: its `MAX_LOADS` iterations are
 /// checked once, not at every path that reaches a call.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn tcpq_load_fields(
-    cfg: *const TemplateConfig,
-    ev: *mut Event,
-    sk: u64,
-    skb: u64,
-) -> u32 {
-    if cfg.is_null() || ev.is_null() {
+pub extern "C" fn tcpq_load_fields(ev: *mut Event, sk: u64, skb: u64) -> u32 {
+    let Some(cfg) = config() else { return 0 };
+    if ev.is_null() {
         return 0;
     }
-    let n = unsafe { (*cfg).n_loads };
+    let n = cfg.n_loads;
     let mut i = 0;
     while i < n && i < MAX_LOADS as u32 {
-        tcpq_load_one(cfg, ev, i, sk, skb);
+        tcpq_load_one(ev, i, sk, skb);
         i += 1;
     }
     0
@@ -849,17 +958,12 @@ pub extern "C" fn tcpq_load_fields(
 /// field, shift and scale it, store it in its slot.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn tcpq_load_one(
-    cfg: *const TemplateConfig,
-    ev: *mut Event,
-    i: u32,
-    sk: u64,
-    skb: u64,
-) -> u32 {
-    if cfg.is_null() || ev.is_null() || i as usize >= MAX_LOADS {
+pub extern "C" fn tcpq_load_one(ev: *mut Event, i: u32, sk: u64, skb: u64) -> u32 {
+    let Some(cfg) = config() else { return 0 };
+    if ev.is_null() || i as usize >= MAX_LOADS {
         return 0;
     }
-    let (cfg, ev) = unsafe { (&*cfg, &mut *ev) };
+    let ev = unsafe { &mut *ev };
     let l = unsafe { cfg.loads.get_unchecked(i as usize) };
     let mut p = match l.base {
         base::SOCK => sk,
@@ -944,17 +1048,19 @@ fn linear_bucket(v: u64, cfg: &TemplateConfig, signed: bool) -> u64 {
 /// aggregate it.
 #[inline(always)]
 pub fn finish(cfg: &TemplateConfig, ev: &mut Event) {
-    tcpq_finish(cfg, ev);
+    let _ = cfg;
+    tcpq_finish(ev);
 }
 
 /// [`finish`] as a global function, checked once by the verifier.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn tcpq_finish(cfg: *const TemplateConfig, ev: *mut Event) -> u32 {
-    if cfg.is_null() || ev.is_null() {
+pub extern "C" fn tcpq_finish(ev: *mut Event) -> u32 {
+    let Some(cfg) = config() else { return 0 };
+    if ev.is_null() {
         return 0;
     }
-    finish_inline(unsafe { &*cfg }, unsafe { &mut *ev });
+    finish_inline(cfg, unsafe { &mut *ev });
     0
 }
 
@@ -1051,7 +1157,7 @@ fn add(a: &mut AggValue, v: u64, signed: bool) {
 /// The configuration, when the runtime has written one.
 #[inline(always)]
 pub fn config() -> Option<&'static TemplateConfig> {
-    let cfg = TCPQ_CONFIG.get(0)?;
+    let cfg = set_at_load(&TCPQ_RO_CONFIG);
     if cfg.action == 0 {
         return None;
     }

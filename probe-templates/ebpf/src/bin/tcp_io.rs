@@ -226,7 +226,7 @@ fn farg(ctx: &FExitContext, index: u32) -> u64 {
     if l.size == 0 || l.off >= 6 {
         return 0;
     }
-    read(ctx.as_ptr() as u64 + 8 * l.off as u64)
+    read_helper(ctx.as_ptr() as u64 + 8 * l.off as u64)
 }
 
 #[inline(always)]

@@ -106,39 +106,37 @@ fn fill_own_tp(cfg: &TemplateConfig, before: bool, ev: &mut Event, ctx: &TracePo
 /// `TP_fast_assign` does, from the socket and the skb.
 #[inline(always)]
 fn fill_own_raw(cfg: &TemplateConfig, before: bool, ev: &mut Event, sk: u64, skb: u64) {
-    // In line before the early filter (see `read_off_hot`).
-    let read_off = |base, index| {
-        if before {
-            read_off_hot(base, index)
-        } else {
-            read_off(base, index)
-        }
-    };
     let v = &mut ev.vals;
-    for (slot, index) in [
-        (s::SND_NXT, off::TP_SND_NXT),
-        (s::SND_UNA, off::TP_SND_UNA),
-        (s::SND_CWND, off::TP_SND_CWND),
-        (s::SSTHRESH, off::TP_SND_SSTHRESH),
-        (s::SND_WND, off::TP_SND_WND),
-        (s::RCV_WND, off::TP_RCV_WND),
-    ] {
-        if own_now(cfg, before, slot) {
-            v[slot as usize] = read_off(sk, index);
-        }
+    // One statement a slot, not a loop over a table: LLVM did not always
+    // unroll the loop, and the table was then built on the stack and
+    // walked at every event.
+    macro_rules! plain {
+        ($($slot:expr => $index:expr),*) => {$(
+            if own_now(cfg, before, $slot) {
+                v[$slot as usize] = read_now(before, sk, $index);
+            }
+        )*};
     }
+    plain!(
+        s::SND_NXT => off::TP_SND_NXT,
+        s::SND_UNA => off::TP_SND_UNA,
+        s::SND_CWND => off::TP_SND_CWND,
+        s::SSTHRESH => off::TP_SND_SSTHRESH,
+        s::SND_WND => off::TP_SND_WND,
+        s::RCV_WND => off::TP_RCV_WND
+    );
     if own_now(cfg, before, s::SRTT) {
-        v[s::SRTT as usize] = read_off(sk, off::TP_SRTT_US) >> 3;
+        v[s::SRTT as usize] = read_now(before, sk, off::TP_SRTT_US) >> 3;
     }
     if own_now(cfg, before, s::DATA_LEN) {
         let head = read_ptr(skb, loc(off::SKB_HEAD).off);
-        let th = read_off(skb, off::SKB_TRANSPORT_HEADER);
+        let th = read_now(before, skb, off::SKB_TRANSPORT_HEADER);
         let doff: u8 = read(head + th + 12);
         let hdr_len = ((doff >> 4) as u64) * 4;
-        v[s::DATA_LEN as usize] = read_off(skb, off::SKB_LEN).saturating_sub(hdr_len);
+        v[s::DATA_LEN as usize] = read_now(before, skb, off::SKB_LEN).saturating_sub(hdr_len);
     }
     if own_now(cfg, before, s::MARK) {
-        v[s::MARK as usize] = read_off(skb, off::SKB_MARK);
+        v[s::MARK as usize] = read_now(before, skb, off::SKB_MARK);
     }
 }
 

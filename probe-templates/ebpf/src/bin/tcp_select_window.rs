@@ -95,17 +95,9 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
 /// filter (it does not change after the handshake).
 #[inline(always)]
 fn fill_own(cfg: &TemplateConfig, before: bool, ev: &mut Event, sk: u64, win: u64) {
-    // In line before the early filter (see `read_off_hot`).
-    let read_off = |base, index| {
-        if before {
-            read_off_hot(base, index)
-        } else {
-            read_off(base, index)
-        }
-    };
     let v = &mut ev.vals;
     if own_now(cfg, before, s::WIN_BYTES) || own_now(cfg, before, s::RCV_WSCALE) {
-        let rcv_wscale = read_off(sk, off::TP_RCV_WSCALE);
+        let rcv_wscale = read_now(before, sk, off::TP_RCV_WSCALE);
         if own_now(cfg, before, s::WIN_BYTES) {
             v[s::WIN_BYTES as usize] = win << (rcv_wscale & 15);
         }
@@ -114,16 +106,16 @@ fn fill_own(cfg: &TemplateConfig, before: bool, ev: &mut Event, sk: u64, win: u6
         }
     }
     if own_now(cfg, before, s::RCV_WND) {
-        v[s::RCV_WND as usize] = read_off(sk, off::TP_RCV_WND);
+        v[s::RCV_WND as usize] = read_now(before, sk, off::TP_RCV_WND);
     }
     if own_now(cfg, before, s::SND_WSCALE) {
-        v[s::SND_WSCALE as usize] = read_off(sk, off::TP_SND_WSCALE);
+        v[s::SND_WSCALE as usize] = read_now(before, sk, off::TP_SND_WSCALE);
     }
     if own_now(cfg, before, s::WSCALE_OK) {
-        v[s::WSCALE_OK as usize] = read_off(sk, off::TP_WSCALE_OK);
+        v[s::WSCALE_OK as usize] = read_now(before, sk, off::TP_WSCALE_OK);
     }
     if own_now(cfg, before, s::SND_WND) {
-        v[s::SND_WND as usize] = read_off(sk, off::TP_SND_WND);
+        v[s::SND_WND as usize] = read_now(before, sk, off::TP_SND_WND);
     }
 }
 
@@ -152,7 +144,12 @@ fn skb_fields(skb: u64, buf: &mut [u64; 32]) -> (u64, u64, u64, u64) {
         && td % 2 == 0
         && nd % 2 == 0
         && end - first <= 256
-        && read_bytes(buf.as_mut_ptr() as *mut _, end - first, 256, skb + first as u64)
+        && read_bytes(
+            buf.as_mut_ptr() as *mut _,
+            end - first,
+            256,
+            skb + first as u64,
+        )
     {
         // The mask keeps the verifier sure of the bounds.
         let w = |i: u32| buf[i as usize & 31];
