@@ -17,7 +17,7 @@ use aya::{
 };
 use tcpq_abi::{
     action, bucket, globals, maps, stat, AggKey, AggValue, FieldLoc, ListenKey, Owner,
-    TemplateConfig, TupleKey, MAX_INSNS, MAX_KEY_SLOTS, MAX_LOADS, N_OFFSETS,
+    TemplateConfig, TupleKey, MAX_INSNS, MAX_KEY_SLOTS, MAX_LOADS,
 };
 use tcpq_dsl::plan::{Action, AggFunc, Attach, ClausePlan, Plan, Strategy};
 
@@ -638,7 +638,7 @@ impl Session {
             .iter()
             .map(|c| template_config(c).map(PodConfig))
             .collect::<Result<Vec<_>, _>>()?;
-        let offsets = offsets_table(&kernel.offsets);
+        let offsets = kernel.offsets.locs.map(PodLoc);
         let mut loader = EbpfLoader::new();
         // The templates use no CO-RE: offsets come through TCPQ_RO_OFFSETS.
         loader.btf(None);
@@ -1153,16 +1153,6 @@ impl Seeds {
             Seeds::Scanning(_) => None,
         }
     }
-}
-
-/// The `OFFSETS` table for [`globals::OFFSETS`]: every entry, resolved or
-/// not (size 0).
-fn offsets_table(offsets: &Offsets) -> Vec<PodLoc> {
-    let mut table = vec![PodLoc(FieldLoc::EMPTY); N_OFFSETS];
-    for (dst, loc) in table.iter_mut().zip(&offsets.locs) {
-        *dst = PodLoc(*loc);
-    }
-    table
 }
 
 fn load_and_attach(

@@ -615,8 +615,7 @@ pub fn passes_early(cfg: &TemplateConfig, ev: &mut Event) -> bool {
 /// addresses, ports, family, state, netns and cookie the clause uses
 /// (`common`), and the socket's owner when it shows or tests it.
 #[inline(always)]
-pub fn fill_sock(cfg: &TemplateConfig, ev: &mut Event, sk: u64) {
-    let _ = cfg;
+pub fn fill_sock(ev: &mut Event, sk: u64) {
     tcpq_fill_sock(ev, sk);
 }
 
@@ -931,8 +930,7 @@ fn filter_step(cfg: &TemplateConfig, ev: &Event, pc: u32) -> u32 {
 /// Fill the slots the configured [`tcpq_abi::Load`]s ask for: the socket
 /// fields (and others) this program uses, and only those.
 #[inline(always)]
-pub fn load_fields(cfg: &TemplateConfig, ev: &mut Event, sk: u64, skb: u64) {
-    let _ = cfg;
+pub fn load_fields(ev: &mut Event, sk: u64, skb: u64) {
     tcpq_load_fields(ev, sk, skb);
 }
 
@@ -1047,8 +1045,7 @@ fn linear_bucket(v: u64, cfg: &TemplateConfig, signed: bool) -> u64 {
 /// Filter the finished record (unless `rejected_early` did), then print or
 /// aggregate it.
 #[inline(always)]
-pub fn finish(cfg: &TemplateConfig, ev: &mut Event) {
-    let _ = cfg;
+pub fn finish(ev: &mut Event) {
     tcpq_finish(ev);
 }
 

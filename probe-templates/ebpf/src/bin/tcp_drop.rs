@@ -46,10 +46,10 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     if has_sock {
-        fill_sock(cfg, ev, sk);
-        load_fields(cfg, ev, sk, skb);
+        fill_sock(ev, sk);
+        load_fields(ev, sk, skb);
     }
-    finish(cfg, ev);
+    finish(ev);
     Some(())
 }
 

@@ -324,9 +324,9 @@ fn emit(sk: u64, size: u64, ret: u64, flags: u64) -> Option<()> {
         return None;
     }
     claim(sk);
-    fill_sock(cfg, ev, sk);
-    load_fields(cfg, ev, sk, 0);
-    finish(cfg, ev);
+    fill_sock(ev, sk);
+    load_fields(ev, sk, 0);
+    finish(ev);
     Some(())
 }
 

@@ -39,9 +39,9 @@ fn run(ctx: &TracePointContext) -> Option<()> {
         return None;
     }
     fill_own_tp(cfg, false, ev, ctx);
-    fill_sock(cfg, ev, sk);
-    load_fields(cfg, ev, sk, 0);
-    finish(cfg, ev);
+    fill_sock(ev, sk);
+    load_fields(ev, sk, 0);
+    finish(ev);
     Some(())
 }
 
@@ -74,9 +74,9 @@ fn run_raw(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     fill_own_raw(cfg, false, ev, sk, skb);
-    fill_sock(cfg, ev, sk);
-    load_fields(cfg, ev, sk, skb);
-    finish(cfg, ev);
+    fill_sock(ev, sk);
+    load_fields(ev, sk, skb);
+    finish(ev);
     Some(())
 }
 

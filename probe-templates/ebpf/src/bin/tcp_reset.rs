@@ -42,14 +42,14 @@ fn sent(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     if sk != 0 {
-        fill_sock(cfg, ev, sk);
+        fill_sock(ev, sk);
         if is_full_tcp_sock(sk) {
-            load_fields(cfg, ev, sk, skb);
+            load_fields(ev, sk, skb);
         }
     } else if !fill_from_headers(ev, skb, true) {
         return None;
     }
-    finish(cfg, ev);
+    finish(ev);
     Some(())
 }
 
@@ -65,11 +65,11 @@ fn received(ctx: &RawTracePointContext) -> Option<()> {
     if !passes_early(cfg, ev) {
         return None;
     }
-    fill_sock(cfg, ev, sk);
+    fill_sock(ev, sk);
     if is_full_tcp_sock(sk) {
-        load_fields(cfg, ev, sk, 0);
+        load_fields(ev, sk, 0);
     }
-    finish(cfg, ev);
+    finish(ev);
     Some(())
 }
 

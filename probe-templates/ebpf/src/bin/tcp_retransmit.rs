@@ -41,9 +41,9 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     if !passes_early(cfg, ev) {
         return None;
     }
-    fill_sock(cfg, ev, sk);
-    load_fields(cfg, ev, sk, skb);
-    finish(cfg, ev);
+    fill_sock(ev, sk);
+    load_fields(ev, sk, skb);
+    finish(ev);
     Some(())
 }
 

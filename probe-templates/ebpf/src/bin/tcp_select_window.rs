@@ -78,14 +78,14 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
         return None;
     }
     fill_own(cfg, false, ev, sk, win);
-    fill_sock(cfg, ev, sk);
-    load_fields(cfg, ev, sk, skb);
+    fill_sock(ev, sk);
+    load_fields(ev, sk, skb);
     // Ports as on the wire: a socket that close() aborted has already given
     // its local port back (inet_num = 0) when its reset leaves.
     let w0 = words[0].to_le_bytes();
     ev.vals[slot::SPORT as usize] = u16::from_be_bytes([w0[0], w0[1]]) as u64;
     ev.vals[slot::DPORT as usize] = u16::from_be_bytes([w0[2], w0[3]]) as u64;
-    finish(cfg, ev);
+    finish(ev);
     Some(())
 }
 

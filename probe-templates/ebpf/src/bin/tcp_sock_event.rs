@@ -21,15 +21,16 @@ pub fn tcpq_rcvspace(ctx: RawTracePointContext) -> i32 {
 
 #[inline(always)]
 fn run(ctx: &RawTracePointContext) -> Option<()> {
-    let cfg = config()?;
+    // Nothing to do until the runtime has set a configuration.
+    config()?;
     let sk = tp_field(ctx, off::TP_SK_ARG0);
     if !is_full_tcp_sock(sk) {
         return None;
     }
     let ev = begin()?;
-    fill_sock(cfg, ev, sk);
-    load_fields(cfg, ev, sk, 0);
-    finish(cfg, ev);
+    fill_sock(ev, sk);
+    load_fields(ev, sk, 0);
+    finish(ev);
     Some(())
 }
 

@@ -62,12 +62,12 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     if !passes_early(cfg, ev) {
         return None;
     }
-    fill_sock(cfg, ev, sk);
-    load_fields(cfg, ev, sk, 0);
+    fill_sock(ev, sk);
+    load_fields(ev, sk, 0);
     // The tracepoint fires before the store: sk_state is still the old
     // state. `state` is the one the socket enters.
     ev.vals[slot::STATE as usize] = new;
-    finish(cfg, ev);
+    finish(ev);
     Some(())
 }
 
