@@ -119,6 +119,8 @@ pub const TRACEPOINT_FIELDS: &[(u32, &str, &str, &str)] = &[
     (off::TP_PROBE_RCV_WND, "tcp", "tcp_probe", "rcv_wnd"),
     (off::TP_PROBE_DATA_LEN, "tcp", "tcp_probe", "data_len"),
     (off::TP_PROBE_MARK, "tcp", "tcp_probe", "mark"),
+    (off::TP_PROBE_SPORT, "tcp", "tcp_probe", "sport"),
+    (off::TP_PROBE_DPORT, "tcp", "tcp_probe", "dport"),
 ];
 
 /// A raw tracepoint argument needed by a template: (index, tracepoint,

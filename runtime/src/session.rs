@@ -16,8 +16,8 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader, Pod,
 };
 use tcpq_abi::{
-    action, bucket, globals, maps, stat, AggKey, AggValue, FieldLoc, ListenKey, Owner,
-    TemplateConfig, TupleKey, MAX_INSNS, MAX_KEY_SLOTS, MAX_LOADS,
+    action, bucket, globals, maps, stat, AggKey, AggValue, FieldLoc, ListenKey, Owner, Quick,
+    TemplateConfig, TupleKey, INSN_SIGNED, JUMP_REJECT, MAX_INSNS, MAX_KEY_SLOTS, MAX_LOADS,
 };
 use tcpq_dsl::plan::{Action, AggFunc, Attach, ClausePlan, Plan, Strategy};
 
@@ -357,7 +357,6 @@ unsafe impl Pod for PodAggValue {}
 /// The `STATS` counters of one clause, summed over CPUs.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Stats {
-    pub seen: u64,
     pub matched: u64,
     pub lost: u64,
     pub agg_full: u64,
@@ -401,7 +400,6 @@ impl Attached {
                 .sum())
         };
         Ok(Stats {
-            seen: get(stat::SEEN)?,
             matched: get(stat::MATCHED)?,
             lost: get(stat::LOST)?,
             agg_full: get(stat::AGG_FULL)?,
@@ -636,8 +634,16 @@ impl Session {
         let configs = plan
             .clauses
             .iter()
-            .map(|c| template_config(c).map(PodConfig))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|c| {
+                let mut cfg = template_config(c)?;
+                // The quick first step depends on the program that runs
+                // (a strategy this kernel lacks fails later, in `prepare`).
+                if let Ok(choice) = kernel.choose(c) {
+                    cfg.quick = quick_step(&cfg, &choice.strategy.program, &kernel.offsets);
+                }
+                Ok(PodConfig(cfg))
+            })
+            .collect::<Result<Vec<_>, SessionError>>()?;
         let offsets = kernel.offsets.locs.map(PodLoc);
         let mut loader = EbpfLoader::new();
         // The templates use no CO-RE: offsets come through TCPQ_RO_OFFSETS.
@@ -979,6 +985,50 @@ fn finish_clause(
         events,
         prev: Default::default(),
     })
+}
+
+/// The filter's first step as `program` can run it before anything else
+/// ([`Quick`]): when that step can reject, and the program reads its slot
+/// in one load ([`tcpq_abi::quick::tables`]) of a whole field of 1, 2, 4
+/// or 8 bytes (`quick::readable`). Otherwise none. The quick step passes
+/// what the filter step sends on and rejects what it rejects.
+pub fn quick_step(cfg: &TemplateConfig, program: &str, offsets: &Offsets) -> Quick {
+    if cfg.n_insns == 0 {
+        return Quick::NONE;
+    }
+    // Step 0 runs first whatever the filter reads after it.
+    let insn = &cfg.insns[0];
+    let (table, record) = tcpq_abi::quick::tables(program);
+    let index = table
+        .iter()
+        .find(|(slot, _)| *slot == insn.slot)
+        .map(|&(_, index)| index);
+    let Some(l) = index
+        .filter(|&i| offsets.has(i))
+        .map(|i| offsets.locs[i as usize])
+    else {
+        return Quick::NONE;
+    };
+    if l.bit_size != 0 || !tcpq_abi::quick::readable(record, l.off, l.size) {
+        return Quick::NONE;
+    }
+    let holds = Quick::comparing(
+        insn.op,
+        insn.flags & INSN_SIGNED != 0,
+        insn.mask,
+        insn.value,
+    );
+    let step = match (insn.jt == JUMP_REJECT, insn.jf == JUMP_REJECT) {
+        (false, true) => holds,
+        (true, false) => holds.negated(),
+        // Rejects both ways (or neither): nothing to gain.
+        _ => return Quick::NONE,
+    };
+    Quick {
+        off: l.off,
+        size: l.size,
+        ..step
+    }
 }
 
 /// The `CONFIG` entry for a clause.
@@ -1467,6 +1517,89 @@ mod tests {
             tcpq_abi::own_bit(p::SND_CWND) | tcpq_abi::own_bit(p::SRTT)
         );
         assert_eq!(c.early_own, tcpq_abi::own_bit(p::SND_CWND));
+    }
+
+    #[test]
+    fn the_quick_step_rejects_exactly_what_the_first_filter_step_rejects() {
+        use tcpq_abi::off;
+        let mut offsets = Offsets {
+            locs: [FieldLoc::EMPTY; tcpq_abi::N_OFFSETS],
+            missing: Vec::new(),
+            notes: Vec::new(),
+            btf_resolve_time: Default::default(),
+            tracefs_time: Default::default(),
+        };
+        let at = |off: u32, size: u8| FieldLoc {
+            off,
+            size,
+            ..FieldLoc::EMPTY
+        };
+        offsets.locs[off::TP_PROBE_SND_CWND as usize] = at(88, 4);
+        offsets.locs[off::TP_PROBE_DPORT as usize] = at(66, 2);
+        offsets.locs[off::TP_SND_CWND as usize] = at(1444, 4);
+        let quick = |src: &str, program: &str, offsets: &Offsets| {
+            let plan = tcpq_dsl::compile(src, "<test>", &[]).unwrap();
+            quick_step(
+                &template_config(&plan.clauses[0]).unwrap(),
+                program,
+                offsets,
+            )
+        };
+        let tp = "tcpq_probe_tp";
+        let q = quick("on tcp_probe where snd_cwnd == 5 print pid", tp, &offsets);
+        assert_eq!((q.off, q.size), (88, 4));
+        assert!(q.passes(5) && !q.passes(4) && !q.passes(6));
+        let q = quick("on tcp_probe where snd_cwnd != 5 print pid", tp, &offsets);
+        assert!(!q.passes(5) && q.passes(4) && q.passes(6));
+        let q = quick(
+            "on tcp_probe where not snd_cwnd < 5 print pid",
+            tp,
+            &offsets,
+        );
+        assert!(!q.passes(4) && q.passes(5));
+        // A later step reading the socket does not matter: step 0 runs first.
+        let q = quick(
+            "on tcp_probe where dport == 443 and srtt > 1ms print pid",
+            tp,
+            &offsets,
+        );
+        assert_eq!((q.off, q.size), (66, 2));
+        assert!(q.passes(443) && !q.passes(80));
+        // The raw program reads the socket: its own table.
+        let q = quick(
+            "on tcp_probe where snd_cwnd > 10 print pid",
+            "tcpq_probe_rtp",
+            &offsets,
+        );
+        assert_eq!((q.off, q.size), (1444, 4));
+        assert!(q.passes(11) && !q.passes(10));
+        // None: the first step cannot reject alone, the program cannot read
+        // the slot, or has no quick step at all.
+        for (src, program) in [
+            (
+                "on tcp_probe where snd_cwnd == 5 or dport == 1 print pid",
+                tp,
+            ),
+            (
+                "on tcp_probe where dport == 443 print pid",
+                "tcpq_probe_rtp",
+            ),
+            ("on tcp_probe where ssthresh == 1 print pid", tp),
+            ("on tcp_probe print pid", tp),
+            (
+                "on tcp_retransmit where dport == 443 print pid",
+                "tcpq_retrans_tp",
+            ),
+        ] {
+            assert_eq!(quick(src, program, &offsets), Quick::NONE, "{src}");
+        }
+        // A record field past the limit or unaligned is not read so.
+        offsets.locs[off::TP_PROBE_SND_CWND as usize] = at(300, 4);
+        let q = quick("on tcp_probe where snd_cwnd == 5 print pid", tp, &offsets);
+        assert_eq!(q, Quick::NONE);
+        offsets.locs[off::TP_PROBE_SND_CWND as usize] = at(90, 4);
+        let q = quick("on tcp_probe where snd_cwnd == 5 print pid", tp, &offsets);
+        assert_eq!(q, Quick::NONE);
     }
 
     #[test]

@@ -108,9 +108,8 @@ impl RunReport {
             .iter()
             .map(|(probe, s)| {
                 format!(
-                    r#"{{"probe":{},"seen":{},"matched":{},"lost":{},"missed":{},"not_counted":{}}}"#,
+                    r#"{{"probe":{},"matched":{},"lost":{},"missed":{},"not_counted":{}}}"#,
                     serde_json::Value::from(probe.as_str()),
-                    s.seen,
                     s.matched,
                     s.lost,
                     s.missed,
@@ -628,7 +627,6 @@ mod tests {
                 (
                     "a\"b".into(),
                     Stats {
-                        seen: 9,
                         matched: 8,
                         lost: 3,
                         ..Stats::default()

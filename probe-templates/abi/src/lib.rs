@@ -16,7 +16,7 @@ pub const MAX_INSNS: usize = 64;
 /// Most `u64` key slots of one `count by` key.
 pub const MAX_KEY_SLOTS: usize = 8;
 /// Entries in the `OFFSETS` table ([`globals::OFFSETS`]).
-pub const N_OFFSETS: usize = 128;
+pub const N_OFFSETS: usize = 256;
 
 /// Reading kernel memory without a helper call (see the templates'
 /// `read_kernel`). A template calls "helper" [`fast_read::CAST_CALL`],
@@ -78,8 +78,9 @@ pub mod maps {
 
 /// Counters in the `STATS` map.
 pub mod stat {
-    /// The probe fired on a TCP socket and the template built a record.
-    pub const SEEN: u32 = 0;
+    // 0 counted the records a template built, matching or not: about 6 ns
+    // an event on the path of an event the filter rejects (a per-CPU map
+    // lookup), for a number nothing used. Left unused.
     /// The record passed the filter.
     pub const MATCHED: u32 = 1;
     /// A matching record found the ring buffer full and was dropped.
@@ -229,6 +230,11 @@ pub struct TemplateConfig {
     pub action: u32,
     /// Number of valid entries in `insns`; zero accepts every record.
     pub n_insns: u32,
+    /// The filter's first step, when the program can make it straight
+    /// from memory it already holds (see [`Quick`]). Here, in the cache
+    /// line `action` is in: an event it rejects touches no other line of
+    /// the configuration.
+    pub quick: Quick,
     /// Number of valid entries in `key_slots`.
     pub n_key_slots: u32,
     /// Number of valid entries in `loads`.
@@ -284,12 +290,180 @@ pub struct TemplateConfig {
     pub own_after: u16,
 }
 
+/// The filter's first step as a template can run it before anything else,
+/// on a value it reads in one load from memory it already holds (its
+/// classic tracepoint's record, or the socket): [`quick::tables`] says which
+/// own slots a program can read so. An event this rejects costs that load
+/// and one comparison; one it does not goes the usual way (whose filter
+/// reaches the same verdict on this step).
+///
+/// Every comparison the filter knows (`==`, `!=`, `<`, ..., signed or not)
+/// is here one range test: the value `v` (read, then `& mask`) passes when
+/// `v - base` (wrapping) is at most `span`, or, with `outside`, when it is
+/// not. (A signed order is the unsigned one shifted by 2^63, which `base`
+/// includes.) So the template's test is the same few instructions for any
+/// comparison, in line: no branch on the operator, and no code placed away
+/// from the rest of the path.
+///
+/// The runtime fills it only when the filter's first step can reject (the
+/// step runs first whatever the filter reads after it).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Quick {
+    /// Offset of the value from the program's base (the record, or the
+    /// socket).
+    pub off: u32,
+    /// Bytes to load: 1, 2, 4 or 8; 0: no quick step.
+    pub size: u8,
+    /// Non-zero: the value passes when it is outside the range.
+    pub outside: u8,
+    pub _pad: [u8; 2],
+    pub mask: u64,
+    pub base: u64,
+    pub span: u64,
+}
+
+impl Quick {
+    /// No quick step.
+    pub const NONE: Quick = Quick {
+        off: 0,
+        size: 0,
+        outside: 0,
+        _pad: [0; 2],
+        mask: 0,
+        base: 0,
+        span: 0,
+    };
+
+    /// The step that passes a value `v` (already `& mask`) exactly when
+    /// `v op value` holds, compared as `i64` when `signed`; `off` and
+    /// `size` are left for the caller.
+    pub const fn comparing(op: u8, signed: bool, mask: u64, value: u64) -> Quick {
+        let bias = if signed { 1u64 << 63 } else { 0 };
+        let u = value ^ bias;
+        // (lo, hi, outside) in the biased order; an empty range is "outside
+        // everything".
+        let (lo, hi, outside) = match op {
+            op::EQ => (u, u, false),
+            op::NE => (u, u, true),
+            op::LT if u == 0 => (0, u64::MAX, true),
+            op::LT => (0, u - 1, false),
+            op::LE => (0, u, false),
+            op::GT if u == u64::MAX => (0, u64::MAX, true),
+            op::GT => (u + 1, u64::MAX, false),
+            _ => (u, u64::MAX, false),
+        };
+        Quick {
+            off: 0,
+            size: 0,
+            outside: outside as u8,
+            _pad: [0; 2],
+            mask,
+            base: lo.wrapping_sub(bias),
+            span: hi - lo,
+        }
+    }
+
+    /// The same step with its verdict turned around.
+    pub const fn negated(self) -> Quick {
+        Quick {
+            outside: (self.outside == 0) as u8,
+            ..self
+        }
+    }
+
+    /// Does `v` (already `& mask`) pass? What the templates compute.
+    pub const fn passes(&self, v: u64) -> bool {
+        (v.wrapping_sub(self.base) <= self.span) != (self.outside != 0)
+    }
+}
+
+/// Which own slots a program can read in one load before it begins a
+/// record: for each, the `OFFSETS` entry giving where (see [`Quick`]).
+pub mod quick {
+    use super::{off, slot, slot::probe as p};
+
+    /// `tcp_probe`'s classic tracepoint: the record's fields that fill its
+    /// own slots.
+    pub const TCP_PROBE_TP: &[(u8, u32)] = &[
+        (p::SND_NXT, off::TP_PROBE_SND_NXT),
+        (p::SND_UNA, off::TP_PROBE_SND_UNA),
+        (p::SND_CWND, off::TP_PROBE_SND_CWND),
+        (p::SSTHRESH, off::TP_PROBE_SSTHRESH),
+        (p::SND_WND, off::TP_PROBE_SND_WND),
+        (p::SRTT, off::TP_PROBE_SRTT),
+        (p::RCV_WND, off::TP_PROBE_RCV_WND),
+        (p::DATA_LEN, off::TP_PROBE_DATA_LEN),
+        (p::MARK, off::TP_PROBE_MARK),
+    ];
+
+    /// What `tcp_probe`'s classic tracepoint can test first: its own
+    /// slots, and the ports, which the record holds too.
+    pub const TCP_PROBE_TP_QUICK: &[(u8, u32)] = &[
+        (slot::SPORT, off::TP_PROBE_SPORT),
+        (slot::DPORT, off::TP_PROBE_DPORT),
+        (p::SND_NXT, off::TP_PROBE_SND_NXT),
+        (p::SND_UNA, off::TP_PROBE_SND_UNA),
+        (p::SND_CWND, off::TP_PROBE_SND_CWND),
+        (p::SSTHRESH, off::TP_PROBE_SSTHRESH),
+        (p::SND_WND, off::TP_PROBE_SND_WND),
+        (p::SRTT, off::TP_PROBE_SRTT),
+        (p::RCV_WND, off::TP_PROBE_RCV_WND),
+        (p::DATA_LEN, off::TP_PROBE_DATA_LEN),
+        (p::MARK, off::TP_PROBE_MARK),
+    ];
+
+    /// `tcp_probe`'s raw tracepoint: the socket's fields the classic
+    /// record copies as they are (`srtt` is shifted, `data_len` and
+    /// `mark` come from the skb).
+    pub const TCP_PROBE_RAW: &[(u8, u32)] = &[
+        (p::SND_NXT, off::TP_SND_NXT),
+        (p::SND_UNA, off::TP_SND_UNA),
+        (p::SND_CWND, off::TP_SND_CWND),
+        (p::SSTHRESH, off::TP_SND_SSTHRESH),
+        (p::SND_WND, off::TP_SND_WND),
+        (p::RCV_WND, off::TP_RCV_WND),
+    ];
+
+    /// A classic tracepoint's record is read straight from the program's
+    /// context, at a constant offset: only an aligned field this close to
+    /// the start qualifies (see `ctx_load` in the templates, and
+    /// [`readable`]).
+    pub const RECORD_LIMIT: u32 = 256;
+
+    /// The table of the program named `program` (empty for a program that
+    /// makes no quick step), and whether its values lie in the classic
+    /// tracepoint's record (else in kernel memory it reads).
+    pub fn tables(program: &str) -> (&'static [(u8, u32)], bool) {
+        match program.as_bytes() {
+            b"tcpq_probe_tp" => (TCP_PROBE_TP_QUICK, true),
+            b"tcpq_probe_rtp" => (TCP_PROBE_RAW, false),
+            _ => (&[], false),
+        }
+    }
+
+    /// Can a quick step read `size` bytes at `off`? From a record, an
+    /// aligned field of 2, 4 or 8 bytes below [`RECORD_LIMIT`] (the templates
+    /// carry a load for each such place); from kernel memory, any field of
+    /// 1, 2, 4 or 8 bytes.
+    pub fn readable(record: bool, off: u32, size: u8) -> bool {
+        if record {
+            matches!(size, 2 | 4 | 8)
+                && off.is_multiple_of(size as u32)
+                && off + size as u32 <= RECORD_LIMIT
+        } else {
+            matches!(size, 1 | 2 | 4 | 8)
+        }
+    }
+}
+
 impl TemplateConfig {
     /// [`TemplateConfig::default`], as a constant: what a template holds
     /// until the runtime sets its configuration (action 0: do nothing).
     pub const EMPTY: TemplateConfig = TemplateConfig {
         action: 0,
         n_insns: 0,
+        quick: Quick::NONE,
         n_key_slots: 0,
         n_loads: 0,
         key_slots: [0; MAX_KEY_SLOTS],
@@ -555,6 +729,10 @@ pub mod off {
     pub const TP_PROBE_RCV_WND: u32 = 50;
     pub const TP_PROBE_DATA_LEN: u32 = 51;
     pub const TP_PROBE_MARK: u32 = 52;
+    /// Its ports (host order), which the template otherwise reads from the
+    /// socket: for the quick first step ([`crate::Quick`]) only.
+    pub const TP_PROBE_SPORT: u32 = 127;
+    pub const TP_PROBE_DPORT: u32 = 128;
     /// `sock.sk_ack_backlog`, `sock.sk_max_ack_backlog`: a listener's
     /// accept queue and its limit (a new child copies them at the
     /// handshake).
@@ -831,15 +1009,90 @@ mod tests {
         assert_eq!(core::mem::size_of::<TupleKey>(), 40);
         assert_eq!(core::mem::size_of::<Load>(), 8);
         assert_eq!(core::mem::size_of::<AggValue>(), 32);
-        // 16 (counts) + key slots + 8 (agg_slot, bucket, filter_early,
-        // agg_signed, early_own, owner, pad) + 24 (lin_*) + loads + insns
-        // + 8 (common, pad).
+        // 16 (counts) + 32 (quick) + key slots + 8 (agg_slot, bucket,
+        // filter_early, agg_signed, early_own, owner, pad) + 24 (lin_*) +
+        // loads + insns + 8 (common, own, own_before, own_after).
+        assert_eq!(core::mem::size_of::<Quick>(), 32);
         assert_eq!(
             core::mem::size_of::<TemplateConfig>(),
-            16 + MAX_KEY_SLOTS + 8 + 24 + 8 * MAX_LOADS + 24 * MAX_INSNS + 8
+            16 + 32 + MAX_KEY_SLOTS + 8 + 24 + 8 * MAX_LOADS + 24 * MAX_INSNS + 8
         );
-        assert_eq!(core::mem::offset_of!(TemplateConfig, early_own), 28);
-        assert_eq!(core::mem::offset_of!(TemplateConfig, lin_min), 32);
+        // `action` and `quick` share a cache line in the `.rodata` value
+        // (the configuration lies 8 bytes in, after `TCPQ_FAST_READ`).
+        assert_eq!(core::mem::offset_of!(TemplateConfig, quick), 8);
+        assert_eq!(core::mem::offset_of!(TemplateConfig, early_own), 60);
+        assert_eq!(core::mem::offset_of!(TemplateConfig, lin_min), 64);
+    }
+
+    /// The range form of every comparison agrees with the comparison, at
+    /// the edges of both orders.
+    #[test]
+    fn quick_ranges_compare_like_the_filter() {
+        let edges = [
+            0u64,
+            1,
+            2,
+            5,
+            6,
+            7,
+            0x7fff_ffff,
+            0x8000_0000,
+            u64::MAX / 2,
+            u64::MAX / 2 + 1,
+            u64::MAX / 2 + 2,
+            u64::MAX - 1,
+            u64::MAX,
+            (-5i64) as u64,
+            (-6i64) as u64,
+        ];
+        for op in [op::EQ, op::NE, op::LT, op::LE, op::GT, op::GE] {
+            for signed in [false, true] {
+                for &value in &edges {
+                    let q = Quick::comparing(op, signed, u64::MAX, value);
+                    for &v in &edges {
+                        let want = if signed {
+                            let (a, b) = (v as i64, value as i64);
+                            match op {
+                                op::EQ => a == b,
+                                op::NE => a != b,
+                                op::LT => a < b,
+                                op::LE => a <= b,
+                                op::GT => a > b,
+                                _ => a >= b,
+                            }
+                        } else {
+                            match op {
+                                op::EQ => v == value,
+                                op::NE => v != value,
+                                op::LT => v < value,
+                                op::LE => v <= value,
+                                op::GT => v > value,
+                                _ => v >= value,
+                            }
+                        };
+                        assert_eq!(q.passes(v), want, "op {op} signed {signed} {v} vs {value}");
+                        assert_eq!(q.negated().passes(v), !want);
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn quick_tables_name_each_slot_once_and_own_the_record_part() {
+        for table in [quick::TCP_PROBE_TP_QUICK, quick::TCP_PROBE_RAW] {
+            for (i, (slot, _)) in table.iter().enumerate() {
+                assert!(
+                    table[..i].iter().all(|(s, _)| s != slot),
+                    "slot {slot} twice"
+                );
+            }
+        }
+        // The own part is what the template fills from the record.
+        for &(slot, index) in quick::TCP_PROBE_TP {
+            assert!(own_bit(slot) != 0);
+            assert!(quick::TCP_PROBE_TP_QUICK.contains(&(slot, index)));
+        }
     }
 
     #[test]

@@ -44,21 +44,21 @@ const BPF_F_NO_PREALLOC: u32 = 1;
 /// The configuration (`tcpq_abi::globals::CONFIG`), set by the runtime
 /// before it loads the object: frozen `.rodata`, whose values the verifier
 /// knows. Read it through [`config`].
+///
+/// Mutable and exported (`.cargo/config.toml`) only for the compiler: it
+/// would fold the initial value of a constant, or of a global the linker
+/// keeps private, into the code. Nothing writes it. (It was read through
+/// `black_box` before, which cost every event a pointer stored to the
+/// stack and loaded back ahead of its first configuration read.)
 #[unsafe(no_mangle)]
-static TCPQ_RO_CONFIG: TemplateConfig = TemplateConfig::EMPTY;
+#[unsafe(link_section = ".rodata")]
+static mut TCPQ_RO_CONFIG: TemplateConfig = TemplateConfig::EMPTY;
 
 /// Where each kernel value is (`tcpq_abi::globals::OFFSETS`), set like
 /// [`TCPQ_RO_CONFIG`]. Read it through [`loc`].
 #[unsafe(no_mangle)]
-static TCPQ_RO_OFFSETS: [FieldLoc; N_OFFSETS] = [FieldLoc::EMPTY; N_OFFSETS];
-
-/// A global the runtime sets before load: the compiler must not fold its
-/// initial value into the code, so its address goes through `black_box`.
-/// The verifier still sees a pointer into the frozen map.
-#[inline(always)]
-fn set_at_load<T>(v: &'static T) -> &'static T {
-    unsafe { &*core::hint::black_box(v as *const T) }
-}
+#[unsafe(link_section = ".rodata")]
+static mut TCPQ_RO_OFFSETS: [FieldLoc; N_OFFSETS] = [FieldLoc::EMPTY; N_OFFSETS];
 
 /// The runtime may resize it before load; this is the default.
 #[map]
@@ -156,7 +156,8 @@ pub fn stat_inc(which: u32) {
 /// for its size and shape.
 #[inline(always)]
 pub fn loc(index: u32) -> FieldLoc {
-    set_at_load(&TCPQ_RO_OFFSETS)[index as usize & (N_OFFSETS - 1)]
+    // SAFETY: never written (see TCPQ_RO_CONFIG).
+    unsafe { (*core::ptr::addr_of!(TCPQ_RO_OFFSETS))[index as usize & (N_OFFSETS - 1)] }
 }
 
 /// A `T` (a number of 1 to 8 bytes) at kernel address `addr`.
@@ -205,30 +206,34 @@ fn read_loc_by(base: u64, l: &FieldLoc, read: impl Fn(u64, u32) -> u64) -> u64 {
     if base == 0 || l.size == 0 {
         return 0;
     }
-    let (bytes, shift, mask) = if l.bit_size != 0 {
-        let end = l.bit_off as u32 + l.bit_size as u32;
-        let mask = if l.bit_size >= 64 {
-            u64::MAX
-        } else {
-            (1u64 << l.bit_size) - 1
-        };
-        (end.div_ceil(8), l.bit_off as u64 & 63, mask)
+    // A whole field first and on its own: with the entry known to the
+    // verifier (frozen `.rodata`), that path is all it keeps, with no
+    // shift or mask left over from the bit-field one.
+    if l.bit_size == 0 {
+        return read(base + l.off as u64, (l.size as u32).min(8));
+    }
+    let end = l.bit_off as u32 + l.bit_size as u32;
+    let mask = if l.bit_size >= 64 {
+        u64::MAX
     } else {
-        (l.size as u32, 0, u64::MAX)
+        (1u64 << l.bit_size) - 1
     };
-    (read(base + l.off as u64, bytes.min(8)) >> shift) & mask
+    (read(base + l.off as u64, end.div_ceil(8).min(8)) >> (l.bit_off as u64 & 63)) & mask
 }
 
 /// 1 when the runtime rewrote this object's placeholder calls into calls of
 /// `bpf_rdonly_cast` (see `tcpq_abi::fast_read`). Frozen `.rodata`: the
 /// verifier knows its value, so it checks, and the JIT keeps, only the
-/// path this kernel takes.
+/// path this kernel takes. Mutable and exported like [`TCPQ_RO_CONFIG`],
+/// which also keeps the three in one `.rodata` section.
 #[unsafe(no_mangle)]
-static TCPQ_FAST_READ: u32 = 0;
+#[unsafe(link_section = ".rodata")]
+static mut TCPQ_FAST_READ: u32 = 0;
 
 #[inline(always)]
 fn fast_read() -> bool {
-    unsafe { core::ptr::read_volatile(&TCPQ_FAST_READ) != 0 }
+    // SAFETY: never written.
+    unsafe { core::ptr::read_volatile(core::ptr::addr_of!(TCPQ_FAST_READ)) != 0 }
 }
 
 /// `bpf_rdonly_cast(addr, 0)`: `addr` as read-only untrusted memory, which
@@ -254,22 +259,24 @@ pub fn read_kernel(addr: u64, bytes: u32) -> u64 {
         let p = untrusted(addr);
         // SAFETY: `p` is an untrusted kernel address; the kernel turns a
         // faulting load into 0.
+        // One arm a size, each a lone load: the verifier, knowing `bytes`,
+        // keeps one (3, 5, 6 and 7 bytes, which no field has, are masked).
         let v = unsafe {
             if bytes == 1 {
                 return core::ptr::read_volatile(p as *const u8) as u64;
             } else if bytes == 2 {
                 return core::ptr::read_volatile(p as *const u16) as u64;
-            } else if bytes <= 4 {
+            } else if bytes == 4 {
+                return core::ptr::read_volatile(p as *const u32) as u64;
+            } else if bytes >= 8 {
+                return core::ptr::read_volatile(p as *const u64);
+            } else if bytes < 4 {
                 core::ptr::read_volatile(p as *const u32) as u64
             } else {
                 core::ptr::read_volatile(p as *const u64)
             }
         };
-        return if bytes >= 8 {
-            v
-        } else {
-            v & ((1u64 << (bytes * 8)) - 1)
-        };
+        return v & ((1u64 << (bytes * 8)) - 1);
     }
     read_by_helper(addr, bytes)
 }
@@ -379,7 +386,11 @@ pub fn read_off(base: u64, index: u32) -> u64 {
 /// through the global functions, whose arguments cannot be the context.
 #[inline(never)]
 pub fn ctx_field(ctx: u64, index: u32) -> u64 {
-    read_loc_by(ctx, &loc(index), read_by_helper)
+    if fast_read() {
+        read_loc_inline(ctx, &loc(index))
+    } else {
+        read_loc_by(ctx, &loc(index), read_by_helper)
+    }
 }
 
 /// A tracepoint field: for a classic tracepoint at the offset its format
@@ -572,17 +583,17 @@ fn fill_task(ev: &mut Event) {
 /// into [`TemplateConfig::own_before`] and [`TemplateConfig::own_after`]:
 /// one load and one test a slot.
 ///
-/// The configuration is read afresh (volatile) at every call: a mask kept
-/// in a register would carry what each branch learnt about its bits to the
-/// end of the program, and the verifier would walk the rest once per
-/// combination.
+/// The masks come from the frozen configuration, so the verifier knows
+/// every bit and walks one path (they were read afresh, volatile, at every
+/// call when the configuration was an ordinary map, whose values the
+/// verifier does not know).
 #[inline(always)]
 pub fn own_now(cfg: &TemplateConfig, before: bool, slot: u8) -> bool {
     let bit = 1u32 << ((slot - tcpq_abi::slot::OWN_FIRST) & 15);
     let due = if before {
-        unsafe { core::ptr::read_volatile(&cfg.own_before) }
+        cfg.own_before
     } else {
-        unsafe { core::ptr::read_volatile(&cfg.own_after) }
+        cfg.own_after
     };
     due as u32 & bit != 0
 }
@@ -595,8 +606,90 @@ pub fn rejected_early(cfg: &TemplateConfig, ev: &Event) -> bool {
     if cfg.filter_early == 0 {
         return false;
     }
-    stat_inc(stat::SEEN);
     !filter(cfg, ev)
+}
+
+/// One load of `$ty` at each listed constant offset from `$ctx`, the arm
+/// chosen by `$off`: `None` for an offset not listed.
+macro_rules! ctx_arms {
+    ($ctx:expr, $off:expr, $ty:literal, [$($o:literal)*]) => {
+        match $off {
+            $($o => {
+                let v: u64;
+                // SAFETY: a load from the program's context, which the
+                // verifier checks against the record's size.
+                unsafe {
+                    core::arch::asm!(
+                        concat!("{0} = *(", $ty, " *)({1} + ", stringify!($o), ")"),
+                        out(reg) v,
+                        in(reg) $ctx,
+                        options(readonly, nostack, preserves_flags),
+                    )
+                };
+                Some(v)
+            })*
+            _ => None,
+        }
+    };
+}
+
+/// `size` bytes at offset `off` of a classic tracepoint's record, as one
+/// load straight from the program's context, for an aligned field of 2, 4
+/// or 8 bytes in the record's first 256 (else `None`). The verifier allows only loads
+/// at a constant offset from the context, so each offset is an arm of its
+/// own (written in assembly, which the compiler cannot merge into one load
+/// at a variable offset); with `off` and `size` from the frozen
+/// configuration, the verifier keeps the one arm they name, and counts
+/// only its bytes against the record's size when the program attaches.
+#[inline(always)]
+pub fn ctx_load(ctx: *const core::ffi::c_void, off: u32, size: u8) -> Option<u64> {
+    match size {
+        2 => {
+            ctx_arms!(ctx, off, "u16", [0 2 4 6 8 10 12 14 16 18 20 22 24 26 28 30 32 34 36 38 40 42 44 46 48 50 52 54 56 58 60 62 64 66 68 70 72 74 76 78 80 82 84 86 88 90 92 94 96 98 100 102 104 106 108 110 112 114 116 118 120 122 124 126 128 130 132 134 136 138 140 142 144 146 148 150 152 154 156 158 160 162 164 166 168 170 172 174 176 178 180 182 184 186 188 190 192 194 196 198 200 202 204 206 208 210 212 214 216 218 220 222 224 226 228 230 232 234 236 238 240 242 244 246 248 250 252 254])
+        }
+        4 => {
+            ctx_arms!(ctx, off, "u32", [0 4 8 12 16 20 24 28 32 36 40 44 48 52 56 60 64 68 72 76 80 84 88 92 96 100 104 108 112 116 120 124 128 132 136 140 144 148 152 156 160 164 168 172 176 180 184 188 192 196 200 204 208 212 216 220 224 228 232 236 240 244 248 252])
+        }
+        8 => {
+            ctx_arms!(ctx, off, "u64", [0 8 16 24 32 40 48 56 64 72 80 88 96 104 112 120 128 136 144 152 160 168 176 184 192 200 208 216 224 232 240 248])
+        }
+        _ => None,
+    }
+}
+
+/// The filter's first step straight from `base` (the program's context
+/// or the socket: see [`tcpq_abi::Quick`]), before anything else, even
+/// the check that there is a configuration (a quick step means there is
+/// one): true when it rejects the event, and the template stops.
+///
+/// A load, a mask, a subtraction and a comparison, in line; the verifier
+/// keeps the load of this configuration's size only. No scratch record, no
+/// table walk, no counter. An event this lets through goes the usual way.
+#[inline(always)]
+pub fn quick_rejects(base: u64) -> bool {
+    // SAFETY: never written (see TCPQ_RO_CONFIG).
+    let q = unsafe { &(*core::ptr::addr_of!(TCPQ_RO_CONFIG)).quick };
+    if q.size == 0 {
+        return false;
+    }
+    let v = read_kernel(base + q.off as u64, q.size as u32) & q.mask;
+    !q.passes(v)
+}
+
+/// [`quick_rejects`] for a classic tracepoint, whose values lie in its
+/// record: one load straight from the context ([`ctx_load`]), on any
+/// kernel.
+#[inline(always)]
+pub fn quick_rejects_record(ctx: &TracePointContext) -> bool {
+    // SAFETY: never written (see TCPQ_RO_CONFIG).
+    let q = unsafe { &(*core::ptr::addr_of!(TCPQ_RO_CONFIG)).quick };
+    if q.size == 0 {
+        return false;
+    }
+    match ctx_load(ctx.as_ptr(), q.off, q.size) {
+        Some(v) => !q.passes(v & q.mask),
+        None => false,
+    }
 }
 
 /// For a record begun with [`begin_own`]: true when the early filter lets
@@ -1068,7 +1161,6 @@ fn finish_inline(cfg: &TemplateConfig, ev: &mut Event) {
         fill_task(ev);
     }
     if cfg.filter_early == 0 {
-        stat_inc(stat::SEEN);
         if !filter(cfg, ev) {
             return;
         }
@@ -1154,7 +1246,8 @@ fn add(a: &mut AggValue, v: u64, signed: bool) {
 /// The configuration, when the runtime has written one.
 #[inline(always)]
 pub fn config() -> Option<&'static TemplateConfig> {
-    let cfg = set_at_load(&TCPQ_RO_CONFIG);
+    // SAFETY: never written (see TCPQ_RO_CONFIG).
+    let cfg = unsafe { &*core::ptr::addr_of!(TCPQ_RO_CONFIG) };
     if cfg.action == 0 {
         return None;
     }

@@ -7,6 +7,8 @@
 //! `skb->sk`, else the tracepoint's `rx_sk` (newer kernels); without one,
 //! the segment is taken as inbound and the addresses come from its headers.
 #![no_std]
+// `asm!` for BPF: `common::ctx_load`.
+#![feature(asm_experimental_arch)]
 #![no_main]
 
 #[path = "../common.rs"]

@@ -17,6 +17,8 @@
 //! Both find the parameters by their positions in the function's BTF
 //! prototype.
 #![no_std]
+// `asm!` for BPF: `common::ctx_load`.
+#![feature(asm_experimental_arch)]
 #![no_main]
 
 #[path = "../common.rs"]

@@ -7,6 +7,8 @@
 //! 6.1, included); `tcpq_probe_tp` on the classic tracepoint reads them from
 //! its record, at offsets from the format file.
 #![no_std]
+// `asm!` for BPF: `common::ctx_load`.
+#![feature(asm_experimental_arch)]
 #![no_main]
 
 #[path = "../common.rs"]
@@ -28,6 +30,9 @@ pub fn tcpq_probe_tp(ctx: TracePointContext) -> u32 {
 
 #[inline(always)]
 fn run(ctx: &TracePointContext) -> Option<()> {
+    if quick_rejects_record(ctx) {
+        return None;
+    }
     let cfg = config()?;
     let ev = begin_own()?;
     fill_own_tp(cfg, true, ev, ctx);
@@ -68,6 +73,9 @@ fn run_raw(ctx: &RawTracePointContext) -> Option<()> {
     // No full-socket check: the kernel fires tcp_probe in the receive
     // path of full TCP sockets only (request and time-wait mini-sockets
     // take other paths), like the classic program, which never checked.
+    if quick_rejects(sk) {
+        return None;
+    }
     let ev = begin_own()?;
     fill_own_raw(cfg, true, ev, sk, skb);
     if !passes_early(cfg, ev) {
@@ -84,17 +92,7 @@ fn run_raw(ctx: &RawTracePointContext) -> Option<()> {
 #[inline(always)]
 fn fill_own_tp(cfg: &TemplateConfig, before: bool, ev: &mut Event, ctx: &TracePointContext) {
     let v = &mut ev.vals;
-    for (slot, index) in [
-        (s::SND_NXT, off::TP_PROBE_SND_NXT),
-        (s::SND_UNA, off::TP_PROBE_SND_UNA),
-        (s::SND_CWND, off::TP_PROBE_SND_CWND),
-        (s::SSTHRESH, off::TP_PROBE_SSTHRESH),
-        (s::SND_WND, off::TP_PROBE_SND_WND),
-        (s::SRTT, off::TP_PROBE_SRTT),
-        (s::RCV_WND, off::TP_PROBE_RCV_WND),
-        (s::DATA_LEN, off::TP_PROBE_DATA_LEN),
-        (s::MARK, off::TP_PROBE_MARK),
-    ] {
+    for &(slot, index) in tcpq_abi::quick::TCP_PROBE_TP {
         if own_now(cfg, before, slot) {
             // The mask only tells the compiler the index is in range.
             v[slot as usize & (tcpq_abi::N_SLOTS - 1)] = tp_field(ctx, index);

@@ -6,6 +6,8 @@
 //! destination). One sent from a time-wait or request socket has only the
 //! socket's common part, so the socket fields (loads) are not read.
 #![no_std]
+// `asm!` for BPF: `common::ctx_load`.
+#![feature(asm_experimental_arch)]
 #![no_main]
 
 #[path = "../common.rs"]

@@ -4,6 +4,8 @@
 //! `tcp_skb_pcount()`, read from `TCP_SKB_CB(skb)->tcp_gso_segs`, so that the
 //! sum of `segs` matches the kernel's `TcpRetransSegs`.
 #![no_std]
+// `asm!` for BPF: `common::ctx_load`.
+#![feature(asm_experimental_arch)]
 #![no_main]
 
 #[path = "../common.rs"]

@@ -8,6 +8,8 @@
 //! window field is exactly what `tcp_select_window()` returned, and `skb->sk`
 //! is the socket that sent it.
 #![no_std]
+// `asm!` for BPF: `common::ctx_load`.
+#![feature(asm_experimental_arch)]
 #![no_main]
 
 #[path = "../common.rs"]

@@ -2,6 +2,8 @@
 //! interest is the socket (`tcp_rcv_space_adjust(sk)`, ...). Each program
 //! reads argument 0, fills the socket's fields and the configured loads.
 #![no_std]
+// `asm!` for BPF: `common::ctx_load`.
+#![feature(asm_experimental_arch)]
 #![no_main]
 
 #[path = "../common.rs"]

@@ -8,6 +8,8 @@
 //! SYN_RECV), so that a state change carries the connection's age, as
 //! BCC's `tcplife` reports it at close.
 #![no_std]
+// `asm!` for BPF: `common::ctx_load`.
+#![feature(asm_experimental_arch)]
 #![no_main]
 
 #[path = "../common.rs"]
