@@ -1003,15 +1003,21 @@ pub fn quick_step(cfg: &TemplateConfig, program: &str, offsets: &Offsets) -> Qui
         .iter()
         .find(|(slot, _)| *slot == insn.slot)
         .map(|&(_, index)| index);
-    let Some(l) = index
-        .filter(|&i| offsets.has(i))
-        .map(|i| offsets.locs[i as usize])
-    else {
-        return Quick::NONE;
+    // Where the value is: `(off, size)`, or computed by the program.
+    let (off, size) = match index {
+        None => return Quick::NONE,
+        Some(tcpq_abi::quick::COMPUTED) => (0, Quick::COMPUTED),
+        Some(i) => {
+            if !offsets.has(i) {
+                return Quick::NONE;
+            }
+            let l = offsets.locs[i as usize];
+            if l.bit_size != 0 || !tcpq_abi::quick::readable(record, l.off, l.size) {
+                return Quick::NONE;
+            }
+            (l.off, l.size)
+        }
     };
-    if l.bit_size != 0 || !tcpq_abi::quick::readable(record, l.off, l.size) {
-        return Quick::NONE;
-    }
     let holds = Quick::comparing(
         insn.op,
         insn.flags & INSN_SIGNED != 0,
@@ -1025,8 +1031,9 @@ pub fn quick_step(cfg: &TemplateConfig, program: &str, offsets: &Offsets) -> Qui
         _ => return Quick::NONE,
     };
     Quick {
-        off: l.off,
-        size: l.size,
+        off,
+        size,
+        slot: insn.slot,
         ..step
     }
 }
@@ -1573,6 +1580,17 @@ mod tests {
         );
         assert_eq!((q.off, q.size), (1444, 4));
         assert!(q.passes(11) && !q.passes(10));
+        // The window the seed's program computes from the TCP header.
+        let q = quick(
+            "on tcp_select_window where win == 0 print pid",
+            "tcpq_selwin_ndq",
+            &offsets,
+        );
+        assert_eq!(
+            (q.size, q.slot),
+            (Quick::COMPUTED, tcpq_abi::slot::select_window::WIN)
+        );
+        assert!(q.passes(0) && !q.passes(1));
         // None: the first step cannot reject alone, the program cannot read
         // the slot, or has no quick step at all.
         for (src, program) in [
@@ -1586,6 +1604,10 @@ mod tests {
             ),
             ("on tcp_probe where ssthresh == 1 print pid", tp),
             ("on tcp_probe print pid", tp),
+            (
+                "on tcp_select_window where rcv_wnd == 0 print pid",
+                "tcpq_selwin_ndq",
+            ),
             (
                 "on tcp_retransmit where dport == 443 print pid",
                 "tcpq_retrans_tp",

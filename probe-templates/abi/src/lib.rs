@@ -313,23 +313,31 @@ pub struct Quick {
     /// Offset of the value from the program's base (the record, or the
     /// socket).
     pub off: u32,
-    /// Bytes to load: 1, 2, 4 or 8; 0: no quick step.
+    /// Bytes to load: 1, 2, 4 or 8; [`Quick::COMPUTED`]: the template
+    /// computes the value of `slot` itself; 0: no quick step.
     pub size: u8,
     /// Non-zero: the value passes when it is outside the range.
     pub outside: u8,
-    pub _pad: [u8; 2],
+    /// With `size` [`Quick::COMPUTED`]: the slot whose value the template
+    /// computes and tests.
+    pub slot: u8,
+    pub _pad: u8,
     pub mask: u64,
     pub base: u64,
     pub span: u64,
 }
 
 impl Quick {
+    /// [`Quick::size`] of a value the template computes.
+    pub const COMPUTED: u8 = 0xff;
+
     /// No quick step.
     pub const NONE: Quick = Quick {
         off: 0,
         size: 0,
         outside: 0,
-        _pad: [0; 2],
+        slot: 0,
+        _pad: 0,
         mask: 0,
         base: 0,
         span: 0,
@@ -357,7 +365,8 @@ impl Quick {
             off: 0,
             size: 0,
             outside: outside as u8,
-            _pad: [0; 2],
+            slot: 0,
+            _pad: 0,
             mask,
             base: lo.wrapping_sub(bias),
             span: hi - lo,
@@ -431,6 +440,15 @@ pub mod quick {
     /// [`readable`]).
     pub const RECORD_LIMIT: u32 = 256;
 
+    /// An entry's `OFFSETS` index for a value the program computes (see
+    /// [`Quick::COMPUTED`]).
+    pub const COMPUTED: u32 = u32::MAX;
+
+    /// `tcp_select_window` on `net_dev_queue`: the window in the TCP
+    /// header, read with the skb's head and header offset, before the
+    /// record is begun (on kernels with plain kernel loads).
+    pub const SELECT_WINDOW_NDQ: &[(u8, u32)] = &[(slot::select_window::WIN, COMPUTED)];
+
     /// The table of the program named `program` (empty for a program that
     /// makes no quick step), and whether its values lie in the classic
     /// tracepoint's record (else in kernel memory it reads).
@@ -438,6 +456,7 @@ pub mod quick {
         match program.as_bytes() {
             b"tcpq_probe_tp" => (TCP_PROBE_TP_QUICK, true),
             b"tcpq_probe_rtp" => (TCP_PROBE_RAW, false),
+            b"tcpq_selwin_ndq" => (SELECT_WINDOW_NDQ, false),
             _ => (&[], false),
         }
     }
@@ -1080,7 +1099,11 @@ mod tests {
 
     #[test]
     fn quick_tables_name_each_slot_once_and_own_the_record_part() {
-        for table in [quick::TCP_PROBE_TP_QUICK, quick::TCP_PROBE_RAW] {
+        for table in [
+            quick::TCP_PROBE_TP_QUICK,
+            quick::TCP_PROBE_RAW,
+            quick::SELECT_WINDOW_NDQ,
+        ] {
             for (i, (slot, _)) in table.iter().enumerate() {
                 assert!(
                     table[..i].iter().all(|(s, _)| s != slot),

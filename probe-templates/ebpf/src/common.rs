@@ -231,7 +231,7 @@ fn read_loc_by(base: u64, l: &FieldLoc, read: impl Fn(u64, u32) -> u64) -> u64 {
 static mut TCPQ_FAST_READ: u32 = 0;
 
 #[inline(always)]
-fn fast_read() -> bool {
+pub fn fast_read() -> bool {
     // SAFETY: never written.
     unsafe { core::ptr::read_volatile(core::ptr::addr_of!(TCPQ_FAST_READ)) != 0 }
 }
@@ -669,11 +669,24 @@ pub fn ctx_load(ctx: *const core::ffi::c_void, off: u32, size: u8) -> Option<u64
 pub fn quick_rejects(base: u64) -> bool {
     // SAFETY: never written (see TCPQ_RO_CONFIG).
     let q = unsafe { &(*core::ptr::addr_of!(TCPQ_RO_CONFIG)).quick };
-    if q.size == 0 {
+    if q.size == 0 || q.size == tcpq_abi::Quick::COMPUTED {
         return false;
     }
     let v = read_kernel(base + q.off as u64, q.size as u32) & q.mask;
     !q.passes(v)
+}
+
+/// [`quick_rejects`] for a value the template computes itself
+/// ([`tcpq_abi::Quick::COMPUTED`]): `value` runs only when the quick step
+/// tests `slot`.
+#[inline(always)]
+pub fn quick_rejects_computed(slot: u8, value: impl FnOnce() -> u64) -> bool {
+    // SAFETY: never written (see TCPQ_RO_CONFIG).
+    let q = unsafe { &(*core::ptr::addr_of!(TCPQ_RO_CONFIG)).quick };
+    if q.size != tcpq_abi::Quick::COMPUTED || q.slot != slot {
+        return false;
+    }
+    !q.passes(value() & q.mask)
 }
 
 /// [`quick_rejects`] for a classic tracepoint, whose values lie in its
@@ -683,7 +696,7 @@ pub fn quick_rejects(base: u64) -> bool {
 pub fn quick_rejects_record(ctx: &TracePointContext) -> bool {
     // SAFETY: never written (see TCPQ_RO_CONFIG).
     let q = unsafe { &(*core::ptr::addr_of!(TCPQ_RO_CONFIG)).quick };
-    if q.size == 0 {
+    if q.size == 0 || q.size == tcpq_abi::Quick::COMPUTED {
         return false;
     }
     match ctx_load(ctx.as_ptr(), q.off, q.size) {
