@@ -774,17 +774,21 @@ static STATE_FIELDS: &[FieldDef] = &[
     ),
 ];
 
-/// `tcp_probe`'s second strategy, shared with its views (`tcp_rtt`,
-/// `tcp_cwnd`): the raw tracepoint reads every value itself. Second
-/// because the classic tracepoint gets them for free: the kernel has
-/// copied them into its record (`TP_fast_assign`) before the program runs,
-/// so a filter over them is one load from memory the CPU has just written,
-/// where the raw program's first read of the socket often waits for a cold
-/// cache line (about 45 ns of the 85-100 a never-matching event cost it on
+/// `tcp_probe`'s first strategy, shared with its views (`tcp_rtt`,
+/// `tcp_cwnd`): the raw tracepoint reads every value itself. First because
+/// removing a classic tracepoint's program makes tcpq's exit wait for RCU
+/// grace periods (about 100 ms here: the last perf event on a tracepoint
+/// unregisters it synchronously), because a classic program the kernel
+/// finds another classic or kprobe program running under on its CPU is
+/// skipped (`missed`), and because 6.1's record has no `skaddr`. But a
+/// clause whose filter tests one of the socket's own values first prefers
+/// the classic tracepoint ([`FIRST_TEST_PREFERS`]): the kernel has copied
+/// that value into the record (`TP_fast_assign`) before the program runs,
+/// so the test is one load from memory the CPU has just written, where the
+/// raw program's read of `tcp_sock` waits for a cache line the other CPU
+/// wrote last (about 45 ns of the 85-100 a never-matching event cost it on
 /// the machine in docs/benchmarks.md). Host throughput under load measured
 /// the same either way: the copy moves the same miss out of the program.
-/// The raw tracepoint remains for kernels whose record has no `skaddr`
-/// (6.1).
 const PROBE_RAW: StrategyDef = StrategyDef {
     name: "raw_tracepoint",
     program: "tcpq_probe_rtp",
@@ -805,9 +809,10 @@ const PROBE_RAW: StrategyDef = StrategyDef {
     field_requires: &[],
 };
 
-/// The views of `tcp_probe`'s moment: the classic tracepoint, else the
-/// raw one (see [`PROBE_RAW`]).
+/// The views of `tcp_probe`'s moment: the raw tracepoint, else the
+/// classic one (see [`PROBE_RAW`]).
 static PROBE_STRATEGY: &[StrategyDef] = &[
+    PROBE_RAW,
     StrategyDef {
         name: "tracepoint",
         program: "tcpq_probe_tp",
@@ -822,8 +827,17 @@ static PROBE_STRATEGY: &[StrategyDef] = &[
         provides: &[],
         field_requires: &[(SOCK_FIELDS_BESIDE_TCP_PROBE, &[Req::Btf])],
     },
-    PROBE_RAW,
 ];
+
+/// Strategies (by program) that go first for a clause whose filter's first
+/// test reads one of these fields: they make that test cheaper than the
+/// strategy that is otherwise first (see [`PROBE_RAW`]).
+pub static FIRST_TEST_PREFERS: &[(&str, &[&str])] = &[(
+    "tcpq_probe_tp",
+    &[
+        "snd_nxt", "snd_una", "snd_cwnd", "ssthresh", "snd_wnd", "srtt", "rcv_wnd",
+    ],
+)];
 
 /// The syscall entries that note the size a send or receive asks for.
 static IO_ENTERS: &[(&str, (&str, &str), bool)] = &[
@@ -1020,8 +1034,8 @@ pub static PROBES: &[ProbeDef] = &[
               smoothed round-trip time. It is the classic way to watch congestion control \
               react to a connection.",
         template: "tcp_probe",
-        // The classic tracepoint first (see PROBE_RAW).
         strategies: &[
+            PROBE_RAW,
             StrategyDef {
                 name: "tracepoint",
                 program: "tcpq_probe_tp",
@@ -1056,7 +1070,6 @@ pub static PROBES: &[ProbeDef] = &[
                     (&["mark"], &[Req::TpField("tcp", "tcp_probe", "mark")]),
                 ],
             },
-            PROBE_RAW,
         ],
         implicit: &[],
         implicit_words: "",

@@ -8,7 +8,7 @@ use crate::catalog::ProbeDef;
 use crate::check::{Checked, Cond, Test};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::filter::{self, CompileError};
-use crate::plan::{Action, ClausePlan, CmpOp, Insn, LoadSpec, Plan};
+use crate::plan::{Action, ClausePlan, CmpOp, Insn, Jump, LoadSpec, Plan};
 
 /// Produce the plan of a checked program.
 pub fn plan(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
@@ -52,11 +52,31 @@ pub fn plan(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
             }
         };
         let loads = loads_for(c.probe, &filter, &c.action);
+        let mut strategies: Vec<_> = c.probe.strategies.iter().map(|s| s.to_plan()).collect();
+        // A strategy that makes the filter's first test cheaper goes first
+        // (`FIRST_TEST_PREFERS`) when that test alone can reject an event;
+        // the others keep their order behind it.
+        let rejects = |i: &&Insn| (i.jt == Jump::Reject) != (i.jf == Jump::Reject);
+        if let Some(first) = filter
+            .first()
+            .filter(rejects)
+            .and_then(|i| c.probe.field_at_slot(i.slot))
+        {
+            let prefers = |program: &str| {
+                crate::catalog::FIRST_TEST_PREFERS
+                    .iter()
+                    .any(|(p, fields)| *p == program && fields.contains(&first.name))
+            };
+            if let Some(k) = strategies.iter().position(|s| prefers(&s.program)) {
+                let s = strategies.remove(k);
+                strategies.insert(0, s);
+            }
+        }
         clauses.push(ClausePlan {
             loads,
             probe: c.probe.name.to_string(),
             template: c.probe.template.to_string(),
-            strategies: c.probe.strategies.iter().map(|s| s.to_plan()).collect(),
+            strategies,
             where_source: c.where_source.clone(),
             where_words: c.where_words.clone(),
             where_omitted: c.where_omitted.clone(),

@@ -720,3 +720,41 @@ fn deep_nesting_is_an_error_not_a_stack_overflow() {
         assert_eq!(codes(&src), [Code::FilterTooLong]);
     }
 }
+
+/// `tcp_probe` runs on its raw tracepoint unless the filter's first test,
+/// able to reject on its own, reads a socket value the classic record
+/// holds (`FIRST_TEST_PREFERS`).
+#[test]
+fn a_first_test_of_a_copied_socket_value_prefers_the_classic_tracepoint() {
+    let first = |src: &str| ok(src).clauses[0].strategies[0].program.clone();
+    assert_eq!(
+        first("on tcp_probe where snd_cwnd == 1 print pid"),
+        "tcpq_probe_tp"
+    );
+    assert_eq!(
+        first("on tcp_probe where srtt > 1ms and dport == 1 count"),
+        "tcpq_probe_tp"
+    );
+    assert_eq!(
+        first("on tcp_rtt where srtt > 1ms print pid"),
+        "tcpq_probe_tp"
+    );
+    assert_eq!(
+        first("on tcp_probe where dport == 1 print pid"),
+        "tcpq_probe_rtp"
+    );
+    assert_eq!(first("on tcp_probe count by comm"), "tcpq_probe_rtp");
+    // The first test cannot reject alone: no preference.
+    assert_eq!(
+        first("on tcp_probe where snd_cwnd == 1 or dport == 1 print pid"),
+        "tcpq_probe_rtp"
+    );
+    // Both strategies stay, the other behind.
+    let p = ok("on tcp_probe where snd_cwnd == 1 print pid");
+    let programs: Vec<_> = p.clauses[0]
+        .strategies
+        .iter()
+        .map(|s| s.program.as_str())
+        .collect();
+    assert_eq!(programs, ["tcpq_probe_tp", "tcpq_probe_rtp"]);
+}
