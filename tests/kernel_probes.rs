@@ -1603,7 +1603,7 @@ fn a_socket_written_in_turn_by_two_processes_names_each_writer() {
 /// must reject exactly what the whole filter rejects. Several tcpq
 /// processes watch the same connection, each with one `count`: the
 /// baselines run on the raw tracepoint with a first step it cannot make
-/// quickly (the ports come from the socket), the others through quick
+/// quickly (it cannot reject alone, or reads `sport`), the others through quick
 /// steps of every shape (equal, negated, ranges, an own field before a
 /// socket field, on the classic tracepoint a first test of an own field
 /// picks, and the raw program's own quick step). Counts live in kernel
@@ -1627,8 +1627,10 @@ fn quick_first_steps_count_what_the_whole_filter_counts() {
     // test alone runs on the raw tracepoint by default).
     let tp = Some("tracepoint");
     let cases: Vec<(String, Option<&str>, &str)> = vec![
+        // The baselines: a first step that cannot reject alone, and a
+        // port the raw program has no quick step for.
         (
-            format!("on tcp_probe where dport == {port} count"),
+            format!("on tcp_probe where dport == {port} or dport == {port} count"),
             raw,
             "cli",
         ),
@@ -1636,6 +1638,12 @@ fn quick_first_steps_count_what_the_whole_filter_counts() {
             format!("on tcp_probe where sport == {port} count"),
             raw,
             "srv",
+        ),
+        // The raw program's quick step on the socket's (big-endian) dport.
+        (
+            format!("on tcp_probe where dport == {port} count"),
+            raw,
+            "cli",
         ),
         (
             format!("on tcp_probe where dport == {port} count"),

@@ -1030,10 +1030,15 @@ pub fn quick_step(cfg: &TemplateConfig, program: &str, offsets: &Offsets) -> Qui
         // Rejects both ways (or neither): nothing to gain.
         _ => return Quick::NONE,
     };
+    let flags = match index {
+        Some(i) if tcpq_abi::quick::BIG_ENDIAN_16.contains(&i) => Quick::BE16,
+        _ => 0,
+    };
     Quick {
         off,
         size,
         slot: insn.slot,
+        flags,
         ..step
     }
 }
@@ -1591,6 +1596,15 @@ mod tests {
             (Quick::COMPUTED, tcpq_abi::slot::select_window::WIN)
         );
         assert!(q.passes(0) && !q.passes(1));
+        // The raw program's peer port: big-endian in the socket.
+        offsets.locs[off::SKC_DPORT as usize] = at(12, 2);
+        let q = quick(
+            "on tcp_probe where dport == 443 print pid",
+            "tcpq_probe_rtp",
+            &offsets,
+        );
+        assert_eq!((q.off, q.size, q.flags), (12, 2, Quick::BE16));
+        assert!(q.passes(443) && !q.passes(443u16.swap_bytes() as u64));
         // None: the first step cannot reject alone, the program cannot read
         // the slot, or has no quick step at all.
         for (src, program) in [
@@ -1598,12 +1612,12 @@ mod tests {
                 "on tcp_probe where snd_cwnd == 5 or dport == 1 print pid",
                 tp,
             ),
-            (
-                "on tcp_probe where dport == 443 print pid",
-                "tcpq_probe_rtp",
-            ),
             ("on tcp_probe where ssthresh == 1 print pid", tp),
             ("on tcp_probe print pid", tp),
+            (
+                "on tcp_probe where sport == 443 print pid",
+                "tcpq_probe_rtp",
+            ),
             (
                 "on tcp_select_window where rcv_wnd == 0 print pid",
                 "tcpq_selwin_ndq",

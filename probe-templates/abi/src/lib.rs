@@ -321,7 +321,8 @@ pub struct Quick {
     /// With `size` [`Quick::COMPUTED`]: the slot whose value the template
     /// computes and tests.
     pub slot: u8,
-    pub _pad: u8,
+    /// [`Quick::BE16`] or 0.
+    pub flags: u8,
     pub mask: u64,
     pub base: u64,
     pub span: u64,
@@ -330,6 +331,10 @@ pub struct Quick {
 impl Quick {
     /// [`Quick::size`] of a value the template computes.
     pub const COMPUTED: u8 = 0xff;
+    /// [`Quick::flags`]: the loaded value is a big-endian 16-bit number
+    /// (a port as the socket keeps it) whose slot holds it in host order;
+    /// the template swaps its bytes before the test.
+    pub const BE16: u8 = 1;
 
     /// No quick step.
     pub const NONE: Quick = Quick {
@@ -337,7 +342,7 @@ impl Quick {
         size: 0,
         outside: 0,
         slot: 0,
-        _pad: 0,
+        flags: 0,
         mask: 0,
         base: 0,
         span: 0,
@@ -366,7 +371,7 @@ impl Quick {
             size: 0,
             outside: outside as u8,
             slot: 0,
-            _pad: 0,
+            flags: 0,
             mask,
             base: lo.wrapping_sub(bias),
             span: hi - lo,
@@ -422,10 +427,16 @@ pub mod quick {
         (p::MARK, off::TP_PROBE_MARK),
     ];
 
+    /// Entries whose value is a big-endian 16-bit number ([`Quick::BE16`]).
+    pub const BIG_ENDIAN_16: &[u32] = &[off::SKC_DPORT];
+
     /// `tcp_probe`'s raw tracepoint: the socket's fields the classic
     /// record copies as they are (`srtt` is shifted, `data_len` and
-    /// `mark` come from the skb).
+    /// `mark` come from the skb), and the peer's port, which the socket
+    /// lookup that found the socket has just read (its cache line is warm,
+    /// unlike `tcp_sock`'s).
     pub const TCP_PROBE_RAW: &[(u8, u32)] = &[
+        (slot::DPORT, off::SKC_DPORT),
         (p::SND_NXT, off::TP_SND_NXT),
         (p::SND_UNA, off::TP_SND_UNA),
         (p::SND_CWND, off::TP_SND_CWND),

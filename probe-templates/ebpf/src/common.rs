@@ -672,8 +672,11 @@ pub fn quick_rejects(base: u64) -> bool {
     if q.size == 0 || q.size == tcpq_abi::Quick::COMPUTED {
         return false;
     }
-    let v = read_kernel(base + q.off as u64, q.size as u32) & q.mask;
-    !q.passes(v)
+    let mut v = read_kernel(base + q.off as u64, q.size as u32);
+    if q.flags & tcpq_abi::Quick::BE16 != 0 {
+        v = (v as u16).swap_bytes() as u64;
+    }
+    !q.passes(v & q.mask)
 }
 
 /// [`quick_rejects`] for a value the template computes itself
