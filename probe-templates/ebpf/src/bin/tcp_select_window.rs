@@ -33,28 +33,38 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     let skb = tp_field(ctx, off::TP_NET_DEV_QUEUE_SKB);
     // With plain kernel loads, the skb's four fields are four loads, and
     // the window they locate is tested (the quick step) before the record
-    // is begun: most segments of a `where win == 0` stop here.
-    let early = if fast_read() {
+    // is begun: most segments of a `where win == 0` stop here. Without,
+    // the record comes first: the reads before the early filter land in
+    // the parts of it that `passes_early` clears (a buffer on the stack
+    // made the program's stack, with its calls', too large for 6.1's
+    // verifier). Two whole paths, each defining every value it passes on:
+    // with one value left undefined on the path the verifier walks (an
+    // `Option` of the four), 6.1's verifier refused a register read.
+    if fast_read() {
         let f = skb_loads(skb);
         if quick_rejects_computed(s::WIN, || window(f.1, f.2)) {
             return None;
         }
-        Some(f)
+        rest(cfg, begin_own()?, skb, f)
     } else {
-        None
-    };
-    // The record next: without plain loads, the reads before the early
-    // filter land in the parts of it that `passes_early` clears (a buffer
-    // on the stack made the program's stack, with its calls', too large
-    // for 6.1's verifier).
-    let ev = begin_own()?;
-    // The reads before the early filter in line (see `read_off_hot`).
-    let (sk, head, th, nh) = match early {
-        Some(f) => f,
-        None => skb_fields(skb, unsafe {
+        let ev = begin_own()?;
+        // The reads before the early filter in line (see `read_off_hot`).
+        let f = skb_fields(skb, unsafe {
             &mut *(ev.vals.as_mut_ptr().add(slot::LOADED as usize) as *mut [u64; 32])
-        }),
-    };
+        });
+        rest(cfg, ev, skb, f)
+    }
+}
+
+/// The rest of an event, from the skb's `sk`, `head`, `transport_header`
+/// and `network_header`.
+#[inline(always)]
+fn rest(
+    cfg: &TemplateConfig,
+    ev: &mut Event,
+    skb: u64,
+    (sk, head, th, nh): (u64, u64, u64, u64),
+) -> Option<()> {
     if sk == 0 || head == 0 || th == 0xffff {
         return None;
     }
