@@ -57,6 +57,21 @@ fn clause(out: &mut String, number: usize, c: &ClausePlan) {
         );
         wrap(out, &s.how, "               ");
     }
+    let preferred = crate::catalog::probe(&c.probe)
+        .and_then(|p| crate::planner::first_test_preference(p, &c.filter));
+    if let (Some((program, field)), Some(first)) = (preferred, c.strategies.first()) {
+        if first.program == program {
+            wrap(
+                out,
+                &format!(
+                    "{} first for this clause: the filter's first test reads `{field}`, which \
+                     its record already holds, so an event that test rejects costs one load",
+                    first.name
+                ),
+                "            ",
+            );
+        }
+    }
     match &c.where_source {
         None => {
             let _ = writeln!(

@@ -53,21 +53,10 @@ pub fn plan(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
         };
         let loads = loads_for(c.probe, &filter, &c.action);
         let mut strategies: Vec<_> = c.probe.strategies.iter().map(|s| s.to_plan()).collect();
-        // A strategy that makes the filter's first test cheaper goes first
-        // (`FIRST_TEST_PREFERS`) when that test alone can reject an event;
+        // A strategy that makes the filter's first test cheaper goes first;
         // the others keep their order behind it.
-        let rejects = |i: &&Insn| (i.jt == Jump::Reject) != (i.jf == Jump::Reject);
-        if let Some(first) = filter
-            .first()
-            .filter(rejects)
-            .and_then(|i| c.probe.field_at_slot(i.slot))
-        {
-            let prefers = |program: &str| {
-                crate::catalog::FIRST_TEST_PREFERS
-                    .iter()
-                    .any(|(p, fields)| *p == program && fields.contains(&first.name))
-            };
-            if let Some(k) = strategies.iter().position(|s| prefers(&s.program)) {
+        if let Some((program, _)) = first_test_preference(c.probe, &filter) {
+            if let Some(k) = strategies.iter().position(|s| s.program == program) {
                 let s = strategies.remove(k);
                 strategies.insert(0, s);
             }
@@ -90,6 +79,25 @@ pub fn plan(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
     } else {
         Err(errors)
     }
+}
+
+/// The program (`FIRST_TEST_PREFERS`) that makes the filter's first test
+/// cheaper, when that test alone can reject an event, with the field it
+/// reads.
+pub(crate) fn first_test_preference(
+    probe: &ProbeDef,
+    filter: &[Insn],
+) -> Option<(&'static str, &'static str)> {
+    let first = filter
+        .first()
+        .filter(|i| (i.jt == Jump::Reject) != (i.jf == Jump::Reject))
+        .and_then(|i| probe.field_at_slot(i.slot))?;
+    let program = probe.strategies.iter().map(|s| s.program).find(|program| {
+        crate::catalog::FIRST_TEST_PREFERS
+            .iter()
+            .any(|(p, fields)| p == program && fields.contains(&first.name))
+    })?;
+    Some((program, first.name))
 }
 
 /// The loads the template must do for this clause: one per loaded field
