@@ -631,16 +631,20 @@ impl Session {
         let t = Instant::now();
         // Each object's read-only globals (`tcpq_abi::globals`), set as the
         // loader creates its maps.
+        // Each clause's strategy, chosen once: the quick first step depends
+        // on the program that runs. A strategy this kernel lacks fails in
+        // `prepare_clause`, after every clause's configuration is built.
+        let mut choices = Vec::with_capacity(plan.clauses.len());
         let configs = plan
             .clauses
             .iter()
             .map(|c| {
                 let mut cfg = template_config(c)?;
-                // The quick first step depends on the program that runs
-                // (a strategy this kernel lacks fails later, in `prepare`).
-                if let Ok(choice) = kernel.choose(c) {
-                    cfg.quick = quick_step(&cfg, &choice.strategy.program, &kernel.offsets);
+                let choice = kernel.choose(c).map(|choice| choice.strategy);
+                if let Ok(strategy) = &choice {
+                    cfg.quick = quick_step(&cfg, &strategy.program, &kernel.offsets);
                 }
+                choices.push(choice);
                 Ok(PodConfig(cfg))
             })
             .collect::<Result<Vec<_>, SessionError>>()?;
@@ -672,11 +676,12 @@ impl Session {
         };
         let mut shared = Shared::default();
         let mut prepared = Vec::with_capacity(plan.clauses.len());
-        for (clause, config) in plan.clauses.iter().zip(&configs) {
+        for ((clause, config), strategy) in plan.clauses.iter().zip(&configs).zip(choices) {
             prepared.push(prepare_clause(
                 &mut loader,
                 clause,
                 config,
+                strategy?,
                 kernel,
                 &mut timings,
                 &mut shared,
@@ -754,17 +759,18 @@ impl Prepared<'_> {
     }
 }
 
-/// Load a clause's template object: choose its strategy, create and write
-/// its maps. Its programs are verified later ([`preload`], [`finish_clause`]).
+/// Load a clause's template object for its chosen `strategy`: create and
+/// write its maps. Its programs are verified later ([`preload`],
+/// [`finish_clause`]).
 fn prepare_clause<'p, 'l>(
     loader: &mut EbpfLoader<'l>,
     clause: &'p ClausePlan,
     config: &'l PodConfig,
+    strategy: Strategy,
     kernel: &Kernel,
     timings: &mut Timings,
     shared: &mut Shared,
 ) -> Result<Prepared<'p>, SessionError> {
-    let strategy = kernel.choose(clause)?.strategy;
     let template = clause.template.clone();
     let bytes =
         templates::get(&template).ok_or_else(|| SessionError::UnknownTemplate(template.clone()))?;

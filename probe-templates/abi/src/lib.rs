@@ -398,21 +398,11 @@ pub mod quick {
     use super::{off, slot, slot::probe as p};
 
     /// `tcp_probe`'s classic tracepoint: the record's fields that fill its
-    /// own slots.
-    pub const TCP_PROBE_TP: &[(u8, u32)] = &[
-        (p::SND_NXT, off::TP_PROBE_SND_NXT),
-        (p::SND_UNA, off::TP_PROBE_SND_UNA),
-        (p::SND_CWND, off::TP_PROBE_SND_CWND),
-        (p::SSTHRESH, off::TP_PROBE_SSTHRESH),
-        (p::SND_WND, off::TP_PROBE_SND_WND),
-        (p::SRTT, off::TP_PROBE_SRTT),
-        (p::RCV_WND, off::TP_PROBE_RCV_WND),
-        (p::DATA_LEN, off::TP_PROBE_DATA_LEN),
-        (p::MARK, off::TP_PROBE_MARK),
-    ];
+    /// own slots (all of [`TCP_PROBE_TP_QUICK`] but the ports).
+    pub const TCP_PROBE_TP: &[(u8, u32)] = TCP_PROBE_TP_QUICK.split_at(2).1;
 
-    /// What `tcp_probe`'s classic tracepoint can test first: its own
-    /// slots, and the ports, which the record holds too.
+    /// What `tcp_probe`'s classic tracepoint can test first: the ports,
+    /// then its own slots (the record holds both).
     pub const TCP_PROBE_TP_QUICK: &[(u8, u32)] = &[
         (slot::SPORT, off::TP_PROBE_SPORT),
         (slot::DPORT, off::TP_PROBE_DPORT),

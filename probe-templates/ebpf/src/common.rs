@@ -54,6 +54,13 @@ const BPF_F_NO_PREALLOC: u32 = 1;
 #[unsafe(link_section = ".rodata")]
 static mut TCPQ_RO_CONFIG: TemplateConfig = TemplateConfig::EMPTY;
 
+/// [`TCPQ_RO_CONFIG`], configured or not.
+#[inline(always)]
+fn ro_config() -> &'static TemplateConfig {
+    // SAFETY: never written (see TCPQ_RO_CONFIG).
+    unsafe { &*core::ptr::addr_of!(TCPQ_RO_CONFIG) }
+}
+
 /// Where each kernel value is (`tcpq_abi::globals::OFFSETS`), set like
 /// [`TCPQ_RO_CONFIG`]. Read it through [`loc`].
 #[unsafe(no_mangle)]
@@ -170,8 +177,7 @@ pub fn read<T: Copy + Default>(addr: u64) -> T {
     unsafe { core::mem::transmute_copy(&v) }
 }
 
-/// A `T` at `addr` through `bpf_probe_read_kernel`, whatever the kernel:
-/// for the program's context, which `read_kernel` is not for.
+/// A `T` at `addr` through `bpf_probe_read_kernel`, whatever the kernel.
 #[inline(always)]
 pub fn read_helper<T: Copy + Default>(addr: u64) -> T {
     match unsafe { bpf_probe_read_kernel(addr as *const T) } {
@@ -196,13 +202,6 @@ pub fn read_ptr(base: u64, off: u32) -> u64 {
 /// shift and mask.
 #[inline(always)]
 fn read_loc_inline(base: u64, l: &FieldLoc) -> u64 {
-    read_loc_by(base, l, read_kernel)
-}
-
-/// [`read_loc_inline`] with `read` doing the reading (`bytes` at an
-/// address).
-#[inline(always)]
-fn read_loc_by(base: u64, l: &FieldLoc, read: impl Fn(u64, u32) -> u64) -> u64 {
     if base == 0 || l.size == 0 {
         return 0;
     }
@@ -210,7 +209,7 @@ fn read_loc_by(base: u64, l: &FieldLoc, read: impl Fn(u64, u32) -> u64) -> u64 {
     // verifier (frozen `.rodata`), that path is all it keeps, with no
     // shift or mask left over from the bit-field one.
     if l.bit_size == 0 {
-        return read(base + l.off as u64, (l.size as u32).min(8));
+        return read_kernel(base + l.off as u64, (l.size as u32).min(8));
     }
     let end = l.bit_off as u32 + l.bit_size as u32;
     let mask = if l.bit_size >= 64 {
@@ -218,7 +217,7 @@ fn read_loc_by(base: u64, l: &FieldLoc, read: impl Fn(u64, u32) -> u64) -> u64 {
     } else {
         (1u64 << l.bit_size) - 1
     };
-    (read(base + l.off as u64, end.div_ceil(8).min(8)) >> (l.bit_off as u64 & 63)) & mask
+    (read_kernel(base + l.off as u64, end.div_ceil(8).min(8)) >> (l.bit_off as u64 & 63)) & mask
 }
 
 /// 1 when the runtime rewrote this object's placeholder calls into calls of
@@ -257,10 +256,10 @@ fn untrusted(addr: u64) -> u64 {
 pub fn read_kernel(addr: u64, bytes: u32) -> u64 {
     if fast_read() {
         let p = untrusted(addr);
-        // SAFETY: `p` is an untrusted kernel address; the kernel turns a
-        // faulting load into 0.
         // One arm a size, each a lone load: the verifier, knowing `bytes`,
         // keeps one (3, 5, 6 and 7 bytes, which no field has, are masked).
+        // SAFETY: `p` is an untrusted kernel address; the kernel turns a
+        // faulting load into 0.
         let v = unsafe {
             if bytes == 1 {
                 return core::ptr::read_volatile(p as *const u8) as u64;
@@ -283,7 +282,7 @@ pub fn read_kernel(addr: u64, bytes: u32) -> u64 {
 
 /// `bytes` (1 to 8) at `addr` through one `bpf_probe_read_kernel` call,
 /// into a zeroed word (little-endian: the bytes read are the value's low
-/// bytes). The program's context must be read this way.
+/// bytes).
 #[inline(always)]
 fn read_by_helper(addr: u64, bytes: u32) -> u64 {
     let mut v: u64 = 0;
@@ -382,15 +381,11 @@ pub fn read_off(base: u64, index: u32) -> u64 {
 }
 
 /// Read the `OFFSETS` entry `index` from the program's context (`ctx`
-/// pointer): through `bpf_probe_read_kernel` like any other field, but not
-/// through the global functions, whose arguments cannot be the context.
+/// pointer): like any other field ([`read_kernel`]), but not through the
+/// global functions, whose arguments cannot be the context.
 #[inline(never)]
 pub fn ctx_field(ctx: u64, index: u32) -> u64 {
-    if fast_read() {
-        read_loc_inline(ctx, &loc(index))
-    } else {
-        read_loc_by(ctx, &loc(index), read_by_helper)
-    }
+    read_loc_inline(ctx, &loc(index))
 }
 
 /// A tracepoint field: for a classic tracepoint at the offset its format
@@ -667,8 +662,7 @@ pub fn ctx_load(ctx: *const core::ffi::c_void, off: u32, size: u8) -> Option<u64
 /// table walk, no counter. An event this lets through goes the usual way.
 #[inline(always)]
 pub fn quick_rejects(base: u64) -> bool {
-    // SAFETY: never written (see TCPQ_RO_CONFIG).
-    let q = unsafe { &(*core::ptr::addr_of!(TCPQ_RO_CONFIG)).quick };
+    let q = &ro_config().quick;
     if q.size == 0 || q.size == tcpq_abi::Quick::COMPUTED {
         return false;
     }
@@ -684,8 +678,7 @@ pub fn quick_rejects(base: u64) -> bool {
 /// tests `slot`.
 #[inline(always)]
 pub fn quick_rejects_computed(slot: u8, value: impl FnOnce() -> u64) -> bool {
-    // SAFETY: never written (see TCPQ_RO_CONFIG).
-    let q = unsafe { &(*core::ptr::addr_of!(TCPQ_RO_CONFIG)).quick };
+    let q = &ro_config().quick;
     if q.size != tcpq_abi::Quick::COMPUTED || q.slot != slot {
         return false;
     }
@@ -697,8 +690,7 @@ pub fn quick_rejects_computed(slot: u8, value: impl FnOnce() -> u64) -> bool {
 /// kernel.
 #[inline(always)]
 pub fn quick_rejects_record(ctx: &TracePointContext) -> bool {
-    // SAFETY: never written (see TCPQ_RO_CONFIG).
-    let q = unsafe { &(*core::ptr::addr_of!(TCPQ_RO_CONFIG)).quick };
+    let q = &ro_config().quick;
     if q.size == 0 || q.size == tcpq_abi::Quick::COMPUTED {
         return false;
     }
@@ -1262,8 +1254,7 @@ fn add(a: &mut AggValue, v: u64, signed: bool) {
 /// The configuration, when the runtime has written one.
 #[inline(always)]
 pub fn config() -> Option<&'static TemplateConfig> {
-    // SAFETY: never written (see TCPQ_RO_CONFIG).
-    let cfg = unsafe { &*core::ptr::addr_of!(TCPQ_RO_CONFIG) };
+    let cfg = ro_config();
     if cfg.action == 0 {
         return None;
     }
