@@ -1024,17 +1024,16 @@ pub fn quick_step(cfg: &TemplateConfig, program: &str, offsets: &Offsets) -> Qui
             (l.off, l.size)
         }
     };
-    let holds = Quick::comparing(
-        insn.op,
-        insn.flags & INSN_SIGNED != 0,
-        insn.mask,
-        insn.value,
-    );
-    let step = match (insn.jt == JUMP_REJECT, insn.jf == JUMP_REJECT) {
-        (false, true) => holds,
-        (true, false) => holds.negated(),
+    // The step rejects when its test comes out `when`.
+    let when = match (insn.jt == JUMP_REJECT, insn.jf == JUMP_REJECT) {
+        (false, true) => false,
+        (true, false) => true,
         // Rejects both ways (or neither): nothing to gain.
         _ => return Quick::NONE,
+    };
+    let signed = insn.flags & INSN_SIGNED != 0;
+    let Some(step) = Quick::rejecting(insn.op, signed, insn.mask, insn.value, when) else {
+        return Quick::NONE;
     };
     let flags = match index {
         Some(i) if tcpq_abi::quick::BIG_ENDIAN_16.contains(&i) => Quick::BE16,

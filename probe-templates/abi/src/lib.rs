@@ -297,13 +297,14 @@ pub struct TemplateConfig {
 /// and one comparison; one it does not goes the usual way (whose filter
 /// reaches the same verdict on this step).
 ///
-/// Every comparison the filter knows (`==`, `!=`, `<`, ..., signed or not)
-/// is here one range test: the value `v` (read, then `& mask`) passes when
-/// `v - base` (wrapping) is at most `span`, or, with `outside`, when it is
-/// not. (A signed order is the unsigned one shifted by 2^63, which `base`
-/// includes.) So the template's test is the same few instructions for any
-/// comparison, in line: no branch on the operator, and no code placed away
-/// from the rest of the path.
+/// Every comparison the filter knows (`==`, `!=`, `<`, ..., signed or not),
+/// either way round, is here one range test: the value `v` (read, then
+/// `& mask`) is rejected when `v - base` (wrapping) is at most `span`.
+/// (Ranges wrap around, so the values a comparison rejects always form
+/// one; a signed order is the unsigned one shifted by 2^63, which `base`
+/// includes.) So the template's test is the same five instructions for any
+/// comparison, in line: three loads from this struct, a subtraction, and
+/// one conditional jump to the program's exit. No branch on the operator.
 ///
 /// The runtime fills it only when the filter's first step can reject (the
 /// step runs first whatever the filter reads after it).
@@ -316,8 +317,8 @@ pub struct Quick {
     /// Bytes to load: 1, 2, 4 or 8; [`Quick::COMPUTED`]: the template
     /// computes the value of `slot` itself; 0: no quick step.
     pub size: u8,
-    /// Non-zero: the value passes when it is outside the range.
-    pub outside: u8,
+    /// Unused (0).
+    pub _reserved: u8,
     /// With `size` [`Quick::COMPUTED`]: the slot whose value the template
     /// computes and tests.
     pub slot: u8,
@@ -340,7 +341,7 @@ impl Quick {
     pub const NONE: Quick = Quick {
         off: 0,
         size: 0,
-        outside: 0,
+        _reserved: 0,
         slot: 0,
         flags: 0,
         mask: 0,
@@ -348,14 +349,20 @@ impl Quick {
         span: 0,
     };
 
-    /// The step that passes a value `v` (already `& mask`) exactly when
-    /// `v op value` holds, compared as `i64` when `signed`; `off` and
-    /// `size` are left for the caller.
-    pub const fn comparing(op: u8, signed: bool, mask: u64, value: u64) -> Quick {
+    /// The step that rejects a value `v` (already `& mask`) exactly when
+    /// `(v op value) == when`, compared as `i64` when `signed`; `off` and
+    /// `size` are left for the caller. `None` when it would reject nothing.
+    pub const fn rejecting(
+        op: u8,
+        signed: bool,
+        mask: u64,
+        value: u64,
+        when: bool,
+    ) -> Option<Quick> {
         let bias = if signed { 1u64 << 63 } else { 0 };
         let u = value ^ bias;
-        // (lo, hi, outside) in the biased order; an empty range is "outside
-        // everything".
+        // The values for which `v op value` holds, in the biased order:
+        // `[lo, hi]`, or everything but it when `outside`.
         let (lo, hi, outside) = match op {
             op::EQ => (u, u, false),
             op::NE => (u, u, true),
@@ -366,29 +373,37 @@ impl Quick {
             op::GT => (u + 1, u64::MAX, false),
             _ => (u, u64::MAX, false),
         };
-        Quick {
+        let span = hi - lo;
+        // Rejected: `[lo, hi]` itself, or the rest of the circle, which
+        // starts right after `hi` (empty when `[lo, hi]` is everything).
+        let (base, span) = if outside != when {
+            (lo, span)
+        } else if span == u64::MAX {
+            return None;
+        } else {
+            (hi.wrapping_add(1), u64::MAX - span - 1)
+        };
+        Some(Quick {
             off: 0,
             size: 0,
-            outside: outside as u8,
+            _reserved: 0,
             slot: 0,
             flags: 0,
             mask,
-            base: lo.wrapping_sub(bias),
-            span: hi - lo,
-        }
+            base: base.wrapping_sub(bias),
+            span,
+        })
     }
 
-    /// The same step with its verdict turned around.
-    pub const fn negated(self) -> Quick {
-        Quick {
-            outside: (self.outside == 0) as u8,
-            ..self
-        }
+    /// Does the step reject `v` (already `& mask`)? What the templates
+    /// compute.
+    pub const fn rejects(&self, v: u64) -> bool {
+        v.wrapping_sub(self.base) <= self.span
     }
 
-    /// Does `v` (already `& mask`) pass? What the templates compute.
+    /// Does `v` (already `& mask`) go on to the rest of the program?
     pub const fn passes(&self, v: u64) -> bool {
-        (v.wrapping_sub(self.base) <= self.span) != (self.outside != 0)
+        !self.rejects(v)
     }
 }
 
@@ -1068,7 +1083,8 @@ mod tests {
         for op in [op::EQ, op::NE, op::LT, op::LE, op::GT, op::GE] {
             for signed in [false, true] {
                 for &value in &edges {
-                    let q = Quick::comparing(op, signed, u64::MAX, value);
+                    let pass_when_true = Quick::rejecting(op, signed, u64::MAX, value, false);
+                    let pass_when_false = Quick::rejecting(op, signed, u64::MAX, value, true);
                     for &v in &edges {
                         let want = if signed {
                             let (a, b) = (v as i64, value as i64);
@@ -1090,8 +1106,18 @@ mod tests {
                                 _ => v >= value,
                             }
                         };
-                        assert_eq!(q.passes(v), want, "op {op} signed {signed} {v} vs {value}");
-                        assert_eq!(q.negated().passes(v), !want);
+                        // `None` rejects nothing: every value passes.
+                        let passes = |q: Option<Quick>| q.is_none_or(|q| q.passes(v));
+                        assert_eq!(
+                            passes(pass_when_true),
+                            want,
+                            "op {op} signed {signed} {v} vs {value}"
+                        );
+                        assert_eq!(
+                            passes(pass_when_false),
+                            !want,
+                            "op {op} signed {signed} {v} vs {value}, negated"
+                        );
                     }
                 }
             }

@@ -663,14 +663,21 @@ pub fn ctx_load(ctx: *const core::ffi::c_void, off: u32, size: u8) -> Option<u64
 #[inline(always)]
 pub fn quick_rejects(base: u64) -> bool {
     let q = &ro_config().quick;
-    if q.size == 0 || q.size == tcpq_abi::Quick::COMPUTED {
+    if !loads(q) {
         return false;
     }
     let mut v = read_kernel(base + q.off as u64, q.size as u32);
     if q.flags & tcpq_abi::Quick::BE16 != 0 {
         v = (v as u16).swap_bytes() as u64;
     }
-    !q.passes(v & q.mask)
+    q.rejects(v & q.mask)
+}
+
+/// A quick step that loads its value: `size` 1 to 8 (not 0, no step, nor
+/// [`tcpq_abi::Quick::COMPUTED`]), in one comparison.
+#[inline(always)]
+fn loads(q: &tcpq_abi::Quick) -> bool {
+    q.size.wrapping_sub(1) < 8
 }
 
 /// [`quick_rejects`] for a value the template computes itself
@@ -682,7 +689,7 @@ pub fn quick_rejects_computed(slot: u8, value: impl FnOnce() -> u64) -> bool {
     if q.size != tcpq_abi::Quick::COMPUTED || q.slot != slot {
         return false;
     }
-    !q.passes(value() & q.mask)
+    q.rejects(value() & q.mask)
 }
 
 /// [`quick_rejects`] for a classic tracepoint, whose values lie in its
@@ -691,11 +698,11 @@ pub fn quick_rejects_computed(slot: u8, value: impl FnOnce() -> u64) -> bool {
 #[inline(always)]
 pub fn quick_rejects_record(ctx: &TracePointContext) -> bool {
     let q = &ro_config().quick;
-    if q.size == 0 || q.size == tcpq_abi::Quick::COMPUTED {
+    if !loads(q) {
         return false;
     }
     match ctx_load(ctx.as_ptr(), q.off, q.size) {
-        Some(v) => !q.passes(v & q.mask),
+        Some(v) => q.rejects(v & q.mask),
         None => false,
     }
 }
