@@ -332,6 +332,12 @@ unsafe impl Pod for PodAggKey {}
 
 #[repr(transparent)]
 #[derive(Clone, Copy)]
+pub(crate) struct PodSmallAggKey(pub tcpq_abi::SmallAggKey);
+// SAFETY: an array of u64.
+unsafe impl Pod for PodSmallAggKey {}
+
+#[repr(transparent)]
+#[derive(Clone, Copy)]
 struct PodOwner(Owner);
 // SAFETY: integers and a byte array, no padding.
 unsafe impl Pod for PodOwner {}
@@ -380,6 +386,8 @@ pub struct Attached {
     /// `every DUR` without min/max: the totals read at the last interval,
     /// per key (the interval prints the difference).
     prev: std::collections::HashMap<AggKey, crate::agg::Agg>,
+    /// The template aggregates into `AGG_SMALL` (see [`Attached::agg_map`]).
+    small_key: bool,
 }
 
 impl Attached {
@@ -430,34 +438,59 @@ impl Attached {
     /// Read the `AGG` map: each key's slot values with its count summed
     /// over CPUs, largest count first (ties by key, for stable output).
     pub fn counts(&self) -> Result<Vec<(AggKey, u64)>, SessionError> {
-        let map = self.map(maps::AGG)?;
-        let agg: PerCpuHashMap<&MapData, PodAggKey, PodAggValue> =
-            PerCpuHashMap::try_from(map).map_err(|e| self.map_err(maps::AGG, e))?;
-        let mut out = Vec::new();
-        for item in agg.iter() {
-            let (k, per_cpu) = item.map_err(|e| self.map_err(maps::AGG, e))?;
-            let n: u64 = per_cpu.iter().map(|v| v.0.count).sum();
-            out.push((k.0, n));
-        }
+        let mut out: Vec<(AggKey, u64)> = self
+            .agg_entries()?
+            .into_iter()
+            .map(|(k, per_cpu)| (k, per_cpu.iter().map(|v| v.count).sum()))
+            .collect();
         out.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.vals.cmp(&b.0.vals)));
         Ok(out)
     }
 
     /// Read the `AGG` map with each key's per-CPU values combined.
     pub fn aggregates(&self) -> Result<Vec<(AggKey, crate::agg::Agg)>, SessionError> {
-        let map = self.map(maps::AGG)?;
-        let agg: PerCpuHashMap<&MapData, PodAggKey, PodAggValue> =
-            PerCpuHashMap::try_from(map).map_err(|e| self.map_err(maps::AGG, e))?;
+        let signed = self.plan.action.aggregates_signed();
+        Ok(self
+            .agg_entries()?
+            .into_iter()
+            .map(|(k, per_cpu)| (k, crate::agg::Agg::combine_as(signed, per_cpu)))
+            .collect())
+    }
+
+    /// The aggregation map the template counts into: `AGG_SMALL` for a key
+    /// of two words or fewer, else `AGG` ([`tcpq_abi::small_key`]).
+    fn agg_map(&self) -> &'static str {
+        match self.small_key {
+            true => maps::AGG_SMALL,
+            false => maps::AGG,
+        }
+    }
+
+    /// Each key of the aggregation map, as an [`AggKey`], with its per-CPU
+    /// values.
+    fn agg_entries(&self) -> Result<Vec<(AggKey, Vec<AggValue>)>, SessionError> {
+        match self.small_key {
+            true => self.read_agg(maps::AGG_SMALL, |k: PodSmallAggKey| {
+                let mut key = AggKey::default();
+                key.vals[..2].copy_from_slice(&k.0);
+                key
+            }),
+            false => self.read_agg(maps::AGG, |k: PodAggKey| k.0),
+        }
+    }
+
+    fn read_agg<K: Pod>(
+        &self,
+        name: &str,
+        key: impl Fn(K) -> AggKey,
+    ) -> Result<Vec<(AggKey, Vec<AggValue>)>, SessionError> {
+        let map = self.map(name)?;
+        let agg: PerCpuHashMap<&MapData, K, PodAggValue> =
+            PerCpuHashMap::try_from(map).map_err(|e| self.map_err(name, e))?;
         let mut out = Vec::new();
         for item in agg.iter() {
-            let (k, per_cpu) = item.map_err(|e| self.map_err(maps::AGG, e))?;
-            out.push((
-                k.0,
-                crate::agg::Agg::combine_as(
-                    self.plan.action.aggregates_signed(),
-                    per_cpu.iter().map(|v| v.0),
-                ),
-            ));
+            let (k, per_cpu) = item.map_err(|e| self.map_err(name, e))?;
+            out.push((key(k), per_cpu.iter().map(|v| v.0).collect()));
         }
         Ok(out)
     }
@@ -498,24 +531,35 @@ impl Attached {
             return Ok(out);
         }
         let data = self.aggregates()?;
-        let map = self
-            .ebpf
-            .map_mut(maps::AGG)
-            .ok_or_else(|| SessionError::MissingMap {
-                template: self.plan.template.clone(),
-                map: maps::AGG.to_owned(),
-            })?;
-        let mut agg: PerCpuHashMap<&mut MapData, PodAggKey, PodAggValue> =
-            PerCpuHashMap::try_from(map).map_err(|e| SessionError::Map {
-                template: self.plan.template.clone(),
-                map: maps::AGG.to_owned(),
-                source: Box::new(e),
-            })?;
-        for (k, _) in &data {
-            // Already gone is fine: nothing else deletes, but be lenient.
-            let _ = agg.remove(&PodAggKey(*k));
+        let keys = data.iter().map(|(k, _)| k);
+        match self.small_key {
+            true => self.remove_keys(keys.map(|k| PodSmallAggKey([k.vals[0], k.vals[1]])))?,
+            false => self.remove_keys(keys.map(|k| PodAggKey(*k)))?,
         }
         Ok(data)
+    }
+
+    /// Delete `keys` from the aggregation map.
+    fn remove_keys<K: Pod>(&mut self, keys: impl Iterator<Item = K>) -> Result<(), SessionError> {
+        let name = self.agg_map();
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or_else(|| SessionError::MissingMap {
+                template: self.plan.template.clone(),
+                map: name.to_owned(),
+            })?;
+        let mut agg: PerCpuHashMap<&mut MapData, K, PodAggValue> = PerCpuHashMap::try_from(map)
+            .map_err(|e| SessionError::Map {
+                template: self.plan.template.clone(),
+                map: name.to_owned(),
+                source: Box::new(e),
+            })?;
+        for k in keys {
+            // Already gone is fine: nothing else deletes, but be lenient.
+            let _ = agg.remove(&k);
+        }
+        Ok(())
     }
 
     fn map(&self, name: &str) -> Result<&aya::maps::Map, SessionError> {
@@ -990,6 +1034,8 @@ fn finish_clause(
         ebpf,
         events,
         prev: Default::default(),
+        small_key: template_config(clause)
+            .is_ok_and(|cfg| tcpq_abi::small_key(cfg.n_key_slots, cfg.bucket)),
     })
 }
 
@@ -1081,6 +1127,21 @@ pub fn template_config(clause: &ClausePlan) -> Result<TemplateConfig, SessionErr
     cfg.owner = u8::from(clause.uses_owner());
     cfg.common = (clause.slots_used() & 0xffff) as u16;
     cfg.own = ((clause.slots_used() >> tcpq_abi::slot::OWN_FIRST) & 0xffff) as u16;
+    // The slots the clause reads, own ones first: what each record
+    // starts with zeroed.
+    let used = clause.slots_used();
+    let (own_used, shared_used): (Vec<u8>, Vec<u8>) = (0..tcpq_abi::N_SLOTS as u8)
+        .filter(|&s| used & (1 << s) != 0)
+        .partition(|s| own.contains(s));
+    cfg.n_clear_own = own_used.len() as u8;
+    cfg.n_clear = (own_used.len() + shared_used.len()) as u8;
+    for (dst, s) in cfg
+        .clear
+        .iter_mut()
+        .zip(own_used.iter().chain(&shared_used))
+    {
+        *dst = *s;
+    }
     (cfg.own_before, cfg.own_after) = match cfg.filter_early {
         0 => (cfg.own, 0),
         _ => (cfg.own & cfg.early_own, cfg.own & !cfg.early_own),
@@ -1417,6 +1478,61 @@ mod tests {
             action,
             output: Output::default(),
         }
+    }
+
+    /// Each record starts with the slots the clause reads zeroed, own
+    /// slots first (zeroed before the early filter), and no others; a key
+    /// of two words or fewer goes to the small aggregation map.
+    #[test]
+    fn config_lists_the_slots_to_clear_and_picks_the_aggregation_map() {
+        let cfg_of = |src: &str| {
+            let plan = tcpq_dsl::compile(src, "<test>", &[]).unwrap();
+            template_config(&plan.clauses[0]).unwrap()
+        };
+        let cleared = |cfg: &TemplateConfig| {
+            let own = cfg.clear[..cfg.n_clear_own as usize].to_vec();
+            let shared = cfg.clear[cfg.n_clear_own as usize..cfg.n_clear as usize].to_vec();
+            (own, shared)
+        };
+        let plan = tcpq_dsl::compile(
+            "on tcp_probe where snd_cwnd < 10 print pid, comm, srtt",
+            "<test>",
+            &[],
+        )
+        .unwrap();
+        let used = plan.clauses[0].slots_used();
+        let cfg = template_config(&plan.clauses[0]).unwrap();
+        let (own, shared) = cleared(&cfg);
+        assert!(own.iter().all(|s| (16..32).contains(s)), "{own:?}");
+        assert!(shared.iter().all(|s| !(16..32).contains(s)), "{shared:?}");
+        let listed = own.iter().chain(&shared).fold(0u64, |m, s| m | 1 << s);
+        assert_eq!(listed, used);
+        // pid and comm (0, 1, 2) are shared; snd_cwnd and srtt own.
+        assert_eq!(
+            &shared[..3],
+            &[
+                tcpq_abi::slot::PID,
+                tcpq_abi::slot::COMM_0,
+                tcpq_abi::slot::COMM_1
+            ]
+        );
+        assert_eq!(own.len(), 2);
+
+        let cfg = cfg_of("on tcp_probe count by comm");
+        assert_eq!(
+            cleared(&cfg),
+            (vec![], vec![tcpq_abi::slot::COMM_0, tcpq_abi::slot::COMM_1])
+        );
+        assert!(tcpq_abi::small_key(cfg.n_key_slots, cfg.bucket));
+        let cfg = cfg_of("on tcp_probe count by comm, dport");
+        assert!(!tcpq_abi::small_key(cfg.n_key_slots, cfg.bucket));
+        let cfg = cfg_of("on tcp_probe count by dport");
+        assert!(tcpq_abi::small_key(cfg.n_key_slots, cfg.bucket));
+        // A histogram's bucket is a key word too.
+        let cfg = cfg_of("on tcp_probe hist srtt by dport");
+        assert!(tcpq_abi::small_key(cfg.n_key_slots, cfg.bucket));
+        let cfg = cfg_of("on tcp_probe hist srtt by comm");
+        assert!(!tcpq_abi::small_key(cfg.n_key_slots, cfg.bucket));
     }
 
     #[test]

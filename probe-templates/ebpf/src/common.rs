@@ -23,7 +23,7 @@ use aya_ebpf::{
 };
 use tcpq_abi::{
     action, base, bucket, off, scale, slot, stat, AggKey, AggValue, Event, FieldLoc, ListenKey,
-    Owner, TemplateConfig, TupleKey, INSN_SIGNED, JUMP_ACCEPT, JUMP_REJECT, MAX_INSNS,
+    Owner, SmallAggKey, TemplateConfig, TupleKey, INSN_SIGNED, JUMP_ACCEPT, JUMP_REJECT, MAX_INSNS,
     MAX_KEY_SLOTS, MAX_LOADS, N_OFFSETS, N_SLOTS, VIA_NONE,
 };
 
@@ -75,6 +75,11 @@ pub static TCPQ_EVENTS: RingBuf = RingBuf::with_byte_size(1 << 20, 0);
 /// about 10 ms of tcpq's start-up, for a map most runs never fill.
 #[map]
 pub static TCPQ_AGG: PerCpuHashMap<AggKey, AggValue> =
+    PerCpuHashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
+
+/// `TCPQ_AGG` for keys of two words or fewer (`tcpq_abi::small_key`).
+#[map]
+pub static TCPQ_AGG_SMALL: PerCpuHashMap<SmallAggKey, AggValue> =
     PerCpuHashMap::with_max_entries(16384, BPF_F_NO_PREALLOC);
 
 #[map]
@@ -524,34 +529,41 @@ pub fn begin() -> Option<&'static mut Event> {
 }
 
 /// Start a record in this CPU's scratch slot with only the template's own
-/// slots zeroed: what a template writes before its early filter. The
-/// others are cleared by [`passes_early`] for the events it lets through,
-/// so an event the early filter rejects never pays for clearing the whole
-/// record (about 20 ns of the 60 a rejected `tcp_probe` event used to cost
-/// beyond the tracepoint's own).
+/// slots that the clause reads zeroed: what a template writes before its
+/// early filter. The others it reads are cleared by [`passes_early`] for
+/// the events it lets through, so an event the early filter rejects never
+/// pays for clearing them.
 #[inline(always)]
 pub fn begin_own() -> Option<&'static mut Event> {
     let ev = unsafe { &mut *TCPQ_SCRATCH.get_ptr_mut(0)? };
-    // Word stores the compiler may not merge: as one `memset` call it
-    // became a byte-at-a-time loop, about 2,600 instructions an event.
-    for v in ev.vals[OWN..LOADED].iter_mut() {
-        unsafe { core::ptr::write_volatile(v, 0) };
-    }
+    let cfg = ro_config();
+    let n = cfg.n_clear_own as usize;
+    clear_slots(ev, cfg, 0, n.min(LOADED - OWN));
     Some(ev)
 }
 
 const OWN: usize = slot::OWN_FIRST as usize;
 const LOADED: usize = slot::LOADED as usize;
 
-/// Zero every slot but the template's own (see [`begin_own`]).
+/// Zero the slots the clause reads other than the template's own (see
+/// [`begin_own`] and [`TemplateConfig::clear`]).
 #[inline(always)]
 fn clear_shared(ev: &mut Event) {
-    unsafe { core::ptr::write_volatile(&mut ev._pad, 0) };
-    for v in ev.vals[..OWN].iter_mut() {
-        unsafe { core::ptr::write_volatile(v, 0) };
-    }
-    for v in ev.vals[LOADED..].iter_mut() {
-        unsafe { core::ptr::write_volatile(v, 0) };
+    let cfg = ro_config();
+    clear_slots(ev, cfg, cfg.n_clear_own as usize, cfg.n_clear as usize);
+}
+
+/// Zero the slots `clear[from..to]` names: one store each, at an index
+/// from the frozen configuration (the verifier, knowing both bounds, walks
+/// exactly these iterations).
+#[inline(always)]
+fn clear_slots(ev: &mut Event, cfg: &TemplateConfig, from: usize, to: usize) {
+    let mut i = from;
+    while i < to && i < N_SLOTS {
+        let s = cfg.clear[i] as usize & (N_SLOTS - 1);
+        // Word stores the compiler may not merge (see `zero_words`).
+        unsafe { core::ptr::write_volatile(ev.vals.get_unchecked_mut(s), 0) };
+        i += 1;
     }
 }
 
@@ -764,17 +776,26 @@ fn fill_sock_inline(cfg: &TemplateConfig, ev: &mut Event, sk: u64) {
         if family == AF_INET6 {
             let s = loc(off::SKC_V6_RCV_SADDR);
             let d = loc(off::SKC_V6_DADDR);
+            let (mut s_hi, mut s_lo, mut d_hi, mut d_lo) = (0, 0, 0, 0);
             if s.size != 0 {
-                v[slot::SADDR_HI as usize] = u64::from_be(read_ptr(sk, s.off));
-                v[slot::SADDR_LO as usize] = u64::from_be(read_ptr(sk, s.off + 8));
+                s_hi = u64::from_be(read_ptr(sk, s.off));
+                s_lo = u64::from_be(read_ptr(sk, s.off + 8));
             }
             if d.size != 0 {
-                v[slot::DADDR_HI as usize] = u64::from_be(read_ptr(sk, d.off));
-                v[slot::DADDR_LO as usize] = u64::from_be(read_ptr(sk, d.off + 8));
+                d_hi = u64::from_be(read_ptr(sk, d.off));
+                d_lo = u64::from_be(read_ptr(sk, d.off + 8));
             }
+            v[slot::SADDR_HI as usize] = s_hi;
+            v[slot::SADDR_LO as usize] = s_lo;
+            v[slot::DADDR_HI as usize] = d_hi;
+            v[slot::DADDR_LO as usize] = d_lo;
         } else {
             let s = read_off(sk, off::SKC_RCV_SADDR) as u32;
             let d = read_off(sk, off::SKC_DADDR) as u32;
+            // All four words: the owner's tuple key reads them whether or
+            // not the clause does (and then they are not cleared).
+            v[slot::SADDR_HI as usize] = 0;
+            v[slot::DADDR_HI as usize] = 0;
             v[slot::SADDR_LO as usize] = 0x0000_ffff_0000_0000 | u32::from_be(s) as u64;
             v[slot::DADDR_LO as usize] = 0x0000_ffff_0000_0000 | u32::from_be(d) as u64;
         }
@@ -1092,6 +1113,29 @@ pub extern "C" fn tcpq_load_one(ev: *mut Event, i: u32, sk: u64, skb: u64) -> u3
     0
 }
 
+/// Count `v` under `key` in `map` (this CPU's value).
+#[inline(always)]
+fn aggregate<K>(map: &PerCpuHashMap<K, AggValue>, key: K, v: u64, signed: bool) {
+    if let Some(p) = map.get_ptr_mut(&key) {
+        // Per-CPU value: no other writer while this program runs here.
+        add(unsafe { &mut *p }, v, signed);
+    } else {
+        let first = AggValue {
+            count: 1,
+            sum: v,
+            min: v,
+            max: v,
+        };
+        if map.insert(&key, &first, 1 /* BPF_NOEXIST */).is_err() {
+            // Another CPU may have created the key meanwhile: retry once.
+            match map.get_ptr_mut(&key) {
+                Some(p) => add(unsafe { &mut *p }, v, signed),
+                None => stat_inc(stat::AGG_FULL),
+            }
+        }
+    }
+}
+
 /// `64 - leading_zeros(v)` without a count-leading-zeros instruction.
 #[inline(always)]
 fn log2_bucket(mut v: u64) -> u64 {
@@ -1221,23 +1265,10 @@ fn finish_inline(cfg: &TemplateConfig, ev: &mut Event) {
             // n < MAX_KEY_SLOTS; the mask says so to the verifier.
             key.vals[n & (MAX_KEY_SLOTS - 1)] = b;
         }
-        if let Some(p) = TCPQ_AGG.get_ptr_mut(key) {
-            // Per-CPU value: no other writer while this program runs here.
-            add(unsafe { &mut *p }, v, signed);
+        if tcpq_abi::small_key(cfg.n_key_slots, cfg.bucket) {
+            aggregate(&TCPQ_AGG_SMALL, [key.vals[0], key.vals[1]], v, signed);
         } else {
-            let first = AggValue {
-                count: 1,
-                sum: v,
-                min: v,
-                max: v,
-            };
-            if TCPQ_AGG.insert(key, first, 1 /* BPF_NOEXIST */).is_err() {
-                // Another CPU may have created the key meanwhile: retry once.
-                match TCPQ_AGG.get_ptr_mut(key) {
-                    Some(p) => add(unsafe { &mut *p }, v, signed),
-                    None => stat_inc(stat::AGG_FULL),
-                }
-            }
+            aggregate(&TCPQ_AGG, key, v, signed);
         }
     }
 }
