@@ -673,8 +673,6 @@ impl Session {
     ) -> Result<Session, SessionError> {
         let mut timings = Timings::default();
         let t = Instant::now();
-        // Each object's read-only globals (`tcpq_abi::globals`), set as the
-        // loader creates its maps.
         // Each clause's strategy, chosen once: the quick first step depends
         // on the program that runs. A strategy this kernel lacks fails in
         // `prepare_clause`, after every clause's configuration is built.
@@ -696,6 +694,8 @@ impl Session {
         let mut loader = EbpfLoader::new();
         // The templates use no CO-RE: offsets come through TCPQ_RO_OFFSETS.
         loader.btf(None);
+        // Each object's read-only globals (`tcpq_abi::globals`), set as the
+        // loader creates its maps.
         loader.override_global(globals::OFFSETS, &offsets[..], true);
         static FAST_READ: [u32; 2] = [0, 1];
         loader.override_global(
@@ -766,6 +766,8 @@ struct Prepared<'p> {
     ebpf: Ebpf,
     /// This clause attaches the session's owner programs.
     owners: bool,
+    /// Its aggregation map is `AGG_SMALL` ([`Attached::agg_map`]).
+    small_key: bool,
 }
 
 impl Prepared<'_> {
@@ -878,6 +880,7 @@ fn prepare_clause<'p, 'l>(
         template,
         ebpf,
         owners,
+        small_key: tcpq_abi::small_key(config.0.n_key_slots, config.0.bucket),
     })
 }
 
@@ -967,6 +970,7 @@ fn finish_clause(
         template,
         mut ebpf,
         owners: first_owner,
+        small_key,
     } = prepared;
     let t = Instant::now();
     let mut owner_gaps = Vec::new();
@@ -1034,8 +1038,7 @@ fn finish_clause(
         ebpf,
         events,
         prev: Default::default(),
-        small_key: template_config(clause)
-            .is_ok_and(|cfg| tcpq_abi::small_key(cfg.n_key_slots, cfg.bucket)),
+        small_key,
     })
 }
 
