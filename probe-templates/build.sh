@@ -37,6 +37,9 @@ case "${1:-}" in
     *) echo "usage: $0 [--install|--check]" >&2; exit 2 ;;
 esac
 
+# An experiment switch of the sources (benches/quick-step.sh), never shipped.
+unset TCPQ_EXPERIMENT_IMMEDIATE
+
 command -v bpf-linker >/dev/null || { echo "bpf-linker missing: run $0 --install" >&2; exit 1; }
 
 # rustc's symbol hashes depend on the source path, so the sources are built

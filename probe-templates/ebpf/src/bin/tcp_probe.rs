@@ -31,11 +31,43 @@ use tcpq_abi::{off, slot::probe as s, Event, TemplateConfig};
 
 #[tracepoint]
 pub fn tcpq_probe_tp(ctx: TracePointContext) -> u32 {
-    if quick_rejects_record(&ctx) {
+    if let Some((off, value)) = IMMEDIATE {
+        let v = ctx_load(ctx.as_ptr(), off, 4).unwrap_or(0);
+        if v != value {
+            return 0;
+        }
+    } else if quick_rejects_record(&ctx) {
         return 0;
     }
     let _ = run(&ctx);
     0
+}
+
+/// An experiment, never part of a shipped template (`build.sh` does not set
+/// it): `TCPQ_EXPERIMENT_IMMEDIATE=OFF:VALUE` at build time replaces the
+/// quick step with "reject unless the `u32` at record offset OFF is VALUE",
+/// both compiled into the instruction, which is how bpftrace tests a
+/// constant. `benches/quick-step.sh` measures it against the shipped quick
+/// step, which reads its bounds from the configuration (a map) instead.
+const IMMEDIATE: Option<(u32, u64)> = match option_env!("TCPQ_EXPERIMENT_IMMEDIATE") {
+    Some(s) => Some(off_value(s.as_bytes())),
+    None => None,
+};
+
+/// `b"OFF:VALUE"`, both decimal.
+const fn off_value(s: &[u8]) -> (u32, u64) {
+    let (mut off, mut value, mut i, mut seen) = (0u64, 0u64, 0, false);
+    while i < s.len() {
+        match s[i] {
+            b':' => seen = true,
+            c @ b'0'..=b'9' if seen => value = value * 10 + (c - b'0') as u64,
+            c @ b'0'..=b'9' => off = off * 10 + (c - b'0') as u64,
+            _ => panic!("TCPQ_EXPERIMENT_IMMEDIATE is OFF:VALUE"),
+        }
+        i += 1;
+    }
+    assert!(seen, "TCPQ_EXPERIMENT_IMMEDIATE is OFF:VALUE");
+    (off as u32, value)
 }
 
 #[inline(never)]
