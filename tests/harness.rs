@@ -13,6 +13,7 @@
 mod common;
 
 use common::capture::{summary, tcpdump_read};
+use common::tcpgen::slow_reader_exchange;
 use common::{nstat, ss_ti, sysctl, Capture, Client, NetnsPair, Server, TempDir, TraceInstance};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
@@ -53,32 +54,7 @@ fn zero_window_reproduced_with_wscale_off() {
         &["TcpExtTCPToZeroWindowAdv", "TcpExtTCPWantZeroWindowAdv"],
     );
     let mut cap = Capture::start(&pair.srv, pair.srv_if(), &format!("tcp port {port}"), &pcap);
-    let mut server = Server::start(
-        &pair.srv,
-        IpAddr::V4(pair.srv_v4()),
-        port,
-        &[
-            "--idle-before-read",
-            "1.0",
-            "--read-size",
-            "16384",
-            "--read-delay-ms",
-            "2",
-            "--max-seconds",
-            "8",
-        ],
-        dir.path(),
-    );
-    let mut client = Client::start(
-        &pair.cli,
-        IpAddr::V4(pair.srv_v4()),
-        port,
-        1 << 20,
-        &["--max-seconds", "8"],
-        dir.path(),
-    );
-    let wlog = client.wait(Duration::from_secs(10));
-    let rlog = server.wait(Duration::from_secs(10));
+    let (wlog, rlog) = slow_reader_exchange(&pair, port, "1.0", dir.path());
     let ss = ss_ti(&pair.srv);
     let stats = cap.stop();
     let after = nstat(
@@ -169,8 +145,6 @@ fn zero_window_reproduced_with_wscale_off() {
         t0.elapsed()
     );
     drop(cap);
-    drop(server);
-    drop(client);
     drop(pair);
     assert_namespaces_gone(&names);
 }

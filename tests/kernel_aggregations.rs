@@ -31,6 +31,7 @@
 
 mod common;
 
+use common::tcpgen::slow_reader_exchange;
 use common::tcpq::{field_str, field_u64, json_lines};
 use common::{ss_ti, sysctl, Capture, Client, NetnsPair, Server, Tcpq, TempDir};
 use serde_json::Value;
@@ -84,32 +85,7 @@ fn window_histograms_match_the_capture() {
     }
 
     let mut cap = Capture::start(&pair.srv, pair.srv_if(), &format!("tcp port {port}"), &pcap);
-    let mut server = Server::start(
-        &pair.srv,
-        IpAddr::V4(pair.srv_v4()),
-        port,
-        &[
-            "--idle-before-read",
-            "0.5",
-            "--read-size",
-            "16384",
-            "--read-delay-ms",
-            "2",
-            "--max-seconds",
-            "8",
-        ],
-        dir.path(),
-    );
-    let mut client = Client::start(
-        &pair.cli,
-        IpAddr::V4(pair.srv_v4()),
-        port,
-        1 << 20,
-        &["--max-seconds", "8"],
-        dir.path(),
-    );
-    let wlog = client.wait(Duration::from_secs(10));
-    let rlog = server.wait(Duration::from_secs(10));
+    let (wlog, rlog) = slow_reader_exchange(&pair, port, "0.5", dir.path());
     let stats = cap.stop();
     std::thread::sleep(Duration::from_millis(200));
     let outs: Vec<(String, String)> = runs

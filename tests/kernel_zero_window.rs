@@ -21,10 +21,10 @@
 
 mod common;
 
+use common::tcpgen::slow_reader_exchange;
 use common::tcpq::{field_bool, field_str, field_u64, json_lines};
-use common::{nstat, ss_ti, sysctl, Capture, Client, NetnsPair, Server, Tcpq, TempDir};
+use common::{nstat, ss_ti, sysctl, Capture, NetnsPair, Tcpq, TempDir};
 use std::collections::BTreeMap;
-use std::net::IpAddr;
 use std::os::unix::process::ExitStatusExt;
 use std::time::{Duration, Instant};
 
@@ -55,32 +55,7 @@ fn zero_window_events_match_the_wire_and_name_the_reader() {
 
     let before = nstat(&pair.srv, &["TcpExtTCPToZeroWindowAdv"]);
     let mut cap = Capture::start(&pair.srv, pair.srv_if(), &format!("tcp port {port}"), &pcap);
-    let mut server = Server::start(
-        &pair.srv,
-        IpAddr::V4(pair.srv_v4()),
-        port,
-        &[
-            "--idle-before-read",
-            "1.0",
-            "--read-size",
-            "16384",
-            "--read-delay-ms",
-            "2",
-            "--max-seconds",
-            "8",
-        ],
-        dir.path(),
-    );
-    let mut client = Client::start(
-        &pair.cli,
-        IpAddr::V4(pair.srv_v4()),
-        port,
-        1 << 20,
-        &["--max-seconds", "8"],
-        dir.path(),
-    );
-    let wlog = client.wait(Duration::from_secs(10));
-    let rlog = server.wait(Duration::from_secs(10));
+    let (wlog, rlog) = slow_reader_exchange(&pair, port, "1.0", dir.path());
     let stats = cap.stop();
     let after = nstat(&pair.srv, &["TcpExtTCPToZeroWindowAdv"]);
     // Let tcpq drain its ring buffer before it is told to stop.

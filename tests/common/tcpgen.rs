@@ -3,7 +3,7 @@
 //! and log JSON lines with their pid and ports.
 
 use super::capture::stop_child;
-use super::{tool, wait_for};
+use super::{tool, wait_for, NetnsPair};
 use serde_json::Value;
 use std::fs::File;
 use std::net::IpAddr;
@@ -145,6 +145,36 @@ impl TcpGenLog {
             .find_map(|ev| self.get(ev).and_then(|e| e["lport"].as_u64()))
             .unwrap_or(0) as u16
     }
+}
+
+/// The seed story's exchange in `pair`, over IPv4 to `port`: a server
+/// (`tcpq-reader`) that waits `idle` seconds before it reads, then reads
+/// 16 KiB every 2 ms, and a client (`tcpq-writer`) that writes 1 MiB to it
+/// as fast as it can; both give up after 8 s. With window scaling off on
+/// the server, its window reaches zero. Returns the client's log and the
+/// server's once both are done.
+pub fn slow_reader_exchange(
+    pair: &NetnsPair,
+    port: u16,
+    idle: &str,
+    dir: &Path,
+) -> (TcpGenLog, TcpGenLog) {
+    let addr = IpAddr::V4(pair.srv_v4());
+    let server_args = [
+        "--idle-before-read",
+        idle,
+        "--read-size",
+        "16384",
+        "--read-delay-ms",
+        "2",
+        "--max-seconds",
+        "8",
+    ];
+    let mut server = Server::start(&pair.srv, addr, port, &server_args, dir);
+    let mut client = Client::start(&pair.cli, addr, port, 1 << 20, &["--max-seconds", "8"], dir);
+    let wlog = client.wait(Duration::from_secs(10));
+    let rlog = server.wait(Duration::from_secs(10));
+    (wlog, rlog)
 }
 
 /// A `tcpgen.py server` (comm `tcpq-reader` unless `--comm` is passed);
