@@ -7,7 +7,9 @@
 #   benches/compare.sh [all|startup|rss|footprint|kernel|host|stream|parse]...
 #
 # Needs: hyperfine, bpftrace, bpftool, iperf3, sockperf, python3,
-# /usr/bin/time (GNU). RUNS (default 15) sets the number of timed runs.
+# /usr/bin/time (GNU). RUNS (default 15) sets the number of timed runs;
+# KERNEL_ROUNDS (default 3) the rounds of (4), KERNEL_QUERIES its questions
+# (never late seed count print), HOST_RUNS (default 5) the runs of (4b).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -173,7 +175,8 @@ run_under_load() {
 }
 
 kernel() {
-    echo "## (4) in-kernel cost per event (bpf_stats_enabled, loopback load)"
+    local rounds=${KERNEL_ROUNDS:-3}
+    echo "## (4) in-kernel cost per event (bpf_stats_enabled, loopback load; median of $rounds rounds)"
     sysctl -q -w kernel.bpf_stats_enabled=1
     iperf3 -s -D -1 -p 5301 >/dev/null 2>&1 || true
     sockperf sr --tcp -p 5302 >/dev/null 2>&1 &
@@ -183,45 +186,61 @@ kernel() {
         "iperf3|iperf3 -s -D -1 -p 5301 >/dev/null 2>&1; sleep 0.3; iperf3 -c 127.0.0.1 -p 5301 -t 5"
         "sockperf|sockperf tp --tcp -i 127.0.0.1 -p 5302 -m 64 -t 5"
     )
-    local q label l tq bt
+    local q l tq bt r
+    # Each round goes over every load and question, tcpq then bpftrace each
+    # time, so that a drift of the machine (the iperf3 figures move by
+    # 10-20% between runs) touches both tools alike. Medians are per tool;
+    # the ratio is of the medians.
+    for r in $(seq "$rounds"); do
+        for l in "${loads[@]}"; do
+            local lname=${l%%|*} lcmd=${l#*|}
+            for q in ${KERNEL_QUERIES:-never late seed count print}; do
+                case $q in
+                    # The filter reads only the template's own fields: since
+                    # 570a341 it runs before the socket is read.
+                    never) tq='on tcp_probe where snd_cwnd == 123456789 print pid'
+                           bt='tracepoint:tcp:tcp_probe /args->snd_cwnd == 123456789/ { printf("%d\n", pid); }' ;;
+                    # sport is a socket field: the filter runs after the record
+                    # is built (the cost of `never` before 570a341).
+                    late)  tq='on tcp_probe where snd_cwnd == 123456789 and sport == 1 print pid'
+                           bt='tracepoint:tcp:tcp_probe /args->snd_cwnd == 123456789 && args->sport == 1/ { printf("%d\n", pid); }' ;;
+                    # The seed's probe with a window that never occurs.
+                    seed)  tq='on tcp_select_window where win == 12345 print pid, comm'
+                           bt='tracepoint:net:net_dev_queue { $skb = (struct sk_buff *)args->skbaddr; $th = (struct tcphdr *)($skb->head + $skb->transport_header); if ($skb->sk != 0 && $th->window == 12345) { printf("%d %s\n", pid, comm); } }' ;;
+                    count) tq='on tcp_probe count by comm'
+                           bt='tracepoint:tcp:tcp_probe { @[comm] = count(); }' ;;
+                    print) tq='on tcp_probe print pid, comm, snd_cwnd'
+                           bt='tracepoint:tcp:tcp_probe { printf("%d %s %u\n", pid, comm, args->snd_cwnd); }' ;;
+                esac
+                run_under_load "tcpq-$lname-$q-$r" "$lcmd" -- "$TCPQ" -e "$tq"
+                run_under_load "bt-$lname-$q-$r" "$lcmd" -- "$BPFTRACE" -e "$bt"
+            done
+        done
+    done
     for l in "${loads[@]}"; do
-        local lname=${l%%|*} lcmd=${l#*|}
         for q in ${KERNEL_QUERIES:-never late seed count print}; do
-            case $q in
-                # The filter reads only the template's own fields: since
-                # 570a341 it runs before the socket is read.
-                never) tq='on tcp_probe where snd_cwnd == 123456789 print pid'
-                       bt='tracepoint:tcp:tcp_probe /args->snd_cwnd == 123456789/ { printf("%d\n", pid); }' ;;
-                # sport is a socket field: the filter runs after the record
-                # is built (the cost of `never` before 570a341).
-                late)  tq='on tcp_probe where snd_cwnd == 123456789 and sport == 1 print pid'
-                       bt='tracepoint:tcp:tcp_probe /args->snd_cwnd == 123456789 && args->sport == 1/ { printf("%d\n", pid); }' ;;
-                # The seed's probe with a window that never occurs.
-                seed)  tq='on tcp_select_window where win == 12345 print pid, comm'
-                       bt='tracepoint:net:net_dev_queue { $skb = (struct sk_buff *)args->skbaddr; $th = (struct tcphdr *)($skb->head + $skb->transport_header); if ($skb->sk != 0 && $th->window == 12345) { printf("%d %s\n", pid, comm); } }' ;;
-                count) tq='on tcp_probe count by comm'
-                       bt='tracepoint:tcp:tcp_probe { @[comm] = count(); }' ;;
-                print) tq='on tcp_probe print pid, comm, snd_cwnd'
-                       bt='tracepoint:tcp:tcp_probe { printf("%d %s %u\n", pid, comm, args->snd_cwnd); }' ;;
-            esac
-            run_under_load "tcpq-$lname-$q" "$lcmd" -- "$TCPQ" -e "$tq"
-            run_under_load "bt-$lname-$q" "$lcmd" -- "$BPFTRACE" -e "$bt"
-            python3 - "$OUT/kernel-tcpq-$lname-$q.stats" "$OUT/kernel-bt-$lname-$q.stats" "$lname" "$q" <<'EOF'
-import sys
+            python3 - "$OUT" "${l%%|*}" "$q" "$rounds" <<'EOF'
+import statistics, sys
+out, load, q, rounds = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 def rows(p): return [(n, int(t), int(c)) for n, t, c in (l.split() for l in open(p) if l.strip())]
-t, b = rows(sys.argv[1]), rows(sys.argv[2])
-main = [r for r in t if r[0].startswith("tcpq_") and not r[0].startswith("tcpq_own")]
-own = [r for r in t if r[0].startswith("tcpq_own")]
-bmain = [r for r in b if r[2] > 0 and "BEGIN" not in r[0] and "END" not in r[0]]
 def per(rs):
     n = sum(r[2] for r in rs); return (sum(r[1] for r in rs) / n if n else float("nan")), n
-(tm, tn), (bm, bn) = per(main), per(bmain)
-(om, on) = per(own)
+tcpq, own, bt = [], [], []
+for r in range(1, rounds + 1):
+    t = rows(f"{out}/kernel-tcpq-{load}-{q}-{r}.stats")
+    b = rows(f"{out}/kernel-bt-{load}-{q}-{r}.stats")
+    tcpq.append(per([x for x in t if x[0].startswith("tcpq_") and not x[0].startswith("tcpq_own")]))
+    own.append(per([x for x in t if x[0].startswith("tcpq_own")]))
+    bt.append(per([x for x in b if x[2] > 0 and "BEGIN" not in x[0] and "END" not in x[0]]))
+med = lambda xs, i: statistics.median(x[i] for x in xs)
+tm, bm = med(tcpq, 0), med(bt, 0)
+each = ", ".join(f"{a[0]:.0f}/{b[0]:.0f}" for a, b in zip(tcpq, bt))
 # The owner programs run on their own events (every send and receive,
 # state changes), not the template's: their cost per run, and how often.
-print(f"- {sys.argv[3]}, {sys.argv[4]}: tcpq template {tm:.0f} ns/event over {tn} events "
-      f"(owner tracking: {on} runs, {om:.0f} ns a run), "
-      f"bpftrace {bm:.0f} ns/event over {bn} events, template/bpftrace {tm/bm if bm else float('nan'):.2f}")
+print(f"- {load}, {q}: tcpq template {tm:.0f} ns/event over {med(tcpq, 1):.0f} events "
+      f"(owner tracking: {med(own, 1):.0f} runs, {med(own, 0):.0f} ns a run), "
+      f"bpftrace {bm:.0f} ns/event over {med(bt, 1):.0f} events, "
+      f"template/bpftrace {tm / bm if bm else float('nan'):.2f} (each round, tcpq/bpftrace: {each})")
 EOF
         done
     done
