@@ -292,14 +292,16 @@ fn panicking_test_cleans_up() {
 
 /// The surprise behind `add_loss`'s design: drops in the sender's own nft
 /// output hook are reported to TCP as local errors (`tcp_transmit_skb`
-/// fails), so the segment stays queued and is sent again as if new. The
-/// same 10% drop rate, once in the sender's output hook and once on the
-/// receiving side, on the same pair: the receiver sees far fewer holes and
-/// the sender counts fewer retransmissions per dropped packet when the drop
-/// is local. Both are compared per drop in one run, because the absolute
-/// numbers vary (measured over ~40 runs on the dev VM: output hook 0-0.33
-/// out-of-order segments and 0-1.2 retransmissions per drop; receiving
-/// side 1.5-4.7 and 3.4-5.1).
+/// fails), so the segment stays queued and is sent again without being
+/// counted as a retransmission. The same 10% drop rate, once in the sender's
+/// output hook and once on the receiving side, on the same pair, compared
+/// per drop in one run because the absolute numbers vary. Measured on the
+/// dev VM (2026-12-05, 4 MiB transfers, 12 runs): retransmissions per drop
+/// 0.04-0.73 in the output hook against 3.8-4.5 on the receiving side. The
+/// receiver's out-of-order count is printed but not asserted: local drops
+/// leave holes too (0.05-1.6 out-of-order segments per drop against
+/// 1.9-3.4 for receiving-side drops, nearly overlapping), an
+/// earlier version of this test that compared holes failed on CI.
 #[test]
 fn output_hook_drops_are_not_wire_loss() {
     if !common::require_root() {
@@ -308,7 +310,8 @@ fn output_hook_drops_are_not_wire_loss() {
     let pair = NetnsPair::new();
     let dir = TempDir::new("outdrop");
     pair.set_gso_max_segs(&pair.cli, 4);
-    // One 1 MiB transfer under `loss`; returns (dropped, ofo, retrans).
+    // One transfer under `loss`; returns (dropped, ofo, retrans).
+    const BYTES: u64 = 4 << 20;
     let transfer = |loss: common::Loss, port: u16, tag: &str| -> (u64, u64, u64) {
         let before = nstat(&pair.cli, &["TcpRetransSegs"]);
         let srv_before = nstat(&pair.srv, &["TcpExtTCPOFOQueue"]);
@@ -323,7 +326,7 @@ fn output_hook_drops_are_not_wire_loss() {
             &pair.cli,
             IpAddr::V4(pair.srv_v4()),
             port,
-            1 << 20,
+            BYTES,
             &["--max-seconds", "8", "--hold-seconds", "8"],
             dir.path(),
         );
@@ -334,7 +337,7 @@ fn output_hook_drops_are_not_wire_loss() {
         let rlog = server.wait(Duration::from_secs(10));
         let dropped = loss.dropped();
         drop(loss);
-        assert_eq!(rlog.bytes(), 1 << 20, "{tag}: {wlog:?} {rlog:?}");
+        assert_eq!(rlog.bytes(), BYTES, "{tag}: {wlog:?} {rlog:?}");
         assert!(dropped > 0, "{tag}: the rule dropped nothing");
         let retrans = after["TcpRetransSegs"] - before["TcpRetransSegs"];
         let ofo = srv_after["TcpExtTCPOFOQueue"] - srv_before["TcpExtTCPOFOQueue"];
@@ -355,14 +358,9 @@ fn output_hook_drops_are_not_wire_loss() {
         "{wire_d} lost on the wire but the receiver queued nothing out of order"
     );
     assert!(
-        out_ofo * wire_d * 3 < wire_ofo * out_d,
-        "output-hook drops left holes like wire loss: {out_ofo} out-of-order per {out_d} drops, \
-         against {wire_ofo} per {wire_d} on the wire"
-    );
-    assert!(
-        out_re * wire_d < wire_re * out_d,
+        out_re * wire_d * 2 < wire_re * out_d,
         "output-hook drops were retransmitted like wire loss: {out_re} per {out_d} drops, \
-         against {wire_re} per {wire_d} on the wire"
+         against {wire_re} per {wire_d} on the wire (out-of-order: {out_ofo} against {wire_ofo})"
     );
 }
 
