@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Why a never-matching filter costs tcpq more per event than bpftrace: the
 # shipped quick step against the same template built with the constant
-# compiled into the instruction (as bpftrace does), and bpftrace, one at a
-# time in turn, each under the same loopback load. An analysis, not part of
-# compare.sh: it builds an experimental template that tcpq never ships
+# compiled into the instruction (as bpftrace does), the same again with a
+# read of the configuration whose result nothing uses, and bpftrace, one at
+# a time in turn, each under the same loopback load. An analysis, not part of
+# compare.sh: it builds experimental templates that tcpq never ships
 # (tcpq's rule: a different `where` clause is different map contents, not a
 # different program).
 #
@@ -27,12 +28,18 @@ fmt=/sys/kernel/tracing/events/tcp/tcp_probe/format
 off=$(sed -n 's/.*field:__u32 snd_cwnd;[[:space:]]*offset:\([0-9]*\);.*/\1/p' "$fmt")
 [[ -n $off ]] || { echo "no snd_cwnd in $fmt" >&2; exit 1; }
 
-# The experimental object; TCPQ_TEST_TEMPLATE makes a debug tcpq use it.
+# The experimental objects; TCPQ_TEST_TEMPLATE makes a debug tcpq use them.
+# `immediate`: the constant in the instruction; `dead-read`: the same after
+# a read of the configuration that nothing uses.
 toolchain=$(sed -n 's/^channel = "\(.*\)"/\1/p' "$here/probe-templates/ebpf/rust-toolchain.toml")
-(cd "$here/probe-templates/ebpf" &&
-    TCPQ_EXPERIMENT_IMMEDIATE="$off:$value" CARGO_TARGET_DIR="$work/target" \
-        cargo +"$toolchain" build --quiet --release --bin tcp_probe)
-immediate="$work/target/bpfel-unknown-none/release/tcp_probe"
+build() {
+    (cd "$here/probe-templates/ebpf" &&
+        env TCPQ_EXPERIMENT_IMMEDIATE="$off:$value" CARGO_TARGET_DIR="$work/$1" "${@:2}" \
+            cargo +"$toolchain" build --quiet --release --bin tcp_probe)
+    echo "$work/$1/bpfel-unknown-none/release/tcp_probe"
+}
+immediate=$(build immediate)
+dead_read=$(build dead-read TCPQ_EXPERIMENT_DEAD_READ=1)
 (cd "$here" && cargo build --quiet)
 tcpq="$here/target/debug/tcpq"
 
@@ -71,6 +78,7 @@ if n and not name.startswith("tcpq_own") and name not in ("BEGIN", "END"):
 for _ in $(seq "$ROUNDS"); do
     measure shipped "$tcpq" -e "$query"
     TCPQ_TEST_TEMPLATE="tcp_probe=$immediate" measure immediate "$tcpq" -e "$query"
+    TCPQ_TEST_TEMPLATE="tcp_probe=$dead_read" measure dead-read "$tcpq" -e "$query"
     measure bpftrace bpftrace -e "$bt"
 done > "$work/res"
 
@@ -82,7 +90,7 @@ for line in open(sys.argv[1]):
     k, v = line.split()
     d[k].append(float(v))
 bt = statistics.median(d["bpftrace"])
-for k in ("shipped", "immediate", "bpftrace"):
+for k in ("shipped", "immediate", "dead-read", "bpftrace"):
     m = statistics.median(d[k])
     print(f"- {k}: {m:.1f} ns/event ({m / bt:.2f} of bpftrace) runs: " + ", ".join(f"{v:.1f}" for v in d[k]))
 PY

@@ -38,7 +38,7 @@ case "${1:-}" in
 esac
 
 # An experiment switch of the sources (benches/quick-step.sh), never shipped.
-unset TCPQ_EXPERIMENT_IMMEDIATE
+unset TCPQ_EXPERIMENT_IMMEDIATE TCPQ_EXPERIMENT_DEAD_READ
 
 command -v bpf-linker >/dev/null || { echo "bpf-linker missing: run $0 --install" >&2; exit 1; }
 

@@ -32,6 +32,13 @@ use tcpq_abi::{off, slot::probe as s, Event, TemplateConfig};
 #[tracepoint]
 pub fn tcpq_probe_tp(ctx: TracePointContext) -> u32 {
     if let Some((off, value)) = IMMEDIATE {
+        if DEAD_READ {
+            // The configuration's line, read and dropped: the verifier
+            // knows both values, and no instruction uses them.
+            if let Some(cfg) = config() {
+                let _ = unsafe { core::ptr::read_volatile(&cfg.quick.base) };
+            }
+        }
         let v = ctx_load(ctx.as_ptr(), off, 4).unwrap_or(0);
         if v != value {
             return 0;
@@ -53,6 +60,11 @@ const IMMEDIATE: Option<(u32, u64)> = match option_env!("TCPQ_EXPERIMENT_IMMEDIA
     Some(s) => Some(off_value(s.as_bytes())),
     None => None,
 };
+
+/// With [`IMMEDIATE`]: `TCPQ_EXPERIMENT_DEAD_READ=1` also reads two words
+/// of the configuration first and uses neither, to tell the cost of the
+/// load from the cost of what depends on it.
+const DEAD_READ: bool = option_env!("TCPQ_EXPERIMENT_DEAD_READ").is_some();
 
 /// `b"OFF:VALUE"`, both decimal.
 const fn off_value(s: &[u8]) -> (u32, u64) {
