@@ -264,7 +264,7 @@ host() {
     local tools=(
         "nothing attached|"
         "tcpq, never-matching filter, print pid (owner tracking on)|$TCPQ -e 'on tcp_probe where snd_cwnd == 123456789 print pid'"
-        "tcpq, never-matching filter, print snd_cwnd (no owner tracking)|$TCPQ -e 'on tcp_probe where snd_cwnd == 123456789 print snd_cwnd'"
+        "tcpq, never-matching filter, print task_pid (bpftrace's pid: the task on the CPU; no owner tracking)|$TCPQ -e 'on tcp_probe where snd_cwnd == 123456789 print task_pid'"
         "bpftrace, never-matching filter, print pid|$BPFTRACE -e 'tracepoint:tcp:tcp_probe /args->snd_cwnd == 123456789/ { printf(\"%d\\n\", pid); }'"
     )
     local t
