@@ -61,7 +61,7 @@ const IMMEDIATE: Option<(u32, u64)> = match option_env!("TCPQ_EXPERIMENT_IMMEDIA
     None => None,
 };
 
-/// With [`IMMEDIATE`]: `TCPQ_EXPERIMENT_DEAD_READ=1` also reads two words
+/// With [`IMMEDIATE`]: `TCPQ_EXPERIMENT_DEAD_READ=1` also reads two fields
 /// of the configuration first and uses neither, to tell the cost of the
 /// load from the cost of what depends on it.
 const DEAD_READ: bool = option_env!("TCPQ_EXPERIMENT_DEAD_READ").is_some();
