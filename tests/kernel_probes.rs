@@ -1598,6 +1598,92 @@ fn a_socket_written_in_turn_by_two_processes_names_each_writer() {
     assert_eq!(turns, vec![writer.clone(), child, writer], "{ctx}");
 }
 
+/// Owner tracking on every send and receive (`tcpq_own_io`) costs the
+/// host while it is attached, so a program that only prints the owner
+/// attaches it at its first event: traffic its filter rejects leaves it
+/// unattached, the first matching event attaches it, and the events name
+/// the process that connected (learned at connect, before the tracking).
+/// A filter on the owner attaches it at once. Ground truth: the raw
+/// tracepoint links tcpq's process holds (fdinfo) and the client's log.
+#[test]
+fn owner_tracking_waits_for_the_first_event_it_serves() {
+    if !common::require_root() {
+        return;
+    }
+    const IO: [&str; 2] = ["sock_recv_length", "sock_send_length"];
+    let io_links = |t: &Tcpq| -> Vec<String> {
+        common::bpf::raw_tp_links(t.pid().unwrap())
+            .into_iter()
+            .filter(|n| IO.contains(&n.as_str()))
+            .collect()
+    };
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let other = port + 1;
+    let dir = TempDir::new("owner-late");
+    let t = tcpq(&format!(
+        "on tcp_probe where dport == {port} print pid, comm"
+    ));
+    let eager = tcpq(&format!(
+        "on tcp_probe where comm == \"tcpq-nobody\" and dport == {port} print pid"
+    ));
+    assert_eq!(
+        io_links(&eager),
+        IO,
+        "a filter on comm needs the owner from the start"
+    );
+    assert_eq!(
+        io_links(&t),
+        Vec::<String>::new(),
+        "attached before any event"
+    );
+    // Traffic the filter rejects: still nothing attached.
+    let transfer = |port: u16| {
+        let mut server = Server::start(
+            &pair.srv,
+            IpAddr::V4(pair.srv_v4()),
+            port,
+            &["--max-seconds", "10"],
+            dir.path(),
+        );
+        let mut client = Client::start(
+            &pair.cli,
+            IpAddr::V4(pair.srv_v4()),
+            port,
+            64 << 10,
+            &["--max-seconds", "8"],
+            dir.path(),
+        );
+        let log = client.wait(Duration::from_secs(10));
+        server.wait(Duration::from_secs(10));
+        log
+    };
+    let rejected = transfer(other);
+    assert_eq!(rejected.bytes(), 64 << 10);
+    assert_eq!(
+        io_links(&t),
+        Vec::<String>::new(),
+        "attached for events the filter rejected"
+    );
+    let served = transfer(port);
+    let attached = common::wait_for(Duration::from_secs(5), || {
+        let l = io_links(&t);
+        (l == IO).then_some(l)
+    });
+    let now = io_links(&t);
+    let (events, ctx) = finish(t);
+    let (_, _ectx) = finish(eager);
+    assert!(
+        attached.is_some(),
+        "not attached after matching events: {now:?}{ctx}"
+    );
+    assert!(!events.is_empty(), "no events{ctx}");
+    for e in &events {
+        assert_eq!(field_u64(e, "pid"), served.pid() as u64, "{e}{ctx}");
+        assert_eq!(field_str(e, "comm"), "tcpq-writer", "{e}{ctx}");
+    }
+}
+
 /// The quick first step (`tcpq_abi::Quick`: the filter's first comparison,
 /// made before anything else from the tracepoint's record or the socket)
 /// must reject exactly what the whole filter rejects. Several tcpq

@@ -186,7 +186,8 @@ pub fn fast_read_kfunc(btf: &Btf) -> Option<u32> {
 
 /// Programs in every template object that record who owns each socket,
 /// and where they attach. They are attached before the template's main
-/// program, so the owner map is filling when the first event fires. All are
+/// program, so the owner map is filling when the first event fires
+/// ([`OWNER_IO`] may wait for that event: [`defers_owner_io`]). All are
 /// raw tracepoints: see `probe-templates/ebpf/src/common.rs` for why (a
 /// classic program running in process context makes the kernel skip every
 /// other classic program that fires on its CPU meanwhile).
@@ -199,13 +200,38 @@ pub fn owner_programs() -> Vec<(&'static str, Vec<Attach>)> {
         ("tcpq_own_state", vec![raw("sock", "inet_sock_set_state")]),
         ("tcpq_own_gone", vec![raw("tcp", "tcp_destroy_sock")]),
         (
-            "tcpq_own_io",
+            OWNER_IO,
             vec![
                 raw("sock", "sock_send_length"),
                 raw("sock", "sock_recv_length"),
             ],
         ),
     ]
+}
+
+/// The owner program that runs on every send and receive on the machine.
+const OWNER_IO: &str = "tcpq_own_io";
+
+/// Whether the session may leave [`OWNER_IO`] unattached until its first
+/// event: when every clause that uses the owner only prints it. Until
+/// then a socket's owner comes from the other owner programs (connect and
+/// listen), the listener that accepted it, or /proc at start; a filter or
+/// an aggregation over `pid` or `comm` in the kernel needs it from the
+/// start (its events may never reach tcpq otherwise). A one-liner that
+/// matches nothing then costs the host no program on its sends and
+/// receives (measured in docs/benchmarks.md).
+pub fn defers_owner_io(plan: &Plan) -> bool {
+    use tcpq_abi::slot;
+    let owner_slots = [slot::PID, slot::COMM_0, slot::COMM_1];
+    let users = plan.clauses.iter().filter(|c| c.uses_owner());
+    let mut any = false;
+    for c in users {
+        any = true;
+        if !c.action.is_print() || c.filter.iter().any(|i| owner_slots.contains(&i.slot)) {
+            return false;
+        }
+    }
+    any
 }
 
 /// Maps the clauses of a session share: the first template object's, reused
@@ -381,6 +407,9 @@ pub struct Attached {
     pub owner_gaps: Vec<String>,
     /// Owned so that [`Session`]'s drop can detach them in parallel.
     links: Vec<Link>,
+    /// Owner programs loaded but left unattached until this session's
+    /// first event ([`Session::attach_deferred`]): see [`defers_owner_io`].
+    deferred: Vec<(String, Vec<Attach>)>,
     pub(crate) ebpf: Ebpf,
     pub(crate) events: Option<RingBuf<MapData>>,
     /// `every DUR` without min/max: the totals read at the last interval,
@@ -734,11 +763,39 @@ impl Session {
         let t = Instant::now();
         preload(&mut prepared, &mut timings);
         timings.attach += t.elapsed();
+        let defer = defers_owner_io(plan);
         for p in prepared {
-            clauses.push(finish_clause(p, kernel, &mut timings, &mut seeds)?);
+            clauses.push(finish_clause(p, kernel, &mut timings, &mut seeds, defer)?);
         }
         crate::names::load_for(plan);
         Ok(Session { clauses, timings })
+    }
+
+    /// Attach the owner programs [`defers_owner_io`] left for the first
+    /// event; true when it attached any (once per session).
+    pub fn attach_deferred(&mut self) -> Result<bool, SessionError> {
+        let mut attached = false;
+        for c in &mut self.clauses {
+            let template = c.plan.template.clone();
+            for (program, points) in std::mem::take(&mut c.deferred) {
+                load_and_attach(
+                    &mut c.ebpf,
+                    &template,
+                    &program,
+                    &points,
+                    &mut c.links,
+                    &mut self.timings,
+                    None,
+                )?;
+                attached = true;
+            }
+        }
+        Ok(attached)
+    }
+
+    /// Whether [`Session::attach_deferred`] has programs to attach.
+    pub fn has_deferred(&self) -> bool {
+        self.clauses.iter().any(|c| !c.deferred.is_empty())
     }
 
     /// `attached 1 probe (tcp_select_window via net_dev_queue)`.
@@ -957,6 +1014,7 @@ fn finish_clause(
     kernel: &Kernel,
     timings: &mut Timings,
     seeds: &mut Seeds,
+    defer_io: bool,
 ) -> Result<Attached, SessionError> {
     let programs = prepared.programs();
     let n_owner = if prepared.owners {
@@ -975,6 +1033,7 @@ fn finish_clause(
     let t = Instant::now();
     let mut owner_gaps = Vec::new();
     let mut links = Vec::new();
+    let mut deferred = Vec::new();
     for (i, (program, points)) in programs.into_iter().enumerate() {
         if i == n_owner && first_owner {
             // Owners of sockets from before the start, once the owner
@@ -1000,6 +1059,13 @@ fn finish_clause(
             false => points,
         };
         if points.is_empty() {
+            continue;
+        }
+        if i < n_owner && defer_io && program == OWNER_IO {
+            // Verified now (a refusal is an error at start, not later),
+            // attached at the first event.
+            verify_raw(&mut ebpf, &template, &program, &points, timings)?;
+            deferred.push((program, points));
             continue;
         }
         load_and_attach(
@@ -1035,6 +1101,7 @@ fn finish_clause(
         strategy,
         owner_gaps,
         links,
+        deferred,
         ebpf,
         events,
         prev: Default::default(),
@@ -1284,6 +1351,35 @@ impl Seeds {
             Seeds::Scanning(_) => None,
         }
     }
+}
+
+/// Verify raw tracepoint `program` now, unless [`preload`] did.
+fn verify_raw(
+    ebpf: &mut Ebpf,
+    template: &str,
+    program: &str,
+    points: &[Attach],
+    timings: &mut Timings,
+) -> Result<(), SessionError> {
+    let prog = ebpf
+        .program_mut(program)
+        .ok_or_else(|| SessionError::MissingProgram {
+            template: template.to_owned(),
+            program: program.to_owned(),
+        })?;
+    let all = points
+        .iter()
+        .map(Attach::point)
+        .collect::<Vec<_>>()
+        .join(", ");
+    let fail = |source| classify(template, program, &all, source);
+    let tp: &mut RawTracePoint = prog.try_into().map_err(fail)?;
+    if let Some((took, n)) = verify_once!(&mut *tp).map_err(fail)? {
+        timings
+            .programs
+            .push((format!("{template}/{program}"), took, n));
+    }
+    Ok(())
 }
 
 fn load_and_attach(
@@ -1773,6 +1869,25 @@ mod tests {
         assert_eq!(owner("on tcp_retransmit print pid"), 1);
         assert_eq!(owner("on tcp_retransmit count by comm"), 1);
         assert_eq!(owner("on tcp_retransmit where comm == \"x\" count"), 1);
+    }
+
+    #[test]
+    fn owner_tracking_on_io_waits_only_when_the_owner_is_only_printed() {
+        let defers = |src: &str| defers_owner_io(&tcpq_dsl::compile(src, "<test>", &[]).unwrap());
+        assert!(defers("on tcp_retransmit print pid, comm"));
+        assert!(defers("on tcp_retransmit where dport == 80 print comm"));
+        assert!(defers(
+            "on tcp_retransmit print pid\non tcp_probe print snd_cwnd"
+        ));
+        // Nothing to track.
+        assert!(!defers("on tcp_retransmit print task_pid"));
+        // The kernel needs the owner before any event reaches tcpq.
+        assert!(!defers("on tcp_retransmit where pid == 1 print sport"));
+        assert!(!defers("on tcp_retransmit where comm == \"x\" print pid"));
+        assert!(!defers("on tcp_retransmit count by comm"));
+        assert!(!defers(
+            "on tcp_retransmit print pid\non tcp_probe count by comm"
+        ));
     }
 
     /// `BPF_PROG_LOAD` of a hand-assembled tracepoint program, with a

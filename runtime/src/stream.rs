@@ -370,7 +370,14 @@ async fn pump(
             r = ready => {
                 let k = r.map_err(StreamError::Poll)?;
                 let (i, fd) = &mut rings[k];
-                if drain(session, *i, fd.get_mut(), printer, out, events)? {
+                let before = *events;
+                let closed = drain(session, *i, fd.get_mut(), printer, out, events)?;
+                // The first event of a clause that prints the owner: from
+                // now on, learn who uses each socket (`defers_owner_io`).
+                if *events > before && session.has_deferred() && session.clauses[*i].plan.uses_owner() {
+                    session.attach_deferred()?;
+                }
+                if closed {
                     Some(StopReason::OutputClosed)
                 } else if printer.limits_reached(session) {
                     Some(StopReason::Limit)

@@ -64,3 +64,25 @@ pub fn assert_released(progs: &BTreeMap<u32, String>, maps: &[u32], how: &str) {
             .collect::<Vec<_>>()
     );
 }
+
+/// The tracepoint names of the raw tracepoint links `pid` holds (one entry
+/// a link), from each link fd's fdinfo (`link_type`, `tp_name`).
+pub fn raw_tp_links(pid: u32) -> Vec<String> {
+    let dir = format!("/proc/{pid}/fdinfo");
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}")) {
+        let Ok(text) = std::fs::read_to_string(entry.unwrap().path()) else {
+            continue;
+        };
+        let get = |key: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(key))
+                .map(|v| v.trim().to_owned())
+        };
+        if get("link_type:").as_deref() == Some("raw_tracepoint") {
+            names.extend(get("tp_name:"));
+        }
+    }
+    names.sort();
+    names
+}
