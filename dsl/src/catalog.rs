@@ -396,9 +396,10 @@ pub static COMMON_FIELDS: &[FieldDef] = &[
         Uint(Unit::None),
         &[slot::PID],
         32,
-        "process id of the socket's owner (the process that last used it; for a socket \
-         not used since tcpq started, the process holding it then, from /proc), 0 when \
-         unknown; NOT the task on the CPU, since events often fire in softirq",
+        "process id of the socket's owner (the process that last used it; before that \
+         is known, the one that connected or listened, or for a socket from before tcpq \
+         started the one holding it then, from /proc), 0 when unknown; NOT the task on \
+         the CPU, since events often fire in softirq",
     ),
     field(
         "comm",
