@@ -263,7 +263,8 @@ host() {
     sleep 0.5
     local tools=(
         "nothing attached|"
-        "tcpq, never-matching filter, print pid (owner tracking on)|$TCPQ -e 'on tcp_probe where snd_cwnd == 123456789 print pid'"
+        "tcpq, never-matching filter, print pid (owner tracking waits for the first event)|$TCPQ -e 'on tcp_probe where snd_cwnd == 123456789 print pid'"
+        "tcpq, never-matching filter on comm, print pid (owner tracking from the start)|$TCPQ -e 'on tcp_probe where comm == \"tcpq-nobody\" print pid'"
         "tcpq, never-matching filter, print task_pid (bpftrace's pid: the task on the CPU; no owner tracking)|$TCPQ -e 'on tcp_probe where snd_cwnd == 123456789 print task_pid'"
         "bpftrace, never-matching filter, print pid|$BPFTRACE -e 'tracepoint:tcp:tcp_probe /args->snd_cwnd == 123456789/ { printf(\"%d\\n\", pid); }'"
     )
