@@ -1064,7 +1064,8 @@ fn finish_clause(
         if i < n_owner && defer_io && program == OWNER_IO {
             // Verified now (a refusal is an error at start, not later),
             // attached at the first event.
-            verify_raw(&mut ebpf, &template, &program, &points, timings)?;
+            let prog = program_of(&mut ebpf, &template, &program)?;
+            verified_raw(prog, &template, &program, &point_list(&points), timings)?;
             deferred.push((program, points));
             continue;
         }
@@ -1353,33 +1354,45 @@ impl Seeds {
     }
 }
 
-/// Verify raw tracepoint `program` now, unless [`preload`] did.
-fn verify_raw(
-    ebpf: &mut Ebpf,
+/// `program` of a template object.
+fn program_of<'e>(
+    ebpf: &'e mut Ebpf,
     template: &str,
     program: &str,
-    points: &[Attach],
-    timings: &mut Timings,
-) -> Result<(), SessionError> {
-    let prog = ebpf
-        .program_mut(program)
+) -> Result<&'e mut aya::programs::Program, SessionError> {
+    ebpf.program_mut(program)
         .ok_or_else(|| SessionError::MissingProgram {
             template: template.to_owned(),
             program: program.to_owned(),
-        })?;
-    let all = points
+        })
+}
+
+/// `sock:sock_send_length, sock:sock_recv_length`: for error messages.
+fn point_list(points: &[Attach]) -> String {
+    points
         .iter()
         .map(Attach::point)
         .collect::<Vec<_>>()
-        .join(", ");
-    let fail = |source| classify(template, program, &all, source);
+        .join(", ")
+}
+
+/// `prog` as a raw tracepoint program, verified (now, unless [`preload`]
+/// did).
+fn verified_raw<'p>(
+    prog: &'p mut aya::programs::Program,
+    template: &str,
+    program: &str,
+    points: &str,
+    timings: &mut Timings,
+) -> Result<&'p mut RawTracePoint, SessionError> {
+    let fail = |source| classify(template, program, points, source);
     let tp: &mut RawTracePoint = prog.try_into().map_err(fail)?;
     if let Some((took, n)) = verify_once!(&mut *tp).map_err(fail)? {
         timings
             .programs
             .push((format!("{template}/{program}"), took, n));
     }
-    Ok(())
+    Ok(tp)
 }
 
 fn load_and_attach(
@@ -1391,17 +1404,8 @@ fn load_and_attach(
     timings: &mut Timings,
     btf_path: Option<&std::path::Path>,
 ) -> Result<(), SessionError> {
-    let prog = ebpf
-        .program_mut(program)
-        .ok_or_else(|| SessionError::MissingProgram {
-            template: template.to_owned(),
-            program: program.to_owned(),
-        })?;
-    let all = points
-        .iter()
-        .map(Attach::point)
-        .collect::<Vec<_>>()
-        .join(", ");
+    let prog = program_of(ebpf, template, program)?;
+    let all = point_list(points);
     let fail = |source| classify(template, program, &all, source);
     match points.first() {
         None => Ok(()),
@@ -1425,13 +1429,7 @@ fn load_and_attach(
             Ok(())
         }
         Some(Attach::RawTracepoint { .. }) => {
-            let tp: &mut RawTracePoint = prog.try_into().map_err(fail)?;
-            // `preload` verified it already, unless that failed.
-            if let Some((took, n)) = verify_once!(&mut *tp).map_err(fail)? {
-                timings
-                    .programs
-                    .push((format!("{template}/{program}"), took, n));
-            }
+            let tp = verified_raw(prog, template, program, &all, timings)?;
             for p in points {
                 let Attach::RawTracepoint { name, .. } = p else {
                     unreachable!("one program attaches one way")
