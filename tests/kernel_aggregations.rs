@@ -31,7 +31,7 @@
 
 mod common;
 
-use common::tcpgen::slow_reader_exchange;
+use common::tcpgen::{slow_reader_exchange, transfer};
 use common::tcpq::{field_str, field_u64, json_lines};
 use common::{ss_ti, sysctl, Capture, Client, NetnsPair, Server, Tcpq, TempDir};
 use serde_json::Value;
@@ -422,30 +422,16 @@ fn every_intervals_are_stamped_with_the_wall_clock() {
     json.wait_attached(Duration::from_secs(10));
     text.wait_attached(Duration::from_secs(10));
     // A slow reader spreads the writer's sends over about a second.
-    let mut server = Server::start(
-        &pair.srv,
-        IpAddr::V4(pair.srv_v4()),
-        port,
-        &[
-            "--read-size",
-            "16384",
-            "--read-delay-ms",
-            "15",
-            "--max-seconds",
-            "8",
-        ],
-        dir.path(),
-    );
-    let mut client = Client::start(
-        &pair.cli,
-        IpAddr::V4(pair.srv_v4()),
-        port,
-        1 << 20,
-        &["--max-seconds", "8"],
-        dir.path(),
-    );
-    let wlog = client.wait(Duration::from_secs(10));
-    server.wait(Duration::from_secs(10));
+    let server_args = [
+        "--read-size",
+        "16384",
+        "--read-delay-ms",
+        "15",
+        "--max-seconds",
+        "8",
+    ];
+    let client_args = ["--max-seconds", "8"];
+    let (wlog, _) = transfer(&pair, port, 1 << 20, &server_args, &client_args, dir.path());
     std::thread::sleep(Duration::from_millis(500));
     let (jstatus, jout, jerr) = json.stop(Duration::from_secs(5));
     let (tstatus, tout, terr) = text.stop(Duration::from_secs(5));

@@ -1639,24 +1639,8 @@ fn owner_tracking_waits_for_the_first_event_it_serves() {
     );
     // Traffic the filter rejects: still nothing attached.
     let transfer = |port: u16| {
-        let mut server = Server::start(
-            &pair.srv,
-            IpAddr::V4(pair.srv_v4()),
-            port,
-            &["--max-seconds", "10"],
-            dir.path(),
-        );
-        let mut client = Client::start(
-            &pair.cli,
-            IpAddr::V4(pair.srv_v4()),
-            port,
-            64 << 10,
-            &["--max-seconds", "8"],
-            dir.path(),
-        );
-        let log = client.wait(Duration::from_secs(10));
-        server.wait(Duration::from_secs(10));
-        log
+        let (server, client) = (["--max-seconds", "10"], ["--max-seconds", "8"]);
+        common::tcpgen::transfer(&pair, port, 64 << 10, &server, &client, dir.path()).0
     };
     let rejected = transfer(other);
     assert_eq!(rejected.bytes(), 64 << 10);

@@ -6,20 +6,28 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::time::Duration;
 
+/// Each fd's `/proc/<pid>/fdinfo` entry, as a lookup of its `key:` lines
+/// (`get("prog_id:")`), for those still readable.
+fn fdinfos(pid: u32) -> Vec<impl Fn(&str) -> Option<String>> {
+    let dir = format!("/proc/{pid}/fdinfo");
+    std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .filter_map(|entry| std::fs::read_to_string(entry.unwrap().path()).ok())
+        .map(|text| {
+            move |key: &str| {
+                text.lines()
+                    .find_map(|l| l.strip_prefix(key))
+                    .map(|v| v.trim().to_owned())
+            }
+        })
+        .collect()
+}
+
 /// BPF programs (id → tag) and maps (ids) whose fds `pid` holds.
 pub fn bpf_fds(pid: u32) -> (BTreeMap<u32, String>, Vec<u32>) {
     let mut progs = BTreeMap::new();
     let mut maps = Vec::new();
-    let dir = format!("/proc/{pid}/fdinfo");
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}")) {
-        let Ok(text) = std::fs::read_to_string(entry.unwrap().path()) else {
-            continue;
-        };
-        let get = |key: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .map(|v| v.trim().to_owned())
-        };
+    for get in fdinfos(pid) {
         if let (Some(id), Some(tag)) = (get("prog_id:"), get("prog_tag:")) {
             progs.insert(id.parse().unwrap(), tag);
         } else if let Some(id) = get("map_id:") {
@@ -68,21 +76,11 @@ pub fn assert_released(progs: &BTreeMap<u32, String>, maps: &[u32], how: &str) {
 /// The tracepoint names of the raw tracepoint links `pid` holds (one entry
 /// a link), from each link fd's fdinfo (`link_type`, `tp_name`).
 pub fn raw_tp_links(pid: u32) -> Vec<String> {
-    let dir = format!("/proc/{pid}/fdinfo");
-    let mut names = Vec::new();
-    for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir}: {e}")) {
-        let Ok(text) = std::fs::read_to_string(entry.unwrap().path()) else {
-            continue;
-        };
-        let get = |key: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(key))
-                .map(|v| v.trim().to_owned())
-        };
-        if get("link_type:").as_deref() == Some("raw_tracepoint") {
-            names.extend(get("tp_name:"));
-        }
-    }
+    let mut names: Vec<String> = fdinfos(pid)
+        .into_iter()
+        .filter(|get| get("link_type:").as_deref() == Some("raw_tracepoint"))
+        .filter_map(|get| get("tp_name:"))
+        .collect();
     names.sort();
     names
 }

@@ -159,7 +159,6 @@ pub fn slow_reader_exchange(
     idle: &str,
     dir: &Path,
 ) -> (TcpGenLog, TcpGenLog) {
-    let addr = IpAddr::V4(pair.srv_v4());
     let server_args = [
         "--idle-before-read",
         idle,
@@ -170,8 +169,31 @@ pub fn slow_reader_exchange(
         "--max-seconds",
         "8",
     ];
-    let mut server = Server::start(&pair.srv, addr, port, &server_args, dir);
-    let mut client = Client::start(&pair.cli, addr, port, 1 << 20, &["--max-seconds", "8"], dir);
+    transfer(
+        pair,
+        port,
+        1 << 20,
+        &server_args,
+        &["--max-seconds", "8"],
+        dir,
+    )
+}
+
+/// One transfer in `pair`, over IPv4 to `port`: a server started with
+/// `server_args`, a client that writes `bytes` with `client_args`. Returns
+/// the client's log and the server's once both are done (10 s each at
+/// most).
+pub fn transfer(
+    pair: &NetnsPair,
+    port: u16,
+    bytes: u64,
+    server_args: &[&str],
+    client_args: &[&str],
+    dir: &Path,
+) -> (TcpGenLog, TcpGenLog) {
+    let addr = IpAddr::V4(pair.srv_v4());
+    let mut server = Server::start(&pair.srv, addr, port, server_args, dir);
+    let mut client = Client::start(&pair.cli, addr, port, bytes, client_args, dir);
     let wlog = client.wait(Duration::from_secs(10));
     let rlog = server.wait(Duration::from_secs(10));
     (wlog, rlog)
