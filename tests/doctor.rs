@@ -160,3 +160,56 @@ fn without_kernel_btf_doctor_says_what_still_runs_and_btf_flag_restores_it() {
     assert_eq!(run.status.code(), Some(0), "{stderr}");
     assert!(stderr.contains("tcp_state via raw_tracepoint"), "{stderr}");
 }
+
+/// `tcpq_runtime::netns` finds the namespaces a test creates by their
+/// `ip netns` names, and code run inside one sees that namespace (its
+/// inode, its own loopback-only interface list, its own sysctls), while
+/// the calling thread stays in the host namespace.
+#[test]
+fn netns_lists_and_enters_the_namespaces_ip_netns_made() {
+    use tcpq_runtime::netns;
+    if !common::require_root() {
+        return;
+    }
+    let pair = common::NetnsPair::new();
+    common::exec_ok(
+        &pair.srv,
+        &["sysctl", "-qw", "net.ipv4.tcp_window_scaling=0"],
+    );
+    let host = netns::current_inode().unwrap();
+    let all = netns::list().unwrap();
+    assert!(all[0].current && all[0].inode == host, "{all:?}");
+    for name in [&pair.cli, &pair.srv] {
+        let ns = all
+            .iter()
+            .find(|n| n.names.contains(name))
+            .unwrap_or_else(|| panic!("{name} not listed: {all:?}"));
+        assert_eq!(netns::find(name).unwrap(), *ns);
+        let expected =
+            netns::inode_of(std::path::Path::new(&format!("/run/netns/{name}"))).unwrap();
+        assert_eq!(ns.inode, expected);
+        assert_ne!(ns.inode, host);
+        let (inode, links, scaling) = netns::run_in(ns, || {
+            let links: Vec<String> = std::fs::read_dir("/proc/thread-self/net/dev_snmp6")
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect()
+                })
+                .unwrap_or_default();
+            let scaling = std::fs::read_to_string("/proc/sys/net/ipv4/tcp_window_scaling").unwrap();
+            (
+                netns::current_inode().unwrap(),
+                links,
+                scaling.trim().to_owned(),
+            )
+        })
+        .unwrap();
+        assert_eq!(inode, ns.inode);
+        let veth = pair.if_of(name);
+        assert!(links.iter().any(|l| l == veth), "{name}: {links:?}");
+        assert_eq!(scaling, if *name == pair.srv { "0" } else { "1" }, "{name}");
+    }
+    // The caller never moved.
+    assert_eq!(netns::current_inode().unwrap(), host);
+}

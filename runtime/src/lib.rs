@@ -10,6 +10,7 @@ pub mod btf;
 pub mod features;
 pub mod hz;
 pub mod names;
+pub mod netns;
 pub mod offsets;
 pub mod owners;
 pub mod probe_kernel;
