@@ -90,7 +90,7 @@ pub fn current_inode() -> io::Result<u64> {
 pub fn list() -> io::Result<Vec<Netns>> {
     let current = current_inode()?;
     let mut all: Vec<Netns> = Vec::new();
-    let mut add = |all: &mut Vec<Netns>, inode: u64, path: PathBuf, name: Option<String>| {
+    let add = |all: &mut Vec<Netns>, inode: u64, path: PathBuf, name: Option<String>| {
         match all.iter_mut().find(|n| n.inode == inode) {
             Some(n) => {
                 if let Some(name) = name {
