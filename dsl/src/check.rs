@@ -109,6 +109,18 @@ pub fn check(resolved: &Resolved) -> Result<Checked, Vec<Diagnostic>> {
             output,
         });
     }
+    // Fail closed: a program is accepted only if every `where` that was
+    // not left out (an optional parameter not given) compiled. A condition
+    // dropped without a diagnostic would run as "every event".
+    if c.diagnostics.is_empty() {
+        for (rc, cc) in resolved.clauses.iter().zip(&clauses) {
+            if let Some(w) = &rc.filter {
+                if !matches!(w.expr, RExpr::Omitted) && cc.filter.is_none() {
+                    c.diagnostics.push(dropped_filter(w.span.clone()));
+                }
+            }
+        }
+    }
     if resolved.clauses.len() > MAX_CLAUSES {
         let extra = &resolved.clauses[MAX_CLAUSES];
         c.diagnostics.push(
@@ -129,6 +141,17 @@ pub fn check(resolved: &Resolved) -> Result<Checked, Vec<Diagnostic>> {
     } else {
         Err(c.diagnostics)
     }
+}
+
+/// The internal error for a `where` clause that compiled to nothing.
+fn dropped_filter(span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::Internal,
+        "internal error: this `where` clause was not compiled, so nothing will run",
+        span,
+        "this condition was lost",
+    )
+    .with_help("this is a bug in tcpq, not in your program; please report it with the program text")
 }
 
 pub(crate) fn filter_too_long(n: usize, span: Span) -> Diagnostic {
@@ -1059,6 +1082,44 @@ impl Checker {
                 };
                 let words = tcpq_abi::addr_words(&bytes);
                 Some(multi(def, op, words))
+            }
+            // `"*nginx"`, `"ngin*x"`, `"ng?nx"`: a shell pattern, which
+            // tcpq does not match (only a trailing `*` means "starts
+            // with"). Matched as written it would silently find nothing.
+            (FieldType::Comm, Value::Str(s))
+                if s.trim_end_matches('*').contains(['*', '?', '[']) || s.ends_with("**") =>
+            {
+                let at = s.find(['*', '?', '[']).unwrap_or(0);
+                let stem: String = s
+                    .chars()
+                    .filter(|c| !matches!(c, '*' | '?' | '[' | ']'))
+                    .collect();
+                let help = if at == 0 || stem.is_empty() {
+                    format!(
+                        "tcpq matches a command name exactly, or by its start with one trailing \
+                         `*` (`{} == \"{stem}*\"`); there is no suffix or substring match",
+                        def.name
+                    )
+                } else {
+                    format!(
+                        "only a trailing `*` is a pattern (\"starts with\"): write `{} == \"{}*\"`",
+                        def.name,
+                        &s[..at]
+                    )
+                };
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Code::InvalidLiteral,
+                        format!(
+                            "{} looks like a shell pattern, which tcpq would match literally",
+                            shown(lit)
+                        ),
+                        lit.span.clone(),
+                        "`*`, `?` or `[` inside a name",
+                    )
+                    .with_help(help),
+                );
+                None
             }
             (FieldType::Comm, Value::Str(s)) if s.ends_with('*') => {
                 // `"nginx*"`: the command name starts with `nginx`.

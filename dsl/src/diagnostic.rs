@@ -85,6 +85,11 @@ pub enum Code {
     /// A field the program uses that this kernel cannot provide (its
     /// struct member is missing from BTF, or the tracepoint lacks it).
     FieldUnavailable,
+    // -- tcpq itself (E09xx) ----------------------------------------------
+    /// A pass produced something inconsistent (a `where` clause that
+    /// compiled to nothing without an error): a bug in tcpq, reported
+    /// instead of running a program that means less than was written.
+    Internal,
 }
 
 impl Code {
@@ -123,6 +128,7 @@ impl Code {
         Code::DuplicateParamDecl,
         Code::UnknownDirective,
         Code::FieldUnavailable,
+        Code::Internal,
     ];
 
     /// The number shown as `E0102`.
@@ -161,6 +167,7 @@ impl Code {
             Code::DuplicateParamDecl => 406,
             Code::UnknownDirective => 407,
             Code::FieldUnavailable => 501,
+            Code::Internal => 900,
         }
     }
 }

@@ -72,12 +72,28 @@ fn clause(out: &mut String, number: usize, c: &ClausePlan) {
             );
         }
     }
+    let own_words = probe
+        .filter(|p| !p.implicit.is_empty())
+        .map(|p| p.implicit_words);
     match &c.where_source {
-        None => {
+        None if c.filter.is_empty() => {
             let _ = writeln!(
                 out,
                 "  where:    (none) every event passes; no filter instructions"
             );
+        }
+        None => {
+            // A view (`tcp_connect`) keeps its own condition.
+            let _ = writeln!(out, "  where:    (none written)");
+            wrap(
+                out,
+                &format!(
+                    "the probe's own condition: {}",
+                    own_words.unwrap_or("(not in this catalog)")
+                ),
+                "            ",
+            );
+            filter_text(out, probe, &c.filter);
         }
         Some(src) => {
             let _ = writeln!(out, "  where:    {src}");
@@ -109,16 +125,14 @@ fn clause(out: &mut String, number: usize, c: &ClausePlan) {
                     "            ",
                 );
             }
-            let _ = writeln!(
-                out,
-                "            filter: {} instruction{} (of at most {}); jumps only go forward",
-                c.filter.len(),
-                if c.filter.len() == 1 { "" } else { "s" },
-                tcpq_abi::MAX_INSNS
-            );
-            for (k, insn) in c.filter.iter().enumerate() {
-                let _ = writeln!(out, "              {k:>2}: {}", insn_text(probe, insn));
+            if let Some(w) = own_words {
+                wrap(
+                    out,
+                    &format!("and the probe's own condition, tested first: {w}"),
+                    "            ",
+                );
             }
+            filter_text(out, probe, &c.filter);
         }
     }
     match &c.action {
@@ -207,6 +221,20 @@ fn clause(out: &mut String, number: usize, c: &ClausePlan) {
             "  limit:    stop (and detach) after {n} printed event{}",
             if n == 1 { "" } else { "s" }
         );
+    }
+}
+
+/// Every instruction of the filter, as the template runs them.
+fn filter_text(out: &mut String, probe: Option<&catalog::ProbeDef>, filter: &[Insn]) {
+    let _ = writeln!(
+        out,
+        "            filter: {} instruction{} (of at most {}); jumps only go forward",
+        filter.len(),
+        if filter.len() == 1 { "" } else { "s" },
+        tcpq_abi::MAX_INSNS
+    );
+    for (k, insn) in filter.iter().enumerate() {
+        let _ = writeln!(out, "              {k:>2}: {}", insn_text(probe, insn));
     }
 }
 

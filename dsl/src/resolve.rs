@@ -325,7 +325,9 @@ impl Resolver<'_> {
             });
         }
         let names = probe.all_fields().map(|f| f.name);
-        let mut help = suggest(&id.name, names).map(|s| format!("did you mean `{s}`?"));
+        let mut help = alias_of(probe, &id.name)
+            .or_else(|| suggest(&id.name, names))
+            .map(|s| format!("did you mean `{s}`?"));
         if help.is_none() {
             // A field of another probe is a common confusion.
             if let Some(p) = catalog::PROBES.iter().find(|p| p.field(&id.name).is_some()) {
@@ -384,6 +386,28 @@ impl Resolver<'_> {
                         "a name, not a string",
                     )
                     .with_help(format!("quote it: `{} == \"{}\"`", field.def.name, id.name)),
+                );
+                return;
+            }
+            FieldType::Addr => {
+                let example = if id.name == "localhost" {
+                    format!("`{0} == 127.0.0.1` or `{0} == ::1`", field.def.name)
+                } else {
+                    format!("`{} == 192.0.2.10`", field.def.name)
+                };
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Code::TypeMismatch,
+                        format!(
+                            "`{}` is a name; `{}` holds an address",
+                            id.name, field.def.name
+                        ),
+                        id.span.clone(),
+                        "a name, not an address",
+                    )
+                    .with_help(format!(
+                        "tcpq compares addresses and never resolves host names: write {example}"
+                    )),
                 );
                 return;
             }
@@ -582,18 +606,6 @@ impl Resolver<'_> {
                 if let (true, Operand::Field(f)) = (absent, lhs) {
                     return self.omit(probe, Some(f), format!("{} in [...]", f.name));
                 }
-                let items: Vec<Option<RSetItem>> = items
-                    .iter()
-                    .map(|i| match i {
-                        ast::SetItem::One(o) => self.value(o).map(RSetItem::One),
-                        ast::SetItem::Range { lo, hi, span } => {
-                            Some(RSetItem::Range(lo.clone(), hi.clone(), span.clone()))
-                        }
-                        ast::SetItem::Cidr { addr, len, span } => {
-                            Some(RSetItem::Cidr(*addr, *len, span.clone()))
-                        }
-                    })
-                    .collect();
                 let field = match lhs {
                     Operand::Field(f) => self.field(probe, f, None),
                     Operand::Arith { span, .. } => {
@@ -624,14 +636,129 @@ impl Resolver<'_> {
                         None
                     }
                 };
-                match (field, items.iter().all(Option::is_some)) {
+                // Every item resolves, or is reported: a set never loses a
+                // member silently (a bare `nginx` once dropped the whole
+                // `where` clause without a word).
+                let resolved: Vec<Option<RSetItem>> = items
+                    .iter()
+                    .map(|i| self.set_item(field.as_ref(), i, items))
+                    .collect();
+                match (field, resolved.iter().all(Option::is_some)) {
                     (Some(field), true) => RExpr::In {
                         field,
-                        items: items.into_iter().flatten().collect(),
+                        items: resolved.into_iter().flatten().collect(),
                         span: span.clone(),
                     },
                     _ => RExpr::Invalid,
                 }
+            }
+        }
+    }
+
+    /// One member of `field in [...]`. A bare name is never a value here
+    /// (the parser has already turned TCP states, families, `true` and
+    /// `false` into constants): it is reported with the fix, against the
+    /// field's type when the field is known. `None` only after reporting.
+    fn set_item(
+        &mut self,
+        field: Option<&RField>,
+        item: &ast::SetItem,
+        all: &[ast::SetItem],
+    ) -> Option<RSetItem> {
+        match item {
+            ast::SetItem::One(Operand::Field(id)) => {
+                if let Some(f) = field {
+                    self.name_in_set(f, id, all);
+                } else if id.name.is_empty() {
+                    // Only an internal parse failure, already reported.
+                } else {
+                    // The set's field is unknown (reported): the name can
+                    // still not be a value.
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            Code::NeedFieldAndValue,
+                            format!("`{}` is a name, not a value", id.name),
+                            id.span.clone(),
+                            "not a value",
+                        )
+                        .with_help(
+                            "a set holds values: numbers, quoted strings, addresses, \
+                             ranges (`8000..8100`) or prefixes (`10.0.0.0/8`)",
+                        ),
+                    );
+                }
+                None
+            }
+            ast::SetItem::One(Operand::Arith { span, .. }) => {
+                self.unsupported_arith(span.clone());
+                None
+            }
+            ast::SetItem::One(o) => self.value(o).map(RSetItem::One),
+            ast::SetItem::Range { lo, hi, span } => {
+                Some(RSetItem::Range(lo.clone(), hi.clone(), span.clone()))
+            }
+            ast::SetItem::Cidr { addr, len, span } => {
+                Some(RSetItem::Cidr(*addr, *len, span.clone()))
+            }
+        }
+    }
+
+    /// A bare name inside `field in [...]`: a command name without quotes,
+    /// a typo'd constant, or a field where a value belongs.
+    fn name_in_set(&mut self, field: &RField, id: &ast::Ident, all: &[ast::SetItem]) {
+        match field.def.ty {
+            FieldType::TcpState | FieldType::Family | FieldType::Addr => {
+                self.unknown_value_name(field, id)
+            }
+            FieldType::Comm => {
+                // Show the whole set as it should be written.
+                let fixed: Vec<String> = all
+                    .iter()
+                    .map(|i| match i {
+                        ast::SetItem::One(Operand::Field(n)) => format!("\"{}\"", n.name),
+                        ast::SetItem::One(Operand::Literal(l)) => l.value.to_string(),
+                        ast::SetItem::One(Operand::Param(p)) => format!("${}", p.name),
+                        other => format!("{other:?}"),
+                    })
+                    .collect();
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Code::TypeMismatch,
+                        format!(
+                            "`{}` is a name, but `{}` holds command names, which are strings",
+                            id.name, field.def.name
+                        ),
+                        id.span.clone(),
+                        "a name, not a string",
+                    )
+                    .with_help(format!(
+                        "strings are quoted: \"{}\"; write `{} in [{}]`",
+                        id.name,
+                        field.def.name,
+                        fixed.join(", ")
+                    )),
+                );
+            }
+            _ => {
+                let what = if field_named(field, &id.name) {
+                    format!("`{}` is a field, not a value", id.name)
+                } else {
+                    format!("`{}` is not a value", id.name)
+                };
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Code::NeedFieldAndValue,
+                        what,
+                        id.span.clone(),
+                        format!("expected {}", catalog::type_words(field.def.ty)),
+                    )
+                    .with_help(format!(
+                        "a set holds values of `{}` ({}), e.g. `{}`",
+                        field.def.name,
+                        catalog::type_words(field.def.ty),
+                        set_example(field)
+                    )),
+                );
             }
         }
     }
@@ -645,6 +772,27 @@ impl Resolver<'_> {
         span: Span,
     ) -> RExpr {
         let is_value = |o: &Operand| matches!(o, Operand::Literal(_) | Operand::Param(_));
+        // `daddr == 10.0.0.0/8` reads as an address divided by 8: it is a
+        // prefix, which `in` tests.
+        if let Some((field, prefix)) = prefix_compared(lhs, rhs) {
+            let fix = match op.op {
+                CmpOp::Ne => format!("not {field} in {prefix}"),
+                _ => format!("{field} in {prefix}"),
+            };
+            self.diagnostics.push(
+                Diagnostic::error(
+                    Code::UnsupportedOperator,
+                    format!(
+                        "`{prefix}` is an address prefix; `{}` compares one address",
+                        cmp_symbol(op.op)
+                    ),
+                    span,
+                    format!("a prefix compared with `{}`", cmp_symbol(op.op)),
+                )
+                .with_help(format!("test membership with `in`: `{fix}`")),
+            );
+            return RExpr::Invalid;
+        }
         let (field_id, scale, value_op, cmp) = match (lhs, rhs) {
             (a @ Operand::Arith { .. }, v) | (v, a @ Operand::Arith { .. }) if is_value(v) => {
                 let mirrored = std::ptr::eq(v, lhs);
@@ -762,6 +910,109 @@ impl Resolver<'_> {
             },
             _ => RExpr::Invalid,
         }
+    }
+}
+
+/// `FIELD == ADDR/LEN` (either way round): the field's name and the prefix
+/// as written.
+fn prefix_compared(lhs: &Operand, rhs: &Operand) -> Option<(String, String)> {
+    let prefix = |o: &Operand| match o {
+        Operand::Arith {
+            lhs,
+            op: ArithOp::Div,
+            rhs,
+            ..
+        } => match (&**lhs, &**rhs) {
+            (
+                Operand::Literal(Literal {
+                    value: Value::Addr(a),
+                    ..
+                }),
+                Operand::Literal(Literal {
+                    value:
+                        Value::Int {
+                            value: n,
+                            suffix: None,
+                        },
+                    ..
+                }),
+            ) => Some(format!("{a}/{n}")),
+            _ => None,
+        },
+        _ => None,
+    };
+    match (lhs, rhs) {
+        (Operand::Field(f), o) | (o, Operand::Field(f)) => Some((f.name.clone(), prefix(o)?)),
+        _ => None,
+    }
+}
+
+/// What people from other tools call a field: BCC's and ss's column
+/// names, bpftrace's builtins. Only suggested when the probe has the field.
+const ALIASES: &[(&str, &str)] = &[
+    ("cmd", "comm"),
+    ("command", "comm"),
+    ("process", "comm"),
+    ("proc", "comm"),
+    ("task", "task_comm"),
+    ("lport", "sport"),
+    ("local_port", "sport"),
+    ("src_port", "sport"),
+    ("rport", "dport"),
+    ("remote_port", "dport"),
+    ("dst_port", "dport"),
+    ("port", "dport"),
+    ("laddr", "saddr"),
+    ("src", "saddr"),
+    ("local", "saddr"),
+    ("raddr", "daddr"),
+    ("dst", "daddr"),
+    ("remote", "daddr"),
+    ("rtt", "srtt"),
+    ("cwnd", "snd_cwnd"),
+    ("window", "rcv_wnd"),
+    ("wnd", "rcv_wnd"),
+    ("wscale", "rcv_wscale"),
+    ("tgid", "pid"),
+    ("tid", "task_pid"),
+    ("af", "family"),
+    ("retrans", "total_retrans"),
+    ("retransmits", "total_retrans"),
+    ("tx_bytes", "bytes_acked"),
+    ("rx_bytes", "bytes_received"),
+    ("newstate", "state"),
+];
+
+/// The probe's field another tool calls `name`, if any.
+pub(crate) fn alias_of(probe: &ProbeDef, name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    ALIASES
+        .iter()
+        .find(|(a, _)| *a == lower)
+        .and_then(|(_, f)| probe.field(f))
+        .map(|f| f.name)
+        .filter(|f| *f != name)
+}
+
+/// Whether `name` is a field of the probe `f` belongs to.
+fn field_named(f: &RField, name: &str) -> bool {
+    catalog::PROBES
+        .iter()
+        .filter(|p| p.field(f.def.name).is_some_and(|d| std::ptr::eq(d, f.def)))
+        .any(|p| p.field(name).is_some())
+}
+
+/// A well-formed set for the field, for help lines.
+fn set_example(f: &RField) -> String {
+    let n = f.def.name;
+    match f.def.ty {
+        FieldType::Port => format!("{n} in [80, 443, 8000..8100]"),
+        FieldType::Addr => format!("{n} in [10.0.0.1, 192.168.0.0/16, ::1]"),
+        FieldType::Bool => format!("{n} in [true]"),
+        FieldType::Comm => format!("{n} in [\"nginx\", \"envoy\"]"),
+        FieldType::TcpState => format!("{n} in [ESTABLISHED, CLOSE_WAIT]"),
+        FieldType::Family => format!("{n} in [AF_INET, AF_INET6]"),
+        FieldType::Uint(_) | FieldType::Int(_) => format!("{n} in [0, 1, 10..20]"),
     }
 }
 

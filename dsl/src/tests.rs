@@ -4,6 +4,7 @@
 use super::*;
 use crate::ast::{self, Expr, Operand, Value};
 use crate::plan::{Action, CmpOp, Jump};
+use crate::recipe::Params;
 use proptest::prelude::*;
 use std::net::IpAddr;
 
@@ -275,9 +276,87 @@ fn every_code_from_a_program() {
     assert_eq!(d.code, FieldUnavailable);
     assert_eq!(&src[d.span.clone()], "rcv_space");
     covered.insert(FieldUnavailable);
+    // A pass that loses a condition without a word: the checker refuses
+    // the program instead of planning "every event".
+    let program = parse("on tcp_probe where dport == 443 print pid").unwrap();
+    let mut resolved = resolve(&program, &Params::default());
+    resolved.clauses[0].filter.as_mut().unwrap().expr = resolve::RExpr::Invalid;
+    let got: Vec<Code> = check(&resolved)
+        .unwrap_err()
+        .iter()
+        .map(|d| d.code)
+        .collect();
+    assert_eq!(got, [Internal]);
+    covered.insert(Internal);
     for c in Code::ALL {
         assert!(covered.contains(c), "no test produces {c:?}");
     }
+}
+
+/// Issue 18: a bare name inside a set dropped the whole `where` clause
+/// (`--explain` showed 0 instructions; a run would stream every event).
+/// Each is now an error pointing at the name, with the fix.
+#[test]
+fn bare_names_in_sets_are_located_errors_never_dropped() {
+    let cases: &[(&str, &[&str], Code)] = &[
+        (
+            "on tcp_probe where comm in [nginx, envoy] and dport == 443 print pid, comm",
+            &["nginx", "envoy"],
+            Code::TypeMismatch,
+        ),
+        (
+            "on tcp_probe where state in [ESTABLISHED, BOGUS] print pid",
+            &["BOGUS"],
+            Code::UnknownConstant,
+        ),
+        (
+            "on tcp_probe where dport in [srtt] print pid",
+            &["srtt"],
+            Code::NeedFieldAndValue,
+        ),
+        (
+            "on tcp_probe where dport in [443, https] print pid",
+            &["https"],
+            Code::NeedFieldAndValue,
+        ),
+        (
+            "on tcp_probe where comm in nginx print pid",
+            &["nginx"],
+            Code::TypeMismatch,
+        ),
+        (
+            "on tcp_probe where family in [AF_INET, AF_INET7] print pid",
+            &["AF_INET7"],
+            Code::UnknownConstant,
+        ),
+        (
+            "on tcp_probe where bogus in [x] print pid",
+            &["bogus", "x"],
+            Code::UnknownField,
+        ),
+    ];
+    for (src, names, first) in cases {
+        let ds = compile(src, "<test>", &[]).expect_err(src);
+        assert_eq!(ds[0].code, *first, "{src}");
+        let pointed: Vec<&str> = ds.iter().map(|d| &src[d.span.clone()]).collect();
+        assert_eq!(pointed, *names, "{src}");
+        for d in ds.iter().filter(|d| d.code != Code::UnknownField) {
+            assert!(d.help.is_some(), "{src}: {d:?}");
+        }
+    }
+    let ds = compile(cases[0].0, "<test>", &[]).unwrap_err();
+    assert!(
+        ds[0]
+            .help
+            .as_deref()
+            .unwrap()
+            .contains(r#"strings are quoted: "nginx"; write `comm in ["nginx", "envoy"]`"#),
+        "{:?}",
+        ds[0].help
+    );
+    // Quoted, the same set compiles to one test per name and slot.
+    let p = ok(r#"on tcp_probe where comm in ["nginx", "envoy"] and dport == 443 print pid"#);
+    assert_eq!(p.clauses[0].filter.len(), 5);
 }
 
 #[test]
@@ -757,4 +836,139 @@ fn a_first_test_of_a_copied_socket_value_prefers_the_classic_tracepoint() {
         .map(|s| s.program.as_str())
         .collect();
     assert_eq!(programs, ["tcpq_probe_tp", "tcpq_probe_rtp"]);
+}
+
+// ---- accepted means what was written, across probes ---------------------
+
+/// Comparisons written in a condition: each compare or bare field is one,
+/// each member of a set is one.
+fn leaves(e: &Expr) -> usize {
+    match e {
+        Expr::Compare { .. } | Expr::Bare(_) => 1,
+        Expr::In { items, .. } => items.len(),
+        Expr::Not { expr, .. } => leaves(expr),
+        Expr::And { lhs, rhs, .. } | Expr::Or { lhs, rhs, .. } => leaves(lhs) + leaves(rhs),
+    }
+}
+
+/// Values of every kind, right and wrong, including bare names that are
+/// constants, fields, typos and unquoted strings.
+const ANY_VALUES: &[&str] = &[
+    "0",
+    "1",
+    "443",
+    "65535",
+    "70000",
+    "-1",
+    "64KiB",
+    "1.5ms",
+    "10ms",
+    "2seg",
+    "\"nginx\"",
+    "\"ng*\"",
+    "nginx",
+    "10.0.0.1",
+    "::1",
+    "10.0.0.0/8",
+    "80..443",
+    "9..1",
+    "ESTABLISHED",
+    "BOGUS",
+    "AF_INET",
+    "true",
+    "false",
+    "srtt",
+    "dport",
+    "NETFILTER_DROP",
+    "TCP_RESET",
+    "https",
+    "EPERM",
+    "$port",
+];
+
+fn arb_any_leaf() -> impl Strategy<Value = (usize, String)> {
+    let probes = catalog::PROBES.len();
+    (
+        0..probes,
+        0usize..64,
+        0..ANY_VALUES.len(),
+        0usize..7,
+        proptest::collection::vec(0..ANY_VALUES.len(), 1..4),
+    )
+        .prop_map(|(p, f, v, op, set)| {
+            let probe = &catalog::PROBES[p];
+            let fields: Vec<_> = probe.all_fields().collect();
+            let field = fields[f % fields.len()].name;
+            let ops = ["==", "!=", "<", ">=", "in", "in-set", "bare"];
+            let text = match ops[op] {
+                "in" => format!("{field} in {}", ANY_VALUES[v]),
+                "in-set" => format!(
+                    "{field} in [{}]",
+                    set.iter()
+                        .map(|i| ANY_VALUES[*i])
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                "bare" => field.to_string(),
+                o => format!("{field} {o} {}", ANY_VALUES[v]),
+            };
+            (p, text)
+        })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 3000, ..ProptestConfig::default() })]
+    /// Whatever is accepted keeps every comparison written: a condition
+    /// with N comparisons plans to at least N filter instructions (plus a
+    /// view's own), and no pass's error is ever lost on the way to the
+    /// final answer.
+    #[test]
+    fn accepted_programs_keep_every_comparison(
+        leaves_in in proptest::collection::vec(arb_any_leaf(), 1..4),
+        joins in proptest::collection::vec(any::<bool>(), 3),
+    ) {
+        let probe = &catalog::PROBES[leaves_in[0].0];
+        // Every leaf on the first leaf's probe: rename others' fields in.
+        let mut cond = String::new();
+        for (i, (_, text)) in leaves_in.iter().enumerate() {
+            if i > 0 {
+                cond.push_str(if joins[i - 1] { " and " } else { " or " });
+            }
+            cond.push_str(text);
+        }
+        let src = format!("on {} where {cond} count", probe.name);
+        let parsed = parse(&src);
+        let result = compile(&src, "<prop>", &[]);
+        match (&parsed, &result) {
+            (Ok(ast), Ok(plan)) => {
+                let written = leaves(&ast.clauses[0].filter.as_ref().unwrap().expr);
+                let own = probe.implicit.len();
+                prop_assert!(
+                    plan.clauses[0].filter.len() >= written + own,
+                    "{src}: {} instructions for {written} comparisons",
+                    plan.clauses[0].filter.len()
+                );
+            }
+            (Err(syntax), Err(all)) => {
+                for d in syntax {
+                    prop_assert!(all.contains(d), "{src}: parse error lost: {d:?}");
+                }
+            }
+            (Ok(ast), Err(all)) => {
+                let r = resolve(ast, &Params::default());
+                for d in &r.diagnostics {
+                    prop_assert!(all.contains(d), "{src}: resolve error lost: {d:?}");
+                }
+                if let Err(checked) = check(&r) {
+                    for d in &checked {
+                        prop_assert!(all.contains(d), "{src}: check error lost: {d:?}");
+                    }
+                }
+                for d in all {
+                    prop_assert!(d.is_located(), "{src}: unlocated {d:?}");
+                }
+            }
+            (Err(_), Ok(_)) => prop_assert!(false, "{src}: accepted despite a syntax error"),
+        }
+    }
 }

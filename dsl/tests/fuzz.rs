@@ -20,6 +20,7 @@ const CORPUS: &[&str] = &[
     "on tcp_probe where comm == \"ngi*\" or not (sport in 8000..8100) stats snd_cwnd by comm",
     "# @param port: port = 80  the port\non tcp_probe where sport == $port sum bytes_acked",
     "on tcp_retransmit where 2 * segs > 3 and state != ESTABLISHED min segs; on tcp_probe max srtt",
+    "on tcp_probe where comm in [\"nginx\", \"envoy\"] and state in [ESTABLISHED, CLOSE_WAIT] and dport in [443, 8000..8100] print pid, comm",
 ];
 
 const TOKENS: &[&str] = &[
@@ -93,6 +94,13 @@ const TOKENS: &[&str] = &[
     "fe80::",
     ":::",
     "ESTABLISHED",
+    "[nginx, envoy]",
+    "[ESTABLISHED, BOGUS]",
+    "[srtt]",
+    "nginx",
+    "BOGUS",
+    "NETFILTER_DROP",
+    "EPERM",
     "AF_INET6",
     "true",
     "srtt",
@@ -206,6 +214,11 @@ fn run_case(src: &str, params: &[(String, String)]) -> bool {
         Ok(plan) => {
             for c in &plan.clauses {
                 assert!(c.filter.len() <= tcpq_abi::MAX_INSNS, "{src}");
+                // An accepted `where` is never lost: only a comparison left
+                // out for an absent optional parameter may vanish.
+                if c.where_source.is_some() && c.where_omitted.is_empty() {
+                    assert!(!c.filter.is_empty(), "where clause dropped: {src}");
+                }
                 for (i, insn) in c.filter.iter().enumerate() {
                     for j in [insn.jt, insn.jf] {
                         if let Jump::To(t) = j {
