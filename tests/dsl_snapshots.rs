@@ -227,6 +227,18 @@ fn explain_text() {
     )
     .unwrap();
     insta::assert_snapshot!("explain_seed", explain(&plan));
+    // A view's own condition is instructions too, shown with or without a
+    // `where` (issue 18: they were hidden when there was none).
+    let plan = compile(
+        "on tcp_connect print pid, daddr\non tcp_close where dport == 443 count",
+        "<command line>",
+        &[],
+    )
+    .unwrap();
+    for c in &plan.clauses {
+        assert!(!c.filter.is_empty(), "{}", c.probe);
+    }
+    insta::assert_snapshot!("explain_views", explain(&plan));
     let plan = compile(
         ZERO_WINDOW,
         "recipes/zero-window.tcpq",
@@ -485,10 +497,96 @@ fn every_diagnostic_rendered() {
         Code::FieldUnavailable
     ));
     out.push_str(&render_all(&[d], src, "<command line>", false));
+    // A pass that lost a condition: the checker fails closed. Made by hand
+    // (no program reaches it), rendered like any other.
+    let src = "on tcp_probe where dport == 443 print pid";
+    let mut resolved = tcpq_dsl::resolve(&parse(src).unwrap(), &tcpq_dsl::Params::default());
+    resolved.clauses[0].filter.as_mut().unwrap().expr = tcpq_dsl::resolve::RExpr::Invalid;
+    let diags = tcpq_dsl::check(&resolved).unwrap_err();
+    assert_eq!(diags[0].code, Code::Internal);
+    seen.push(Code::Internal);
+    out.push_str(&format!("\n===== {} (Internal)\n", Code::Internal));
+    out.push_str(&render_all(&diags, src, "<command line>", false));
     for c in Code::ALL {
         assert!(seen.contains(c), "no snapshot for {c:?}");
     }
     insta::assert_snapshot!("diagnostics", out);
+}
+
+/// The slips people make at 2 a.m., one snapshot each: every one is an
+/// error that points at the slip and says the fix (issue 18).
+const SLIPS: &[(&str, &str)] = &[
+    (
+        "unit_after_space",
+        "on tcp_probe where srtt > 200 ms print pid",
+    ),
+    (
+        "bytes_after_space",
+        "on tcp_select_window where win_bytes < 64 KiB print pid",
+    ),
+    (
+        "single_quotes",
+        "on tcp_probe where comm == 'nginx' print pid",
+    ),
+    (
+        "list_after_equals",
+        "on tcp_probe where dport == 443,8443 print pid",
+    ),
+    (
+        "parenthesised_set",
+        "on tcp_probe where dport in (443, 8443) print pid",
+    ),
+    (
+        "prefix_with_equals",
+        "on tcp_probe where daddr == 10.0.0.0/8 print pid",
+    ),
+    (
+        "cmd_for_comm",
+        "on tcp_probe where cmd == \"nginx\" print pid, cmd",
+    ),
+    (
+        "bcc_column_names",
+        "on tcp_retransmit print laddr, lport, raddr, rport",
+    ),
+    (
+        "lhist_without_commas",
+        "on tcp_probe lhist srtt 0 100ms 10ms",
+    ),
+    (
+        "glob_in_string",
+        "on tcp_probe where comm == \"*nginx\" or comm == \"ngin*x\" print pid",
+    ),
+    (
+        "host_name",
+        "on tcp_probe where daddr == example.com print pid",
+    ),
+    (
+        "localhost",
+        "on tcp_probe where daddr == localhost print pid",
+    ),
+    (
+        "bare_names_in_sets",
+        "on tcp_probe where comm in [nginx, envoy] and state in [ESTABLISHED, BOGUS] \
+         and dport in [srtt, 443] print pid, comm",
+    ),
+];
+
+#[test]
+fn slips_under_pressure_rendered() {
+    for (name, src) in SLIPS {
+        let diags = compile(src, "<command line>", &[]).expect_err(src);
+        for d in &diags {
+            assert!(d.is_located(), "{name}: {d:?}");
+            assert!(d.help.is_some(), "{name}: no fix offered: {d:?}");
+        }
+        insta::assert_snapshot!(
+            format!("slip_{name}"),
+            format!(
+                ">>> {src}\n{}",
+                render_all(&diags, src, "<command line>", false)
+            )
+        );
+    }
 }
 
 #[test]
