@@ -63,6 +63,7 @@ fn unit_words(ty: FieldType) -> &'static str {
             Unit::RstReason => "reset reason (by name)",
             Unit::KernelSymbol => "kernel function",
             Unit::Address => "kernel address (hex)",
+            Unit::Errno => "errno (by name)",
         },
         _ => "-",
     }

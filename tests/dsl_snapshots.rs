@@ -621,3 +621,97 @@ fn where_changes_only_the_filter() {
     assert_eq!(a.action, b.action);
     assert_ne!(a.filter, b.filter);
 }
+
+/// `tcp_retransmit`'s `err`: errno names compile to the negative values
+/// the kernel passes; every way of getting it wrong gets its own
+/// diagnostic (with the code the structural check keys on).
+#[test]
+fn errno_names() {
+    let plan = compile(
+        "on tcp_retransmit where err == EPERM or err in [NET_XMIT_DROP, ENOBUFS] or err < -200 \
+         sum segs by err",
+        "<command line>",
+        &[],
+    )
+    .unwrap();
+    let values: Vec<(u64, bool)> = plan.clauses[0]
+        .filter
+        .iter()
+        .map(|i| (i.value, i.signed))
+        .collect();
+    assert_eq!(
+        values,
+        [
+            (-1i64 as u64, true),
+            (1, true),
+            (-105i64 as u64, true),
+            (-200i64 as u64, true)
+        ]
+    );
+    // Quoted, or as a number, it is the same test.
+    for same in ["err == \"EPERM\"", "err == -1"] {
+        let p = compile(
+            &format!("on tcp_retransmit where {same} sum segs by err"),
+            "x",
+            &[],
+        )
+        .unwrap();
+        let (a, b) = (&p.clauses[0].filter[0], &plan.clauses[0].filter[0]);
+        assert_eq!(
+            (a.slot, a.op, a.value, a.signed),
+            (b.slot, b.op, b.value, b.signed),
+            "{same}"
+        );
+    }
+    let cases: &[(Code, &str)] = &[
+        (
+            Code::UnknownConstant,
+            "on tcp_retransmit where err == EPRM print err",
+        ),
+        (
+            Code::UnknownConstant,
+            "on tcp_retransmit where err == eperm print err",
+        ),
+        (
+            Code::UnknownConstant,
+            "on tcp_retransmit where err != \"ENOBUF\" print err",
+        ),
+        (
+            Code::Syntax,
+            "on tcp_retransmit where err == -EPERM print err",
+        ),
+        (
+            Code::OutOfRange,
+            "on tcp_retransmit where err == 1 print err",
+        ),
+        (
+            Code::OutOfRange,
+            "on tcp_retransmit where err == EBUSY print err",
+        ),
+        (
+            Code::OutOfRange,
+            "on tcp_retransmit where err != -11 print err",
+        ),
+        (
+            Code::UnsupportedOperator,
+            "on tcp_retransmit where err < EPERM print err",
+        ),
+        (Code::NotNumeric, "on tcp_retransmit hist err"),
+        (
+            Code::TypeMismatch,
+            "on tcp_retransmit where dport == EPERM print err",
+        ),
+    ];
+    let mut out = String::new();
+    for (code, src) in cases {
+        let diags = compile(src, "<command line>", &[]).expect_err(src);
+        assert!(
+            diags.iter().any(|d| d.code == *code),
+            "{src}: expected {code:?}, got {diags:?}"
+        );
+        out.push_str(&format!("===== {code} ({code:?})\n>>> {src}\n"));
+        out.push_str(&render_all(&diags, src, "<command line>", false));
+        out.push('\n');
+    }
+    insta::assert_snapshot!("errno_diagnostics", out);
+}

@@ -1,31 +1,41 @@
-//! tcpq against the kernel: retransmissions under wire loss.
+//! tcpq against the kernel: retransmissions under wire loss, and under a
+//! firewall in the sender's own output path.
 //!
 //! Ground truth, all from the kernel itself:
 //! - `TcpRetransSegs` of the client (sender) namespace, read with `nstat`
-//!   before and after: the kernel adds `tcp_skb_pcount(skb)` per successful
-//!   retransmission, so the sum of tcpq's `segs` must equal the delta. The
-//!   namespace holds only our connection, so the delta is exact.
+//!   before and after: `__tcp_retransmit_skb()` adds `tcp_skb_pcount(skb)`
+//!   for every attempt that gets past its early exits, sent or not, so the
+//!   sum of tcpq's `segs` must equal the delta. The namespace holds only our
+//!   connection, so the delta is exact. `TcpExtTCPRetransFail` adds the
+//!   `segs` of those the send path then refused (err != 0).
 //! - the `tcp:tcp_retransmit_skb` tracepoint read through a private tracefs
-//!   instance filtered on the server port: its events with `err=0` are the
-//!   successful retransmissions, one per tcpq event. (On 6.18 the tracepoint
-//!   also fires for failed attempts, `err != 0`, which TcpRetransSegs does not
-//!   count: tcpq must not count them as retransmissions.)
+//!   instance filtered on the server port. Since 6.17 it fires for every
+//!   attempt with its `err`; the ones with an err the kernel gives before
+//!   counting (`tcpq_abi::retransmit::NOT_COUNTED`, e.g. -16 = -EBUSY: the
+//!   original was still queued in the host) are not retransmissions, every
+//!   other one is one tcpq event, in the same order.
 //! - the writer's pid and comm (`tcpq-writer`) from its own log.
 //!
 //! Loss is "on the wire": nft drops 10% of the client's non-SYN TCP packets
 //! as they arrive in the server namespace (a drop in the client's own output
-//! hook is reported to TCP as a local error and is never retransmitted; see
-//! `NetnsPair::add_loss`). GSO is limited to 4 MSS per packet so 1 MiB makes
-//! ~180 packets and the loss is statistically certain. The writer keeps its
-//! socket open until everything is acknowledged (and a while longer), so
-//! every retransmission happens while it owns the socket and none is pending
-//! when the counters are read.
+//! hook is reported to TCP as a local error, and an original dropped there
+//! is sent again, not retransmitted; see `NetnsPair::add_loss`). GSO is
+//! limited to 4 MSS per packet so 1 MiB makes ~180 packets and the loss is
+//! statistically certain. The writer keeps its socket open until everything
+//! is acknowledged (and a while longer), so every retransmission happens
+//! while it owns the socket and none is pending when the counters are read.
+//!
+//! `firewall_refused_retransmissions_count_like_the_kernel` adds a firewall
+//! in the sender's output hook while only retransmissions are being sent,
+//! so that the kernel counts retransmissions that never left the host
+//! (err -EPERM): see there.
 //!
 //! Needs root; skipped otherwise, and failing instead when `CI` is set.
 
 mod common;
 
 use common::tcpq::{field_str, field_u64, json_lines};
+use common::tracefs::TraceEvent;
 use common::{nstat, Client, NetnsPair, Server, Tcpq, TempDir, TraceInstance};
 use std::net::IpAddr;
 use std::os::unix::process::ExitStatusExt;
@@ -39,13 +49,31 @@ struct Run {
     writer_port: u64,
     port: u16,
     retrans_segs: u64,
-    /// tracefs tcp_retransmit_skb events with err=0 / all of them.
+    /// tracefs tcp_retransmit_skb events the kernel counted (no err, or one
+    /// it gives after the count) / all of them.
     trace_ok: usize,
     trace_all: usize,
-    /// err values of the failed attempts (e.g. -16 = -EBUSY: the original
-    /// skb was still in a host queue), for failure messages.
+    /// err values of the attempts the kernel did not count (e.g. -16 =
+    /// -EBUSY: the original skb was still in a host queue), for failure
+    /// messages.
     trace_failed: Vec<String>,
     pair_addrs: (String, String),
+}
+
+/// The tracepoint's `err` (0 on kernels whose tracepoint has none).
+fn trace_err(e: &TraceEvent) -> i64 {
+    let err = e.get("err");
+    if err.is_empty() {
+        0
+    } else {
+        err.parse()
+            .unwrap_or_else(|_| panic!("err={err:?} in {}", e.line))
+    }
+}
+
+/// Did the kernel count this attempt in TcpRetransSegs?
+fn counted(e: &TraceEvent) -> bool {
+    tcpq_abi::retransmit::counted(trace_err(e))
 }
 
 fn lossy_transfer(program: impl Fn(u16) -> String) -> Run {
@@ -108,11 +136,11 @@ fn lossy_transfer(program: impl Fn(u16) -> String) -> Run {
         writer_port: wlog.lport() as u64,
         port,
         retrans_segs: after["TcpRetransSegs"] - before["TcpRetransSegs"],
-        trace_ok: events.iter().filter(|e| e.get("err") == "0").count(),
+        trace_ok: events.iter().filter(|e| counted(e)).count(),
         trace_all: events.len(),
         trace_failed: events
             .iter()
-            .filter(|e| e.get("err") != "0")
+            .filter(|e| !counted(e))
             .map(|e| e.get("err").to_string())
             .collect(),
         pair_addrs: (pair.cli_v4().to_string(), pair.srv_v4().to_string()),
@@ -136,8 +164,8 @@ fn retransmit_events_sum_to_tcp_retrans_segs() {
     let segs: u64 = events.iter().map(|e| field_u64(e, "segs")).sum();
     let ctx = format!(
         "\n{} tcpq events (sum segs {segs}); kernel: TcpRetransSegs +{}, tracefs \
-         tcp_retransmit_skb {} ok of {} (failed attempts' err: {:?}; the kernel does not \
-         count those in TcpRetransSegs, tcpq must not report them)\ntcpq stdout:\n{}\ntcpq stderr:\n{}",
+         tcp_retransmit_skb {} counted of {} (uncounted attempts' err: {:?}; the kernel does \
+         not count those in TcpRetransSegs, tcpq must not report them)\ntcpq stdout:\n{}\ntcpq stderr:\n{}",
         events.len(),
         run.retrans_segs,
         run.trace_ok,
@@ -154,7 +182,7 @@ fn retransmit_events_sum_to_tcp_retrans_segs() {
     assert_eq!(
         events.len(),
         run.trace_ok,
-        "events != successful tcp_retransmit_skb{ctx}"
+        "events != counted tcp_retransmit_skb{ctx}"
     );
     for ev in &events {
         assert_eq!(
@@ -190,7 +218,7 @@ fn retransmit_count_by_comm() {
         lossy_transfer(|port| format!("on tcp_retransmit where dport == {port} count by comm"));
     let lines = json_lines(&run.stdout);
     let ctx = format!(
-        "\nkernel: {} successful tcp_retransmit_skb ({} incl. failed, err {:?}), TcpRetransSegs +{}\n\
+        "\nkernel: {} counted tcp_retransmit_skb ({} incl. uncounted, err {:?}), TcpRetransSegs +{}\n\
          tcpq stdout:\n{}\ntcpq stderr:\n{}",
         run.trace_ok, run.trace_all, run.trace_failed, run.retrans_segs, run.stdout, run.stderr
     );
@@ -231,7 +259,7 @@ fn retransmit_aggregations_sum_to_tcp_retrans_segs() {
     });
     let rows = json_lines(&run.stdout);
     let ctx = format!(
-        "\nkernel: {} successful tcp_retransmit_skb ({} incl. failed), TcpRetransSegs +{}\n\
+        "\nkernel: {} counted tcp_retransmit_skb ({} incl. uncounted), TcpRetransSegs +{}\n\
          tcpq stdout:\n{}\ntcpq stderr:\n{}",
         run.trace_ok, run.trace_all, run.retrans_segs, run.stdout, run.stderr
     );
@@ -276,6 +304,233 @@ fn retransmit_aggregations_sum_to_tcp_retrans_segs() {
          intervals, {:?}",
         run.retrans_segs,
         every.len(),
+        t0.elapsed()
+    );
+}
+
+/// `TcpRetransSegs` and `TcpExtTCPRetransFail` of `ns`.
+fn retrans_counters(ns: &str) -> (u64, u64) {
+    let c = nstat(ns, &["TcpRetransSegs", "TcpExtTCPRetransFail"]);
+    (c["TcpRetransSegs"], c["TcpExtTCPRetransFail"])
+}
+
+/// Wait (polling nstat, at most `timeout`) until `pick` of the sender's
+/// counters exceeds `base`; panics with `what` otherwise.
+fn wait_counter(ns: &str, pick: fn((u64, u64)) -> u64, base: u64, what: &str) {
+    common::wait_for(Duration::from_secs(10), || {
+        std::thread::sleep(Duration::from_millis(20));
+        (pick(retrans_counters(ns)) > base).then_some(())
+    })
+    .unwrap_or_else(|| panic!("{what} within 10 s: {:?}", retrans_counters(ns)));
+}
+
+/// Retransmissions that a firewall in the sender's own output hook refuses
+/// are retransmissions for the kernel: `__tcp_retransmit_skb()` has counted
+/// them in TcpRetransSegs before `tcp_transmit_skb()` returns -EPERM, and
+/// then adds their segs to TCPRetransFail too. tcpq must report them, with
+/// `err` EPERM, and nothing the kernel did not count.
+///
+/// The phases make the refused retransmissions certain instead of likely
+/// (a random output drop hits originals mostly, which TCP sends again
+/// without counting a retransmission): (1) every client segment but SYNs
+/// is lost on the wire (`add_loss` 100%), until the kernel has retransmitted
+/// (TcpRetransSegs moved: the originals were sent, and lost); (2) the
+/// firewall (`add_output_drop` 100% in the client) refuses everything, until
+/// a retransmission was refused (TCPRetransFail moved: the timer retransmits
+/// the head of the queue and gets -EPERM); (3) both go and 10% wire loss
+/// stays, for retransmissions that are sent. Each phase ends on a counter of
+/// the kernel, not on a sleep, so a slow machine only makes it longer.
+///
+/// Asserted, all exact (on a kernel whose tracepoint has no `err`, before
+/// 6.17, only sum(segs) == ΔTcpRetransSegs - ΔTCPRetransFail):
+/// - sum(segs) of the printed events == ΔTcpRetransSegs;
+/// - the `err != 0` clause's sum(segs) == ΔTCPRetransFail: every counted
+///   attempt that the send path refused, and nothing else, counts there
+///   (`err != 0 && err != -EBUSY`, and the early exits skip that line too;
+///   here nothing returns -EBUSY or another early errno after the count: no
+///   TCP-AO, no route change; see `tcpq_abi::retransmit`);
+/// - the `err == EPERM` clause counts as many events as were printed with
+///   EPERM, and there is at least one (phase 2 guarantees it);
+/// - event by event, tcpq's (err, state, sport) sequence is tracefs's
+///   sequence of counted attempts: retransmissions of one socket run under
+///   its lock, one after the other, and the instance's clock is global.
+///
+/// About 2-4 s: RTOs of 200 ms and more, doubled while nothing is
+/// acknowledged.
+#[test]
+fn firewall_refused_retransmissions_count_like_the_kernel() {
+    if !common::require_root() {
+        return;
+    }
+    let t0 = Instant::now();
+    let format =
+        std::fs::read_to_string("/sys/kernel/tracing/events/tcp/tcp_retransmit_skb/format")
+            .expect("tcp_retransmit_skb format");
+    let has_err = format.contains("field:int err;");
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("krt-fw");
+    pair.set_gso_max_segs(&pair.cli, 4);
+
+    let on = format!("on tcp_retransmit where dport == {port}");
+    let program = format!(
+        "{on} print err, segs, state, sport\n{on} and err != 0 sum segs\n{on} and err == EPERM count"
+    );
+    let mut tcpq = Tcpq::spawn(&["-e", &program, "--format", "json"]);
+    tcpq.wait_attached(Duration::from_secs(10));
+    let trace = TraceInstance::new(&[("tcp/tcp_retransmit_skb", &format!("dport == {port}"))]);
+    let (segs0, fail0) = retrans_counters(&pair.cli);
+
+    let blackhole = pair.add_loss(&pair.cli, 100);
+    let mut server = Server::start(
+        &pair.srv,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        &["--max-seconds", "25"],
+        dir.path(),
+    );
+    let mut client = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        1 << 20,
+        &[
+            "--max-seconds",
+            "20",
+            "--hold-seconds",
+            "20",
+            "--hold-after-ack",
+            "1",
+        ],
+        dir.path(),
+    );
+    wait_counter(
+        &pair.cli,
+        |c| c.0,
+        segs0,
+        "no retransmission into the blackhole",
+    );
+    let firewall = pair.add_output_drop(&pair.cli, 100);
+    wait_counter(
+        &pair.cli,
+        |c| c.1,
+        fail0,
+        "the firewall refused no retransmission (TCPRetransFail)",
+    );
+    let refused = firewall.dropped();
+    drop(firewall);
+    drop(blackhole);
+    let _loss = pair.add_loss(&pair.cli, 10);
+
+    let wlog = client.wait_event("done", Duration::from_secs(25));
+    let (segs1, fail1) = retrans_counters(&pair.cli);
+    trace.stop();
+    std::thread::sleep(Duration::from_millis(200));
+    let (status, stdout, stderr) = tcpq.stop(Duration::from_secs(5));
+    client.wait(Duration::from_secs(5));
+    let rlog = server.wait(Duration::from_secs(5));
+    assert_eq!(wlog.bytes(), 1 << 20, "writer {wlog:?}");
+    assert_eq!(wlog.get("done").unwrap()["unacked"], 0, "writer {wlog:?}");
+    assert_eq!(rlog.bytes(), 1 << 20, "reader {rlog:?}");
+    assert!(status.success(), "tcpq failed: {status:?}\n{stderr}");
+    assert_eq!(trace.overruns(), 0, "the tracefs instance lost events");
+
+    let (d_segs, d_fail) = (segs1 - segs0, fail1 - fail0);
+    let rows = json_lines(&stdout);
+    let has = |r: &serde_json::Value, k: &str| r.get(k).is_some();
+    let events: Vec<_> = rows.iter().filter(|r| has(r, "err")).collect();
+    let sum_row: Vec<_> = rows.iter().filter(|r| has(r, "sum")).collect();
+    let count_row: Vec<_> = rows.iter().filter(|r| has(r, "count")).collect();
+    // err as tcpq prints it: 0, or a name.
+    let err_of = |e: &serde_json::Value| match &e["err"] {
+        serde_json::Value::Number(n) => n.to_string(),
+        serde_json::Value::String(s) => s.clone(),
+        other => panic!("err is {other} in {e}"),
+    };
+    let traced = trace.events();
+    let ctx = format!(
+        "\nkernel: TcpRetransSegs +{d_segs}, TCPRetransFail +{d_fail}; firewall dropped \
+         {refused} packets\ntracefs:\n{}\ntcpq stdout:\n{stdout}\ntcpq stderr:\n{stderr}",
+        traced
+            .iter()
+            .map(|e| e.line.as_str())
+            .collect::<Vec<_>>()
+            .join("\n")
+    );
+    let segs: u64 = events.iter().map(|e| field_u64(e, "segs")).sum();
+    assert!(d_fail > 0, "no refused retransmission{ctx}");
+    if !has_err {
+        // Before 6.17 the tracepoint fires only for sent retransmissions
+        // and err reads 0: what the firewall refused is in the counters
+        // only, so sum segs is TcpRetransSegs less TCPRetransFail.
+        assert_eq!(
+            segs,
+            d_segs - d_fail,
+            "sum(segs) != TcpRetransSegs - TCPRetransFail (a kernel without err){ctx}"
+        );
+        assert!(events.iter().all(|e| err_of(e) == "0"), "{ctx}");
+        eprintln!("firewall, kernel without err: sum segs {segs} == {d_segs} - {d_fail}");
+        return;
+    }
+    assert_eq!(segs, d_segs, "sum(segs) != TcpRetransSegs delta{ctx}");
+
+    let refused_segs: u64 = events
+        .iter()
+        .filter(|e| err_of(e) != "0")
+        .map(|e| field_u64(e, "segs"))
+        .sum();
+    assert_eq!(sum_row.len(), 1, "one `err != 0 sum segs` row{ctx}");
+    assert_eq!(
+        field_u64(sum_row[0], "sum"),
+        d_fail,
+        "`where err != 0 sum segs` != TCPRetransFail delta{ctx}"
+    );
+    assert_eq!(
+        refused_segs, d_fail,
+        "printed err != 0 segs != TCPRetransFail{ctx}"
+    );
+    let eperm = events.iter().filter(|e| err_of(e) == "EPERM").count();
+    assert!(eperm > 0, "no event with err EPERM{ctx}");
+    assert_eq!(count_row.len(), 1, "one `err == EPERM count` row{ctx}");
+    assert_eq!(field_u64(count_row[0], "count") as usize, eperm, "{ctx}");
+
+    // Event by event: tracefs's counted attempts, in order, are tcpq's.
+    let name = |v: i64| match v {
+        0 => "0".to_string(),
+        v => tcpq_dsl::errno::name(v)
+            .map(str::to_string)
+            .unwrap_or_else(|| v.to_string()),
+    };
+    let want: Vec<(String, String, u64)> = traced
+        .iter()
+        .filter(|e| counted(e))
+        .map(|e| {
+            (
+                name(trace_err(e)),
+                e.get("state").trim_start_matches("TCP_").to_string(),
+                e.get("sport").parse().expect("sport"),
+            )
+        })
+        .collect();
+    let have: Vec<(String, String, u64)> = events
+        .iter()
+        .map(|e| (err_of(e), field_str(e, "state"), field_u64(e, "sport")))
+        .collect();
+    assert_eq!(
+        have, want,
+        "tcpq's events are not tracefs's counted attempts{ctx}"
+    );
+    let uncounted: Vec<i64> = traced
+        .iter()
+        .filter(|e| !counted(e))
+        .map(trace_err)
+        .collect();
+    eprintln!(
+        "firewall: {} events (EPERM {eperm}), sum segs {segs} == TcpRetransSegs +{d_segs}, \
+         err != 0 segs {refused_segs} == TCPRetransFail +{d_fail}; tracefs {} attempts, \
+         uncounted err {uncounted:?}; firewall dropped {refused}; {:?}",
+        events.len(),
+        traced.len(),
         t0.elapsed()
     );
 }

@@ -918,6 +918,49 @@ mod rt {
     pub use tcpq_abi::slot::retransmit::*;
 }
 
+/// `tcp_retransmit`'s own fields.
+static RETRANSMIT_FIELDS: &[FieldDef] = &[
+    field(
+        "segs",
+        Uint(Unit::Segments),
+        &[rt::SEGS],
+        16,
+        "segments in the retransmitted skb (one skb can carry several)",
+    ),
+    field(
+        "err",
+        Int(Unit::Errno),
+        &[rt::ERR],
+        32,
+        "how the retransmission went: 0 (handed to the IP layer; it may still be lost \
+         on the way), or why this host did not send it although the kernel counted it: \
+         EPERM, a local netfilter/nft rule (output or postrouting) or a cgroup BPF egress \
+         program dropped it; NET_XMIT_DROP, the qdisc or the device dropped it (local \
+         congestion: the retransmission timer does not back off for it); ENOBUFS, no \
+         memory to clone or copy the skb for sending; rarer errnos come from the layers \
+         below (ENETDOWN from the device, ...). Shown by name; compare by name (`err == EPERM`, `err != 0`). Always \
+         0 before Linux 6.17, whose tracepoint has no err",
+    ),
+];
+
+/// Why `tcp_retransmit` never reports an `err` that the kernel's
+/// `__tcp_retransmit_skb()` gives an attempt it does not count (see
+/// `tcpq_abi::retransmit`): `None` for any other field or value.
+pub fn unreported(def: &FieldDef, value: i64) -> Option<&'static str> {
+    if !std::ptr::eq(def, &RETRANSMIT_FIELDS[1]) {
+        return None;
+    }
+    debug_assert!(tcpq_abi::retransmit::NOT_COUNTED.contains(&-16));
+    Some(match value {
+        -16 => "the original is still queued in this host, in a qdisc or the device: the retransmission waits",
+        -22 => "the skb was acknowledged already, which the kernel warns about",
+        -12 => "no memory to trim or split the skb: the kernel tries again later",
+        -113 => "no route for the socket",
+        -11 => "the skb lies beyond the peer's receive window",
+        _ => return None,
+    })
+}
+
 /// Every probe.
 pub static PROBES: &[ProbeDef] = &[
     ProbeDef {
@@ -1145,12 +1188,15 @@ pub static PROBES: &[ProbeDef] = &[
         summary: "a segment retransmitted (tracepoint tcp:tcp_retransmit_skb)",
         doc: "TCP retransmits a segment when it concludes the original was lost: after a \
               retransmission timeout, or sooner on duplicate ACKs or SACK information (fast \
-              retransmit, RACK). The tcp_retransmit_skb tracepoint fires for each \
-              retransmitted skb; one skb can carry several segments (segs), and the sum of \
-              segs is the kernel's TcpRetransSegs counter. Attempts that failed before \
-              reaching the wire (newer kernels also report those, with an error) are not \
-              retransmissions and are not shown. Retransmissions cost throughput and \
-              latency; a burst of them usually means loss or reordering on the path.",
+              retransmit, RACK). Each event is one retransmission the kernel counts, an skb of \
+              one or more segments (segs): the sum of segs is TcpRetransSegs. Since Linux 6.17 \
+              that includes retransmissions this host refused to send (err EPERM from a \
+              firewall, NET_XMIT_DROP from a qdisc, ...; their segs add up to TCPRetransFail), \
+              but not attempts the kernel gave up before counting them (EBUSY: the original \
+              is still queued here, ...). Before 6.17 only the sent ones are seen (err is 0; \
+              sum segs is TcpRetransSegs minus TCPRetransFail). Retransmissions cost \
+              throughput and latency; many of them usually mean loss or reordering on the \
+              path, err != 0 a problem on this host.",
         template: "tcp_retransmit",
         strategies: &[StrategyDef {
             name: "raw_tracepoint",
@@ -1172,13 +1218,7 @@ pub static PROBES: &[ProbeDef] = &[
         }],
         implicit: &[],
         implicit_words: "",
-        fields: &[field(
-            "segs",
-            Uint(Unit::Segments),
-            &[rt::SEGS],
-            16,
-            "segments in the retransmitted skb (one skb can carry several)",
-        )],
+        fields: RETRANSMIT_FIELDS,
     },
     ProbeDef {
         name: "tcp_state",
@@ -1580,6 +1620,7 @@ pub fn type_words(ty: FieldType) -> String {
         Unit::RstReason => " (enum sk_rst_reason, shown by name)",
         Unit::KernelSymbol => " (kernel address, shown as function+offset)",
         Unit::Address => " (kernel address, shown in hex)",
+        Unit::Errno => " (errno, shown by name)",
     };
     match ty {
         Uint(u) => format!("unsigned integer{}", unit(u)),

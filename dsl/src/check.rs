@@ -217,6 +217,7 @@ impl Checker {
                 span,
             } => {
                 let keys: Vec<Column> = by.iter().map(column).collect();
+                self.errno_aggregated(field, &func.name);
                 let f = self.agg_func(func, field, args);
                 // Signed values aggregate too (`sum ret`): the template
                 // compares them as i64.
@@ -1055,6 +1056,13 @@ impl Checker {
                 }
                 Some(Cond::Test(single(def, op, *value as u64, false)))
             }
+            (FieldType::Int(Unit::Errno), Value::Errno(v)) => {
+                self.errno(field, op, lit, i128::from(*v), true)
+            }
+            (FieldType::Int(Unit::Errno), Value::Int { value, .. }) => {
+                self.errno(field, op, lit, *value, false)
+            }
+            (FieldType::Int(Unit::Errno), Value::Str(s)) => self.errno_string(field, op, lit, s),
             (FieldType::Int(_), Value::Int { value, .. }) => {
                 let bits = def.bits.clamp(1, 64) as u32;
                 let (lo, hi) = (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1);
@@ -1252,6 +1260,141 @@ impl Checker {
         }
     }
 
+    /// A comparison of an errno field (`err == EPERM`, `err != 0`, `err <
+    /// 0`) with a name (`named`) or a number as the kernel passes it.
+    fn errno(
+        &mut self,
+        field: &RField,
+        op: CmpOp,
+        lit: &Literal,
+        value: i128,
+        named: bool,
+    ) -> Option<Cond> {
+        let def = field.def;
+        let name = def.name;
+        let equality = matches!(op, CmpOp::Eq | CmpOp::Ne);
+        if named && !equality {
+            self.diagnostics.push(
+                Diagnostic::error(
+                    Code::UnsupportedOperator,
+                    format!("{} is an error name: it cannot be ordered", shown(lit)),
+                    lit.span.clone(),
+                    "compared with `==` or `!=` only",
+                )
+                .with_help(format!(
+                    "errno numbers mean nothing in order: write `{name} == EPERM or {name} == \
+                     ENOBUFS`, or `{name} < 0` for any errno"
+                )),
+            );
+            return None;
+        }
+        if !named && value > 0 {
+            // `err == 1` is almost always EPERM's number, which the kernel
+            // passes as -1; the only positive value is NET_XMIT_DROP.
+            let help = match i64::try_from(-value).ok().and_then(crate::errno::name) {
+                Some(n) if n != crate::errno::NET_XMIT_DROP.0 => format!(
+                    "errnos are negative here: {value} is `{n}`, which the kernel passes as \
+                     -{value}; write `{name} == {n}`"
+                ),
+                _ => format!(
+                    "errnos are negative here (`EPERM` is -1); compare with a name: `{name} == \
+                     EPERM`, or `{name} == NET_XMIT_DROP` for a qdisc's drop (1)"
+                ),
+            };
+            self.diagnostics.push(
+                Diagnostic::error(
+                    Code::OutOfRange,
+                    format!(
+                        "{} is positive: `{name}` is 0, a negative errno or NET_XMIT_DROP",
+                        shown(lit)
+                    ),
+                    lit.span.clone(),
+                    "not an error as the kernel passes it",
+                )
+                .with_help(help),
+            );
+            return None;
+        }
+        let lo = -(1i128 << (def.bits.clamp(1, 64) - 1));
+        if value < lo {
+            self.out_of_range(field, lit, lo, 0);
+            return None;
+        }
+        let why = i64::try_from(value)
+            .ok()
+            .filter(|_| equality)
+            .and_then(|v| catalog::unreported(def, v));
+        if let Some(why) = why {
+            let errno = i64::try_from(value)
+                .ok()
+                .and_then(crate::errno::name)
+                .unwrap_or("?");
+            let always = op == CmpOp::Ne;
+            self.diagnostics.push(
+                Diagnostic::error(
+                    Code::OutOfRange,
+                    format!(
+                        "this comparison is {} true: `{name}` is never {errno} here, because \
+                         such an attempt is not a retransmission",
+                        if always { "always" } else { "never" }
+                    ),
+                    lit.span.clone(),
+                    if always { "always true" } else { "never true" },
+                )
+                .with_help(format!(
+                    "the kernel gives up with {errno} before it counts the attempt in \
+                     TcpRetransSegs ({why}); tcpq reports only what the kernel counts, tracefs \
+                     (`tcp/tcp_retransmit_skb`) shows every attempt"
+                )),
+            );
+            return None;
+        }
+        // A bound at the top of the range (`err <= 0`) tests nothing, but
+        // holding that up would only get in the way of `in -20..0`.
+        Some(Cond::Test(single(def, op, value as i64 as u64, true)))
+    }
+
+    /// `err == "EPERM"`: the name without quotes.
+    fn errno_string(&mut self, field: &RField, op: CmpOp, lit: &Literal, s: &str) -> Option<Cond> {
+        match crate::errno::by_name(&s.to_ascii_uppercase()) {
+            Some(v) => self.errno(field, op, lit, i128::from(v), true),
+            None => {
+                let help = suggest(&s.to_ascii_uppercase(), crate::errno::names())
+                    .map(|n| format!("did you mean `{n}`?"))
+                    .unwrap_or_else(|| "write an errno name, e.g. `EPERM`".into());
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Code::UnknownConstant,
+                        format!("{} is not an errno name", shown(lit)),
+                        lit.span.clone(),
+                        "not an errno",
+                    )
+                    .with_help(help),
+                );
+                None
+            }
+        }
+    }
+
+    /// `sum err`, `hist err`: an error code is not a quantity.
+    fn errno_aggregated(&mut self, field: &RField, func: &str) {
+        if field.def.ty != FieldType::Int(Unit::Errno) {
+            return;
+        }
+        let name = field.def.name;
+        self.diagnostics.push(
+            Diagnostic::error(
+                Code::NotNumeric,
+                format!("`{name}` is an error code, not a quantity"),
+                field.span.clone(),
+                format!("`{func}` needs a quantity"),
+            )
+            .with_help(format!(
+                "count the events per error: `count by {name}` (or `sum segs by {name}`)"
+            )),
+        );
+    }
+
     /// `sport > 65535` or `win >= 0`: in range, but the answer never
     /// depends on the event. Almost always a mistake about the field's
     /// range or unit, so report it like an out-of-range value.
@@ -1342,6 +1485,7 @@ fn unit_words(u: Unit) -> &'static str {
         Unit::DropReason => "a drop reason number",
         Unit::RstReason => "a reset reason number",
         Unit::KernelSymbol | Unit::Address => "a kernel address",
+        Unit::Errno => "an errno",
     }
 }
 
@@ -1363,6 +1507,7 @@ fn unit_list(u: Unit) -> &'static str {
         Unit::None => "a plain number",
         Unit::DropReason | Unit::RstReason => "a plain number (the enum's value)",
         Unit::KernelSymbol | Unit::Address => "a plain number (a kernel address)",
+        Unit::Errno => "an errno name (`EPERM`), or a number as the kernel passes it (-1)",
     }
 }
 
@@ -1519,6 +1664,8 @@ fn words(e: &RExpr, parent: Option<Bin>) -> String {
                 CmpOp::Ge => "is at least",
             };
             let unit = match field.def.ty {
+                // An errno's name says it all.
+                FieldType::Int(Unit::Errno) => String::new(),
                 FieldType::Uint(u) | FieldType::Int(u) if u != Unit::None => {
                     format!(" {}", unit_words(u))
                 }

@@ -18,6 +18,7 @@ pub mod ast;
 pub mod catalog;
 pub mod check;
 pub mod diagnostic;
+pub mod errno;
 mod explain;
 pub mod filter;
 pub mod parse;

@@ -325,6 +325,20 @@ fn syntax_error(chunk: &str, offset: usize, e: pest::error::Error<Rule>) -> Diag
     let mut d = Diagnostic::error(Code::Syntax, message, at..at + len, label);
     // Common slips deserve a targeted hint.
     let word = chunk.get(pos..pos + len).unwrap_or("");
+    // `err == -EPERM`, as the kernel's C reads: the name is the value.
+    if word == "-" {
+        let rest = chunk.get(pos + 1..).unwrap_or("");
+        let n = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(rest.len());
+        if let Some(v) = crate::errno::by_name(&rest[..n]) {
+            d = d.with_help(format!(
+                "an errno name already stands for the value the kernel passes: write `{}` \
+                 (it is {v})",
+                &rest[..n]
+            ));
+        }
+    }
     if expected.contains("`print`") && !word.is_empty() {
         if let Some(s) = crate::diagnostic::suggest(
             word,
@@ -1077,6 +1091,8 @@ impl Builder {
                             lit(Value::State(v))
                         } else if let Some(v) = catalog::family_by_name(text) {
                             lit(Value::Family(v))
+                        } else if let Some(v) = crate::errno::by_name(text) {
+                            lit(Value::Errno(v))
                         } else {
                             Operand::Field(Ident {
                                 name: text.to_string(),

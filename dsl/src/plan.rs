@@ -572,6 +572,10 @@ pub enum Unit {
     /// A kernel data address, shown in hex (`0xffff8881...`; a string in
     /// JSON, which cannot hold 64-bit integers exactly).
     Address,
+    /// An error as the kernel passes it (with [`FieldType::Int`]): 0, a
+    /// negative errno, or `NET_XMIT_DROP` (1); shown by name (`EPERM`), 0
+    /// as `0`. Programs compare it with names (`err == EPERM`).
+    Errno,
 }
 
 impl Insn {

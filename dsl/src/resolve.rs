@@ -374,6 +374,10 @@ impl Resolver<'_> {
                 "address family",
                 catalog::FAMILIES.iter().map(|(n, _)| *n).collect(),
             ),
+            FieldType::Int(crate::plan::Unit::Errno) => {
+                self.unknown_errno(field, id);
+                return;
+            }
             FieldType::Comm => {
                 self.diagnostics.push(
                     Diagnostic::error(
@@ -434,6 +438,31 @@ impl Resolver<'_> {
                 format!("unknown {what} `{}`", id.name),
                 id.span.clone(),
                 format!("not a {what}"),
+            )
+            .with_help(help),
+        );
+    }
+
+    /// `err == EPRM`: a name that is no errno (there are too many to list).
+    fn unknown_errno(&mut self, field: &RField, id: &ast::Ident) {
+        let upper = id.name.to_ascii_uppercase();
+        let help = match crate::errno::by_name(&upper) {
+            Some(_) => format!("errno names are upper case: `{upper}`"),
+            None => match suggest(&upper, crate::errno::names()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!(
+                    "`{}` holds an errno, by name as in the kernel's headers: `EPERM`, \
+                     `ENOBUFS`, ... (or NET_XMIT_DROP)",
+                    field.def.name
+                ),
+            },
+        };
+        self.diagnostics.push(
+            Diagnostic::error(
+                Code::UnknownConstant,
+                format!("unknown errno `{}`", id.name),
+                id.span.clone(),
+                "not an errno name",
             )
             .with_help(help),
         );

@@ -111,6 +111,11 @@ pub fn decode(ty: FieldType, vals: &[u64]) -> Value {
         FieldType::Uint(Unit::Micros) => Value::Unit(v0, "us"),
         FieldType::Uint(Unit::Millis) => Value::Unit(v0, "ms"),
         FieldType::Uint(_) | FieldType::Port => Value::Uint(v0),
+        // 0, or the error's name (`EPERM`); a number without one as is.
+        FieldType::Int(Unit::Errno) => match tcpq_dsl::errno::name(v0 as i64) {
+            Some(n) => Value::Str(n.to_owned()),
+            None => Value::Int(v0 as i64),
+        },
         FieldType::Int(_) => Value::Int(v0 as i64),
         FieldType::Bool => Value::Bool(v0 != 0),
         FieldType::Addr => {
@@ -229,6 +234,8 @@ pub fn type_width(ty: FieldType) -> usize {
     match ty {
         FieldType::Uint(Unit::Micros | Unit::Millis) => 10,
         FieldType::Uint(_) => 10,
+        // `ENOBUFS`; `EHOSTUNREACH` pushes the row right.
+        FieldType::Int(Unit::Errno) => 7,
         FieldType::Int(_) => 6,
         FieldType::Bool => 5,
         FieldType::Addr => 15,
@@ -241,7 +248,9 @@ pub fn type_width(ty: FieldType) -> usize {
 
 /// Whether a type's text is right-aligned (numbers) or left-aligned.
 fn type_right_aligned(ty: FieldType) -> bool {
-    matches!(ty, FieldType::Uint(_) | FieldType::Int(_) | FieldType::Port)
+    // Errors are names (and 0), left-aligned like other names.
+    ty != FieldType::Int(Unit::Errno)
+        && matches!(ty, FieldType::Uint(_) | FieldType::Int(_) | FieldType::Port)
 }
 
 /// Lays out rows of one column set.
@@ -373,6 +382,13 @@ mod tests {
             decode(FieldType::Int(Unit::None), &[(-11i64) as u64]),
             Value::Int(-11)
         );
+        let errno = |v: i64| decode(FieldType::Int(Unit::Errno), &[v as u64]);
+        assert_eq!(errno(0), Value::Int(0));
+        assert_eq!(errno(-1), Value::Str("EPERM".into()));
+        assert_eq!(errno(-105).json(), r#""ENOBUFS""#);
+        assert_eq!(errno(1), Value::Str("NET_XMIT_DROP".into()));
+        assert_eq!(errno(-41), Value::Int(-41));
+        assert_eq!(errno(0).json(), "0");
         assert_eq!(decode(FieldType::Bool, &[2]), Value::Bool(true));
         assert_eq!(
             decode(FieldType::Uint(Unit::Micros), &[250]).text(),
@@ -439,6 +455,24 @@ mod tests {
         assert_eq!(
             j.row(&row),
             r#"{"comm":null,"rcv_wnd":65535,"state":"ESTABLISHED"}"#
+        );
+        // Errors are names, left-aligned, 0 among them.
+        let e = Table::new(
+            &[
+                col("err", FieldType::Int(Unit::Errno), &[17]),
+                col("segs", FieldType::Uint(Unit::Segments), &[16]),
+            ],
+            &[],
+            Format::Text,
+        );
+        assert_eq!(e.header().unwrap(), "err            segs");
+        assert_eq!(
+            e.row(&[Value::Int(0), Value::Uint(3)]),
+            "0                 3"
+        );
+        assert_eq!(
+            e.row(&[Value::Str("EPERM".into()), Value::Uint(1)]),
+            "EPERM             1"
         );
         let c = Table::new(&cols[..1], &["count"], Format::Json);
         assert_eq!(

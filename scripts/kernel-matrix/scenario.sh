@@ -60,7 +60,7 @@ run() {
 
 run tcp_select_window 47001 "on tcp_select_window where sport == 47001 and tcp_flags == 24 count by comm"
 run tcp_probe 47002 "on tcp_probe where sport == 47002 and data_len > 0 count by comm"
-run tcp_retransmit 47003 "on tcp_retransmit where sport == 47003 or dport == 47003 count"
+run tcp_retransmit 47003 "on tcp_retransmit where (sport == 47003 or dport == 47003) and err == 0 count"
 run tcp_state 47004 "on tcp_state where sport == 47004 or dport == 47004 count by oldstate, newstate"
 run tcp_connect 47005 "on tcp_connect where dport == 47005 count by comm, wscale_ok"
 run tcp_accept 47006 "on tcp_accept where sport == 47006 count by comm, wscale_ok"

@@ -172,7 +172,8 @@ impl NetnsPair {
         let rules = format!(
             "table inet {t} {{ chain prerouting {{ type filter hook prerouting priority -300; policy accept; \
              iifname \"{iface}\" meta l4proto tcp tcp flags & syn == 0 \
-             numgen random mod 100 < {percent} counter drop; }}; }}",
+             {}counter drop; }}; }}",
+            share(percent),
             t = Loss::TABLE
         );
         exec_ok(&receiver, &["nft", &rules]);
@@ -185,13 +186,17 @@ impl NetnsPair {
     /// Drop `percent`% of the non-SYN TCP packets in `ns`'s own output hook
     /// (nft `table inet tcpq_outdrop`). Not loss as TCP sees it: the sender
     /// gets -EPERM back and mostly re-sends without counting a retransmission
-    /// (0.04-0.73 retransmissions per drop, measured).
+    /// (0.04-0.73 retransmissions per drop, measured). A dropped
+    /// *retransmission* is counted all the same (TcpRetransSegs, and
+    /// TCPRetransFail), and the `tcp_retransmit_skb` tracepoint reports it
+    /// with err -EPERM (6.17+).
     pub fn add_output_drop(&self, ns: &str, percent: u32) -> Loss {
         assert!(percent <= 100);
         let _ = self.peer_of(ns);
         let rules = format!(
             "table inet {t} {{ chain output {{ type filter hook output priority 0; policy accept; \
-             meta l4proto tcp tcp flags & syn == 0 numgen random mod 100 < {percent} counter drop; }}; }}",
+             meta l4proto tcp tcp flags & syn == 0 {}counter drop; }}; }}",
+            share(percent),
             t = Loss::OUTPUT_TABLE
         );
         exec_ok(ns, &["nft", &rules]);
@@ -199,6 +204,16 @@ impl NetnsPair {
             ns: ns.to_string(),
             table: Loss::OUTPUT_TABLE,
         }
+    }
+}
+
+/// The nft condition that picks `percent`% of packets (none for 100: nft
+/// refuses `numgen random mod 100 < 100`, whose value is out of range).
+fn share(percent: u32) -> String {
+    if percent >= 100 {
+        String::new()
+    } else {
+        format!("numgen random mod 100 < {percent} ")
     }
 }
 

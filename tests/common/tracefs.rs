@@ -43,6 +43,10 @@ impl TraceInstance {
             events: events.iter().map(|(e, _)| e.to_string()).collect(),
         };
         inst.write("buffer_size_kb", "2048");
+        // One clock for every CPU (the default, `local`, is per CPU), so that
+        // `trace`, which merges the CPUs' buffers by time, lists events in
+        // the order they happened: tests compare sequences with tcpq's.
+        inst.write("trace_clock", "mono");
         for (ev, filter) in events {
             if !filter.is_empty() {
                 inst.write(&format!("events/{ev}/filter"), filter);

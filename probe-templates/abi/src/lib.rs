@@ -942,6 +942,70 @@ pub mod slot {
     pub mod retransmit {
         /// Segments carried by the retransmitted skb (`tcp_skb_pcount`).
         pub const SEGS: u8 = 16;
+        /// The tracepoint's `err`, sign-extended: 0, a negative errno, or
+        /// `NET_XMIT_DROP` (1); 0 on kernels whose tracepoint has none.
+        /// Never one of [`crate::retransmit::NOT_COUNTED`].
+        pub const ERR: u8 = 17;
+    }
+}
+
+/// Which `tcp_retransmit_skb` events are retransmissions.
+///
+/// Since Linux 6.17 (commit ad892e912b84, "tcp: trace retransmit failures
+/// in tcp_retransmit_skb") the tracepoint sits at the `out:` label of
+/// `__tcp_retransmit_skb()` (net/ipv4/tcp_output.c) and receives `err`.
+/// Every attempt reaches it, but the kernel counts an attempt in
+/// `TcpRetransSegs` (`TCP_ADD_STATS(..., TCP_MIB_RETRANSSEGS, segs)`, the
+/// "Update global and local TCP statistics" block) only once it got past
+/// the early exits that `goto out` before that block:
+///
+/// - `-EBUSY`: `skb_still_in_host_queue()`, the original is still queued
+///   in a qdisc or the device (the retransmission is deferred);
+/// - `-EINVAL`: the skb lies wholly below `snd_una` (a `WARN_ON_ONCE`);
+/// - `-ENOMEM`: `tcp_trim_head()`, `tcp_fragment()` or
+///   `skb_unclone_keeptruesize()` found no memory;
+/// - `-EHOSTUNREACH`: `icsk_af_ops->rebuild_header()` found no route;
+/// - `-EAGAIN`: the skb starts beyond the peer's window (and is not the
+///   zero-window probe at `snd_una`).
+///
+/// Everything after the count is a retransmission for the kernel, sent or
+/// not: `err` is then 0 or what `tcp_transmit_skb()` returned (`-EPERM`
+/// from a netfilter drop, `NET_XMIT_DROP` = 1 from a qdisc or device drop,
+/// `-ENOBUFS` when the skb could not be cloned or copied, ...), and
+/// `TCPRetransFail` adds `segs` when `err != 0 && err != -EBUSY` (the
+/// early exits skip that too). So an event is counted exactly when `err`
+/// is not in [`NOT_COUNTED`].
+///
+/// The blur: two of these errors can also come from after the count, where
+/// the kernel does count the attempt. `-EHOSTUNREACH` from
+/// `ip_queue_xmit()`'s own route lookup (the socket's cached route went
+/// stale between `rebuild_header()` and the send) and `-ENOMEM` from TCP-AO
+/// signing (`tcp_ao_transmit_skb()`) in `__tcp_transmit_skb()`. The
+/// tracepoint cannot tell those apart from the early ones; they are taken
+/// as not counted, and then TcpRetransSegs (and TCPRetransFail) exceed
+/// what tcpq reports by their `segs`. (An `-EBUSY` from the send path would
+/// blur the same way, counted in TcpRetransSegs only; no send path known
+/// to us returns it.)
+///
+/// Before 6.17 the tracepoint has no `err` and fires only for `err == 0`,
+/// after the send: a retransmission that the kernel counted but that failed
+/// (`-EPERM`, ...) is not seen at all. There the sum of `segs` is
+/// `TcpRetransSegs - TCPRetransFail`.
+pub mod retransmit {
+    /// `err` values of attempts the kernel does not count as
+    /// retransmissions (see the module): `-EBUSY`, `-EINVAL`, `-ENOMEM`,
+    /// `-EHOSTUNREACH`, `-EAGAIN` (asm-generic numbering, as on x86-64 and
+    /// arm64).
+    pub const NOT_COUNTED: [i64; 5] = [-16, -22, -12, -113, -11];
+
+    /// Is an event with this `err` a retransmission the kernel counted?
+    pub const fn counted(err: i64) -> bool {
+        err == 0
+            || !(err == NOT_COUNTED[0]
+                || err == NOT_COUNTED[1]
+                || err == NOT_COUNTED[2]
+                || err == NOT_COUNTED[3]
+                || err == NOT_COUNTED[4])
     }
 }
 
@@ -1173,6 +1237,17 @@ mod tests {
         for &(slot, index) in quick::TCP_PROBE_TP {
             assert!(own_bit(slot) != 0);
             assert!(quick::TCP_PROBE_TP_QUICK.contains(&(slot, index)));
+        }
+    }
+
+    #[test]
+    fn retransmit_counted_is_the_complement_of_not_counted() {
+        for err in -200i64..=2 {
+            assert_eq!(
+                retransmit::counted(err),
+                !retransmit::NOT_COUNTED.contains(&err),
+                "{err}"
+            );
         }
     }
 

@@ -3,6 +3,12 @@
 //! retransmitted skb can carry several segments; `segs` is its
 //! `tcp_skb_pcount()`, read from `TCP_SKB_CB(skb)->tcp_gso_segs`, so that the
 //! sum of `segs` matches the kernel's `TcpRetransSegs`.
+//!
+//! Since 6.17 the tracepoint fires for every attempt, with `err`; the
+//! template keeps exactly those the kernel counts in `TcpRetransSegs`
+//! ([`tcpq_abi::retransmit`] says which and why), the sent ones and the ones
+//! the send path refused after the count (`err` -EPERM from a firewall, ...),
+//! and stores `err` with them.
 #![no_std]
 // `asm!` for BPF: `common::ctx_load`.
 #![feature(asm_experimental_arch)]
@@ -29,14 +35,20 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     if sk == 0 || skb == 0 {
         return None;
     }
-    // Since 6.x the tracepoint also fires for attempts that failed (err
-    // -EBUSY: the original is still queued in the host). Nothing went on the
-    // wire and TcpRetransSegs did not count them, so neither do we. Kernels
-    // without the field leave the offset unresolved and read 0.
-    if tp_field(ctx, off::TP_RETRANS_ERR) != 0 {
+    // An attempt the kernel did not count in TcpRetransSegs (it left
+    // `__tcp_retransmit_skb()` before the count: -EBUSY, the original still
+    // queued in the host, ...) is not a retransmission: a fixed rule of the
+    // template, before any filter. Kernels without `err` (before 6.17) leave
+    // the offset unresolved and read 0: there the tracepoint fires only for
+    // sent retransmissions. `err` is a C `int`: sign-extend it.
+    let err = sext32(tp_field(ctx, off::TP_RETRANS_ERR));
+    if !tcpq_abi::retransmit::counted(err as i64) {
         return None;
     }
     let ev = begin_own()?;
+    // Both own slots before the early filter: `err` is in a register
+    // already, and `segs` is one read.
+    ev.vals[s::ERR as usize] = err;
     let cb = loc(off::SKB_CB).off;
     let segs = loc(off::TCB_GSO_SEGS);
     ev.vals[s::SEGS as usize] = read_loc(skb + cb as u64, &segs);
