@@ -275,6 +275,14 @@ fn every_code_from_a_program() {
     assert_eq!(d.code, FieldUnavailable);
     assert_eq!(&src[d.span.clone()], "rcv_space");
     covered.insert(FieldUnavailable);
+    // `tcpq sockets` lists: an aggregation is reported (sockets.rs tests the rest).
+    let got: Vec<Code> = crate::compile_sockets("count by comm")
+        .unwrap_err()
+        .iter()
+        .map(|d| d.code)
+        .collect();
+    assert_eq!(got, [NotForSockets]);
+    covered.insert(NotForSockets);
     for c in Code::ALL {
         assert!(covered.contains(c), "no test produces {c:?}");
     }
