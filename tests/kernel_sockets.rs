@@ -82,6 +82,8 @@ fn state(ss: &str) -> &'static str {
 }
 
 type Key = (String, u16, String, u16);
+/// One namespace's sockets: tcpq's rows and ss's lines, by 4-tuple.
+type Seen = (BTreeMap<Key, Value>, BTreeMap<Key, SsLine>);
 
 fn key_of_row(r: &Value) -> Key {
     let s = |k: &str| {
@@ -335,8 +337,7 @@ fn every_socket_and_value_equals_ss() {
     std::thread::sleep(Duration::from_millis(600));
 
     let fields = all_fields();
-    let mut by_ns: BTreeMap<String, (BTreeMap<Key, Value>, BTreeMap<Key, SsLine>)> =
-        BTreeMap::new();
+    let mut by_ns: BTreeMap<String, Seen> = BTreeMap::new();
     let mut compared = 0;
     for ns in [&pair.cli, &pair.srv] {
         let rows = json_rows(ns, &format!("print {fields}"));

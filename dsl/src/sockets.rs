@@ -1,7 +1,7 @@
 //! `tcpq sockets [where EXPR] [print FIELD, ...]`: the TCP sockets that
 //! exist now, like `ss -ti`, in the same language as the probes.
 //!
-//! [`SOCKETS`] is a catalog entry outside [`catalog::PROBES`] (no template,
+//! [`SOCKETS`] is a catalog entry outside [`crate::catalog::PROBES`] (no template,
 //! no strategy: the runtime fills its records from sock_diag netlink). Its
 //! fields use the probes' names, types, units and, where a probe has the
 //! field, the same record slot; a condition compiles through the same
@@ -13,7 +13,7 @@
 //! socket may lack a field (a TIME_WAIT socket has no `tcp_info`); see
 //! [`SocketsQuery::filter_slots`].
 use crate::ast::{self, Ident, PrintItem};
-use crate::catalog::{self, FieldDef, ProbeDef};
+use crate::catalog::{FieldDef, ProbeDef};
 use crate::diagnostic::{Code, Diagnostic};
 use crate::plan::{Action, Column, FieldType, Insn, Unit};
 use crate::recipe::Params;
@@ -761,7 +761,7 @@ fn sorted(mut d: Vec<Diagnostic>) -> Vec<Diagnostic> {
 }
 
 /// The catalog entry `tcpq -l NAME` and the docs look up besides
-/// [`catalog::PROBES`].
+/// [`crate::catalog::PROBES`].
 pub fn entry(name: &str) -> Option<&'static ProbeDef> {
     (name == SOCKETS.name).then_some(&SOCKETS)
 }
@@ -813,7 +813,7 @@ mod tests {
             }
         }
         assert_eq!(SOCKETS.all_fields().count(), SOCKETS_FIELDS.len());
-        assert!(catalog::probe("sockets").is_none(), "not a probe");
+        assert!(crate::catalog::probe("sockets").is_none(), "not a probe");
         assert!(SOCKETS.is_userspace());
         for c in DEFAULT_COLUMNS {
             assert!(SOCKETS.field(c).is_some(), "{c}");
