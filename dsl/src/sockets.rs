@@ -196,7 +196,7 @@ pub static SOCKETS_FIELDS: &[FieldDef] = &[
         &[sk::RCV_WND],
         32,
         "receive window this side currently offers (tcp_info tcpi_rcv_wnd = \
-         tcp_sock.rcv_wnd; Linux 6.2 and later)",
+         tcp_sock.rcv_wnd; not in Linux 6.1's tcp_info)",
     ),
     f(
         "snd_wnd",

@@ -480,7 +480,7 @@ pub struct Listing {
     /// cannot fill (named in `notes`).
     pub columns: Vec<Column>,
     pub rows: Vec<Vec<Value>>,
-    /// The namespaces listed, in order: (inode, label).
+    /// The namespaces with a socket in `rows`, in order: (inode, label).
     pub namespaces: Vec<(u64, String)>,
     /// Things to tell on stderr.
     pub notes: Vec<String>,
@@ -561,16 +561,25 @@ pub fn select(
         }
     }
     let seen = all.len();
-    let rows = all
+    let matched: Vec<&Socket> = all
         .iter()
         .filter(|s| query.filter_slots & !s.have == 0)
         .filter(|s| tcpq_dsl::filter::run(&query.filter, &s.vals))
-        .map(|s| row(&columns, s))
         .collect();
+    let netns_slot = SOCKETS
+        .field("netns")
+        .map_or(0, |f| usize::from(f.slots[0]));
+    let listed: std::collections::HashSet<u64> =
+        matched.iter().map(|s| s.vals[netns_slot]).collect();
+    let rows = matched.iter().map(|s| row(&columns, s)).collect();
     Ok(Listing {
         columns,
         rows,
-        namespaces: namespaces.iter().map(|n| (n.inode, n.label())).collect(),
+        namespaces: namespaces
+            .iter()
+            .filter(|n| listed.contains(&n.inode))
+            .map(|n| (n.inode, n.label()))
+            .collect(),
         notes,
         seen,
     })
