@@ -38,13 +38,13 @@ pub struct SocketsArgs {
     #[arg(long, value_enum, default_value_t = crate::OutputFormat::Text)]
     format: crate::OutputFormat,
 
+    /// Parse and check the query only; never touch the kernel. Exit 0 or 2.
+    #[arg(long)]
+    check: bool,
+
     /// The query: `[where EXPR] [print FIELD, ...]`, as one argument or
-    /// several (joined with spaces).
-    #[arg(
-        value_name = "QUERY",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    /// several (joined with spaces). Options may come before or after it.
+    #[arg(value_name = "QUERY", num_args = 0.., allow_negative_numbers = true)]
     query: Vec<String>,
 }
 
@@ -58,6 +58,9 @@ pub fn run(args: SocketsArgs, color: bool) -> ExitCode {
             return ExitCode::from(EXIT_USAGE);
         }
     };
+    if args.check {
+        return ExitCode::SUCCESS;
+    }
     let mut notes = Vec::new();
     let namespaces = if args.netns.is_empty() {
         match netns::list() {
