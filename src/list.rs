@@ -22,9 +22,14 @@ pub fn run(probe: &str, markdown: bool) -> ExitCode {
             let _ = writeln!(s, "{:<width$}  {}", p.name, p.summary);
         }
         s.push_str(
-            "\n`tcpq -l PROBE` explains one: the kernel moment, every field, how it attaches.\n",
+            "\n`tcpq -l PROBE` explains one: the kernel moment, every field, how it attaches.\n\
+             `tcpq -l sockets`: the fields of `tcpq sockets`, the sockets that exist now.\n",
         );
         out(&s);
+        return ExitCode::SUCCESS;
+    }
+    if let Some(p) = tcpq_dsl::sockets::entry(probe) {
+        out(&explain_sockets(p));
         return ExitCode::SUCCESS;
     }
     let Some(p) = catalog::probe(probe) else {
@@ -135,6 +140,23 @@ pub fn explain_probe(p: &ProbeDef) -> String {
         "Socket fields (read from the socket when a program uses them):",
         &sock,
     );
+    s
+}
+
+/// `tcpq -l sockets`: what `tcpq sockets` lists and every field.
+pub fn explain_sockets(p: &ProbeDef) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "tcpq sockets — {}", p.summary);
+    let _ = writeln!(s);
+    wrap(&mut s, p.doc, "  ", 78);
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "Usage: tcpq sockets [where EXPR] [print FIELD, ...] [--netns NS]... [--format text|json]"
+    );
+    let _ = writeln!(s);
+    let rows: Vec<&FieldDef> = p.fields.iter().collect();
+    field_table(&mut s, "Fields of tcpq sockets:", &rows);
     s
 }
 
@@ -286,6 +308,24 @@ pub fn probes_markdown() -> String {
     );
     let _ = writeln!(s);
     md_fields(&mut s, SOCKET_FIELDS.iter());
+    let p = &tcpq_dsl::sockets::SOCKETS;
+    let _ = writeln!(s);
+    let _ = writeln!(s, "## tcpq sockets");
+    let _ = writeln!(s);
+    let _ = writeln!(s, "{}", md_cell(p.doc));
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "`tcpq sockets [where EXPR] [print FIELD, ...] [--netns NS]... [--format text|json]`. \
+         Without `print`: {}.",
+        tcpq_dsl::sockets::DEFAULT_COLUMNS
+            .iter()
+            .map(|c| format!("`{c}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let _ = writeln!(s);
+    md_fields(&mut s, p.fields.iter());
     s
 }
 

@@ -21,6 +21,7 @@ use tcpq_runtime::{
 
 mod lab;
 mod list;
+mod sockets;
 
 /// Exit code for a bad program, recipe, parameter or usage.
 const EXIT_USAGE: u8 = 2;
@@ -32,12 +33,12 @@ const EXIT_RUNTIME: u8 = 1;
     name = "tcpq",
     version,
     about = "Ask the Linux kernel's TCP stack questions, live, with eBPF",
-    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] FILE [--param NAME=VALUE]...\n       tcpq FILE --help\n       tcpq -l [PROBE]\n       tcpq doctor [--format text|json] [--btf PATH]\n       tcpq lab list|start|stop NAME",
+    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] FILE [--param NAME=VALUE]...\n       tcpq FILE --help\n       tcpq -l [PROBE]\n       tcpq sockets [where EXPR] [print FIELD, ...] [--netns NS]... [--format text|json]\n       tcpq doctor [--format text|json] [--btf PATH]\n       tcpq lab list|start|stop NAME",
     // One of these (or a subcommand) is required; checked in `run`.
     group = clap::ArgGroup::new("source").args(["program", "file", "list"]),
     args_conflicts_with_subcommands = true,
     disable_help_subcommand = true,
-    after_help = "Examples:\n  tcpq -e 'on tcp_retransmit count by comm'\n  tcpq -e 'on tcp_select_window where win == 0 print comm, sport, dport, rcv_wnd'\n  tcpq recipes/zero-window.tcpq --param port=8080 --duration 10s"
+    after_help = "Examples:\n  tcpq -e 'on tcp_retransmit count by comm'\n  tcpq -e 'on tcp_select_window where win == 0 print comm, sport, dport, rcv_wnd'\n  tcpq recipes/zero-window.tcpq --param port=8080 --duration 10s\n  tcpq sockets where state == ESTABLISHED and not wscale_ok"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -116,6 +117,9 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         btf: Option<PathBuf>,
     },
+    /// List the TCP sockets that exist now (like `ss -tie`), filtered with
+    /// the same `where` language: `tcpq sockets where rcv_wscale == 0`.
+    Sockets(sockets::SocketsArgs),
     /// Build small TCP scenarios in network namespaces to watch with tcpq.
     Lab(lab::LabArgs),
 }
@@ -247,6 +251,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let color = stderr_color();
     if let Some(Command::Lab(args)) = cli.command {
         return Ok(lab::run(args));
+    }
+    if let Some(Command::Sockets(args)) = cli.command {
+        return Ok(sockets::run(args, color));
     }
     if let Some(probe) = &cli.list {
         return Ok(list::run(probe, cli.markdown));

@@ -507,6 +507,30 @@ fn every_diagnostic_rendered() {
     seen.push(Code::Internal);
     out.push_str(&format!("\n===== {} (Internal)\n", Code::Internal));
     out.push_str(&render_all(&diags, src, "<command line>", false));
+    // `tcpq sockets` mistakes, in a snapshot of their own.
+    let mut socks = String::new();
+    for src in [
+        "where rcv_wscal == 0 print pid",
+        "where rttvar > 1ms",
+        "count by comm",
+        "print pid, comm limit 5",
+        "where state == ESTABLISHED and",
+    ] {
+        let diags = tcpq_dsl::compile_sockets(src).expect_err(src);
+        seen.extend(diags.iter().map(|d| d.code));
+        socks.push_str(&format!(">>> tcpq sockets {src}\n"));
+        socks.push_str(&render_all(&diags, src, "<command line>", false));
+        socks.push('\n');
+    }
+    let src = "where rcv_wnd < 64KiB print rcv_wnd";
+    let d = tcpq_dsl::sockets::sockets_field_unavailable(
+        src,
+        "rcv_wnd",
+        "this kernel's tcp_info is 232 bytes; tcpi_rcv_wnd ends at byte 236",
+    );
+    socks.push_str(&format!(">>> tcpq sockets {src}\n"));
+    socks.push_str(&render_all(&[d], src, "<command line>", false));
+    insta::assert_snapshot!("sockets_diagnostics", socks);
     for c in Code::ALL {
         assert!(seen.contains(c), "no snapshot for {c:?}");
     }

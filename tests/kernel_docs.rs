@@ -53,6 +53,26 @@ const DEFAULT_DURATION: &str = "3s";
 const NOT_RUN: &[(&str, &str, &str)] = &[
     (
         "README.md",
+        "tcpq sockets [where EXPR] [print FIELD, ...] [--netns NS]... [--format json]",
+        "usage synopsis (`tcpq sockets where ...` runs from README.md and docs/tutorial.md)",
+    ),
+    (
+        "docs/language.md",
+        "tcpq sockets [where EXPR] [print FIELD, ...]",
+        "usage synopsis: placeholders, not a command",
+    ),
+    (
+        "docs/probes.md",
+        "tcpq sockets [where EXPR] [print FIELD, ...]",
+        "usage synopsis: placeholders, not a command",
+    ),
+    (
+        "docs/probes.md",
+        "tcpq sockets [where EXPR] [print FIELD, ...] [--netns NS]... [--format text|json]",
+        "usage synopsis: placeholders, not a command",
+    ),
+    (
+        "README.md",
         "tcpq -e PROGRAM [--format text|json] [--duration 5s] [--buffer-size 1m] [--strategy NAME] [--check] [--explain]",
         "usage synopsis: placeholders, not a command",
     ),
@@ -264,6 +284,7 @@ const EXPECT: &[(&str, &str, &[&str])] = &[
     ),
     ("docs/kernels.md", "doctor --format json", &["~\"probes\""]),
     ("docs/kernels.md", "tcpq doctor", &["~tcp_select_window"]),
+    ("README.md", "tcpq -l sockets", &["~sock_cookie"]),
     ("README.md", "tcpq -l", &["~tcp_select_window"]),
     ("README.md", "lab list", &["~zero-window"]),
     (
@@ -761,7 +782,7 @@ fn plan(ex: &Example) -> Result<Run, String> {
     };
     let first = args.first().cloned().unwrap_or_default();
     let runs_program = expect.error.is_none()
-        && !["lab", "doctor", "-l", "--help"].contains(&first.as_str())
+        && !["lab", "doctor", "-l", "--help", "sockets"].contains(&first.as_str())
         && !args
             .iter()
             .any(|a| a == "--help" || a == "--check" || a == "--explain");
@@ -887,7 +908,7 @@ fn args_with_recipe(run: &Run, dir: &TempDir) -> Vec<String> {
 }
 
 /// Run a command that does not attach (a diagnostic, `-l`, `doctor`,
-/// `lab list`) to completion.
+/// `lab list`, `sockets`) to completion.
 fn run_plain(run: &Run, dir: &TempDir) -> Result<(), String> {
     let out = Command::new(Tcpq::bin())
         .args(args_with_recipe(run, dir))

@@ -86,6 +86,13 @@ fn every_code_and_field_is_documented() {
             "{c} ({c:?}) is not in the table"
         );
     }
+    for f in tcpq_dsl::sockets::SOCKETS.all_fields() {
+        assert!(
+            DOC.contains(&format!("`{}`", f.name)),
+            "field {} of tcpq sockets",
+            f.name
+        );
+    }
     for p in catalog::PROBES {
         assert!(DOC.contains(&format!("`{}`", p.name)), "probe {}", p.name);
         for f in p.all_fields() {

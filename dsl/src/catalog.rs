@@ -323,11 +323,24 @@ impl ProbeDef {
     /// its tracepoint, wins over the socket's).
     pub fn all_fields(&self) -> impl Iterator<Item = &'static FieldDef> {
         let own = self.fields;
-        COMMON_FIELDS.iter().chain(own.iter()).chain(
-            SOCKET_FIELDS
+        // A userspace entry (`tcpq sockets`) lists every field itself.
+        let (common, socket): (&'static [FieldDef], &'static [FieldDef]) = if self.is_userspace() {
+            (&[], &[])
+        } else {
+            (COMMON_FIELDS, SOCKET_FIELDS)
+        };
+        common.iter().chain(own.iter()).chain(
+            socket
                 .iter()
                 .filter(move |s| !own.iter().any(|f| f.name == s.name)),
         )
+    }
+
+    /// Not a kernel moment but a listing tcpq makes in userspace
+    /// (`tcpq sockets`, [`crate::sockets::SOCKETS`]): no template, no
+    /// strategy, and never in [`PROBES`].
+    pub fn is_userspace(&self) -> bool {
+        self.template.is_empty()
     }
 
     pub fn field(&self, name: &str) -> Option<&'static FieldDef> {

@@ -54,6 +54,8 @@ pub enum Code {
     MissingUnit,
     /// A modifier that does not apply (`top` on `print`), or given twice.
     BadModifier,
+    /// An aggregation or a modifier after `tcpq sockets`, which lists.
+    NotForSockets,
     // -- limits (E03xx) -------------------------------------------------
     /// The `where` clause compiles to more than `MAX_INSNS` instructions.
     FilterTooLong,
@@ -115,6 +117,7 @@ impl Code {
         Code::NotNumeric,
         Code::MissingUnit,
         Code::BadModifier,
+        Code::NotForSockets,
         Code::FilterTooLong,
         Code::KeyTooLarge,
         Code::TooManyItems,
@@ -154,6 +157,7 @@ impl Code {
             Code::NotNumeric => 209,
             Code::MissingUnit => 210,
             Code::BadModifier => 211,
+            Code::NotForSockets => 212,
             Code::FilterTooLong => 301,
             Code::KeyTooLarge => 302,
             Code::TooManyItems => 303,

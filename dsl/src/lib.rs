@@ -26,6 +26,7 @@ pub mod plan;
 mod planner;
 pub mod recipe;
 pub mod resolve;
+pub mod sockets;
 
 pub use check::check;
 pub use diagnostic::{render, render_all, Code, Diagnostic, Severity};
@@ -34,6 +35,7 @@ pub use parse::parse;
 pub use planner::plan;
 pub use recipe::{bind_params, parse_recipe, Params, Recipe};
 pub use resolve::resolve;
+pub use sockets::compile_sockets;
 
 /// Compile a program or recipe file into a plan.
 ///
@@ -99,7 +101,7 @@ pub fn field_unavailable(source: &str, probe: &str, field: &str, why: &str) -> D
 }
 
 /// Where clause `c` first names `field`.
-fn field_span(c: &ast::Clause, field: &str) -> Option<ast::Span> {
+pub(crate) fn field_span(c: &ast::Clause, field: &str) -> Option<ast::Span> {
     fn in_operand(o: &ast::Operand, f: &str) -> Option<ast::Span> {
         match o {
             ast::Operand::Field(i) if i.name == f => Some(i.span.clone()),

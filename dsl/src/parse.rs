@@ -73,6 +73,43 @@ pub fn parse_expr(source: &str) -> Result<Expr, Vec<Diagnostic>> {
     }
 }
 
+/// Parse what follows `tcpq sockets`: `[where EXPR] [ACTION] [MODIFIER...]`,
+/// as a clause on the probe named `sockets` (span `0..0`). The flag says
+/// whether an action was written (without one the caller picks the
+/// columns; the returned clause then has an empty `print`).
+pub fn parse_sockets(source: &str) -> Result<(Clause, bool), Vec<Diagnostic>> {
+    if let Some(d) = too_complex(source, 0) {
+        return Err(vec![d]);
+    }
+    let mut pairs = Grammar::parse(Rule::sockets_query, source)
+        .map_err(|e| vec![syntax_error(source, 0, e)])?;
+    let Some(query) = pairs.next() else {
+        return Err(vec![Diagnostic::unlocated(Code::Syntax, "empty input")]);
+    };
+    let acted = query
+        .clone()
+        .into_inner()
+        .any(|p| p.as_rule() == Rule::action);
+    let mut b = Builder::default();
+    let mut clause = b.clause(query);
+    clause.probe = Ident {
+        name: "sockets".into(),
+        span: 0..0,
+    };
+    if !acted {
+        let end = source.trim_end().len();
+        clause.action = Action::Print {
+            items: Vec::new(),
+            span: end..end,
+        };
+    }
+    if b.errors.is_empty() {
+        Ok((clause, acted))
+    } else {
+        Err(b.errors)
+    }
+}
+
 /// Clauses must be separated by a newline or `;`: `on a print x on b ...`
 /// on one line is almost always a missing separator.
 fn check_separators(source: &str, clauses: &[Clause], errors: &mut Vec<Diagnostic>) {
@@ -258,7 +295,7 @@ fn rule_words(rule: Rule) -> &'static str {
         Rule::unit_suffix => "a unit",
         Rule::string | Rule::string_inner => "a string",
         Rule::ident | Rule::keyword => "a name",
-        Rule::program | Rule::clause_only => "a program",
+        Rule::program | Rule::clause_only | Rule::sockets_query => "a program",
         Rule::WHITESPACE | Rule::COMMENT | Rule::ident_char => "whitespace",
     }
 }

@@ -147,6 +147,22 @@ pub fn resolve(program: &ast::Program, params: &Params) -> Resolved {
     }
 }
 
+/// Resolve one clause against `probe` whatever its `on` names: how
+/// `tcpq sockets` (a catalog entry outside `catalog::PROBES`) gets the
+/// language's own name resolution.
+pub fn resolve_clause(probe: &'static ProbeDef, clause: &ast::Clause, params: &Params) -> Resolved {
+    let mut r = Resolver {
+        params,
+        diagnostics: Vec::new(),
+        omitted: Vec::new(),
+    };
+    let clauses = r.clause_on(probe, clause).into_iter().collect();
+    Resolved {
+        clauses,
+        diagnostics: r.diagnostics,
+    }
+}
+
 struct Resolver<'p> {
     params: &'p Params,
     diagnostics: Vec<Diagnostic>,
@@ -234,6 +250,11 @@ impl Resolver<'_> {
             // Without a probe its fields cannot be judged: skip the clause.
             return None;
         };
+        self.clause_on(probe, c)
+    }
+
+    /// `c` against `probe`, which need not be in `catalog::PROBES`.
+    fn clause_on(&mut self, probe: &'static ProbeDef, c: &ast::Clause) -> Option<RClause> {
         let filter = c.filter.as_ref().map(|w| {
             self.omitted.clear();
             let expr = self.expr(probe, &w.expr);

@@ -288,6 +288,14 @@ fn every_code_from_a_program() {
         .collect();
     assert_eq!(got, [Internal]);
     covered.insert(Internal);
+    // `tcpq sockets` lists: an aggregation is reported (sockets.rs tests the rest).
+    let got: Vec<Code> = crate::compile_sockets("count by comm")
+        .unwrap_err()
+        .iter()
+        .map(|d| d.code)
+        .collect();
+    assert_eq!(got, [NotForSockets]);
+    covered.insert(NotForSockets);
     for c in Code::ALL {
         assert!(covered.contains(c), "no test produces {c:?}");
     }

@@ -16,6 +16,7 @@ pub mod owners;
 pub mod probe_kernel;
 pub mod render;
 pub mod session;
+pub mod sockets;
 pub mod strategy;
 pub mod stream;
 pub mod templates;

@@ -54,9 +54,11 @@ fn owner(pid: u32) -> Option<Owner> {
     })
 }
 
-/// Every process's sockets: inode -> (owner, netns), the highest pid
-/// holding each.
-fn socket_holders(seeds: &mut Seeds) -> HashMap<u64, (Owner, u32)> {
+/// Every process's sockets: inode -> (owner, the owner's netns), the
+/// highest pid holding each (see the module's doc). `processes` counts the
+/// processes whose fds were read. Also what `tcpq sockets` shows as a
+/// socket's `pid` and `comm` (sock_diag's `idiag_inode` is the inode).
+pub fn socket_holders(processes: &mut usize) -> HashMap<u64, (Owner, u32)> {
     let mut pids: Vec<u32> = std::fs::read_dir("/proc")
         .into_iter()
         .flatten()
@@ -70,7 +72,7 @@ fn socket_holders(seeds: &mut Seeds) -> HashMap<u64, (Owner, u32)> {
         let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
             continue;
         };
-        seeds.processes += 1;
+        *processes += 1;
         let mut who: Option<(Owner, u32)> = None;
         for fd in fds.flatten() {
             let Ok(link) = std::fs::read_link(fd.path()) else {
@@ -150,7 +152,7 @@ fn parse_table(text: &str) -> Vec<Row> {
 /// process is in.
 pub fn scan() -> Seeds {
     let mut seeds = Seeds::default();
-    let holders = socket_holders(&mut seeds);
+    let holders = socket_holders(&mut seeds.processes);
     // One process per namespace reads that namespace's tables.
     let mut by_ns: HashMap<u32, u32> = HashMap::new();
     for (o, ns) in holders.values() {

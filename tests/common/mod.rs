@@ -21,7 +21,7 @@ pub mod tracefs;
 
 pub use capture::{count, packets, Capture, Packet};
 pub use netns::{Loss, NetnsPair};
-pub use ss::{ss_port, SsSock};
+pub use ss::{ss_all, ss_port, SsLine, SsSock};
 pub use tcpgen::{Client, Launch, Server, TcpGenLog};
 pub use tcpq::Tcpq;
 pub use tracefs::TraceInstance;
