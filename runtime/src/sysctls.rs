@@ -174,10 +174,9 @@ fn assess<'a>(
             Level::Danger,
             "window scaling is off: connections of this namespace neither offer nor accept the \
              RFC 7323 window scale option, so every window, both ways, is at most 65535 bytes \
-             (64 KiB): at most 64 KiB in flight per round trip (5.2 Mbit/s at 100 ms), and a \
-             reader that falls behind closes its window sooner (the seed outage: \
-             TcpExtTCPToZeroWindowAdv climbs). Fix: sysctl -w net.ipv4.tcp_window_scaling=1 \
-             (new connections only)"
+             (64 KiB) whatever the buffers: at most 64 KiB in flight per round trip (5.2 Mbit/s \
+             at 100 ms RTT). The seed outage. Fix: sysctl -w net.ipv4.tcp_window_scaling=1 \
+             (applies to new connections)"
                 .to_owned(),
         ),
         "net.ipv4.tcp_sack" if one == Some(0) => (
@@ -226,7 +225,8 @@ fn assess<'a>(
                     .unwrap_or_default()
             ),
         ),
-        "net.ipv4.tcp_adv_win_scale" if kernel.is_some_and(|k| k >= (6, 6)) => (
+        // Only when someone changed it (the default is 1), believing it works.
+        "net.ipv4.tcp_adv_win_scale" if one != Some(1) && kernel.is_some_and(|k| k >= (6, 6)) => (
             Level::Note,
             "obsolete since Linux 6.6 (Documentation/networking/ip-sysctl.rst): the share of \
              the receive buffer advertised as window comes from a ratio each socket \
