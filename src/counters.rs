@@ -128,7 +128,8 @@ pub fn run(args: CountersArgs) -> anyhow::Result<ExitCode> {
         let readings: Vec<Reading> = namespaces
             .iter()
             .map(counters::read_in)
-            .collect::<Result<_, _>>()?;
+            .collect::<Result<_, _>>()
+            .map_err(flat)?;
         printer.absolute(&readings, &mut out);
         let _ = out.flush();
         return Ok(ExitCode::SUCCESS);
@@ -173,11 +174,18 @@ pub fn run(args: CountersArgs) -> anyhow::Result<ExitCode> {
             let _ = out.flush();
             !printer.broken
         },
-    )?;
+    )
+    .map_err(flat)?;
     if matches!(stop, Stop::Interrupt | Stop::Terminate) {
         eprintln!("tcpq: counters: stopped by a signal; the last interval ends there");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The error as one line: its message already names its cause (a namespace
+/// error quotes the OS error), so anyhow's chain would say it twice.
+fn flat(e: counters::CountersError) -> anyhow::Error {
+    anyhow::anyhow!("{e}")
 }
 
 enum Failure {
