@@ -1,7 +1,11 @@
 //! `tcpq doctor`: what this kernel offers tcpq, found by trying, and for
 //! every probe in the catalog the strategy it would use or why it cannot
-//! run. Text for people; `--format json` is one object whose `features`
-//! member is exactly what `tests/fixtures/kernels/*.json` record.
+//! run; then the TCP sysctls that shape windows and loss recovery, for
+//! tcpq's own network namespace and every `--netns` given, with the
+//! dangerous values flagged and why (`tcpq_runtime::sysctls`). Text for
+//! people; `--format json` is one object whose `features` member is
+//! exactly what `tests/fixtures/kernels/*.json` record and whose `sysctls`
+//! member has one entry per namespace.
 use std::{path::Path, process::ExitCode, time::Instant};
 
 use serde_json::{json, Value};
@@ -9,11 +13,69 @@ use tcpq_dsl::catalog::PROBES;
 use tcpq_runtime::{
     btf::{Btf, VMLINUX_BTF},
     features::{KernelFeatures, Needs, Support},
+    netns,
     offsets::Offsets,
     session::owner_programs,
     strategy::{self, check},
+    sysctls::{self, Level, Setting},
     tracefs::Tracefs,
 };
+
+/// The sysctls of one namespace, or why they could not be read.
+struct NsSysctls {
+    ns: netns::Netns,
+    settings: Result<Vec<Setting>, String>,
+}
+
+/// Resolve `--netns` specs (tcpq's own namespace first, each once).
+fn namespaces(specs: &[String]) -> Result<Vec<netns::Netns>, String> {
+    let mut all = vec![netns::find("host").map_err(|e| e.to_string())?];
+    for spec in specs {
+        let ns = netns::find(spec).map_err(|e| e.to_string())?;
+        if !all.iter().any(|n| n.inode == ns.inode) {
+            all.push(ns);
+        }
+    }
+    Ok(all)
+}
+
+fn read_sysctls(all: Vec<netns::Netns>, kernel: Option<(u32, u32)>) -> Vec<NsSysctls> {
+    all.into_iter()
+        .map(|ns| {
+            let settings = netns::pin(&ns)
+                .and_then(|p| sysctls::read_in(&p, kernel))
+                .map_err(|e| e.to_string());
+            NsSysctls { ns, settings }
+        })
+        .collect()
+}
+
+fn settings_json(settings: &[Setting]) -> Value {
+    serde_json::to_value(settings).unwrap_or(Value::Null)
+}
+
+fn print_settings(settings: &[Setting]) {
+    for s in settings {
+        let value = s
+            .value
+            .clone()
+            .unwrap_or_else(|| format!("({})", s.error.as_deref().unwrap_or("unreadable")));
+        let flag = match s.level {
+            Level::Ok => "",
+            Level::Danger => "DANGER",
+            Level::Warning => "WARNING",
+            Level::Note => "note",
+        };
+        if flag.is_empty() {
+            println!("    {:<40} {value}", s.name);
+            continue;
+        }
+        println!("    {:<40} {value}  {flag}", s.name);
+        for l in crate::counters::wrap(&s.why, 70) {
+            println!("        {l}");
+        }
+    }
+}
 
 /// One probe's verdict.
 struct Verdict {
@@ -124,8 +186,15 @@ fn yes(s: &Support) -> &'static str {
     }
 }
 
-pub fn run(as_json: bool, btf_path: Option<&Path>) -> anyhow::Result<ExitCode> {
+pub fn run(as_json: bool, btf_path: Option<&Path>, netns: &[String]) -> anyhow::Result<ExitCode> {
     let start = Instant::now();
+    let spaces = match namespaces(netns) {
+        Ok(n) => n,
+        Err(e) => {
+            eprintln!("tcpq: error: {e}");
+            return Ok(ExitCode::from(crate::EXIT_USAGE));
+        }
+    };
     // SAFETY: geteuid has no preconditions.
     let root = unsafe { libc::geteuid() } == 0;
     // Root may mount tracefs (as a run would); others only look.
@@ -159,6 +228,15 @@ pub fn run(as_json: bool, btf_path: Option<&Path>) -> anyhow::Result<ExitCode> {
         .map(|p| p.requirement())
         .filter_map(|r| check(&r, &features).err())
         .collect();
+    let ns_sysctls = read_sysctls(spaces, sysctls::kernel_version(&features.kernel.release));
+    let host_wide = sysctls::read_host_wide();
+    // A namespace asked for but not readable (entering it needs
+    // CAP_SYS_ADMIN) is a runtime failure, after the report.
+    let code = if ns_sysctls.iter().any(|n| n.settings.is_err()) {
+        ExitCode::from(crate::EXIT_RUNTIME)
+    } else {
+        ExitCode::SUCCESS
+    };
     let elapsed = start.elapsed();
 
     if as_json {
@@ -183,10 +261,28 @@ pub fn run(as_json: bool, btf_path: Option<&Path>) -> anyhow::Result<ExitCode> {
                 "notes": o.notes,
             })),
             "features": features,
+            "sysctls": ns_sysctls.iter().map(|n| {
+                let mut o = json!({
+                    "netns": n.ns.inode,
+                    "netns_label": n.ns.label(),
+                    "current": n.ns.current,
+                });
+                match &n.settings {
+                    Ok(s) => o["settings"] = settings_json(s),
+                    Err(e) => o["error"] = json!(e),
+                }
+                o
+            }).collect::<Vec<_>>(),
+            "host_wide_sysctls": settings_json(&host_wide),
             "elapsed_ms": (elapsed.as_secs_f64() * 1e4).round() / 10.0,
         });
         println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(ExitCode::SUCCESS);
+        for n in &ns_sysctls {
+            if let Err(e) = &n.settings {
+                eprintln!("tcpq: error: sysctls of {}: {e}", n.ns.label());
+            }
+        }
+        return Ok(code);
     }
 
     let f = &features;
@@ -307,6 +403,21 @@ pub fn run(as_json: bool, btf_path: Option<&Path>) -> anyhow::Result<ExitCode> {
             }
         );
     }
+    println!("tcp sysctls (per network namespace; `tcpq doctor --netns NS` adds one):");
+    for n in &ns_sysctls {
+        println!("  {} (netns {})", n.ns.label(), n.ns.inode);
+        match &n.settings {
+            Ok(s) => print_settings(s),
+            Err(e) => println!("    cannot read: {e}"),
+        }
+    }
+    println!("  host-wide (one value for every namespace):");
+    print_settings(&host_wide);
     println!("checked in {:.1} ms", elapsed.as_secs_f64() * 1e3);
-    Ok(ExitCode::SUCCESS)
+    for n in &ns_sysctls {
+        if let Err(e) = &n.settings {
+            eprintln!("tcpq: error: sysctls of {}: {e}", n.ns.label());
+        }
+    }
+    Ok(code)
 }

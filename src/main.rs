@@ -11,6 +11,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod counters;
 mod doctor;
 
 use anyhow::Context as _;
@@ -24,16 +25,16 @@ mod list;
 mod sockets;
 
 /// Exit code for a bad program, recipe, parameter or usage.
-const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 /// Exit code for a failure at run time (kernel, privileges, I/O).
-const EXIT_RUNTIME: u8 = 1;
+pub(crate) const EXIT_RUNTIME: u8 = 1;
 
 #[derive(Parser, Debug)]
 #[command(
     name = "tcpq",
     version,
     about = "Ask the Linux kernel's TCP stack questions, live, with eBPF",
-    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] FILE [--param NAME=VALUE]...\n       tcpq FILE --help\n       tcpq -l [PROBE]\n       tcpq sockets [where EXPR] [print FIELD, ...] [--netns NS]... [--format text|json]\n       tcpq doctor [--format text|json] [--btf PATH]\n       tcpq lab list|start|stop NAME",
+    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] FILE [--param NAME=VALUE]...\n       tcpq FILE --help\n       tcpq -l [PROBE]\n       tcpq sockets [where EXPR] [print FIELD, ...] [--netns NS]... [--format text|json]\n       tcpq counters [NAME...] [--netns NS]... [--duration DUR] [--every DUR] [--explain]\n       tcpq doctor [--format text|json] [--btf PATH] [--netns NS]...\n       tcpq lab list|start|stop NAME",
     // One of these (or a subcommand) is required; checked in `run`.
     group = clap::ArgGroup::new("source").args(["program", "file", "list"]),
     args_conflicts_with_subcommands = true,
@@ -107,7 +108,9 @@ struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     /// Report what this kernel offers tcpq and, for every probe, the
-    /// strategy it would use or why it cannot run.
+    /// strategy it would use or why it cannot run; and the TCP sysctls
+    /// that shape windows and loss recovery, per network namespace, with
+    /// the dangerous values flagged and why.
     Doctor {
         /// Output format: text, or one JSON object.
         #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
@@ -116,16 +119,24 @@ enum Command {
         /// /sys/kernel/btf/vmlinux.
         #[arg(long, value_name = "PATH")]
         btf: Option<PathBuf>,
+        /// Also check the sysctls of this network namespace (an `ip netns`
+        /// name, `host`, a path, `pid:PID` or an inode). Repeatable; tcpq's
+        /// own namespace is always checked.
+        #[arg(long = "netns", value_name = "NS")]
+        netns: Vec<String>,
     },
     /// List the TCP sockets that exist now (like `ss -tie`), filtered with
     /// the same `where` language: `tcpq sockets where rcv_wscale == 0`.
     Sockets(sockets::SocketsArgs),
+    /// Show the kernel's TCP counters (like nstat), per network namespace,
+    /// as deltas over --duration or --every, with what each one means.
+    Counters(counters::CountersArgs),
     /// Build small TCP scenarios in network namespaces to watch with tcpq.
     Lab(lab::LabArgs),
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
-enum OutputFormat {
+pub(crate) enum OutputFormat {
     Text,
     Json,
 }
@@ -140,7 +151,7 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
 }
 
 /// `0`, `250ms`, `5s`, `1m`, `1h`, `1.5s`.
-fn parse_duration(s: &str) -> Result<Duration, String> {
+pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
     let s = s.trim();
     if s == "0" {
         return Ok(Duration::ZERO);
@@ -244,16 +255,16 @@ fn recipe_asking_for_help(e: &clap::Error) -> Option<PathBuf> {
 }
 
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Some(Command::Doctor { format, btf }) = &cli.command {
+    if let Some(Command::Doctor { format, btf, netns }) = &cli.command {
         let json = matches!(format, OutputFormat::Json);
-        return doctor::run(json, btf.as_deref());
+        return doctor::run(json, btf.as_deref(), netns);
     }
     let color = stderr_color();
-    if let Some(Command::Lab(args)) = cli.command {
-        return Ok(lab::run(args));
-    }
-    if let Some(Command::Sockets(args)) = cli.command {
-        return Ok(sockets::run(args, color));
+    match cli.command {
+        Some(Command::Lab(args)) => return Ok(lab::run(args)),
+        Some(Command::Counters(args)) => return counters::run(args),
+        Some(Command::Sockets(args)) => return Ok(sockets::run(args, color)),
+        _ => {}
     }
     if let Some(probe) = &cli.list {
         return Ok(list::run(probe, cli.markdown));
@@ -429,7 +440,7 @@ fn open_failure(
     }
 }
 
-fn show_duration(d: Duration) -> String {
+pub(crate) fn show_duration(d: Duration) -> String {
     if d.subsec_millis() != 0 || d.as_secs() == 0 {
         format!("{}ms", d.as_millis())
     } else {

@@ -114,3 +114,53 @@ fn explain_names_template_strategy_and_filter() {
         assert!(s.contains(want), "--explain lacks {want:?}:\n{s}");
     }
 }
+
+/// `tcpq counters` checks names against this kernel's own counters (its
+/// /proc/net/snmp and netstat, readable without privileges): a typo is a
+/// usage error with the closest name; `--explain` says what a counter
+/// means; `--help` says how to get there.
+#[test]
+fn counters_names_are_checked_and_explained() {
+    let out = tcpq(&["counters", "TCPToZeroWindowAdc", "--duration", "1s"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("did you mean `TcpExtTCPToZeroWindowAdv`?"),
+        "{err}"
+    );
+    assert!(!err.contains("first reading"), "nothing was read: {err}");
+    let out = tcpq(&["counters", "InDatagrams"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("UdpInDatagrams"),
+        "ambiguous: lists them"
+    );
+    let out = tcpq(&["counters", "--every", "0"]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+
+    let out = tcpq(&[
+        "counters",
+        "--explain",
+        "tcptozerowindowadv",
+        "TcpRetransSegs",
+    ]);
+    let s = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    // Kernel order: Tcp before TcpExt.
+    let rs = s.find("TcpRetransSegs: ").expect(&s);
+    let zw = s.find("TcpExtTCPToZeroWindowAdv: ").expect(&s);
+    assert!(rs < zw, "{s}");
+    assert!(s.contains("tcp_select_window"), "{s}");
+    // Without names: every TCP counter on one line.
+    let out = tcpq(&["counters", "--explain"]);
+    let s = text(&out.stdout);
+    assert!(s.lines().count() > 100, "{s}");
+    assert!(s.lines().all(|l| l.starts_with("Tcp")), "{s}");
+
+    let help = text(&tcpq(&["counters", "--help"]).stdout);
+    assert!(help.contains("--explain"), "{help}");
+    assert!(
+        help.contains("--duration") && help.contains("--every"),
+        "{help}"
+    );
+}

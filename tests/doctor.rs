@@ -213,3 +213,112 @@ fn netns_lists_and_enters_the_namespaces_ip_netns_made() {
     // The caller never moved.
     assert_eq!(netns::current_inode().unwrap(), host);
 }
+
+/// `sysctl -n NAME` inside `ns` (or where the test runs, for None), with
+/// whitespace between fields made one space, as doctor reports it.
+fn sysctl_n(ns: Option<&str>, name: &str) -> String {
+    let out = match ns {
+        Some(ns) => common::exec_ok(ns, &["sysctl", "-n", name]),
+        None => common::run_ok("sysctl", &["-n", name]),
+    };
+    out.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// With `net.ipv4.tcp_window_scaling=0` in one test namespace, `tcpq doctor
+/// --netns` flags it as dangerous there, with why, and not in the other
+/// namespace nor on the host (unless the host has it off too); every value
+/// it reports equals what `sysctl -n` reads inside that namespace.
+#[test]
+fn doctor_flags_window_scaling_off_in_the_namespace_that_has_it() {
+    if !common::require_root() {
+        return;
+    }
+    let pair = common::NetnsPair::new();
+    common::sysctl(&pair.srv, "net.ipv4.tcp_window_scaling", "0");
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpq"))
+        .args([
+            "doctor", "--format", "json", "--netns", &pair.srv, "--netns", &pair.cli,
+        ])
+        .output()
+        .expect("run tcpq doctor");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("one JSON object");
+    let entries = v["sysctls"].as_array().expect("sysctls");
+    let labels: Vec<&str> = entries
+        .iter()
+        .map(|e| e["netns_label"].as_str().unwrap())
+        .collect();
+    assert_eq!(labels, ["host", pair.srv.as_str(), pair.cli.as_str()]);
+    for (e, ns) in entries.iter().zip([None, Some(&pair.srv), Some(&pair.cli)]) {
+        let settings = e["settings"].as_array().unwrap_or_else(|| panic!("{e}"));
+        assert!(settings.len() >= 9, "{e}");
+        for s in settings {
+            let name = s["name"].as_str().unwrap();
+            assert_eq!(s["scope"], "netns", "{s}");
+            let Some(value) = s["value"].as_str() else {
+                // A setting this kernel lacks (tcp_shrink_window before 6.5).
+                assert_eq!(s["error"], "not on this kernel", "{s}");
+                continue;
+            };
+            assert_eq!(
+                value,
+                sysctl_n(ns.map(String::as_str), name),
+                "{name} in {}",
+                e["netns_label"]
+            );
+        }
+        let ws = settings
+            .iter()
+            .find(|s| s["name"] == "net.ipv4.tcp_window_scaling")
+            .unwrap();
+        let off = ws["value"] == "0";
+        if ns == Some(&pair.srv) {
+            assert!(off, "{ws}");
+        } else if ns == Some(&pair.cli) {
+            assert!(!off, "{ws}");
+        }
+        if off {
+            assert_eq!(ws["level"], "danger", "{ws}");
+            let why = ws["why"].as_str().unwrap();
+            assert!(why.contains("65535 bytes (64 KiB)"), "{why}");
+        } else {
+            assert_eq!(ws["level"], "ok", "{ws}");
+            assert!(ws.get("why").is_none(), "{ws}");
+        }
+    }
+    // Host-wide settings: the host's values, once.
+    for s in v["host_wide_sysctls"].as_array().unwrap() {
+        assert_eq!(s["scope"], "host");
+        let name = s["name"].as_str().unwrap();
+        assert_eq!(s["value"].as_str().unwrap(), sysctl_n(None, name), "{name}");
+    }
+
+    // Text says it under the namespace's name.
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpq"))
+        .args(["doctor", "--netns", &pair.srv])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let section = text
+        .split(&format!("  {} (netns ", pair.srv))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no section for {}:\n{text}", pair.srv));
+    let line = section
+        .lines()
+        .find(|l| l.contains("net.ipv4.tcp_window_scaling"))
+        .unwrap();
+    assert!(line.contains("DANGER"), "{line}");
+
+    // An unknown namespace is a usage error.
+    let out = Command::new(env!("CARGO_BIN_EXE_tcpq"))
+        .args(["doctor", "--netns", "tcpq-no-such-namespace"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("tcpq-no-such-namespace"));
+}

@@ -83,8 +83,23 @@ const NOT_RUN: &[(&str, &str, &str)] = &[
     ),
     (
         "README.md",
-        "tcpq doctor [--format json] [--btf PATH]",
-        "usage synopsis (`tcpq doctor` and `--format json` run from docs/kernels.md)",
+        "tcpq doctor [--format json] [--btf PATH] [--netns NS]...",
+        "usage synopsis (`tcpq doctor` and `--format json` run from docs/kernels.md, `--netns` from docs/tutorial.md)",
+    ),
+    (
+        "README.md",
+        "tcpq counters [NAME...] [--netns NS]... [--all-netns] [--duration DUR] [--every DUR] [-z] [--format json]",
+        "usage synopsis: placeholders (`tcpq counters` runs from docs/tutorial.md)",
+    ),
+    (
+        "README.md",
+        "tcpq counters --explain [NAME...]",
+        "usage synopsis: placeholders (`tcpq counters --explain NAME` runs from docs/tutorial.md)",
+    ),
+    (
+        "README.md",
+        "tcpq counters --explain NAME",
+        "placeholder NAME (`tcpq counters --explain TCPWinProbe` runs from docs/tutorial.md)",
     ),
     (
         "README.md",
@@ -283,6 +298,18 @@ const EXPECT: &[(&str, &str, &[&str])] = &[
         &["comm=churn-writer"],
     ),
     ("docs/kernels.md", "doctor --format json", &["~\"probes\""]),
+    // `tcpq counters` and `tcpq doctor --netns` in the lab: the reader's
+    // namespace advertises zero windows and has window scaling off.
+    (
+        "docs/tutorial.md",
+        "tcpq counters --netns tcpq-lab-zero-window-srv",
+        &["~tcpq-lab-zero-window-srv  TcpExtTCPToZeroWindowAdv"],
+    ),
+    (
+        "docs/tutorial.md",
+        "doctor --netns tcpq-lab-zero-window-srv",
+        &["~DANGER"],
+    ),
     ("docs/kernels.md", "tcpq doctor", &["~tcp_select_window"]),
     ("README.md", "tcpq -l sockets", &["~sock_cookie"]),
     ("README.md", "tcpq -l", &["~tcp_select_window"]),
@@ -782,7 +809,7 @@ fn plan(ex: &Example) -> Result<Run, String> {
     };
     let first = args.first().cloned().unwrap_or_default();
     let runs_program = expect.error.is_none()
-        && !["lab", "doctor", "-l", "--help", "sockets"].contains(&first.as_str())
+        && !["lab", "doctor", "counters", "-l", "--help", "sockets"].contains(&first.as_str())
         && !args
             .iter()
             .any(|a| a == "--help" || a == "--check" || a == "--explain");

@@ -7,6 +7,7 @@
 //! a [`session::Session`], and dropping it detaches everything.
 pub mod agg;
 pub mod btf;
+pub mod counters;
 pub mod features;
 pub mod hz;
 pub mod names;
@@ -19,6 +20,7 @@ pub mod session;
 pub mod sockets;
 pub mod strategy;
 pub mod stream;
+pub mod sysctls;
 pub mod templates;
 pub mod tracefs;
 

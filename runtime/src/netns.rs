@@ -241,6 +241,22 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
+    pin(ns)?.run(f)
+}
+
+/// A namespace held open: its file stays open as long as this lives, so the
+/// namespace cannot disappear or be replaced under a name between two
+/// readings (`ip netns del` only unmounts the name; a process whose
+/// `/proc/PID/ns/net` found it may exit).
+#[derive(Debug)]
+pub struct Pinned {
+    pub ns: Netns,
+    /// None for tcpq's own namespace: nothing to enter.
+    file: Option<File>,
+}
+
+/// Open `ns` once, for several [`Pinned::run`]s.
+pub fn pin(ns: &Netns) -> Result<Pinned, NetnsError> {
     let file = if ns.current {
         None
     } else {
@@ -249,23 +265,43 @@ where
             source,
         })?)
     };
-    let path = ns.path.clone();
-    let handle = std::thread::spawn(move || -> Result<T, NetnsError> {
-        if let Some(file) = file {
-            // SAFETY: `file` is an open namespace file for the whole call.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            if rc != 0 {
-                return Err(NetnsError::Enter {
-                    path,
-                    source: io::Error::last_os_error(),
-                });
+    Ok(Pinned {
+        ns: ns.clone(),
+        file,
+    })
+}
+
+impl Pinned {
+    /// Run `f` inside the namespace, on a thread of its own (see [`run_in`]).
+    pub fn run<T, F>(&self, f: F) -> Result<T, NetnsError>
+    where
+        T: Send + 'static,
+        F: FnOnce() -> T + Send + 'static,
+    {
+        let path = self.ns.path.clone();
+        let file = match &self.file {
+            Some(f) => Some(f.try_clone().map_err(|source| NetnsError::Open {
+                path: path.clone(),
+                source,
+            })?),
+            None => None,
+        };
+        let thread_path = path.clone();
+        let handle = std::thread::spawn(move || -> Result<T, NetnsError> {
+            if let Some(file) = file {
+                // SAFETY: `file` is an open namespace file for the whole call.
+                let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+                if rc != 0 {
+                    return Err(NetnsError::Enter {
+                        path: thread_path,
+                        source: io::Error::last_os_error(),
+                    });
+                }
             }
-        }
-        Ok(f())
-    });
-    handle
-        .join()
-        .map_err(|_| NetnsError::Panicked(ns.path.clone()))?
+            Ok(f())
+        });
+        handle.join().map_err(|_| NetnsError::Panicked(path))?
+    }
 }
 
 #[cfg(test)]
