@@ -154,8 +154,9 @@ impl ClausePlan {
             .fold(0, |m, s| m | 1u64.checked_shl(u32::from(s)).unwrap_or(0))
     }
 
-    /// The probe fields the clause reads: printed or counted columns and
-    /// the fields its filter tests, each once, in first-use order.
+    /// The probe fields the clause reads: printed or counted columns
+    /// (under the field's name, whatever `as` calls the column) and the
+    /// fields its filter tests, each once, in first-use order.
     /// Header columns (`time`, `ktime`, `cpu`) are not among them: every
     /// template stamps them, so they never decide a strategy.
     pub fn fields_used(&self) -> Vec<String> {
@@ -171,8 +172,12 @@ impl ClausePlan {
                 add(f.name);
             }
         }
+        // By slot, not by column name: `print comm as who` uses `comm`.
         for c in self.action.columns().filter(|c| c.source.is_slots()) {
-            add(&c.name);
+            match c.slots.first().and_then(|&s| probe?.field_at_slot(s)) {
+                Some(f) => add(f.name),
+                None => add(&c.name),
+            }
         }
         out
     }

@@ -1056,3 +1056,17 @@ fn event_header_fields_print_and_nothing_else() {
         [Code::UnknownField]
     );
 }
+
+/// A renamed column is still its field: `print comm as who` shows the
+/// owner, so the runtime must track owners for it.
+#[test]
+fn renamed_columns_keep_their_field() {
+    let p = ok("on tcp_accept print comm as who, pid as p, srtt / 1ms as ms");
+    let c = &p.clauses[0];
+    assert!(c.uses_owner());
+    let used = c.fields_used();
+    for f in ["comm", "pid", "srtt"] {
+        assert!(used.iter().any(|u| u == f), "{f} in {used:?}");
+    }
+    assert!(!used.iter().any(|u| u == "who" || u == "ms"), "{used:?}");
+}
