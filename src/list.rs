@@ -4,7 +4,9 @@ use std::fmt::Write as _;
 use std::path::Path;
 use std::process::ExitCode;
 
-use tcpq_dsl::catalog::{self, FieldDef, ProbeDef, COMMON_FIELDS, PROBES, SOCKET_FIELDS};
+use tcpq_dsl::catalog::{
+    self, FieldDef, ProbeDef, COMMON_FIELDS, EVENT_FIELDS, PROBES, SOCKET_FIELDS,
+};
 use tcpq_dsl::plan::{FieldType, Unit};
 use tcpq_runtime::{features::Privilege, Kernel};
 
@@ -63,6 +65,7 @@ fn unit_words(ty: FieldType) -> &'static str {
             Unit::Bytes => "bytes",
             Unit::Micros => "microseconds",
             Unit::Millis => "milliseconds",
+            Unit::Nanos => "nanoseconds",
             Unit::Segments => "segments",
             Unit::DropReason => "drop reason (by name)",
             Unit::RstReason => "reset reason (by name)",
@@ -131,6 +134,13 @@ pub fn explain_probe(p: &ProbeDef) -> String {
     let _ = writeln!(s);
     let common: Vec<&FieldDef> = COMMON_FIELDS.iter().collect();
     field_table(&mut s, "Fields every probe has:", &common);
+    let _ = writeln!(s);
+    let event: Vec<&FieldDef> = EVENT_FIELDS.iter().collect();
+    field_table(
+        &mut s,
+        "Fields of every printed event (print only):",
+        &event,
+    );
     let _ = writeln!(s);
     let sock: Vec<&FieldDef> = SOCKET_FIELDS
         .iter()
@@ -318,7 +328,8 @@ pub fn probes_markdown() -> String {
         let _ = writeln!(s);
         let _ = writeln!(
             s,
-            "Plus [the fields every probe has](#fields-every-probe-has) and \
+            "Plus [the fields every probe has](#fields-every-probe-has), \
+             [the fields of every printed event](#fields-of-every-printed-event) and \
              [the socket fields](#socket-fields)."
         );
         let _ = writeln!(s);
@@ -326,6 +337,16 @@ pub fn probes_markdown() -> String {
     let _ = writeln!(s, "## Fields every probe has");
     let _ = writeln!(s);
     md_fields(&mut s, COMMON_FIELDS.iter());
+    let _ = writeln!(s);
+    let _ = writeln!(s, "## Fields of every printed event");
+    let _ = writeln!(s);
+    let _ = writeln!(
+        s,
+        "Stamped by the template on each event it sends to userspace, after the filter: \
+         `print` shows them; `where`, `count by` and aggregations cannot use them (E0213)."
+    );
+    let _ = writeln!(s);
+    md_fields(&mut s, EVENT_FIELDS.iter());
     let _ = writeln!(s);
     let _ = writeln!(s, "## Socket fields");
     let _ = writeln!(s);

@@ -103,6 +103,17 @@ struct Cli {
     /// reported as lost, never printed.
     #[arg(long, value_name = "SIZE", value_parser = parse_buffer_size)]
     buffer_size: Option<u32>,
+
+    /// Begin each printed event's text row with TIME: the wall clock in
+    /// local time (TZ), HH:MM:SS.ffffff, as tcpdump prints it (BCC's -T).
+    /// JSON rows always begin with "time": RFC 3339, UTC, microseconds.
+    #[arg(short = 'T', long = "timestamps")]
+    timestamps: bool,
+
+    /// Add TIME(s) to each printed event: seconds since tcpq attached its
+    /// probes, with microseconds (BCC's -t; JSON key "elapsed").
+    #[arg(short = 't', long = "elapsed")]
+    elapsed: bool,
 }
 
 #[derive(Subcommand, Debug)]
@@ -362,6 +373,10 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             OutputFormat::Json => Format::Json,
         },
         duration: cli.duration,
+        stamps: tcpq_runtime::render::Stamps {
+            clock: cli.timestamps,
+            elapsed: cli.elapsed,
+        },
     };
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());

@@ -366,6 +366,12 @@ const DIAGNOSTICS: &[DiagCase] = &[
         &[],
     ),
     (
+        Code::PrintOnly,
+        "on tcp_connect where time > 5 print pid\non tcp_probe count by cpu",
+        &[],
+    ),
+    (Code::NotNumeric, "on tcp_connect print time / 1000", &[]),
+    (
         Code::TooManyItems,
         "on tcp_probe where dport in [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17] print pid",
         &[],

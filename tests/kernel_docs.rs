@@ -73,7 +73,7 @@ const NOT_RUN: &[(&str, &str, &str)] = &[
     ),
     (
         "README.md",
-        "tcpq -e PROGRAM [--format text|json] [--duration 5s] [--buffer-size 1m] [--strategy NAME] [--check] [--explain]",
+        "tcpq -e PROGRAM [--format text|json] [-T] [-t] [--duration 5s] [--buffer-size 1m] [--strategy NAME] [--check] [--explain]",
         "usage synopsis: placeholders, not a command",
     ),
     (

@@ -1,15 +1,18 @@
-//! Snapshots of rendered aggregation output, text and JSON, for programs
-//! compiled from source and fixed per-CPU map contents.
+//! Snapshots of rendered output, text and JSON, for programs compiled from
+//! source: aggregations from fixed per-CPU map contents, events from fixed
+//! records.
 //!
-//! `every` intervals carry the wall clock; here it is injected (a fixed
-//! `SystemTime`), so the snapshots never see the real time.
+//! `every` intervals and events carry the wall clock; here it is injected
+//! (a fixed `SystemTime`, a fixed clock offset and time zone), so the
+//! snapshots never see the real time.
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use tcpq_abi::{AggKey, AggValue};
+use tcpq_abi::{AggKey, AggValue, Event};
 use tcpq_dsl::plan::Action;
 use tcpq_runtime::{
     agg::{self, Agg, What},
-    render::{Stamp, Value},
+    clock::{Clock, Zone},
+    render::{EventTable, Stamp, Stamps, Timebase, Value},
     Format,
 };
 
@@ -134,4 +137,164 @@ fn json_time_is_rfc3339_and_interval_leads() {
     assert_eq!(v["time"], "2024-06-04T15:21:04.250Z");
     assert_eq!(v["count"], 7);
     assert!(out.starts_with(r#"{"interval":1,"time":"#), "{out}");
+}
+
+/// CLOCK_MONOTONIC at 2026-12-07T05:46:01.123456789Z in these tests, and
+/// when tcpq began attaching (1.5 s earlier).
+const KTIME: u64 = 8_000_043_014_073;
+const WALL_NS: i128 = 1_796_622_361_123_456_789;
+
+/// An event of probe `probe` at `KTIME + after_ns` on `cpu`, with these
+/// fields set (by the catalog's slots).
+fn event(probe: &str, after_ns: u64, cpu: u32, fields: &[(&str, u64)]) -> Event {
+    let p = tcpq_dsl::catalog::probe(probe).unwrap();
+    let mut ev = Event {
+        ktime_ns: KTIME + after_ns,
+        cpu,
+        _pad: 0,
+        vals: [0; tcpq_abi::N_SLOTS],
+    };
+    for (name, v) in fields {
+        let f = p.field(name).unwrap_or_else(|| panic!("no field {name}"));
+        ev.vals[f.slots[0] as usize] = *v;
+    }
+    ev
+}
+
+/// Render events as tcpq's streamer does, with the clock fixed.
+fn events(src: &str, evs: &[(usize, Event)], format: Format, stamps: Stamps, zone: Zone) -> String {
+    let plan = tcpq_dsl::compile(src, "<test>", &[]).expect("compiles");
+    let base = Timebase {
+        clock: Clock::with_offset(WALL_NS - i128::from(KTIME)),
+        zone,
+        start_ktime_ns: KTIME - 1_500_000_000,
+    };
+    let prefixed = plan.clauses.len() > 1;
+    let tables: Vec<EventTable> = plan
+        .clauses
+        .iter()
+        .map(|c| {
+            let Action::Print { columns } = &c.action else {
+                panic!("print clauses only")
+            };
+            EventTable::new(
+                columns,
+                prefixed.then_some(c.probe.as_str()),
+                format,
+                stamps,
+                base,
+            )
+        })
+        .collect();
+    let mut out: Vec<String> = tables.iter().filter_map(|t| t.header()).collect();
+    for (clause, ev) in evs {
+        out.push(tables[*clause].row(ev));
+    }
+    out.join("\n")
+}
+
+#[test]
+fn events_with_timestamps_and_elapsed() {
+    let src = "on tcp_connect print pid, comm, sport, dport";
+    let evs = [
+        (
+            0,
+            event(
+                "tcp_connect",
+                0,
+                1,
+                &[("pid", 4712), ("sport", 41802), ("dport", 443)],
+            ),
+        ),
+        (
+            0,
+            // 2.5 ms and a fraction of a microsecond later, on another CPU.
+            event(
+                "tcp_connect",
+                2_500_700,
+                0,
+                &[("pid", 4713), ("sport", 41804), ("dport", 443)],
+            ),
+        ),
+    ];
+    let none = Stamps::default();
+    let t = Stamps {
+        clock: true,
+        elapsed: false,
+    };
+    let tt = Stamps {
+        clock: true,
+        elapsed: true,
+    };
+    let e = Stamps {
+        clock: false,
+        elapsed: true,
+    };
+    let utc = Zone::Fixed(0);
+    let text = format!(
+        "$ tcpq -e '{src}'\n{}\n\n$ TZ=UTC tcpq -T -e '{src}'\n{}\n\n\
+         $ TZ=Europe/Paris tcpq -T -t -e '{src}'\n{}\n\n$ tcpq -t -e '{src}'\n{}\n\n\
+         $ tcpq -e '{src}' --format json\n{}\n\n$ tcpq -T -t -e '{src}' --format json\n{}",
+        events(src, &evs, Format::Text, none, utc),
+        events(src, &evs, Format::Text, t, utc),
+        events(src, &evs, Format::Text, tt, Zone::Fixed(3600)),
+        events(src, &evs, Format::Text, e, utc),
+        events(src, &evs, Format::Json, none, utc),
+        events(src, &evs, Format::Json, tt, utc),
+    );
+    insta::assert_snapshot!("events_timestamps", text);
+}
+
+#[test]
+fn event_fields_time_ktime_cpu() {
+    let src = "on tcp_connect print time, ktime, cpu, ktime / 1ms as ms, sport\n\
+               on tcp_accept print cpu, sport";
+    let evs = [
+        (0, event("tcp_connect", 0, 1, &[("sport", 41802)])),
+        (1, event("tcp_accept", 999, 3, &[("sport", 443)])),
+    ];
+    let s = Stamps::default();
+    let text = format!(
+        "$ tcpq -e '{src}'\n{}\n\n$ tcpq -e '{src}' --format json\n{}",
+        events(src, &evs, Format::Text, s, Zone::Fixed(0)),
+        events(src, &evs, Format::Json, s, Zone::Fixed(0)),
+    );
+    insta::assert_snapshot!("events_time_fields", text);
+    // JSON: `time` first in every row, once, RFC 3339 UTC with
+    // microseconds; `ktime` exact.
+    let json = events(src, &evs, Format::Json, s, Zone::Fixed(0));
+    let rows: Vec<serde_json::Value> = json
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(
+        json.lines().all(|l| l.starts_with(r#"{"time":""#)),
+        "{json}"
+    );
+    assert_eq!(rows[0]["time"], "2026-12-07T05:46:01.123456Z");
+    assert_eq!(rows[0]["ktime"], KTIME);
+    assert_eq!(rows[1]["time"], "2026-12-07T05:46:01.123457Z");
+    assert_eq!(rows[1]["cpu"], 3);
+    assert_eq!(json.matches(r#""time""#).count(), 2, "{json}");
+    // Renamed, it is printed where it was asked for too; a column of
+    // another field named `time` keeps the name, and the row has no other.
+    let json = events(
+        "on tcp_connect print sport, time as t",
+        &evs[..1],
+        Format::Json,
+        s,
+        Zone::Fixed(0),
+    );
+    assert_eq!(
+        json,
+        r#"{"time":"2026-12-07T05:46:01.123456Z","sport":41802,"t":"2026-12-07T05:46:01.123456Z"}"#
+    );
+    let json = events(
+        "on tcp_connect print sport as time",
+        &evs[..1],
+        Format::Json,
+        s,
+        Zone::Fixed(0),
+    );
+    assert_eq!(json, r#"{"time":41802}"#);
 }

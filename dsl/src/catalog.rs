@@ -4,7 +4,7 @@
 //!
 //! Slots come from `tcpq_abi::slot` so the catalog and the templates cannot
 //! drift apart silently.
-use crate::plan::{Attach, FieldRequirement, FieldType, Requirement, Strategy, Unit};
+use crate::plan::{Attach, FieldRequirement, FieldType, Header, Requirement, Strategy, Unit};
 use tcpq_abi::{off, slot};
 
 /// One probe: a kernel moment users can ask about.
@@ -287,6 +287,9 @@ pub struct FieldDef {
     /// For fields read through a configured load (socket fields): where
     /// the value lives. `None`: the template computes it.
     pub load: Option<LoadDef>,
+    /// For a field of the event record's header ([`EVENT_FIELDS`]): which
+    /// one. Such a field has no slot and can only be printed.
+    pub header: Option<Header>,
 }
 
 /// Where a loaded field lives: `OFFSETS` entry `off`, after following the
@@ -318,18 +321,22 @@ impl FieldDef {
 }
 
 impl ProbeDef {
-    /// Every field of this probe: the common ones, its own, then the socket
-    /// fields it does not define itself (a probe's own `rcv_wnd`, say from
-    /// its tracepoint, wins over the socket's).
+    /// Every field of this probe: the common ones, the event's, its own,
+    /// then the socket fields it does not define itself (a probe's own
+    /// `rcv_wnd`, say from its tracepoint, wins over the socket's).
     pub fn all_fields(&self) -> impl Iterator<Item = &'static FieldDef> {
         let own = self.fields;
         // A userspace entry (`tcpq sockets`) lists every field itself.
-        let (common, socket): (&'static [FieldDef], &'static [FieldDef]) = if self.is_userspace() {
-            (&[], &[])
+        let (common, event, socket): (
+            &'static [FieldDef],
+            &'static [FieldDef],
+            &'static [FieldDef],
+        ) = if self.is_userspace() {
+            (&[], &[], &[])
         } else {
-            (COMMON_FIELDS, SOCKET_FIELDS)
+            (COMMON_FIELDS, EVENT_FIELDS, SOCKET_FIELDS)
         };
-        common.iter().chain(own.iter()).chain(
+        common.iter().chain(event).chain(own.iter()).chain(
             socket
                 .iter()
                 .filter(move |s| !own.iter().any(|f| f.name == s.name)),
@@ -372,6 +379,7 @@ const fn field(
         bits,
         doc,
         load: None,
+        header: None,
     }
 }
 
@@ -397,6 +405,7 @@ const fn sock(
             shr,
             jiffies: false,
         }),
+        header: None,
     }
 }
 
@@ -490,6 +499,58 @@ pub static COMMON_FIELDS: &[FieldDef] = &[
         "kernel address of the socket (struct sock *), like BCC's SKADDR: the same for \
          every event of one socket while it lives, so it tells sockets apart (an address \
          is reused after the socket is freed); 0 for events without a socket",
+    ),
+];
+
+/// A field of the event record's header rather than of its slots.
+const fn event_field(
+    name: &'static str,
+    ty: FieldType,
+    header: Header,
+    bits: u8,
+    doc: &'static str,
+) -> FieldDef {
+    FieldDef {
+        name,
+        ty,
+        slots: &[],
+        bits,
+        doc,
+        load: None,
+        header: Some(header),
+    }
+}
+
+/// Fields of every event a probe prints: the template stamps them on each
+/// record it sends to userspace, after the filter (a record that is
+/// filtered out or aggregated in the kernel never pays for the clock). So
+/// they can be printed, not tested in `where` or aggregated.
+pub static EVENT_FIELDS: &[FieldDef] = &[
+    event_field(
+        "time",
+        Time,
+        Header::Time,
+        64,
+        "wall-clock time of the event: `ktime` plus the offset of the wall clock \
+         (CLOCK_REALTIME) from CLOCK_MONOTONIC, measured once when tcpq starts; RFC 3339 \
+         in UTC with microseconds (`2026-12-07T05:46:01.123456Z`), in every JSON row of \
+         a printing clause. Print only",
+    ),
+    event_field(
+        "ktime",
+        Uint(Unit::Nanos),
+        Header::Ktime,
+        64,
+        "the kernel's timestamp of the event (bpf_ktime_get_ns: CLOCK_MONOTONIC, \
+         nanoseconds since boot, not counting suspend), the clock of bpftrace's `nsecs`. \
+         Print only",
+    ),
+    event_field(
+        "cpu",
+        Uint(Unit::None),
+        Header::Cpu,
+        32,
+        "the CPU the event was stamped on (bpf_get_smp_processor_id). Print only",
     ),
 ];
 
@@ -702,6 +763,7 @@ pub static SOCKET_FIELDS: &[FieldDef] = &[
             shr: 0,
             jiffies: true,
         }),
+        header: None,
     },
     sock(
         "backlog",
@@ -739,6 +801,7 @@ pub static SOCKET_FIELDS: &[FieldDef] = &[
             shr: 0,
             jiffies: false,
         }),
+        header: None,
     },
 ];
 
@@ -1628,6 +1691,7 @@ pub fn type_words(ty: FieldType) -> String {
         Unit::Bytes => " (bytes)",
         Unit::Micros => " (microseconds)",
         Unit::Millis => " (milliseconds)",
+        Unit::Nanos => " (nanoseconds)",
         Unit::Segments => " (segments)",
         Unit::DropReason => " (enum skb_drop_reason, shown by name)",
         Unit::RstReason => " (enum sk_rst_reason, shown by name)",
@@ -1644,6 +1708,7 @@ pub fn type_words(ty: FieldType) -> String {
         Comm => "command name".into(),
         TcpState => "TCP state".into(),
         Family => "address family".into(),
+        Time => "wall-clock time".into(),
     }
 }
 
@@ -1668,6 +1733,11 @@ mod tests {
             let mut slots = std::collections::HashSet::new();
             for f in p.all_fields() {
                 assert!(names.insert(f.name), "duplicate field {}", f.name);
+                if f.header.is_some() {
+                    // The event's header: no slot, nothing loaded.
+                    assert!(f.slots.is_empty() && f.load.is_none(), "{}", f.name);
+                    continue;
+                }
                 let want = if matches!(f.ty, Addr | Comm) { 2 } else { 1 };
                 assert_eq!(f.slots.len(), want, "{}", f.name);
                 for s in f.slots {

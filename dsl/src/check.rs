@@ -4,7 +4,7 @@
 use crate::ast::{ArithOp, CmpOp, Literal, ModifierKind, Span, Value};
 use crate::catalog::{self, FieldDef, ProbeDef};
 use crate::diagnostic::{suggest, Code, Diagnostic};
-use crate::plan::{Action, AggFunc, Column, FieldType, Output, Scale, Unit};
+use crate::plan::{Action, AggFunc, Column, FieldType, Output, Scale, Source, Unit};
 use crate::resolve::{RAction, RExpr, RField, RPrintItem, RScale, RSetItem, Resolved};
 
 /// Most clauses in one program (each loads and attaches its own template,
@@ -175,6 +175,10 @@ fn column(f: &RField) -> Column {
         name: f.def.name.to_string(),
         ty: f.def.ty,
         slots: f.def.slots.to_vec(),
+        source: match f.def.header {
+            Some(h) => Source::Header(h),
+            None => Source::Slots,
+        },
         scale: None,
     }
 }
@@ -208,6 +212,9 @@ impl Checker {
                 columns: items.iter().map(|i| self.print_column(i)).collect(),
             },
             RAction::Count { by, span } => {
+                for f in by {
+                    self.print_only(f, "count by");
+                }
                 let keys: Vec<Column> = by.iter().map(column).collect();
                 self.key_size(&keys, 0, span, "count by");
                 Action::Count { keys }
@@ -219,6 +226,13 @@ impl Checker {
                 by,
                 span,
             } => {
+                for f in by {
+                    self.print_only(f, &format!("{} by", func.name));
+                }
+                if self.print_only(field, &func.name) {
+                    // Nothing more to say about a value no aggregation has.
+                    return Action::Count { keys: vec![] };
+                }
                 let keys: Vec<Column> = by.iter().map(column).collect();
                 self.errno_aggregated(field, &func.name);
                 let f = self.agg_func(func, field, args);
@@ -262,6 +276,43 @@ impl Checker {
         }
     }
 
+    /// Report a field of the event's header (`time`, `ktime`, `cpu`) used
+    /// in `what` (`where`, `count by`, an aggregation): the template stamps
+    /// them only on records it sends to userspace, after the filter and
+    /// never for a record it aggregates. Returns whether it was one.
+    fn print_only(&mut self, f: &RField, what: &str) -> bool {
+        if f.def.header.is_none() {
+            return false;
+        }
+        let name = f.def.name;
+        let help = match what {
+            "where" => format!(
+                "the kernel stamps `{name}` on an event after the filter ran, so no filter \
+                 can test it; print it (`print {name}, ...`) and select on it afterwards, \
+                 e.g. with jq"
+            ),
+            _ => format!(
+                "the kernel stamps `{name}` only on events it sends to userspace, not on \
+                 those it aggregates; print it (`print {name}, ...`){}",
+                if f.def.header == Some(crate::plan::Header::Cpu) {
+                    ""
+                } else {
+                    ", or aggregate per interval with `every DUR`"
+                }
+            ),
+        };
+        self.diagnostics.push(
+            Diagnostic::error(
+                Code::PrintOnly,
+                format!("`{name}` can only be printed, not used in `{what}`"),
+                f.span.clone(),
+                "print only",
+            )
+            .with_help(help),
+        );
+        true
+    }
+
     /// Report a field that is not an unsigned number where one is needed.
     fn numeric_field(&mut self, f: &RField, what: &str) -> bool {
         let (msg, help) = match f.def.ty {
@@ -280,6 +331,11 @@ impl Checker {
                     "`{what}` needs a number; to count per command name write `count by {}`",
                     f.def.name
                 ),
+            ),
+            FieldType::Time => (
+                format!("`{}` is a wall-clock time, not a number", f.def.name),
+                "print `time` as it is, or `ktime` (nanoseconds, a number: `ktime / 1ms`)"
+                    .to_string(),
             ),
             ty => (
                 format!("`{}` is {}, not a number", f.def.name, type_article(ty)),
@@ -828,6 +884,12 @@ impl Checker {
             RExpr::Or(a, b) => {
                 let (a, b) = (self.expr(a), self.expr(b));
                 Some(Cond::Or(Box::new(a?), Box::new(b?)))
+            }
+            RExpr::Bare(f) | RExpr::In { field: f, .. } | RExpr::Compare { field: f, .. }
+                if f.def.header.is_some() =>
+            {
+                self.print_only(f, "where");
+                None
             }
             RExpr::Bare(f) => {
                 if f.def.ty == FieldType::Bool {
@@ -1509,6 +1571,7 @@ fn unit_words(u: Unit) -> &'static str {
         Unit::Bytes => "bytes",
         Unit::Micros => "microseconds",
         Unit::Millis => "milliseconds",
+        Unit::Nanos => "nanoseconds",
         Unit::Segments => "segments",
         Unit::DropReason => "a drop reason number",
         Unit::RstReason => "a reset reason number",
@@ -1531,6 +1594,7 @@ fn unit_list(u: Unit) -> &'static str {
         Unit::Bytes => "a plain number of bytes or `B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`",
         Unit::Micros => "a plain number of microseconds or `us`, `ms`, `s`",
         Unit::Millis => "`ms`, `s`, `m` or `h`",
+        Unit::Nanos => "a plain number of nanoseconds or `ns`, `us`, `ms`, `s`",
         Unit::Segments => "a plain number of segments",
         Unit::None => "a plain number",
         Unit::DropReason | Unit::RstReason => {
@@ -1545,7 +1609,7 @@ fn unit_list(u: Unit) -> &'static str {
 fn unit_examples(u: Unit) -> Option<&'static str> {
     match u {
         Unit::Bytes => Some("MiB"),
-        Unit::Micros | Unit::Millis => Some("s"),
+        Unit::Micros | Unit::Millis | Unit::Nanos => Some("s"),
         _ => None,
     }
 }
@@ -1589,6 +1653,10 @@ fn unit_factor(unit: Unit, suffix: &str) -> Option<i128> {
         (Unit::Millis, "s") => 1_000,
         (Unit::Millis, "m" | "min") => 60_000,
         (Unit::Millis, "h") => 3_600_000,
+        (Unit::Nanos, "ns") => 1,
+        (Unit::Nanos, "us") => 1_000,
+        (Unit::Nanos, "ms") => 1_000_000,
+        (Unit::Nanos, "s") => 1_000_000_000,
         (Unit::Segments, "seg" | "segs" | "segments") => 1,
         _ => return None,
     };

@@ -56,6 +56,9 @@ pub enum Code {
     BadModifier,
     /// An aggregation or a modifier after `tcpq sockets`, which lists.
     NotForSockets,
+    /// A field of the event's header (`time`, `ktime`, `cpu`) in `where`,
+    /// `count by` or an aggregation: it can only be printed.
+    PrintOnly,
     // -- limits (E03xx) -------------------------------------------------
     /// The `where` clause compiles to more than `MAX_INSNS` instructions.
     FilterTooLong,
@@ -121,6 +124,7 @@ impl Code {
         Code::MissingUnit,
         Code::BadModifier,
         Code::NotForSockets,
+        Code::PrintOnly,
         Code::FilterTooLong,
         Code::KeyTooLarge,
         Code::TooManyItems,
@@ -162,6 +166,7 @@ impl Code {
             Code::MissingUnit => 210,
             Code::BadModifier => 211,
             Code::NotForSockets => 212,
+            Code::PrintOnly => 213,
             Code::FilterTooLong => 301,
             Code::KeyTooLarge => 302,
             Code::TooManyItems => 303,

@@ -270,11 +270,16 @@ fn columns_text(out: &mut String, cols: &[Column]) {
             "            {:width$}  {:<22} {}",
             c.name,
             type_words(c.ty),
-            format_args!(
-                "slot{} {}",
-                if c.slots.len() == 1 { "" } else { "s" },
-                slots.join(", ")
-            ),
+            match c.source {
+                crate::plan::Source::Slots => format!(
+                    "slot{} {}",
+                    if c.slots.len() == 1 { "" } else { "s" },
+                    slots.join(", ")
+                ),
+                crate::plan::Source::Header(_) => {
+                    "event header (stamped on printed events)".to_string()
+                }
+            },
         );
     }
 }

@@ -160,8 +160,11 @@ impl ClausePlan {
             .fold(0, |m, s| m | 1u64.checked_shl(u32::from(s)).unwrap_or(0))
     }
 
-    /// The probe fields the clause reads: printed or counted columns and
-    /// the fields its filter tests, each once, in first-use order.
+    /// The probe fields the clause reads: printed or counted columns
+    /// (under the field's name, whatever `as` calls the column) and the
+    /// fields its filter tests, each once, in first-use order.
+    /// Header columns (`time`, `ktime`, `cpu`) are not among them: every
+    /// template stamps them, so they never decide a strategy.
     pub fn fields_used(&self) -> Vec<String> {
         let probe = crate::catalog::probe(&self.probe);
         let mut out: Vec<String> = Vec::new();
@@ -175,8 +178,12 @@ impl ClausePlan {
                 add(f.name);
             }
         }
-        for c in self.action.columns() {
-            add(&c.name);
+        // By slot, not by column name: `print comm as who` uses `comm`.
+        for c in self.action.columns().filter(|c| c.source.is_slots()) {
+            match c.slots.first().and_then(|&s| probe?.field_at_slot(s)) {
+                Some(f) => add(f.name),
+                None => add(&c.name),
+            }
         }
         out
     }
@@ -531,12 +538,53 @@ pub struct Column {
     /// Header / JSON key.
     pub name: String,
     pub ty: FieldType,
-    /// Record slots holding the value (two for addresses and `comm`).
+    /// Record slots holding the value (two for addresses and `comm`);
+    /// empty for a column from the event's header.
     pub slots: Vec<u8>,
+    /// Where the value comes from: the record's slots, or the header of
+    /// an event record (time, CPU).
+    #[serde(default, skip_serializing_if = "Source::is_slots")]
+    pub source: Source,
     /// `FIELD / CONST` or `FIELD * CONST` in a `print`, computed in
     /// userspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<Scale>,
+}
+
+/// Where a column's value comes from.
+///
+/// The filter and the aggregation keys read only slots: the template
+/// stamps an event's header (`tcpq_abi::Event::ktime_ns`, `cpu`) after
+/// the filter, on records it sends to userspace, so a header column can
+/// be printed but never filtered on or aggregated by.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    /// [`Column::slots`] of the record.
+    #[default]
+    Slots,
+    /// The event record's header.
+    Header(Header),
+}
+
+impl Source {
+    pub fn is_slots(&self) -> bool {
+        *self == Source::Slots
+    }
+}
+
+/// A value of an event record's header.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Header {
+    /// The wall clock when the event was stamped: `ktime` plus the offset
+    /// of CLOCK_REALTIME from CLOCK_MONOTONIC, measured once at start.
+    Time,
+    /// `bpf_ktime_get_ns()` when the event was stamped: CLOCK_MONOTONIC,
+    /// nanoseconds.
+    Ktime,
+    /// `bpf_get_smp_processor_id()`: the CPU the event was stamped on.
+    Cpu,
 }
 
 /// Userspace arithmetic on a printed value.
@@ -577,6 +625,9 @@ pub enum FieldType {
     TcpState,
     /// An address family, shown by name (`AF_INET`, `AF_INET6`).
     Family,
+    /// A wall-clock time: nanoseconds since the Unix epoch, shown as RFC
+    /// 3339 in UTC with microseconds (`2026-12-07T05:46:01.123456Z`).
+    Time,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -586,6 +637,9 @@ pub enum Unit {
     Bytes,
     Micros,
     Millis,
+    /// Nanoseconds (`ktime`, a point on CLOCK_MONOTONIC): shown as a plain
+    /// number.
+    Nanos,
     Segments,
     /// An `enum skb_drop_reason` value, shown by name (from the kernel's
     /// BTF).

@@ -75,6 +75,7 @@ const fn f(
         bits,
         doc,
         load: None,
+        header: None,
     }
 }
 

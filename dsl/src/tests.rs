@@ -211,6 +211,7 @@ fn every_code_from_a_program() {
             &[],
             KeyTooLarge,
         ),
+        ("on tcp_probe where time > 5 print pid", &[], PrintOnly),
         ("on tcp_probe where snd_cwnd print pid", &[], NotAPredicate),
         ("on tcp_probe where true print pid", &[], NotAPredicate),
         (
@@ -1057,4 +1058,93 @@ fn reasons_by_name_are_bindings_not_numbers() {
     ] {
         assert_eq!(codes(src), [code], "{src}");
     }
+}
+
+/// `time`, `ktime` and `cpu` come from the event's header: printed on
+/// every probe, with no slot and nothing loaded; anywhere else a located
+/// error, never a program that drops them.
+#[test]
+fn event_header_fields_print_and_nothing_else() {
+    use crate::plan::{FieldType, Header, Source, Unit};
+    for p in catalog::PROBES {
+        let plan = ok(&format!("on {} print time, ktime, cpu, pid", p.name));
+        let Action::Print { columns } = &plan.clauses[0].action else {
+            panic!("print expected")
+        };
+        let src: Vec<(Source, FieldType)> = columns.iter().map(|c| (c.source, c.ty)).collect();
+        assert_eq!(
+            src[..3],
+            [
+                (Source::Header(Header::Time), FieldType::Time),
+                (Source::Header(Header::Ktime), FieldType::Uint(Unit::Nanos)),
+                (Source::Header(Header::Cpu), FieldType::Uint(Unit::None)),
+            ],
+            "{}",
+            p.name
+        );
+        assert!(columns[..3].iter().all(|c| c.slots.is_empty()));
+        // Nothing to read for them: the loads are those of `pid` alone.
+        let alone = ok(&format!("on {} print pid", p.name));
+        assert_eq!(plan.clauses[0].loads, alone.clauses[0].loads, "{}", p.name);
+        assert_eq!(plan.clauses[0].slots_used(), alone.clauses[0].slots_used());
+        assert_eq!(
+            plan.clauses[0].fields_used(),
+            alone.clauses[0].fields_used()
+        );
+    }
+    // Arithmetic and renaming work on the numbers.
+    let plan = ok("on tcp_probe print ktime / 1ms as ms, cpu");
+    let Action::Print { columns } = &plan.clauses[0].action else {
+        panic!()
+    };
+    assert_eq!(columns[0].name, "ms");
+    assert_eq!(columns[0].source, Source::Header(Header::Ktime));
+    assert_eq!(columns[0].scale.map(|s| s.by), Some(1_000_000));
+    // Print only, with the field located.
+    for (src, what) in [
+        ("on tcp_probe where time > 5 print pid", "time"),
+        ("on tcp_probe where ktime > 1s print pid", "ktime"),
+        ("on tcp_probe where cpu == 0 print pid", "cpu"),
+        ("on tcp_probe where cpu in [0, 1] print pid", "cpu"),
+        (
+            "on tcp_probe where dport == 443 and not (cpu == 0) print pid",
+            "cpu",
+        ),
+        ("on tcp_probe count by cpu", "cpu"),
+        ("on tcp_probe sum ktime", "ktime"),
+        ("on tcp_probe hist srtt by time", "time"),
+    ] {
+        let d = compile(src, "<test>", &[]).expect_err(src);
+        assert_eq!(
+            d.iter().map(|d| d.code).collect::<Vec<_>>(),
+            [Code::PrintOnly],
+            "{src}"
+        );
+        assert_eq!(&src[d[0].span.clone()], what, "{src}");
+    }
+    // A wall-clock time is not a number to divide.
+    assert_eq!(codes("on tcp_probe print time / 2"), [Code::NotNumeric]);
+    // `tcpq sockets` has no events, so no event fields.
+    assert_eq!(
+        crate::compile_sockets("print time")
+            .unwrap_err()
+            .iter()
+            .map(|d| d.code)
+            .collect::<Vec<_>>(),
+        [Code::UnknownField]
+    );
+}
+
+/// A renamed column is still its field: `print comm as who` shows the
+/// owner, so the runtime must track owners for it.
+#[test]
+fn renamed_columns_keep_their_field() {
+    let p = ok("on tcp_accept print comm as who, pid as p, srtt / 1ms as ms");
+    let c = &p.clauses[0];
+    assert!(c.uses_owner());
+    let used = c.fields_used();
+    for f in ["comm", "pid", "srtt"] {
+        assert!(used.iter().any(|u| u == f), "{f} in {used:?}");
+    }
+    assert!(!used.iter().any(|u| u == "who" || u == "ms"), "{used:?}");
 }

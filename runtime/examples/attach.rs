@@ -29,6 +29,7 @@ fn main() {
                 name: fd.name.into(),
                 ty: fd.ty,
                 slots: fd.slots.to_vec(),
+                source: Default::default(),
                 scale: None,
             }
         })
@@ -78,6 +79,7 @@ fn main() {
             Format::Text
         },
         duration: Some(Duration::from_secs_f64(secs.parse().expect("secs"))),
+        stamps: Default::default(),
     };
     let report = stream::run_blocking(&mut session, opts, &mut std::io::stdout()).expect("run");
     eprintln!("{report:?}");

@@ -434,6 +434,7 @@ fn block(
                 FieldType::Comm
             },
             slots: vec![],
+            source: Default::default(),
             scale: None,
         })
         .collect();
@@ -470,6 +471,7 @@ mod tests {
             name: name.into(),
             ty,
             slots: slots.to_vec(),
+            source: Default::default(),
             scale: None,
         }
     }

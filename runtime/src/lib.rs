@@ -7,6 +7,7 @@
 //! a [`session::Session`], and dropping it detaches everything.
 pub mod agg;
 pub mod btf;
+pub mod clock;
 pub mod counters;
 pub mod features;
 pub mod hz;

@@ -5,7 +5,9 @@
 //! its row right rather than being cut.
 use std::{fmt::Write as _, net::Ipv6Addr};
 
-use tcpq_dsl::plan::{Column, FieldType, Unit};
+use tcpq_dsl::plan::{Column, FieldType, Header, Source, Unit};
+
+use crate::clock::{Clock, Zone};
 
 /// Output format.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -90,6 +92,9 @@ pub enum Value {
     Str(String),
     /// A number shown with a unit suffix in text, bare in JSON.
     Unit(u64, &'static str),
+    /// A number already written out (`12.345678`): right-aligned in text,
+    /// bare in JSON.
+    Number(String),
     /// Unknown (empty `comm`): `-` in text, `null` in JSON.
     Null,
 }
@@ -110,6 +115,8 @@ pub fn decode(ty: FieldType, vals: &[u64]) -> Value {
         FieldType::Uint(Unit::Address) => Value::Str(format!("{v0:#x}")),
         FieldType::Uint(Unit::Micros) => Value::Unit(v0, "us"),
         FieldType::Uint(Unit::Millis) => Value::Unit(v0, "ms"),
+        // A point on a clock, not a duration: a plain number.
+        FieldType::Uint(Unit::Nanos) => Value::Uint(v0),
         FieldType::Uint(_) | FieldType::Port => Value::Uint(v0),
         // 0, or the error's name (`EPERM`); a number without one as is.
         FieldType::Int(Unit::Errno) => match tcpq_dsl::errno::name(v0 as i64) {
@@ -144,6 +151,9 @@ pub fn decode(ty: FieldType, vals: &[u64]) -> Value {
             Some(s) => Value::Str(s.to_owned()),
             None => Value::Uint(v0),
         },
+        FieldType::Time => Value::Str(rfc3339_micros(
+            std::time::UNIX_EPOCH + std::time::Duration::from_nanos(v0),
+        )),
     }
 }
 
@@ -155,6 +165,7 @@ impl Value {
             Value::Bool(b) => b.to_string(),
             Value::Str(s) => s.clone(),
             Value::Unit(v, u) => format!("{v}{u}"),
+            Value::Number(n) => n.clone(),
             Value::Null => "-".to_owned(),
         }
     }
@@ -165,12 +176,16 @@ impl Value {
             Value::Int(v) => v.to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Str(s) => json_string(s),
+            Value::Number(n) => n.clone(),
             Value::Null => "null".to_owned(),
         }
     }
 
     fn right_aligned(&self) -> bool {
-        matches!(self, Value::Uint(_) | Value::Int(_) | Value::Unit(..))
+        matches!(
+            self,
+            Value::Uint(_) | Value::Int(_) | Value::Unit(..) | Value::Number(_)
+        )
     }
 }
 
@@ -214,6 +229,55 @@ pub fn rfc3339_millis(t: std::time::SystemTime) -> String {
     )
 }
 
+/// RFC 3339 in UTC with microseconds, `2026-12-07T05:46:01.123456Z`: an
+/// event's `time`, precise enough to line up with a packet capture
+/// (tcpdump and pcap files keep microseconds). Digits below a microsecond
+/// are cut, never rounded into the next second.
+pub fn rfc3339_micros(t: std::time::SystemTime) -> String {
+    let d = t.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    let secs = d.as_secs();
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (y, m, day) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        d.subsec_micros()
+    )
+}
+
+/// `HH:MM:SS.ffffff` of a wall-clock time (nanoseconds since the epoch)
+/// in `zone`: the `TIME` column of `-T`, spelt like tcpdump's default
+/// timestamps (BCC's tools print `HH:MM:SS`, without the fraction).
+pub fn clock_time(wall_ns: u64, zone: Zone) -> String {
+    let secs = (wall_ns / 1_000_000_000) as i64;
+    let local = secs + zone.offset_at(secs);
+    let of_day = local.rem_euclid(86_400);
+    format!(
+        "{:02}:{:02}:{:02}.{:06}",
+        of_day / 3600,
+        of_day / 60 % 60,
+        of_day % 60,
+        wall_ns % 1_000_000_000 / 1_000
+    )
+}
+
+/// Seconds from `start_ns` to `ns` with microseconds, `12.345678`: the
+/// `TIME(s)` column of `-t` (BCC's), negative for an earlier time.
+pub fn elapsed_seconds(ns: u64, start_ns: u64) -> String {
+    let (sign, d) = if ns >= start_ns {
+        ("", ns - start_ns)
+    } else {
+        ("-", start_ns - ns)
+    };
+    format!(
+        "{sign}{}.{:06}",
+        d / 1_000_000_000,
+        d % 1_000_000_000 / 1_000
+    )
+}
+
 /// (year, month, day) of a day count since 1970-01-01, proleptic
 /// Gregorian (Howard Hinnant's `civil_from_days`, for days >= 0).
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
@@ -233,6 +297,8 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 pub fn type_width(ty: FieldType) -> usize {
     match ty {
         FieldType::Uint(Unit::Micros | Unit::Millis) => 10,
+        // CLOCK_MONOTONIC ns: 16 digits after 115 days of uptime.
+        FieldType::Uint(Unit::Nanos) => 16,
         FieldType::Uint(_) => 10,
         // `ENOBUFS`; `EHOSTUNREACH` pushes the row right.
         FieldType::Int(Unit::Errno) => 7,
@@ -243,6 +309,8 @@ pub fn type_width(ty: FieldType) -> usize {
         FieldType::Comm => 16,
         FieldType::TcpState => 11,
         FieldType::Family => 8,
+        // `2026-12-07T05:46:01.123456Z`
+        FieldType::Time => 27,
     }
 }
 
@@ -344,6 +412,153 @@ impl Table {
     }
 }
 
+/// How printed events are stamped besides their columns: the CLI's `-T`
+/// and `-t` (BCC's habit). Aggregation rows are not affected.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stamps {
+    /// `-T`: text rows begin with `TIME`, `HH:MM:SS.ffffff` in local time.
+    /// (JSON rows always carry `time`.)
+    pub clock: bool,
+    /// `-t`: a `TIME(s)` column (JSON: `elapsed`), seconds since tcpq
+    /// began attaching its probes, with microseconds.
+    pub elapsed: bool,
+}
+
+/// What events' stamps are shown against: fixed for a run, given to the
+/// renderer so that rendering stays a pure function (snapshot tests fix
+/// it).
+#[derive(Clone, Copy, Debug)]
+pub struct Timebase {
+    /// CLOCK_MONOTONIC to wall clock.
+    pub clock: Clock,
+    /// The zone of `-T`'s `TIME`.
+    pub zone: Zone,
+    /// CLOCK_MONOTONIC ns when tcpq began attaching: the zero of `-t`.
+    pub start_ktime_ns: u64,
+}
+
+/// A column in front of a clause's own, for events.
+#[derive(Clone, Debug)]
+enum Lead {
+    /// `-T`'s `TIME` (text).
+    Clock,
+    /// `-t`'s `TIME(s)` / `elapsed`.
+    Elapsed,
+    /// The event's `time`, in every JSON row whose clause does not print
+    /// a column named `time` itself.
+    Time,
+    /// The clause's probe, when a program has several.
+    Probe(String),
+}
+
+/// Header / key, text width and alignment of a lead column.
+fn lead_cell(l: &Lead, format: Format) -> (String, usize, bool) {
+    match l {
+        Lead::Clock => ("TIME".into(), 15, false),
+        Lead::Elapsed if format == Format::Json => ("elapsed".into(), 0, true),
+        // `12345.678901`, right-aligned like every number.
+        Lead::Elapsed => ("TIME(s)".into(), 12, true),
+        Lead::Time => ("time".into(), type_width(FieldType::Time), false),
+        Lead::Probe(_) => ("probe".into(), type_width(FieldType::Comm), false),
+    }
+}
+
+/// The value of a printed column in an event record: from its slots, or
+/// from the record's header (`time`, `ktime`, `cpu`).
+pub fn column_value(c: &Column, ev: &tcpq_abi::Event, clock: &Clock) -> Value {
+    let raw: Vec<u64> = match c.source {
+        Source::Slots => c
+            .slots
+            .iter()
+            .map(|&s| ev.vals.get(s as usize).copied().unwrap_or(0))
+            .collect(),
+        Source::Header(Header::Time) => vec![clock.wall_ns(ev.ktime_ns)],
+        Source::Header(Header::Ktime) => vec![ev.ktime_ns],
+        Source::Header(Header::Cpu) => vec![u64::from(ev.cpu)],
+    };
+    match &c.scale {
+        Some(sc) => Value::Uint(sc.apply(raw.first().copied().unwrap_or(0))),
+        None => decode(c.ty, &raw),
+    }
+}
+
+/// Lays out the events of one printing clause.
+#[derive(Clone, Debug)]
+pub struct EventTable {
+    table: Table,
+    lead: Vec<Lead>,
+    columns: Vec<Column>,
+    base: Timebase,
+}
+
+impl EventTable {
+    /// `probe`: the clause's probe when the program has several clauses
+    /// (its rows then name it).
+    pub fn new(
+        columns: &[Column],
+        probe: Option<&str>,
+        format: Format,
+        stamps: Stamps,
+        base: Timebase,
+    ) -> EventTable {
+        let mut lead = Vec::new();
+        let mut columns = columns.to_vec();
+        let is_time = |c: &Column| c.name == "time" && c.source == Source::Header(Header::Time);
+        match format {
+            Format::Text if stamps.clock => lead.push(Lead::Clock),
+            // JSON rows begin with `time` (a `time` the clause prints moves
+            // there), unless the program named another column `time`.
+            Format::Json if columns.iter().all(|c| c.name != "time" || is_time(c)) => {
+                columns.retain(|c| !is_time(c));
+                lead.push(Lead::Time);
+            }
+            _ => {}
+        }
+        if stamps.elapsed {
+            lead.push(Lead::Elapsed);
+        }
+        if let Some(p) = probe {
+            lead.push(Lead::Probe(p.to_owned()));
+        }
+        let mut table = Table::new(&columns, &[], format);
+        let cells: Vec<(String, usize, bool)> = lead.iter().map(|l| lead_cell(l, format)).collect();
+        table.names.splice(0..0, cells.iter().map(|c| c.0.clone()));
+        table
+            .widths
+            .splice(0..0, cells.iter().map(|c| c.1.max(c.0.len())));
+        table.right.splice(0..0, cells.iter().map(|c| c.2));
+        EventTable {
+            table,
+            lead,
+            columns,
+            base,
+        }
+    }
+
+    /// The header line (text only).
+    pub fn header(&self) -> Option<String> {
+        self.table.header()
+    }
+
+    /// One event's row.
+    pub fn row(&self, ev: &tcpq_abi::Event) -> String {
+        let b = &self.base;
+        let mut values = Vec::with_capacity(self.lead.len() + self.columns.len());
+        for l in &self.lead {
+            values.push(match l {
+                Lead::Clock => Value::Str(clock_time(b.clock.wall_ns(ev.ktime_ns), b.zone)),
+                Lead::Elapsed => Value::Number(elapsed_seconds(ev.ktime_ns, b.start_ktime_ns)),
+                Lead::Time => decode(FieldType::Time, &[b.clock.wall_ns(ev.ktime_ns)]),
+                Lead::Probe(p) => Value::Str(p.clone()),
+            });
+        }
+        for c in &self.columns {
+            values.push(column_value(c, ev, &b.clock));
+        }
+        self.table.row(&values)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -353,6 +568,7 @@ mod tests {
             name: name.to_owned(),
             ty,
             slots: slots.to_vec(),
+            source: Default::default(),
             scale: None,
         }
     }
@@ -433,6 +649,29 @@ mod tests {
             time: at(1_717_514_464, 5),
         };
         assert_eq!(s.banner(), "@ 2024-06-04T15:21:04.005Z interval 3");
+    }
+
+    #[test]
+    fn event_times_have_microseconds() {
+        use std::time::{Duration, UNIX_EPOCH};
+        // `date -u -d @1796622361`: Mon Dec  7 05:46:01 UTC 2026.
+        let ns = 1_796_622_361_123_456_999u64;
+        let t = UNIX_EPOCH + Duration::from_nanos(ns);
+        assert_eq!(rfc3339_micros(t), "2026-12-07T05:46:01.123456Z");
+        assert_eq!(
+            decode(FieldType::Time, &[ns]).json(),
+            r#""2026-12-07T05:46:01.123456Z""#
+        );
+        assert_eq!(rfc3339_micros(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(clock_time(ns, Zone::Fixed(0)), "05:46:01.123456");
+        // East of UTC, and across midnight both ways.
+        assert_eq!(clock_time(ns, Zone::Fixed(3600)), "06:46:01.123456");
+        assert_eq!(clock_time(ns, Zone::Fixed(-6 * 3600)), "23:46:01.123456");
+        assert_eq!(clock_time(ns, Zone::Fixed(19 * 3600)), "00:46:01.123456");
+        assert_eq!(elapsed_seconds(3_000_001_999, 1_000_000_000), "2.000001");
+        assert_eq!(elapsed_seconds(5, 5), "0.000000");
+        assert_eq!(elapsed_seconds(1_000, 2_500_000), "-0.002499");
+        assert_eq!(decode(FieldType::Uint(Unit::Nanos), &[7]).text(), "7");
     }
 
     #[test]

@@ -147,8 +147,14 @@ impl Kernel {
     /// The strategy this kernel would use for a clause: the first whose
     /// requirements are met and which fills every field the clause uses.
     pub fn choose(&self, clause: &ClausePlan) -> Result<Choice, SessionError> {
+        // The event's header (`time`, ...) is every strategy's.
         let all: Vec<String> = tcpq_dsl::catalog::probe(&clause.probe)
-            .map(|p| p.all_fields().map(|f| f.name.to_owned()).collect())
+            .map(|p| {
+                p.all_fields()
+                    .filter(|f| f.header.is_none())
+                    .map(|f| f.name.to_owned())
+                    .collect()
+            })
             .unwrap_or_default();
         strategy::choose(
             &clause.strategies,
@@ -788,6 +794,9 @@ pub struct SessionOptions {
 pub struct Session {
     pub clauses: Vec<Attached>,
     pub timings: Timings,
+    /// CLOCK_MONOTONIC (the templates' `ktime`) just before the first
+    /// probe was attached: no event is stamped earlier. The zero of `-t`.
+    pub attach_ktime_ns: u64,
 }
 
 impl Drop for Session {
@@ -896,11 +905,17 @@ impl Session {
         preload(&mut prepared, &mut timings);
         timings.attach += t.elapsed();
         let defer = defers_owner_io(plan);
+        // Programs are verified; from here on they attach.
+        let attach_ktime_ns = crate::clock::monotonic_ns();
         for p in prepared {
             clauses.push(finish_clause(p, kernel, &mut timings, &mut seeds, defer)?);
         }
         crate::names::load_for(plan, kernel);
-        Ok(Session { clauses, timings })
+        Ok(Session {
+            clauses,
+            timings,
+            attach_ktime_ns,
+        })
     }
 
     /// Attach the owner programs [`defers_owner_io`] left for the first
@@ -1834,12 +1849,14 @@ mod tests {
                 name: "comm".into(),
                 ty: FieldType::Comm,
                 slots: vec![1, 2],
+                source: Default::default(),
                 scale: None,
             },
             Column {
                 name: "dport".into(),
                 ty: FieldType::Uint(Unit::None),
                 slots: vec![12],
+                source: Default::default(),
                 scale: None,
             },
         ];
@@ -1855,6 +1872,7 @@ mod tests {
             name: "srtt".into(),
             ty: FieldType::Uint(Unit::Micros),
             slots: vec![46],
+            source: Default::default(),
             scale: None,
         };
         let lhist = AggFunc::Lhist {

@@ -12,11 +12,12 @@ use aya::maps::{MapData, RingBuf};
 use tcpq_abi::{AggKey, Event, MAX_KEY_SLOTS};
 
 use crate::agg::{self, What};
-use tcpq_dsl::plan::{Action, Column, FieldType};
+use tcpq_dsl::plan::{Action, Column};
 use tokio::io::{unix::AsyncFd, Interest};
 
 use crate::{
-    render::{decode, Format, Stamp, Table, Value},
+    clock::{Clock, Zone},
+    render::{decode, EventTable, Format, Stamp, Stamps, Timebase, Value},
     session::{Attached, Session, SessionError, Stats},
 };
 
@@ -26,6 +27,8 @@ pub struct RunOptions {
     pub format: Format,
     /// Stop after this long; `Some(ZERO)` detaches right after attaching.
     pub duration: Option<Duration>,
+    /// Stamps in front of printed events (`-T`, `-t`).
+    pub stamps: Stamps,
 }
 
 /// Errors while streaming.
@@ -191,32 +194,13 @@ pub fn run_blocking(
 
 struct Printer {
     /// Per clause with events: its table.
-    tables: Vec<Option<Table>>,
+    tables: Vec<Option<EventTable>>,
     /// Prefix rows with the probe name (several clauses).
     prefixed: bool,
     /// Per clause: events printed so far (for `limit`).
     printed: Vec<u64>,
     /// Per clause: intervals printed so far (for `every`).
     intervals: Vec<u64>,
-}
-
-/// A column naming the clause, when a plan has several.
-fn probe_column() -> Column {
-    Column {
-        name: "probe".to_owned(),
-        ty: FieldType::Comm,
-        slots: vec![],
-        scale: None,
-    }
-}
-
-fn columns_with_prefix(prefixed: bool, cols: &[Column]) -> Vec<Column> {
-    let mut v = Vec::with_capacity(cols.len() + 1);
-    if prefixed {
-        v.push(probe_column());
-    }
-    v.extend(cols.iter().cloned());
-    v
 }
 
 /// Stream until stopped, then print counts.
@@ -233,12 +217,20 @@ async fn run(
         printed: vec![0; session.clauses.len()],
         intervals: vec![0; session.clauses.len()],
     };
+    // Events' `time`: their ktime plus one offset, measured now.
+    let base = Timebase {
+        clock: Clock::measure(),
+        zone: Zone::Local,
+        start_ktime_ns: session.attach_ktime_ns,
+    };
     for c in &session.clauses {
         printer.tables.push(match &c.plan.action {
-            Action::Print { columns } => Some(Table::new(
-                &columns_with_prefix(prefixed, columns),
-                &[],
+            Action::Print { columns } => Some(EventTable::new(
+                columns,
+                prefixed.then_some(c.plan.probe.as_str()),
                 opts.format,
+                opts.stamps,
+                base,
             )),
             Action::Count { .. } | Action::Aggregate { .. } => None,
         });
@@ -463,10 +455,6 @@ fn drain(
         .output
         .limit
         .unwrap_or(u64::MAX);
-    let attached = &session.clauses[clause];
-    let Action::Print { columns } = &attached.plan.action else {
-        return Ok(false);
-    };
     while let Some(item) = rb.next() {
         let Some(ev) = decode_event(&item) else {
             continue;
@@ -475,24 +463,9 @@ fn drain(
         if printer.printed[clause] >= limit {
             continue;
         }
-        let mut row = Vec::with_capacity(columns.len() + 1);
-        if printer.prefixed {
-            row.push(Value::Str(attached.plan.probe.clone()));
-        }
-        for c in columns {
-            let vals: Vec<u64> = c
-                .slots
-                .iter()
-                .map(|&s| ev.vals.get(s as usize).copied().unwrap_or(0))
-                .collect();
-            row.push(match &c.scale {
-                Some(sc) => Value::Uint(sc.apply(vals.first().copied().unwrap_or(0))),
-                None => decode(c.ty, &vals),
-            });
-        }
         *events += 1;
         printer.printed[clause] += 1;
-        if write_line(out, &table.row(&row))? {
+        if write_line(out, &table.row(&ev))? {
             return Ok(true);
         }
     }
@@ -578,7 +551,8 @@ fn flush(out: &mut dyn Write) -> Result<(), StreamError> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tcpq_dsl::plan::Unit;
+    use crate::render::Table;
+    use tcpq_dsl::plan::{FieldType, Unit};
 
     #[test]
     fn count_rows_split_keys_by_slot_count() {
@@ -587,12 +561,14 @@ mod tests {
                 name: "comm".into(),
                 ty: FieldType::Comm,
                 slots: vec![1, 2],
+                source: Default::default(),
                 scale: None,
             },
             Column {
                 name: "dport".into(),
                 ty: FieldType::Port,
                 slots: vec![12],
+                source: Default::default(),
                 scale: None,
             },
         ];
