@@ -50,6 +50,7 @@ fn main() {
             },
             output: Default::default(),
         }],
+        left_out: Vec::new(),
     };
     let kernel = Kernel::open().expect("kernel");
     let t_kernel = t0.elapsed();
