@@ -78,6 +78,7 @@ fn main() {
             Format::Text
         },
         duration: Some(Duration::from_secs_f64(secs.parse().expect("secs"))),
+        stop_fd: None,
     };
     let report = stream::run_blocking(&mut session, opts, &mut std::io::stdout()).expect("run");
     eprintln!("{report:?}");
