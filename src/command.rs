@@ -14,9 +14,11 @@
 //! other than LISTEN, CLOSE or TIME_WAIT, in any network namespace tcpq
 //! can enter), at most [`LINGER`] after it exited, so that the ends of its
 //! connections (FIN handshakes, `tcp_close`) are seen. If tcpq stops first
-//! (Ctrl-C, `--duration`, `limit`), the command gets SIGTERM (SIGKILL
-//! after [`LINGER`]). At the end the cgroup is removed, after moving any
-//! process still in it (a daemon the command left) back to tcpq's own.
+//! (Ctrl-C, `--duration`, `limit`), every process of the cgroup gets
+//! SIGTERM, and once the command has exited (SIGKILL after [`LINGER`]),
+//! SIGKILL whatever it left. At the end the cgroup is removed, after
+//! moving any process still in it (a daemon left by a command that exited
+//! on its own) back to tcpq's own cgroup.
 //!
 //! tcpq's exit status keeps its own meaning (0: traced to the end; 1, 2 as
 //! always); the command's status is reported on stderr.
@@ -134,6 +136,8 @@ pub struct Traced {
     stop_read: OwnedFd,
     stopping: Arc<AtomicBool>,
     watcher: Option<std::thread::JoinHandle<()>>,
+    /// The cgroup's directory, to end every process in it.
+    cgroup: PathBuf,
 }
 
 /// Start `sh -c CMD` inside `cg` (it joins before it executes anything).
@@ -190,6 +194,7 @@ pub fn spawn(command: &str, cg: &Cgroup) -> io::Result<Traced> {
         stop_read,
         stopping,
         watcher: Some(watcher),
+        cgroup: cg.dir.clone(),
     })
 }
 
@@ -265,13 +270,15 @@ impl Traced {
                 let pid = self.child.id() as libc::pid_t;
                 // SAFETY: kill(2) on our own unreaped child.
                 unsafe { libc::kill(pid, libc::SIGTERM) };
-                wait_timeout(&mut self.child, LINGER)
-                    .or_else(|| {
-                        // SAFETY: as above; still not reaped.
-                        unsafe { libc::kill(pid, libc::SIGKILL) };
-                        self.child.wait().ok()
-                    })
-                    .ok_or(())
+                self.signal_all(libc::SIGTERM);
+                let st = wait_timeout(&mut self.child, LINGER).or_else(|| {
+                    // SAFETY: as above; still not reaped.
+                    unsafe { libc::kill(pid, libc::SIGKILL) };
+                    self.child.wait().ok()
+                });
+                // What the command started and left behind ends too.
+                self.signal_all(libc::SIGKILL);
+                st.ok_or(())
             }
         };
         if let Some(w) = self.watcher.take() {
@@ -280,6 +287,23 @@ impl Traced {
         match status {
             Ok(st) => eprintln!("tcpq: command `{}` {}", self.command, describe(st)),
             Err(()) => eprintln!("tcpq: command `{}`: its status is unknown", self.command),
+        }
+    }
+}
+
+impl Traced {
+    /// Signal every process in the command's cgroup (what it started).
+    fn signal_all(&self, sig: libc::c_int) {
+        let pids = std::fs::read_to_string(self.cgroup.join("cgroup.procs")).unwrap_or_default();
+        for pid in pids
+            .split_whitespace()
+            .filter_map(|p| p.parse::<libc::pid_t>().ok())
+        {
+            if pid != self.child.id() as libc::pid_t {
+                // SAFETY: kill(2) has no memory preconditions; the pid was in
+                // our cgroup a moment ago.
+                unsafe { libc::kill(pid, sig) };
+            }
         }
     }
 }
