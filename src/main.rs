@@ -781,6 +781,33 @@ mod tests {
         assert!(parse_param("port").is_err());
     }
 
+    /// A subcommand would shadow a built-in recipe of the same name.
+    #[test]
+    fn no_recipe_is_named_like_a_subcommand() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let mut taken: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+        taken.push("run");
+        for (name, _) in recipes::EMBEDDED {
+            assert!(
+                !taken.contains(name),
+                "recipe `{name}` is shadowed by a subcommand"
+            );
+        }
+    }
+
+    #[test]
+    fn recipe_words() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(recipe_arg(&w(&[])), Ok(None));
+        assert_eq!(recipe_arg(&w(&["tcplife"])), Ok(Some("tcplife")));
+        assert_eq!(recipe_arg(&w(&["run", "tcplife"])), Ok(Some("tcplife")));
+        assert!(recipe_arg(&w(&["run"])).is_err());
+        assert!(recipe_arg(&w(&["tcplife", "x"])).is_err());
+        assert_eq!(parse_pids("1,22").map(|p| p.0).as_deref(), Ok(&[1, 22][..]));
+        assert!(parse_pids("0").is_err() && parse_pids("x").is_err() && parse_pids("1,").is_err());
+    }
+
     #[test]
     fn cli_is_consistent() {
         use clap::CommandFactory;
