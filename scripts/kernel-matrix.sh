@@ -220,6 +220,19 @@ for k in forced:
     rows.append(f"| {k} | " + " | ".join(cells) + f" | {'yes' if good else 'NO'} |")
 print()
 print("\n".join(rows))
+# Named runs that are neither a probe nor forced (e.g. tcp_drop_by_name: a
+# reason named in the program, bound from each kernel's own BTF): every
+# kernel runs them and gives the same answer, which counted something.
+extra = sorted({k for n in names for k in runs[n] if "@" not in k and k not in probes})
+rows = ["| also | " + " | ".join(names) + " | agrees |", "|---" * (len(names) + 2) + "|"]
+for k in extra:
+    outs = [runs[n][k]["out"].rstrip(";") if k in runs[n] and runs[n][k]["rc"] == 0 else None for n in names]
+    good = all(o and o != '{"count":0}' for o in outs) and len(set(outs)) == 1
+    ok &= good
+    cells = [f"`{o}`" if o else "(failed)" for o in outs]
+    rows.append(f"| {k} | " + " | ".join(cells) + f" | {'yes' if good else 'NO'} |")
+print()
+print("\n".join(rows))
 never = sorted({(p, st) for n in names for p in probes for st in strategies_of(n, p)[0]} - ran_somewhere)
 for p, st in never:
     print(f"strategy {st} of {p} ran on no kernel of the matrix"); ok = False

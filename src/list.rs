@@ -261,6 +261,7 @@ pub fn explain_probe(p: &ProbeDef) -> String {
     let _ = writeln!(s);
     let rows: Vec<&FieldDef> = p.fields.iter().collect();
     field_table(&mut s, &format!("Fields of {}:", p.name), &rows);
+    reason_names(&mut s, &rows);
     let _ = writeln!(s);
     let common: Vec<&FieldDef> = COMMON_FIELDS.iter().collect();
     field_table(&mut s, "Fields every probe has:", &common);
@@ -292,6 +293,33 @@ pub fn explain_sockets(p: &ProbeDef) -> String {
     let rows: Vec<&FieldDef> = p.fields.iter().collect();
     field_table(&mut s, "Fields of tcpq sockets:", &rows);
     s
+}
+
+/// The names a reason field takes in a filter (`reason == NETFILTER_DROP`).
+fn reason_names(s: &mut String, fields: &[&FieldDef]) {
+    for f in fields {
+        let tcpq_dsl::plan::FieldType::Uint(unit) = f.ty else {
+            continue;
+        };
+        let Some((enum_name, _, names)) = tcpq_dsl::reasons::enum_of(unit) else {
+            continue;
+        };
+        let _ = writeln!(s);
+        wrap(
+            s,
+            &format!(
+                "`{}` by name in a filter (`{} == {}`): the constants of `enum {enum_name}` \
+                 (Linux 6.18), each bound to this kernel's number from its BTF when tcpq \
+                 starts: {}.",
+                f.name,
+                f.name,
+                names.get(1).unwrap_or(&"NO_SOCKET"),
+                names.join(", ")
+            ),
+            "  ",
+            78,
+        );
+    }
 }
 
 fn field_table(s: &mut String, title: &str, fields: &[&FieldDef]) {

@@ -633,6 +633,17 @@ fn open_failure(
             eprint!("{}", tcpq_dsl::render_all(&[d], source, origin, color));
             Ok(ExitCode::from(EXIT_RUNTIME))
         }
+        SessionError::ConstantUnavailable(u) => {
+            let d = tcpq_dsl::constant_unavailable(
+                u.span,
+                &u.constant,
+                &u.enum_name,
+                &u.why,
+                u.suggestion.as_deref(),
+            );
+            eprint!("{}", tcpq_dsl::render_all(&[d], source, origin, color));
+            Ok(ExitCode::from(EXIT_RUNTIME))
+        }
         e => Err(e.into()),
     }
 }
@@ -669,6 +680,22 @@ fn explain(plan: &tcpq_dsl::plan::Plan, kernel: bool, btf: Option<&std::path::Pa
             return;
         }
     };
+    match kernel.bind(plan) {
+        Ok(bound) => {
+            for c in &bound.clauses {
+                for b in &c.binds {
+                    println!(
+                        "  {}: {} = {} in this kernel's enum {}",
+                        c.probe,
+                        b.bind.constant,
+                        c.filter[usize::from(b.insn)].value,
+                        b.bind.enum_name
+                    );
+                }
+            }
+        }
+        Err(e) => println!("  {e}"),
+    }
     for clause in &plan.clauses {
         match kernel.choose(clause) {
             Ok(c) => {

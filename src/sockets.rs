@@ -64,21 +64,9 @@ pub fn run(args: SocketsArgs, color: bool) -> ExitCode {
     let mut notes = Vec::new();
     let namespaces = if args.netns.is_empty() {
         match netns::list() {
-            Ok(all) => {
-                // Every namespace tcpq can enter: try each, keep those
-                // that open (a process may exit meanwhile; without
-                // CAP_SYS_ADMIN only tcpq's own can be entered).
-                let (ok, skipped): (Vec<_>, Vec<_>) = all
-                    .into_iter()
-                    .partition(|n| n.current || netns::run_in(n, || ()).is_ok());
-                if !skipped.is_empty() {
-                    notes.push(format!(
-                        "{} network namespace(s) could not be entered and are not listed",
-                        skipped.len()
-                    ));
-                }
-                ok
-            }
+            // Every namespace found; those that cannot be entered when
+            // their turn comes are skipped by `sockets::list`.
+            Ok(all) => all,
             Err(e) => {
                 eprintln!("tcpq: error: cannot list network namespaces: {e}");
                 return ExitCode::from(EXIT_RUNTIME);
@@ -105,7 +93,7 @@ pub fn run(args: SocketsArgs, color: bool) -> ExitCode {
         }
         found
     };
-    let listing = match sockets::list(&query, &namespaces) {
+    let listing = match sockets::list(&query, &namespaces, args.netns.is_empty()) {
         Ok(l) => l,
         Err(SocketsError::FieldUnavailable { field, why }) => {
             let d = tcpq_dsl::sockets::sockets_field_unavailable(&source, &field, &why);

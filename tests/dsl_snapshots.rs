@@ -497,6 +497,24 @@ fn every_diagnostic_rendered() {
         Code::FieldUnavailable
     ));
     out.push_str(&render_all(&[d], src, "<command line>", false));
+    // A reason this kernel's BTF lacks: found when the runtime binds the
+    // plan, located from the binding's span.
+    let src = "on tcp_drop where reason in [NO_SOCKET, PSP_INPUT] count";
+    let plan = compile(src, "<command line>", &[]).unwrap();
+    let b = &plan.clauses[0].binds[1].bind;
+    let d = tcpq_dsl::constant_unavailable(
+        b.span,
+        &b.constant,
+        &b.enum_name,
+        "its 79 constants are this kernel's; this one is newer or older",
+        None,
+    );
+    seen.push(Code::ConstantUnavailable);
+    out.push_str(&format!(
+        "\n===== {} (ConstantUnavailable)\n",
+        Code::ConstantUnavailable
+    ));
+    out.push_str(&render_all(&[d], src, "<command line>", false));
     // A pass that lost a condition: the checker fails closed. Made by hand
     // (no program reaches it), rendered like any other.
     let src = "on tcp_probe where dport == 443 print pid";

@@ -728,6 +728,16 @@ fn drops_by_netfilter_and_for_no_socket_match_the_rule_counter_and_the_wire() {
         "on tcp_drop where sport == {port} or dport == {port} \
          print reason, location, inbound, sport, dport, netns"
     ));
+    // The same reasons filtered by name, in the kernel: each name is bound
+    // to this kernel's number from its BTF (issue 18), and counts what the
+    // printing run sees by that name.
+    let on_port = format!("(sport == {port} or dport == {port})");
+    let by_name_nf = tcpq(&format!(
+        "on tcp_drop where {on_port} and reason == NETFILTER_DROP count"
+    ));
+    let by_name_set = tcpq(&format!(
+        "on tcp_drop where {on_port} and reason in [SKB_DROP_REASON_NO_SOCKET, TCP_CSUM] count"
+    ));
     let mut cap = Capture::start(&pair.srv, pair.srv_if(), &format!("tcp port {port}"), &pcap);
     let table = "tcpq_drop";
     exec_ok(
@@ -781,6 +791,16 @@ fn drops_by_netfilter_and_for_no_socket_match_the_rule_counter_and_the_wire() {
     std::thread::sleep(Duration::from_millis(200));
     cap.stop();
     let (events, ctx) = finish(t);
+    let count_of = |t: Tcpq| {
+        let (rows, ctx) = finish(t);
+        let n = rows
+            .iter()
+            .find_map(|r| r.get("count").and_then(Value::as_u64))
+            .unwrap_or_else(|| panic!("no count row{ctx}"));
+        (n, ctx)
+    };
+    let (nf_count, nf_ctx) = count_of(by_name_nf);
+    let (set_count, set_ctx) = count_of(by_name_set);
     let pk = packets(&pcap);
     let syns = pk.iter().filter(|p| p.syn() && p.dport == port).count();
     let rsts = pk.iter().filter(|p| p.rst() && p.sport == port).count();
@@ -811,6 +831,15 @@ fn drops_by_netfilter_and_for_no_socket_match_the_rule_counter_and_the_wire() {
         by_reason("NO_SOCKET"),
         rsts,
         "one reset per NO_SOCKET drop{ctx}"
+    );
+    assert_eq!(
+        nf_count, nft_dropped,
+        "reason == NETFILTER_DROP{nf_ctx}{ctx}"
+    );
+    assert_eq!(
+        set_count as usize,
+        by_reason("NO_SOCKET") + by_reason("TCP_CSUM"),
+        "reason in [NO_SOCKET, TCP_CSUM]{set_ctx}{ctx}"
     );
     let srv_ns = netns_inode(&pair.srv);
     for e in &events {

@@ -493,3 +493,34 @@ fn bad_queries_and_namespaces_exit_2() {
         "{err}"
     );
 }
+
+/// A namespace listed a moment ago that is gone when its turn comes (a
+/// test's or a container's, deleted meanwhile) is skipped with a note when
+/// tcpq lists every namespace, and is an error when it was asked for.
+#[test]
+fn a_namespace_gone_since_it_was_listed_is_skipped_unless_asked_for() {
+    if !common::require_root() {
+        return;
+    }
+    let pair = NetnsPair::new();
+    let all = tcpq_runtime::netns::list().unwrap();
+    let gone = all
+        .iter()
+        .find(|n| n.names.contains(&pair.srv))
+        .expect("the test's namespace is listed")
+        .clone();
+    common::run_ok("ip", &["netns", "del", &pair.srv]);
+    let query = tcpq_dsl::compile_sockets("where state == LISTEN").unwrap();
+    let listing = tcpq_runtime::sockets::list(&query, &all, true).expect("every namespace");
+    assert!(
+        listing
+            .notes
+            .iter()
+            .any(|n| n.contains("could not be entered")),
+        "{:?}",
+        listing.notes
+    );
+    assert!(!listing.namespaces.iter().any(|(i, _)| *i == gone.inode));
+    let asked = tcpq_runtime::sockets::list(&query, std::slice::from_ref(&gone), false);
+    assert!(asked.is_err(), "a namespace asked for and gone is an error");
+}

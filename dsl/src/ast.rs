@@ -244,6 +244,10 @@ pub enum Value {
     State(u8),
     /// An address family (`AF_INET` = 2, `AF_INET6` = 10).
     Family(u8),
+    /// A constant of a kernel enum by its short name (`NETFILTER_DROP` of
+    /// `enum skb_drop_reason`): its number differs between kernels, so the
+    /// runtime looks it up in the running kernel's BTF.
+    Enum(String),
     /// An error by name, as the kernel passes it: `EPERM` is -1,
     /// `NET_XMIT_DROP` is 1 (see [`crate::errno`]).
     Errno(i64),
@@ -260,6 +264,7 @@ impl Value {
             Value::Bool(_) => "a boolean",
             Value::State(_) => "a TCP state",
             Value::Family(_) => "an address family",
+            Value::Enum(_) => "a kernel constant",
             Value::Errno(_) => "an error name",
         }
     }
@@ -279,6 +284,7 @@ impl std::fmt::Display for Value {
             Value::Bool(b) => write!(f, "{b}"),
             Value::State(s) => f.write_str(crate::catalog::state_name(*s).unwrap_or("?")),
             Value::Family(x) => f.write_str(crate::catalog::family_name(*x).unwrap_or("?")),
+            Value::Enum(n) => f.write_str(n),
             Value::Errno(v) => f.write_str(crate::errno::name(*v).unwrap_or("?")),
         }
     }

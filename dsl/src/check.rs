@@ -56,6 +56,9 @@ pub struct Test {
     pub op: CmpOp,
     pub signed: bool,
     pub mask: u64,
+    /// The value is a kernel enum constant, bound by the runtime (one
+    /// slot only; its value here is 0).
+    pub bind: Option<crate::plan::EnumBind>,
 }
 
 impl Cond {
@@ -801,6 +804,7 @@ impl Checker {
                 op: CmpOp::Eq,
                 signed: false,
                 mask,
+                bind: None,
             })
         };
         let hi = test(field.def.slots[0], words[0], m_hi);
@@ -897,9 +901,17 @@ impl Checker {
                 | FieldType::TcpState
                 | FieldType::Family
         );
+        // A kernel constant's number is this kernel's, and reasons are not
+        // ordered: only `==` and `!=`.
+        let equality_only = equality_only || matches!(lit.value, Value::Enum(_));
         let op_ok = !equality_only || matches!(op, CmpOp::Eq | CmpOp::Ne);
         if !op_ok {
             let why = match def.ty {
+                _ if matches!(lit.value, Value::Enum(_)) => format!(
+                    "`{}` names a kernel enum constant; their numbers differ between kernels \
+                     and have no order: compare with `==` or `!=`, or list several with `in [...]`",
+                    lit.value
+                ),
                 FieldType::TcpState => {
                     "TCP state numbers do not follow a connection's life (LISTEN is 10, CLOSE 7); \
                      compare with `==` or `!=`, joined with `or`"
@@ -1162,6 +1174,7 @@ impl Checker {
                         op: CmpOp::Eq,
                         signed: false,
                         mask,
+                        bind: None,
                     })
                 };
                 let mut c = test(def.slots[0], words[0], mask(n.min(8)));
@@ -1220,6 +1233,21 @@ impl Checker {
                         None
                     }
                 }
+            }
+            (FieldType::Uint(unit), Value::Enum(name)) => {
+                let Some((enum_name, prefix, _)) = crate::reasons::enum_of(unit) else {
+                    self.mismatch(field, lit, None);
+                    return None;
+                };
+                // Bound by the runtime from this kernel's BTF: the value
+                // here is a placeholder that never reaches a template.
+                let mut t = single(def, op, 0, false);
+                t.bind = Some(crate::plan::EnumBind {
+                    enum_name: enum_name.to_owned(),
+                    constant: format!("{prefix}{name}"),
+                    span: (lit.span.start, lit.span.end),
+                });
+                Some(Cond::Test(t))
             }
             (FieldType::Family, Value::Family(v)) => {
                 Some(Cond::Test(single(def, op, u64::from(*v), false)))
@@ -1505,7 +1533,9 @@ fn unit_list(u: Unit) -> &'static str {
         Unit::Millis => "`ms`, `s`, `m` or `h`",
         Unit::Segments => "a plain number of segments",
         Unit::None => "a plain number",
-        Unit::DropReason | Unit::RstReason => "a plain number (the enum's value)",
+        Unit::DropReason | Unit::RstReason => {
+            "a reason by name (`NO_SOCKET`) or a plain number (this kernel's value)"
+        }
         Unit::KernelSymbol | Unit::Address => "a plain number (a kernel address)",
         Unit::Errno => "an errno name (`EPERM`), or a number as the kernel passes it (-1)",
     }
@@ -1580,6 +1610,7 @@ fn always(slot: u8) -> Cond {
         op: CmpOp::Eq,
         signed: false,
         mask: 0,
+        bind: None,
     })
 }
 
@@ -1589,6 +1620,7 @@ fn single(def: &FieldDef, op: CmpOp, value: u64, signed: bool) -> Test {
         op,
         signed,
         mask: u64::MAX,
+        bind: None,
     }
 }
 
@@ -1610,6 +1642,7 @@ fn multi(def: &FieldDef, op: CmpOp, words: [u64; 2]) -> Cond {
         op,
         signed: false,
         mask: u64::MAX,
+        bind: None,
     })
 }
 

@@ -87,6 +87,9 @@ pub enum Code {
     /// A field the program uses that this kernel cannot provide (its
     /// struct member is missing from BTF, or the tracepoint lacks it).
     FieldUnavailable,
+    /// A named kernel constant (`reason == NETFILTER_DROP`) that this
+    /// kernel's BTF enum does not have.
+    ConstantUnavailable,
     // -- tcpq itself (E09xx) ----------------------------------------------
     /// A pass produced something inconsistent (a `where` clause that
     /// compiled to nothing without an error): a bug in tcpq, reported
@@ -131,6 +134,7 @@ impl Code {
         Code::DuplicateParamDecl,
         Code::UnknownDirective,
         Code::FieldUnavailable,
+        Code::ConstantUnavailable,
         Code::Internal,
     ];
 
@@ -171,6 +175,7 @@ impl Code {
             Code::DuplicateParamDecl => 406,
             Code::UnknownDirective => 407,
             Code::FieldUnavailable => 501,
+            Code::ConstantUnavailable => 502,
             Code::Internal => 900,
         }
     }

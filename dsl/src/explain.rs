@@ -96,7 +96,7 @@ fn clause(out: &mut String, number: usize, c: &ClausePlan) {
                 ),
                 "            ",
             );
-            filter_text(out, probe, &c.filter);
+            filter_text(out, probe, c);
         }
         Some(src) => {
             let _ = writeln!(out, "  where:    {src}");
@@ -135,7 +135,7 @@ fn clause(out: &mut String, number: usize, c: &ClausePlan) {
                     "            ",
                 );
             }
-            filter_text(out, probe, &c.filter);
+            filter_text(out, probe, c);
         }
     }
     match &c.action {
@@ -228,7 +228,8 @@ fn clause(out: &mut String, number: usize, c: &ClausePlan) {
 }
 
 /// Every instruction of the filter, as the template runs them.
-fn filter_text(out: &mut String, probe: Option<&catalog::ProbeDef>, filter: &[Insn]) {
+fn filter_text(out: &mut String, probe: Option<&catalog::ProbeDef>, c: &ClausePlan) {
+    let filter = &c.filter;
     let _ = writeln!(
         out,
         "            filter: {} instruction{} (of at most {}); jumps only go forward",
@@ -237,7 +238,20 @@ fn filter_text(out: &mut String, probe: Option<&catalog::ProbeDef>, filter: &[In
         tcpq_abi::MAX_INSNS
     );
     for (k, insn) in filter.iter().enumerate() {
-        let _ = writeln!(out, "              {k:>2}: {}", insn_text(probe, insn));
+        let bind = c.binds.iter().find(|b| usize::from(b.insn) == k);
+        let _ = writeln!(
+            out,
+            "              {k:>2}: {}",
+            insn_text(probe, insn, bind.map(|b| &b.bind))
+        );
+    }
+    if !c.binds.is_empty() {
+        wrap(
+            out,
+            "a named constant's number is this kernel's: the runtime reads it from the \
+             kernel's BTF before loading (the numbers change between kernel versions)",
+            "            ",
+        );
     }
 }
 
@@ -268,7 +282,11 @@ fn columns_text(out: &mut String, cols: &[Column]) {
     }
 }
 
-fn insn_text(probe: Option<&catalog::ProbeDef>, insn: &Insn) -> String {
+fn insn_text(
+    probe: Option<&catalog::ProbeDef>,
+    insn: &Insn,
+    bind: Option<&crate::plan::EnumBind>,
+) -> String {
     let field = probe.and_then(|p| p.field_at_slot(insn.slot));
     let name = match field {
         Some(f) if f.slots.len() > 1 => {
@@ -287,6 +305,7 @@ fn insn_text(probe: Option<&catalog::ProbeDef>, insn: &Insn) -> String {
         CmpOp::Ge => ">=",
     };
     let value = match field.map(|f| f.ty) {
+        _ if bind.is_some() => bind.map_or(String::new(), |b| b.constant.clone()),
         Some(FieldType::Addr | FieldType::Comm) => format!("{:#018x}", insn.value),
         _ if insn.signed => format!("{}", insn.value as i64),
         _ => insn.value.to_string(),

@@ -9,7 +9,7 @@
 //! test becomes exactly one instruction and every jump goes forward, so the
 //! output is linear in the size of the condition.
 use crate::check::{Cond, Test};
-use crate::plan::{CmpOp, Insn, Jump};
+use crate::plan::{CmpOp, EnumBind, Insn, InsnBind, Jump};
 
 /// Where a generated instruction jumps before labels are placed.
 #[derive(Clone, Copy, Debug)]
@@ -27,6 +27,7 @@ struct Pending {
     value: u64,
     jt: Target,
     jf: Target,
+    bind: Option<EnumBind>,
 }
 
 #[derive(Default)]
@@ -43,11 +44,19 @@ pub enum CompileError {
     TooLong(usize),
 }
 
+/// Compiled filter instructions and the ones whose value the runtime
+/// binds to a kernel constant ([`EnumBind`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Compiled {
+    pub insns: Vec<Insn>,
+    pub binds: Vec<InsnBind>,
+}
+
 /// Compile `cond` into filter instructions. An empty `Vec` (no condition)
 /// accepts every record.
-pub fn compile(cond: Option<&Cond>) -> Result<Vec<Insn>, CompileError> {
+pub fn compile(cond: Option<&Cond>) -> Result<Compiled, CompileError> {
     let Some(cond) = cond else {
-        return Ok(Vec::new());
+        return Ok(Compiled::default());
     };
     let mut g = Gen::default();
     g.cond(cond, Target::Accept, Target::Reject);
@@ -65,7 +74,19 @@ pub fn compile(cond: Option<&Cond>) -> Result<Vec<Insn>, CompileError> {
             _ => Jump::Reject,
         },
     };
-    Ok(g.insns
+    let binds = g
+        .insns
+        .iter()
+        .enumerate()
+        .filter_map(|(i, p)| {
+            Some(InsnBind {
+                insn: i as u16,
+                bind: p.bind.clone()?,
+            })
+        })
+        .collect();
+    let insns = g
+        .insns
         .iter()
         .map(|p| Insn {
             slot: p.slot,
@@ -76,7 +97,8 @@ pub fn compile(cond: Option<&Cond>) -> Result<Vec<Insn>, CompileError> {
             jt: resolve(p.jt),
             jf: resolve(p.jf),
         })
-        .collect())
+        .collect();
+    Ok(Compiled { insns, binds })
 }
 
 impl Gen {
@@ -133,6 +155,7 @@ impl Gen {
                 value,
                 jt,
                 jf,
+                bind: test.bind.clone(),
             });
         }
     }
@@ -221,6 +244,7 @@ mod tests {
             op,
             signed: false,
             mask: u64::MAX,
+            bind: None,
         })
     }
 
@@ -230,12 +254,13 @@ mod tests {
             op,
             signed: false,
             mask: u64::MAX,
+            bind: None,
         })
     }
 
     #[test]
     fn empty_accepts_all() {
-        assert_eq!(compile(None).unwrap(), vec![]);
+        assert_eq!(compile(None).unwrap(), Compiled::default());
         assert!(run(&[], &[0; tcpq_abi::N_SLOTS]));
     }
 
@@ -245,7 +270,7 @@ mod tests {
             Box::new(test(16, CmpOp::Eq, 0)),
             Box::new(Cond::Not(Box::new(test(11, CmpOp::Eq, 80)))),
         );
-        let insns = compile(Some(&c)).unwrap();
+        let insns = compile(Some(&c)).unwrap().insns;
         assert_eq!(insns.len(), 2);
         assert_eq!((insns[0].jt, insns[0].jf), (Jump::To(1), Jump::Reject));
         // `not` swapped the targets of the second test.
@@ -254,9 +279,9 @@ mod tests {
 
     #[test]
     fn multi_slot_equality_and_difference() {
-        let eq = compile(Some(&pair(CmpOp::Eq, 1, 2))).unwrap();
+        let eq = compile(Some(&pair(CmpOp::Eq, 1, 2))).unwrap().insns;
         assert_eq!(eq.len(), 2);
-        let ne = compile(Some(&pair(CmpOp::Ne, 1, 2))).unwrap();
+        let ne = compile(Some(&pair(CmpOp::Ne, 1, 2))).unwrap().insns;
         let mut v = [0u64; tcpq_abi::N_SLOTS];
         for (a, b, same) in [(1, 2, true), (1, 3, false), (0, 2, false), (5, 5, false)] {
             v[7] = a;
@@ -273,8 +298,9 @@ mod tests {
             op: CmpOp::Lt,
             signed: true,
             mask: u64::MAX,
+            bind: None,
         });
-        let insns = compile(Some(&c)).unwrap();
+        let insns = compile(Some(&c)).unwrap().insns;
         let mut v = [0u64; tcpq_abi::N_SLOTS];
         v[17] = (-5i64) as u64;
         assert!(run(&insns, &v));
@@ -309,6 +335,7 @@ mod tests {
                     op,
                     signed,
                     mask: u64::MAX,
+                    bind: None,
                 })
             }),
             (any::<bool>(), 0u64..2, 0u64..2).prop_map(|(eq, a, b)| {
@@ -317,6 +344,7 @@ mod tests {
                     op: if eq { CmpOp::Eq } else { CmpOp::Ne },
                     signed: false,
                     mask: u64::MAX,
+                    bind: None,
                 })
             }),
         ];
@@ -337,7 +365,7 @@ mod tests {
             c in arb_cond(),
             vals in proptest::collection::vec(0u64..4, 6),
         ) {
-            let insns = compile(Some(&c)).unwrap();
+            let insns = compile(Some(&c)).unwrap().insns;
             prop_assert_eq!(insns.len(), c.insn_count());
             for (i, insn) in insns.iter().enumerate() {
                 for j in [insn.jt, insn.jf] {

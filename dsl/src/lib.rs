@@ -24,6 +24,7 @@ pub mod filter;
 pub mod parse;
 pub mod plan;
 mod planner;
+pub mod reasons;
 pub mod recipe;
 pub mod resolve;
 pub mod restrict;
@@ -132,6 +133,32 @@ pub fn field_unavailable(source: &str, probe: &str, field: &str, why: &str) -> D
         ),
         None => Diagnostic::unlocated(Code::FieldUnavailable, message),
     }
+    .with_help(help)
+}
+
+/// A named kernel constant this kernel's BTF lacks, pointing at where the
+/// program names it (`span`, from the plan's binding: no re-parsing). The
+/// runtime finds this out and passes what it knows.
+pub fn constant_unavailable(
+    span: (usize, usize),
+    constant: &str,
+    enum_name: &str,
+    why: &str,
+    suggestion: Option<&str>,
+) -> Diagnostic {
+    let help = match suggestion {
+        Some(s) => format!("{why}; did you mean `{s}`? (or compare with the number)"),
+        None => format!(
+            "{why}; compare with the number instead (`tcpq -l PROBE` lists the fields, \
+             `bpftool btf dump file /sys/kernel/btf/vmlinux format c` this kernel's enum)"
+        ),
+    };
+    Diagnostic::error(
+        Code::ConstantUnavailable,
+        format!("`{constant}` is not in this kernel's `enum {enum_name}`"),
+        span.0..span.1,
+        "not on this kernel",
+    )
     .with_help(help)
 }
 

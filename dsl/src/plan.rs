@@ -34,6 +34,12 @@ pub struct ClausePlan {
     pub where_omitted: Vec<String>,
     /// The `where` clause compiled to filter instructions (empty: accept all).
     pub filter: Vec<Insn>,
+    /// Filter instructions whose value is a kernel enum constant by name
+    /// (`reason == NETFILTER_DROP`): the runtime looks each up in the
+    /// running kernel's BTF and writes it into the instruction before
+    /// loading ([`EnumBind`]). Until then the instruction's value is 0.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub binds: Vec<InsnBind>,
     pub action: Action,
     /// Kernel values the template must read into slots for this program
     /// (socket fields the program uses, and only those).
@@ -356,6 +362,25 @@ impl Strategy {
         all.extend(self.requires.iter().cloned());
         all
     }
+}
+
+/// A filter instruction's value, named: the constant `constant` of the
+/// kernel's `enum enum_name`, as written at `span` in the source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnumBind {
+    /// The BTF enum, e.g. `skb_drop_reason`.
+    pub enum_name: String,
+    /// The full constant, e.g. `SKB_DROP_REASON_NETFILTER_DROP`.
+    pub constant: String,
+    /// Byte range of the name in the program source.
+    pub span: (usize, usize),
+}
+
+/// Instruction `insn` of the filter takes the value of `bind`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InsnBind {
+    pub insn: u16,
+    pub bind: EnumBind,
 }
 
 /// Serialisable mirror of `tcpq_abi::FilterInsn`.

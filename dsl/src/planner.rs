@@ -29,13 +29,17 @@ pub fn plan(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
                     op: if equal { CmpOp::Eq } else { CmpOp::Ne },
                     signed: false,
                     mask: u64::MAX,
+                    bind: None,
                 })
             })
             .fold(c.filter.clone(), |acc, t| match acc {
                 None => Some(t),
                 Some(rest) => Some(Cond::And(Box::new(t), Box::new(rest))),
             });
-        let filter = match filter::compile(cond.as_ref()) {
+        let filter::Compiled {
+            insns: filter,
+            binds,
+        } = match filter::compile(cond.as_ref()) {
             Ok(f) => f,
             Err(CompileError::TooLong(n)) => {
                 // `check` already rejects this with a located diagnostic;
@@ -70,6 +74,7 @@ pub fn plan(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
             where_words: c.where_words.clone(),
             where_omitted: c.where_omitted.clone(),
             filter,
+            binds,
             action: c.action.clone(),
             output: c.output.clone(),
         });

@@ -733,7 +733,11 @@ impl Resolver<'_> {
         match item {
             ast::SetItem::One(Operand::Field(id)) => {
                 if let Some(f) = field {
-                    self.name_in_set(f, id, all);
+                    match self.enum_constant(f, id) {
+                        Named::Constant(value) => return Some(RSetItem::One(value)),
+                        Named::Reported => {}
+                        Named::NotAnEnum => self.name_in_set(f, id, all),
+                    }
                 } else if id.name.is_empty() {
                     // Only an internal parse failure, already reported.
                 } else {
@@ -766,6 +770,49 @@ impl Resolver<'_> {
                 Some(RSetItem::Cidr(*addr, *len, span.clone()))
             }
         }
+    }
+
+    /// A bare name as a constant of the field's kernel enum (`reason ==
+    /// NETFILTER_DROP`, `SKB_DROP_REASON_` optional): the value the runtime
+    /// binds from BTF.
+    fn enum_constant(&mut self, field: &RField, id: &ast::Ident) -> Named {
+        let FieldType::Uint(unit) = field.def.ty else {
+            return Named::NotAnEnum;
+        };
+        let Some((enum_name, prefix, names)) = crate::reasons::enum_of(unit) else {
+            return Named::NotAnEnum;
+        };
+        if let Some(short) = crate::reasons::known(unit, &id.name) {
+            return Named::Constant(Literal {
+                value: Value::Enum(short.to_owned()),
+                span: id.span.clone(),
+                from_param: None,
+            });
+        }
+        let short = id.name.strip_prefix(prefix).unwrap_or(&id.name);
+        let upper = short.to_ascii_uppercase();
+        let help = if crate::reasons::known(unit, &upper).is_some() {
+            format!("reasons are upper case: `{upper}`")
+        } else {
+            match suggest(short, names.iter().copied()) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!(
+                    "`tcpq -l {}` lists the reasons tcpq knows (`enum {enum_name}` of Linux \
+                     6.18); a reason newer than that can be compared by its number",
+                    field_probe_name(field)
+                ),
+            }
+        };
+        self.diagnostics.push(
+            Diagnostic::error(
+                Code::UnknownConstant,
+                format!("unknown {} `{}`", unit_enum_words(unit), id.name),
+                id.span.clone(),
+                format!("not in `enum {enum_name}`"),
+            )
+            .with_help(help),
+        );
+        Named::Reported
     }
 
     /// A bare name inside `field in [...]`: a command name without quotes,
@@ -886,13 +933,29 @@ impl Resolver<'_> {
                 let fa = probe.field(&a.name);
                 let fb = probe.field(&b.name);
                 match (fa, fb) {
-                    (Some(def), None) => {
-                        let f = RField { def, span: a.span.clone() };
-                        self.unknown_value_name(&f, b);
-                    }
-                    (None, Some(def)) => {
-                        let f = RField { def, span: b.span.clone() };
-                        self.unknown_value_name(&f, a);
+                    (Some(def), None) | (None, Some(def)) => {
+                        // The field, the name beside it, and the operator
+                        // read from the field's side.
+                        let (fid, name, cmp) = if fa.is_some() {
+                            (a, b, op.op)
+                        } else {
+                            (b, a, mirror(op.op))
+                        };
+                        let f = RField { def, span: fid.span.clone() };
+                        match self.enum_constant(&f, name) {
+                            Named::Constant(value) => {
+                                return RExpr::Compare {
+                                    field: f,
+                                    scale: None,
+                                    op: cmp,
+                                    op_span: op.span.clone(),
+                                    value,
+                                    span,
+                                }
+                            }
+                            Named::Reported => {}
+                            Named::NotAnEnum => self.unknown_value_name(&f, name),
+                        }
                     }
                     (None, None) => {
                         self.field(probe, a, None);
@@ -1254,6 +1317,31 @@ pub(crate) fn alias_of(probe: &ProbeDef, name: &str) -> Option<&'static str> {
         .and_then(|(_, f)| probe.field(f))
         .map(|f| f.name)
         .filter(|f| *f != name)
+}
+
+/// What a bare name beside a field turned out to be.
+enum Named {
+    /// A constant of the field's kernel enum.
+    Constant(Literal),
+    /// The field takes enum constants, and this is none: reported.
+    Reported,
+    /// The field takes no enum constants.
+    NotAnEnum,
+}
+
+fn unit_enum_words(u: crate::plan::Unit) -> &'static str {
+    match u {
+        crate::plan::Unit::RstReason => "reset reason",
+        _ => "drop reason",
+    }
+}
+
+/// The probe a field belongs to, for help lines.
+fn field_probe_name(f: &RField) -> &'static str {
+    catalog::PROBES
+        .iter()
+        .find(|p| p.fields.iter().any(|d| std::ptr::eq(d, f.def)))
+        .map_or("PROBE", |p| p.name)
 }
 
 /// Whether `name` is a field of the probe `f` belongs to.

@@ -659,12 +659,21 @@ pub fn compile_sockets(source: &str) -> Result<SocketsQuery, Vec<Diagnostic>> {
             "nothing to list (internal: the query resolved to no clause)",
         )]);
     };
-    let filter = crate::filter::compile(c.filter.as_ref()).map_err(|_| {
+    let compiled = crate::filter::compile(c.filter.as_ref()).map_err(|_| {
         vec![crate::check::filter_too_long(
             c.filter.as_ref().map_or(0, |f| f.insn_count()),
             0..0,
         )]
     })?;
+    // No socket field takes a kernel enum constant; refuse rather than
+    // compare with an unbound 0.
+    if !compiled.binds.is_empty() {
+        return Err(vec![Diagnostic::unlocated(
+            Code::Internal,
+            "internal error: a kernel constant in a `tcpq sockets` query cannot be bound",
+        )]);
+    }
+    let filter = compiled.insns;
     let mut filter_fields: Vec<&'static str> = Vec::new();
     let mut filter_slots = 0u64;
     for insn in &filter {

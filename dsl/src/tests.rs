@@ -276,6 +276,19 @@ fn every_code_from_a_program() {
     assert_eq!(d.code, FieldUnavailable);
     assert_eq!(&src[d.span.clone()], "rcv_space");
     covered.insert(FieldUnavailable);
+    // A named reason this kernel lacks: found by the runtime when it binds
+    // the plan to the kernel's BTF; located from the plan's span.
+    let src = "on tcp_drop where reason == PSP_INPUT count";
+    let d = constant_unavailable(
+        (28, 37),
+        "SKB_DROP_REASON_PSP_INPUT",
+        "skb_drop_reason",
+        "its 79 constants are this kernel's",
+        None,
+    );
+    assert_eq!(d.code, ConstantUnavailable);
+    assert_eq!(&src[d.span.clone()], "PSP_INPUT");
+    covered.insert(ConstantUnavailable);
     // A pass that loses a condition without a word: the checker refuses
     // the program instead of planning "every event".
     let program = parse("on tcp_probe where dport == 443 print pid").unwrap();
@@ -978,5 +991,70 @@ proptest! {
             }
             (Err(_), Ok(_)) => prop_assert!(false, "{src}: accepted despite a syntax error"),
         }
+    }
+}
+
+/// Issue 18: drop and reset reasons filter by name. The plan never holds a
+/// number for a name (numbers differ between kernels): the instruction
+/// carries a binding the runtime fills from the running kernel's BTF.
+#[test]
+fn reasons_by_name_are_bindings_not_numbers() {
+    let src = "on tcp_drop where reason in [NETFILTER_DROP, SKB_DROP_REASON_NO_SOCKET, 3] count";
+    let p = ok(src);
+    let c = &p.clauses[0];
+    assert_eq!(c.filter.len(), 3);
+    let names: Vec<(u16, &str, &str)> = c
+        .binds
+        .iter()
+        .map(|b| {
+            (
+                b.insn,
+                b.bind.constant.as_str(),
+                &src[b.bind.span.0..b.bind.span.1],
+            )
+        })
+        .collect();
+    assert_eq!(
+        names,
+        [
+            (0, "SKB_DROP_REASON_NETFILTER_DROP", "NETFILTER_DROP"),
+            (1, "SKB_DROP_REASON_NO_SOCKET", "SKB_DROP_REASON_NO_SOCKET"),
+        ]
+    );
+    assert_eq!(c.filter[2].value, 3, "a number stays a number");
+    let p = ok("on tcp_reset where reason != NO_SOCKET count by reason");
+    assert_eq!(p.clauses[0].binds[0].bind.enum_name, "sk_rst_reason");
+    assert_eq!(
+        p.clauses[0].binds[0].bind.constant,
+        "SK_RST_REASON_NO_SOCKET"
+    );
+    assert_eq!(p.clauses[0].filter[0].op, CmpOp::Ne);
+    // Written the other way round, the same test.
+    let q = ok("on tcp_reset where NO_SOCKET != reason count by reason");
+    assert_eq!(q.clauses[0].filter, p.clauses[0].filter);
+    for (src, code) in [
+        (
+            "on tcp_drop where reason == NETFILTR_DROP count",
+            Code::UnknownConstant,
+        ),
+        (
+            "on tcp_drop where reason == netfilter_drop count",
+            Code::UnknownConstant,
+        ),
+        (
+            "on tcp_drop where reason in [NO_SOCKET, BOGUS] count",
+            Code::UnknownConstant,
+        ),
+        (
+            "on tcp_drop where reason > NO_SOCKET count",
+            Code::UnsupportedOperator,
+        ),
+        // A reset reason is not a drop reason.
+        (
+            "on tcp_drop where reason == TCP_TIMEWAIT_SOCKET count",
+            Code::UnknownConstant,
+        ),
+    ] {
+        assert_eq!(codes(src), [code], "{src}");
     }
 }

@@ -43,6 +43,7 @@ fn main() {
             where_omitted: Vec::new(),
             loads: Vec::new(),
             filter: vec![],
+            binds: Vec::new(),
             action: if action == "count" {
                 Action::Count { keys: cols }
             } else {

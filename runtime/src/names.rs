@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use tcpq_dsl::plan::{Action, FieldType, Plan, Unit};
 
-use crate::{btf::Btf, render::Names};
+use crate::{render::Names, Kernel};
 
 fn uses(plan: &Plan, unit: Unit) -> bool {
     plan.clauses.iter().any(|c| {
@@ -17,11 +17,14 @@ fn uses(plan: &Plan, unit: Unit) -> bool {
     })
 }
 
-fn enum_names(btf: &Btf, name: &str, prefix: &str) -> HashMap<u64, String> {
-    btf.enum_values(name)
-        .unwrap_or_default()
+/// An enum of `kernel`'s BTF as value → constant without `prefix`.
+fn enum_names(kernel: &Kernel, name: &str, prefix: &str) -> HashMap<u64, String> {
+    kernel
+        .enums
+        .get(name)
         .into_iter()
-        .map(|(v, n)| (v, n.strip_prefix(prefix).unwrap_or(&n).to_owned()))
+        .flatten()
+        .map(|(v, n)| (*v, n.strip_prefix(prefix).unwrap_or(n).to_owned()))
         .collect()
 }
 
@@ -45,8 +48,9 @@ fn kallsyms() -> Vec<(u64, String)> {
     out
 }
 
-/// Fill [`crate::render::NAMES`] with what `plan` needs, once.
-pub fn load_for(plan: &Plan) {
+/// Fill [`crate::render::NAMES`] with what `plan` needs, once. Reasons come
+/// from the BTF `kernel` was opened with (`--btf` too), read once there.
+pub fn load_for(plan: &Plan, kernel: &Kernel) {
     let reasons = uses(plan, Unit::DropReason) || uses(plan, Unit::RstReason);
     let symbols = uses(plan, Unit::KernelSymbol);
     if !reasons && !symbols {
@@ -54,13 +58,51 @@ pub fn load_for(plan: &Plan) {
     }
     let mut names = Names::default();
     if reasons {
-        if let Ok(btf) = Btf::from_sys_fs() {
-            names.drop_reasons = enum_names(&btf, "skb_drop_reason", "SKB_DROP_REASON_");
-            names.rst_reasons = enum_names(&btf, "sk_rst_reason", "SK_RST_REASON_");
-        }
+        names.drop_reasons = enum_names(kernel, "skb_drop_reason", "SKB_DROP_REASON_");
+        names.rst_reasons = enum_names(kernel, "sk_rst_reason", "SK_RST_REASON_");
     }
     if symbols {
         names.symbols = kallsyms();
     }
     let _ = crate::render::NAMES.set(names);
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::btf::Btf;
+
+    /// tcpq's tables of reason names (what the checker accepts) hold
+    /// every reason of the kernel the tests run on: a name this kernel
+    /// prints can always be written in a filter.
+    #[test]
+    fn the_reason_tables_know_every_reason_of_this_kernel() {
+        let Ok(btf) = Btf::from_sys_fs() else {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI is set but /sys/kernel/btf/vmlinux cannot be read"
+            );
+            eprintln!("SKIP: no /sys/kernel/btf/vmlinux to compare the reason tables with");
+            return;
+        };
+        for unit in [
+            tcpq_dsl::plan::Unit::DropReason,
+            tcpq_dsl::plan::Unit::RstReason,
+        ] {
+            let (name, prefix, _) = tcpq_dsl::reasons::enum_of(unit).unwrap();
+            let values = btf.enum_values(name).expect("enum in BTF");
+            for (_, constant) in values {
+                // SKB_NOT_DROPPED_YET, SKB_CONSUMED: not drops, no prefix.
+                let Some(short) = constant.strip_prefix(prefix) else {
+                    continue;
+                };
+                if matches!(short, "MAX" | "SUBSYS_MASK") {
+                    continue;
+                }
+                assert!(
+                    tcpq_dsl::reasons::known(unit, &constant).is_some(),
+                    "{constant} of enum {name} is missing from tcpq_dsl::reasons"
+                );
+            }
+        }
+    }
 }

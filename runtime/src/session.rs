@@ -47,6 +47,10 @@ pub struct Kernel {
     /// The BTF id of the kfunc `bpf_rdonly_cast` when the templates may
     /// read kernel memory through it (see [`fast_read_kfunc`]).
     pub fast_read: Option<u32>,
+    /// Kernel enums by BTF name (`skb_drop_reason`, `sk_rst_reason`):
+    /// (value, constant) pairs, read from the same BTF as the offsets, for
+    /// the ones the plan names or shows (both without a plan).
+    pub enums: std::collections::HashMap<String, Vec<(u64, String)>>,
 }
 
 /// Errors finding what the kernel offers.
@@ -118,7 +122,9 @@ impl Kernel {
             Some(&tracefs),
             false,
         );
+        let enums = enums_for(&btf, plan);
         Ok(Kernel {
+            enums,
             tracefs,
             offsets,
             privilege: Privilege::current(),
@@ -128,6 +134,14 @@ impl Kernel {
             btf_path,
             fast_read,
         })
+    }
+
+    /// `plan` with every named kernel constant of its filters
+    /// ([`tcpq_dsl::plan::InsnBind`]) replaced by this kernel's number,
+    /// from [`Kernel::enums`]. A constant this kernel lacks is an error
+    /// pointing at where the program names it.
+    pub fn bind(&self, plan: &Plan) -> Result<Plan, SessionError> {
+        bind_plan(plan, &self.enums)
     }
 
     /// The strategy this kernel would use for a clause: the first whose
@@ -161,6 +175,100 @@ impl Kernel {
                 .is_some_and(|f| f.kallsyms || f.btf),
         }
     }
+}
+
+/// [`Kernel::bind`] over an explicit table of enums (value, constant).
+pub fn bind_plan(
+    plan: &Plan,
+    enums: &std::collections::HashMap<String, Vec<(u64, String)>>,
+) -> Result<Plan, SessionError> {
+    let mut bound = plan.clone();
+    for c in &mut bound.clauses {
+        for b in &c.binds {
+            let e = &b.bind;
+            let unavailable = |why: String, suggestion: Option<String>| {
+                SessionError::ConstantUnavailable(Box::new(Unbound {
+                    probe: c.probe.clone(),
+                    enum_name: e.enum_name.clone(),
+                    constant: e.constant.clone(),
+                    span: e.span,
+                    why,
+                    suggestion,
+                }))
+            };
+            let Some(values) = enums.get(&e.enum_name) else {
+                return Err(unavailable(
+                    format!("this kernel's BTF has no `enum {}`", e.enum_name),
+                    None,
+                ));
+            };
+            let Some((v, _)) = values.iter().find(|(_, n)| *n == e.constant) else {
+                let names = values.iter().map(|(_, n)| n.as_str());
+                let suggestion =
+                    tcpq_dsl::diagnostic::suggest(&e.constant, names).map(str::to_owned);
+                return Err(unavailable(
+                    format!(
+                        "its {} constants are this kernel's; this one is newer or older",
+                        values.len()
+                    ),
+                    suggestion,
+                ));
+            };
+            match c.filter.get_mut(usize::from(b.insn)) {
+                Some(insn) => insn.value = *v,
+                None => {
+                    return Err(SessionError::PlanTooBig {
+                        probe: c.probe.clone(),
+                        what: format!("binding of instruction {} past the filter", b.insn),
+                    })
+                }
+            }
+        }
+    }
+    Ok(bound)
+}
+
+/// The kernel enums `plan` binds constants of or shows by name (drop and
+/// reset reasons); both reason enums without a plan.
+fn enums_for(
+    btf: &Btf,
+    plan: Option<&Plan>,
+) -> std::collections::HashMap<String, Vec<(u64, String)>> {
+    use tcpq_dsl::plan::{FieldType, Unit};
+    let mut wanted: Vec<&str> = Vec::new();
+    let mut want = |name: &'static str| {
+        if !wanted.contains(&name) {
+            wanted.push(name);
+        }
+    };
+    match plan {
+        None => {
+            want("skb_drop_reason");
+            want("sk_rst_reason");
+        }
+        Some(plan) => {
+            for c in &plan.clauses {
+                for b in &c.binds {
+                    match b.bind.enum_name.as_str() {
+                        "skb_drop_reason" => want("skb_drop_reason"),
+                        "sk_rst_reason" => want("sk_rst_reason"),
+                        _ => {}
+                    }
+                }
+                for col in c.action.columns() {
+                    match col.ty {
+                        FieldType::Uint(Unit::DropReason) => want("skb_drop_reason"),
+                        FieldType::Uint(Unit::RstReason) => want("sk_rst_reason"),
+                        _ => {}
+                    }
+                }
+            }
+        }
+    }
+    wanted
+        .into_iter()
+        .filter_map(|n| Some((n.to_owned(), btf.enum_values(n)?)))
+        .collect()
 }
 
 /// The BTF id of `bpf_rdonly_cast` if this kernel lets a program cast any
@@ -333,6 +441,26 @@ pub enum SessionError {
         field: String,
         why: String,
     },
+    /// A named kernel constant (`reason == NETFILTER_DROP`) this kernel's
+    /// BTF does not have.
+    #[error(
+        "{}: `{}` is not in this kernel's `enum {}` ({})",
+        .0.probe, .0.constant, .0.enum_name, .0.why
+    )]
+    ConstantUnavailable(Box<Unbound>),
+}
+
+/// A named kernel constant the kernel's BTF lacks; `span` is where the
+/// program names it.
+#[derive(Debug)]
+pub struct Unbound {
+    pub probe: String,
+    pub enum_name: String,
+    pub constant: String,
+    pub span: (usize, usize),
+    pub why: String,
+    /// The closest constant this kernel has, if any.
+    pub suggestion: Option<String>,
 }
 
 /// `aya::Pod` for the ABI types (the ABI crate has no dependencies).
@@ -700,6 +828,10 @@ impl Session {
         kernel: &Kernel,
         opts: &SessionOptions,
     ) -> Result<Session, SessionError> {
+        // Named kernel constants (`reason == NETFILTER_DROP`) get this
+        // kernel's numbers first: nothing below sees an unbound plan.
+        let bound = kernel.bind(plan)?;
+        let plan = &bound;
         let mut timings = Timings::default();
         let t = Instant::now();
         // Each clause's strategy, chosen once: the quick first step depends
@@ -767,7 +899,7 @@ impl Session {
         for p in prepared {
             clauses.push(finish_clause(p, kernel, &mut timings, &mut seeds, defer)?);
         }
-        crate::names::load_for(plan);
+        crate::names::load_for(plan, kernel);
         Ok(Session { clauses, timings })
     }
 
@@ -1540,6 +1672,68 @@ fn classify(template: &str, program: &str, point: &str, source: ProgramError) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reason named in the program takes the number of the kernel it
+    /// runs on: the same plan binds to different numbers on kernels that
+    /// number the enum differently, and a name a kernel lacks is a located
+    /// error with the closest name it has.
+    #[test]
+    fn named_reasons_bind_to_each_kernels_numbers() {
+        let src = "on tcp_drop where reason in [NETFILTER_DROP, NO_SOCKET] count";
+        let plan = tcpq_dsl::compile(src, "<test>", &[]).unwrap();
+        assert_eq!(plan.clauses[0].binds.len(), 2);
+        assert!(plan.clauses[0].filter.iter().all(|i| i.value == 0));
+        let kernel = |pairs: &[(u64, &str)]| {
+            let mut m = std::collections::HashMap::new();
+            m.insert(
+                "skb_drop_reason".to_string(),
+                pairs.iter().map(|(v, n)| (*v, n.to_string())).collect(),
+            );
+            m
+        };
+        // 6.18's numbers, and 6.1's (fewer reasons before NETFILTER_DROP).
+        for (enums, nf) in [
+            (
+                kernel(&[
+                    (3, "SKB_DROP_REASON_NO_SOCKET"),
+                    (12, "SKB_DROP_REASON_NETFILTER_DROP"),
+                ]),
+                12,
+            ),
+            (
+                kernel(&[
+                    (3, "SKB_DROP_REASON_NO_SOCKET"),
+                    (8, "SKB_DROP_REASON_NETFILTER_DROP"),
+                ]),
+                8,
+            ),
+        ] {
+            let b = bind_plan(&plan, &enums).unwrap();
+            let values: Vec<u64> = b.clauses[0].filter.iter().map(|i| i.value).collect();
+            assert_eq!(values, [nf, 3]);
+            let mut vals = [0u64; tcpq_abi::N_SLOTS];
+            vals[tcpq_abi::slot::drop::REASON as usize] = nf;
+            assert!(tcpq_dsl::filter::run(&b.clauses[0].filter, &vals));
+            vals[tcpq_abi::slot::drop::REASON as usize] = 0;
+            assert!(!tcpq_dsl::filter::run(&b.clauses[0].filter, &vals));
+        }
+        let old = kernel(&[
+            (3, "SKB_DROP_REASON_NO_SOCKET"),
+            (9, "SKB_DROP_REASON_NETFILTER"),
+        ]);
+        match bind_plan(&plan, &old) {
+            Err(SessionError::ConstantUnavailable(u)) => {
+                assert_eq!(u.constant, "SKB_DROP_REASON_NETFILTER_DROP");
+                assert_eq!(&src[u.span.0..u.span.1], "NETFILTER_DROP");
+                assert_eq!(u.suggestion.as_deref(), Some("SKB_DROP_REASON_NETFILTER"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            bind_plan(&plan, &Default::default()),
+            Err(SessionError::ConstantUnavailable(_))
+        ));
+    }
     use tcpq_dsl::plan::{CmpOp, Column, FieldType, Insn, Jump, Output, Unit};
 
     pub(crate) fn clause(action: Action) -> ClausePlan {
@@ -1572,6 +1766,7 @@ mod tests {
                 jt: Jump::Accept,
                 jf: Jump::Reject,
             }],
+            binds: Vec::new(),
             action,
             output: Output::default(),
         }

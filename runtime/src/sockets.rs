@@ -489,16 +489,39 @@ pub struct Listing {
 }
 
 /// Dump `namespaces`, keep the sockets `query` selects, render its
-/// columns. A namespace that cannot be entered is an error (it was asked
-/// for, or listed as enterable a moment ago).
-pub fn list(query: &SocketsQuery, namespaces: &[Netns]) -> Result<Listing, SocketsError> {
+/// columns. A namespace that cannot be opened or entered is an error when
+/// it was asked for; with `every` (the namespaces [`netns::list`] found a
+/// moment ago) it is skipped with a note: its last process may have exited
+/// or `ip netns del` removed it meanwhile, and without CAP_SYS_ADMIN only
+/// tcpq's own can be entered.
+pub fn list(
+    query: &SocketsQuery,
+    namespaces: &[Netns],
+    every: bool,
+) -> Result<Listing, SocketsError> {
     let mut all = Vec::new();
+    let mut skipped = 0;
     for ns in namespaces {
-        all.extend(dump(ns)?);
+        match dump(ns) {
+            Ok(s) => all.extend(s),
+            Err(SocketsError::Netns(NetnsError::Open { .. } | NetnsError::Enter { .. }))
+                if every && !ns.current =>
+            {
+                skipped += 1
+            }
+            Err(e) => return Err(e),
+        }
     }
     let mut processes = 0;
     let holders = owners::socket_holders(&mut processes);
-    select(query, all, &holders, namespaces)
+    let mut listing = select(query, all, &holders, namespaces)?;
+    if skipped > 0 {
+        listing.notes.push(format!(
+            "{skipped} network namespace(s) could not be entered (gone, or no CAP_SYS_ADMIN) \
+             and are not listed"
+        ));
+    }
+    Ok(listing)
 }
 
 /// The pure half of [`list`]: owners, the kernel's `tcp_info` length, the

@@ -28,6 +28,56 @@ impl TraceEvent {
     pub fn get(&self, k: &str) -> &str {
         self.fields.get(k).map(String::as_str).unwrap_or("")
     }
+
+    /// The thread that was on the CPU (`comm-TID`).
+    pub fn tid(&self) -> Option<u32> {
+        self.task.rsplit_once('-')?.1.parse().ok()
+    }
+
+    /// Whether the event fired while a thread of pid 1 was on the CPU.
+    ///
+    /// Measured on this project's VMs (2026-12-07): their kernel runs no
+    /// BPF program in the context of pid 1 (the VM's agent, `process_api`),
+    /// while tracefs still records the event and the kernel's counters
+    /// count it. In 40 lossy transfers, tcpq's raw tracepoint and
+    /// bpftrace's classic tracepoint program both missed exactly the
+    /// `tcp_retransmit_skb` events tracefs showed on pid 1's threads (in
+    /// softirq on top of them), and no other. A test that compares what a
+    /// BPF program saw with tracefs or a counter cannot be exact for such a
+    /// run: it reruns it (see [`retry_unobservable`]).
+    pub fn unobservable(&self) -> bool {
+        self.tid().is_some_and(|t| pid1_threads().contains(&t))
+    }
+}
+
+/// The thread ids of pid 1.
+fn pid1_threads() -> Vec<u32> {
+    std::fs::read_dir("/proc/1/task")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Run `attempt` up to `tries` times until it returns a run in which no
+/// traced event was [`TraceEvent::unobservable`]; the attempt returns its
+/// result and the number of such events. The last run is returned either
+/// way, with that number, so the caller can assert on it.
+pub fn retry_unobservable<T>(tries: usize, mut attempt: impl FnMut() -> (T, usize)) -> (T, usize) {
+    let mut n = 0;
+    loop {
+        n += 1;
+        let (run, hidden) = attempt();
+        if hidden == 0 || n >= tries {
+            return (run, hidden);
+        }
+        eprintln!(
+            "rerun {n}/{tries}: {hidden} traced event(s) fired on pid 1's threads, where this \
+             VM's kernel runs no BPF program (see TraceEvent::unobservable)"
+        );
+    }
 }
 
 impl TraceInstance {
