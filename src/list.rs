@@ -1,7 +1,6 @@
 //! `tcpq -l [PROBE]`, `tcpq -l --markdown` (docs/probes.md) and
 //! `tcpq FILE --help`: the catalog and recipe headers, in words.
 use std::fmt::Write as _;
-use std::path::Path;
 use std::process::ExitCode;
 
 use tcpq_dsl::catalog::{
@@ -11,11 +10,15 @@ use tcpq_dsl::plan::{FieldType, Unit};
 use tcpq_runtime::{features::Privilege, Kernel};
 
 /// `tcpq -l` (`probe` empty) or `tcpq -l PROBE`; `--markdown` prints the
-/// whole reference as docs/probes.md.
-pub fn run(probe: &str, markdown: bool) -> ExitCode {
+/// whole reference as docs/probes.md; `json` (`--format json`): one JSON
+/// object per probe and line, or the one probe's.
+pub fn run(probe: &str, markdown: bool, json: bool) -> ExitCode {
     if markdown {
         out(&probes_markdown());
         return ExitCode::SUCCESS;
+    }
+    if json {
+        return run_json(probe);
     }
     if probe.is_empty() {
         let width = PROBES.iter().map(|p| p.name.len()).max().unwrap_or(0);
@@ -35,13 +38,7 @@ pub fn run(probe: &str, markdown: bool) -> ExitCode {
         return ExitCode::SUCCESS;
     }
     let Some(p) = catalog::probe(probe) else {
-        let names: Vec<&str> = PROBES.iter().map(|p| p.name).collect();
-        let hint = match tcpq_dsl::diagnostic::suggest(probe, names.iter().copied()) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => format!("probes are {}", names.join(", ")),
-        };
-        eprintln!("tcpq: error: unknown probe `{probe}`; {hint}");
-        return ExitCode::from(2);
+        return unknown_probe(probe);
     };
     out(&format!(
         "{}\nOn this kernel:\n  {}\n",
@@ -51,8 +48,152 @@ pub fn run(probe: &str, markdown: bool) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `tcpq -l [PROBE] --format json`.
+fn run_json(probe: &str) -> ExitCode {
+    if probe.is_empty() {
+        let mut s = String::new();
+        for p in PROBES {
+            let _ = writeln!(s, "{}", probe_json(p, false));
+        }
+        out(&s);
+        return ExitCode::SUCCESS;
+    }
+    let p = match tcpq_dsl::sockets::entry(probe).or_else(|| catalog::probe(probe)) {
+        Some(p) => p,
+        None => return unknown_probe(probe),
+    };
+    let mut v = probe_json(p, true);
+    if !p.is_userspace() {
+        v["this_kernel"] = this_kernel_json(p);
+    }
+    out(&format!("{v}\n"));
+    ExitCode::SUCCESS
+}
+
+/// A probe as JSON: name, summary, template, strategies and every field
+/// with its type, bits, unit and group (`probe`, `common`, `event`,
+/// `socket`);
+/// `full` adds the kernel moment in words and each strategy's how.
+pub fn probe_json(p: &ProbeDef, full: bool) -> serde_json::Value {
+    use serde_json::json;
+    let group = |f: &FieldDef| {
+        if p.fields.iter().any(|o| std::ptr::eq(o, f)) {
+            "probe"
+        } else if COMMON_FIELDS.iter().any(|o| std::ptr::eq(o, f)) {
+            "common"
+        } else if tcpq_dsl::catalog::EVENT_FIELDS
+            .iter()
+            .any(|o| std::ptr::eq(o, f))
+        {
+            "event"
+        } else {
+            "socket"
+        }
+    };
+    let fields: Vec<serde_json::Value> = p
+        .all_fields()
+        .map(|f| {
+            let (ty, unit) = match f.ty {
+                FieldType::Uint(u) => ("uint", Some(u)),
+                FieldType::Int(u) => ("int", Some(u)),
+                FieldType::Bool => ("bool", None),
+                FieldType::Addr => ("addr", None),
+                FieldType::Port => ("port", None),
+                FieldType::Comm => ("comm", None),
+                FieldType::TcpState => ("state", None),
+                FieldType::Family => ("family", None),
+                FieldType::Time => ("time", None),
+            };
+            json!({
+                "name": f.name,
+                "type": ty,
+                "bits": f.bits,
+                "unit": unit.filter(|u| *u != Unit::None),
+                "group": group(f),
+                "doc": f.doc.split_whitespace().collect::<Vec<_>>().join(" "),
+            })
+        })
+        .collect();
+    let strategies: Vec<serde_json::Value> = p
+        .strategies
+        .iter()
+        .map(|st| {
+            let attach = st.to_plan().attach;
+            let mut v = json!({
+                "name": st.name,
+                "kind": attach.kind(),
+                "point": attach.point(),
+                "program": st.program,
+            });
+            if full {
+                v["how"] = st
+                    .how
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .into();
+            }
+            v
+        })
+        .collect();
+    let mut v = json!({
+        "name": p.name,
+        "summary": p.summary,
+        "template": p.template,
+        "strategies": strategies,
+        "fields": fields,
+    });
+    if full {
+        v["doc"] = p
+            .doc
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ")
+            .into();
+    }
+    v
+}
+
+/// [`this_kernel`] as JSON: `{"strategy":..,"attach":..,"program":..}`,
+/// `{"unavailable": why}` or `{"not_checked": why}`.
+fn this_kernel_json(p: &ProbeDef) -> serde_json::Value {
+    use serde_json::json;
+    if !Privilege::current().sufficient() {
+        return json!({"not_checked": "reading tracefs needs root or CAP_BPF+CAP_PERFMON"});
+    }
+    let kernel = match Kernel::open() {
+        Ok(k) => k,
+        Err(e) => return json!({"not_checked": e.to_string()}),
+    };
+    let plan = match tcpq_dsl::compile(&format!("on {} print pid", p.name), "-l", &[]) {
+        Ok(plan) => plan,
+        Err(_) => return json!({"not_checked": "the catalog entry does not compile"}),
+    };
+    let Some(clause) = plan.clauses.first() else {
+        return json!({"not_checked": "no clause"});
+    };
+    match kernel.choose(clause) {
+        Ok(st) => json!({
+            "strategy": st.strategy.name,
+            "attach": tcpq_dsl::plan::Attach::describe(&st.strategy.attach),
+            "program": st.strategy.program,
+        }),
+        Err(e) => json!({"unavailable": e.to_string()}),
+    }
+}
+
+fn unknown_probe(probe: &str) -> ExitCode {
+    let names: Vec<&str> = PROBES.iter().map(|p| p.name).collect();
+    let hint = match tcpq_dsl::diagnostic::suggest(probe, names.iter().copied()) {
+        Some(s) => format!("did you mean `{s}`?"),
+        None => format!("probes are {}", names.join(", ")),
+    };
+    eprintln!("tcpq: error: unknown probe `{probe}`; {hint}");
+    ExitCode::from(2)
+}
+
 /// Print to stdout, ignoring a closed pipe (`tcpq -l | head`).
-fn out(text: &str) {
+pub fn out(text: &str) {
     use std::io::Write;
     let _ = std::io::stdout().lock().write_all(text.as_bytes());
 }
@@ -393,24 +534,27 @@ fn md_fields<'a>(s: &mut String, fields: impl Iterator<Item = &'a FieldDef>) {
     }
 }
 
-/// `tcpq FILE --help`: the recipe's description, parameters and examples.
-pub fn recipe_help(path: &Path) -> ExitCode {
-    let source = match std::fs::read_to_string(path) {
-        Ok(s) => s,
+/// `tcpq RECIPE --help`: the recipe's description, parameters and
+/// examples (RECIPE: a built-in recipe's name or a file, as for a run).
+pub fn recipe_help(arg: &str) -> ExitCode {
+    let loaded = match crate::recipes::load(arg) {
+        Ok(l) => l,
         Err(e) => {
-            eprintln!("tcpq: error: cannot read recipe {}: {e}", path.display());
+            eprintln!("tcpq: error: {e}");
             return ExitCode::from(2);
         }
     };
-    let origin = path.display().to_string();
-    let recipe = match tcpq_dsl::parse_recipe(&source) {
+    let recipe = match tcpq_dsl::parse_recipe(&loaded.source) {
         Ok(r) => r,
         Err(diags) => {
-            eprint!("{}", tcpq_dsl::render_all(&diags, &source, &origin, false));
+            eprint!(
+                "{}",
+                tcpq_dsl::render_all(&diags, &loaded.source, &loaded.origin, false)
+            );
             return ExitCode::from(2);
         }
     };
-    out(&recipe_text(&origin, &recipe));
+    out(&recipe_text(&loaded.name, &recipe));
     ExitCode::SUCCESS
 }
 

@@ -11,8 +11,10 @@ use std::{
     time::{Duration, Instant},
 };
 
+mod command;
 mod counters;
 mod doctor;
+mod recipes;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -34,12 +36,15 @@ pub(crate) const EXIT_RUNTIME: u8 = 1;
     name = "tcpq",
     version,
     about = "Ask the Linux kernel's TCP stack questions, live, with eBPF",
-    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] FILE [--param NAME=VALUE]...\n       tcpq FILE --help\n       tcpq -l [PROBE]\n       tcpq sockets [where EXPR] [print FIELD, ...] [--netns NS]... [--format text|json]\n       tcpq counters [NAME...] [--netns NS]... [--duration DUR] [--every DUR] [--explain]\n       tcpq doctor [--format text|json] [--btf PATH] [--netns NS]...\n       tcpq lab list|start|stop NAME",
+    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] [run] RECIPE [--param NAME=VALUE]...\n       tcpq RECIPE --help\n       tcpq recipes [--format text|json]\n       tcpq -l [PROBE] [--format text|json]\n       tcpq sockets [where EXPR] [print FIELD, ...] [--netns NS]... [--format text|json]\n       tcpq counters [NAME...] [--netns NS]... [--duration DUR] [--every DUR] [--explain]\n       tcpq doctor [--format text|json] [--btf PATH] [--netns NS]...\n       tcpq lab list|start|stop NAME",
     // One of these (or a subcommand) is required; checked in `run`.
-    group = clap::ArgGroup::new("source").args(["program", "file", "list"]),
+    group = clap::ArgGroup::new("source").args(["program", "recipe", "list"]),
     args_conflicts_with_subcommands = true,
     disable_help_subcommand = true,
-    after_help = "Examples:\n  tcpq -e 'on tcp_retransmit count by comm'\n  tcpq -e 'on tcp_select_window where win == 0 print comm, sport, dport, rcv_wnd'\n  tcpq recipes/zero-window.tcpq --param port=8080 --duration 10s\n  tcpq sockets where state == ESTABLISHED and not wscale_ok"
+    after_help = "RECIPE is the name of a built-in recipe (`tcpq recipes` lists them) or a file. \
+An argument with a `/` is always a file (`./zero-window`, `recipes/x.tcpq`); otherwise a built-in \
+recipe of that name wins over a file of that name in the current directory; anything else is a \
+file.\n\nExamples:\n  tcpq -e 'on tcp_retransmit count by comm'\n  tcpq -e 'on tcp_select_window where win == 0 print comm, sport, dport, rcv_wnd'\n  tcpq zero-window --duration 10s\n  tcpq tcplife --param port=80,443 -4\n  tcpq -c 'curl -s http://example.com/ >/dev/null' tcpconnect\n  tcpq ./my-recipe.tcpq --param port=8000..8100\n  tcpq sockets where state == ESTABLISHED and not wscale_ok"
 )]
 struct Cli {
     #[command(subcommand)]
@@ -58,13 +63,42 @@ struct Cli {
     #[arg(short = 'e', value_name = "PROGRAM")]
     program: Option<String>,
 
-    /// A recipe file (a program with a header declaring its parameters).
-    #[arg(value_name = "FILE")]
-    file: Option<PathBuf>,
+    /// A built-in recipe's name or a recipe file (`run` before it is
+    /// optional): see below for which.
+    #[arg(value_name = "RECIPE", num_args = 1..=2)]
+    recipe: Vec<String>,
 
-    /// A recipe parameter, `NAME=VALUE` (repeatable).
+    /// A recipe parameter, `NAME=VALUE` (repeatable). VALUE may be a set
+    /// where the type allows: `port=80,443`, `port=8000..8100`,
+    /// `addr=10.0.0.0/8` (`FIELD == $p` then means "one of them").
     #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
     params: Vec<(String, String)>,
+
+    /// Only sockets these processes own: adds `pid == PID` (or `pid in
+    /// [...]`) to every clause. A comma-separated list is several.
+    #[arg(short = 'p', long = "pid", value_name = "PID[,PID...]", value_parser = parse_pids)]
+    pid: Option<Pids>,
+
+    /// Run CMD (with /bin/sh -c) and trace only it and the processes it
+    /// starts (their own cgroup: adds `cgroup == ID` to every clause); stop
+    /// when it has exited and its connections have closed (at most 2 s
+    /// later). tcpq's exit status keeps its meaning; the command's is
+    /// reported on stderr. Needs cgroup v2.
+    #[arg(short = 'c', long = "command", value_name = "CMD")]
+    shell_command: Option<String>,
+
+    /// Write events and aggregation rows to FILE (created or truncated)
+    /// instead of stdout.
+    #[arg(short = 'o', long = "output", value_name = "FILE")]
+    output: Option<PathBuf>,
+
+    /// Only IPv4 sockets: adds `family == AF_INET` to every clause.
+    #[arg(short = '4', long = "ipv4", conflicts_with = "ipv6")]
+    ipv4: bool,
+
+    /// Only IPv6 sockets: adds `family == AF_INET6` to every clause.
+    #[arg(short = '6', long = "ipv6")]
+    ipv6: bool,
 
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
@@ -144,12 +178,37 @@ enum Command {
     Counters(counters::CountersArgs),
     /// Build small TCP scenarios in network namespaces to watch with tcpq.
     Lab(lab::LabArgs),
+    /// List the built-in recipes: name, purpose, parameters (`tcpq NAME
+    /// --help` describes one).
+    Recipes {
+        /// Output format: text, or one JSON object per recipe and line.
+        #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+        format: OutputFormat,
+    },
 }
 
 #[derive(Clone, Copy, Debug, ValueEnum)]
 pub(crate) enum OutputFormat {
     Text,
     Json,
+}
+
+/// `-p PID[,PID...]`.
+#[derive(Clone, Debug)]
+struct Pids(Vec<u32>);
+
+/// `4242` or `4242,4243`.
+fn parse_pids(s: &str) -> Result<Pids, String> {
+    s.split(',')
+        .map(|p| {
+            p.trim()
+                .parse::<u32>()
+                .ok()
+                .filter(|&n| n > 0)
+                .ok_or_else(|| format!("`{}` is not a process id", p.trim()))
+        })
+        .collect::<Result<_, _>>()
+        .map(Pids)
 }
 
 fn parse_param(s: &str) -> Result<(String, String), String> {
@@ -222,8 +281,8 @@ fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            if let Some(path) = recipe_asking_for_help(&e) {
-                return list::recipe_help(&path);
+            if let Some(recipe) = recipe_asking_for_help(&e) {
+                return list::recipe_help(&recipe);
             }
             // Help and version print to stdout and exit 0; usage errors
             // exit 2.
@@ -248,9 +307,9 @@ fn runtime_failure(e: &anyhow::Error) -> (u8, String) {
     (EXIT_RUNTIME, format!("tcpq: error: {e:#}"))
 }
 
-/// `tcpq FILE --help`: clap stops at `--help`; if the same command line
-/// without it names a recipe file, show that recipe's help instead.
-fn recipe_asking_for_help(e: &clap::Error) -> Option<PathBuf> {
+/// `tcpq RECIPE --help`: clap stops at `--help`; if the same command line
+/// without it names a recipe, show that recipe's help instead.
+fn recipe_asking_for_help(e: &clap::Error) -> Option<String> {
     if e.kind() != clap::error::ErrorKind::DisplayHelp {
         return None;
     }
@@ -258,10 +317,26 @@ fn recipe_asking_for_help(e: &clap::Error) -> Option<PathBuf> {
     match Cli::try_parse_from(args) {
         Ok(Cli {
             command: None,
-            file: Some(path),
+            recipe,
             ..
-        }) => Some(path),
+        }) => recipe_arg(&recipe).ok().flatten().map(str::to_owned),
         _ => None,
+    }
+}
+
+/// The RECIPE of `[run] RECIPE`: `Ok(None)` when none is given.
+fn recipe_arg(words: &[String]) -> Result<Option<&str>, String> {
+    match words {
+        [] => Ok(None),
+        [r] if r == "run" => {
+            Err("`tcpq run` needs a recipe: `tcpq run NAME` (`tcpq recipes` lists them)".into())
+        }
+        [r] => Ok(Some(r)),
+        [run, r] if run == "run" => Ok(Some(r)),
+        [a, b] => Err(format!(
+            "one recipe at a time: `{a}` and `{b}` (to run a recipe by name: `tcpq run NAME`)"
+        )),
+        _ => Err("one recipe at a time".into()),
     }
 }
 
@@ -277,15 +352,30 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Sockets(args)) => return Ok(sockets::run(args, color)),
         _ => {}
     }
-    if let Some(probe) = &cli.list {
-        return Ok(list::run(probe, cli.markdown));
+    if let Some(Command::Recipes { format }) = &cli.command {
+        list::out(&match format {
+            OutputFormat::Text => recipes::list_text(),
+            OutputFormat::Json => recipes::list_json(),
+        });
+        return Ok(ExitCode::SUCCESS);
     }
-    let (source, origin) = match (&cli.program, &cli.file) {
+    if let Some(probe) = &cli.list {
+        let json = matches!(cli.format, OutputFormat::Json);
+        return Ok(list::run(probe, cli.markdown, json));
+    }
+    let recipe = match recipe_arg(&cli.recipe) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tcpq: error: {e}");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    let (source, origin) = match (&cli.program, recipe) {
         (Some(p), _) => (p.clone(), "<command line>".to_owned()),
-        (None, Some(path)) => match std::fs::read_to_string(path) {
-            Ok(s) => (s, path.display().to_string()),
+        (None, Some(r)) => match recipes::load(r) {
+            Ok(l) => (l.source, l.origin),
             Err(e) => {
-                eprintln!("tcpq: error: cannot read recipe {}: {e}", path.display());
+                eprintln!("tcpq: error: {e}");
                 return Ok(ExitCode::from(EXIT_USAGE));
             }
         },
@@ -294,46 +384,73 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let _ = Cli::command()
                 .error(
                     clap::error::ErrorKind::MissingRequiredArgument,
-                    "give a program (-e PROGRAM), a recipe FILE, -l or a subcommand",
+                    "give a program (-e PROGRAM), a RECIPE, -l or a subcommand",
                 )
                 .print();
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
 
-    let mut plan = match tcpq_dsl::compile(&source, &origin, &cli.params) {
-        Ok(plan) => plan,
-        Err(diags) => {
-            eprint!("{}", tcpq_dsl::render_all(&diags, &source, &origin, color));
-            return Ok(ExitCode::from(EXIT_USAGE));
-        }
-    };
-    if let Some(name) = &cli.strategy {
-        for clause in &mut plan.clauses {
-            if !clause.strategies.iter().any(|s| &s.name == name) {
-                let names: Vec<&str> = clause.strategies.iter().map(|s| s.name.as_str()).collect();
-                eprintln!(
-                    "tcpq: error: --strategy {name}: probe {} has no strategy `{name}` (its strategies: {})",
-                    clause.probe,
-                    names.join(", ")
-                );
-                return Ok(ExitCode::from(EXIT_USAGE));
-            }
-            clause.strategies.retain(|s| &s.name == name);
-        }
+    // `-c`: until the command's cgroup exists, 0 stands for its id (in
+    // `--check` and `--explain`, which create nothing).
+    let mut restrictions = reflex_restrictions(&cli);
+    if let Some(cmd) = cli.command_line() {
+        restrictions.push(cgroup_restriction(&cmd, 0));
     }
+    let plan = match build_plan(&cli, &source, &origin, &restrictions, color) {
+        Ok(p) => p,
+        Err(code) => return Ok(code),
+    };
 
     if cli.explain {
         explain(&plan, !cli.check, cli.btf.as_deref());
+        if cli.command_line().is_some() {
+            println!();
+            println!(
+                "note: -c: `cgroup == 0` stands for the command's own cgroup, created when it runs"
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     }
     if cli.check {
         return Ok(ExitCode::SUCCESS);
     }
-
     if !Privilege::current().sufficient() {
         anyhow::bail!("tcpq needs root or CAP_BPF+CAP_PERFMON to attach probes (try sudo)");
     }
+    for pid in cli.pid.iter().flat_map(|p| &p.0) {
+        if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+            eprintln!("tcpq: error: -p {pid}: no such process");
+            return Ok(ExitCode::from(EXIT_USAGE));
+        }
+    }
+    let output: Option<std::fs::File> = match &cli.output {
+        Some(path) => match std::fs::File::create(path) {
+            Ok(f) => Some(f),
+            Err(e) => {
+                eprintln!("tcpq: error: -o {}: {e}", path.display());
+                return Ok(ExitCode::from(EXIT_USAGE));
+            }
+        },
+        None => None,
+    };
+    // `-c`: the command's cgroup, then the plan with its real id.
+    let cgroup = match cli.command_line() {
+        Some(cmd) => {
+            let cg = command::Cgroup::create().map_err(anyhow::Error::msg)?;
+            restrictions.pop();
+            restrictions.push(cgroup_restriction(&cmd, cg.id));
+            Some((cmd, cg))
+        }
+        None => None,
+    };
+    let plan = match cgroup {
+        Some(_) => match build_plan(&cli, &source, &origin, &restrictions, color) {
+            Ok(p) => p,
+            Err(code) => return Ok(code),
+        },
+        None => plan,
+    };
     let timing = std::env::var_os("TCPQ_TIMINGS").is_some_and(|v| !v.is_empty());
     let t0 = Instant::now();
     // Catch Ctrl-C/SIGTERM before attaching, so a signal that arrives at
@@ -367,6 +484,13 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
 
+    // `-c`: the command starts only now, with every probe attached.
+    let traced = match &cgroup {
+        Some((cmd, cg)) => {
+            Some(command::spawn(cmd, cg).with_context(|| format!("-c: cannot run `{cmd}`"))?)
+        }
+        None => None,
+    };
     let opts = RunOptions {
         format: match cli.format {
             OutputFormat::Text => Format::Text,
@@ -377,11 +501,19 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             clock: cli.timestamps,
             elapsed: cli.elapsed,
         },
+        stop_fd: traced.as_ref().map(command::Traced::stop_fd),
     };
     let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
-    let report = runner.run(&mut session, opts, &mut out)?;
-    let _ = out.flush();
+    let mut out: Box<dyn Write> = match output {
+        Some(f) => Box::new(std::io::BufWriter::new(f)),
+        None => Box::new(std::io::BufWriter::new(stdout.lock())),
+    };
+    let report = runner.run(&mut session, opts, &mut out);
+    if let Some(t) = traced {
+        t.finish();
+    }
+    let report = report?;
+    out.flush().context("cannot write the output")?;
     // A test hook (tests/kernel_reliability.rs): panic while every probe is
     // still attached, to show that unwinding detaches them. Harmless: it
     // only turns a clean exit into a crash for whoever sets it.
@@ -423,6 +555,93 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         eprintln!("{}", report.summary_json());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+impl Cli {
+    /// `-c CMD` (the field `command` is the subcommand).
+    fn command_line(&self) -> Option<String> {
+        self.shell_command.clone()
+    }
+}
+
+/// `-p`, `-4`, `-6` as conditions for every clause.
+fn reflex_restrictions(cli: &Cli) -> Vec<tcpq_dsl::Restriction> {
+    use tcpq_dsl::ast::Value;
+    let mut r = Vec::new();
+    if let Some(Pids(pids)) = &cli.pid {
+        r.push(tcpq_dsl::Restriction {
+            flag: format!(
+                "-p {}",
+                pids.iter()
+                    .map(u32::to_string)
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            field: "pid",
+            values: pids
+                .iter()
+                .map(|&p| Value::Int {
+                    value: i128::from(p),
+                    suffix: None,
+                })
+                .collect(),
+        });
+    }
+    for (on, flag, name) in [(cli.ipv4, "-4", "AF_INET"), (cli.ipv6, "-6", "AF_INET6")] {
+        if let (true, Some(f)) = (on, tcpq_dsl::catalog::family_by_name(name)) {
+            r.push(tcpq_dsl::Restriction {
+                flag: flag.into(),
+                field: "family",
+                values: vec![Value::Family(f)],
+            });
+        }
+    }
+    r
+}
+
+fn cgroup_restriction(cmd: &str, id: u64) -> tcpq_dsl::Restriction {
+    let _ = cmd;
+    tcpq_dsl::Restriction {
+        flag: "-c".into(),
+        field: "cgroup",
+        values: vec![tcpq_dsl::ast::Value::Int {
+            value: i128::from(id),
+            suffix: None,
+        }],
+    }
+}
+
+/// Compile with the command line's restrictions and `--strategy`; on a
+/// bad program, print why and give the exit code.
+fn build_plan(
+    cli: &Cli,
+    source: &str,
+    origin: &str,
+    restrictions: &[tcpq_dsl::Restriction],
+    color: bool,
+) -> Result<tcpq_dsl::plan::Plan, ExitCode> {
+    let mut plan = match tcpq_dsl::compile_with(source, origin, &cli.params, restrictions) {
+        Ok(plan) => plan,
+        Err(diags) => {
+            eprint!("{}", tcpq_dsl::render_all(&diags, source, origin, color));
+            return Err(ExitCode::from(EXIT_USAGE));
+        }
+    };
+    if let Some(name) = &cli.strategy {
+        for clause in &mut plan.clauses {
+            if !clause.strategies.iter().any(|s| &s.name == name) {
+                let names: Vec<&str> = clause.strategies.iter().map(|s| s.name.as_str()).collect();
+                eprintln!(
+                    "tcpq: error: --strategy {name}: probe {} has no strategy `{name}` (its strategies: {})",
+                    clause.probe,
+                    names.join(", ")
+                );
+                return Err(ExitCode::from(EXIT_USAGE));
+            }
+            clause.strategies.retain(|s| &s.name == name);
+        }
+    }
+    Ok(plan)
 }
 
 /// A session that could not open. A field this kernel lacks is pointed at
@@ -613,6 +832,33 @@ mod tests {
         assert_eq!(parse_param("x=a=b"), Ok(("x".into(), "a=b".into())));
         assert!(parse_param("=1").is_err());
         assert!(parse_param("port").is_err());
+    }
+
+    /// A subcommand would shadow a built-in recipe of the same name.
+    #[test]
+    fn no_recipe_is_named_like_a_subcommand() {
+        use clap::CommandFactory;
+        let cmd = Cli::command();
+        let mut taken: Vec<&str> = cmd.get_subcommands().map(|c| c.get_name()).collect();
+        taken.push("run");
+        for (name, _) in recipes::EMBEDDED {
+            assert!(
+                !taken.contains(name),
+                "recipe `{name}` is shadowed by a subcommand"
+            );
+        }
+    }
+
+    #[test]
+    fn recipe_words() {
+        let w = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(recipe_arg(&w(&[])), Ok(None));
+        assert_eq!(recipe_arg(&w(&["tcplife"])), Ok(Some("tcplife")));
+        assert_eq!(recipe_arg(&w(&["run", "tcplife"])), Ok(Some("tcplife")));
+        assert!(recipe_arg(&w(&["run"])).is_err());
+        assert!(recipe_arg(&w(&["tcplife", "x"])).is_err());
+        assert_eq!(parse_pids("1,22").map(|p| p.0).as_deref(), Ok(&[1, 22][..]));
+        assert!(parse_pids("0").is_err() && parse_pids("x").is_err() && parse_pids("1,").is_err());
     }
 
     #[test]

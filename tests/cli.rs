@@ -1,14 +1,53 @@
 //! The command line's contract without the kernel: exit codes, where
 //! diagnostics go, `--check`. None of these attach anything, so they run
 //! anywhere (no root needed).
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn tcpq(args: &[&str]) -> Output {
+    tcpq_in(Path::new(env!("CARGO_MANIFEST_DIR")), args)
+}
+
+/// `tcpq ARGS` with `dir` as the current directory.
+fn tcpq_in(dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tcpq"))
         .args(args)
+        .current_dir(dir)
         .env("NO_COLOR", "1")
         .output()
         .expect("run tcpq")
+}
+
+/// A fresh directory (no `recipes/` in it), removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> TempDir {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let p = std::env::temp_dir().join(format!(
+            "tcpq-cli-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&p).unwrap();
+        TempDir(p)
+    }
+    fn path(&self) -> &Path {
+        &self.0
+    }
+    /// Write `name` in the directory; its path.
+    fn write(&self, name: &str, text: &str) -> String {
+        let p = self.0.join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 fn text(b: &[u8]) -> String {
@@ -96,8 +135,18 @@ fn recipe_parameters_are_typed() {
         );
     }
     // A required parameter left out.
-    let missing = tcpq(&["--check", recipe]);
+    let dir = TempDir::new();
+    let required = dir.write(
+        "required.tcpq",
+        "# @param port: port  the port\non tcp_probe where dport == $port print pid\n",
+    );
+    let missing = tcpq(&["--check", &required]);
     assert_eq!(missing.status.code(), Some(2), "{}", text(&missing.stderr));
+    assert!(
+        text(&missing.stderr).contains("E0402"),
+        "{}",
+        text(&missing.stderr)
+    );
 }
 
 #[test]
@@ -163,4 +212,257 @@ fn counters_names_are_checked_and_explained() {
         help.contains("--duration") && help.contains("--every"),
         "{help}"
     );
+}
+/// The built-in recipes, from a directory without `recipes/`: by name,
+/// with `run`, and their help; a name beats a same-named file in the
+/// current directory, a `/` makes it a path.
+#[test]
+fn built_in_recipes_run_by_name_from_anywhere() {
+    let dir = TempDir::new();
+    for args in [
+        &["zero-window", "--check"][..],
+        &["run", "zero-window", "--check"][..],
+        &["--check", "run", "tcplife", "--param", "bytes=true"][..],
+        &["tcpretrans", "--check", "--param", "port=80,443"][..],
+    ] {
+        let out = tcpq_in(dir.path(), args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // Every built-in recipe compiles by name without parameters.
+    let list = tcpq_in(dir.path(), &["recipes", "--format", "json"]);
+    let names: Vec<String> = text(&list.stdout)
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["name"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert!(names.len() >= 16, "{names:?}");
+    for n in &names {
+        let out = tcpq_in(dir.path(), &[n, "--check"]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "tcpq {n} --check: {}",
+            text(&out.stderr)
+        );
+    }
+    // A file named like a built-in recipe: the name runs the built-in one,
+    // `./NAME` the file.
+    dir.write("zero-window", "on tcp_probe where bogus == 1 print pid\n");
+    let builtin = tcpq_in(dir.path(), &["zero-window", "--check"]);
+    assert_eq!(builtin.status.code(), Some(0), "{}", text(&builtin.stderr));
+    let file = tcpq_in(dir.path(), &["./zero-window", "--check"]);
+    assert_eq!(file.status.code(), Some(2));
+    assert!(
+        text(&file.stderr).contains("bogus"),
+        "{}",
+        text(&file.stderr)
+    );
+    // Neither a recipe nor a file: a suggestion, exit 2.
+    let out = tcpq_in(dir.path(), &["zero-windw", "--check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("did you mean the recipe `zero-window`?"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = tcpq_in(dir.path(), &["tcplife.tcpq", "--check"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("the built-in recipe is `tcpq tcplife`"),
+        "{}",
+        text(&out.stderr)
+    );
+    for args in [&["run"][..], &["run", "a", "b"][..], &["a", "b"][..]] {
+        let out = tcpq_in(dir.path(), args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    // Help by name, with the name in its usage line.
+    for args in [
+        &["tcplife", "--help"][..],
+        &["run", "tcplife", "--help"][..],
+    ] {
+        let out = tcpq_in(dir.path(), args);
+        let o = text(&out.stdout);
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(o.starts_with("tcplife\n"), "{o}");
+        assert!(
+            o.contains("Usage: tcpq tcplife [--param bytes=VALUE]"),
+            "{o}"
+        );
+        assert!(o.contains("bytes   bool    default false;"), "{o}");
+    }
+}
+
+#[test]
+fn recipes_lists_name_purpose_and_parameters() {
+    let out = tcpq(&["recipes"]);
+    assert_eq!(out.status.code(), Some(0));
+    insta::assert_snapshot!("recipes_list", text(&out.stdout));
+    let json = tcpq(&["recipes", "--format", "json"]);
+    let rows: Vec<serde_json::Value> = text(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    let life = rows.iter().find(|r| r["name"] == "tcplife").unwrap();
+    assert_eq!(
+        life["summary"],
+        "Connection lifespans as each connection closes, like BCC's tcplife."
+    );
+    let bytes = &life["params"][0];
+    assert_eq!(
+        (
+            &bytes["name"],
+            &bytes["type"],
+            &bytes["default"],
+            &bytes["optional"],
+            &bytes["required"]
+        ),
+        (
+            &"bytes".into(),
+            &"bool".into(),
+            &"false".into(),
+            &false.into(),
+            &false.into()
+        )
+    );
+    let port = &life["params"][1];
+    assert_eq!(
+        (&port["type"], &port["default"], &port["optional"]),
+        (&"port".into(), &serde_json::Value::Null, &true.into())
+    );
+}
+
+/// `-p`, `-4`, `-6`, `-c` add a condition to every clause, shown by
+/// `--explain` and compiled like a written one.
+#[test]
+fn reflex_flags_add_conditions() {
+    let explain = |args: &[&str]| {
+        let mut a = vec!["--check", "--explain"];
+        a.extend(args);
+        let out = tcpq(&a);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+        text(&out.stdout)
+    };
+    let o = explain(&[
+        "-p",
+        "42",
+        "-e",
+        "on tcp_probe where dport == 443 print pid",
+    ]);
+    assert!(
+        o.contains("where:    (dport == 443) and pid == 42  # -p 42"),
+        "{o}"
+    );
+    assert!(o.contains("`dport` is 443 and `pid` is 42"), "{o}");
+    let o = explain(&[
+        "-4",
+        "-p",
+        "1,2",
+        "-e",
+        "on tcp_retransmit count; on tcp_connect count",
+    ]);
+    assert_eq!(
+        o.matches("pid in [1, 2] and family == AF_INET  # -p 1,2 -4")
+            .count(),
+        2,
+        "{o}"
+    );
+    let o = explain(&["-6", "tcpconnect"]);
+    assert!(o.contains("family == AF_INET6  # -6"), "{o}");
+    let o = explain(&["-c", "true", "zero-window"]);
+    assert!(o.contains("cgroup == 0  # -c"), "{o}");
+    assert!(
+        o.contains("note: -c: `cgroup == 0` stands for the command's own cgroup"),
+        "{o}"
+    );
+    let o = explain(&["zero-window", "--param", "port=80,8000..8100"]);
+    let words = o.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        words.contains("`win` is 0 and `sport` is in [80, 8000..8100]"),
+        "{o}"
+    );
+    for bad in [
+        &["-4", "-6", "-e", "on tcp_probe print pid"][..],
+        &["-p", "abc", "-e", "on tcp_probe print pid"][..],
+        &["-p", "0", "-e", "on tcp_probe print pid"][..],
+        &["-p", "1,", "-e", "on tcp_probe print pid"][..],
+    ] {
+        let out = tcpq(bad);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", text(&out.stderr));
+    }
+    // --check touches nothing: `-o` creates no file.
+    let dir = TempDir::new();
+    let file = dir.path().join("out.jsonl");
+    let out = tcpq(&["--check", "-o", file.to_str().unwrap(), "zero-window"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(!file.exists());
+}
+
+/// `tcpq -l --format json`: one object per probe and line; `-l PROBE
+/// --format json` one object, with every field's type and unit.
+#[test]
+fn probe_list_as_json() {
+    let out = tcpq(&["-l", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let probes: Vec<serde_json::Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("one JSON object per line"))
+        .collect();
+    assert_eq!(
+        probes.len(),
+        text(&tcpq(&["-l"]).stdout)
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .count()
+    );
+    let probe = probes.iter().find(|p| p["name"] == "tcp_probe").unwrap();
+    let field = |p: &serde_json::Value, name: &str| {
+        p["fields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["name"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no field {name}"))
+    };
+    let srtt = field(probe, "srtt");
+    assert_eq!(
+        (&srtt["type"], &srtt["unit"], &srtt["group"]),
+        (&"uint".into(), &"micros".into(), &"probe".into())
+    );
+    let pid = field(probe, "pid");
+    assert_eq!(
+        (&pid["group"], &pid["unit"]),
+        (&"common".into(), &serde_json::Value::Null)
+    );
+    assert_eq!(field(probe, "mss")["group"], "socket");
+    assert_eq!(field(probe, "saddr")["type"], "addr");
+    let out = tcpq(&["-l", "tcp_retransmit", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(0));
+    let one: serde_json::Value = serde_json::from_str(text(&out.stdout).trim()).unwrap();
+    assert_eq!(one["name"], "tcp_retransmit");
+    assert!(one["doc"].as_str().unwrap().len() > 20);
+    assert!(one["this_kernel"].is_object(), "{one}");
+    assert_eq!(field(&one, "segs")["unit"], "segments");
+    let out = tcpq(&["-l", "tcp_probx", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2));
 }

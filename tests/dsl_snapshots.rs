@@ -399,7 +399,7 @@ const DIAGNOSTICS: &[DiagCase] = &[
     ),
     (
         Code::NotAPredicate,
-        "# @param verbose: bool?\non tcp_retransmit where $verbose count",
+        "# @param port: port = 80\non tcp_retransmit where $port count",
         &[],
     ),
     (

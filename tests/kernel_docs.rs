@@ -78,7 +78,17 @@ const NOT_RUN: &[(&str, &str, &str)] = &[
     ),
     (
         "README.md",
-        "tcpq FILE [--param NAME=VALUE]... [same flags]",
+        "tcpq [run] RECIPE [--param NAME=VALUE]... [-p PID] [-c CMD] [-o FILE] [-4|-6] [same flags]",
+        "usage synopsis: placeholders, not a command",
+    ),
+    (
+        "README.md",
+        "tcpq recipes [--format json]",
+        "usage synopsis (`tcpq recipes` runs from README.md)",
+    ),
+    (
+        "README.md",
+        "tcpq -l [PROBE] [--format json]",
         "usage synopsis: placeholders, not a command",
     ),
     (
@@ -179,7 +189,7 @@ const EXPECT: &[(&str, &str, &[&str])] = &[
     // on 8080 (with loss) and on 443.
     (
         "recipes/zero-window.tcpq",
-        "zero-window.tcpq",
+        "zero-window",
         &["comm=tcpq-reader,wscale_ok=false"],
     ),
     (
@@ -350,15 +360,19 @@ const EXPECT: &[(&str, &str, &[&str])] = &[
         "on tcp_recvmsg hist size",
         &["~hist size:"],
     ),
-    ("docs/tutorial.md", "zero-window.tcpq", &["comm=lab-reader"]),
+    (
+        "docs/tutorial.md",
+        "tcpq zero-window --param port=8080",
+        &["comm=lab-reader"],
+    ),
     (
         "docs/lab/zero-window.md",
-        "zero-window.tcpq",
+        "tcpq zero-window --param port=8080",
         &["comm=lab-reader"],
     ),
     (
         "docs/lab/loss.md",
-        "retransmits.tcpq",
+        "tcpq retransmits",
         &["comm=lab-writer,dport=8081"],
     ),
     (
@@ -809,7 +823,10 @@ fn plan(ex: &Example) -> Result<Run, String> {
     };
     let first = args.first().cloned().unwrap_or_default();
     let runs_program = expect.error.is_none()
-        && !["lab", "doctor", "counters", "-l", "--help", "sockets"].contains(&first.as_str())
+        && ![
+            "lab", "doctor", "counters", "-l", "--help", "sockets", "recipes",
+        ]
+        .contains(&first.as_str())
         && !args
             .iter()
             .any(|a| a == "--help" || a == "--check" || a == "--explain");

@@ -1,7 +1,8 @@
-//! Every recipe in `recipes/` runs in the kernel suite, against real
-//! traffic, and its output is checked: the declared columns are present and,
-//! where a value has ground truth, it matches (the generator's log, nstat,
-//! the nft loss counter).
+//! Every recipe in `recipes/` runs in the kernel suite, by name as the
+//! built-in recipe it is (from a directory with no `recipes/` in it),
+//! against real traffic, and its output is checked: the declared columns
+//! are present and, where a value has ground truth, it matches (the
+//! generator's log, nstat, the nft loss counter).
 //!
 //! One scenario exercises them all at once: window scaling off on the
 //! server, a reader that idles 1 s (zero windows), 10% wire loss on the
@@ -40,7 +41,8 @@ fn name(p: &std::path::Path) -> String {
     p.file_stem().unwrap().to_string_lossy().into_owned()
 }
 
-/// The columns a recipe prints (its `print` lists), from the file.
+/// The columns a recipe prints (its `print` lists, `X as NAME` by its
+/// name), from the file.
 fn columns(p: &std::path::Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(p).unwrap();
     let body: String = text
@@ -50,7 +52,14 @@ fn columns(p: &std::path::Path) -> Vec<Vec<String>> {
         .join(" ");
     body.split(" on ")
         .filter_map(|c| c.split_once("print ").map(|(_, f)| f))
-        .map(|f| f.split(',').map(|s| s.trim().to_string()).collect())
+        .map(|f| {
+            f.split(',')
+                .map(|s| match s.split_once(" as ") {
+                    Some((_, alias)) => alias.trim().to_string(),
+                    None => s.trim().to_string(),
+                })
+                .collect()
+        })
         .collect()
 }
 
@@ -60,13 +69,9 @@ fn takes_port(p: &std::path::Path) -> bool {
         .contains("# @param port:")
 }
 
-/// Whether the recipe's port is optional (`# @param port: port?`): it
-/// then runs a second time, without it.
-fn port_optional(p: &std::path::Path) -> bool {
-    std::fs::read_to_string(p)
-        .unwrap()
-        .contains("# @param port: port?")
-}
+/// Recipes that also run without their (optional) port: every port, this
+/// pair's rows the same.
+const ALSO_WITHOUT_PORT: &[&str] = &["tcpretrans", "tcpconnect", "zero-window"];
 
 #[test]
 fn every_recipe_runs_against_real_traffic() {
@@ -80,34 +85,55 @@ fn every_recipe_runs_against_real_traffic() {
     pair.set_gso_max_segs(&pair.cli, 4);
     let port = pair.port();
     let dir = TempDir::new("krc");
+    // Built-in recipes run by name from anywhere: here, a directory with
+    // no `recipes/`.
+    let cwd = TempDir::new("krc-cwd");
+    assert!(!cwd.path().join("recipes").exists());
     let port_s = format!("port={port}");
-    let mut running: Vec<(PathBuf, Tcpq)> = recipes()
+    let mut running: Vec<(PathBuf, String, Tcpq)> = recipes()
         .into_iter()
         .map(|r| {
-            let mut args = vec![r.to_str().unwrap(), "--format", "json"];
+            let n = name(&r);
+            let mut args = vec![n.as_str(), "--format", "json"];
             if takes_port(&r) {
                 args.extend(["--param", &port_s]);
             }
-            let t = Tcpq::spawn(&args);
-            (r, t)
+            let t = Tcpq::spawn_in(&args, cwd.path());
+            (r, n, t)
         })
         .collect();
-    // Recipes whose port is optional, also without it: every port.
-    let mut unfiltered: Vec<(String, Tcpq)> = recipes()
+    // tcplife in the kernel's units too.
+    let life = recipes()
         .into_iter()
-        .filter(|r| port_optional(r))
-        .map(|r| {
-            let t = Tcpq::spawn(&[r.to_str().unwrap(), "--format", "json"]);
-            (name(&r), t)
+        .find(|r| name(r) == "tcplife")
+        .unwrap();
+    let t = Tcpq::spawn_in(
+        &[
+            "run",
+            "tcplife",
+            "--format",
+            "json",
+            "--param",
+            &port_s,
+            "--param",
+            "bytes=true",
+        ],
+        cwd.path(),
+    );
+    running.push((life, "tcplife-bytes".into(), t));
+    // Some whose port is optional, also without it: every port.
+    let mut unfiltered: Vec<(String, Tcpq)> = ALSO_WITHOUT_PORT
+        .iter()
+        .map(|n| {
+            (
+                n.to_string(),
+                Tcpq::spawn_in(&[n, "--format", "json"], cwd.path()),
+            )
         })
         .collect();
-    assert!(
-        unfiltered.len() >= 2,
-        "tcpretrans and tcpconnect take an optional port"
-    );
     for t in running
         .iter_mut()
-        .map(|(_, t)| t)
+        .map(|(_, _, t)| t)
         .chain(unfiltered.iter_mut().map(|(_, t)| t))
     {
         t.wait_attached(Duration::from_secs(10));
@@ -193,7 +219,7 @@ fn every_recipe_runs_against_real_traffic() {
         all_ports.insert(r, (json_lines(&stdout), stdout));
     }
     let mut out: BTreeMap<String, Vec<Value>> = BTreeMap::new();
-    for (r, mut t) in running {
+    for (r, n, mut t) in running {
         let (st, stdout, stderr) = t.stop(Duration::from_secs(5));
         let ev = json_lines(&stdout);
         let ctx = format!(
@@ -210,7 +236,7 @@ fn every_recipe_runs_against_real_traffic() {
                 "columns {cols:?} missing in {e}{ctx}"
             );
         }
-        out.insert(name(&r), ev);
+        out.insert(n, ev);
     }
     let ctx = |r: &str| format!("\n{r}: {:#?}", out[r]);
     let srv_events = |r: &str| -> Vec<&Value> {
@@ -225,6 +251,23 @@ fn every_recipe_runs_against_real_traffic() {
         assert_eq!(field_u64(e, "pid"), rpid, "{}", ctx("zero-window"));
         assert!(!field_bool(e, "wscale_ok"));
     }
+    // Without its port (the default): this pair's zero windows are the
+    // same ones.
+    let (every, text) = &all_ports["zero-window"];
+    let pair_rows: Vec<&Value> = every
+        .iter()
+        .filter(|e| field_u64(e, "sport") == port as u64)
+        .collect();
+    assert_eq!(
+        pair_rows.len(),
+        out["zero-window"].len(),
+        "zero-window without a port\n{text}{}",
+        ctx("zero-window")
+    );
+    assert!(
+        pair_rows.iter().all(|e| field_u64(e, "pid") == rpid),
+        "{text}"
+    );
     for e in &out["window-scaling"] {
         assert!(!field_bool(e, "wscale_ok"), "{}", ctx("window-scaling"));
         assert!(
@@ -356,10 +399,10 @@ fn every_recipe_runs_against_real_traffic() {
         .map(|e| field_u64(e, "count"))
         .sum();
     assert_eq!(count as usize, rt.len(), "{}", ctx("retransmits"));
-    let life = &out["tcplife"];
+    let life = &out["tcplife-bytes"];
     // Three closes: both ends of the transfer and the refused attempt
     // (SYN_SENT -> CLOSE), which moved nothing.
-    assert_eq!(life.len(), 3, "{}", ctx("tcplife"));
+    assert_eq!(life.len(), 3, "{}", ctx("tcplife-bytes"));
     let cli_life = life
         .iter()
         .find(|e| field_u64(e, "sport") == lport)
@@ -373,17 +416,62 @@ fn every_recipe_runs_against_real_traffic() {
         .iter()
         .find(|e| field_u64(e, "sport") == refused_port)
         .unwrap();
-    assert_eq!(field_u64(no_life, "bytes_acked"), 0, "{}", ctx("tcplife"));
+    assert_eq!(
+        field_u64(no_life, "bytes_acked"),
+        0,
+        "{}",
+        ctx("tcplife-bytes")
+    );
     assert_eq!(
         field_u64(cli_life, "bytes_acked"),
         N + 2,
         "SYN + data + FIN{}",
-        ctx("tcplife")
+        ctx("tcplife-bytes")
     );
     assert_eq!(
         field_u64(srv_life, "bytes_received"),
         N + 1,
         "data + FIN{}",
+        ctx("tcplife-bytes")
+    );
+    // BCC's units, by default: the same closes, in KiB (rounded down) and
+    // whole milliseconds of the same durations.
+    let kb = &out["tcplife"];
+    assert_eq!(kb.len(), 3, "{}", ctx("tcplife"));
+    for e in life {
+        let sport = field_u64(e, "sport");
+        let k = kb
+            .iter()
+            .find(|k| field_u64(k, "sport") == sport)
+            .unwrap_or_else(|| panic!("no tcplife row for {sport}{}", ctx("tcplife")));
+        assert_eq!(
+            field_u64(k, "tx_kb"),
+            field_u64(e, "bytes_acked") / 1024,
+            "{}",
+            ctx("tcplife")
+        );
+        assert_eq!(
+            field_u64(k, "rx_kb"),
+            field_u64(e, "bytes_received") / 1024,
+            "{}",
+            ctx("tcplife")
+        );
+        // Each run times the connection with its own programs' clock
+        // reads (a few microseconds apart): at most one ms boundary apart.
+        let ms = field_u64(e, "duration") / 1000;
+        assert!(
+            field_u64(k, "ms").abs_diff(ms) <= 1,
+            "{ms} ms{}",
+            ctx("tcplife")
+        );
+        assert_eq!(field_u64(k, "pid"), field_u64(e, "pid"));
+        assert!(k.get("bytes_acked").is_none() && e.get("tx_kb").is_none());
+    }
+    let cli_kb = kb.iter().find(|e| field_u64(e, "sport") == lport).unwrap();
+    assert_eq!(
+        field_u64(cli_kb, "tx_kb"),
+        (N + 2) / 1024,
+        "{}",
         ctx("tcplife")
     );
     let drops: Vec<_> = srv_events("tcpdrop")
@@ -652,4 +740,296 @@ fn bcc_recipes_filter_by_pid_and_family() {
         "{ctx}"
     );
     assert_eq!(rows("accept v4 pid=1"), 0, "{ctx}");
+}
+
+/// `tcpq -c CMD` traces the command (and what it starts: here `sh`, `ip
+/// netns exec`, then the generator) and nothing else, starts it only once
+/// attached, stops by itself when it has exited and its connection has
+/// closed, keeps its own exit status (0) and reports the command's (3).
+/// Another client of the same server, connecting meanwhile, is seen by an
+/// unfiltered tcpq and not by this one.
+#[test]
+fn command_flag_traces_only_the_command_until_it_exits() {
+    if !common::require_root() {
+        return;
+    }
+    const N: u64 = 200_000;
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("krcmd");
+    let addr = IpAddr::V4(pair.srv_v4());
+    let mut server = Server::start(&pair.srv, addr, port, &["--accept", "2"], dir.path());
+    let log = dir.join("command-client.jsonl");
+    // The command waits 1.5 s first: the other client comes meanwhile.
+    let cmd = format!(
+        "sleep 1.5; ip netns exec {} {} {} client --connect {} --port {port} --bytes {N} --log {} >/dev/null 2>&1; exit 3",
+        pair.cli,
+        common::tcpgen::python(),
+        common::tool("tcpgen.py").display(),
+        pair.srv_v4(),
+        log.display()
+    );
+    let program = "on tcp_connect print pid, comm, sport, dport\n\
+                   on tcp_close print pid, sport, dport, bytes_acked\n\
+                   on tcp_accept print pid, sport, dport";
+    let mut all = Tcpq::spawn(&[
+        "--format",
+        "json",
+        "-e",
+        "on tcp_connect print pid, sport, dport",
+    ]);
+    all.wait_attached(Duration::from_secs(10));
+    let mut t = Tcpq::spawn(&["-c", &cmd, "--format", "json", "-e", program]);
+    let tcpq_pid = t.pid().unwrap();
+    t.wait_attached(Duration::from_secs(10));
+    let mut other = Client::start(&pair.cli, addr, port, 1000, &[], dir.path());
+    let olog = other.wait(Duration::from_secs(10));
+    assert!(
+        !t.stderr_so_far().contains("tcpq: command"),
+        "the command ended before the other client: the test proves nothing\n{}",
+        t.stderr_so_far()
+    );
+    let (st, stdout, stderr) = t.wait(Duration::from_secs(20));
+    let ctx = format!("\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(st.success(), "tcpq -c keeps its own status: {st}{ctx}");
+    assert!(
+        stderr.contains("tcpq: command `sleep 1.5;") && stderr.contains("` exited with status 3"),
+        "{ctx}"
+    );
+    let srv = server.wait(Duration::from_secs(10));
+    let clog = common::TcpGenLog::read(&log, &dir.join("none"));
+    assert_eq!(clog.bytes(), N, "the command's client: {clog:?}");
+    let (cpid, clport, olport) = (clog.pid() as u64, clog.lport() as u64, olog.lport() as u64);
+    let ev = json_lines(&stdout);
+    let of = |probe: &str| -> Vec<&Value> { ev.iter().filter(|e| e["probe"] == probe).collect() };
+    // Exactly the command's connection: its connect, its close (after the
+    // command exited: FIN handshake), no accept (the server is not it).
+    let connects = of("tcp_connect");
+    assert_eq!(connects.len(), 1, "{ctx}");
+    assert_eq!(field_u64(connects[0], "pid"), cpid, "{ctx}");
+    assert_eq!(field_u64(connects[0], "sport"), clport, "{ctx}");
+    assert_eq!(field_str(connects[0], "comm"), clog.comm(), "{ctx}");
+    let closes = of("tcp_close");
+    assert_eq!(closes.len(), 1, "{ctx}");
+    assert_eq!(field_u64(closes[0], "sport"), clport, "{ctx}");
+    assert_eq!(
+        field_u64(closes[0], "bytes_acked"),
+        N + 2,
+        "SYN + data + FIN{ctx}"
+    );
+    assert!(of("tcp_accept").is_empty(), "{ctx}");
+    assert!(ev.iter().all(|e| field_u64(e, "sport") != olport), "{ctx}");
+    // The other client did connect while tcpq -c ran: the unfiltered run
+    // saw both.
+    let (_, all_out, _) = all.stop(Duration::from_secs(5));
+    let seen: Vec<u64> = json_lines(&all_out)
+        .iter()
+        .filter(|e| field_u64(e, "dport") == port as u64)
+        .map(|e| field_u64(e, "sport"))
+        .collect();
+    assert!(
+        seen.contains(&olport) && seen.contains(&clport),
+        "{seen:?}\n{all_out}"
+    );
+    assert_eq!(srv.all("accepted").len(), 2, "{srv:?}");
+    // Its cgroup is gone.
+    let left: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .chain(std::fs::read_dir("/sys/fs/cgroup/unified"))
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(&format!("tcpq-c-{tcpq_pid}-")))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// `-p PID`, `-4`, `-6` and `-o FILE` against real connections: an IPv4
+/// and an IPv6 server (started before tcpq: their owners come from
+/// /proc), one connection each; `-p` with a server's pid sees only its
+/// connection, `-p 1` none; `-4`/`-6` with a port set see only their
+/// family; `-o` writes the rows to the file and nothing to stdout.
+#[test]
+fn pid_and_family_flags_filter_like_written_conditions() {
+    if !common::require_root() {
+        return;
+    }
+    let pair = NetnsPair::new();
+    let (p4, p6) = (pair.port(), pair.port() + 1);
+    let dir = TempDir::new("krpf");
+    let mut s4 = Server::start(&pair.srv, IpAddr::V4(pair.srv_v4()), p4, &[], dir.path());
+    let mut s6 = Server::start(&pair.srv, IpAddr::V6(pair.srv_v6()), p6, &[], dir.path());
+    let (pid4, pid6) = (s4.pid().to_string(), s6.pid().to_string());
+    let pids = format!("{pid4},{pid6}");
+    let ports = format!("port={p4},{p6}");
+    let file = dir.join("v6.jsonl");
+    let accept = "on tcp_accept print pid, family, sport";
+    let runs: Vec<(&str, Vec<&str>)> = vec![
+        ("-p v4 server", vec!["-p", &pid4, "-e", accept]),
+        ("-p both", vec!["-p", &pids, "-e", accept]),
+        ("-p 1", vec!["-p", "1", "-e", accept]),
+        ("-4", vec!["-4", "tcpconnect", "--param", &ports]),
+        (
+            "-6 -o",
+            vec![
+                "-6",
+                "tcpconnect",
+                "--param",
+                &ports,
+                "-o",
+                file.to_str().unwrap(),
+            ],
+        ),
+    ];
+    let mut running: Vec<(&str, Tcpq)> = runs
+        .iter()
+        .map(|(what, a)| {
+            let mut args = a.clone();
+            args.extend(["--format", "json"]);
+            (*what, Tcpq::spawn(&args))
+        })
+        .collect();
+    for (_, t) in running.iter_mut() {
+        t.wait_attached(Duration::from_secs(10));
+    }
+    for (ip, port) in [
+        (IpAddr::V4(pair.srv_v4()), p4),
+        (IpAddr::V6(pair.srv_v6()), p6),
+    ] {
+        let mut c = Client::start(&pair.cli, ip, port, 1000, &[], dir.path());
+        c.wait(Duration::from_secs(10));
+    }
+    s4.wait(Duration::from_secs(10));
+    s6.wait(Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(200));
+    let mut out: BTreeMap<&str, Vec<Value>> = BTreeMap::new();
+    let mut ctx = String::new();
+    for (what, mut t) in running {
+        let (st, stdout, stderr) = t.stop(Duration::from_secs(5));
+        assert!(st.success(), "{what}: {st}\n{stderr}");
+        ctx.push_str(&format!("\n{what}:\n{stdout}"));
+        out.insert(what, json_lines(&stdout));
+    }
+    let rows = &out["-p v4 server"];
+    assert_eq!(rows.len(), 1, "{ctx}");
+    assert_eq!(field_u64(&rows[0], "pid").to_string(), pid4, "{ctx}");
+    assert_eq!(field_u64(&rows[0], "sport"), p4 as u64, "{ctx}");
+    let mut both: Vec<u64> = out["-p both"]
+        .iter()
+        .map(|e| field_u64(e, "sport"))
+        .collect();
+    both.sort();
+    assert_eq!(both, [p4 as u64, p6 as u64], "{ctx}");
+    assert!(out["-p 1"].is_empty(), "{ctx}");
+    let v4 = &out["-4"];
+    assert_eq!(v4.len(), 1, "{ctx}");
+    assert_eq!(
+        (field_str(&v4[0], "family"), field_u64(&v4[0], "dport")),
+        ("AF_INET".into(), p4 as u64),
+        "{ctx}"
+    );
+    assert!(out["-6 -o"].is_empty(), "-o: nothing on stdout{ctx}");
+    let v6 = json_lines(&std::fs::read_to_string(&file).unwrap());
+    assert_eq!(v6.len(), 1, "{v6:?}");
+    assert_eq!(
+        (field_str(&v6[0], "family"), field_u64(&v6[0], "dport")),
+        ("AF_INET6".into(), p6 as u64)
+    );
+}
+
+/// The command hands 256 KiB to its socket's (large) send buffer and
+/// exits at once, to a server with a 4 KiB receive buffer that only starts
+/// reading after 0.8 s: the connection finishes (the data, the FIN
+/// handshake, `tcp_close`) after the command is gone, and tcpq -c waits
+/// for it. Ground truth: the server's log (its peer port, the bytes it
+/// read).
+#[test]
+fn command_flag_waits_for_connections_closing_after_the_command_exits() {
+    if !common::require_root() {
+        return;
+    }
+    const N: u64 = 256 << 10;
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("krcmdl");
+    let addr = IpAddr::V4(pair.srv_v4());
+    let mut server = Server::start(
+        &pair.srv,
+        addr,
+        port,
+        &["--idle-before-read", "0.8", "--rcvbuf", "4096"],
+        dir.path(),
+    );
+    let cmd = format!(
+        "ip netns exec {} {} -c 'import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20); s.connect((sys.argv[1], int(sys.argv[2]))); s.sendall(b\"x\" * int(sys.argv[3]))' {} {port} {N}",
+        pair.cli,
+        common::tcpgen::python(),
+        pair.srv_v4(),
+    );
+    let t0 = Instant::now();
+    let mut t = Tcpq::spawn(&[
+        "-c",
+        &cmd,
+        "--format",
+        "json",
+        "-e",
+        "on tcp_close print pid, sport, dport, bytes_acked",
+    ]);
+    let (st, stdout, stderr) = t.wait(Duration::from_secs(20));
+    let took = t0.elapsed();
+    let ctx = format!("\nstdout:\n{stdout}\nstderr:\n{stderr}");
+    assert!(st.success(), "{st}{ctx}");
+    assert!(stderr.contains("exited with status 0"), "{ctx}");
+    let srv = server.wait(Duration::from_secs(10));
+    assert_eq!(srv.bytes(), N, "{srv:?}");
+    let peer = srv.get("accepted").unwrap()["rport"].as_u64().unwrap();
+    let closes = json_lines(&stdout);
+    assert_eq!(closes.len(), 1, "{ctx}");
+    assert_eq!(field_u64(&closes[0], "sport"), peer, "{ctx}");
+    assert_eq!(field_u64(&closes[0], "bytes_acked"), N + 2, "{ctx}");
+    assert!(took < Duration::from_secs(10), "{took:?}");
+}
+
+/// When tcpq stops first (`--duration`), every process of the command's
+/// cgroup is ended, a background child too, and the cgroup is removed.
+#[test]
+fn command_flag_ends_the_command_when_tcpq_stops_first() {
+    if !common::require_root() {
+        return;
+    }
+    let dir = TempDir::new("krcmdk");
+    let bg = dir.join("bg.pid");
+    let cmd = format!("sleep 30 & echo $! > {}; sleep 30", bg.display());
+    let mut t = Tcpq::spawn(&[
+        "-c",
+        &cmd,
+        "--duration",
+        "500ms",
+        "-e",
+        "on tcp_connect print pid",
+    ]);
+    let tcpq_pid = t.pid().unwrap();
+    let (st, _, stderr) = t.wait(Duration::from_secs(10));
+    assert!(st.success(), "{st}\n{stderr}");
+    assert!(stderr.contains("was killed by signal 15"), "{stderr}");
+    let bg: i32 = std::fs::read_to_string(&bg)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let gone = common::wait_for(Duration::from_secs(2), || {
+        (!common::pid_alive(bg)).then_some(())
+    });
+    assert!(gone.is_some(), "the background sleep {bg} survived");
+    let cg = std::fs::read_dir("/sys/fs/cgroup")
+        .into_iter()
+        .chain(std::fs::read_dir("/sys/fs/cgroup/unified"))
+        .flatten()
+        .flatten()
+        .any(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .starts_with(&format!("tcpq-c-{tcpq_pid}-"))
+        });
+    assert!(!cg, "cgroup left behind");
 }

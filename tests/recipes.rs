@@ -279,3 +279,42 @@ fn recipe_help_shows_the_header() {
     assert!(o.contains("min   u64   default 5; smallest"), "{o}");
     assert!(o.contains("tcpq x.tcpq --param port=80"), "{o}");
 }
+
+/// Lists, ranges and prefixes are sets of typed items: a hostile or
+/// malformed item is rejected by name (exit 2), a well-formed set keeps
+/// the program's shape (one clause, the items in the condition).
+#[test]
+fn set_values_are_typed_items_never_syntax() {
+    for (v, says) in [
+        ("8080,", "item 2 (``): an empty item"),
+        (",8080", "item 1 (``): an empty item"),
+        ("80,,443", "item 2 (``): an empty item"),
+        ("80,443;print comm", "item 2 (`443;print comm`)"),
+        ("80,443 or 1 == 1", "item 2 (`443 or 1 == 1`)"),
+        ("1..", "`` is not a port number"),
+        ("..", "`` is not a port number"),
+        ("80..70000", "`70000` is not a port number"),
+        ("80,$port", "item 2 (`$port`)"),
+        ("10.0.0.0/8", "is not a port number"),
+    ] {
+        let out = check_port(v);
+        let e = err(&out);
+        assert_eq!(out.status.code(), Some(2), "port={v}: {e}");
+        assert!(e.contains(says), "port={v}: {e}");
+        assert!(!e.contains("panicked"), "{e}");
+    }
+    let out = tcpq(&[
+        "--check",
+        "--explain",
+        concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/zero-window.tcpq"),
+        "--param",
+        "port=80, 443 ,8000..8100",
+    ]);
+    let o = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{}", err(&out));
+    assert!(o.contains("1 clause"), "{o}");
+    assert!(
+        o.contains("filter: 5 instructions"),
+        "win, two ports, a range: {o}"
+    );
+}

@@ -16,6 +16,9 @@ pub fn explain(plan: &Plan) -> String {
         "{n} clause{}; each attaches its own template.",
         if n == 1 { "" } else { "s" }
     );
+    for l in &plan.left_out {
+        wrap(&mut out, &format!("left out: {l}; it attaches nothing"), "");
+    }
     for (i, c) in plan.clauses.iter().enumerate() {
         out.push('\n');
         clause(&mut out, i + 1, c);

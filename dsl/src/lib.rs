@@ -27,7 +27,9 @@ mod planner;
 pub mod reasons;
 pub mod recipe;
 pub mod resolve;
+pub mod restrict;
 pub mod sockets;
+pub mod switch;
 
 pub use check::check;
 pub use diagnostic::{render, render_all, Code, Diagnostic, Severity};
@@ -36,6 +38,7 @@ pub use parse::parse;
 pub use planner::plan;
 pub use recipe::{bind_params, parse_recipe, Params, Recipe};
 pub use resolve::resolve;
+pub use restrict::Restriction;
 pub use sockets::compile_sockets;
 
 /// Compile a program or recipe file into a plan.
@@ -52,6 +55,23 @@ pub fn compile(
     origin: &str,
     params: &[(String, String)],
 ) -> Result<plan::Plan, Vec<Diagnostic>> {
+    compile_with(source, origin, params, &[])
+}
+
+/// [`compile`], with conditions the command line adds to every clause
+/// (`-p PID`, `-4`, `-6`, `-c CMD`): written into the syntax tree before
+/// `resolve` and checked like the program's own (see [`restrict`]).
+///
+/// `bool` parameters written alone in a `where` are switches (see
+/// [`switch`]): a clause they turn off is left out of the plan (its
+/// `left_out` says so), and is still resolved and checked, so its errors
+/// are reported whatever the switches' values.
+pub fn compile_with(
+    source: &str,
+    origin: &str,
+    params: &[(String, String)],
+    restrictions: &[Restriction],
+) -> Result<plan::Plan, Vec<Diagnostic>> {
     let _ = origin;
     let mut errors = Vec::new();
     // Header, program and parameters are independent: report all three.
@@ -63,15 +83,30 @@ pub fn compile(
             .ok(),
         None => None,
     };
-    let (Some(program), Some(bound)) = (program, bound) else {
+    let (Some(mut program), Some(bound), Some(recipe)) = (program, bound, recipe) else {
         return Err(sorted(errors));
     };
+    let mut left_out = Vec::new();
+    if switch::any(&program, &bound, &recipe.params) {
+        // Switched-off parts are checked too: with every switch left out.
+        let mut all = switch::neutral(&program, &bound, &recipe.params);
+        restrict::apply(&mut all, restrictions);
+        if let Err(e) = check(&resolve(&all, &bound)) {
+            return Err(sorted(errors.into_iter().chain(e).collect()));
+        }
+        let e;
+        (program, left_out, e) = switch::apply(program, &bound, &recipe.params);
+        errors.extend(e);
+    }
+    errors.extend(restrict::apply(&mut program, restrictions));
     let resolved = resolve(&program, &bound);
     let checked = check(&resolved).map_err(|e| sorted(errors.drain(..).chain(e).collect()))?;
     if !errors.is_empty() {
         return Err(sorted(errors));
     }
-    plan(&checked)
+    let mut plan = plan(&checked)?;
+    plan.left_out = left_out;
+    Ok(plan)
 }
 
 /// A field the plan uses that this kernel cannot provide, as a diagnostic
@@ -168,5 +203,7 @@ fn sorted(mut d: Vec<Diagnostic>) -> Vec<Diagnostic> {
     d
 }
 
+#[cfg(test)]
+mod param_tests;
 #[cfg(test)]
 mod tests;

@@ -6,6 +6,10 @@ use serde::{Deserialize, Serialize};
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Plan {
     pub clauses: Vec<ClausePlan>,
+    /// Clauses a `bool` parameter switched off (`where not $bytes and
+    /// ...` with `--param bytes=true`), in words: they attach nothing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub left_out: Vec<String>,
 }
 
 /// One `on PROBE ...` clause.

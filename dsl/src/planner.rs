@@ -80,7 +80,10 @@ pub fn plan(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
         });
     }
     if errors.is_empty() {
-        Ok(Plan { clauses })
+        Ok(Plan {
+            clauses,
+            left_out: Vec::new(),
+        })
     } else {
         Err(errors)
     }

@@ -18,6 +18,13 @@
 //! An optional parameter (`# @param port: port?`) may be left out: every
 //! comparison that uses it is then left out of the condition, as if it had
 //! not been written (`resolve` prunes it; `--explain` lists it).
+//!
+//! A value may be a set where the type allows it: a list (`80,443`), a
+//! range (`8000..8100`, numbers and ports) or a prefix (`10.0.0.0/8`,
+//! addresses), each item parsed by the declared type into a [`ParamItem`].
+//! `FIELD == $p` then means "the field is in the set" and `FIELD != $p`
+//! "not in it" (`resolve` turns them into `in`); `check` checks every item
+//! against the field like any written set member.
 use crate::ast::{Span, Value};
 use crate::catalog;
 use crate::diagnostic::{suggest, Code, Diagnostic};
@@ -116,6 +123,39 @@ pub struct Params {
     pub values: BTreeMap<String, Value>,
     #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
     pub absent: BTreeSet<String>,
+    /// Parameters given as a set (`port=80,443`, `port=8000..8100`,
+    /// `net=10.0.0.0/8`), never also in `values`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sets: BTreeMap<String, Vec<ParamItem>>,
+}
+
+/// One member of a parameter given as a set, typed like the parameter.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamItem {
+    /// `80`, `ESTABLISHED`, `10.0.0.1`.
+    One(Value),
+    /// `8000..8100`: both ends included (numbers and ports).
+    Range(Value, Value),
+    /// `10.0.0.0/8`, `fd00::/8` (addresses).
+    Prefix(IpAddr, u8),
+}
+
+impl fmt::Display for ParamItem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ParamItem::One(v) => write!(f, "{v}"),
+            ParamItem::Range(a, b) => write!(f, "{a}..{b}"),
+            ParamItem::Prefix(a, n) => write!(f, "{a}/{n}"),
+        }
+    }
+}
+
+/// A `--param` value: one value, or a set of items.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Binding {
+    One(Value),
+    Set(Vec<ParamItem>),
 }
 
 impl Params {
@@ -126,6 +166,96 @@ impl Params {
     /// Declared optional and not given.
     pub fn is_absent(&self, name: &str) -> bool {
         self.absent.contains(name)
+    }
+
+    /// The items of a parameter given as a set.
+    pub fn set(&self, name: &str) -> Option<&[ParamItem]> {
+        self.sets.get(name).map(Vec::as_slice)
+    }
+}
+
+impl ParamType {
+    /// Whether `A..B` items apply (numbers and ports).
+    fn takes_ranges(self) -> bool {
+        matches!(self, ParamType::U64 | ParamType::I64 | ParamType::Port)
+    }
+}
+
+/// Parse a `--param` value of type `ty`: one value, or a set. A set is a
+/// comma-separated list of items; an item is a value, `LO..HI` (numbers
+/// and ports) or `ADDR/LEN` (addresses). Booleans are never sets (a set of
+/// both is no filter). A string is split at commas too: a command name
+/// with a comma cannot be given as a parameter (write it in the program).
+/// The error names the item that does not parse and says why.
+pub fn parse_param_binding(ty: ParamType, text: &str) -> Result<Binding, String> {
+    if ty == ParamType::Bool {
+        return parse_param_value(ty, text).map(Binding::One);
+    }
+    let parts: Vec<&str> = text.split(',').collect();
+    let is_set = parts.len() > 1
+        || (ty != ParamType::String && text.contains(".."))
+        || (ty == ParamType::Addr && text.contains('/'));
+    if !is_set {
+        return parse_param_value(ty, text).map(Binding::One);
+    }
+    let mut items = Vec::with_capacity(parts.len());
+    for (i, part) in parts.iter().enumerate() {
+        let which = if parts.len() > 1 {
+            format!("item {} (`{}`)", i + 1, part.trim())
+        } else {
+            format!("`{}`", part.trim())
+        };
+        items.push(param_item(ty, part).map_err(|why| format!("{which}: {why}"))?);
+    }
+    Ok(Binding::Set(items))
+}
+
+/// One item of a set-valued parameter.
+fn param_item(ty: ParamType, part: &str) -> Result<ParamItem, String> {
+    let t = part.trim();
+    if t.is_empty() {
+        return Err("an empty item (two commas, or one at an end)".into());
+    }
+    if let Some((lo, hi)) = t.split_once("..") {
+        if !ty.takes_ranges() {
+            return Err(match ty {
+                ParamType::Addr => "address ranges are prefixes, e.g. `10.0.0.0/24`".into(),
+                _ => format!("a range `A..B` applies to numbers and ports, not to {ty}"),
+            });
+        }
+        let (lo, hi) = (parse_param_value(ty, lo)?, parse_param_value(ty, hi)?);
+        return Ok(ParamItem::Range(lo, hi));
+    }
+    if ty == ParamType::Addr {
+        if let Some((addr, len)) = t.split_once('/') {
+            let addr: IpAddr = addr
+                .trim()
+                .parse()
+                .map_err(|_| format!("`{}` is not an IPv4 or IPv6 address", addr.trim()))?;
+            let max = if addr.is_ipv4() { 32 } else { 128 };
+            let len = len
+                .trim()
+                .parse::<u8>()
+                .ok()
+                .filter(|n| *n <= max)
+                .ok_or_else(|| {
+                    format!(
+                        "`/{}` is not a prefix length: 0 to {max} for this address",
+                        len.trim()
+                    )
+                })?;
+            return Ok(ParamItem::Prefix(addr, len));
+        }
+    }
+    parse_param_value(ty, t).map(ParamItem::One)
+}
+
+/// A value as `--param` spells it (the inverse of [`parse_param_value`]):
+/// strings unquoted, everything else as displayed.
+pub fn param_text(v: &Value) -> String {
+    match v {
+        Value::Str(s) => s.clone(),
+        other => other.to_string(),
     }
 }
 
@@ -429,6 +559,7 @@ pub fn bind_params(
     let mut errors = Vec::new();
     let mut values = BTreeMap::new();
     let mut absent = BTreeSet::new();
+    let mut sets = BTreeMap::new();
     let mut given: Vec<&str> = Vec::new();
     for (name, text) in args {
         if given.contains(&name.as_str()) {
@@ -465,9 +596,12 @@ pub fn bind_params(
             );
             continue;
         };
-        match parse_param_value(decl.ty, text) {
-            Ok(v) => {
+        match parse_param_binding(decl.ty, text) {
+            Ok(Binding::One(v)) => {
                 values.insert(name.clone(), v);
+            }
+            Ok(Binding::Set(items)) => {
+                sets.insert(name.clone(), items);
             }
             Err(msg) => errors.push(
                 Diagnostic::error(
@@ -476,7 +610,19 @@ pub fn bind_params(
                     decl.span.clone(),
                     format!("declared as `{}` here", decl.ty),
                 )
-                .with_help(format!("pass {}", decl.ty.expects())),
+                .with_help(if decl.ty == ParamType::Bool {
+                    format!("pass {}", decl.ty.expects())
+                } else {
+                    format!(
+                        "pass {}, or several separated by commas{}",
+                        decl.ty.expects(),
+                        match decl.ty {
+                            t if t.takes_ranges() => " or a range `A..B`",
+                            ParamType::Addr => " or a prefix `ADDR/LEN`",
+                            _ => "",
+                        }
+                    )
+                }),
             ),
         }
     }
@@ -507,7 +653,11 @@ pub fn bind_params(
         }
     }
     if errors.is_empty() {
-        Ok(Params { values, absent })
+        Ok(Params {
+            values,
+            absent,
+            sets,
+        })
     } else {
         Err(errors)
     }

@@ -8,7 +8,7 @@ use crate::ast::{self, ArithOp, CmpOp, Literal, Operand, Span, Value};
 use crate::catalog::{self, FieldDef, ProbeDef};
 use crate::diagnostic::{suggest, Code, Diagnostic};
 use crate::plan::FieldType;
-use crate::recipe::Params;
+use crate::recipe::{ParamItem, Params};
 use std::net::IpAddr;
 
 /// The program with names resolved, and the problems found doing it.
@@ -626,6 +626,21 @@ impl Resolver<'_> {
                     (a, b) => RExpr::Or(Box::new(a), Box::new(b)),
                 }
             }
+            // A parameter given as a set (`--param port=80,443`): `FIELD ==
+            // $p` is `FIELD in [...]`, `!=` is `not in`, and `in [$p, ...]`
+            // takes its items; anything else is an error, never a drop.
+            ast::Expr::Compare { lhs, op, rhs, span }
+                if self.set_param_of(lhs).or(self.set_param_of(rhs)).is_some() =>
+            {
+                self.compare_with_set(probe, lhs, op, rhs, span.clone())
+            }
+            ast::Expr::In { lhs, .. } if self.set_param_of(lhs).is_some() => {
+                self.set_not_a_field(lhs)
+            }
+            ast::Expr::In { lhs, items, span } if items.iter().any(|i| self.is_set_item(i)) => {
+                self.in_with_sets(probe, lhs, items, span)
+            }
+            ast::Expr::Bare(o) if self.set_param_of(o).is_some() => self.set_alone(o),
             ast::Expr::Bare(Operand::Field(id)) => match self.field(probe, id, None) {
                 Some(f) => RExpr::Bare(f),
                 None => RExpr::Invalid,
@@ -1022,6 +1037,203 @@ impl Resolver<'_> {
                 span,
             },
             _ => RExpr::Invalid,
+        }
+    }
+}
+
+/// Parameters given as sets (see [`crate::recipe::ParamItem`]).
+impl Resolver<'_> {
+    /// The first `$param` in `o` that was given as a set.
+    fn set_param_of<'a>(&self, o: &'a Operand) -> Option<&'a ast::Ident> {
+        operand_params(o)
+            .into_iter()
+            .find(|i| self.params.set(&i.name).is_some())
+    }
+
+    fn is_set_item(&self, i: &ast::SetItem) -> bool {
+        matches!(i, ast::SetItem::One(Operand::Param(id)) if self.params.set(&id.name).is_some())
+    }
+
+    /// The written items with each set parameter replaced by its items:
+    /// typed literals at the `$param`'s span (never text to parse again).
+    fn expand_set_items(&self, items: &[ast::SetItem]) -> Vec<ast::SetItem> {
+        let mut out = Vec::with_capacity(items.len());
+        for i in items {
+            match i {
+                ast::SetItem::One(Operand::Param(id)) if self.params.set(&id.name).is_some() => {
+                    out.extend(self.set_items_of(id));
+                }
+                other => out.push(other.clone()),
+            }
+        }
+        out
+    }
+
+    /// The items of the set parameter `id`, as set members of the program.
+    fn set_items_of(&self, id: &ast::Ident) -> Vec<ast::SetItem> {
+        let lit = |value: &Value| Literal {
+            value: value.clone(),
+            span: id.span.clone(),
+            from_param: Some(id.name.clone()),
+        };
+        self.params
+            .set(&id.name)
+            .unwrap_or_default()
+            .iter()
+            .map(|item| match item {
+                ParamItem::One(v) => ast::SetItem::One(Operand::Literal(lit(v))),
+                ParamItem::Range(lo, hi) => ast::SetItem::Range {
+                    lo: lit(lo),
+                    hi: lit(hi),
+                    span: id.span.clone(),
+                },
+                ParamItem::Prefix(addr, len) => ast::SetItem::Cidr {
+                    addr: *addr,
+                    len: *len,
+                    span: id.span.clone(),
+                },
+            })
+            .collect()
+    }
+
+    // The arms of `expr` for sets call out to these (never inlined) so
+    // that their temporaries do not grow `expr`'s stack frame: it recurses
+    // once per nesting level.
+
+    #[inline(never)]
+    fn in_with_sets(
+        &mut self,
+        probe: &'static ProbeDef,
+        lhs: &Operand,
+        items: &[ast::SetItem],
+        span: &Span,
+    ) -> RExpr {
+        let expanded = ast::Expr::In {
+            lhs: lhs.clone(),
+            items: self.expand_set_items(items),
+            span: span.clone(),
+        };
+        self.expr(probe, &expanded)
+    }
+
+    #[inline(never)]
+    fn set_not_a_field(&mut self, lhs: &Operand) -> RExpr {
+        self.diagnostics.push(
+            Diagnostic::error(
+                Code::NeedFieldAndValue,
+                "`in` needs a field on its left",
+                lhs.span(),
+                "a set parameter, not a field",
+            )
+            .with_help("write e.g. `dport in $ports` or `dport == $ports`"),
+        );
+        RExpr::Invalid
+    }
+
+    #[inline(never)]
+    fn set_alone(&mut self, o: &Operand) -> RExpr {
+        self.diagnostics.push(
+            Diagnostic::error(
+                Code::NotAPredicate,
+                "a value alone is not a condition",
+                o.span(),
+                "expected a comparison",
+            )
+            .with_help("compare a field with it, e.g. `dport == $port`"),
+        );
+        RExpr::Invalid
+    }
+
+    /// `FIELD == $set` (either way round) is `FIELD in [items]`, `!=` is
+    /// `not FIELD in [items]`; other operators, arithmetic and a set
+    /// compared with a value are errors pointing at the parameter.
+    #[inline(never)]
+    fn compare_with_set(
+        &mut self,
+        probe: &'static ProbeDef,
+        lhs: &Operand,
+        op: &ast::Op,
+        rhs: &Operand,
+        span: Span,
+    ) -> RExpr {
+        let set = self
+            .set_param_of(lhs)
+            .or_else(|| self.set_param_of(rhs))
+            .cloned()
+            .expect("called with a set parameter");
+        let given = self
+            .params
+            .set(&set.name)
+            .unwrap_or_default()
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(",");
+        let field = match (lhs, rhs) {
+            (Operand::Field(f), Operand::Param(p)) | (Operand::Param(p), Operand::Field(f))
+                if p.name == set.name =>
+            {
+                Some(f)
+            }
+            _ => None,
+        };
+        let Some(field) = field else {
+            let (code, message, help) = match (lhs, rhs) {
+                (Operand::Arith { .. }, _) | (_, Operand::Arith { .. }) => (
+                    Code::UnsupportedArithmetic,
+                    format!("`${}` is a set (`--param {}={given}`): arithmetic with a set is not supported", set.name, set.name),
+                    "compare the field itself with the set, e.g. `dport == $port`".to_string(),
+                ),
+                _ => (
+                    Code::NeedFieldAndValue,
+                    format!("`${}` is a set (`--param {}={given}`) compared with a value", set.name, set.name),
+                    "a set is tested against a field: `FIELD == $p` (the field is one of the items) or `FIELD != $p`".to_string(),
+                ),
+            };
+            self.diagnostics.push(
+                Diagnostic::error(code, message, set.span.clone(), "a set parameter")
+                    .with_help(help),
+            );
+            return RExpr::Invalid;
+        };
+        let inside = ast::Expr::In {
+            lhs: Operand::Field(field.clone()),
+            items: self.set_items_of(&set),
+            span: span.clone(),
+        };
+        match op.op {
+            CmpOp::Eq => self.expr(probe, &inside),
+            CmpOp::Ne => self.expr(
+                probe,
+                &ast::Expr::Not {
+                    expr: Box::new(inside),
+                    span,
+                },
+            ),
+            other => {
+                // Still resolve the field, to report a typo in it too.
+                self.field(probe, field, None);
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        Code::UnsupportedOperator,
+                        format!(
+                            "`${}` is a set (`--param {}={given}`); `{}` does not apply to a set",
+                            set.name,
+                            set.name,
+                            cmp_symbol(other)
+                        ),
+                        op.span.clone(),
+                        "only `==` and `!=` with a set",
+                    )
+                    .with_help(format!(
+                        "`{0} == ${1}` keeps events whose `{0}` is one of the items, `{0} != ${1}` \
+                         those whose `{0}` is none of them; for a bound, pass one value (or a \
+                         range `A..B`)",
+                        field.name, set.name
+                    )),
+                );
+                RExpr::Invalid
+            }
         }
     }
 }

@@ -52,6 +52,7 @@ fn main() {
             },
             output: Default::default(),
         }],
+        left_out: Vec::new(),
     };
     let kernel = Kernel::open().expect("kernel");
     let t_kernel = t0.elapsed();
@@ -80,6 +81,7 @@ fn main() {
         },
         duration: Some(Duration::from_secs_f64(secs.parse().expect("secs"))),
         stamps: Default::default(),
+        stop_fd: None,
     };
     let report = stream::run_blocking(&mut session, opts, &mut std::io::stdout()).expect("run");
     eprintln!("{report:?}");

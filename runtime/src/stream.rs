@@ -29,6 +29,10 @@ pub struct RunOptions {
     pub duration: Option<Duration>,
     /// Stamps in front of printed events (`-T`, `-t`).
     pub stamps: Stamps,
+    /// Stop when this file descriptor becomes readable (`tcpq -c`: a pipe
+    /// written once the command has exited). The caller keeps it open for
+    /// the whole run.
+    pub stop_fd: Option<std::os::fd::RawFd>,
 }
 
 /// Errors while streaming.
@@ -56,6 +60,17 @@ pub enum StopReason {
     OutputClosed,
     /// Every printing clause reached its `limit`.
     Limit,
+    /// [`RunOptions::stop_fd`] became readable.
+    StopFd,
+}
+
+/// A borrowed descriptor for `AsyncFd` (the caller owns it).
+struct Watched(std::os::fd::RawFd);
+
+impl std::os::fd::AsRawFd for Watched {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.0
+    }
 }
 
 /// What happened during a run.
@@ -329,6 +344,24 @@ async fn pump(
         }
     };
     tokio::pin!(sleep);
+    let stop_fd = match opts.stop_fd {
+        // SAFETY: the caller keeps `fd` open for the whole run (see
+        // `RunOptions::stop_fd`); it is only polled, never read or closed.
+        Some(fd) => Some(
+            unsafe { AsyncFd::register_with_interest(Watched(fd), Interest::READABLE) }
+                .map_err(|e| StreamError::Poll(e.into_parts().1))?,
+        ),
+        None => None,
+    };
+    let stop_requested = async {
+        match &stop_fd {
+            Some(fd) => {
+                let _ = fd.readable().await;
+            }
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(stop_requested);
     // `every DUR`: when each aggregation clause prints next.
     let start = Instant::now();
     let mut due: Vec<Option<Instant>> = session
@@ -403,6 +436,7 @@ async fn pump(
             _ = signals.int.recv() => Some(StopReason::Interrupt),
             _ = signals.term.recv() => Some(StopReason::Terminate),
             _ = &mut sleep => Some(StopReason::Duration),
+            _ = &mut stop_requested => Some(StopReason::StopFd),
         };
         if let Some(stop) = stop {
             if stop != StopReason::OutputClosed && stop != StopReason::Limit {

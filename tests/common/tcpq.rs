@@ -51,7 +51,21 @@ impl Tcpq {
 
     /// `spawn` with extra environment variables (`TCPQ_TIMINGS=1`, ...).
     pub fn spawn_with(args: &[&str], env: &[(String, String)]) -> Tcpq {
-        let mut child = Command::new(Self::bin())
+        Self::spawn_full(args, env, None)
+    }
+
+    /// `spawn` with `dir` as the current directory (built-in recipes by
+    /// name must not need `recipes/` there).
+    pub fn spawn_in(args: &[&str], dir: &std::path::Path) -> Tcpq {
+        Self::spawn_full(args, &[], Some(dir))
+    }
+
+    fn spawn_full(args: &[&str], env: &[(String, String)], dir: Option<&std::path::Path>) -> Tcpq {
+        let mut cmd = Command::new(Self::bin());
+        if let Some(d) = dir {
+            cmd.current_dir(d);
+        }
+        let mut child = cmd
             .args(args)
             .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(Stdio::null())
