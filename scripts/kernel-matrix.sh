@@ -73,6 +73,14 @@ build_initramfs() {
     cp "$(command -v busybox)" "$root/bin/busybox"
     cp "$TCPQ" "$GEN" "$root/bin/"
     cp scripts/kernel-matrix/scenario.sh "$root/scenario.sh"
+    # sock_diag for TCP (`tcpq sockets`) is a module in Debian's kernels,
+    # which udev/modprobe load on first use; the guest has neither, so init
+    # loads them (inet_diag first).
+    mkdir -p "$root/modules"
+    for m in inet_diag tcp_diag; do
+        f=$(find "$kdir/lib/modules" -name "$m.ko*" | head -n 1)
+        if [ -n "$f" ]; then cp "$f" "$root/modules/$m.ko"; fi
+    done
     for lib in $(ldd "$TCPQ" "$GEN" | awk '/=>/ && $3 ~ /^\// {print $3} /^\t\// {print $1}' | sort -u); do
         mkdir -p "$root$(dirname "$lib")"
         cp -L "$lib" "$root$lib"
@@ -88,6 +96,7 @@ mount -t tmpfs tmp /tmp
 mount -t tracefs tracefs /sys/kernel/tracing
 mount -t bpf bpf /sys/fs/bpf 2>/dev/null
 ip link set lo up
+for m in inet_diag tcp_diag; do [ -f /modules/$m.ko ] && insmod /modules/$m.ko; done
 echo "@@TCPQ guest-up $(uname -r)"
 sh /scenario.sh /bin/tcpq /bin/tcpgen
 echo "@@TCPQ guest-done"

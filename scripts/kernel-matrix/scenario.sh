@@ -53,12 +53,14 @@ run() {
     wait "$pid"
     rc=$?
     attach=$(grep -o 'attached.*' "$TMP/$name.err" | head -n 1 | sed 's/;.*//; s/ /_/g')
-    out=$(tr '\n' ';' <"$TMP/$name.out")
+    # An event's wall-clock time differs between kernels; its shape
+    # (RFC 3339, UTC, microseconds) must not.
+    out=$(sed 's/"time":"[0-9]\{4\}-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9]\{6\}Z"/"time":"RFC3339us"/' \
+        "$TMP/$name.out" | tr '\n' ';')
     echo "@@TCPQ run $name ms=$(($(now_ms) - start)) rc=$rc attach=$attach out=$out"
     grep -v attached "$TMP/$name.err" | sed "s/^/@@TCPQ stderr $name /"
 }
 
-run tcp_select_window 47001 "on tcp_select_window where sport == 47001 and tcp_flags == 24 count by comm"
 # run_refused NAME PORT PROGRAM: like run, but nothing listens on PORT, so
 # the client's SYN finds no socket (one drop with reason NO_SOCKET, one
 # reset). The reason is named in the program: bound from each kernel's BTF.
@@ -79,10 +81,15 @@ run_refused() {
     wait "$pid"
     rc=$?
     attach=$(grep -o 'attached.*' "$TMP/$name.err" | head -n 1 | sed 's/;.*//; s/ /_/g')
-    out=$(tr '\n' ';' <"$TMP/$name.out")
+    # An event's wall-clock time differs between kernels; its shape
+    # (RFC 3339, UTC, microseconds) must not.
+    out=$(sed 's/"time":"[0-9]\{4\}-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9]\{6\}Z"/"time":"RFC3339us"/' \
+        "$TMP/$name.out" | tr '\n' ';')
     echo "@@TCPQ run $name ms=$(($(now_ms) - start)) rc=$rc attach=$attach out=$out"
     grep -v attached "$TMP/$name.err" | sed "s/^/@@TCPQ stderr $name /"
 }
+
+run tcp_select_window 47001 "on tcp_select_window where sport == 47001 and tcp_flags == 24 count by comm"
 
 run tcp_probe 47002 "on tcp_probe where sport == 47002 and data_len > 0 count by comm"
 run tcp_retransmit 47003 "on tcp_retransmit where (sport == 47003 or dport == 47003) and err == 0 count"
@@ -95,6 +102,7 @@ run tcp_cwnd 47009 "on tcp_cwnd where sport == 47009 count by comm"
 run tcp_rcv_space 47010 "on tcp_rcv_space where sport == 47010 count by comm"
 run tcp_reset 47011 "on tcp_reset where sport == 47011 or dport == 47011 count"
 run tcp_drop 47012 "on tcp_drop where (sport == 47012 or dport == 47012) and not inbound count"
+run tcp_connect_printed 47018 "on tcp_connect where dport == 47018 print dport, wscale_ok"
 run_refused tcp_drop_by_name 47015 "on tcp_drop where sport == 47015 and inbound and reason in [NO_SOCKET] count"
 run tcp_sendmsg 47013 "on tcp_sendmsg where dport == 47013 count by comm, size"
 run tcp_recvmsg 47014 "on tcp_recvmsg where sport == 47014 and ret > 0 count by comm, ret"
@@ -107,5 +115,40 @@ for s in fexit sock_length kprobe; do
     run tcp_sendmsg 47113 "on tcp_sendmsg where dport == 47113 count by comm, size" $s
     run tcp_recvmsg 47114 "on tcp_recvmsg where sport == 47114 and ret > 0 count by comm, ret" $s
 done
+# The commands beside the probes, around one exchange on 47017: the
+# kernel's counters over it (`tcpq counters`: one active and one passive
+# open), and the listener as sock_diag shows it while it waits (`tcpq
+# sockets`). Times and namespace numbers differ between kernels: left out.
+tools() {
+    port=47017
+    start=$(now_ms)
+    $PREFIX "$T" counters TcpActiveOpens TcpPassiveOpens --duration 4s --format json \
+        >"$TMP/counters.out" 2>"$TMP/counters.err" &
+    cpid=$!
+    i=0
+    while ! grep -q "first reading" "$TMP/counters.err" 2>/dev/null; do
+        if ! kill -0 "$cpid" 2>/dev/null || [ "$i" -ge 300 ]; then break; fi
+        sleep 0.1
+        i=$((i + 1))
+    done
+    $PREFIX "$G" serve "$port" 1 10 >/dev/null &
+    srv=$!
+    sleep 0.3
+    $PREFIX "$T" sockets --netns host where sport == "$port" print state, sport, snd_wscale \
+        --format json >"$TMP/sockets.out" 2>"$TMP/sockets.err"
+    src=$?
+    $PREFIX "$G" client "$port" 1 10 >/dev/null
+    wait "$srv"
+    wait "$cpid"
+    crc=$?
+    out=$(sed 's/"time":"[^"]*",//; s/"seconds":[0-9.]*,//; s/"netns":[0-9]*,//; s/"netns_label":"[^"]*",//' \
+        "$TMP/counters.out" | tr '\n' ';')
+    echo "@@TCPQ run tools_counters ms=$(($(now_ms) - start)) rc=$crc attach= out=$out"
+    grep -v "first reading" "$TMP/counters.err" | sed "s/^/@@TCPQ stderr tools_counters /"
+    out=$(tr '\n' ';' <"$TMP/sockets.out")
+    echo "@@TCPQ run tools_sockets ms=0 rc=$src attach= out=$out"
+    sed "s/^/@@TCPQ stderr tools_sockets /" "$TMP/sockets.err"
+}
+tools
 rm -rf "$TMP"
 echo "@@TCPQ scenario-done"
