@@ -65,6 +65,14 @@ pub enum SocketsError {
     },
     #[error("sock_diag in network namespace {ns}: cannot decode the kernel's answer: {what}")]
     Decode { ns: String, what: String },
+    /// The kernel has no sock_diag handler for TCP: `CONFIG_INET_DIAG` /
+    /// `CONFIG_INET_TCP_DIAG` off, or their modules not loaded (a normal
+    /// system loads them on first use; a minimal one may not).
+    #[error(
+        "this kernel answers no TCP sock_diag request (ENOENT): it lacks CONFIG_INET_DIAG and \
+         CONFIG_INET_TCP_DIAG, or their modules are not loaded (try `modprobe tcp_diag`)"
+    )]
+    NoTcpDiag,
     /// The query names a field this kernel's sock_diag does not report.
     #[error("`{field}` cannot be read on this kernel: {why}")]
     FieldUnavailable { field: String, why: String },
@@ -400,6 +408,9 @@ pub fn dump(ns: &Netns) -> Result<Vec<Socket>, SocketsError> {
     let inode = ns.inode;
     let result = netns::run_in(ns, move || dump_here(inode))?;
     result.map_err(|e| match e {
+        Dumped::Io(source) if source.raw_os_error() == Some(libc::ENOENT) => {
+            SocketsError::NoTcpDiag
+        }
         Dumped::Io(source) => SocketsError::Netlink { ns: label, source },
         Dumped::Decode(what) => SocketsError::Decode { ns: label, what },
     })
