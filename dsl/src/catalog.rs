@@ -365,7 +365,7 @@ pub fn probe(name: &str) -> Option<&'static ProbeDef> {
     PROBES.iter().find(|p| p.name == name)
 }
 
-const fn field(
+pub(crate) const fn field(
     name: &'static str,
     ty: FieldType,
     slots: &'static [u8],

@@ -830,7 +830,9 @@ impl Resolver<'_> {
                         ast::SetItem::One(Operand::Field(n)) => format!("\"{}\"", n.name),
                         ast::SetItem::One(Operand::Literal(l)) => l.value.to_string(),
                         ast::SetItem::One(Operand::Param(p)) => format!("${}", p.name),
-                        other => format!("{other:?}"),
+                        ast::SetItem::One(o) => operand_text(o),
+                        ast::SetItem::Range { lo, hi, .. } => format!("{}..{}", lo.value, hi.value),
+                        ast::SetItem::Cidr { addr, len, .. } => format!("{addr}/{len}"),
                     })
                     .collect();
                 self.diagnostics.push(

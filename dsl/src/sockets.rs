@@ -61,23 +61,7 @@ pub const DEFAULT_COLUMNS: &[&str] = &[
     "comm",
 ];
 
-const fn f(
-    name: &'static str,
-    ty: FieldType,
-    slots: &'static [u8],
-    bits: u8,
-    doc: &'static str,
-) -> FieldDef {
-    FieldDef {
-        name,
-        ty,
-        slots,
-        bits,
-        doc,
-        load: None,
-        header: None,
-    }
-}
+use crate::catalog::field as f;
 
 mod sk {
     pub use tcpq_abi::slot::sock::*;
