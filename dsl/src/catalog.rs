@@ -1429,7 +1429,14 @@ pub static PROBES: &[ProbeDef] = &[
               tcpconnect prints an attempt when connect() sends the SYN; this prints it \
               when it ends, with its result (the move to SYN_SENT itself is \
               `tcp_state where newstate == SYN_SENT`). A connect() the kernel refuses \
-              before SYN_SENT (no route to the address) is not seen.",
+              before SYN_SENT (no route to the address) is not seen. An application \
+              that connects without blocking (an event loop, Python with a timeout) \
+              may end the attempt itself on a soft error: an ICMP error that arrives \
+              while connect() still holds the socket is only noted (sk_err_soft, \
+              TcpExtLockDroppedIcmps), SO_ERROR hands it over, and the application \
+              closes the SYN_SENT socket: err 0 here (measured with ICMP host \
+              unreachable on a veth pair: connect() failed with EHOSTUNREACH within a \
+              millisecond, TcpAttemptFails did not move).",
         template: "tcp_state",
         strategies: STATE_STRATEGY,
         implicit: &[(st::OLDSTATE, 2, true)],
