@@ -158,7 +158,7 @@ const NOT_RUN: &[(&str, &str, &str)] = &[
     ),
     (
         "docs/tutorial.md",
-        "on tcp_connect print ...",
+        "on tcp_connect_attempt print ...",
         "field list elided (`...`); recipes/tcpconnect.tcpq is the full program",
     ),
     (

@@ -277,14 +277,32 @@ fn every_recipe_runs_against_real_traffic() {
         );
     }
     let neg = &out["wscale-negotiation"];
+    let (syns, settled): (Vec<&Value>, Vec<&Value>) =
+        neg.iter().partition(|e| e["probe"] == "tcp_syn");
     assert_eq!(
-        neg.len(),
+        settled.len(),
         2,
         "one connect, one accept{}",
         ctx("wscale-negotiation")
     );
     assert!(
-        neg.iter().all(|e| !field_bool(e, "wscale_ok")),
+        settled.iter().all(|e| !field_bool(e, "wscale_ok")),
+        "{}",
+        ctx("wscale-negotiation")
+    );
+    // The transfer's SYN offers scaling, the server's SYN-ACK does not;
+    // the refused attempt's SYN offers it too.
+    let offers: Vec<(bool, bool)> = {
+        let mut v: Vec<_> = syns
+            .iter()
+            .map(|e| (field_bool(e, "ack"), field_bool(e, "opt_wscale_ok")))
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        offers,
+        [(false, true), (false, true), (true, false)],
         "{}",
         ctx("wscale-negotiation")
     );
@@ -348,10 +366,53 @@ fn every_recipe_runs_against_real_traffic() {
         "a read offered other than 16384 bytes{}",
         ctx("recv-sizes")
     );
+    // Two attempts on the port: the transfer's, established, and the
+    // refused one, each with its own process and local port.
+    let attempt = |c: &[Value]| -> Vec<(u64, u64, String, String)> {
+        let mut v: Vec<_> = c
+            .iter()
+            .map(|e| {
+                let err = match &e["err"] {
+                    Value::String(n) => n.clone(),
+                    v => v.to_string(),
+                };
+                (
+                    field_u64(e, "pid"),
+                    field_u64(e, "dport"),
+                    field_str(e, "newstate"),
+                    err,
+                )
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    let mut want_attempts = vec![
+        (
+            wpid,
+            port as u64,
+            "ESTABLISHED".to_string(),
+            "0".to_string(),
+        ),
+        (
+            flog.pid() as u64,
+            port as u64,
+            "CLOSE".to_string(),
+            flog.get("refused").unwrap()["errno"]
+                .as_str()
+                .unwrap()
+                .to_string(),
+        ),
+    ];
+    want_attempts.sort();
     let c = &out["tcpconnect"];
-    assert_eq!(c.len(), 1, "{}", ctx("tcpconnect"));
-    assert_eq!(field_u64(&c[0], "pid"), wpid, "{}", ctx("tcpconnect"));
-    assert_eq!(field_str(&c[0], "daddr"), pair.srv_v4().to_string());
+    assert_eq!(attempt(c), want_attempts, "{}", ctx("tcpconnect"));
+    assert!(
+        c.iter()
+            .all(|e| field_str(e, "daddr") == pair.srv_v4().to_string()),
+        "{}",
+        ctx("tcpconnect")
+    );
     let a = &out["tcpaccept"];
     assert_eq!(a.len(), 1, "{}", ctx("tcpaccept"));
     assert_eq!(field_u64(&a[0], "dport"), lport, "{}", ctx("tcpaccept"));
@@ -391,8 +452,12 @@ fn every_recipe_runs_against_real_traffic() {
                 && field_str(e, "daddr") == pair.srv_v4().to_string()
         })
         .collect();
-    assert_eq!(pair_rows.len(), 1, "tcpconnect without a port\n{text}");
-    assert_eq!(field_u64(pair_rows[0], "pid"), wpid, "{text}");
+    let pair_rows: Vec<Value> = pair_rows.into_iter().cloned().collect();
+    assert_eq!(
+        attempt(&pair_rows),
+        want_attempts,
+        "tcpconnect without a port\n{text}"
+    );
     let count: u64 = out["retransmits"]
         .iter()
         .filter(|e| field_u64(e, "dport") == port as u64 || field_u64(e, "dport") == lport)
@@ -605,26 +670,40 @@ fn negotiation_recipe_flags_exactly_the_connections_without_scaling() {
     let on_addr = on.cli_v4().to_string();
     let mut seen: BTreeMap<(bool, String), usize> = BTreeMap::new();
     for e in &events {
-        let client_addr = if e["probe"] == "tcp_connect" {
+        // The client's SYN and tcp_connect are the client's side; the
+        // SYN-ACK and tcp_accept the server's.
+        let syn = e["probe"] == "tcp_syn";
+        let client_side = e["probe"] == "tcp_connect" || (syn && !field_bool(e, "ack"));
+        let client_addr = if client_side {
             field_str(e, "saddr")
         } else {
             field_str(e, "daddr")
         };
-        let scaled = field_bool(e, "wscale_ok");
         assert!(
             client_addr == off_addr || client_addr == on_addr,
             "unexpected connection {e}{ctx}"
         );
+        let (scaled, what) = if syn {
+            let what = if client_side { "SYN" } else { "SYN-ACK" };
+            (field_bool(e, "opt_wscale_ok"), what.to_string())
+        } else {
+            (field_bool(e, "wscale_ok"), field_str(e, "probe"))
+        };
+        // Every client offers scaling; the server without it never
+        // answers with the option, and no connection of its pair scales.
         assert_eq!(
             scaled,
-            client_addr == on_addr,
-            "wscale_ok must be false exactly for the pair without scaling: {e}{ctx}"
+            client_addr == on_addr || what == "SYN",
+            "scaling must be missing exactly for the pair without it: {e}{ctx}"
         );
-        *seen.entry((scaled, field_str(e, "probe"))).or_default() += 1;
+        *seen.entry((scaled, what)).or_default() += 1;
     }
     let want: BTreeMap<(bool, String), usize> = [
+        ((false, "SYN-ACK".to_string()), N),
         ((false, "tcp_accept".to_string()), N),
         ((false, "tcp_connect".to_string()), N),
+        ((true, "SYN".to_string()), 2 * N),
+        ((true, "SYN-ACK".to_string()), N),
         ((true, "tcp_accept".to_string()), N),
         ((true, "tcp_connect".to_string()), N),
     ]

@@ -849,6 +849,23 @@ static STATE_FIELDS: &[FieldDef] = &[
         "time since the socket's handshake began (SYN_SENT or SYN_RECV), 0 if tcpq \
          was not attached then",
     ),
+    field(
+        "err",
+        Int(Unit::Errno),
+        &[st::ERR],
+        32,
+        "the socket's error at the move (sk->sk_err), negative like tcp_retransmit's err \
+         (the kernel keeps it positive): 0, or why the connection failed, stored just \
+         before it moves to CLOSE: ECONNREFUSED (a reset answered the SYN), ETIMEDOUT \
+         (retransmissions of the SYN or of data gave up; an ICMP error that arrived \
+         meanwhile takes its place), EHOSTUNREACH, ENETUNREACH, ... (an ICMP error \
+         answered the SYN), ECONNRESET or EPIPE (a reset on an open connection); 0 when \
+         the application closed the socket itself. Shown by name; compare by name \
+         (`err == ECONNREFUSED`, `err != 0`). On kernels without tcp_done_with_error() \
+         (before 6.10, unless backported) a timeout or an ICMP error wakes the \
+         application just before the move: one that reads SO_ERROR in that instant \
+         leaves 0 here",
+    ),
 ];
 
 /// `tcp_probe`'s first strategy, shared with its views (`tcp_rtt`,
@@ -987,6 +1004,9 @@ mod sk {
 mod sw {
     pub use tcpq_abi::slot::select_window::*;
 }
+mod sy {
+    pub use tcpq_abi::slot::syn::*;
+}
 mod pr {
     pub use tcpq_abi::slot::probe::*;
 }
@@ -1048,7 +1068,9 @@ pub static PROBES: &[ProbeDef] = &[
               negotiated in the SYN exchange (rcv_wscale), because 16 bits only reach 64 KiB. \
               A window of 0 tells the peer to stop sending: the application is not reading \
               fast enough. If window scaling was not negotiated (wscale_ok false), windows \
-              can never exceed 64 KiB, which caps throughput on long paths.",
+              can never exceed 64 KiB, which caps throughput on long paths. SYNs and \
+              SYN-ACKs are not here (their window is not tcp_select_window()'s, and \
+              nothing is negotiated yet): `tcp_syn` has them, with their options.",
         template: "tcp_select_window",
         strategies: &[StrategyDef {
             name: "net_dev_queue",
@@ -1141,6 +1163,131 @@ pub static PROBES: &[ProbeDef] = &[
                 &[sw::ACK_SEQ],
                 32,
                 "acknowledgment number of the segment",
+            ),
+        ],
+    },
+    ProbeDef {
+        name: "tcp_syn",
+        summary: "a SYN or SYN-ACK TCP sends, with the options it offers (mss, wscale, sack, ts)",
+        doc: "A connection begins with a SYN (connect()) answered by a SYN-ACK (the \
+              listener's side), and in them each side offers, as TCP options, its maximum \
+              segment size (MSS, kind 2), a window-scale shift (kind 3: windows beyond \
+              64 KiB; without the option in both SYNs there is no scaling at all, in either \
+              direction), SACK-permitted (kind 4) and timestamps (kind 8). An option is \
+              used only when both SYNs carry it, and a Linux listener puts wscale, SACK and \
+              timestamps in its SYN-ACK only when the client's SYN had them and its own \
+              sysctls allow (net.ipv4.tcp_window_scaling, tcp_sack, tcp_timestamps): the \
+              SYN shows what the client asks for, the SYN-ACK what was agreed. This fires \
+              for each SYN and SYN-ACK this host sends, retransmissions too, read from the \
+              TCP header as it is queued to a device, like tcp_select_window (whose \
+              events never include them). What the peer offered is in its own SYN: run \
+              tcpq on the peer (or, for namespaces on one host, here: one tcpq sees them \
+              all), or read the outcome on tcp_connect and tcp_accept (wscale_ok, \
+              snd_wscale: the peer's shift, mss). A SYN-ACK is sent by a request socket \
+              (state NEW_SYN_RECV), before the connection has a full socket: its socket \
+              fields (rcv_wnd, mss, wscale_ok, ...) read 0 and pid/comm are the \
+              listener's. Not seen: SYN-ACKs sent as SYN cookies (no socket at all), and a \
+              SYN-ACK with IPv4 options or IPv6 extension headers.",
+        template: "tcp_select_window",
+        strategies: &[StrategyDef {
+            name: "net_dev_queue",
+            program: "tcpq_syn_ndq",
+            tracepoint: ("net", "net_dev_queue"),
+            raw: true,
+            func: None,
+            also_kprobes: &[],
+            how: "like tcp_select_window: the TCP header of each outgoing SYN and SYN-ACK as \
+                  it is queued to a device (raw tracepoint net_dev_queue), its options \
+                  parsed in the template; the socket from skb->sk (for a SYN-ACK, the \
+                  request socket)",
+            also: &[],
+            requires: &[
+                Req::Btf,
+                Req::RawArg("net_dev_queue", 0, "struct sk_buff *"),
+            ],
+            provides: &[],
+            field_requires: &[],
+        }],
+        implicit: &[],
+        implicit_words: "",
+        fields: &[
+            field(
+                "win",
+                Uint(Unit::Bytes),
+                &[sy::WIN],
+                16,
+                "the window field: the receive window this side offers, never scaled in a \
+                 SYN or SYN-ACK (RFC 7323), so in bytes (Linux sends min(rcv_wnd, 65535))",
+            ),
+            field(
+                "ack",
+                Bool,
+                &[sy::ACK],
+                1,
+                "true: a SYN-ACK (the answer to a SYN); false: a SYN (connect())",
+            ),
+            field(
+                "opt_mss",
+                Uint(Unit::Bytes),
+                &[sy::OPT_MSS],
+                16,
+                "the MSS option (kind 2): the largest segment payload this side will take; \
+                 0 when the segment has none (the kernel ignores an MSS of 0 too)",
+            ),
+            field(
+                "opt_wscale_ok",
+                Bool,
+                &[sy::OPT_WSCALE_OK],
+                1,
+                "whether the window-scale option (kind 3) is present; absent from either SYN, \
+                 the connection has no scaling (windows stop at 64 KiB)",
+            ),
+            field(
+                "opt_wscale",
+                Uint(Unit::None),
+                &[sy::OPT_WSCALE],
+                8,
+                "the window-scale option's shift: this side's advertised windows are to be \
+                 shifted left by it (its rcv_wscale); 0 when absent: see opt_wscale_ok",
+            ),
+            field(
+                "opt_sack_ok",
+                Bool,
+                &[sy::OPT_SACK_OK],
+                1,
+                "whether the SACK-permitted option (kind 4) is present: this side takes \
+                 selective acknowledgements",
+            ),
+            field(
+                "opt_ts",
+                Bool,
+                &[sy::OPT_TS],
+                1,
+                "whether the timestamps option (kind 8) is present (RFC 7323: RTT samples \
+                 on every ACK, protection against wrapped sequence numbers)",
+            ),
+            field(
+                "tcp_flags",
+                Uint(Unit::None),
+                &[sy::TCP_FLAGS],
+                8,
+                "TCP header flags byte (SYN=2, ACK=16, ECE=64, CWR=128: a SYN asking for \
+                 ECN is 194)",
+            ),
+            field(
+                "seq",
+                Uint(Unit::None),
+                &[sy::SEQ],
+                32,
+                "the initial sequence number of this side",
+            ),
+            field(
+                "ack_seq",
+                Uint(Unit::None),
+                &[sy::ACK_SEQ],
+                32,
+                "in a SYN-ACK, the client's initial sequence number + 1; in a SYN not an \
+                 acknowledgment (no ACK flag; Linux sends 0)",
             ),
         ],
     },
@@ -1324,6 +1471,39 @@ pub static PROBES: &[ProbeDef] = &[
         strategies: STATE_STRATEGY,
         implicit: &[(st::OLDSTATE, 2, true), (st::NEWSTATE, 1, true)],
         implicit_words: "only SYN_SENT -> ESTABLISHED",
+        fields: STATE_FIELDS,
+    },
+    ProbeDef {
+        name: "tcp_connect_attempt",
+        summary: "an outgoing connection attempt ended: established or failed, with the error",
+        doc: "An active open ended: the socket left SYN_SENT, once for each connect() that \
+              sent a SYN, when its outcome is known. newstate ESTABLISHED: the SYN-ACK \
+              arrived (what tcp_connect reports). CLOSE: the attempt failed, and err says \
+              why: ECONNREFUSED (a reset answered the SYN: nobody listens on that port), \
+              ETIMEDOUT (nothing answered the SYN or its retransmissions: \
+              net.ipv4.tcp_syn_retries, with tcp_syn_linear_timeouts since 6.5, or the \
+              socket's TCP_SYNCNT / TCP_USER_TIMEOUT), EHOSTUNREACH or ENETUNREACH (an ICMP \
+              error answered it), or 0: the application closed the socket before any \
+              answer (its own connect timeout), or connect() failed locally after setting \
+              SYN_SENT and returned the error itself (no free local port, EADDRNOTAVAIL). \
+              SYN_RECV: a simultaneous open. `duration` is how long the attempt took (from \
+              the move to SYN_SENT, if tcpq saw it: BCC's tcpconnlat for the successful \
+              ones), `total_retrans` how many times the SYN was retransmitted. BCC's \
+              tcpconnect prints an attempt when connect() sends the SYN; this prints it \
+              when it ends, with its result (the move to SYN_SENT itself is \
+              `tcp_state where newstate == SYN_SENT`). A connect() the kernel refuses \
+              before SYN_SENT (no route to the address) is not seen. An application \
+              that connects without blocking (an event loop, Python with a timeout) \
+              may end the attempt itself on a soft error: an ICMP error that arrives \
+              while connect() still holds the socket is only noted (sk_err_soft, \
+              TcpExtLockDroppedIcmps), SO_ERROR hands it over, and the application \
+              closes the SYN_SENT socket: err 0 here (measured with ICMP host \
+              unreachable on a veth pair: connect() failed with EHOSTUNREACH within a \
+              millisecond, TcpAttemptFails did not move).",
+        template: "tcp_state",
+        strategies: STATE_STRATEGY,
+        implicit: &[(st::OLDSTATE, 2, true)],
+        implicit_words: "only moves out of SYN_SENT",
         fields: STATE_FIELDS,
     },
     ProbeDef {

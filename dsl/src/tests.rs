@@ -1148,3 +1148,42 @@ fn renamed_columns_keep_their_field() {
     }
     assert!(!used.iter().any(|u| u == "who" || u == "ms"), "{used:?}");
 }
+
+/// `tcp_syn` is the select-window template's second program, and
+/// `tcp_connect_attempt` a view of `tcp_state` (every move out of
+/// SYN_SENT) whose `err` compares by name, negative like the kernel passes
+/// errors elsewhere: `sk_err`'s positive number is refused with the fix.
+#[test]
+fn handshake_probes_plan_as_documented() {
+    use tcpq_abi::slot::{state, syn};
+    let p = ok("on tcp_syn where not ack and opt_wscale_ok print opt_wscale, opt_mss");
+    let c = &p.clauses[0];
+    assert_eq!(c.template, "tcp_select_window");
+    assert_eq!(c.strategies[0].program, "tcpq_syn_ndq");
+    let slots: Vec<u8> = c.filter.iter().map(|i| i.slot).collect();
+    assert_eq!(slots, [syn::ACK, syn::OPT_WSCALE_OK]);
+    assert!(c.loads.is_empty(), "header fields only: {:?}", c.loads);
+
+    let p = ok("on tcp_connect_attempt where err == ECONNREFUSED print sport");
+    let c = &p.clauses[0];
+    assert_eq!(c.template, "tcp_state");
+    let f: Vec<(u8, CmpOp, u64, bool)> = c
+        .filter
+        .iter()
+        .map(|i| (i.slot, i.op, i.value, i.signed))
+        .collect();
+    assert_eq!(
+        f,
+        [
+            (state::OLDSTATE, CmpOp::Eq, 2, false),
+            (state::ERR, CmpOp::Eq, (-111i64) as u64, true),
+        ]
+    );
+    assert_eq!(
+        codes("on tcp_connect_attempt where err == 111 print sport"),
+        [Code::OutOfRange]
+    );
+    // Without a `where`, the view's own test is the whole filter.
+    let p = ok("on tcp_connect_attempt print err");
+    assert_eq!(p.clauses[0].filter.len(), 1);
+}

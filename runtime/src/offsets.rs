@@ -90,6 +90,7 @@ pub const STRUCT_MEMBERS: &[(u32, &str)] = &[
     (off::SK_ACK_BACKLOG, "sock.sk_ack_backlog"),
     (off::SK_MAX_ACK_BACKLOG, "sock.sk_max_ack_backlog"),
     (off::ICSK_RTO, "inet_connection_sock.icsk_rto"),
+    (off::SK_ERR, "sock.sk_err"),
 ];
 
 /// `tcp_gso_segs` where every kernel since 4.x keeps it, for kernels whose

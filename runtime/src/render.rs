@@ -300,8 +300,8 @@ pub fn type_width(ty: FieldType) -> usize {
         // CLOCK_MONOTONIC ns: 16 digits after 115 days of uptime.
         FieldType::Uint(Unit::Nanos) => 16,
         FieldType::Uint(_) => 10,
-        // `ENOBUFS`; `EHOSTUNREACH` pushes the row right.
-        FieldType::Int(Unit::Errno) => 7,
+        // ECONNREFUSED, EHOSTUNREACH (12), NET_XMIT_DROP (13).
+        FieldType::Int(Unit::Errno) => 13,
         FieldType::Int(_) => 6,
         FieldType::Bool => 5,
         FieldType::Addr => 15,
@@ -704,14 +704,14 @@ mod tests {
             &[],
             Format::Text,
         );
-        assert_eq!(e.header().unwrap(), "err            segs");
+        assert_eq!(e.header().unwrap(), "err                  segs");
         assert_eq!(
             e.row(&[Value::Int(0), Value::Uint(3)]),
-            "0                 3"
+            "0                       3"
         );
         assert_eq!(
-            e.row(&[Value::Str("EPERM".into()), Value::Uint(1)]),
-            "EPERM             1"
+            e.row(&[Value::Str("ECONNREFUSED".into()), Value::Uint(1)]),
+            "ECONNREFUSED            1"
         );
         let c = Table::new(&cols[..1], &["count"], Format::Json);
         assert_eq!(

@@ -25,7 +25,8 @@ echo "@@TCPQ doctor-begin"
 echo "@@TCPQ doctor-end"
 
 # run NAME PORT PROGRAM [STRATEGY]: attach, drive N lock-step exchanges on
-# PORT, stop tcpq with SIGINT, report what it counted.
+# PORT (and, with REFUSE=PORT2 set, one connect() to PORT2, where nobody
+# listens), stop tcpq with SIGINT, report what it counted.
 run() {
     name=$1 port=$2 prog=$3
     if [ -n "${4:-}" ]; then
@@ -48,6 +49,9 @@ run() {
     sleep 0.3
     $PREFIX "$G" client "$port" "$N" "$SIZE" >/dev/null
     wait "$srv"
+    if [ -n "${REFUSE:-}" ]; then
+        $PREFIX "$G" refuse "$REFUSE" >/dev/null
+    fi
     sleep 0.5
     kill -INT "$pid" 2>/dev/null
     wait "$pid"
@@ -95,6 +99,12 @@ run tcp_probe 47002 "on tcp_probe where sport == 47002 and data_len > 0 count by
 run tcp_retransmit 47003 "on tcp_retransmit where (sport == 47003 or dport == 47003) and err == 0 count"
 run tcp_state 47004 "on tcp_state where sport == 47004 or dport == 47004 count by oldstate, newstate"
 run tcp_connect 47005 "on tcp_connect where dport == 47005 count by comm, wscale_ok"
+REFUSE=47016
+run tcp_connect_attempt 47015 "on tcp_connect_attempt where dport == 47015 or dport == 47016 count by comm, newstate, err, total_retrans"
+REFUSE=
+# The options every kernel here offers on loopback (the shift and the
+# window depend on the kernel's buffer sizing: not compared).
+run tcp_syn 47017 "on tcp_syn where sport == 47017 or dport == 47017 count by comm, ack, opt_mss, opt_wscale_ok, opt_sack_ok, opt_ts"
 run tcp_accept 47006 "on tcp_accept where sport == 47006 count by comm, wscale_ok"
 run tcp_close 47007 "on tcp_close where sport == 47007 or dport == 47007 count by comm, bytes_received"
 run tcp_rtt 47008 "on tcp_rtt where sport == 47008 count by comm"

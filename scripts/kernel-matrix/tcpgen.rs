@@ -4,6 +4,8 @@
 //! connects to 127.0.0.1:PORT and sends SIZE bytes N times, each after the
 //! previous answer. With TCP_NODELAY and lock-step turns, each message and
 //! each answer is one segment on any kernel: N data segments each way.
+//! `tcpgen refuse PORT` connects to 127.0.0.1:PORT, where nobody listens,
+//! and fails unless the kernel refuses (ECONNREFUSED).
 //! Built with plain `rustc` by scripts/kernel-matrix.sh; std only.
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -11,8 +13,21 @@ use std::time::Duration;
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.len() == 3 && args[1] == "refuse" {
+        let port: u16 = args[2].parse().expect("PORT");
+        match TcpStream::connect(("127.0.0.1", port)) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+                println!("tcpgen refuse done: {e}");
+                return;
+            }
+            other => {
+                eprintln!("tcpgen refuse: expected ECONNREFUSED, got {other:?}");
+                std::process::exit(1);
+            }
+        }
+    }
     if args.len() != 5 {
-        eprintln!("usage: tcpgen serve|client PORT N SIZE");
+        eprintln!("usage: tcpgen serve|client PORT N SIZE | tcpgen refuse PORT");
         std::process::exit(2);
     }
     let port: u16 = args[2].parse().expect("PORT");

@@ -368,3 +368,97 @@ pub fn summary(pkts: &[Packet]) -> String {
         .map(|((s, d), (n, z))| format!("{s}->{d}: {n} packets, {z} with win 0\n"))
         .collect()
 }
+
+/// A SYN or SYN-ACK as tcpdump itself prints it (`tcpdump -r -nn -S`):
+/// its flags, absolute sequence numbers, window and options, read from
+/// tcpdump's text rather than decoded here.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TcpdumpSyn {
+    pub sport: u16,
+    pub dport: u16,
+    /// tcpdump's flags, e.g. `S`, `S.`, `SEW`.
+    pub flags: String,
+    pub seq: u64,
+    pub ack: Option<u64>,
+    pub win: u64,
+    /// The option list, as printed: `mss 1460`, `sackOK`, `TS val 1 ecr 0`,
+    /// `nop`, `wscale 7`.
+    pub options: Vec<String>,
+    pub line: String,
+}
+
+impl TcpdumpSyn {
+    fn option(&self, name: &str) -> Option<&str> {
+        self.options
+            .iter()
+            .find_map(|o| {
+                o.strip_prefix(name)
+                    .filter(|r| r.is_empty() || r.starts_with(' '))
+            })
+            .map(str::trim)
+    }
+    pub fn mss(&self) -> Option<u64> {
+        self.option("mss").and_then(|v| v.parse().ok())
+    }
+    pub fn wscale(&self) -> Option<u64> {
+        self.option("wscale").and_then(|v| v.parse().ok())
+    }
+    pub fn sack_ok(&self) -> bool {
+        self.option("sackOK").is_some()
+    }
+    pub fn ts(&self) -> bool {
+        self.option("TS").is_some()
+    }
+    /// A SYN-ACK (tcpdump's `.` is ACK).
+    pub fn is_synack(&self) -> bool {
+        self.flags.contains('.')
+    }
+}
+
+/// Every segment with SYN set in `pcap` (IPv4 and IPv6), as tcpdump
+/// prints it. Selected by the flags tcpdump prints: a filter on
+/// `tcp[tcpflags]` would only match IPv4.
+pub fn tcpdump_syns(pcap: &Path) -> Vec<TcpdumpSyn> {
+    tcpdump_read(pcap, &["-S"], "tcp")
+        .lines()
+        .filter(|l| {
+            l.split("Flags [")
+                .nth(1)
+                .and_then(|r| r.split(']').next())
+                .is_some_and(|f| f.contains('S'))
+        })
+        .map(|l| parse_syn_line(l).unwrap_or_else(|| panic!("cannot read tcpdump line {l:?}")))
+        .collect()
+}
+
+fn parse_syn_line(line: &str) -> Option<TcpdumpSyn> {
+    let port =
+        |tok: &str| -> Option<u16> { tok.trim_end_matches(':').rsplit('.').next()?.parse().ok() };
+    let words: Vec<&str> = line.split_whitespace().collect();
+    let gt = words.iter().position(|w| *w == ">")?;
+    let (sport, dport) = (port(words[gt - 1])?, port(words[gt + 1])?);
+    let field = |name: &str| -> Option<&str> {
+        let at = line.find(&format!(" {name} "))? + name.len() + 2;
+        line[at..].split([',', ' ']).next()
+    };
+    let flags = line.split("Flags [").nth(1)?.split(']').next()?.to_string();
+    let options = match line.split("options [").nth(1) {
+        Some(rest) => rest
+            .split(']')
+            .next()?
+            .split(',')
+            .map(|o| o.trim().to_string())
+            .collect(),
+        None => Vec::new(),
+    };
+    Some(TcpdumpSyn {
+        sport,
+        dport,
+        flags,
+        seq: field("seq")?.parse().ok()?,
+        ack: field("ack").and_then(|v| v.parse().ok()),
+        win: field("win")?.parse().ok()?,
+        options,
+        line: line.to_string(),
+    })
+}

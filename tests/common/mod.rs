@@ -19,7 +19,7 @@ pub mod tcpgen;
 pub mod tcpq;
 pub mod tracefs;
 
-pub use capture::{count, packets, Capture, Packet};
+pub use capture::{count, packets, tcpdump_syns, Capture, Packet, TcpdumpSyn};
 pub use netns::{Loss, NetnsPair};
 pub use ss::{ss_all, ss_port, SsLine, SsSock};
 pub use tcpgen::{Client, Launch, Server, TcpGenLog};

@@ -10,7 +10,7 @@
   tcpgen.py client --connect ADDR --port P --bytes N [--max-seconds T]
                    [--sndbuf N] [--hold-seconds H] [--connections N]
                    [--read-reply K] [--linger0] [--connect-timeout S]
-                   [--handoff NAME] --log FILE [--comm NAME]
+                   [--blocking-connect] [--handoff NAME] --log FILE [--comm NAME]
 
 Every run is bounded: the server accepts --accept connections (default 1),
 one after the other, and exits when the last peer closes or after
@@ -21,7 +21,8 @@ kernel's comm is recognisable (`tcpq-reader` / `tcpq-writer` by default).
 The log is JSON lines; every line has "event", "pid", "comm", "t" (seconds
 since start) and "wall" (epoch seconds, comparable with pcap timestamps). Events: server: listening, accepted, first_read, done;
 client: connecting, connected, done, closing, closed (one of each per connection), reply,
-refused, timeout. Every record also carries "uid" (the real uid, for tests
+refused, timeout, connect_error (each with "errno": the name, or null for the client's own
+--connect-timeout). Every record also carries "uid" (the real uid, for tests
 run under `setpriv --reuid`).
 """
 
@@ -244,16 +245,31 @@ def client_one(a, log, deadline):
     s = socket.socket(family_of(a.connect), socket.SOCK_STREAM)
     if a.sndbuf:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, a.sndbuf)
-    s.settimeout(min(remaining(deadline), a.connect_timeout or remaining(deadline)))
+    if a.blocking_connect:
+        # A plain blocking connect(): only the kernel ends it (Python's
+        # timeout makes it non-blocking and polls, then reads SO_ERROR,
+        # which also hands over a soft error the kernel only noted).
+        s.settimeout(None)
+    else:
+        s.settimeout(min(remaining(deadline), a.connect_timeout or remaining(deadline)))
     log("connecting")
+    # Each failure names its errno: the kernel's (ECONNREFUSED, ETIMEDOUT
+    # when its SYN retries ran out, EHOSTUNREACH, ...), or null for
+    # Python's own --connect-timeout (socket.timeout is TimeoutError, the
+    # class of the kernel's ETIMEDOUT too).
     try:
         s.connect((a.connect, a.port))
-    except ConnectionRefusedError:
-        log("refused", lport=s.getsockname()[1])
+    except ConnectionRefusedError as e:
+        log("refused", lport=s.getsockname()[1], errno=errno.errorcode.get(e.errno))
         s.close()
         return 0
-    except socket.timeout:
-        log("timeout", lport=s.getsockname()[1])
+    except socket.timeout as e:
+        log("timeout", lport=s.getsockname()[1],
+            errno=errno.errorcode.get(e.errno) if e.errno else None)
+        s.close()
+        return 0
+    except OSError as e:
+        log("connect_error", lport=s.getsockname()[1], errno=errno.errorcode.get(e.errno, e.errno))
         s.close()
         return 0
     s.setblocking(False)
@@ -369,6 +385,8 @@ def main(argv):
                    help="close with SO_LINGER 0: abort with a reset")
     c.add_argument("--connect-timeout", type=float, default=0.0,
                    help="give up connecting after this long (logged as timeout)")
+    c.add_argument("--blocking-connect", action="store_true",
+                   help="connect() blocking, without a timeout: the kernel's SYN retries bound it")
 
     a = p.parse_args(argv)
     if a.max_seconds <= 0 or a.max_seconds > 120:

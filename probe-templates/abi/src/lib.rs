@@ -795,6 +795,10 @@ pub mod off {
     /// The kernel's HZ (jiffies per second), in `FieldLoc::off`: found by
     /// the runtime, for [`crate::scale::JIFFIES_TO_US`].
     pub const HZ: u32 = 57;
+    /// `sock.sk_err`: the socket's pending error, a positive errno (set
+    /// before the move to CLOSE when a connection fails: ECONNREFUSED,
+    /// ETIMEDOUT, EHOSTUNREACH, ECONNRESET, ...).
+    pub const SK_ERR: u32 = 129;
 }
 
 /// Value slots of an [`Event`]. Slots 0..16 mean the same in every template;
@@ -900,6 +904,33 @@ pub mod slot {
         /// Microseconds since the socket's birth (its move to SYN_SENT or
         /// SYN_RECV while tcpq was attached), 0 when unknown.
         pub const DURATION: u8 = 18;
+        /// `-sk->sk_err` at the move (0, or a negative errno like
+        /// `tcp_retransmit`'s `err`), read only for a clause that uses it.
+        pub const ERR: u8 = 19;
+    }
+
+    /// `tcp_syn`: a SYN or SYN-ACK this host sends (`net_dev_queue`, the
+    /// `tcp_select_window` template's second program), with the options
+    /// in its TCP header.
+    pub mod syn {
+        /// The 16-bit window field (never scaled in a SYN).
+        pub const WIN: u8 = 16;
+        /// TCP header flags byte.
+        pub const TCP_FLAGS: u8 = 17;
+        pub const SEQ: u8 = 18;
+        pub const ACK_SEQ: u8 = 19;
+        /// 1: a SYN-ACK; 0: a SYN.
+        pub const ACK: u8 = 20;
+        /// MSS option (kind 2), 0 when absent.
+        pub const OPT_MSS: u8 = 21;
+        /// 1 when the window-scale option (kind 3) is present.
+        pub const OPT_WSCALE_OK: u8 = 22;
+        /// Its shift count (0 when absent).
+        pub const OPT_WSCALE: u8 = 23;
+        /// 1 when SACK-permitted (kind 4) is present.
+        pub const OPT_SACK_OK: u8 = 24;
+        /// 1 when the timestamps option (kind 8) is present.
+        pub const OPT_TS: u8 = 25;
     }
 
     /// `tcp_reset`: `tcp_send_reset` and `tcp_receive_reset`.

@@ -7,6 +7,13 @@
 //! device, after `__tcp_transmit_skb()` wrote the TCP header; the header's
 //! window field is exactly what `tcp_select_window()` returned, and `skb->sk`
 //! is the socket that sent it.
+//!
+//! The template's second program, `tcpq_syn_ndq` (probe `tcp_syn`), keeps
+//! the segments the first one leaves out: SYNs and SYN-ACKs, with the
+//! options of their TCP header. A SYN's window is not tcp_select_window()'s
+//! (`__tcp_transmit_skb()` and `tcp_make_synack()` write
+//! `min(rcv_wnd, 65535)`, never scaled), and a SYN-ACK's `skb->sk` is the
+//! request socket (`NEW_SYN_RECV`), which has no `tcp_sock` fields.
 #![no_std]
 // `asm!` for BPF: `common::ctx_load`.
 #![feature(asm_experimental_arch)]
@@ -17,9 +24,12 @@ mod common;
 
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use common::*;
-use tcpq_abi::{off, slot, slot::select_window as s, Event, TemplateConfig};
+use tcpq_abi::{
+    off, own_bit, slot, slot::select_window as s, slot::syn as y, Event, TemplateConfig, N_SLOTS,
+};
 
 const TCPHDR_SYN: u64 = 0x02;
+const TCPHDR_ACK: u64 = 0x10;
 
 #[raw_tracepoint(tracepoint = "net_dev_queue")]
 pub fn tcpq_selwin_ndq(ctx: RawTracePointContext) -> i32 {
@@ -115,6 +125,160 @@ fn rest(
     ev.vals[slot::DPORT as usize] = u16::from_be_bytes([w0[2], w0[3]]) as u64;
     finish(ev);
     Some(())
+}
+
+#[raw_tracepoint(tracepoint = "net_dev_queue")]
+pub fn tcpq_syn_ndq(ctx: RawTracePointContext) -> i32 {
+    let _ = syn(&ctx);
+    0
+}
+
+/// Most bytes of TCP options (a 60-byte header).
+const OPT_MAX: u32 = 40;
+/// The record's words the options are read into before they are parsed:
+/// loaded slots, which the record only fills after its early filter.
+const OPT_WORD: usize = 48;
+/// The option slots: their bytes are read and parsed only for a clause
+/// that uses one of them.
+const OPT_SLOTS: u16 = own_bit(y::OPT_MSS)
+    | own_bit(y::OPT_WSCALE_OK)
+    | own_bit(y::OPT_WSCALE)
+    | own_bit(y::OPT_SACK_OK)
+    | own_bit(y::OPT_TS);
+
+/// `tcp_syn`: a SYN or SYN-ACK as it is queued to a device.
+#[inline(always)]
+fn syn(ctx: &RawTracePointContext) -> Option<()> {
+    let cfg = config()?;
+    let skb = tp_field(ctx, off::TP_NET_DEV_QUEUE_SKB);
+    let ev = begin_own()?;
+    let (sk, head, th, nh) = if fast_read() {
+        skb_loads(skb)
+    } else {
+        skb_fields(skb, unsafe {
+            &mut *(ev.vals.as_mut_ptr().add(slot::LOADED as usize) as *mut [u64; 32])
+        })
+    };
+    if sk == 0 || head == 0 || th == 0xffff {
+        return None;
+    }
+    // Most segments are not SYNs: the flags byte alone decides.
+    if read::<u8>(head + th + 13) as u64 & TCPHDR_SYN == 0 {
+        return None;
+    }
+    // A SYN-ACK's socket is the request socket: sock_common (addresses,
+    // ports, state, namespace) and nothing of a full socket beyond it.
+    let request = read_off(sk, off::SKC_STATE) == TCP_NEW_SYN_RECV;
+    if !request && !is_full_tcp_sock(sk) {
+        return None;
+    }
+    let words: [u32; 4] = match ip_and_tcp_header(head, nh, th, unsafe {
+        &mut *(ev.vals.as_mut_ptr() as *mut [u32; 16])
+    }) {
+        Ip::Tcp(words) => words,
+        Ip::Other => return None,
+        // A full socket's protocol was checked; a request socket's IP
+        // header with options or extension headers is not followed.
+        Ip::Unknown if !request => read_hdr(head + th)?,
+        Ip::Unknown => return None,
+    };
+    let w3 = words[3].to_le_bytes();
+    let flags = w3[1] as u64;
+    if flags & TCPHDR_SYN == 0 {
+        return None;
+    }
+    let doff = ((w3[0] >> 4) as u32) * 4;
+    if doff < 20 {
+        return None;
+    }
+    let v = &mut ev.vals;
+    v[y::WIN as usize] = u16::from_be_bytes([w3[2], w3[3]]) as u64;
+    v[y::TCP_FLAGS as usize] = flags;
+    v[y::SEQ as usize] = u32::from_be(words[1]) as u64;
+    v[y::ACK_SEQ as usize] = u32::from_be(words[2]) as u64;
+    v[y::ACK as usize] = (flags & TCPHDR_ACK != 0) as u64;
+    if cfg.own & OPT_SLOTS != 0 {
+        let n = doff - 20;
+        let buf = unsafe { ev.vals.as_mut_ptr().add(OPT_WORD) } as *mut core::ffi::c_void;
+        if n > 0 && read_bytes(buf, n, OPT_MAX, head + th + 20) {
+            let mut i = 0;
+            let mut step = 0;
+            while step < OPT_MAX {
+                let next = tcpq_syn_option(ev, i, n);
+                if next <= i || next >= n {
+                    break;
+                }
+                i = next;
+                step += 1;
+            }
+        }
+    }
+    if !passes_early(cfg, ev) {
+        return None;
+    }
+    fill_sock(ev, sk);
+    // No socket fields for a request socket: they read 0.
+    load_fields(ev, if request { 0 } else { sk }, skb);
+    let w0 = words[0].to_le_bytes();
+    ev.vals[slot::SPORT as usize] = u16::from_be_bytes([w0[0], w0[1]]) as u64;
+    ev.vals[slot::DPORT as usize] = u16::from_be_bytes([w0[2], w0[3]]) as u64;
+    finish(ev);
+    Some(())
+}
+
+/// The TCP option at byte `i` of the `n` (at most [`OPT_MAX`]) read into
+/// the record's words from [`OPT_WORD`]: note it in its slot when it is
+/// MSS (kind 2, 4 bytes), window scale (3, 3), SACK-permitted (4, 2) or
+/// timestamps (8, 10), as `tcp_parse_options()` takes them, and return
+/// where the next one starts (`u32::MAX` at the end of the list or at a
+/// malformed option). A global function, like the filter's step: the
+/// verifier checks it once, not once per iteration of the loop around it.
+#[unsafe(no_mangle)]
+#[inline(never)]
+extern "C" fn tcpq_syn_option(ev: *mut Event, i: u32, n: u32) -> u32 {
+    const END: u32 = u32::MAX;
+    if ev.is_null() {
+        return END;
+    }
+    let ev = unsafe { &mut *ev };
+    let v = &mut ev.vals;
+    let n = n.min(OPT_MAX);
+    let byte = |v: &[u64; N_SLOTS], k: u32| -> u64 {
+        // Through a volatile read, so that the compiler keeps the mask
+        // that shows the verifier the bounds (it knows `k < n <= 40` from
+        // the tests here, in the 32 bits it compared, and would index
+        // with all 64 of the register, which the verifier refuses).
+        let k = unsafe { core::ptr::read_volatile(&k) } & 63;
+        (v[(OPT_WORD + (k as usize >> 3)) & (N_SLOTS - 1)] >> ((k & 7) * 8)) & 0xff
+    };
+    if i >= n {
+        return END;
+    }
+    let kind = byte(v, i);
+    if kind == 0 {
+        return END;
+    }
+    if kind == 1 {
+        return i + 1;
+    }
+    if i + 1 >= n {
+        return END;
+    }
+    let len = byte(v, i + 1) as u32;
+    if len < 2 || i + len > n {
+        return END;
+    }
+    match (kind, len) {
+        (2, 4) => v[y::OPT_MSS as usize] = byte(v, i + 2) << 8 | byte(v, i + 3),
+        (3, 3) => {
+            v[y::OPT_WSCALE_OK as usize] = 1;
+            v[y::OPT_WSCALE as usize] = byte(v, i + 2);
+        }
+        (4, 2) => v[y::OPT_SACK_OK as usize] = 1,
+        (8, 10) => v[y::OPT_TS as usize] = 1,
+        _ => {}
+    }
+    i + len
 }
 
 /// Fill the own slots read from the socket that are due now (`own_now`).

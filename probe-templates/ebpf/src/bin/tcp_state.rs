@@ -4,6 +4,8 @@
 //! program with a fixed filter (e.g. SYN_SENT -> ESTABLISHED) that the
 //! planner puts in front of the user's `where`.
 //!
+//! `err` is the socket's `sk_err` at the move, negated.
+//!
 //! It also keeps each socket's birth time (its move to SYN_SENT or
 //! SYN_RECV), so that a state change carries the connection's age, as
 //! BCC's `tcplife` reports it at close.
@@ -61,6 +63,14 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     v[s::OLDSTATE as usize] = old;
     v[s::NEWSTATE as usize] = new;
     v[s::DURATION as usize] = duration;
+    // The socket's error, for a clause that reads it: set before a failed
+    // connection moves to CLOSE (tcp_reset(), tcp_write_err() and the ICMP
+    // handlers store it, then call tcp_done()), stored positive, reported
+    // negative like the kernel passes errors elsewhere.
+    if cfg.own & tcpq_abi::own_bit(s::ERR) != 0 {
+        let err = read_off(sk, off::SK_ERR) as u32 as i32 as i64;
+        v[s::ERR as usize] = err.wrapping_neg() as u64;
+    }
     if !passes_early(cfg, ev) {
         return None;
     }
