@@ -1039,10 +1039,19 @@ static RETRANSMIT_FIELDS: &[FieldDef] = &[
     ),
 ];
 
-/// Why `tcp_retransmit` never reports an `err` that the kernel's
-/// `__tcp_retransmit_skb()` gives an attempt it does not count (see
-/// `tcpq_abi::retransmit`): `None` for any other field or value.
-pub fn unreported(def: &FieldDef, value: i64) -> Option<&'static str> {
+/// Why an errno field never holds `value`: `tcp_retransmit`'s `err` for
+/// an attempt the kernel's `__tcp_retransmit_skb()` does not count (see
+/// `tcpq_abi::retransmit`), `tcp_state`'s `err` (sk_err) for
+/// NET_XMIT_DROP, which is no errno. `None` for any other field or value.
+pub fn unreported(def: &FieldDef, value: i64) -> Option<Unreported> {
+    let state_err = STATE_FIELDS.iter().find(|f| f.name == "err");
+    if state_err.is_some_and(|f| std::ptr::eq(def, f)) {
+        // sk_err holds errnos; NET_XMIT_DROP is a transmit's result.
+        return (value == crate::errno::NET_XMIT_DROP.1).then_some(Unreported::NotAnError(
+            "a socket's error is an errno; NET_XMIT_DROP is what a qdisc returns to one \
+             transmit, never a socket error",
+        ));
+    }
     if !std::ptr::eq(def, &RETRANSMIT_FIELDS[1]) {
         return None;
     }
@@ -1055,6 +1064,17 @@ pub fn unreported(def: &FieldDef, value: i64) -> Option<&'static str> {
         -11 => "the skb lies beyond the peer's receive window",
         _ => return None,
     })
+    .map(Unreported::NotCounted)
+}
+
+/// Why an errno field never holds a value ([`unreported`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unreported {
+    /// A retransmission attempt the kernel gives up on before counting it
+    /// (and which tcpq therefore does not report), and why it gives up.
+    NotCounted(&'static str),
+    /// The value is not one the field can hold at all.
+    NotAnError(&'static str),
 }
 
 /// Every probe.

@@ -1420,22 +1420,31 @@ impl Checker {
                 .and_then(crate::errno::name)
                 .unwrap_or("?");
             let always = op == CmpOp::Ne;
+            let (because, help) = match why {
+                catalog::Unreported::NotCounted(why) => (
+                    "such an attempt is not a retransmission",
+                    format!(
+                        "the kernel gives up with {errno} before it counts the attempt in \
+                         TcpRetransSegs ({why}); tcpq reports only what the kernel counts, \
+                         tracefs (`tcp/tcp_retransmit_skb`) shows every attempt"
+                    ),
+                ),
+                catalog::Unreported::NotAnError(why) => {
+                    ("it is not an error a socket holds", why.to_string())
+                }
+            };
             self.diagnostics.push(
                 Diagnostic::error(
                     Code::OutOfRange,
                     format!(
                         "this comparison is {} true: `{name}` is never {errno} here, because \
-                         such an attempt is not a retransmission",
+                         {because}",
                         if always { "always" } else { "never" }
                     ),
                     lit.span.clone(),
                     if always { "always true" } else { "never true" },
                 )
-                .with_help(format!(
-                    "the kernel gives up with {errno} before it counts the attempt in \
-                     TcpRetransSegs ({why}); tcpq reports only what the kernel counts, tracefs \
-                     (`tcp/tcp_retransmit_skb`) shows every attempt"
-                )),
+                .with_help(help),
             );
             return None;
         }

@@ -1183,6 +1183,13 @@ fn handshake_probes_plan_as_documented() {
         codes("on tcp_connect_attempt where err == 111 print sport"),
         [Code::OutOfRange]
     );
+    // A socket's error is an errno: NET_XMIT_DROP (a qdisc's answer to
+    // one transmit, valid for tcp_retransmit's err) never matches here.
+    assert_eq!(
+        codes("on tcp_connect_attempt where err == NET_XMIT_DROP print sport"),
+        [Code::OutOfRange]
+    );
+    ok("on tcp_retransmit where err == NET_XMIT_DROP print sport");
     // Without a `where`, the view's own test is the whole filter.
     let p = ok("on tcp_connect_attempt print err");
     assert_eq!(p.clauses[0].filter.len(), 1);
