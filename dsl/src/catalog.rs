@@ -1056,15 +1056,14 @@ pub fn unreported(def: &FieldDef, value: i64) -> Option<Unreported> {
         return None;
     }
     debug_assert!(tcpq_abi::retransmit::NOT_COUNTED.contains(&-16));
-    Some(match value {
+    Some(Unreported::NotCounted(match value {
         -16 => "the original is still queued in this host, in a qdisc or the device: the retransmission waits",
         -22 => "the skb was acknowledged already, which the kernel warns about",
         -12 => "no memory to trim or split the skb: the kernel tries again later",
         -113 => "no route for the socket",
         -11 => "the skb lies beyond the peer's receive window",
         _ => return None,
-    })
-    .map(Unreported::NotCounted)
+    }))
 }
 
 /// Why an errno field never holds a value ([`unreported`]).
