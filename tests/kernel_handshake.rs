@@ -17,7 +17,7 @@
 
 mod common;
 
-use common::tcpq::{field_bool, field_str, field_u64, json_lines};
+use common::tcpq::{field_bool, field_str, field_u64};
 use common::{
     exec, exec_ok, nstat, tcpdump_syns, Capture, Client, Loss, NetnsPair, Server, TcpGenLog,
     TcpdumpSyn, Tcpq, TempDir,
@@ -27,38 +27,20 @@ use std::collections::BTreeSet;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// Start tcpq on `program` (JSON output) and wait until it is attached.
 fn tcpq(program: &str) -> Tcpq {
-    let mut t = Tcpq::spawn(&["-e", program, "--format", "json"]);
-    t.wait_attached(Duration::from_secs(10));
-    t
+    common::tcpq::attached_json(program)
 }
 
-/// Stop tcpq and return its events, with its output for failure messages.
-fn finish(mut t: Tcpq) -> (Vec<Value>, String) {
-    let (st, stdout, stderr) = t.stop(Duration::from_secs(5));
-    assert!(st.success(), "tcpq {:?}: {st}\n{stderr}", t.args);
-    let ctx = format!(
-        "\ntcpq {:?} ({st})\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        t.args
-    );
-    (json_lines(&stdout), ctx)
+/// Stop tcpq, which must exit cleanly, and return its events with its
+/// output for failure messages.
+fn finish(t: Tcpq) -> (Vec<Value>, String) {
+    let (events, st, ctx) = common::tcpq::finish_json(t);
+    assert!(st.success(), "tcpq failed{ctx}");
+    (events, ctx)
 }
 
-/// The events of one clause of a multi-clause program.
-fn of<'a>(events: &'a [Value], probe: &str) -> Vec<&'a Value> {
-    events
-        .iter()
-        .filter(|e| e.get("probe").is_none_or(|p| p == probe))
-        .collect()
-}
-
-fn netns_inode(ns: &str) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/run/netns/{ns}"))
-        .unwrap_or_else(|e| panic!("stat /run/netns/{ns}: {e}"))
-        .ino()
-}
+use common::netns::inode as netns_inode;
+use common::tcpq::of_probe as of;
 
 /// `err` as printed: an errno's name, or 0.
 fn err_of(e: &Value) -> String {

@@ -31,39 +31,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// Start tcpq on `program` (JSON output) and wait until it is attached.
 fn tcpq(program: &str) -> Tcpq {
-    let mut t = Tcpq::spawn(&["-e", program, "--format", "json"]);
-    t.wait_attached(Duration::from_secs(10));
-    t
+    common::tcpq::attached_json(program)
 }
 
-/// Stop tcpq (SIGINT) and return its events, with stdout and stderr for
-/// failure messages.
-fn finish(mut t: Tcpq) -> (Vec<Value>, String) {
-    let (st, stdout, stderr) = t.stop(Duration::from_secs(5));
-    let ctx = format!(
-        "\ntcpq {:?} ({st})\nstdout:\n{stdout}\nstderr:\n{stderr}",
-        t.args
-    );
-    (json_lines(&stdout), ctx)
+fn finish(t: Tcpq) -> (Vec<Value>, String) {
+    let (events, _, ctx) = common::tcpq::finish_json(t);
+    (events, ctx)
 }
 
-/// The events of one probe (multi-clause programs tag each line).
-fn of<'a>(events: &'a [Value], probe: &str) -> Vec<&'a Value> {
-    events
-        .iter()
-        .filter(|e| e.get("probe").is_none_or(|p| p == probe))
-        .collect()
-}
-
-/// The inode of a named network namespace: tcpq's `netns` field.
-fn netns_inode(ns: &str) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(format!("/run/netns/{ns}"))
-        .unwrap_or_else(|e| panic!("stat /run/netns/{ns}: {e}"))
-        .ino()
-}
+use common::netns::inode as netns_inode;
+use common::tcpq::of_probe as of;
 
 fn delta(before: &std::collections::HashMap<String, u64>, ns: &str, c: &str) -> u64 {
     nstat(ns, &[c])[c] - before[c]

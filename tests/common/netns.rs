@@ -286,3 +286,11 @@ pub fn delete_namespace(ns: &str) {
     }
     let _ = Command::new("ip").args(["netns", "del", ns]).output();
 }
+
+/// The inode of a named network namespace: tcpq's `netns` field.
+pub fn inode(ns: &str) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(format!("/run/netns/{ns}"))
+        .unwrap_or_else(|e| panic!("stat /run/netns/{ns}: {e}"))
+        .ino()
+}

@@ -245,3 +245,29 @@ pub fn field_str(ev: &Value, key: &str) -> String {
         v => v.to_string(),
     }
 }
+
+/// Start tcpq on `program` (JSON output) and wait until it is attached.
+pub fn attached_json(program: &str) -> Tcpq {
+    let mut t = Tcpq::spawn(&["-e", program, "--format", "json"]);
+    t.wait_attached(Duration::from_secs(10));
+    t
+}
+
+/// Stop tcpq (SIGINT) and return its JSON lines, its exit status, and its
+/// arguments and output for failure messages.
+pub fn finish_json(mut t: Tcpq) -> (Vec<Value>, ExitStatus, String) {
+    let (st, stdout, stderr) = t.stop(Duration::from_secs(5));
+    let ctx = format!(
+        "\ntcpq {:?} ({st})\nstdout:\n{stdout}\nstderr:\n{stderr}",
+        t.args
+    );
+    (json_lines(&stdout), st, ctx)
+}
+
+/// The events of one probe (multi-clause programs tag each line).
+pub fn of_probe<'a>(events: &'a [Value], probe: &str) -> Vec<&'a Value> {
+    events
+        .iter()
+        .filter(|e| e.get("probe").is_none_or(|p| p == probe))
+        .collect()
+}
