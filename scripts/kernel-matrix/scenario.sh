@@ -65,34 +65,6 @@ run() {
     grep -v attached "$TMP/$name.err" | sed "s/^/@@TCPQ stderr $name /"
 }
 
-# run_refused NAME PORT PROGRAM: like run, but nothing listens on PORT, so
-# the client's SYN finds no socket (one drop with reason NO_SOCKET, one
-# reset). The reason is named in the program: bound from each kernel's BTF.
-run_refused() {
-    name=$1 port=$2 prog=$3
-    start=$(now_ms)
-    "$T" -e "$prog" --format json >"$TMP/$name.out" 2>"$TMP/$name.err" &
-    pid=$!
-    i=0
-    while ! grep -q attached "$TMP/$name.err" 2>/dev/null; do
-        if ! kill -0 "$pid" 2>/dev/null || [ "$i" -ge 1200 ]; then break; fi
-        sleep 0.1
-        i=$((i + 1))
-    done
-    $PREFIX "$G" client "$port" 1 1 >/dev/null 2>&1
-    sleep 0.5
-    kill -INT "$pid" 2>/dev/null
-    wait "$pid"
-    rc=$?
-    attach=$(grep -o 'attached.*' "$TMP/$name.err" | head -n 1 | sed 's/;.*//; s/ /_/g')
-    # An event's wall-clock time differs between kernels; its shape
-    # (RFC 3339, UTC, microseconds) must not.
-    out=$(sed 's/"time":"[0-9]\{4\}-[0-9][0-9]-[0-9][0-9]T[0-9][0-9]:[0-9][0-9]:[0-9][0-9]\.[0-9]\{6\}Z"/"time":"RFC3339us"/' \
-        "$TMP/$name.out" | tr '\n' ';')
-    echo "@@TCPQ run $name ms=$(($(now_ms) - start)) rc=$rc attach=$attach out=$out"
-    grep -v attached "$TMP/$name.err" | sed "s/^/@@TCPQ stderr $name /"
-}
-
 run tcp_select_window 47001 "on tcp_select_window where sport == 47001 and tcp_flags == 24 count by comm"
 
 run tcp_probe 47002 "on tcp_probe where sport == 47002 and data_len > 0 count by comm"
@@ -113,7 +85,9 @@ run tcp_rcv_space 47010 "on tcp_rcv_space where sport == 47010 count by comm"
 run tcp_reset 47011 "on tcp_reset where sport == 47011 or dport == 47011 count"
 run tcp_drop 47012 "on tcp_drop where (sport == 47012 or dport == 47012) and not inbound count"
 run tcp_connect_printed 47018 "on tcp_connect where dport == 47018 print dport, wscale_ok"
-run_refused tcp_drop_by_name 47015 "on tcp_drop where sport == 47015 and inbound and reason in [NO_SOCKET] count"
+# A drop reason named in the program (bound from each kernel's BTF): the
+# refused connect's SYN to 47015 finds no socket (one NO_SOCKET drop).
+REFUSE=47015 run tcp_drop_by_name 47019 "on tcp_drop where sport == 47015 and inbound and reason in [NO_SOCKET] count"
 run tcp_sendmsg 47013 "on tcp_sendmsg where dport == 47013 count by comm, size"
 run tcp_recvmsg 47014 "on tcp_recvmsg where sport == 47014 and ret > 0 count by comm, ret"
 # Every strategy a kernel does not pick by itself, forced: the same
