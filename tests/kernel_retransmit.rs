@@ -625,6 +625,10 @@ fn tail_loss_attempt(last: bool) -> bool {
     let program = format!("{on} print tlp, segs, state, err\n{on} and tlp count");
     let mut tcpq = Tcpq::spawn(&["-e", &program, "--format", "json"]);
     tcpq.wait_attached(Duration::from_secs(10));
+    // The built-in recipe, as text: BCC's letters in the tlp column.
+    let port_param = format!("port={port}");
+    let mut recipe = Tcpq::spawn(&["tcpretrans", "--param", &port_param]);
+    recipe.wait_attached(Duration::from_secs(10));
     let trace = TraceInstance::new(&[("tcp/tcp_retransmit_skb", &format!("dport == {port}"))]);
     let (segs0, probes0) = probe_counters(&pair.cli);
 
@@ -670,9 +674,14 @@ fn tail_loss_attempt(last: bool) -> bool {
     trace.stop();
     std::thread::sleep(Duration::from_millis(200));
     let (status, stdout, stderr) = tcpq.stop(Duration::from_secs(5));
+    let (rstatus, rstdout, rstderr) = recipe.stop(Duration::from_secs(5));
     client.wait(Duration::from_secs(5));
     let rlog = server.wait(Duration::from_secs(5));
     assert_eq!(wlog.bytes(), 4096, "writer {wlog:?}");
+    assert!(
+        rstatus.success(),
+        "tcpretrans failed: {rstatus:?}\n{rstderr}"
+    );
     assert_eq!(rlog.bytes(), 4096, "reader {rlog:?}");
     assert!(status.success(), "tcpq failed: {status:?}\n{stderr}");
 
@@ -713,6 +722,34 @@ fn tail_loss_attempt(last: bool) -> bool {
     );
     let segs: u64 = events.iter().map(|e| field_u64(e, "segs")).sum();
     assert_eq!(segs, d_segs, "sum(segs) != TcpRetransSegs delta{ctx}");
+    // tcpretrans's text: a header naming `tlp`, then one line per event,
+    // in the same order, with L for the probes and R for the others.
+    let mut lines = rstdout.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    let col = header
+        .iter()
+        .position(|h| *h == "tlp")
+        .unwrap_or_else(|| panic!("no tlp column in tcpretrans's header {header:?}{ctx}"));
+    let letters: Vec<String> = lines
+        .map(|l| {
+            l.split_whitespace()
+                .nth(col)
+                .unwrap_or_default()
+                .to_string()
+        })
+        .collect();
+    let want: Vec<String> = events
+        .iter()
+        .map(|e| if e["tlp"] == true { "L" } else { "R" }.to_string())
+        .collect();
+    assert_eq!(
+        letters, want,
+        "tcpretrans's T> letters{ctx}\ntcpretrans:\n{rstdout}"
+    );
     assert_eq!(counts.len(), 1, "one `tlp count` row{ctx}");
     assert_eq!(field_u64(counts[0], "count"), d_probes, "{ctx}");
     eprintln!(

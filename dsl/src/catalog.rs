@@ -290,6 +290,9 @@ pub struct FieldDef {
     /// For a field of the event record's header ([`EVENT_FIELDS`]): which
     /// one. Such a field has no slot and can only be printed.
     pub header: Option<Header>,
+    /// A boolean shown in text as one of two words, `[false, true]`
+    /// (`tlp`: BCC tcpretrans's `R` and `L`); JSON keeps `false`/`true`.
+    pub labels: Option<[&'static str; 2]>,
 }
 
 /// Where a loaded field lives: `OFFSETS` entry `off`, after following the
@@ -380,6 +383,20 @@ pub(crate) const fn field(
         doc,
         load: None,
         header: None,
+        labels: None,
+    }
+}
+
+/// A boolean the template computes, shown in text as `labels[value]`.
+const fn labelled(
+    name: &'static str,
+    labels: [&'static str; 2],
+    slots: &'static [u8],
+    doc: &'static str,
+) -> FieldDef {
+    FieldDef {
+        labels: Some(labels),
+        ..field(name, Bool, slots, 1, doc)
     }
 }
 
@@ -406,6 +423,7 @@ const fn sock(
             jiffies: false,
         }),
         header: None,
+        labels: None,
     }
 }
 
@@ -518,6 +536,7 @@ const fn event_field(
         doc,
         load: None,
         header: Some(header),
+        labels: None,
     }
 }
 
@@ -764,6 +783,7 @@ pub static SOCKET_FIELDS: &[FieldDef] = &[
             jiffies: true,
         }),
         header: None,
+        labels: None,
     },
     sock(
         "backlog",
@@ -802,6 +822,7 @@ pub static SOCKET_FIELDS: &[FieldDef] = &[
             jiffies: false,
         }),
         header: None,
+        labels: None,
     },
 ];
 
@@ -1037,18 +1058,18 @@ static RETRANSMIT_FIELDS: &[FieldDef] = &[
          below (ENETDOWN from the device, ...). Shown by name; compare by name (`err == EPERM`, `err != 0`). Always \
          0 before Linux 6.17, whose tracepoint has no err",
     ),
-    field(
+    labelled(
         "tlp",
-        Bool,
+        ["R", "L"],
         &[rt::TLP],
-        1,
         "true when the retransmission is a tail loss probe (TLP, RFC 8985; BCC \
          tcpretrans's type L, false is its R): the probe timer fired with no new data \
          to send, and tcp_send_loss_probe() resent the last segment to draw an ACK \
          (SACK) that reveals a lost tail. Read from the socket's timer state, the one \
          moment only a probe retransmits in (armed for the probe, fired, no probe \
          outstanding, the last segment sent). Probes that send new data are not \
-         retransmissions: TCPLossProbes counts those too",
+         retransmissions: TCPLossProbes counts those too. Text shows it as BCC's letters, L \
+         (a probe) or R; JSON as true or false",
     ),
 ];
 

@@ -180,6 +180,7 @@ fn column(f: &RField) -> Column {
             None => Source::Slots,
         },
         scale: None,
+        labels: f.def.labels.map(|l| l.map(str::to_owned)),
     }
 }
 

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use tcpq_abi::{AggKey, AggValue, MAX_KEY_SLOTS};
 use tcpq_dsl::plan::{AggFunc, Column, FieldType, Unit};
 
-use crate::render::{decode, rfc3339_millis, Format, Stamp, Table, Value};
+use crate::render::{decode, decode_column, rfc3339_millis, Format, Stamp, Table, Value};
 
 /// One key's values, combined over CPUs, as numbers (an unsigned value's
 /// or a signed one's). `sum` is kept wider than the kernel's per-CPU
@@ -113,7 +113,7 @@ fn key_values(keys: &[Column], k: &AggKey) -> Vec<Value> {
     let mut row = Vec::with_capacity(keys.len());
     for c in keys {
         let end = (pos + c.slots.len()).min(MAX_KEY_SLOTS);
-        row.push(decode(c.ty, &k.vals[pos.min(end)..end]));
+        row.push(decode_column(c, &k.vals[pos.min(end)..end]));
         pos = end;
     }
     row
@@ -436,6 +436,7 @@ fn block(
             slots: vec![],
             source: Default::default(),
             scale: None,
+            labels: None,
         })
         .collect();
     cols.extend(keys.iter().cloned());
@@ -473,6 +474,7 @@ mod tests {
             slots: slots.to_vec(),
             source: Default::default(),
             scale: None,
+            labels: None,
         }
     }
 

@@ -88,6 +88,9 @@ pub enum Value {
     Uint(u64),
     Int(i64),
     Bool(bool),
+    /// A boolean shown in text as a word (`tlp`: `R`, `L`), in JSON as
+    /// `true`/`false`.
+    Flag(bool, String),
     /// Text shown as is (quoted in JSON).
     Str(String),
     /// A number shown with a unit suffix in text, bare in JSON.
@@ -163,6 +166,7 @@ impl Value {
             Value::Uint(v) => v.to_string(),
             Value::Int(v) => v.to_string(),
             Value::Bool(b) => b.to_string(),
+            Value::Flag(_, word) => word.clone(),
             Value::Str(s) => s.clone(),
             Value::Unit(v, u) => format!("{v}{u}"),
             Value::Number(n) => n.clone(),
@@ -174,7 +178,7 @@ impl Value {
         match self {
             Value::Uint(v) | Value::Unit(v, _) => v.to_string(),
             Value::Int(v) => v.to_string(),
-            Value::Bool(b) => b.to_string(),
+            Value::Bool(b) | Value::Flag(b, _) => b.to_string(),
             Value::Str(s) => json_string(s),
             Value::Number(n) => n.clone(),
             Value::Null => "null".to_owned(),
@@ -478,7 +482,16 @@ pub fn column_value(c: &Column, ev: &tcpq_abi::Event, clock: &Clock) -> Value {
     };
     match &c.scale {
         Some(sc) => Value::Uint(sc.apply(raw.first().copied().unwrap_or(0))),
-        None => decode(c.ty, &raw),
+        None => decode_column(c, &raw),
+    }
+}
+
+/// [`decode`] for a column of the plan: a labelled boolean (`tlp`) shows
+/// its word.
+pub fn decode_column(c: &Column, vals: &[u64]) -> Value {
+    match (&c.labels, decode(c.ty, vals)) {
+        (Some(words), Value::Bool(b)) => Value::Flag(b, words[usize::from(b)].clone()),
+        (_, v) => v,
     }
 }
 
@@ -570,6 +583,7 @@ mod tests {
             slots: slots.to_vec(),
             source: Default::default(),
             scale: None,
+            labels: None,
         }
     }
 
@@ -606,6 +620,13 @@ mod tests {
         assert_eq!(errno(-41), Value::Int(-41));
         assert_eq!(errno(0).json(), "0");
         assert_eq!(decode(FieldType::Bool, &[2]), Value::Bool(true));
+        // A labelled boolean (tcp_retransmit's tlp): BCC's letters in
+        // text, the boolean in JSON.
+        let mut tlp = col("tlp", FieldType::Bool, &[18]);
+        tlp.labels = Some(["R".into(), "L".into()]);
+        let (probe, other) = (decode_column(&tlp, &[1]), decode_column(&tlp, &[0]));
+        assert_eq!((probe.text(), probe.json()), ("L".into(), "true".into()));
+        assert_eq!((other.text(), other.json()), ("R".into(), "false".into()));
         assert_eq!(
             decode(FieldType::Uint(Unit::Micros), &[250]).text(),
             "250us"

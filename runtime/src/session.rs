@@ -1876,6 +1876,7 @@ mod tests {
                 slots: vec![1, 2],
                 source: Default::default(),
                 scale: None,
+                labels: None,
             },
             Column {
                 name: "dport".into(),
@@ -1883,6 +1884,7 @@ mod tests {
                 slots: vec![12],
                 source: Default::default(),
                 scale: None,
+                labels: None,
             },
         ];
         let cfg = template_config(&clause(Action::Count { keys: keys.clone() })).unwrap();
@@ -1899,6 +1901,7 @@ mod tests {
             slots: vec![46],
             source: Default::default(),
             scale: None,
+            labels: None,
         };
         let lhist = AggFunc::Lhist {
             min: 0,

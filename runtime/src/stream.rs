@@ -597,6 +597,7 @@ mod tests {
                 slots: vec![1, 2],
                 source: Default::default(),
                 scale: None,
+                labels: None,
             },
             Column {
                 name: "dport".into(),
@@ -604,6 +605,7 @@ mod tests {
                 slots: vec![12],
                 source: Default::default(),
                 scale: None,
+                labels: None,
             },
         ];
         let mut k = AggKey::default();
