@@ -26,7 +26,7 @@ use crate::{
     features::{KernelFeatures, Needs, Privilege},
     offsets::Offsets,
     strategy::{self, Choice, NoStrategy},
-    templates,
+    templates::{self, owner_programs, OWNER_IO},
     tracefs::{Tracefs, TracefsError},
 };
 
@@ -297,34 +297,6 @@ pub fn fast_read_kfunc(btf: &Btf) -> Option<u32> {
         .get("bpf_rdonly_cast")
         .copied()
 }
-
-/// Programs in every template object that record who owns each socket,
-/// and where they attach. They are attached before the template's main
-/// program, so the owner map is filling when the first event fires
-/// ([`OWNER_IO`] may wait for that event: [`defers_owner_io`]). All are
-/// raw tracepoints: see `probe-templates/ebpf/src/common.rs` for why (a
-/// classic program running in process context makes the kernel skip every
-/// other classic program that fires on its CPU meanwhile).
-pub fn owner_programs() -> Vec<(&'static str, Vec<Attach>)> {
-    let raw = |c: &str, n: &str| Attach::RawTracepoint {
-        category: c.into(),
-        name: n.into(),
-    };
-    vec![
-        ("tcpq_own_state", vec![raw("sock", "inet_sock_set_state")]),
-        ("tcpq_own_gone", vec![raw("tcp", "tcp_destroy_sock")]),
-        (
-            OWNER_IO,
-            vec![
-                raw("sock", "sock_send_length"),
-                raw("sock", "sock_recv_length"),
-            ],
-        ),
-    ]
-}
-
-/// The owner program that runs on every send and receive on the machine.
-const OWNER_IO: &str = "tcpq_own_io";
 
 /// Whether the session may leave [`OWNER_IO`] unattached until its first
 /// event: when every clause that uses the owner only prints it. Until
