@@ -256,4 +256,12 @@ mod tests {
         assert_eq!((p.bytes(), p.rewritten), (&junk[..], 0));
         assert!(code_sections(&[]).is_empty());
     }
+
+    #[test]
+    fn every_template_is_embedded() {
+        for name in names() {
+            assert!(get(name).is_some(), "{name}");
+        }
+        assert!(get("nope").is_none());
+    }
 }
