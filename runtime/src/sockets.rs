@@ -44,7 +44,7 @@ use tcpq_dsl::sockets::{SocketsQuery, SOCKETS};
 
 use crate::netns::{self, Netns, NetnsError};
 use crate::owners;
-use crate::render::{decode, Value};
+use crate::render::{decode, Names, Value};
 
 /// `INET_DIAG_CGROUP_ID` (Linux 5.7), which the crate does not name.
 const INET_DIAG_CGROUP_ID: u16 = 21;
@@ -622,6 +622,8 @@ pub fn select(
 /// A socket's values for `columns`: decoded as a probe's event is, `Null`
 /// for what the kernel did not report for it.
 pub fn row(columns: &[Column], s: &Socket) -> Vec<Value> {
+    // No socket field is a reason or a kernel address: no names to look up.
+    let names = Names::default();
     columns
         .iter()
         .map(|c| {
@@ -631,7 +633,7 @@ pub fn row(columns: &[Column], s: &Socket) -> Vec<Value> {
             let vals: Vec<u64> = c.slots.iter().map(|&i| s.vals[usize::from(i)]).collect();
             match &c.scale {
                 Some(sc) => Value::Uint(sc.apply(vals[0])),
-                None => decode(c.ty, &vals),
+                None => decode(c.ty, &vals, &names),
             }
         })
         .collect()

@@ -23,6 +23,8 @@ use aya::{
 use tcpq_abi::{globals, maps, AggKey};
 use tcpq_dsl::plan::{Attach, ClausePlan, Plan, Strategy};
 
+use crate::render::Names;
+
 mod attach;
 mod bind;
 mod config;
@@ -122,6 +124,9 @@ pub struct Session {
     /// CLOCK_MONOTONIC (the templates' `ktime`) just before the first
     /// probe was attached: no event is stamped earlier. The zero of `-t`.
     pub attach_ktime_ns: u64,
+    /// The kernel's names for the numbers the plan shows (reasons, kernel
+    /// addresses), read at open; what rendering prints instead of them.
+    pub names: Names,
 }
 
 impl Drop for Session {
@@ -235,11 +240,11 @@ impl Session {
         for p in prepared {
             clauses.push(finish_clause(p, kernel, &mut timings, &mut seeds, defer)?);
         }
-        crate::names::load_for(plan, kernel);
         Ok(Session {
             clauses,
             timings,
             attach_ktime_ns,
+            names: crate::names::load_for(plan, kernel),
         })
     }
 
