@@ -1037,6 +1037,19 @@ static RETRANSMIT_FIELDS: &[FieldDef] = &[
          below (ENETDOWN from the device, ...). Shown by name; compare by name (`err == EPERM`, `err != 0`). Always \
          0 before Linux 6.17, whose tracepoint has no err",
     ),
+    field(
+        "tlp",
+        Bool,
+        &[rt::TLP],
+        1,
+        "true when the retransmission is a tail loss probe (TLP, RFC 8985; BCC \
+         tcpretrans's type L, false is its R): the probe timer fired with no new data \
+         to send, and tcp_send_loss_probe() resent the last segment to draw an ACK \
+         (SACK) that reveals a lost tail. Read from the socket's timer state, the one \
+         moment only a probe retransmits in (armed for the probe, fired, no probe \
+         outstanding, the last segment sent). Probes that send new data are not \
+         retransmissions: TCPLossProbes counts those too",
+    ),
 ];
 
 /// Why an errno field never holds `value`: `tcp_retransmit`'s `err` for

@@ -164,6 +164,31 @@ pub(super) fn prepare_clause<'p, 'l>(
             }
         }
     }
+    // A template's own slot computed from kernel locations (tcp_state's
+    // `err`, tcp_retransmit's `tlp`): a clause that uses it needs them all.
+    let used = clause.slots_used();
+    for (_, slot, offsets) in tcpq_abi::OWN_SLOT_OFFSETS
+        .iter()
+        .filter(|(t, slot, _)| *t == template && used & (1u64 << slot) != 0)
+    {
+        if let Some(idx) = offsets.iter().find(|i| !kernel.offsets.has(**i)) {
+            let why = kernel
+                .offsets
+                .missing
+                .iter()
+                .find(|(i, ..)| i == idx)
+                .map(|(_, what, e)| format!("{what}: {e}"))
+                .unwrap_or_else(|| format!("offset #{idx} unresolved"));
+            let field = tcpq_dsl::catalog::probe(&clause.probe)
+                .and_then(|p| p.field_at_slot(*slot))
+                .map_or_else(|| format!("slot {slot}"), |f| f.name.to_owned());
+            return Err(SessionError::FieldUnavailable {
+                probe: clause.probe.clone(),
+                field,
+                why,
+            });
+        }
+    }
 
     let t = Instant::now();
     loader.override_global(globals::CONFIG, config, true);
