@@ -120,10 +120,10 @@ pub fn probe_json(p: &ProbeDef, full: bool) -> serde_json::Value {
         .map(|st| {
             let attach = st.to_plan().attach;
             let mut v = json!({
-                "name": st.name,
+                "name": st.abi.name,
                 "kind": attach.kind(),
                 "point": attach.point(),
-                "program": st.program,
+                "program": st.abi.program,
             });
             if full {
                 v["how"] = st
@@ -262,9 +262,9 @@ pub fn explain_probe(p: &ProbeDef) -> String {
             s,
             "  {}. {}: {}, program {}",
             i + 1,
-            st.name,
+            st.abi.name,
             st.to_plan().attach.describe(),
-            st.program
+            st.abi.program
         );
         wrap(&mut s, st.how, "     ", 78);
     }
@@ -457,10 +457,10 @@ pub fn probes_markdown() -> String {
                 s,
                 "{}. `{}`: {} `{}`, program `{}`. {}",
                 i + 1,
-                st.name,
+                st.abi.name,
                 attach.kind(),
                 attach.point(),
-                st.program,
+                st.abi.program,
                 md_cell(st.how)
             );
         }

@@ -362,6 +362,41 @@ impl Attach {
     }
 }
 
+/// The ABI's attach point (`tcpq_abi::programs`, where the catalog's
+/// strategies and the owner programs are written), as the plan carries it.
+impl From<tcpq_abi::programs::Attach> for Attach {
+    fn from(a: tcpq_abi::programs::Attach) -> Attach {
+        use tcpq_abi::programs::Attach as Abi;
+        let s = |x: &str| x.to_string();
+        match a {
+            Abi::Tracepoint { category, name } => Attach::Tracepoint {
+                category: s(category),
+                name: s(name),
+            },
+            Abi::RawTracepoint { category, name } => Attach::RawTracepoint {
+                category: s(category),
+                name: s(name),
+            },
+            Abi::Kprobe { function } => Attach::Kprobe {
+                function: s(function),
+                ret: false,
+            },
+            Abi::Kretprobe { function } => Attach::Kprobe {
+                function: s(function),
+                ret: true,
+            },
+            Abi::Fentry { function } => Attach::Fentry {
+                function: s(function),
+                exit: false,
+            },
+            Abi::Fexit { function } => Attach::Fentry {
+                function: s(function),
+                exit: true,
+            },
+        }
+    }
+}
+
 impl Strategy {
     /// Every requirement: the attach point's first, then the declared ones.
     pub fn requirements(&self) -> Vec<Requirement> {

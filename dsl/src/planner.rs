@@ -100,11 +100,15 @@ pub(crate) fn first_test_preference(
         .first()
         .filter(|i| (i.jt == Jump::Reject) != (i.jf == Jump::Reject))
         .and_then(|i| probe.field_at_slot(i.slot))?;
-    let program = probe.strategies.iter().map(|s| s.program).find(|program| {
-        crate::catalog::FIRST_TEST_PREFERS
-            .iter()
-            .any(|(p, fields)| p == program && fields.contains(&first.name))
-    })?;
+    let program = probe
+        .strategies
+        .iter()
+        .map(|s| s.abi.program)
+        .find(|program| {
+            crate::catalog::FIRST_TEST_PREFERS
+                .iter()
+                .any(|(p, fields)| p == program && fields.contains(&first.name))
+        })?;
     Some((program, first.name))
 }
 

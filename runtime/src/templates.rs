@@ -82,25 +82,15 @@ fn test_override(name: &str) -> Option<&'static [u8]> {
 /// classic program running in process context makes the kernel skip every
 /// other classic program that fires on its CPU meanwhile).
 pub fn owner_programs() -> Vec<(&'static str, Vec<Attach>)> {
-    let raw = |c: &str, n: &str| Attach::RawTracepoint {
-        category: c.into(),
-        name: n.into(),
-    };
-    vec![
-        ("tcpq_own_state", vec![raw("sock", "inet_sock_set_state")]),
-        ("tcpq_own_gone", vec![raw("tcp", "tcp_destroy_sock")]),
-        (
-            OWNER_IO,
-            vec![
-                raw("sock", "sock_send_length"),
-                raw("sock", "sock_recv_length"),
-            ],
-        ),
-    ]
+    let points = |p: &tcpq_abi::programs::Program| p.attach.iter().map(|&a| a.into()).collect();
+    tcpq_abi::programs::OWNER_PROGRAMS
+        .iter()
+        .map(|p| (p.name, points(p)))
+        .collect()
 }
 
 /// The owner program that runs on every send and receive on the machine.
-pub const OWNER_IO: &str = "tcpq_own_io";
+pub const OWNER_IO: &str = tcpq_abi::programs::OWN_IO;
 
 /// A template object ready for the loader: a copy, in 8-byte aligned
 /// memory, with its fast-read placeholder calls rewritten

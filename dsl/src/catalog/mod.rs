@@ -2,14 +2,15 @@
 //! name, which template implements it, how it attaches, and what fields it
 //! offers (name, type, record slots, docs).
 //!
-//! Slots come from `tcpq_abi::slot` so the catalog and the templates cannot
-//! drift apart silently.
-
+//! Slots come from `tcpq_abi::slot`, and each strategy's name, programs
+//! and attach points from `tcpq_abi::programs`, so the catalog and the
+//! templates cannot drift apart silently (`dsl/tests/programs.rs` checks
+//! the programs against the prebuilt objects).
 //!
 //! This file holds what an entry is (probes, strategies, fields) and the
 //! lookups over the tables; `probes.rs` is the table of every probe (and
 //! the tables its entries share), `fields.rs` the fields most probes have.
-use crate::plan::{Attach, FieldRequirement, FieldType, Header, Requirement, Strategy, Unit};
+use crate::plan::{FieldRequirement, FieldType, Header, Requirement, Strategy, Unit};
 use FieldType::*;
 
 mod fields;
@@ -41,25 +42,15 @@ pub struct ProbeDef {
     pub implicit_words: &'static str,
 }
 
+/// One way to attach a probe: what the templates must agree on (name,
+/// programs, attach points: [`tcpq_abi::programs::strategy`]) and what the
+/// language adds to it.
 #[derive(Debug)]
 pub struct StrategyDef {
-    pub name: &'static str,
-    pub program: &'static str,
-    /// Tracepoint `category:name`.
-    pub tracepoint: (&'static str, &'static str),
-    /// A raw tracepoint (`TP_PROTO` arguments) rather than a classic one
-    /// (the format file's record).
-    pub raw: bool,
-    /// A kernel function instead of a tracepoint. `tracepoint` and `raw`
-    /// are then unused.
-    pub func: Option<Func>,
-    /// Further kprobes attached with this strategy: (program, function,
-    /// kretprobe).
-    pub also_kprobes: &'static [(&'static str, &'static str, bool)],
+    /// Its name, main program and attach point, and the further programs
+    /// attached with it.
+    pub abi: tcpq_abi::programs::Strategy,
     pub how: &'static str,
-    /// Further programs attached with this strategy: (program, tracepoint,
-    /// raw).
-    pub also: &'static [(&'static str, (&'static str, &'static str), bool)],
     /// What the strategy needs beyond its attach point and
     /// [`TEMPLATE_REQUIRES`].
     pub requires: &'static [Req],
@@ -67,39 +58,6 @@ pub struct StrategyDef {
     pub provides: &'static [&'static str],
     /// Fields that need more than the strategy itself.
     pub field_requires: &'static [(&'static [&'static str], &'static [Req])],
-}
-
-/// How a strategy attaches to a kernel function.
-#[derive(Debug, Clone, Copy)]
-pub enum Func {
-    Kprobe(&'static str),
-    Kretprobe(&'static str),
-    Fentry(&'static str),
-    Fexit(&'static str),
-}
-
-impl Func {
-    pub fn to_plan(self) -> Attach {
-        let f = |x: &str| x.to_string();
-        match self {
-            Func::Kprobe(x) => Attach::Kprobe {
-                function: f(x),
-                ret: false,
-            },
-            Func::Kretprobe(x) => Attach::Kprobe {
-                function: f(x),
-                ret: true,
-            },
-            Func::Fentry(x) => Attach::Fentry {
-                function: f(x),
-                exit: false,
-            },
-            Func::Fexit(x) => Attach::Fentry {
-                function: f(x),
-                exit: true,
-            },
-        }
-    }
 }
 
 /// A [`Requirement`] in a form a `static` can hold.
@@ -146,46 +104,31 @@ pub const TEMPLATE_REQUIRES: &[Req] = &[Req::RingBuffer, Req::ProbeReadKernel];
 
 impl StrategyDef {
     pub fn to_plan(&self) -> Strategy {
-        let category = self.tracepoint.0.to_string();
-        let name = self.tracepoint.1.to_string();
+        let abi = &self.abi;
         Strategy {
-            name: self.name.to_string(),
-            program: self.program.to_string(),
-            attach: match self.func {
-                Some(func) => func.to_plan(),
-                None if self.raw => Attach::RawTracepoint { category, name },
-                None => Attach::Tracepoint { category, name },
-            },
+            name: abi.name.to_string(),
+            program: abi.program.to_string(),
+            attach: abi.attach.into(),
             how: self.how.to_string(),
-            also: self
+            // One entry per attach point, in order.
+            also: abi
                 .also
                 .iter()
-                .map(|(program, (category, name), raw)| {
-                    let (category, name) = (category.to_string(), name.to_string());
-                    crate::plan::ExtraProgram {
-                        program: program.to_string(),
-                        attach: if *raw {
-                            Attach::RawTracepoint { category, name }
-                        } else {
-                            Attach::Tracepoint { category, name }
-                        },
-                        only_for: ALSO_ONLY_FOR
-                            .iter()
-                            .find(|(p, _)| p == program)
-                            .map(|(_, fields)| fields.iter().map(|f| f.to_string()).collect())
-                            .unwrap_or_default(),
-                    }
+                .flat_map(|program| {
+                    let only_for: Vec<String> = ALSO_ONLY_FOR
+                        .iter()
+                        .find(|(p, _)| *p == program.name)
+                        .map(|(_, fields)| fields.iter().map(|f| f.to_string()).collect())
+                        .unwrap_or_default();
+                    program
+                        .attach
+                        .iter()
+                        .map(move |attach| crate::plan::ExtraProgram {
+                            program: program.name.to_string(),
+                            attach: (*attach).into(),
+                            only_for: only_for.clone(),
+                        })
                 })
-                .chain(self.also_kprobes.iter().map(|(program, function, ret)| {
-                    crate::plan::ExtraProgram {
-                        program: program.to_string(),
-                        attach: Attach::Kprobe {
-                            function: function.to_string(),
-                            ret: *ret,
-                        },
-                        only_for: Vec::new(),
-                    }
-                }))
                 .collect(),
             requires: TEMPLATE_REQUIRES
                 .iter()
@@ -446,7 +389,12 @@ mod tests {
                     .iter()
                     .chain(st.field_requires.iter().flat_map(|(f, _)| f.iter()));
                 for f in named {
-                    assert!(p.field(f).is_some(), "{}/{}: no field {f}", p.name, st.name);
+                    assert!(
+                        p.field(f).is_some(),
+                        "{}/{}: no field {f}",
+                        p.name,
+                        st.abi.name
+                    );
                 }
             }
             let mut names = std::collections::HashSet::new();
@@ -477,6 +425,22 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn tables_by_program_name_programs_of_a_strategy() {
+        let strategies = || PROBES.iter().flat_map(|p| p.strategies);
+        let main: std::collections::HashSet<&str> = strategies().map(|s| s.abi.program).collect();
+        let also: std::collections::HashSet<&str> = strategies()
+            .flat_map(|s| s.abi.also)
+            .map(|p| p.name)
+            .collect();
+        for (program, _) in ALSO_ONLY_FOR {
+            assert!(also.contains(program), "{program}");
+        }
+        for (program, _) in FIRST_TEST_PREFERS {
+            assert!(main.contains(program), "{program}");
         }
     }
 

@@ -6,21 +6,16 @@
 use crate::plan::{FieldType, Unit};
 
 use super::fields::SOCK_FIELDS_BESIDE_TCP_PROBE;
-use super::{field, labelled, FieldDef, Func, ProbeDef, Req, StrategyDef};
+use super::{field, labelled, FieldDef, ProbeDef, Req, StrategyDef};
+use tcpq_abi::programs::{self as program, strategy};
 
 use FieldType::*;
 
 /// `tcp_state` and its views share one strategy and field list.
 static STATE_STRATEGY: &[StrategyDef] = &[StrategyDef {
-    name: "raw_tracepoint",
-    program: "tcpq_state_rtp",
-    tracepoint: ("sock", "inet_sock_set_state"),
-    raw: true,
-    func: None,
-    also_kprobes: &[],
+    abi: strategy::STATE,
     how: "the inet_sock_set_state raw tracepoint (arguments sk, oldstate, newstate), \
           TCP sockets only; births kept per socket for `duration`",
-    also: &[],
     requires: &[
         Req::Btf,
         Req::RawArg("inet_sock_set_state", 0, "struct sock *"),
@@ -89,16 +84,10 @@ pub(super) static STATE_FIELDS: &[FieldDef] = &[
 /// the machine in docs/benchmarks.md). Host throughput under load measured
 /// the same either way: the copy moves the same miss out of the program.
 const PROBE_RAW: StrategyDef = StrategyDef {
-    name: "raw_tracepoint",
-    program: "tcpq_probe_rtp",
-    tracepoint: ("tcp", "tcp_probe"),
-    raw: true,
-    func: None,
-    also_kprobes: &[],
+    abi: strategy::PROBE_RAW,
     how: "the tcp_probe raw tracepoint (arguments sk, skb): the same values the \
           classic tracepoint copies, read from the socket and the skb at offsets from \
           the kernel's BTF; works where the classic record has no skaddr (6.1)",
-    also: &[],
     requires: &[
         Req::Btf,
         Req::RawArg("tcp_probe", 0, "struct sock *"),
@@ -113,15 +102,9 @@ const PROBE_RAW: StrategyDef = StrategyDef {
 static PROBE_STRATEGY: &[StrategyDef] = &[
     PROBE_RAW,
     StrategyDef {
-        name: "tracepoint",
-        program: "tcpq_probe_tp",
-        tracepoint: ("tcp", "tcp_probe"),
-        raw: false,
-        func: None,
-        also_kprobes: &[],
+        abi: strategy::PROBE_TRACEPOINT,
         how: "the tcp:tcp_probe tracepoint, with its field offsets read from the \
           tracepoint's format file at run time",
-        also: &[],
         requires: &[Req::TpField("tcp", "tcp_probe", "skaddr")],
         provides: &[],
         field_requires: &[(SOCK_FIELDS_BESIDE_TCP_PROBE, &[Req::Btf])],
@@ -132,33 +115,22 @@ static PROBE_STRATEGY: &[StrategyDef] = &[
 /// test reads one of these fields: they make that test cheaper than the
 /// strategy that is otherwise first (see [`PROBE_RAW`]).
 pub static FIRST_TEST_PREFERS: &[(&str, &[&str])] = &[(
-    "tcpq_probe_tp",
+    program::PROBE_TP,
     &[
         "snd_nxt", "snd_una", "snd_cwnd", "ssthresh", "snd_wnd", "srtt", "rcv_wnd",
     ],
 )];
 
-/// The syscall entries that note the size a send or receive asks for.
-static IO_ENTERS: &[(&str, (&str, &str), bool)] = &[
-    ("tcpq_io_enter", ("syscalls", "sys_enter_write"), false),
-    ("tcpq_io_enter", ("syscalls", "sys_enter_read"), false),
-    ("tcpq_io_enter", ("syscalls", "sys_enter_sendto"), false),
-    ("tcpq_io_enter", ("syscalls", "sys_enter_recvfrom"), false),
-    ("tcpq_io_enter_m", ("syscalls", "sys_enter_sendmsg"), false),
-    ("tcpq_io_enter_m", ("syscalls", "sys_enter_recvmsg"), false),
-    ("tcpq_io_enter_v", ("syscalls", "sys_enter_writev"), false),
-    ("tcpq_io_enter_v", ("syscalls", "sys_enter_readv"), false),
-];
-
 /// Further programs that only some fields need: attached only for a
-/// clause that uses one of them. The syscall entries note nothing but the
-/// size asked, and classic syscall tracepoints are costly to have: every
-/// syscall takes the slow path while they are attached, and removing them
-/// waits for an RCU tasks-trace grace period (~300 ms for these eight).
+/// clause that uses one of them. The syscall entries (the `sock_length`
+/// strategies' further programs) note nothing but the size asked, and
+/// classic syscall tracepoints are costly to have: every syscall takes the
+/// slow path while they are attached, and removing them waits for an RCU
+/// tasks-trace grace period (~300 ms for these eight).
 pub(super) static ALSO_ONLY_FOR: &[(&str, &[&str])] = &[
-    ("tcpq_io_enter", &["size"]),
-    ("tcpq_io_enter_m", &["size"]),
-    ("tcpq_io_enter_v", &["size"]),
+    (program::IO_ENTER, &["size"]),
+    (program::IO_ENTER_M, &["size"]),
+    (program::IO_ENTER_V, &["size"]),
 ];
 
 static IO_FIELDS: &[FieldDef] = &[
@@ -269,17 +241,11 @@ pub static PROBES: &[ProbeDef] = &[
               nothing is negotiated yet): `tcp_syn` has them, with their options.",
         template: "tcp_select_window",
         strategies: &[StrategyDef {
-            name: "net_dev_queue",
-            program: "tcpq_selwin_ndq",
-            tracepoint: ("net", "net_dev_queue"),
-            raw: true,
-            func: None,
-            also_kprobes: &[],
+            abi: strategy::SELECT_WINDOW,
             how: "the kernel's tcp_select_window() is inlined on many kernels; this reads the \
                   TCP header of each outgoing segment as it is queued to a device (raw \
                   tracepoint net_dev_queue), and the socket from skb->sk. One event per skb: \
                   a TSO/GSO skb that leaves as several segments carries one window",
-            also: &[],
             requires: &[
                 Req::Btf,
                 Req::RawArg("net_dev_queue", 0, "struct sk_buff *"),
@@ -386,17 +352,11 @@ pub static PROBES: &[ProbeDef] = &[
               SYN-ACK with IPv4 options or IPv6 extension headers.",
         template: "tcp_select_window",
         strategies: &[StrategyDef {
-            name: "net_dev_queue",
-            program: "tcpq_syn_ndq",
-            tracepoint: ("net", "net_dev_queue"),
-            raw: true,
-            func: None,
-            also_kprobes: &[],
+            abi: strategy::SYN,
             how: "like tcp_select_window: the TCP header of each outgoing SYN and SYN-ACK as \
                   it is queued to a device (raw tracepoint net_dev_queue), its options \
                   parsed in the template; the socket from skb->sk (for a SYN-ACK, the \
                   request socket)",
-            also: &[],
             requires: &[
                 Req::Btf,
                 Req::RawArg("net_dev_queue", 0, "struct sk_buff *"),
@@ -500,15 +460,9 @@ pub static PROBES: &[ProbeDef] = &[
         strategies: &[
             PROBE_RAW,
             StrategyDef {
-                name: "tracepoint",
-                program: "tcpq_probe_tp",
-                tracepoint: ("tcp", "tcp_probe"),
-                raw: false,
-                func: None,
-                also_kprobes: &[],
+                abi: strategy::PROBE_TRACEPOINT,
                 how: "the tcp:tcp_probe tracepoint, with its field offsets read from the \
                   tracepoint's format file at run time",
-                also: &[],
                 requires: &[Req::TpField("tcp", "tcp_probe", "skaddr")],
                 provides: &[],
                 field_requires: &[
@@ -618,15 +572,9 @@ pub static PROBES: &[ProbeDef] = &[
               path, err != 0 a problem on this host.",
         template: "tcp_retransmit",
         strategies: &[StrategyDef {
-            name: "raw_tracepoint",
-            program: "tcpq_retrans_tp",
-            tracepoint: ("tcp", "tcp_retransmit_skb"),
-            raw: true,
-            func: None,
-            also_kprobes: &[],
+            abi: strategy::RETRANSMIT,
             how: "the tcp_retransmit_skb raw tracepoint (arguments sk, skb[, err], checked \
                   against the kernel's BTF); segs is tcp_skb_pcount(skb)",
-            also: &[],
             requires: &[
                 Req::Btf,
                 Req::RawArg("tcp_retransmit_skb", 0, "struct sock *"),
@@ -764,14 +712,8 @@ pub static PROBES: &[ProbeDef] = &[
               pipe full. This fires once per measurement, from tcp_rcv_space_adjust().",
         template: "tcp_sock_event",
         strategies: &[StrategyDef {
-            name: "raw_tracepoint",
-            program: "tcpq_rcvspace",
-            tracepoint: ("tcp", "tcp_rcv_space_adjust"),
-            raw: true,
-            func: None,
-            also_kprobes: &[],
+            abi: strategy::RCV_SPACE,
             how: "the tcp_rcv_space_adjust raw tracepoint (argument sk)",
-            also: &[],
             requires: &[
                 Req::Btf,
                 Req::RawArg("tcp_rcv_space_adjust", 0, "struct sock *"),
@@ -794,14 +736,8 @@ pub static PROBES: &[ProbeDef] = &[
               segment it answers.",
         template: "tcp_reset",
         strategies: &[StrategyDef {
-            name: "raw_tracepoint",
-            program: "tcpq_rst_send",
-            tracepoint: ("tcp", "tcp_send_reset"),
-            raw: true,
-            func: None,
-            also_kprobes: &[],
+            abi: strategy::RESET,
             how: "the tcp_send_reset and tcp_receive_reset raw tracepoints",
-            also: &[("tcpq_rst_recv", ("tcp", "tcp_receive_reset"), true)],
             requires: &[
                 Req::Btf,
                 Req::RawArg("tcp_send_reset", 0, "struct sock *"),
@@ -843,15 +779,9 @@ pub static PROBES: &[ProbeDef] = &[
               ones, with the reason by name and the function that dropped it. BCC's tcpdrop.",
         template: "tcp_drop",
         strategies: &[StrategyDef {
-            name: "raw_tracepoint",
-            program: "tcpq_drop_rtp",
-            tracepoint: ("skb", "kfree_skb"),
-            raw: true,
-            func: None,
-            also_kprobes: &[],
+            abi: strategy::DROP,
             how: "the kfree_skb raw tracepoint, keeping TCP segments (IP header checked); \
                   the socket is skb->sk or the tracepoint's rx_sk",
-            also: &[],
             requires: &[
                 Req::Btf,
                 Req::RawArg("kfree_skb", 0, "struct sk_buff *"),
@@ -902,32 +832,20 @@ pub static PROBES: &[ProbeDef] = &[
         template: "tcp_io",
         strategies: &[
             StrategyDef {
-                name: "fexit",
-                program: "tcpq_io_fsend",
-                tracepoint: ("", ""),
-                raw: false,
-                func: Some(Func::Fexit("tcp_sendmsg")),
-                also_kprobes: &[],
+                abi: strategy::SEND_FEXIT,
                 how: "an fexit program on tcp_sendmsg(): the socket, the size asked and the result \
                   in one program, at the function's return (parameter positions from its BTF \
                   prototype)",
-                also: &[],
                 requires: &[Req::Btf, Req::Fentry("tcp_sendmsg")],
                 provides: &[],
                 field_requires: &[],
             },
             StrategyDef {
-                name: "sock_length",
-                program: "tcpq_io_send",
-                tracepoint: ("sock", "sock_send_length"),
-                raw: true,
-                func: None,
-                also_kprobes: &[],
+                abi: strategy::SEND_SOCK_LENGTH,
                 how: "the sock_send_length raw tracepoint (socket and result of each \
                   sock_sendmsg), with the size asked noted at the send syscalls' entry \
                   (syscalls:sys_enter_write/sendto/sendmsg/writev), attached only when the \
                   clause uses size",
-                also: IO_ENTERS,
                 requires: &[
                     Req::Btf,
                     Req::RawArg("sock_send_length", 0, "struct sock *"),
@@ -938,16 +856,10 @@ pub static PROBES: &[ProbeDef] = &[
                 field_requires: &[],
             },
             StrategyDef {
-                name: "kprobe",
-                program: "tcpq_io_ksend",
-                tracepoint: ("", ""),
-                raw: false,
-                func: Some(Func::Kprobe("tcp_sendmsg")),
-                also_kprobes: &[("tcpq_io_ksend_ret", "tcp_sendmsg", true)],
+                abi: strategy::SEND_KPROBE,
                 how: "a kprobe on tcp_sendmsg() for the socket and the size asked (parameter \
                   positions from its BTF prototype) and a kretprobe for the result, for \
                   kernels without the sock_*_length tracepoints (before 6.3)",
-                also: &[],
                 requires: &[Req::Btf, Req::Kprobe("tcp_sendmsg")],
                 provides: &[],
                 field_requires: &[],
@@ -969,31 +881,19 @@ pub static PROBES: &[ProbeDef] = &[
         template: "tcp_io",
         strategies: &[
             StrategyDef {
-                name: "fexit",
-                program: "tcpq_io_frecv",
-                tracepoint: ("", ""),
-                raw: false,
-                func: Some(Func::Fexit("tcp_recvmsg")),
-                also_kprobes: &[],
+                abi: strategy::RECV_FEXIT,
                 how: "an fexit program on tcp_recvmsg(): the socket, the size offered and the result \
                   in one program, at the function's return (parameter positions from its BTF \
                   prototype)",
-                also: &[],
                 requires: &[Req::Btf, Req::Fentry("tcp_recvmsg")],
                 provides: &[],
                 field_requires: &[],
             },
             StrategyDef {
-                name: "sock_length",
-                program: "tcpq_io_recv",
-                tracepoint: ("sock", "sock_recv_length"),
-                raw: true,
-                func: None,
-                also_kprobes: &[],
+                abi: strategy::RECV_SOCK_LENGTH,
                 how: "the sock_recv_length raw tracepoint, with the size asked noted at the \
                   receive syscalls' entry (syscalls:sys_enter_read/recvfrom/recvmsg/readv), attached only when the \
                   clause uses size",
-                also: IO_ENTERS,
                 requires: &[
                     Req::Btf,
                     Req::RawArg("sock_recv_length", 0, "struct sock *"),
@@ -1004,16 +904,10 @@ pub static PROBES: &[ProbeDef] = &[
                 field_requires: &[],
             },
             StrategyDef {
-                name: "kprobe",
-                program: "tcpq_io_krecv",
-                tracepoint: ("", ""),
-                raw: false,
-                func: Some(Func::Kprobe("tcp_recvmsg")),
-                also_kprobes: &[("tcpq_io_krecv_ret", "tcp_recvmsg", true)],
+                abi: strategy::RECV_KPROBE,
                 how: "a kprobe on tcp_recvmsg() for the socket and the size asked (parameter \
                   positions from its BTF prototype) and a kretprobe for the result, for \
                   kernels without the sock_*_length tracepoints (before 6.3)",
-                also: &[],
                 requires: &[Req::Btf, Req::Kprobe("tcp_recvmsg")],
                 provides: &[],
                 field_requires: &[],

@@ -50,6 +50,8 @@ pub mod globals {
     pub const OFFSETS: &str = "TCPQ_RO_OFFSETS";
 }
 
+pub mod programs;
+
 /// Map names, as the loader sees them in the object.
 pub mod maps {
     /// `RingBuf` of [`crate::Event`] records.
@@ -483,10 +485,11 @@ pub mod quick {
     /// makes no quick step), and whether its values lie in the classic
     /// tracepoint's record (else in kernel memory it reads).
     pub fn tables(program: &str) -> (&'static [(u8, u32)], bool) {
-        match program.as_bytes() {
-            b"tcpq_probe_tp" => (TCP_PROBE_TP_QUICK, true),
-            b"tcpq_probe_rtp" => (TCP_PROBE_RAW, false),
-            b"tcpq_selwin_ndq" => (SELECT_WINDOW_NDQ, false),
+        use crate::programs as p;
+        match program {
+            p::PROBE_TP => (TCP_PROBE_TP_QUICK, true),
+            p::PROBE_RTP => (TCP_PROBE_RAW, false),
+            p::SELWIN_NDQ => (SELECT_WINDOW_NDQ, false),
             _ => (&[], false),
         }
     }

@@ -187,7 +187,7 @@ pub fn template_config(clause: &ClausePlan) -> Result<TemplateConfig, SessionErr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tcpq_abi::FieldLoc;
+    use tcpq_abi::{programs, FieldLoc};
     use tcpq_dsl::plan::{Attach, Strategy};
 
     use tcpq_dsl::plan::{CmpOp, Column, FieldType, Insn, Jump, Output, Unit};
@@ -198,7 +198,7 @@ mod tests {
             template: "tcp_retransmit".into(),
             strategies: vec![Strategy {
                 name: "tcp_retransmit_skb".into(),
-                program: "tcpq_retrans_tp".into(),
+                program: programs::RETRANS_TP.into(),
                 attach: Attach::Tracepoint {
                     category: "tcp".into(),
                     name: "tcp_retransmit_skb".into(),
@@ -422,7 +422,7 @@ mod tests {
                 offsets,
             )
         };
-        let tp = "tcpq_probe_tp";
+        let tp = programs::PROBE_TP;
         let q = quick("on tcp_probe where snd_cwnd == 5 print pid", tp, &offsets);
         assert_eq!((q.off, q.size), (88, 4));
         assert!(q.passes(5) && !q.passes(4) && !q.passes(6));
@@ -445,7 +445,7 @@ mod tests {
         // The raw program reads the socket: its own table.
         let q = quick(
             "on tcp_probe where snd_cwnd > 10 print pid",
-            "tcpq_probe_rtp",
+            programs::PROBE_RTP,
             &offsets,
         );
         assert_eq!((q.off, q.size), (1444, 4));
@@ -453,7 +453,7 @@ mod tests {
         // The window the seed's program computes from the TCP header.
         let q = quick(
             "on tcp_select_window where win == 0 print pid",
-            "tcpq_selwin_ndq",
+            programs::SELWIN_NDQ,
             &offsets,
         );
         assert_eq!(
@@ -465,7 +465,7 @@ mod tests {
         offsets.locs[off::SKC_DPORT as usize] = at(12, 2);
         let q = quick(
             "on tcp_probe where dport == 443 print pid",
-            "tcpq_probe_rtp",
+            programs::PROBE_RTP,
             &offsets,
         );
         assert_eq!((q.off, q.size, q.flags), (12, 2, Quick::BE16));
@@ -481,15 +481,15 @@ mod tests {
             ("on tcp_probe print pid", tp),
             (
                 "on tcp_probe where sport == 443 print pid",
-                "tcpq_probe_rtp",
+                programs::PROBE_RTP,
             ),
             (
                 "on tcp_select_window where rcv_wnd == 0 print pid",
-                "tcpq_selwin_ndq",
+                programs::SELWIN_NDQ,
             ),
             (
                 "on tcp_retransmit where dport == 443 print pid",
-                "tcpq_retrans_tp",
+                programs::RETRANS_TP,
             ),
         ] {
             assert_eq!(quick(src, program, &offsets), Quick::NONE, "{src}");
