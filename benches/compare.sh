@@ -196,7 +196,7 @@ kernel() {
             local lname=${l%%|*} lcmd=${l#*|}
             for q in ${KERNEL_QUERIES:-never late seed count print}; do
                 case $q in
-                    # The filter reads only the template's own fields: since
+                    # The filter reads only probe fields: since
                     # 570a341 it runs before the socket is read.
                     never) tq='on tcp_probe where snd_cwnd == 123456789 print pid'
                            bt='tracepoint:tcp:tcp_probe /args->snd_cwnd == 123456789/ { printf("%d\n", pid); }' ;;

@@ -32,7 +32,9 @@ pub struct ProbeDef {
     pub template: &'static str,
     /// Ways to attach, best first.
     pub strategies: &'static [StrategyDef],
-    /// The probe's own fields (the common ones are in [`COMMON_FIELDS`]).
+    /// The probe fields: the ones it defines itself, in the probe slots
+    /// (`tcpq_abi::slot::PROBE_FIRST`..; the common ones are in
+    /// [`COMMON_FIELDS`]).
     pub fields: &'static [FieldDef],
     /// A fixed filter (`slot == value`, or `!=` when the flag is false; all
     /// must hold) in front of the user's `where`: how a view such as
@@ -198,11 +200,11 @@ impl FieldDef {
 }
 
 impl ProbeDef {
-    /// Every field of this probe: the common ones, the event's, its own,
-    /// then the socket fields it does not define itself (a probe's own
-    /// `rcv_wnd`, say from its tracepoint, wins over the socket's).
+    /// Every field of this probe: the common ones, the event's, the probe
+    /// fields, then the socket fields it does not define itself (a probe
+    /// field `rcv_wnd`, say from its tracepoint, wins over the socket's).
     pub fn all_fields(&self) -> impl Iterator<Item = &'static FieldDef> {
-        let own = self.fields;
+        let probe_fields = self.fields;
         // A userspace entry (`tcpq sockets`) lists every field itself.
         let (common, event, socket): (
             &'static [FieldDef],
@@ -213,10 +215,10 @@ impl ProbeDef {
         } else {
             (COMMON_FIELDS, EVENT_FIELDS, SOCKET_FIELDS)
         };
-        common.iter().chain(event).chain(own.iter()).chain(
+        common.iter().chain(event).chain(probe_fields.iter()).chain(
             socket
                 .iter()
-                .filter(move |s| !own.iter().any(|f| f.name == s.name)),
+                .filter(move |s| !probe_fields.iter().any(|f| f.name == s.name)),
         )
     }
 
@@ -411,17 +413,18 @@ mod tests {
                 for s in f.slots {
                     assert!((*s as usize) < tcpq_abi::N_SLOTS);
                     assert!(slots.insert(*s), "slot {s} used twice in {}", p.name);
-                    // A template writes its own fields in 16..32 and
-                    // nothing else there: the early filter runs on them
-                    // alone. Loads fill 32..64; the common fields are below
-                    // 16 or (skaddr) among the socket's.
-                    let own = (slot::OWN_FIRST..slot::LOADED).contains(s);
+                    // A template writes its probe fields in the probe
+                    // slots (16..32) and nothing else there: the early
+                    // filter runs on them alone. Loads fill 32..64; the
+                    // common fields are below 16 or (skaddr) among the
+                    // socket's.
+                    let probe_slot = (slot::PROBE_FIRST..slot::LOADED).contains(s);
                     if f.load.is_some() {
                         assert!(*s >= slot::LOADED, "{}: load into slot {s}", f.name);
                     } else if COMMON_FIELDS.iter().any(|c| c.name == f.name) {
-                        assert!(!own, "{}: common field in an own slot {s}", f.name);
+                        assert!(!probe_slot, "{}: common field in probe slot {s}", f.name);
                     } else {
-                        assert!(own, "{}: own field in slot {s}", f.name);
+                        assert!(probe_slot, "{}: probe field in slot {s}", f.name);
                     }
                 }
             }

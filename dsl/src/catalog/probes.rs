@@ -1,7 +1,7 @@
 // Over 800 lines: data, one entry per probe in `tcpq -l`'s order and the tables they share.
 //! Every probe (`PROBES`, in the order `tcpq -l` lists them): its
 //! template, strategies, fields and docs, and the tables several entries
-//! share (a template's strategies and own fields, the slots it fills).
+//! share (a template's strategies and probe fields, the slots it fills).
 //! Data only; what an entry is and the lookups are `mod.rs`.
 use crate::plan::{FieldType, Unit};
 
@@ -187,7 +187,7 @@ mod rt {
     pub use tcpq_abi::slot::retransmit::*;
 }
 
-/// `tcp_retransmit`'s own fields.
+/// `tcp_retransmit`'s probe fields.
 pub(super) static RETRANSMIT_FIELDS: &[FieldDef] = &[
     field(
         "segs",

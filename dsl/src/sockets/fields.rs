@@ -54,9 +54,9 @@ pub(super) mod sk {
     pub use tcpq_abi::slot::sock::*;
 }
 
-/// Slots of the fields only sockets have: the probes' own slots (16..32)
+/// Slots of the fields only sockets have: the probe slots (16..32)
 /// and the loaded slots no socket field of the probes uses.
-mod own {
+mod only {
     pub const RECV_Q: u8 = 16;
     pub const SEND_Q: u8 = 17;
     pub const UNACKED: u8 = 18;
@@ -352,7 +352,7 @@ pub static SOCKETS_FIELDS: &[FieldDef] = &[
     f(
         "recv_q",
         Uint(Unit::Bytes),
-        &[own::RECV_Q],
+        &[only::RECV_Q],
         32,
         "bytes received and not yet read by the application (idiag_rqueue = rcv_nxt - \
          copied_seq; ss: Recv-Q); not for LISTEN sockets, whose Recv-Q is `backlog`",
@@ -360,7 +360,7 @@ pub static SOCKETS_FIELDS: &[FieldDef] = &[
     f(
         "send_q",
         Uint(Unit::Bytes),
-        &[own::SEND_Q],
+        &[only::SEND_Q],
         32,
         "bytes written and not yet acknowledged, sent or not (idiag_wqueue = write_seq - \
          snd_una; ss: Send-Q); not for LISTEN sockets, whose Send-Q is `backlog_max`",
@@ -368,7 +368,7 @@ pub static SOCKETS_FIELDS: &[FieldDef] = &[
     f(
         "unacked",
         Uint(Unit::Segments),
-        &[own::UNACKED],
+        &[only::UNACKED],
         32,
         "segments in flight, sent and not acknowledged (tcpi_unacked = packets_out; ss: \
          unacked); not for LISTEN sockets (the kernel reuses the field for the backlog)",
@@ -376,7 +376,7 @@ pub static SOCKETS_FIELDS: &[FieldDef] = &[
     f(
         "sacked",
         Uint(Unit::Segments),
-        &[own::SACKED],
+        &[only::SACKED],
         32,
         "segments the peer selectively acknowledged (tcpi_sacked = sacked_out; ss: \
          sacked); not for LISTEN sockets",
@@ -384,14 +384,14 @@ pub static SOCKETS_FIELDS: &[FieldDef] = &[
     f(
         "lost",
         Uint(Unit::Segments),
-        &[own::LOST],
+        &[only::LOST],
         32,
         "segments in flight taken as lost (tcpi_lost = lost_out; ss: lost)",
     ),
     f(
         "retrans",
         Uint(Unit::Segments),
-        &[own::RETRANS],
+        &[only::RETRANS],
         32,
         "retransmitted segments not yet acknowledged (tcpi_retrans = retrans_out; ss: \
          retrans:X/total)",
@@ -399,7 +399,7 @@ pub static SOCKETS_FIELDS: &[FieldDef] = &[
     f(
         "backoff",
         Uint(Unit::None),
-        &[own::BACKOFF],
+        &[only::BACKOFF],
         8,
         "exponential backoff of the retransmission timer: timeouts in a row \
          (tcpi_backoff = icsk_backoff; ss: backoff)",
@@ -407,7 +407,7 @@ pub static SOCKETS_FIELDS: &[FieldDef] = &[
     f(
         "probes",
         Uint(Unit::None),
-        &[own::PROBES],
+        &[only::PROBES],
         8,
         "zero-window or keepalive probes sent without an answer (tcpi_probes = \
          icsk_probes_out)",
@@ -415,28 +415,28 @@ pub static SOCKETS_FIELDS: &[FieldDef] = &[
     f(
         "rcv_mss",
         Uint(Unit::Bytes),
-        &[own::RCV_MSS],
+        &[only::RCV_MSS],
         32,
         "this side's estimate of the peer's segment size (tcpi_rcv_mss; ss: rcvmss)",
     ),
     f(
         "advmss",
         Uint(Unit::Bytes),
-        &[own::ADVMSS],
+        &[only::ADVMSS],
         32,
         "the MSS this side advertised (tcpi_advmss; ss: advmss)",
     ),
     f(
         "pmtu",
         Uint(Unit::Bytes),
-        &[own::PMTU],
+        &[only::PMTU],
         32,
         "path MTU the socket uses (tcpi_pmtu = icsk_pmtu_cookie; ss: pmtu)",
     ),
     f(
         "rcv_ssthresh",
         Uint(Unit::Bytes),
-        &[own::RCV_SSTHRESH],
+        &[only::RCV_SSTHRESH],
         32,
         "the ceiling this side's advertised window grows toward (tcpi_rcv_ssthresh; ss: \
          rcv_ssthresh)",
@@ -444,7 +444,7 @@ pub static SOCKETS_FIELDS: &[FieldDef] = &[
     f(
         "rcv_rtt",
         Uint(Unit::Micros),
-        &[own::RCV_RTT],
+        &[only::RCV_RTT],
         32,
         "round-trip time as the receiver estimates it, for autotuning (tcpi_rcv_rtt = \
          rcv_rtt_est.rtt_us >> 3; ss: rcv_rtt, in ms); 0 without an estimate",
@@ -452,7 +452,7 @@ pub static SOCKETS_FIELDS: &[FieldDef] = &[
     f(
         "min_rtt",
         Uint(Unit::Micros),
-        &[own::MIN_RTT],
+        &[only::MIN_RTT],
         32,
         "smallest round-trip time seen recently (tcpi_min_rtt; ss: minrtt, in ms); none \
          before the first sample (the kernel's ~0)",
@@ -460,7 +460,7 @@ pub static SOCKETS_FIELDS: &[FieldDef] = &[
     f(
         "delivery_rate",
         Uint(Unit::None),
-        &[own::DELIVERY_RATE],
+        &[only::DELIVERY_RATE],
         64,
         "the latest delivery rate sample, in bytes per second (tcpi_delivery_rate; ss: \
          delivery_rate, in bits per second); 0 without a sample",
@@ -468,14 +468,14 @@ pub static SOCKETS_FIELDS: &[FieldDef] = &[
     f(
         "busy_time",
         Uint(Unit::Micros),
-        &[own::BUSY_TIME],
+        &[only::BUSY_TIME],
         64,
         "time spent with data in flight (tcpi_busy_time; ss: busy, in ms)",
     ),
     f(
         "rwnd_limited",
         Uint(Unit::Micros),
-        &[own::RWND_LIMITED],
+        &[only::RWND_LIMITED],
         64,
         "of busy_time, the time sending was stopped by the peer's receive window \
          (tcpi_rwnd_limited; ss: rwnd_limited, in ms): a slow or small reader",
@@ -483,7 +483,7 @@ pub static SOCKETS_FIELDS: &[FieldDef] = &[
     f(
         "sndbuf_limited",
         Uint(Unit::Micros),
-        &[own::SNDBUF_LIMITED],
+        &[only::SNDBUF_LIMITED],
         64,
         "of busy_time, the time sending was stopped by this side's send buffer \
          (tcpi_sndbuf_limited; ss: sndbuf_limited, in ms)",
@@ -491,7 +491,7 @@ pub static SOCKETS_FIELDS: &[FieldDef] = &[
     f(
         "notsent_bytes",
         Uint(Unit::Bytes),
-        &[own::NOTSENT_BYTES],
+        &[only::NOTSENT_BYTES],
         32,
         "bytes written and not yet sent (tcpi_notsent_bytes = write_seq - snd_nxt; ss: \
          notsent)",
@@ -499,35 +499,35 @@ pub static SOCKETS_FIELDS: &[FieldDef] = &[
     f(
         "rcv_ooopack",
         Uint(Unit::Segments),
-        &[own::RCV_OOOPACK],
+        &[only::RCV_OOOPACK],
         32,
         "segments received out of order (tcpi_rcv_ooopack; ss: rcv_ooopack)",
     ),
     f(
         "last_data_sent",
         Uint(Unit::Millis),
-        &[own::LAST_DATA_SENT],
+        &[only::LAST_DATA_SENT],
         32,
         "time since data was last sent (tcpi_last_data_sent, jiffies in ms; ss: lastsnd)",
     ),
     f(
         "last_data_recv",
         Uint(Unit::Millis),
-        &[own::LAST_DATA_RECV],
+        &[only::LAST_DATA_RECV],
         32,
         "time since data was last received (tcpi_last_data_recv; ss: lastrcv)",
     ),
     f(
         "last_ack_recv",
         Uint(Unit::Millis),
-        &[own::LAST_ACK_RECV],
+        &[only::LAST_ACK_RECV],
         32,
         "time since an ACK was last received (tcpi_last_ack_recv; ss: lastack)",
     ),
     f(
         "bytes_retrans",
         Uint(Unit::Bytes),
-        &[own::BYTES_RETRANS],
+        &[only::BYTES_RETRANS],
         64,
         "bytes retransmitted over the connection's life (tcpi_bytes_retrans; RFC 4898 \
          tcpEStatsPerfOctetsRetrans; ss: bytes_retrans)",

@@ -250,8 +250,8 @@ pub struct TemplateConfig {
     pub agg_slot: u8,
     /// One of [`bucket`].
     pub bucket: u8,
-    /// Non-zero when the filter reads only the template's own slots
-    /// (16..32): the template then filters before reading the socket, so
+    /// Non-zero when the filter reads only the probe slots (16..32, the
+    /// fields the probe defines itself): the template then filters before reading the socket, so
     /// an event that does not match costs only what the filter needs.
     pub filter_early: u8,
     /// Non-zero when the value slot holds a signed number (an `i64`,
@@ -259,12 +259,12 @@ pub struct TemplateConfig {
     /// compare as `i64`. `sum` wraps the same either way (two's
     /// complement); userspace reads it back as `i64`.
     pub agg_signed: u8,
-    /// With `filter_early`: the own slots the filter reads, bit `i` for
-    /// slot `OWN_FIRST + i`. The template fills only these before the
-    /// filter and the other own slots after it, so an event the filter
-    /// rejects costs only the reads the filter needs. Ignored (every own
+    /// With `filter_early`: the probe slots the filter reads, bit `i` for
+    /// slot `PROBE_FIRST + i`. The template fills only these before the
+    /// filter and the other probe slots after it, so an event the filter
+    /// rejects costs only the reads the filter needs. Ignored (every probe
     /// slot is filled first) when `filter_early` is zero.
-    pub early_own: u16,
+    pub early_probe: u16,
     /// Non-zero when the clause shows or tests the socket's owner (`pid`,
     /// `comm`): only then does the template look the owner up (three hash
     /// lookups when the socket has none yet).
@@ -279,25 +279,25 @@ pub struct TemplateConfig {
     /// template reads only these from the socket (the owner's slots are
     /// `owner`'s business).
     pub common: u16,
-    /// The template's own slots (bit `i` for slot `OWN_FIRST + i`) the
-    /// clause reads: a template that reads its own fields one by one
+    /// The probe slots (bit `i` for slot `PROBE_FIRST + i`) the clause
+    /// reads: a template that reads its probe's fields one by one
     /// (`tcp_probe`, `tcp_select_window`) reads only these.
-    pub own: u16,
-    /// The own slots to fill before the filter: `own & early_own` with
-    /// `filter_early`, else all of `own`. With [`own_after`], what
-    /// `own`, `filter_early` and `early_own` say, folded by the runtime so
+    pub probe: u16,
+    /// The probe slots to fill before the filter: `probe & early_probe`
+    /// with `filter_early`, else all of `probe`. With [`probe_after`], what
+    /// `probe`, `filter_early` and `early_probe` say, folded by the runtime so
     /// that the template tests one bit for each slot on the hot path.
     ///
-    /// [`own_after`]: TemplateConfig::own_after
-    pub own_before: u16,
-    /// The own slots to fill after the filter passed: `own & !early_own`
+    /// [`probe_after`]: TemplateConfig::probe_after
+    pub probe_before: u16,
+    /// The probe slots to fill after the filter passed: `probe & !early_probe`
     /// with `filter_early`, else none.
-    pub own_after: u16,
-    /// Number of entries of `clear` that are own slots (16..32), first.
-    pub n_clear_own: u8,
+    pub probe_after: u16,
+    /// Number of entries of `clear` that are probe slots (16..32), first.
+    pub n_clear_probe: u8,
     /// Number of valid entries in `clear`.
     pub n_clear: u8,
-    /// The slots the clause reads (its filter and its columns), own slots
+    /// The slots the clause reads (its filter and its columns), probe slots
     /// first: each record starts with these zeroed, and only these. A
     /// template writes a slot only when it can (a socket has no owner
     /// yet, a kernel lacks a field), and a slot it did not write must read
@@ -309,7 +309,7 @@ pub struct TemplateConfig {
 /// The filter's first step as a template can run it before anything else,
 /// on a value it reads in one load from memory it already holds (its
 /// classic tracepoint's record, or the socket): [`quick::tables`] says which
-/// own slots a program can read so. An event this rejects costs that load
+/// probe slots a program can read so. An event this rejects costs that load
 /// and one comparison; one it does not goes the usual way (whose filter
 /// reaches the same verdict on this step).
 ///
@@ -423,17 +423,17 @@ impl Quick {
     }
 }
 
-/// Which own slots a program can read in one load before it begins a
+/// Which probe slots a program can read in one load before it begins a
 /// record: for each, the `OFFSETS` entry giving where (see [`Quick`]).
 pub mod quick {
     use super::{off, slot, slot::probe as p};
 
     /// `tcp_probe`'s classic tracepoint: the record's fields that fill its
-    /// own slots (all of [`TCP_PROBE_TP_QUICK`] but the ports).
+    /// probe slots (all of [`TCP_PROBE_TP_QUICK`] but the ports).
     pub const TCP_PROBE_TP: &[(u8, u32)] = TCP_PROBE_TP_QUICK.split_at(2).1;
 
     /// What `tcp_probe`'s classic tracepoint can test first: the ports,
-    /// then its own slots (the record holds both).
+    /// then its probe slots (the record holds both).
     pub const TCP_PROBE_TP_QUICK: &[(u8, u32)] = &[
         (slot::SPORT, off::TP_PROBE_SPORT),
         (slot::DPORT, off::TP_PROBE_DPORT),
@@ -523,7 +523,7 @@ impl TemplateConfig {
         bucket: bucket::NONE,
         filter_early: 0,
         agg_signed: 0,
-        early_own: 0,
+        early_probe: 0,
         owner: 0,
         _pad: [0; 1],
         lin_min: 0,
@@ -532,10 +532,10 @@ impl TemplateConfig {
         loads: [Load::EMPTY; MAX_LOADS],
         insns: [FilterInsn::EMPTY; MAX_INSNS],
         common: 0,
-        own: 0,
-        own_before: 0,
-        own_after: 0,
-        n_clear_own: 0,
+        probe: 0,
+        probe_before: 0,
+        probe_after: 0,
+        n_clear_probe: 0,
         n_clear: 0,
         clear: [0; N_SLOTS],
     };
@@ -547,11 +547,11 @@ impl Default for TemplateConfig {
     }
 }
 
-/// The [`TemplateConfig::early_own`] bit of an own slot (16..32); 0 for
+/// The [`TemplateConfig::early_probe`] bit of a probe slot (16..32); 0 for
 /// any other slot.
-pub const fn own_bit(slot: u8) -> u16 {
-    if slot >= slot::OWN_FIRST && slot < slot::LOADED {
-        1 << (slot - slot::OWN_FIRST)
+pub const fn probe_bit(slot: u8) -> u16 {
+    if slot >= slot::PROBE_FIRST && slot < slot::LOADED {
+        1 << (slot - slot::PROBE_FIRST)
     } else {
         0
     }
@@ -816,11 +816,13 @@ pub mod off {
 }
 
 /// Value slots of an [`Event`]. Slots 0..16 mean the same in every template;
-/// 16..32 are the template's own (see the per-template modules); 32..64 are
-/// filled by the configured [`Load`]s (socket fields, see [`slot::sock`]).
+/// 16..32 are the probe slots, the fields a probe defines itself, which mean
+/// something else in each (see the per-template modules); 32..64 are filled
+/// by the configured [`Load`]s (socket fields, see [`slot::sock`]).
 pub mod slot {
-    /// First slot of a template's own fields.
-    pub const OWN_FIRST: u8 = 16;
+    /// First probe slot (16..32): the fields a probe defines itself, which
+    /// its template fills (not a [`crate::Load`]).
+    pub const PROBE_FIRST: u8 = 16;
     /// First slot filled by [`crate::Load`]s.
     pub const LOADED: u8 = 32;
 
@@ -998,12 +1000,12 @@ pub mod slot {
     }
 }
 
-/// The kernel locations (`off::*`) a template reads for one of its own
+/// The kernel locations (`off::*`) a template reads for one of its probe
 /// slots, by template and slot: a clause that uses the slot cannot run on a
 /// kernel where one of them is unresolved (it would read zeros and answer
 /// wrongly). Slots not listed read nothing the offsets table may lack, or
 /// have a fallback (`tcp_gso_segs`).
-pub const OWN_SLOT_OFFSETS: &[(&str, u8, &[u32])] = &[
+pub const PROBE_SLOT_OFFSETS: &[(&str, u8, &[u32])] = &[
     ("tcp_state", slot::state::ERR, &[off::SK_ERR]),
     (
         "tcp_retransmit",
@@ -1263,11 +1265,11 @@ mod tests {
     }
 
     #[test]
-    fn every_own_slot_offset_is_a_real_index() {
-        for (template, slot, offsets) in OWN_SLOT_OFFSETS {
+    fn every_probe_slot_offset_is_a_real_index() {
+        for (template, slot, offsets) in PROBE_SLOT_OFFSETS {
             assert!(
-                own_bit(*slot) != 0,
-                "{template} slot {slot} is not an own slot"
+                probe_bit(*slot) != 0,
+                "{template} slot {slot} is not a probe slot"
             );
             for o in *offsets {
                 assert!((*o as usize) < N_OFFSETS, "{template}: offset {o}");
@@ -1286,9 +1288,9 @@ mod tests {
         assert_eq!(core::mem::size_of::<Load>(), 8);
         assert_eq!(core::mem::size_of::<AggValue>(), 32);
         // 16 (counts) + 32 (quick) + key slots + 8 (agg_slot, bucket,
-        // filter_early, agg_signed, early_own, owner, pad) + 24 (lin_*) +
-        // loads + insns + 8 (common, own, own_before, own_after) + 2
-        // (n_clear_own, n_clear) + clear, padded to 8.
+        // filter_early, agg_signed, early_probe, owner, pad) + 24 (lin_*) +
+        // loads + insns + 8 (common, probe, probe_before, probe_after) + 2
+        // (n_clear_probe, n_clear) + clear, padded to 8.
         assert_eq!(core::mem::size_of::<Quick>(), 32);
         assert_eq!(
             core::mem::size_of::<TemplateConfig>(),
@@ -1298,7 +1300,7 @@ mod tests {
         // `action` and `quick` share a cache line in the `.rodata` value
         // (the configuration lies 8 bytes in, after `TCPQ_FAST_READ`).
         assert_eq!(core::mem::offset_of!(TemplateConfig, quick), 8);
-        assert_eq!(core::mem::offset_of!(TemplateConfig, early_own), 60);
+        assert_eq!(core::mem::offset_of!(TemplateConfig, early_probe), 60);
         assert_eq!(core::mem::offset_of!(TemplateConfig, lin_min), 64);
     }
 
@@ -1368,7 +1370,7 @@ mod tests {
     }
 
     #[test]
-    fn quick_tables_name_each_slot_once_and_own_the_record_part() {
+    fn quick_tables_name_each_slot_once_and_the_record_part_is_probe_slots() {
         for table in [
             quick::TCP_PROBE_TP_QUICK,
             quick::TCP_PROBE_RAW,
@@ -1381,9 +1383,9 @@ mod tests {
                 );
             }
         }
-        // The own part is what the template fills from the record.
+        // The probe slots' part is what the template fills from the record.
         for &(slot, index) in quick::TCP_PROBE_TP {
-            assert!(own_bit(slot) != 0);
+            assert!(probe_bit(slot) != 0);
             assert!(quick::TCP_PROBE_TP_QUICK.contains(&(slot, index)));
         }
     }

@@ -523,34 +523,34 @@ const TUPLE_SLOTS: u32 = ADDR_SLOTS | 1 << slot::SPORT | 1 << slot::DPORT | 1 <<
 /// Start a record in this CPU's scratch slot, zeroed.
 #[inline(always)]
 pub fn begin() -> Option<&'static mut Event> {
-    let ev = begin_own()?;
+    let ev = begin_probe_slots()?;
     clear_shared(ev);
     Some(ev)
 }
 
-/// Start a record in this CPU's scratch slot with only the template's own
-/// slots that the clause reads zeroed: what a template writes before its
+/// Start a record in this CPU's scratch slot with only the probe slots
+/// that the clause reads zeroed: what a template writes before its
 /// early filter. The others it reads are cleared by [`passes_early`] for
 /// the events it lets through, so an event the early filter rejects never
 /// pays for clearing them.
 #[inline(always)]
-pub fn begin_own() -> Option<&'static mut Event> {
+pub fn begin_probe_slots() -> Option<&'static mut Event> {
     let ev = unsafe { &mut *TCPQ_SCRATCH.get_ptr_mut(0)? };
     let cfg = ro_config();
-    let n = cfg.n_clear_own as usize;
-    clear_slots(ev, cfg, 0, n.min(LOADED - OWN));
+    let n = cfg.n_clear_probe as usize;
+    clear_slots(ev, cfg, 0, n.min(LOADED - PROBE_FIRST));
     Some(ev)
 }
 
-const OWN: usize = slot::OWN_FIRST as usize;
+const PROBE_FIRST: usize = slot::PROBE_FIRST as usize;
 const LOADED: usize = slot::LOADED as usize;
 
-/// Zero the slots the clause reads other than the template's own (see
-/// [`begin_own`] and [`TemplateConfig::clear`]).
+/// Zero the slots the clause reads other than the probe slots (see
+/// [`begin_probe_slots`] and [`TemplateConfig::clear`]).
 #[inline(always)]
 fn clear_shared(ev: &mut Event) {
     let cfg = ro_config();
-    clear_slots(ev, cfg, cfg.n_clear_own as usize, cfg.n_clear as usize);
+    clear_slots(ev, cfg, cfg.n_clear_probe as usize, cfg.n_clear as usize);
 }
 
 /// Zero the slots `clear[from..to]` names: one store each, at an index
@@ -580,14 +580,14 @@ fn fill_task(ev: &mut Event) {
     ev.vals[slot::TASK_COMM_1 as usize] = b;
 }
 
-/// Does the template fill its own `slot` before [`rejected_early`]
+/// Does the template fill probe slot `slot` before [`rejected_early`]
 /// (`before`) or after it? With an early filter, the slots the filter
-/// reads ([`TemplateConfig::early_own`]) come before and the others after;
+/// reads ([`TemplateConfig::early_probe`]) come before and the others after;
 /// otherwise all of them come before. A slot the clause does not read
-/// ([`TemplateConfig::own`]) is not filled at all. So every own slot the
+/// ([`TemplateConfig::probe`]) is not filled at all. So every probe slot the
 /// clause reads is filled exactly once, and an event the early filter
 /// rejects costs only its reads. The runtime folds those three fields
-/// into [`TemplateConfig::own_before`] and [`TemplateConfig::own_after`]:
+/// into [`TemplateConfig::probe_before`] and [`TemplateConfig::probe_after`]:
 /// one load and one test a slot.
 ///
 /// The masks come from the frozen configuration, so the verifier knows
@@ -595,19 +595,19 @@ fn fill_task(ev: &mut Event) {
 /// call when the configuration was an ordinary map, whose values the
 /// verifier does not know).
 #[inline(always)]
-pub fn own_now(cfg: &TemplateConfig, before: bool, slot: u8) -> bool {
-    let bit = 1u32 << ((slot - tcpq_abi::slot::OWN_FIRST) & 15);
+pub fn probe_slot_due(cfg: &TemplateConfig, before: bool, slot: u8) -> bool {
+    let bit = 1u32 << ((slot - tcpq_abi::slot::PROBE_FIRST) & 15);
     let due = if before {
-        cfg.own_before
+        cfg.probe_before
     } else {
-        cfg.own_after
+        cfg.probe_after
     };
     due as u32 & bit != 0
 }
 
-/// With a filter over the template's own slots only (`filter_early`), run
-/// it now, before the socket, the owner and the loads are read: true when
-/// the record is rejected and the template should stop.
+/// With a filter over the probe slots only (`filter_early`), run it now,
+/// before the socket, the owner and the loads are read: true when the
+/// record is rejected and the template should stop.
 #[inline(always)]
 pub fn rejected_early(cfg: &TemplateConfig, ev: &Event) -> bool {
     if cfg.filter_early == 0 {
@@ -719,7 +719,7 @@ pub fn quick_rejects_record(ctx: &TracePointContext) -> bool {
     }
 }
 
-/// For a record begun with [`begin_own`]: true when the early filter lets
+/// For a record begun with [`begin_probe_slots`]: true when the early filter lets
 /// it through (or there is none), and then the rest of the record is
 /// cleared for the slots still to come.
 #[inline(always)]

@@ -164,10 +164,10 @@ pub(super) fn prepare_clause<'p, 'l>(
             }
         }
     }
-    // A template's own slot computed from kernel locations (tcp_state's
+    // A probe slot computed from kernel locations (tcp_state's
     // `err`, tcp_retransmit's `tlp`): a clause that uses it needs them all.
     let used = clause.slots_used();
-    for (_, slot, offsets) in tcpq_abi::OWN_SLOT_OFFSETS
+    for (_, slot, offsets) in tcpq_abi::PROBE_SLOT_OFFSETS
         .iter()
         .filter(|(t, slot, _)| *t == template && used & (1u64 << slot) != 0)
     {

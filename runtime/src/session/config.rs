@@ -85,40 +85,41 @@ pub fn template_config(clause: &ClausePlan) -> Result<TemplateConfig, SessionErr
         *dst = insn.to_abi();
     }
     cfg.n_insns = clause.filter.len() as u32;
-    // A filter over the template's own slots only runs before the socket
-    // is read: a non-matching event then costs only what the filter needs.
-    let own = tcpq_abi::slot::OWN_FIRST..tcpq_abi::slot::LOADED;
-    cfg.filter_early =
-        (!clause.filter.is_empty() && clause.filter.iter().all(|i| own.contains(&i.slot))) as u8;
-    // ... and then needs only the own slots it reads: the template fills
+    // A filter over the probe slots only runs before the socket is read:
+    // a non-matching event then costs only what the filter needs.
+    let probe_slots = tcpq_abi::slot::PROBE_FIRST..tcpq_abi::slot::LOADED;
+    cfg.filter_early = (!clause.filter.is_empty()
+        && clause.filter.iter().all(|i| probe_slots.contains(&i.slot)))
+        as u8;
+    // ... and then needs only the probe slots it reads: the template fills
     // the others after the filter, for the events that pass.
     if cfg.filter_early != 0 {
-        cfg.early_own = clause
+        cfg.early_probe = clause
             .filter
             .iter()
-            .fold(0, |m, i| m | tcpq_abi::own_bit(i.slot));
+            .fold(0, |m, i| m | tcpq_abi::probe_bit(i.slot));
     }
     cfg.owner = u8::from(clause.uses_owner());
     cfg.common = (clause.slots_used() & 0xffff) as u16;
-    cfg.own = ((clause.slots_used() >> tcpq_abi::slot::OWN_FIRST) & 0xffff) as u16;
-    // The slots the clause reads, own ones first: what each record
+    cfg.probe = ((clause.slots_used() >> tcpq_abi::slot::PROBE_FIRST) & 0xffff) as u16;
+    // The slots the clause reads, probe slots first: what each record
     // starts with zeroed.
     let used = clause.slots_used();
-    let (own_used, shared_used): (Vec<u8>, Vec<u8>) = (0..tcpq_abi::N_SLOTS as u8)
+    let (probe_used, shared_used): (Vec<u8>, Vec<u8>) = (0..tcpq_abi::N_SLOTS as u8)
         .filter(|&s| used & (1 << s) != 0)
-        .partition(|s| own.contains(s));
-    cfg.n_clear_own = own_used.len() as u8;
-    cfg.n_clear = (own_used.len() + shared_used.len()) as u8;
+        .partition(|s| probe_slots.contains(s));
+    cfg.n_clear_probe = probe_used.len() as u8;
+    cfg.n_clear = (probe_used.len() + shared_used.len()) as u8;
     for (dst, s) in cfg
         .clear
         .iter_mut()
-        .zip(own_used.iter().chain(&shared_used))
+        .zip(probe_used.iter().chain(&shared_used))
     {
         *dst = *s;
     }
-    (cfg.own_before, cfg.own_after) = match cfg.filter_early {
-        0 => (cfg.own, 0),
-        _ => (cfg.own & cfg.early_own, cfg.own & !cfg.early_own),
+    (cfg.probe_before, cfg.probe_after) = match cfg.filter_early {
+        0 => (cfg.probe, 0),
+        _ => (cfg.probe & cfg.early_probe, cfg.probe & !cfg.early_probe),
     };
     if clause.loads.len() > MAX_LOADS {
         return Err(too_big(format!(
@@ -228,7 +229,7 @@ mod tests {
         }
     }
 
-    /// Each record starts with the slots the clause reads zeroed, own
+    /// Each record starts with the slots the clause reads zeroed, probe
     /// slots first (zeroed before the early filter), and no others; a key
     /// of two words or fewer goes to the small aggregation map.
     #[test]
@@ -238,9 +239,9 @@ mod tests {
             template_config(&plan.clauses[0]).unwrap()
         };
         let cleared = |cfg: &TemplateConfig| {
-            let own = cfg.clear[..cfg.n_clear_own as usize].to_vec();
-            let shared = cfg.clear[cfg.n_clear_own as usize..cfg.n_clear as usize].to_vec();
-            (own, shared)
+            let probe = cfg.clear[..cfg.n_clear_probe as usize].to_vec();
+            let shared = cfg.clear[cfg.n_clear_probe as usize..cfg.n_clear as usize].to_vec();
+            (probe, shared)
         };
         let plan = tcpq_dsl::compile(
             "on tcp_probe where snd_cwnd < 10 print pid, comm, srtt",
@@ -250,12 +251,12 @@ mod tests {
         .unwrap();
         let used = plan.clauses[0].slots_used();
         let cfg = template_config(&plan.clauses[0]).unwrap();
-        let (own, shared) = cleared(&cfg);
-        assert!(own.iter().all(|s| (16..32).contains(s)), "{own:?}");
+        let (probe, shared) = cleared(&cfg);
+        assert!(probe.iter().all(|s| (16..32).contains(s)), "{probe:?}");
         assert!(shared.iter().all(|s| !(16..32).contains(s)), "{shared:?}");
-        let listed = own.iter().chain(&shared).fold(0u64, |m, s| m | 1 << s);
+        let listed = probe.iter().chain(&shared).fold(0u64, |m, s| m | 1 << s);
         assert_eq!(listed, used);
-        // pid and comm (0, 1, 2) are shared; snd_cwnd and srtt own.
+        // pid and comm (0, 1, 2) are shared; snd_cwnd and srtt probe slots.
         assert_eq!(
             &shared[..3],
             &[
@@ -264,7 +265,7 @@ mod tests {
                 tcpq_abi::slot::COMM_1
             ]
         );
-        assert_eq!(own.len(), 2);
+        assert_eq!(probe.len(), 2);
 
         let cfg = cfg_of("on tcp_probe count by comm");
         assert_eq!(
@@ -362,17 +363,17 @@ mod tests {
     }
 
     #[test]
-    fn an_early_filter_names_the_own_slots_it_reads() {
+    fn an_early_filter_names_the_probe_slots_it_reads() {
         let mut c = clause(Action::Print { columns: vec![] });
-        // dport (a socket slot): filtered late, every own slot first.
+        // dport (a socket slot): filtered late, every probe slot first.
         let cfg = template_config(&c).unwrap();
-        assert_eq!((cfg.filter_early, cfg.early_own), (0, 0));
+        assert_eq!((cfg.filter_early, cfg.early_probe), (0, 0));
         c.filter[0].slot = 18;
         let mut second = c.filter[0];
         second.slot = 16;
         c.filter.push(second);
         let cfg = template_config(&c).unwrap();
-        assert_eq!((cfg.filter_early, cfg.early_own), (1, 0b101));
+        assert_eq!((cfg.filter_early, cfg.early_probe), (1, 0b101));
     }
 
     #[test]
@@ -384,16 +385,16 @@ mod tests {
         };
         let c = cfg("on tcp_probe count by comm");
         assert_eq!(
-            (c.common, c.own),
+            (c.common, c.probe),
             (1 << slot::COMM_0 | 1 << slot::COMM_1, 0)
         );
         let c = cfg("on tcp_probe where snd_cwnd > 10 print srtt, sport");
         assert_eq!(c.common, 1 << slot::SPORT);
         assert_eq!(
-            c.own,
-            tcpq_abi::own_bit(p::SND_CWND) | tcpq_abi::own_bit(p::SRTT)
+            c.probe,
+            tcpq_abi::probe_bit(p::SND_CWND) | tcpq_abi::probe_bit(p::SRTT)
         );
-        assert_eq!(c.early_own, tcpq_abi::own_bit(p::SND_CWND));
+        assert_eq!(c.early_probe, tcpq_abi::probe_bit(p::SND_CWND));
     }
 
     #[test]

@@ -293,7 +293,7 @@ fn done(ctx: &RawTracePointContext) -> Option<()> {
     }
     // The size asked was noted at the syscall's entry, for clauses that
     // use it (the entry programs are attached only for them).
-    let size = if cfg.own & tcpq_abi::own_bit(s::SIZE) != 0 {
+    let size = if cfg.probe & tcpq_abi::probe_bit(s::SIZE) != 0 {
         let tid = bpf_get_current_pid_tgid() as u32;
         let size = match unsafe { TCPQ_PENDING.get(tid) } {
             Some(p) if p.sk == sk => p.size,
@@ -317,7 +317,7 @@ fn done(ctx: &RawTracePointContext) -> Option<()> {
 #[inline(always)]
 fn emit(sk: u64, size: u64, ret: u64, flags: u64) -> Option<()> {
     let cfg = config()?;
-    let ev = begin_own()?;
+    let ev = begin_probe_slots()?;
     let v = &mut ev.vals;
     v[s::SIZE as usize] = size;
     v[s::RET as usize] = ret;

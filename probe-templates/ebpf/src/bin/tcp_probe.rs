@@ -85,8 +85,8 @@ const fn off_value(s: &[u8]) -> (u32, u64) {
 #[inline(never)]
 fn run(ctx: &TracePointContext) -> Option<()> {
     let cfg = config()?;
-    let ev = begin_own()?;
-    fill_own_tp(cfg, true, ev, ctx);
+    let ev = begin_probe_slots()?;
+    fill_probe_slots_tp(cfg, true, ev, ctx);
     if !passes_early(cfg, ev) {
         return None;
     }
@@ -94,7 +94,7 @@ fn run(ctx: &TracePointContext) -> Option<()> {
     if sk == 0 {
         return None;
     }
-    fill_own_tp(cfg, false, ev, ctx);
+    fill_probe_slots_tp(cfg, false, ev, ctx);
     fill_sock(ev, sk);
     load_fields(ev, sk, 0);
     finish(ev);
@@ -127,41 +127,41 @@ pub fn tcpq_probe_rtp(ctx: RawTracePointContext) -> i32 {
 #[inline(never)]
 fn run_raw(sk: u64, skb: u64) -> Option<()> {
     let cfg = config()?;
-    let ev = begin_own()?;
-    fill_own_raw(cfg, true, ev, sk, skb);
+    let ev = begin_probe_slots()?;
+    fill_probe_slots_raw(cfg, true, ev, sk, skb);
     if !passes_early(cfg, ev) {
         return None;
     }
-    fill_own_raw(cfg, false, ev, sk, skb);
+    fill_probe_slots_raw(cfg, false, ev, sk, skb);
     fill_sock(ev, sk);
     load_fields(ev, sk, skb);
     finish(ev);
     Some(())
 }
 
-/// Fill the own slots due now (`own_now`) from the classic tracepoint's record.
+/// Fill the probe slots due now (`probe_slot_due`) from the classic tracepoint's record.
 #[inline(always)]
-fn fill_own_tp(cfg: &TemplateConfig, before: bool, ev: &mut Event, ctx: &TracePointContext) {
+fn fill_probe_slots_tp(cfg: &TemplateConfig, before: bool, ev: &mut Event, ctx: &TracePointContext) {
     let v = &mut ev.vals;
     for &(slot, index) in tcpq_abi::quick::TCP_PROBE_TP {
-        if own_now(cfg, before, slot) {
+        if probe_slot_due(cfg, before, slot) {
             // The mask only tells the compiler the index is in range.
             v[slot as usize & (tcpq_abi::N_SLOTS - 1)] = tp_field(ctx, index);
         }
     }
 }
 
-/// Fill the own slots due now (`own_now`) the way the classic tracepoint's
+/// Fill the probe slots due now (`probe_slot_due`) the way the classic tracepoint's
 /// `TP_fast_assign` does, from the socket and the skb.
 #[inline(always)]
-fn fill_own_raw(cfg: &TemplateConfig, before: bool, ev: &mut Event, sk: u64, skb: u64) {
+fn fill_probe_slots_raw(cfg: &TemplateConfig, before: bool, ev: &mut Event, sk: u64, skb: u64) {
     let v = &mut ev.vals;
     // One statement a slot, not a loop over a table: LLVM did not always
     // unroll the loop, and the table was then built on the stack and
     // walked at every event.
     macro_rules! plain {
         ($($slot:expr => $index:expr),*) => {$(
-            if own_now(cfg, before, $slot) {
+            if probe_slot_due(cfg, before, $slot) {
                 v[$slot as usize] = read_now(before, sk, $index);
             }
         )*};
@@ -174,17 +174,17 @@ fn fill_own_raw(cfg: &TemplateConfig, before: bool, ev: &mut Event, sk: u64, skb
         s::SND_WND => off::TP_SND_WND,
         s::RCV_WND => off::TP_RCV_WND
     );
-    if own_now(cfg, before, s::SRTT) {
+    if probe_slot_due(cfg, before, s::SRTT) {
         v[s::SRTT as usize] = read_now(before, sk, off::TP_SRTT_US) >> 3;
     }
-    if own_now(cfg, before, s::DATA_LEN) {
+    if probe_slot_due(cfg, before, s::DATA_LEN) {
         let head = read_ptr(skb, loc(off::SKB_HEAD).off);
         let th = read_now(before, skb, off::SKB_TRANSPORT_HEADER);
         let doff: u8 = read(head + th + 12);
         let hdr_len = ((doff >> 4) as u64) * 4;
         v[s::DATA_LEN as usize] = read_now(before, skb, off::SKB_LEN).saturating_sub(hdr_len);
     }
-    if own_now(cfg, before, s::MARK) {
+    if probe_slot_due(cfg, before, s::MARK) {
         v[s::MARK as usize] = read_now(before, skb, off::SKB_MARK);
     }
 }

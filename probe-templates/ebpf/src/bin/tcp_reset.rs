@@ -37,7 +37,7 @@ fn sent(ctx: &RawTracePointContext) -> Option<()> {
     if sk == 0 && skb == 0 {
         return None;
     }
-    let ev = begin_own()?;
+    let ev = begin_probe_slots()?;
     ev.vals[s::RECEIVED as usize] = 0;
     ev.vals[s::REASON as usize] = tp_field(ctx, off::TP_SEND_RESET_REASON);
     if !passes_early(cfg, ev) {
@@ -62,7 +62,7 @@ fn received(ctx: &RawTracePointContext) -> Option<()> {
     if sk == 0 {
         return None;
     }
-    let ev = begin_own()?;
+    let ev = begin_probe_slots()?;
     ev.vals[s::RECEIVED as usize] = 1;
     if !passes_early(cfg, ev) {
         return None;

@@ -48,8 +48,8 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     if !tcpq_abi::retransmit::counted(err as i64) {
         return None;
     }
-    let ev = begin_own()?;
-    // Both own slots before the early filter: `err` is in a register
+    let ev = begin_probe_slots()?;
+    // Both probe slots before the early filter: `err` is in a register
     // already, and `segs` is one read.
     ev.vals[s::ERR as usize] = err;
     let cb = loc(off::SKB_CB).off;
@@ -58,7 +58,7 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     // A tail loss probe, for a clause that reads `tlp`: the kernel's state
     // at the moment only `tcp_send_loss_probe()` retransmits in
     // ([`tcpq_abi::retransmit::tail_loss_probe`] says why each part).
-    if cfg.own & tcpq_abi::own_bit(s::TLP) != 0 {
+    if cfg.probe & tcpq_abi::probe_bit(s::TLP) != 0 {
         let pending = read_off(sk, off::ICSK_PENDING);
         let tlp = pending == tcpq_abi::retransmit::ICSK_TIME_LOSS_PROBE
             && tcpq_abi::retransmit::tail_loss_probe(

@@ -25,7 +25,7 @@ mod common;
 use aya_ebpf::{macros::raw_tracepoint, programs::RawTracePointContext};
 use common::*;
 use tcpq_abi::{
-    off, own_bit, slot, slot::select_window as s, slot::syn as y, Event, TemplateConfig, N_SLOTS,
+    off, probe_bit, slot, slot::select_window as s, slot::syn as y, Event, TemplateConfig, N_SLOTS,
 };
 
 const TCPHDR_SYN: u64 = 0x02;
@@ -55,9 +55,9 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
         if quick_rejects_computed(s::WIN, || window(f.1, f.2)) {
             return None;
         }
-        rest(cfg, begin_own()?, skb, f)
+        rest(cfg, begin_probe_slots()?, skb, f)
     } else {
-        let ev = begin_own()?;
+        let ev = begin_probe_slots()?;
         // The reads before the early filter in line (see `read_off_hot`).
         let f = skb_fields(skb, unsafe {
             &mut *(ev.vals.as_mut_ptr().add(slot::LOADED as usize) as *mut [u64; 32])
@@ -111,11 +111,11 @@ fn rest(
     v[s::TCP_FLAGS as usize] = flags;
     v[s::SEQ as usize] = seq;
     v[s::ACK_SEQ as usize] = ack;
-    fill_own(cfg, true, ev, sk, win);
+    fill_probe_slots(cfg, true, ev, sk, win);
     if !passes_early(cfg, ev) || !is_full_tcp_sock(sk) {
         return None;
     }
-    fill_own(cfg, false, ev, sk, win);
+    fill_probe_slots(cfg, false, ev, sk, win);
     fill_sock(ev, sk);
     load_fields(ev, sk, skb);
     // Ports as on the wire: a socket that close() aborted has already given
@@ -140,18 +140,18 @@ const OPT_MAX: u32 = 40;
 const OPT_WORD: usize = 48;
 /// The option slots: their bytes are read and parsed only for a clause
 /// that uses one of them.
-const OPT_SLOTS: u16 = own_bit(y::OPT_MSS)
-    | own_bit(y::OPT_WSCALE_OK)
-    | own_bit(y::OPT_WSCALE)
-    | own_bit(y::OPT_SACK_OK)
-    | own_bit(y::OPT_TS);
+const OPT_SLOTS: u16 = probe_bit(y::OPT_MSS)
+    | probe_bit(y::OPT_WSCALE_OK)
+    | probe_bit(y::OPT_WSCALE)
+    | probe_bit(y::OPT_SACK_OK)
+    | probe_bit(y::OPT_TS);
 
 /// `tcp_syn`: a SYN or SYN-ACK as it is queued to a device.
 #[inline(always)]
 fn syn(ctx: &RawTracePointContext) -> Option<()> {
     let cfg = config()?;
     let skb = tp_field(ctx, off::TP_NET_DEV_QUEUE_SKB);
-    let ev = begin_own()?;
+    let ev = begin_probe_slots()?;
     let (sk, head, th, nh) = if fast_read() {
         skb_loads(skb)
     } else {
@@ -197,7 +197,7 @@ fn syn(ctx: &RawTracePointContext) -> Option<()> {
     v[y::SEQ as usize] = u32::from_be(words[1]) as u64;
     v[y::ACK_SEQ as usize] = u32::from_be(words[2]) as u64;
     v[y::ACK as usize] = (flags & TCPHDR_ACK != 0) as u64;
-    if cfg.own & OPT_SLOTS != 0 {
+    if cfg.probe & OPT_SLOTS != 0 {
         let n = doff - 20;
         let buf = unsafe { ev.vals.as_mut_ptr().add(OPT_WORD) } as *mut core::ffi::c_void;
         if n > 0 && read_bytes(buf, n, OPT_MAX, head + th + 20) {
@@ -281,32 +281,32 @@ extern "C" fn tcpq_syn_option(ev: *mut Event, i: u32, n: u32) -> u32 {
     i + len
 }
 
-/// Fill the own slots read from the socket that are due now (`own_now`).
+/// Fill the probe slots read from the socket that are due now (`probe_slot_due`).
 /// `win_bytes` and `rcv_wscale` come from one read; when the early filter
 /// reads only one of them, the other reads `rcv_wscale` again after the
 /// filter (it does not change after the handshake).
 #[inline(always)]
-fn fill_own(cfg: &TemplateConfig, before: bool, ev: &mut Event, sk: u64, win: u64) {
+fn fill_probe_slots(cfg: &TemplateConfig, before: bool, ev: &mut Event, sk: u64, win: u64) {
     let v = &mut ev.vals;
-    if own_now(cfg, before, s::WIN_BYTES) || own_now(cfg, before, s::RCV_WSCALE) {
+    if probe_slot_due(cfg, before, s::WIN_BYTES) || probe_slot_due(cfg, before, s::RCV_WSCALE) {
         let rcv_wscale = read_now(before, sk, off::TP_RCV_WSCALE);
-        if own_now(cfg, before, s::WIN_BYTES) {
+        if probe_slot_due(cfg, before, s::WIN_BYTES) {
             v[s::WIN_BYTES as usize] = win << (rcv_wscale & 15);
         }
-        if own_now(cfg, before, s::RCV_WSCALE) {
+        if probe_slot_due(cfg, before, s::RCV_WSCALE) {
             v[s::RCV_WSCALE as usize] = rcv_wscale;
         }
     }
-    if own_now(cfg, before, s::RCV_WND) {
+    if probe_slot_due(cfg, before, s::RCV_WND) {
         v[s::RCV_WND as usize] = read_now(before, sk, off::TP_RCV_WND);
     }
-    if own_now(cfg, before, s::SND_WSCALE) {
+    if probe_slot_due(cfg, before, s::SND_WSCALE) {
         v[s::SND_WSCALE as usize] = read_now(before, sk, off::TP_SND_WSCALE);
     }
-    if own_now(cfg, before, s::WSCALE_OK) {
+    if probe_slot_due(cfg, before, s::WSCALE_OK) {
         v[s::WSCALE_OK as usize] = read_now(before, sk, off::TP_WSCALE_OK);
     }
-    if own_now(cfg, before, s::SND_WND) {
+    if probe_slot_due(cfg, before, s::SND_WND) {
         v[s::SND_WND as usize] = read_now(before, sk, off::TP_SND_WND);
     }
 }

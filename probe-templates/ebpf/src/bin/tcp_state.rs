@@ -58,7 +58,7 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     }
 
     let cfg = config()?;
-    let ev = begin_own()?;
+    let ev = begin_probe_slots()?;
     let v = &mut ev.vals;
     v[s::OLDSTATE as usize] = old;
     v[s::NEWSTATE as usize] = new;
@@ -67,7 +67,7 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     // connection moves to CLOSE (tcp_reset(), tcp_write_err() and the ICMP
     // handlers store it, then call tcp_done()), stored positive, reported
     // negative like the kernel passes errors elsewhere.
-    if cfg.own & tcpq_abi::own_bit(s::ERR) != 0 {
+    if cfg.probe & tcpq_abi::probe_bit(s::ERR) != 0 {
         let err = read_off(sk, off::SK_ERR) as u32 as i32 as i64;
         v[s::ERR as usize] = err.wrapping_neg() as u64;
     }
