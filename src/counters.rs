@@ -72,7 +72,7 @@ pub struct CountersArgs {
 }
 
 fn parse_every(s: &str) -> Result<Duration, String> {
-    let d = crate::parse_duration(s)?;
+    let d = crate::duration_flag(s, "--every")?;
     if d.is_zero() {
         return Err("an interval must be longer than 0".into());
     }

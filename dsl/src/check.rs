@@ -6,6 +6,7 @@ use crate::catalog::{self, FieldDef, ProbeDef};
 use crate::diagnostic::{suggest, Code, Diagnostic};
 use crate::plan::{Action, AggFunc, Column, FieldType, Output, Scale, Source, Unit};
 use crate::resolve::{RAction, RExpr, RField, RPrintItem, RScale, RSetItem, Resolved};
+pub mod duration;
 
 /// Most clauses in one program (each loads and attaches its own template,
 /// about 10 ms of verifier time each).
