@@ -2,12 +2,14 @@
 //!
 //! `every DUR` in a program and `--duration DUR` (and `tcpq counters
 //! --every DUR`) on the command line read DUR the same way: the grammar's
-//! `number` token (`5s`, `1.5s`, `1_000ms`), then [`Checker::in_unit`] in
-//! milliseconds (`ms`, `s`, `m`/`min`, `h`; a fraction must make a whole
-//! number of milliseconds). So a spelling one of them accepts, the other
-//! accepts too, and a bad one gets the same diagnostic from both. Only the
-//! range is each use's own: `every` needs at least
-//! [`MIN_EVERY_MS`](super::MIN_EVERY_MS), `--duration` at least 0.
+//! `number` token (`5s`, `1.5s`, `1_000ms`), then
+//! [`Checker::duration_ms`], the one function both call (`ms`, `s`,
+//! `m`/`min`, `h` through `in_unit`; a fraction must make a whole number
+//! of milliseconds). So a spelling one of them accepts, the other accepts
+//! too, and a bad one gets the same diagnostic from both. Only the range
+//! is each use's own: `every` needs at least
+//! [`MIN_EVERY_MS`](super::MIN_EVERY_MS) (`output.rs`), `--duration` at
+//! least 0.
 use std::time::Duration;
 
 use super::Checker;
