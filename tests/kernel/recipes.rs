@@ -12,10 +12,9 @@
 //! (`tcpretrans`, `tcpconnect`) runs both with the port and without it,
 //! and this pair's rows agree. A second test runs the
 //! negotiation recipe over two pairs, with and without scaling.
-//!
-//! Needs root; skipped otherwise, and failing instead when `CI` is set.
 
-mod common;
+use crate::common;
+use tcpq_kernel_test::kernel_test;
 
 use common::tcpq::{field_bool, field_str, field_u64, json_lines};
 use common::{nstat, sysctl, Client, NetnsPair, Server, Tcpq, TempDir};
@@ -73,11 +72,8 @@ fn takes_port(p: &std::path::Path) -> bool {
 /// pair's rows the same.
 const ALSO_WITHOUT_PORT: &[&str] = &["tcpretrans", "tcpconnect", "zero-window"];
 
-#[test]
+#[kernel_test]
 fn every_recipe_runs_against_real_traffic() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     const N: u64 = 1 << 20;
     let pair = NetnsPair::new();
@@ -615,11 +611,8 @@ fn every_recipe_runs_against_real_traffic() {
     );
 }
 
-#[test]
+#[kernel_test]
 fn negotiation_recipe_flags_exactly_the_connections_without_scaling() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     const N: usize = 3;
     let off = NetnsPair::new();
@@ -718,11 +711,8 @@ fn negotiation_recipe_flags_exactly_the_connections_without_scaling() {
 /// /proc); tcpconnect with family 4 sees only the IPv4 one, with family 6
 /// only the IPv6 one; tcpaccept with the IPv4 server's pid sees its
 /// connection, with another pid nothing.
-#[test]
+#[kernel_test]
 fn bcc_recipes_filter_by_pid_and_family() {
-    if !common::require_root() {
-        return;
-    }
     let pair = NetnsPair::new();
     let (p4, p6) = (pair.port(), pair.port() + 1);
     let dir = TempDir::new("krf");
@@ -827,11 +817,8 @@ fn bcc_recipes_filter_by_pid_and_family() {
 /// closed, keeps its own exit status (0) and reports the command's (3).
 /// Another client of the same server, connecting meanwhile, is seen by an
 /// unfiltered tcpq and not by this one.
-#[test]
+#[kernel_test]
 fn command_flag_traces_only_the_command_until_it_exits() {
-    if !common::require_root() {
-        return;
-    }
     const N: u64 = 200_000;
     let pair = NetnsPair::new();
     let port = pair.port();
@@ -928,11 +915,8 @@ fn command_flag_traces_only_the_command_until_it_exits() {
 /// /proc), one connection each; `-p` with a server's pid sees only its
 /// connection, `-p 1` none; `-4`/`-6` with a port set see only their
 /// family; `-o` writes the rows to the file and nothing to stdout.
-#[test]
+#[kernel_test]
 fn pid_and_family_flags_filter_like_written_conditions() {
-    if !common::require_root() {
-        return;
-    }
     let pair = NetnsPair::new();
     let (p4, p6) = (pair.port(), pair.port() + 1);
     let dir = TempDir::new("krpf");
@@ -1022,11 +1006,8 @@ fn pid_and_family_flags_filter_like_written_conditions() {
 /// handshake, `tcp_close`) after the command is gone, and tcpq -c waits
 /// for it. Ground truth: the server's log (its peer port, the bytes it
 /// read).
-#[test]
+#[kernel_test]
 fn command_flag_waits_for_connections_closing_after_the_command_exits() {
-    if !common::require_root() {
-        return;
-    }
     const N: u64 = 256 << 10;
     let pair = NetnsPair::new();
     let port = pair.port();
@@ -1071,11 +1052,8 @@ fn command_flag_waits_for_connections_closing_after_the_command_exits() {
 
 /// When tcpq stops first (`--duration`), every process of the command's
 /// cgroup is ended, a background child too, and the cgroup is removed.
-#[test]
+#[kernel_test]
 fn command_flag_ends_the_command_when_tcpq_stops_first() {
-    if !common::require_root() {
-        return;
-    }
     let dir = TempDir::new("krcmdk");
     let bg = dir.join("bg.pid");
     let cmd = format!("sleep 30 & echo $! > {}; sleep 30", bg.display());

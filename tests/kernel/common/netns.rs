@@ -160,7 +160,7 @@ impl NetnsPair {
     /// output path (nft output/egress, tc egress) is reported back to TCP
     /// as a local send error (-EPERM / NET_XMIT_DROP); TCP then re-sends
     /// the skb later and counts far fewer retransmissions than drops (see
-    /// `output_hook_drops_are_not_wire_loss` in tests/harness.rs for the
+    /// `output_hook_drops_are_not_wire_loss` in tests/kernel/harness.rs for the
     /// measured rates). A drop on the receiving side is invisible to the
     /// sender, exactly like loss on a wire. veth forwards GSO super-packets
     /// whole, so one drop can lose several MSS at once. Deleted on Drop of
