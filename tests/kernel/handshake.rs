@@ -200,10 +200,7 @@ fn failed_attempt(rule: &str, client_args: &[&str]) -> Failed {
             ),
         ],
     );
-    let guard = Loss {
-        ns: pair.srv.clone(),
-        table,
-    };
+    let guard = Loss::adopt(&pair.srv, table);
     let t = tcpq(&format!(
         "on tcp_connect_attempt where dport == {port} print {ATTEMPT_FIELDS}\n\
          on tcp_syn where dport == {port} print sport, dport, ack, seq, pid, comm"

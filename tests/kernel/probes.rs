@@ -1,8 +1,8 @@
 //! tcpq's socket-life probes against the kernel's own view.
 //!
 //! Each test builds its own pair of network namespaces, drives bounded
-//! traffic with `tests/tools/tcpgen.py`, and compares tcpq's events with
-//! ground truth that never comes from tcpq:
+//! traffic with the traffic generator (`common/tcpgen.rs`), and compares
+//! tcpq's events with ground truth that never comes from tcpq:
 //! - `nstat` counters of each namespace (TcpActiveOpens, TcpPassiveOpens,
 //!   TcpOutRsts, TcpEstabResets, TcpAttemptFails, TcpRetransSegs): the
 //!   namespaces hold only the test's connections, so deltas are exact;

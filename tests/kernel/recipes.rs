@@ -828,10 +828,9 @@ fn command_flag_traces_only_the_command_until_it_exits() {
     let log = dir.join("command-client.jsonl");
     // The command waits 1.5 s first: the other client comes meanwhile.
     let cmd = format!(
-        "sleep 1.5; ip netns exec {} {} {} client --connect {} --port {port} --bytes {N} --log {} >/dev/null 2>&1; exit 3",
+        "sleep 1.5; ip netns exec {} {} client --connect {} --port {port} --bytes {N} --log {} >/dev/null 2>&1; exit 3",
         pair.cli,
-        common::tcpgen::python(),
-        common::tool("tcpgen.py").display(),
+        common::tcpgen::gen_command(),
         pair.srv_v4(),
         log.display()
     );
@@ -1021,9 +1020,10 @@ fn command_flag_waits_for_connections_closing_after_the_command_exits() {
         dir.path(),
     );
     let cmd = format!(
-        "ip netns exec {} {} -c 'import socket, sys; s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 1 << 20); s.connect((sys.argv[1], int(sys.argv[2]))); s.sendall(b\"x\" * int(sys.argv[3]))' {} {port} {N}",
+        "ip netns exec {} {} client --sndbuf {} --connect {} --port {port} --bytes {N}",
         pair.cli,
-        common::tcpgen::python(),
+        common::tcpgen::gen_command(),
+        1 << 20,
         pair.srv_v4(),
     );
     let t0 = Instant::now();

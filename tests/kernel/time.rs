@@ -1,7 +1,7 @@
 //! Event times against clocks tcpq does not own.
 //!
-//! Ground truth: the traffic generator's own log (`tests/tools/tcpgen.py`
-//! stamps each record with `time.time()`, CLOCK_REALTIME, just before
+//! Ground truth: the traffic generator's own log (`common/tcpgen.rs`
+//! stamps each record with CLOCK_REALTIME (`wall`), just before
 //! `connect()` and just after it returns) and the packet capture's
 //! timestamps (the kernel stamps each received packet with the wall clock
 //! as the device hands it over, before TCP sees it). An outgoing

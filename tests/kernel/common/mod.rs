@@ -56,52 +56,24 @@ pub fn pid_alive(pid: i32) -> bool {
 /// Run `cmd` inside namespace `ns` (`ip netns exec`); never panics on a
 /// non-zero exit, the caller inspects the `Output`.
 pub fn exec(ns: &str, cmd: &[&str]) -> Output {
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(cmd)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("spawn ip netns exec {ns} {cmd:?}: {e}"))
+    tcpq_netlab::netns::exec(ns, cmd).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Like `exec` but panics with stderr when the command fails.
 pub fn exec_ok(ns: &str, cmd: &[&str]) -> String {
-    let out = exec(ns, cmd);
-    assert!(
-        out.status.success(),
-        "`ip netns exec {ns} {}` failed ({}): {}{}",
-        cmd.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    tcpq_netlab::netns::exec_ok(ns, cmd).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Run a command in the current (root) namespace and panic with its stderr
 /// when it fails.
 pub fn run_ok(prog: &str, args: &[&str]) -> String {
-    let out = Command::new(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("spawn {prog}: {e}"));
-    assert!(
-        out.status.success(),
-        "`{prog} {}` failed ({}): {}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    tcpq_netlab::netns::run(prog, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `sysctl -w key=value` inside `ns` (per-netns sysctls such as
 /// `net.ipv4.tcp_window_scaling`), verified by reading it back.
 pub fn sysctl(ns: &str, key: &str, value: &str) {
-    exec_ok(ns, &["sysctl", "-q", "-w", &format!("{key}={value}")]);
-    let got = exec_ok(ns, &["sysctl", "-n", key]);
-    assert_eq!(got.trim(), value, "sysctl {key} in {ns}");
+    tcpq_netlab::netns::sysctl(ns, key, value).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Absolute values of the namespace's SNMP/netstat counters
@@ -208,11 +180,4 @@ pub fn kill(pid: u32, sig: i32) {
     unsafe {
         libc::kill(pid as libc::pid_t, sig);
     }
-}
-
-/// Path of `tests/tools/<name>`.
-pub fn tool(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/tools")
-        .join(name)
 }
