@@ -15,9 +15,9 @@ use tcpq_runtime::{
     features::{KernelFeatures, Needs, Support},
     netns,
     offsets::Offsets,
-    session::owner_programs,
     strategy::{self, check},
     sysctls::{self, Level, Setting},
+    templates::owner_programs,
     tracefs::Tracefs,
 };
 

@@ -12,7 +12,7 @@ use tcpq_dsl::plan::Action;
 use tcpq_runtime::{
     agg::{self, Agg, What},
     clock::{Clock, Zone},
-    render::{EventTable, Stamp, Stamps, Timebase, Value},
+    render::{EventTable, Names, Stamp, Stamps, Timebase, Value},
     Format,
 };
 
@@ -71,6 +71,7 @@ fn render(src: &str, intervals: &[Vec<(AggKey, Agg)>], format: Format) -> String
                 stamp,
                 &extra,
                 format,
+                &Names::default(),
             ));
         }
     }
@@ -188,7 +189,7 @@ fn events(src: &str, evs: &[(usize, Event)], format: Format, stamps: Stamps, zon
         .collect();
     let mut out: Vec<String> = tables.iter().filter_map(|t| t.header()).collect();
     for (clause, ev) in evs {
-        out.push(tables[*clause].row(ev));
+        out.push(tables[*clause].row(ev, &Names::default()));
     }
     out.join("\n")
 }

@@ -272,7 +272,10 @@ fn columns_text(out: &mut String, cols: &[Column]) {
             out,
             "            {:width$}  {:<22} {}",
             c.name,
-            type_words(c.ty),
+            match &c.labels {
+                Some([no, yes]) => format!("{} ({no}/{yes})", type_words(c.ty)),
+                None => type_words(c.ty),
+            },
             match c.source {
                 crate::plan::Source::Slots => format!(
                     "slot{} {}",

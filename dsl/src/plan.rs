@@ -553,6 +553,10 @@ pub struct Column {
     /// userspace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scale: Option<Scale>,
+    /// A boolean shown in text as one of two words, `[false, true]`
+    /// (`tlp`: `R`, `L`); JSON shows the boolean.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<[String; 2]>,
 }
 
 /// Where a column's value comes from.

@@ -1,3 +1,4 @@
+// Over 800 lines: 170 are its tests; the code is one format, the header and the values it types.
 //! Recipe files: a header of `#` comment lines (description, `@param`,
 //! `@example`, `@expect`), then the program. `@expect` lines say what the
 //! recipe must show against known traffic; they are data for the kernel

@@ -31,6 +31,7 @@ fn main() {
                 slots: fd.slots.to_vec(),
                 source: Default::default(),
                 scale: None,
+                labels: fd.labels.map(|l| l.map(str::to_owned)),
             }
         })
         .collect();

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use tcpq_abi::{AggKey, AggValue, MAX_KEY_SLOTS};
 use tcpq_dsl::plan::{AggFunc, Column, FieldType, Unit};
 
-use crate::render::{decode, rfc3339_millis, Format, Stamp, Table, Value};
+use crate::render::{decode, decode_column, rfc3339_millis, Format, Names, Stamp, Table, Value};
 
 /// One key's values, combined over CPUs, as numbers (an unsigned value's
 /// or a signed one's). `sum` is kept wider than the kernel's per-CPU
@@ -96,36 +96,39 @@ pub fn value_names(what: What<'_>) -> Vec<&'static str> {
 
 /// A number in the value's unit (`us` for microseconds in text), signed
 /// for a signed value; beyond 64 bits (a sum over CPUs) it saturates.
-fn unit_value(value_ty: FieldType, v: i128) -> Value {
+fn unit_value(value_ty: FieldType, v: i128, names: &Names) -> Value {
     match value_ty {
         FieldType::Int(_) => Value::Int(v.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64),
         FieldType::Uint(u) => decode(
             FieldType::Uint(u),
             &[v.clamp(0, i128::from(u64::MAX)) as u64],
+            names,
         ),
         _ => Value::Uint(v.clamp(0, i128::from(u64::MAX)) as u64),
     }
 }
 
 /// Split a key into its columns' values.
-fn key_values(keys: &[Column], k: &AggKey) -> Vec<Value> {
+fn key_values(keys: &[Column], k: &AggKey, names: &Names) -> Vec<Value> {
     let mut pos = 0usize;
     let mut row = Vec::with_capacity(keys.len());
     for c in keys {
         let end = (pos + c.slots.len()).min(MAX_KEY_SLOTS);
-        row.push(decode(c.ty, &k.vals[pos.min(end)..end]));
+        row.push(decode_column(c, &k.vals[pos.min(end)..end], names));
         pos = end;
     }
     row
 }
 
 /// Rows (key values then aggregate values) of a non-histogram
-/// aggregation, largest first, at most `top`.
+/// aggregation, largest first, at most `top`; `names` as for
+/// [`decode`].
 pub fn rows(
     keys: &[Column],
     what: What<'_>,
     data: &[(AggKey, Agg)],
     top: Option<u64>,
+    names: &Names,
 ) -> Vec<Vec<Value>> {
     let mut data: Vec<(AggKey, Agg)> = data.to_vec();
     if keys.is_empty() {
@@ -155,13 +158,15 @@ pub fn rows(
     }
     data.iter()
         .map(|(k, a)| {
-            let mut row = key_values(keys, k);
-            let opt = |v: Option<i128>, ty: FieldType| v.map_or(Value::Null, |v| unit_value(ty, v));
+            let mut row = key_values(keys, k, names);
+            let opt = |v: Option<i128>, ty: FieldType| {
+                v.map_or(Value::Null, |v| unit_value(ty, v, names))
+            };
             let some = (a.count > 0).then_some(());
             match what {
                 What::Count => row.push(Value::Uint(a.count)),
                 What::Func(f, col) => match f {
-                    AggFunc::Sum => row.push(unit_value(col.ty, a.sum)),
+                    AggFunc::Sum => row.push(unit_value(col.ty, a.sum, names)),
                     AggFunc::Avg => row.push(opt(a.avg(), col.ty)),
                     AggFunc::Min => row.push(opt(some.map(|_| a.min), col.ty)),
                     AggFunc::Max => row.push(opt(some.map(|_| a.max), col.ty)),
@@ -224,13 +229,14 @@ pub fn bucket_bounds(func: AggFunc, b: u64, signed: bool) -> (Option<i128>, Opti
 /// The histograms of a `hist`/`lhist` clause: per key (the key slots
 /// before the bucket), its buckets from the lowest to the highest
 /// non-empty one (empty ones between included), keys with the most events
-/// first, at most `top`.
+/// first, at most `top`; `names` as for [`decode`].
 pub fn histograms(
     keys: &[Column],
     func: AggFunc,
     signed: bool,
     data: &[(AggKey, Agg)],
     top: Option<u64>,
+    names: &Names,
 ) -> Vec<(Vec<Value>, Vec<Bucket>)> {
     let n: usize = keys.iter().map(|k| k.slots.len()).sum();
     let bucket_slot = n.min(MAX_KEY_SLOTS - 1);
@@ -270,7 +276,7 @@ pub fn histograms(
         .map(|(_, prefix, list)| {
             let mut k = AggKey::default();
             k.vals[..prefix.len()].copy_from_slice(&prefix);
-            (key_values(keys, &k), list)
+            (key_values(keys, &k, names), list)
         })
         .collect()
 }
@@ -377,7 +383,12 @@ pub fn histogram_lines(
 /// `every` interval: text opens the block with its banner
 /// (`@ 2025-06-04T15:21:04.123Z interval 3`), JSON starts each record with
 /// `"interval":3,"time":"2025-06-04T15:21:04.123Z"`. `extra` are further
-/// leading columns (the probe name with several clauses).
+/// leading columns (the probe name with several clauses); `names` as for
+/// [`decode`].
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the clause's shape (keys, what, top), its data, and how to show it; a struct would only rename the list"
+)]
 pub fn lines(
     keys: &[Column],
     what: What<'_>,
@@ -386,6 +397,7 @@ pub fn lines(
     stamp: Option<Stamp>,
     extra: &[(String, Value)],
     format: Format,
+    names: &Names,
 ) -> Vec<String> {
     let mut out = Vec::new();
     let mut lead: Vec<(String, Value)> = Vec::new();
@@ -399,7 +411,7 @@ pub fn lines(
         }
     }
     lead.extend(extra.iter().cloned());
-    out.extend(block(keys, what, data, top, &lead, format));
+    out.extend(block(keys, what, data, top, &lead, format, names));
     out
 }
 
@@ -411,11 +423,12 @@ fn block(
     top: Option<u64>,
     extra: &[(String, Value)],
     format: Format,
+    names: &Names,
 ) -> Vec<String> {
     if let What::Func(f @ (AggFunc::Hist | AggFunc::Lhist { .. }), col) = what {
         let title = format!("{} {}", f.word(), col.name);
         let signed = matches!(col.ty, FieldType::Int(_));
-        let hs = histograms(keys, f, signed, data, top);
+        let hs = histograms(keys, f, signed, data, top, names);
         if hs.is_empty() && format == Format::Text {
             return vec![format!("{title}: no events")];
         }
@@ -436,16 +449,16 @@ fn block(
             slots: vec![],
             source: Default::default(),
             scale: None,
+            labels: None,
         })
         .collect();
     cols.extend(keys.iter().cloned());
-    let names = value_names(what);
-    let table = Table::new(&cols, &names, format);
+    let table = Table::new(&cols, &value_names(what), format);
     let mut out = Vec::new();
     if let Some(h) = table.header() {
         out.push(h);
     }
-    for r in rows(keys, what, data, top) {
+    for r in rows(keys, what, data, top, names) {
         let mut row: Vec<Value> = extra.iter().map(|(_, v)| v.clone()).collect();
         row.extend(r);
         out.push(table.row(&row));
@@ -473,6 +486,7 @@ mod tests {
             slots: slots.to_vec(),
             source: Default::default(),
             scale: None,
+            labels: None,
         }
     }
 
@@ -570,6 +584,7 @@ mod tests {
             None,
             &[],
             Format::Json,
+            &Names::default(),
         );
         assert_eq!(ls, vec![r#"{"count":3,"avg":-13,"min":-32,"max":5}"#]);
     }
@@ -595,6 +610,7 @@ mod tests {
             None,
             &[],
             Format::Text,
+            &Names::default(),
         );
         insta::assert_snapshot!(text.join("\n"), @r"
         hist ret:
@@ -616,6 +632,7 @@ mod tests {
             None,
             &[],
             Format::Json,
+            &Names::default(),
         );
         assert!(
             json[0].starts_with(
@@ -649,6 +666,7 @@ mod tests {
             None,
             &[],
             Format::Text,
+            &Names::default(),
         );
         insta::assert_snapshot!(text.join("\n"), @r"
         lhist ret:
@@ -677,6 +695,7 @@ mod tests {
             None,
             &[],
             Format::Json,
+            &Names::default(),
         );
         assert_eq!(
             ls,
@@ -690,6 +709,7 @@ mod tests {
             None,
             &[],
             Format::Text,
+            &Names::default(),
         );
         assert_eq!(ls, vec!["avg", "  -"]);
     }
@@ -709,6 +729,7 @@ mod tests {
             None,
             &[],
             Format::Text,
+            &Names::default(),
         );
         insta::assert_snapshot!(text.join("\n"), @r"
         hist win:
@@ -725,6 +746,7 @@ mod tests {
             None,
             &[],
             Format::Json,
+            &Names::default(),
         );
         assert_eq!(
             json,
@@ -750,6 +772,7 @@ mod tests {
             None,
             &[],
             Format::Text,
+            &Names::default(),
         );
         insta::assert_snapshot!(text.join("\n"), @r"
         lhist win dport=80:

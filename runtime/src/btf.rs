@@ -1,3 +1,4 @@
+// Over 800 lines: one format's reader; every query walks its private type index (tests: 120).
 //! Struct member locations from the kernel's BTF.
 //!
 //! aya-obj 0.3 parses BTF but keeps its type walk (`type_by_id`,

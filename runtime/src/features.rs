@@ -240,7 +240,7 @@ impl Needs {
                 }
             }
         }
-        for (_, points) in crate::session::owner_programs() {
+        for (_, points) in crate::templates::owner_programs() {
             for p in points {
                 n.add(&p.requirement());
             }

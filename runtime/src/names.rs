@@ -48,14 +48,12 @@ fn kallsyms() -> Vec<(u64, String)> {
     out
 }
 
-/// Fill [`crate::render::NAMES`] with what `plan` needs, once. Reasons come
-/// from the BTF `kernel` was opened with (`--btf` too), read once there.
-pub fn load_for(plan: &Plan, kernel: &Kernel) {
+/// The names `plan` shows (none when it shows no reason or kernel
+/// address). Reasons come from the BTF `kernel` was opened with (`--btf`
+/// too), read once there.
+pub fn load_for(plan: &Plan, kernel: &Kernel) -> Names {
     let reasons = uses(plan, Unit::DropReason) || uses(plan, Unit::RstReason);
     let symbols = uses(plan, Unit::KernelSymbol);
-    if !reasons && !symbols {
-        return;
-    }
     let mut names = Names::default();
     if reasons {
         names.drop_reasons = enum_names(kernel, "skb_drop_reason", "SKB_DROP_REASON_");
@@ -64,7 +62,7 @@ pub fn load_for(plan: &Plan, kernel: &Kernel) {
     if symbols {
         names.symbols = kallsyms();
     }
-    let _ = crate::render::NAMES.set(names);
+    names
 }
 
 #[cfg(test)]

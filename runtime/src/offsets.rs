@@ -91,6 +91,13 @@ pub const STRUCT_MEMBERS: &[(u32, &str)] = &[
     (off::SK_MAX_ACK_BACKLOG, "sock.sk_max_ack_backlog"),
     (off::ICSK_RTO, "inet_connection_sock.icsk_rto"),
     (off::SK_ERR, "sock.sk_err"),
+    (off::ICSK_PENDING, "inet_connection_sock.icsk_pending"),
+    (
+        off::ICSK_RTX_TIMER_PPREV,
+        "inet_connection_sock.icsk_retransmit_timer.entry.pprev",
+    ),
+    (off::TP_TLP_HIGH_SEQ, "tcp_sock.tlp_high_seq"),
+    (off::TCB_END_SEQ, "tcp_skb_cb.end_seq"),
 ];
 
 /// `tcp_gso_segs` where every kernel since 4.x keeps it, for kernels whose
@@ -99,6 +106,16 @@ pub const STRUCT_MEMBERS: &[(u32, &str)] = &[
 const GSO_SEGS_FALLBACK: FieldLoc = FieldLoc {
     off: 8,
     size: 2,
+    bit_off: 0,
+    bit_size: 0,
+    _pad: 0,
+};
+
+/// `end_seq` where every kernel since 2.6 keeps it (after `seq`), for
+/// kernels whose BTF lacks `struct tcp_skb_cb`.
+const END_SEQ_FALLBACK: FieldLoc = FieldLoc {
+    off: 4,
+    size: 4,
     bit_off: 0,
     bit_size: 0,
     _pad: 0,
@@ -401,6 +418,12 @@ impl Offsets {
                     self.locs[idx as usize] = GSO_SEGS_FALLBACK;
                     self.notes.push(format!(
                         "{path}: not in BTF ({e}); assumed offset 8, 2 bytes (its place since Linux 4.x)"
+                    ));
+                }
+                Err(e) if idx == off::TCB_END_SEQ => {
+                    self.locs[idx as usize] = END_SEQ_FALLBACK;
+                    self.notes.push(format!(
+                        "{path}: not in BTF ({e}); assumed offset 4, 4 bytes (its place since Linux 2.6)"
                     ));
                 }
                 Err(e) => self.missing.push((idx, path.to_owned(), e.into())),

@@ -49,8 +49,9 @@ pub fn family_name(v: u64) -> Option<&'static str> {
 }
 
 /// Names the kernel gives to numbers: enum values from its BTF, function
-/// addresses from kallsyms. Loaded once, only when a program prints such a
-/// field.
+/// addresses from kallsyms. Loaded by the session ([`crate::names`]), only
+/// when a program prints such a field, and handed to every decode; empty,
+/// a number shows as the number.
 #[derive(Debug, Default)]
 pub struct Names {
     pub drop_reasons: std::collections::HashMap<u64, String>,
@@ -72,11 +73,8 @@ impl Names {
     }
 }
 
-/// Set by the session before streaming (see [`Names`]).
-pub static NAMES: std::sync::OnceLock<Names> = std::sync::OnceLock::new();
-
-fn named(v: u64, table: impl Fn(&Names) -> &std::collections::HashMap<u64, String>) -> Value {
-    match NAMES.get().and_then(|n| table(n).get(&v)) {
+fn named(v: u64, table: &std::collections::HashMap<u64, String>) -> Value {
+    match table.get(&v) {
         Some(s) => Value::Str(s.clone()),
         None => Value::Uint(v),
     }
@@ -88,6 +86,9 @@ pub enum Value {
     Uint(u64),
     Int(i64),
     Bool(bool),
+    /// A boolean shown in text as a word (`tlp`: `R`, `L`), in JSON as
+    /// `true`/`false`.
+    Flag(bool, String),
     /// Text shown as is (quoted in JSON).
     Str(String),
     /// A number shown with a unit suffix in text, bare in JSON.
@@ -101,14 +102,15 @@ pub enum Value {
 
 /// Decode a column's value from its slots' values (in `col.slots` order).
 /// Missing slots read as zero rather than failing: a short key is a bug in
-/// the plan, not in the user's input.
-pub fn decode(ty: FieldType, vals: &[u64]) -> Value {
+/// the plan, not in the user's input. `names` turns reasons and kernel
+/// addresses into names.
+pub fn decode(ty: FieldType, vals: &[u64], names: &Names) -> Value {
     let v0 = vals.first().copied().unwrap_or(0);
     let v1 = vals.get(1).copied().unwrap_or(0);
     match ty {
-        FieldType::Uint(Unit::DropReason) => named(v0, |n| &n.drop_reasons),
-        FieldType::Uint(Unit::RstReason) => named(v0, |n| &n.rst_reasons),
-        FieldType::Uint(Unit::KernelSymbol) => match NAMES.get().and_then(|n| n.symbol(v0)) {
+        FieldType::Uint(Unit::DropReason) => named(v0, &names.drop_reasons),
+        FieldType::Uint(Unit::RstReason) => named(v0, &names.rst_reasons),
+        FieldType::Uint(Unit::KernelSymbol) => match names.symbol(v0) {
             Some(s) => Value::Str(s),
             None => Value::Str(format!("{v0:#x}")),
         },
@@ -163,6 +165,7 @@ impl Value {
             Value::Uint(v) => v.to_string(),
             Value::Int(v) => v.to_string(),
             Value::Bool(b) => b.to_string(),
+            Value::Flag(_, word) => word.clone(),
             Value::Str(s) => s.clone(),
             Value::Unit(v, u) => format!("{v}{u}"),
             Value::Number(n) => n.clone(),
@@ -174,7 +177,7 @@ impl Value {
         match self {
             Value::Uint(v) | Value::Unit(v, _) => v.to_string(),
             Value::Int(v) => v.to_string(),
-            Value::Bool(b) => b.to_string(),
+            Value::Bool(b) | Value::Flag(b, _) => b.to_string(),
             Value::Str(s) => json_string(s),
             Value::Number(n) => n.clone(),
             Value::Null => "null".to_owned(),
@@ -465,7 +468,7 @@ fn lead_cell(l: &Lead, format: Format) -> (String, usize, bool) {
 
 /// The value of a printed column in an event record: from its slots, or
 /// from the record's header (`time`, `ktime`, `cpu`).
-pub fn column_value(c: &Column, ev: &tcpq_abi::Event, clock: &Clock) -> Value {
+pub fn column_value(c: &Column, ev: &tcpq_abi::Event, clock: &Clock, names: &Names) -> Value {
     let raw: Vec<u64> = match c.source {
         Source::Slots => c
             .slots
@@ -478,7 +481,16 @@ pub fn column_value(c: &Column, ev: &tcpq_abi::Event, clock: &Clock) -> Value {
     };
     match &c.scale {
         Some(sc) => Value::Uint(sc.apply(raw.first().copied().unwrap_or(0))),
-        None => decode(c.ty, &raw),
+        None => decode_column(c, &raw, names),
+    }
+}
+
+/// [`decode`] for a column of the plan: a labelled boolean (`tlp`) shows
+/// its word.
+pub fn decode_column(c: &Column, vals: &[u64], names: &Names) -> Value {
+    match (&c.labels, decode(c.ty, vals, names)) {
+        (Some(words), Value::Bool(b)) => Value::Flag(b, words[usize::from(b)].clone()),
+        (_, v) => v,
     }
 }
 
@@ -540,20 +552,20 @@ impl EventTable {
         self.table.header()
     }
 
-    /// One event's row.
-    pub fn row(&self, ev: &tcpq_abi::Event) -> String {
+    /// One event's row; `names` as for [`decode`].
+    pub fn row(&self, ev: &tcpq_abi::Event, names: &Names) -> String {
         let b = &self.base;
         let mut values = Vec::with_capacity(self.lead.len() + self.columns.len());
         for l in &self.lead {
             values.push(match l {
                 Lead::Clock => Value::Str(clock_time(b.clock.wall_ns(ev.ktime_ns), b.zone)),
                 Lead::Elapsed => Value::Number(elapsed_seconds(ev.ktime_ns, b.start_ktime_ns)),
-                Lead::Time => decode(FieldType::Time, &[b.clock.wall_ns(ev.ktime_ns)]),
+                Lead::Time => decode(FieldType::Time, &[b.clock.wall_ns(ev.ktime_ns)], names),
                 Lead::Probe(p) => Value::Str(p.clone()),
             });
         }
         for c in &self.columns {
-            values.push(column_value(c, ev, &b.clock));
+            values.push(column_value(c, ev, &b.clock, names));
         }
         self.table.row(&values)
     }
@@ -563,6 +575,11 @@ impl EventTable {
 mod tests {
     use super::*;
 
+    /// Decoded without the kernel's names.
+    fn plain(ty: FieldType, vals: &[u64]) -> Value {
+        decode(ty, vals, &Names::default())
+    }
+
     fn col(name: &str, ty: FieldType, slots: &[u8]) -> Column {
         Column {
             name: name.to_owned(),
@@ -570,48 +587,91 @@ mod tests {
             slots: slots.to_vec(),
             source: Default::default(),
             scale: None,
+            labels: None,
         }
+    }
+
+    /// Reasons and kernel addresses take the names they are given, and
+    /// show as numbers without them.
+    #[test]
+    fn named_numbers_use_the_names_given() {
+        let mut names = Names::default();
+        names.drop_reasons.insert(3, "NO_SOCKET".into());
+        names
+            .rst_reasons
+            .insert(1, "TCP_INVALID_ACK_SEQUENCE".into());
+        names.symbols = vec![
+            (0x1000, "tcp_v4_rcv".into()),
+            (0x2000, "tcp_rcv_state_process".into()),
+        ];
+        let drop = FieldType::Uint(Unit::DropReason);
+        let sym = FieldType::Uint(Unit::KernelSymbol);
+        assert_eq!(decode(drop, &[3], &names), Value::Str("NO_SOCKET".into()));
+        assert_eq!(decode(drop, &[4], &names), Value::Uint(4));
+        assert_eq!(plain(drop, &[3]), Value::Uint(3));
+        assert_eq!(
+            decode(FieldType::Uint(Unit::RstReason), &[1], &names),
+            Value::Str("TCP_INVALID_ACK_SEQUENCE".into())
+        );
+        assert_eq!(
+            decode(sym, &[0x1000], &names),
+            Value::Str("tcp_v4_rcv".into())
+        );
+        assert_eq!(
+            decode(sym, &[0x1010], &names),
+            Value::Str("tcp_v4_rcv+0x10".into())
+        );
+        assert_eq!(decode(sym, &[0x10], &names), Value::Str("0x10".into()));
+        assert_eq!(plain(sym, &[0x1010]), Value::Str("0x1010".into()));
     }
 
     #[test]
     fn decodes_each_type() {
         let lo = tcpq_abi::v4_mapped_lo([127, 0, 0, 1]);
         assert_eq!(
-            decode(FieldType::Addr, &[0, lo]),
+            plain(FieldType::Addr, &[0, lo]),
             Value::Str("127.0.0.1".into())
         );
         let v6 = tcpq_abi::addr_words(&"fe80::1".parse::<Ipv6Addr>().unwrap().octets());
-        assert_eq!(decode(FieldType::Addr, &v6), Value::Str("fe80::1".into()));
+        assert_eq!(plain(FieldType::Addr, &v6), Value::Str("fe80::1".into()));
         let w = tcpq_abi::comm_words(b"iperf3\0\0\0\0\0\0\0\0\0\0");
-        assert_eq!(decode(FieldType::Comm, &w), Value::Str("iperf3".into()));
-        assert_eq!(decode(FieldType::Comm, &[0, 0]), Value::Null);
+        assert_eq!(plain(FieldType::Comm, &w), Value::Str("iperf3".into()));
+        assert_eq!(plain(FieldType::Comm, &[0, 0]), Value::Null);
         assert_eq!(
-            decode(FieldType::TcpState, &[1]),
+            plain(FieldType::TcpState, &[1]),
             Value::Str("ESTABLISHED".into())
         );
-        assert_eq!(decode(FieldType::TcpState, &[99]), Value::Uint(99));
+        assert_eq!(plain(FieldType::TcpState, &[99]), Value::Uint(99));
         assert_eq!(
-            decode(FieldType::Family, &[10]),
+            plain(FieldType::Family, &[10]),
             Value::Str("AF_INET6".into())
         );
         assert_eq!(
-            decode(FieldType::Int(Unit::None), &[(-11i64) as u64]),
+            plain(FieldType::Int(Unit::None), &[(-11i64) as u64]),
             Value::Int(-11)
         );
-        let errno = |v: i64| decode(FieldType::Int(Unit::Errno), &[v as u64]);
+        let errno = |v: i64| plain(FieldType::Int(Unit::Errno), &[v as u64]);
         assert_eq!(errno(0), Value::Int(0));
         assert_eq!(errno(-1), Value::Str("EPERM".into()));
         assert_eq!(errno(-105).json(), r#""ENOBUFS""#);
         assert_eq!(errno(1), Value::Str("NET_XMIT_DROP".into()));
         assert_eq!(errno(-41), Value::Int(-41));
         assert_eq!(errno(0).json(), "0");
-        assert_eq!(decode(FieldType::Bool, &[2]), Value::Bool(true));
-        assert_eq!(
-            decode(FieldType::Uint(Unit::Micros), &[250]).text(),
-            "250us"
+        assert_eq!(plain(FieldType::Bool, &[2]), Value::Bool(true));
+        // A labelled boolean (tcp_retransmit's tlp): BCC's letters in
+        // text, the boolean in JSON.
+        let mut tlp = col("tlp", FieldType::Bool, &[18]);
+        tlp.labels = Some(["R".into(), "L".into()]);
+        let none = Names::default();
+        let (probe, other) = (
+            decode_column(&tlp, &[1], &none),
+            decode_column(&tlp, &[0], &none),
         );
-        assert_eq!(decode(FieldType::Uint(Unit::Micros), &[250]).json(), "250");
-        assert_eq!(decode(FieldType::Port, &[]), Value::Uint(0));
+        assert_eq!((probe.text(), probe.json()), ("L".into(), "true".into()));
+        assert_eq!((other.text(), other.json()), ("R".into(), "false".into()));
+        assert_eq!(plain(FieldType::Uint(Unit::Micros), &[250]).text(), "250us");
+        assert_eq!(plain(FieldType::Uint(Unit::Micros), &[250]).json(), "250");
+        assert_eq!(plain(FieldType::Port, &[]), Value::Uint(0));
     }
 
     #[test]
@@ -659,7 +719,7 @@ mod tests {
         let t = UNIX_EPOCH + Duration::from_nanos(ns);
         assert_eq!(rfc3339_micros(t), "2026-12-07T05:46:01.123456Z");
         assert_eq!(
-            decode(FieldType::Time, &[ns]).json(),
+            plain(FieldType::Time, &[ns]).json(),
             r#""2026-12-07T05:46:01.123456Z""#
         );
         assert_eq!(rfc3339_micros(UNIX_EPOCH), "1970-01-01T00:00:00.000000Z");
@@ -671,7 +731,7 @@ mod tests {
         assert_eq!(elapsed_seconds(3_000_001_999, 1_000_000_000), "2.000001");
         assert_eq!(elapsed_seconds(5, 5), "0.000000");
         assert_eq!(elapsed_seconds(1_000, 2_500_000), "-0.002499");
-        assert_eq!(decode(FieldType::Uint(Unit::Nanos), &[7]).text(), "7");
+        assert_eq!(plain(FieldType::Uint(Unit::Nanos), &[7]).text(), "7");
     }
 
     #[test]

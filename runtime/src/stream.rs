@@ -17,7 +17,7 @@ use tokio::io::{unix::AsyncFd, Interest};
 
 use crate::{
     clock::{Clock, Zone},
-    render::{decode, EventTable, Format, Stamp, Stamps, Timebase, Value},
+    render::{decode, EventTable, Format, Names, Stamp, Stamps, Timebase, Value},
     session::{Attached, Session, SessionError, Stats},
 };
 
@@ -310,7 +310,7 @@ async fn run(
             } else {
                 c.aggregates()?
             };
-            if print_aggregation(c, &data, prefixed, stamp, opts.format, out)? {
+            if print_aggregation(c, &data, prefixed, stamp, opts.format, &session.names, out)? {
                 break;
             }
         }
@@ -425,7 +425,7 @@ async fn pump(
                     printer.intervals[i] += 1;
                     let stamp = Stamp { interval: printer.intervals[i], time: SystemTime::now() };
                     let data = c.take_aggregates()?;
-                    if print_aggregation(c, &data, printer.prefixed, Some(stamp), opts.format, out)? {
+                    if print_aggregation(c, &data, printer.prefixed, Some(stamp), opts.format, &session.names, out)? {
                         closed = true;
                         break;
                     }
@@ -499,7 +499,7 @@ fn drain(
         }
         *events += 1;
         printer.printed[clause] += 1;
-        if write_line(out, &table.row(&ev))? {
+        if write_line(out, &table.row(&ev, &session.names))? {
             return Ok(true);
         }
     }
@@ -516,8 +516,9 @@ pub fn decode_event(bytes: &[u8]) -> Option<Event> {
     Some(unsafe { std::ptr::read_unaligned(bytes.as_ptr().cast::<Event>()) })
 }
 
-/// The rows of a `count` clause: key columns' values and the count.
-pub fn count_rows(keys: &[Column], counts: &[(AggKey, u64)]) -> Vec<Vec<Value>> {
+/// The rows of a `count` clause: key columns' values and the count;
+/// `names` as for [`decode`].
+pub fn count_rows(keys: &[Column], counts: &[(AggKey, u64)], names: &Names) -> Vec<Vec<Value>> {
     if keys.is_empty() {
         let total: u64 = counts.iter().map(|(_, n)| n).sum();
         return vec![vec![Value::Uint(total)]];
@@ -529,7 +530,7 @@ pub fn count_rows(keys: &[Column], counts: &[(AggKey, u64)]) -> Vec<Vec<Value>> 
             let mut row = Vec::with_capacity(keys.len() + 1);
             for c in keys {
                 let end = (pos + c.slots.len()).min(MAX_KEY_SLOTS);
-                row.push(decode(c.ty, &k.vals[pos.min(end)..end]));
+                row.push(decode(c.ty, &k.vals[pos.min(end)..end], names));
                 pos = end;
             }
             row.push(Value::Uint(*n));
@@ -546,6 +547,7 @@ fn print_aggregation(
     prefixed: bool,
     stamp: Option<Stamp>,
     format: Format,
+    names: &Names,
     out: &mut dyn Write,
 ) -> Result<bool, StreamError> {
     let (what, keys) = match &c.plan.action {
@@ -557,7 +559,8 @@ fn print_aggregation(
     if prefixed {
         extra.push(("probe".to_owned(), Value::Str(c.plan.probe.clone())));
     }
-    for line in agg::lines(keys, what, data, c.plan.output.top, stamp, &extra, format) {
+    let top = c.plan.output.top;
+    for line in agg::lines(keys, what, data, top, stamp, &extra, format, names) {
         if write_line(out, &line)? {
             return Ok(true);
         }
@@ -597,6 +600,7 @@ mod tests {
                 slots: vec![1, 2],
                 source: Default::default(),
                 scale: None,
+                labels: None,
             },
             Column {
                 name: "dport".into(),
@@ -604,6 +608,7 @@ mod tests {
                 slots: vec![12],
                 source: Default::default(),
                 scale: None,
+                labels: None,
             },
         ];
         let mut k = AggKey::default();
@@ -611,7 +616,7 @@ mod tests {
         k.vals[0] = w[0];
         k.vals[1] = w[1];
         k.vals[2] = 443;
-        let rows = count_rows(&keys, &[(k, 7)]);
+        let rows = count_rows(&keys, &[(k, 7)], &Names::default());
         assert_eq!(
             rows,
             vec![vec![
@@ -626,9 +631,13 @@ mod tests {
 
     #[test]
     fn count_without_keys_is_one_total() {
-        let rows = count_rows(&[], &[(AggKey::default(), 3), (AggKey::default(), 2)]);
+        let rows = count_rows(
+            &[],
+            &[(AggKey::default(), 3), (AggKey::default(), 2)],
+            &Names::default(),
+        );
         assert_eq!(rows, vec![vec![Value::Uint(5)]]);
-        let rows = count_rows(&[], &[]);
+        let rows = count_rows(&[], &[], &Names::default());
         assert_eq!(rows, vec![vec![Value::Uint(0)]]);
         let t = Table::new(&[], &["count"], Format::Json);
         assert_eq!(t.row(&rows[0]), r#"{"count":0}"#);

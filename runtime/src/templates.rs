@@ -1,10 +1,12 @@
-//! The prebuilt template objects, embedded in the binary.
+//! The prebuilt template objects, embedded in the binary, and the
+//! owner-tracking programs every one of them carries.
 //!
 //! They are built from `probe-templates/ebpf` by `probe-templates/build.sh`
 //! with a pinned nightly and committed with checksums, so a stable
 //! `cargo build` needs no eBPF toolchain. `include_bytes_aligned!` (not
 //! `include_bytes!`) because the ELF parser needs aligned data.
 use aya::include_bytes_aligned;
+use tcpq_dsl::plan::Attach;
 
 /// Embed `probe-templates/prebuilt/<name>.bpfel.o`.
 macro_rules! template {
@@ -71,6 +73,34 @@ fn test_override(name: &str) -> Option<&'static [u8]> {
     out.copy_from_slice(&bytes);
     Some(out)
 }
+
+/// Programs in every template object that record who owns each socket,
+/// and where they attach. They are attached before the template's main
+/// program, so the owner map is filling when the first event fires
+/// ([`OWNER_IO`] may wait for that event: [`crate::session::defers_owner_io`]). All are
+/// raw tracepoints: see `probe-templates/ebpf/src/common.rs` for why (a
+/// classic program running in process context makes the kernel skip every
+/// other classic program that fires on its CPU meanwhile).
+pub fn owner_programs() -> Vec<(&'static str, Vec<Attach>)> {
+    let raw = |c: &str, n: &str| Attach::RawTracepoint {
+        category: c.into(),
+        name: n.into(),
+    };
+    vec![
+        ("tcpq_own_state", vec![raw("sock", "inet_sock_set_state")]),
+        ("tcpq_own_gone", vec![raw("tcp", "tcp_destroy_sock")]),
+        (
+            OWNER_IO,
+            vec![
+                raw("sock", "sock_send_length"),
+                raw("sock", "sock_recv_length"),
+            ],
+        ),
+    ]
+}
+
+/// The owner program that runs on every send and receive on the machine.
+pub const OWNER_IO: &str = "tcpq_own_io";
 
 /// A template object ready for the loader: a copy, in 8-byte aligned
 /// memory, with its fast-read placeholder calls rewritten
@@ -225,5 +255,13 @@ mod tests {
         let p = prepare(&junk, Some(1));
         assert_eq!((p.bytes(), p.rewritten), (&junk[..], 0));
         assert!(code_sections(&[]).is_empty());
+    }
+
+    #[test]
+    fn every_template_is_embedded() {
+        for name in names() {
+            assert!(get(name).is_some(), "{name}");
+        }
+        assert!(get("nope").is_none());
     }
 }

@@ -88,6 +88,9 @@ run tcp_connect_printed 47018 "on tcp_connect where dport == 47018 print dport, 
 # A drop reason named in the program (bound from each kernel's BTF): the
 # refused connect's SYN to 47015 finds no socket (one NO_SOCKET drop).
 REFUSE=47015 run tcp_drop_by_name 47019 "on tcp_drop where sport == 47015 and inbound and reason in [NO_SOCKET] count"
+# tlp reads the socket's timer state: its offsets resolve and the template
+# verifies on every kernel (no loss here, so no retransmission).
+run tcp_retransmit_tlp_loads 47020 "on tcp_retransmit where dport == 47020 and tlp count"
 run tcp_sendmsg 47013 "on tcp_sendmsg where dport == 47013 count by comm, size"
 run tcp_recvmsg 47014 "on tcp_recvmsg where sport == 47014 and ret > 0 count by comm, ret"
 # Every strategy a kernel does not pick by itself, forced: the same

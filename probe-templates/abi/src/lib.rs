@@ -799,6 +799,17 @@ pub mod off {
     /// before the move to CLOSE when a connection fails: ECONNREFUSED,
     /// ETIMEDOUT, EHOSTUNREACH, ECONNRESET, ...).
     pub const SK_ERR: u32 = 129;
+    /// `inet_connection_sock.icsk_pending`: which timer `icsk_retransmit_timer`
+    /// is armed for (`ICSK_TIME_*`; see [`crate::retransmit::tail_loss_probe`]).
+    pub const ICSK_PENDING: u32 = 130;
+    /// `inet_connection_sock.icsk_retransmit_timer.entry.pprev`: NULL while
+    /// that timer is not queued (it fired, or was never armed).
+    pub const ICSK_RTX_TIMER_PPREV: u32 = 131;
+    /// `tcp_sock.tlp_high_seq`: `snd_nxt` when the outstanding tail loss
+    /// probe was sent, 0 when none is outstanding.
+    pub const TP_TLP_HIGH_SEQ: u32 = 132;
+    /// `tcp_skb_cb.end_seq`, relative to `sk_buff.cb`.
+    pub const TCB_END_SEQ: u32 = 133;
 }
 
 /// Value slots of an [`Event`]. Slots 0..16 mean the same in every template;
@@ -977,8 +988,33 @@ pub mod slot {
         /// `NET_XMIT_DROP` (1); 0 on kernels whose tracepoint has none.
         /// Never one of [`crate::retransmit::NOT_COUNTED`].
         pub const ERR: u8 = 17;
+        /// 1 when the retransmission is a tail loss probe (the kernel's
+        /// `tcp_send_loss_probe()` resending the last segment), 0 otherwise:
+        /// see [`crate::retransmit::tail_loss_probe`].
+        pub const TLP: u8 = 18;
     }
 }
+
+/// The kernel locations (`off::*`) a template reads for one of its own
+/// slots, by template and slot: a clause that uses the slot cannot run on a
+/// kernel where one of them is unresolved (it would read zeros and answer
+/// wrongly). Slots not listed read nothing the offsets table may lack, or
+/// have a fallback (`tcp_gso_segs`).
+pub const OWN_SLOT_OFFSETS: &[(&str, u8, &[u32])] = &[
+    ("tcp_state", slot::state::ERR, &[off::SK_ERR]),
+    (
+        "tcp_retransmit",
+        slot::retransmit::TLP,
+        &[
+            off::ICSK_PENDING,
+            off::ICSK_RTX_TIMER_PPREV,
+            off::TP_TLP_HIGH_SEQ,
+            off::TP_SND_NXT,
+            off::SKB_CB,
+            off::TCB_END_SEQ,
+        ],
+    ),
+];
 
 /// Which `tcp_retransmit_skb` events are retransmissions.
 ///
@@ -1023,6 +1059,51 @@ pub mod slot {
 /// (`-EPERM`, ...) is not seen at all. There the sum of `segs` is
 /// `TcpRetransSegs - TCPRetransFail`.
 pub mod retransmit {
+    /// `ICSK_TIME_LOSS_PROBE` (include/net/inet_connection_sock.h): the
+    /// retransmit timer is armed for a tail loss probe.
+    pub const ICSK_TIME_LOSS_PROBE: u64 = 5;
+
+    /// Is a retransmission a tail loss probe (TLP, RFC 8985)?
+    ///
+    /// No tracepoint says so: the kernel sends a probe from
+    /// `tcp_send_loss_probe()` (net/ipv4/tcp_output.c), which
+    /// `tcp_write_timer_handler()` calls when the retransmit timer fires
+    /// armed for `ICSK_TIME_LOSS_PROBE`; with no new data to send it
+    /// retransmits the last skb of the retransmit queue with
+    /// `__tcp_retransmit_skb(sk, skb, 1)`, and `tcp_retransmit_skb` fires
+    /// inside that call. At that moment, and at no other retransmission:
+    ///
+    /// - `icsk_pending == ICSK_TIME_LOSS_PROBE`: the handler switches on it
+    ///   and `tcp_send_loss_probe()` clears it only after the probe is sent
+    ///   (the RTO path clears it before `tcp_retransmit_timer()`);
+    /// - the timer is not queued (`timer_pending()` false): it fired, and
+    ///   the handler (run at once, or deferred to `tcp_release_cb()` while
+    ///   a process owned the socket) has not armed it again. A fast
+    ///   retransmission on an ACK while the probe timer is merely armed
+    ///   sees it queued;
+    /// - `tlp_high_seq == 0`: at most one probe is outstanding, checked
+    ///   before the probe is built;
+    /// - the skb ends at `snd_nxt`: it is the last one sent.
+    ///
+    /// The one blur: a timer that fired while a process owned the socket
+    /// and an ACK from the backlog, processed before the deferred handler,
+    /// fast-retransmitting exactly the last segment, would count as a
+    /// probe. A probe that sends new data instead (`tcp_write_xmit()`) is
+    /// no retransmission and never reaches the tracepoint, so the events
+    /// with `tlp` are `TCPLossProbes` minus the probes of new data.
+    pub const fn tail_loss_probe(
+        icsk_pending: u64,
+        timer_pprev: u64,
+        tlp_high_seq: u64,
+        end_seq: u64,
+        snd_nxt: u64,
+    ) -> bool {
+        icsk_pending == ICSK_TIME_LOSS_PROBE
+            && timer_pprev == 0
+            && tlp_high_seq == 0
+            && end_seq == snd_nxt
+    }
+
     /// `err` values of attempts the kernel does not count as
     /// retransmissions (see the module): `-EBUSY`, `-EINVAL`, `-ENOMEM`,
     /// `-EHOSTUNREACH`, `-EAGAIN` (asm-generic numbering, as on x86-64 and
@@ -1157,6 +1238,39 @@ pub fn v4_mapped_lo(octets: [u8; 4]) -> u64 {
 mod tests {
     extern crate std;
     use super::*;
+
+    #[test]
+    fn a_tail_loss_probe_needs_every_part_of_the_timer_state() {
+        use retransmit::{tail_loss_probe as tlp, ICSK_TIME_LOSS_PROBE as LP};
+        // The probe: armed for it, fired (not queued), none outstanding,
+        // the last segment.
+        assert!(tlp(LP, 0, 0, 1000, 1000));
+        // An RTO: the handler cleared icsk_pending first.
+        assert!(!tlp(0, 0, 0, 1000, 1000));
+        // A fast retransmission while the probe timer is still queued.
+        assert!(!tlp(LP, 0xffff_8880_0000_1000, 0, 1000, 1000));
+        // A probe is outstanding already.
+        assert!(!tlp(LP, 0, 900, 1000, 1000));
+        // Not the last segment sent.
+        assert!(!tlp(LP, 0, 0, 800, 1000));
+        // Other timers.
+        for t in [1, 2, 3, 4, 6] {
+            assert!(!tlp(t, 0, 0, 1000, 1000));
+        }
+    }
+
+    #[test]
+    fn every_own_slot_offset_is_a_real_index() {
+        for (template, slot, offsets) in OWN_SLOT_OFFSETS {
+            assert!(
+                own_bit(*slot) != 0,
+                "{template} slot {slot} is not an own slot"
+            );
+            for o in *offsets {
+                assert!((*o as usize) < N_OFFSETS, "{template}: offset {o}");
+            }
+        }
+    }
 
     #[test]
     fn layouts_are_stable() {

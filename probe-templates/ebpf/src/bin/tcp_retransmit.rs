@@ -9,6 +9,9 @@
 //! ([`tcpq_abi::retransmit`] says which and why), the sent ones and the ones
 //! the send path refused after the count (`err` -EPERM from a firewall, ...),
 //! and stores `err` with them.
+//!
+//! `tlp` (a tail loss probe or not) is read from the socket's timer state
+//! only for a clause that uses it.
 #![no_std]
 // `asm!` for BPF: `common::ctx_load`.
 #![feature(asm_experimental_arch)]
@@ -52,6 +55,21 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     let cb = loc(off::SKB_CB).off;
     let segs = loc(off::TCB_GSO_SEGS);
     ev.vals[s::SEGS as usize] = read_loc(skb + cb as u64, &segs);
+    // A tail loss probe, for a clause that reads `tlp`: the kernel's state
+    // at the moment only `tcp_send_loss_probe()` retransmits in
+    // ([`tcpq_abi::retransmit::tail_loss_probe`] says why each part).
+    if cfg.own & tcpq_abi::own_bit(s::TLP) != 0 {
+        let pending = read_off(sk, off::ICSK_PENDING);
+        let tlp = pending == tcpq_abi::retransmit::ICSK_TIME_LOSS_PROBE
+            && tcpq_abi::retransmit::tail_loss_probe(
+                pending,
+                read_off(sk, off::ICSK_RTX_TIMER_PPREV),
+                read_off(sk, off::TP_TLP_HIGH_SEQ),
+                read_loc(skb + cb as u64, &loc(off::TCB_END_SEQ)),
+                read_off(sk, off::TP_SND_NXT),
+            );
+        ev.vals[s::TLP as usize] = tlp as u64;
+    }
     if !passes_early(cfg, ev) {
         return None;
     }

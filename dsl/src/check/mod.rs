@@ -1,0 +1,215 @@
+//! Pass 3: types, units and limits. Every comparison is checked against its
+//! field's type and turned into a [`Test`] on record slots with the value
+//! already encoded the way the templates store it.
+//!
+//! One concern per file, all methods of one `Checker` that collects
+//! every diagnostic:
+//! - `action.rs`: `print`, `count` and aggregations, and their keys.
+//! - `output.rs`: the modifiers `top`, `every` and `limit`.
+//! - `condition.rs`: the `where` clause's shape, down to comparisons.
+//! - `encode.rs`: one comparison's value, per field type.
+//! - `units.rs`: literals with units as plain numbers.
+//! - `words.rs`: the `where` clause in plain words.
+//!
+//! This file holds what the pass returns, the program-wide limits, and
+//! [`check`], which runs the others over each clause.
+use crate::ast::{CmpOp, Literal, Span};
+use crate::catalog::{self, ProbeDef};
+use crate::diagnostic::{Code, Diagnostic};
+use crate::plan::{Action, FieldType, Output};
+use crate::resolve::{RExpr, Resolved};
+
+mod action;
+mod condition;
+mod encode;
+mod output;
+mod units;
+mod words;
+
+use words::in_words;
+
+/// Most clauses in one program (each loads and attaches its own template,
+/// about 10 ms of verifier time each).
+pub const MAX_CLAUSES: usize = 16;
+/// Most items in one `in [...]` set.
+pub const MAX_SET_ITEMS: usize = 16;
+/// Most buckets of one `lhist` (below MIN and at or above MAX included).
+pub const MAX_LHIST_BUCKETS: u64 = 1024;
+/// Shortest `every` interval, in milliseconds.
+pub const MIN_EVERY_MS: u64 = 10;
+
+/// A checked program: every clause is valid and within the ABI's limits.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    pub clauses: Vec<CClause>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CClause {
+    pub probe: &'static ProbeDef,
+    /// The `where` clause as written.
+    pub where_source: Option<String>,
+    /// The `where` clause in plain words (values substituted).
+    pub where_words: Option<String>,
+    /// Comparisons left out: they use an optional parameter not given.
+    pub where_omitted: Vec<String>,
+    pub filter: Option<Cond>,
+    pub action: Action,
+    pub output: Output,
+}
+
+/// A boolean condition over record slots.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Cond {
+    Test(Test),
+    Not(Box<Cond>),
+    And(Box<Cond>, Box<Cond>),
+    Or(Box<Cond>, Box<Cond>),
+}
+
+/// `(vals[slot] & mask) OP value` over one or more slots. With several
+/// slots (addresses, `comm`) `op` is `==` (all slots equal) or `!=` (any
+/// slot differs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Test {
+    pub slots: Vec<(u8, u64)>,
+    pub op: CmpOp,
+    pub signed: bool,
+    pub mask: u64,
+    /// The value is a kernel enum constant, bound by the runtime (one
+    /// slot only; its value here is 0).
+    pub bind: Option<crate::plan::EnumBind>,
+}
+
+impl Cond {
+    /// Filter instructions this condition compiles to: one per slot test.
+    pub fn insn_count(&self) -> usize {
+        match self {
+            Cond::Test(t) => t.slots.len(),
+            Cond::Not(c) => c.insn_count(),
+            Cond::And(a, b) | Cond::Or(a, b) => a.insn_count() + b.insn_count(),
+        }
+    }
+}
+
+/// Check a resolved program. Returns every diagnostic of `resolve` and of
+/// this pass together.
+pub fn check(resolved: &Resolved) -> Result<Checked, Vec<Diagnostic>> {
+    let mut c = Checker {
+        diagnostics: resolved.diagnostics.clone(),
+    };
+    let mut clauses = Vec::new();
+    for rc in &resolved.clauses {
+        let filter = rc.filter.as_ref().and_then(|w| {
+            let cond = c.expr(&w.expr)?;
+            let n = cond.insn_count();
+            if n > tcpq_abi::MAX_INSNS {
+                // Point at `where`: the whole condition can be very long.
+                let at = w.span.start;
+                c.diagnostics
+                    .push(filter_too_long(n, at..at + "where".len()));
+                return None;
+            }
+            Some((cond, in_words(&w.expr)))
+        });
+        let action = c.action(&rc.action);
+        let output = c.modifiers(&rc.modifiers, &rc.action);
+        let (filter, where_words) = match filter {
+            Some((f, w)) => (Some(f), Some(w)),
+            None => (None, None),
+        };
+        clauses.push(CClause {
+            probe: rc.probe,
+            where_source: rc.filter.as_ref().map(|w| w.source.clone()),
+            where_words,
+            where_omitted: rc
+                .filter
+                .as_ref()
+                .map(|w| w.omitted.clone())
+                .unwrap_or_default(),
+            filter,
+            action,
+            output,
+        });
+    }
+    // Fail closed: a program is accepted only if every `where` that was
+    // not left out (an optional parameter not given) compiled. A condition
+    // dropped without a diagnostic would run as "every event".
+    if c.diagnostics.is_empty() {
+        for (rc, cc) in resolved.clauses.iter().zip(&clauses) {
+            if let Some(w) = &rc.filter {
+                if !matches!(w.expr, RExpr::Omitted) && cc.filter.is_none() {
+                    c.diagnostics.push(dropped_filter(w.span.clone()));
+                }
+            }
+        }
+    }
+    if resolved.clauses.len() > MAX_CLAUSES {
+        let extra = &resolved.clauses[MAX_CLAUSES];
+        c.diagnostics.push(
+            Diagnostic::error(
+                Code::TooManyClauses,
+                format!(
+                    "this program has {} clauses; at most {MAX_CLAUSES} fit",
+                    resolved.clauses.len()
+                ),
+                extra.span.start..extra.span.start + 2,
+                format!("clause {} starts here", MAX_CLAUSES + 1),
+            )
+            .with_help("each clause loads its own template; split the program into several runs"),
+        );
+    }
+    if c.diagnostics.is_empty() {
+        Ok(Checked { clauses })
+    } else {
+        Err(c.diagnostics)
+    }
+}
+
+/// The internal error for a `where` clause that compiled to nothing.
+fn dropped_filter(span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::Internal,
+        "internal error: this `where` clause was not compiled, so nothing will run",
+        span,
+        "this condition was lost",
+    )
+    .with_help("this is a bug in tcpq, not in your program; please report it with the program text")
+}
+
+pub(crate) fn filter_too_long(n: usize, span: Span) -> Diagnostic {
+    Diagnostic::error(
+        Code::FilterTooLong,
+        format!(
+            "this condition needs {n} filter instructions; templates run at most {}",
+            tcpq_abi::MAX_INSNS
+        ),
+        span,
+        format!("this condition needs {n} instructions"),
+    )
+    .with_help("addresses and `comm` take two instructions per comparison; simplify the condition or split it across clauses")
+}
+
+/// The pass's state: every diagnostic found so far (the resolver's
+/// first). Its methods live in the files listed above, one concern each.
+struct Checker {
+    diagnostics: Vec<Diagnostic>,
+}
+
+/// How a value reads in an error: `8080` or `$port (8080)`.
+fn shown(l: &Literal) -> String {
+    match &l.from_param {
+        Some(p) => format!("`${p}` ({})", l.value),
+        None => format!("`{}`", l.value),
+    }
+}
+
+fn type_article(ty: FieldType) -> String {
+    let w = catalog::type_words(ty);
+    let article = if w.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {w}")
+}

@@ -1,0 +1,226 @@
+//! A clause: its probe, the fields its action names, and the hints for
+//! an unknown probe or field (a typo, another tool's name, another
+//! probe's field). The `where` clause is `expr.rs`.
+use crate::ast::{self, Value};
+use crate::catalog::{self, ProbeDef};
+use crate::diagnostic::{suggest, Code, Diagnostic};
+
+use super::{RAction, RClause, RField, RPrintItem, RScale, RWhere, Resolver};
+
+impl Resolver<'_> {
+    pub(super) fn clause(&mut self, c: &ast::Clause) -> Option<RClause> {
+        let Some(probe) = catalog::probe(&c.probe.name) else {
+            let names = catalog::PROBES.iter().map(|p| p.name);
+            let help = match suggest(&c.probe.name, names) {
+                Some(s) => format!("did you mean `{s}`?"),
+                None => format!(
+                    "probes are {}",
+                    catalog::PROBES
+                        .iter()
+                        .map(|p| format!("`{}`", p.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            self.diagnostics.push(
+                Diagnostic::error(
+                    Code::UnknownProbe,
+                    format!("unknown probe `{}`", c.probe.name),
+                    c.probe.span.clone(),
+                    "not a probe",
+                )
+                .with_help(help),
+            );
+            // Without a probe its fields cannot be judged: skip the clause.
+            return None;
+        };
+        self.clause_on(probe, c)
+    }
+
+    /// `c` against `probe`, which need not be in `catalog::PROBES`.
+    pub(super) fn clause_on(
+        &mut self,
+        probe: &'static ProbeDef,
+        c: &ast::Clause,
+    ) -> Option<RClause> {
+        let filter = c.filter.as_ref().map(|w| {
+            self.omitted.clear();
+            let expr = self.expr(probe, &w.expr);
+            RWhere {
+                expr,
+                source: w.source.clone(),
+                span: w.span.clone(),
+                omitted: std::mem::take(&mut self.omitted),
+            }
+        });
+        let action = match &c.action {
+            ast::Action::Print { items, span } => RAction::Print {
+                items: items
+                    .iter()
+                    .filter_map(|i| {
+                        let field = self.field(probe, &i.field, None);
+                        let scale = i.scale.as_ref().map(|(op, by)| RScale {
+                            op: *op,
+                            op_span: by.span.clone(),
+                            by: by.clone(),
+                        });
+                        Some(RPrintItem {
+                            field: field?,
+                            scale,
+                            alias: i.alias.clone(),
+                            span: i.span.clone(),
+                        })
+                    })
+                    .collect(),
+                span: span.clone(),
+            },
+            ast::Action::Count { by, span } => RAction::Count {
+                by: self.fields(probe, by),
+                span: span.clone(),
+            },
+            ast::Action::Agg {
+                func,
+                field,
+                args,
+                by,
+                span,
+            } => {
+                let f = self.field(probe, field, None);
+                let by = self.fields(probe, by);
+                match f {
+                    Some(field) => RAction::Agg {
+                        func: func.clone(),
+                        field,
+                        args: args.clone(),
+                        by,
+                        span: span.clone(),
+                    },
+                    // Keep checking the keys: count by them instead.
+                    None => RAction::Count {
+                        by,
+                        span: span.clone(),
+                    },
+                }
+            }
+        };
+        Some(RClause {
+            probe,
+            filter,
+            action,
+            modifiers: c.modifiers.clone(),
+            span: c.span.clone(),
+        })
+    }
+
+    fn fields(&mut self, probe: &'static ProbeDef, names: &[ast::Ident]) -> Vec<RField> {
+        names
+            .iter()
+            .filter_map(|i| self.field(probe, i, None))
+            .collect()
+    }
+
+    /// Look a field up. `other` is the type on the other side of a
+    /// comparison, which sharpens the hint for an unknown name.
+    pub(super) fn field(
+        &mut self,
+        probe: &'static ProbeDef,
+        id: &ast::Ident,
+        other: Option<&Value>,
+    ) -> Option<RField> {
+        if let Some(def) = probe.field(&id.name) {
+            return Some(RField {
+                def,
+                span: id.span.clone(),
+            });
+        }
+        let names = probe.all_fields().map(|f| f.name);
+        let mut help = alias_of(probe, &id.name)
+            .or_else(|| suggest(&id.name, names))
+            .map(|s| format!("did you mean `{s}`?"));
+        if help.is_none() {
+            // A field of another probe is a common confusion.
+            if let Some(p) = catalog::PROBES.iter().find(|p| p.field(&id.name).is_some()) {
+                help = Some(format!(
+                    "`{}` is a field of `{}`, not of `{}`",
+                    id.name, p.name, probe.name
+                ));
+            }
+        }
+        if help.is_none() && is_positional_arg(&id.name) {
+            // bpftrace's `arg0..argN` are a kprobe's raw registers, whose
+            // meaning depends on the function's prototype (and on whether it
+            // was inlined). tcpq fields are named, typed and unit-checked.
+            help = Some(format!(
+                "tcpq has no positional arguments: fields have names, types and units; \
+                 `tcpq -l {}` lists them",
+                probe.name
+            ));
+        }
+        if help.is_none() && matches!(other, Some(Value::Str(_))) {
+            help = Some("compare a field with the string, e.g. `comm == \"nginx\"`".into());
+        }
+        self.diagnostics.push(
+            Diagnostic::error(
+                Code::UnknownField,
+                format!("unknown field `{}` on probe `{}`", id.name, probe.name),
+                id.span.clone(),
+                format!("not a field of `{}`", probe.name),
+            )
+            .with_help_opt(help),
+        );
+        None
+    }
+}
+
+/// What people from other tools call a field: BCC's and ss's column
+/// names, bpftrace's builtins. Only suggested when the probe has the field.
+const ALIASES: &[(&str, &str)] = &[
+    ("cmd", "comm"),
+    ("command", "comm"),
+    ("process", "comm"),
+    ("proc", "comm"),
+    ("task", "task_comm"),
+    ("lport", "sport"),
+    ("local_port", "sport"),
+    ("src_port", "sport"),
+    ("rport", "dport"),
+    ("remote_port", "dport"),
+    ("dst_port", "dport"),
+    ("port", "dport"),
+    ("laddr", "saddr"),
+    ("src", "saddr"),
+    ("local", "saddr"),
+    ("raddr", "daddr"),
+    ("dst", "daddr"),
+    ("remote", "daddr"),
+    ("rtt", "srtt"),
+    ("cwnd", "snd_cwnd"),
+    ("window", "rcv_wnd"),
+    ("wnd", "rcv_wnd"),
+    ("wscale", "rcv_wscale"),
+    ("tgid", "pid"),
+    ("tid", "task_pid"),
+    ("af", "family"),
+    ("retrans", "total_retrans"),
+    ("retransmits", "total_retrans"),
+    ("tx_bytes", "bytes_acked"),
+    ("rx_bytes", "bytes_received"),
+    ("newstate", "state"),
+];
+
+/// The probe's field another tool calls `name`, if any.
+pub(crate) fn alias_of(probe: &ProbeDef, name: &str) -> Option<&'static str> {
+    let lower = name.to_ascii_lowercase();
+    ALIASES
+        .iter()
+        .find(|(a, _)| *a == lower)
+        .and_then(|(_, f)| probe.field(f))
+        .map(|f| f.name)
+        .filter(|f| *f != name)
+}
+
+/// `arg0`, `arg1`, ... (bpftrace's kprobe registers).
+fn is_positional_arg(name: &str) -> bool {
+    name.strip_prefix("arg")
+        .is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+}

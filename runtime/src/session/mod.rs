@@ -1,0 +1,307 @@
+//! Loading and attaching a plan. A [`Session`] owns every loaded object and
+//! link: dropping it (on Ctrl-C, an error or a panic) detaches everything,
+//! because aya links detach on drop.
+//!
+//! One idea per file, in the order a run meets them:
+//! - `kernel.rs`: what the running kernel offers ([`Kernel`]), found once.
+//! - `bind.rs`: the plan's named kernel constants get this kernel's numbers.
+//! - `config.rs`: each clause's template configuration (`CONFIG`).
+//! - `attach.rs`: loading template objects, attaching their programs.
+//! - `verify.rs`: the kernel verifier, and what its refusals mean.
+//! - `seed.rs`: owners of sockets from before the start, into the maps.
+//! - `readers.rs`: reading an attached clause's maps back.
+//! - `error.rs`: [`SessionError`]; `pod.rs`: the ABI's types as `aya::Pod`.
+//!
+//! This file holds the session object, what it owns, and the order of the
+//! steps in [`Session::open_with`]; none of the steps themselves.
+use std::time::{Duration, Instant};
+
+use aya::{
+    maps::{MapData, RingBuf},
+    Ebpf, EbpfLoader,
+};
+use tcpq_abi::{globals, maps, AggKey};
+use tcpq_dsl::plan::{Attach, ClausePlan, Plan, Strategy};
+
+use crate::render::Names;
+
+mod attach;
+mod bind;
+mod config;
+mod error;
+mod kernel;
+mod pod;
+mod readers;
+mod seed;
+mod verify;
+
+pub use attach::defers_owner_io;
+pub use bind::bind_plan;
+pub use config::{quick_step, template_config};
+pub use error::{SessionError, Unbound};
+pub use kernel::{fast_read_kfunc, Kernel, KernelError};
+pub use readers::Stats;
+
+use attach::{finish_clause, load_and_attach, prepare_clause, Link, Shared};
+use pod::{PodConfig, PodLoc};
+use seed::Seeds;
+use verify::preload;
+
+/// One attached clause.
+pub struct Attached {
+    pub plan: ClausePlan,
+    pub strategy: Strategy,
+    /// Owner-tracking attach points that do not exist here (owners of some
+    /// sockets may show as unknown).
+    pub owner_gaps: Vec<String>,
+    /// Owned so that [`Session`]'s drop can detach them in parallel.
+    links: Vec<Link>,
+    /// Owner programs loaded but left unattached until this session's
+    /// first event ([`Session::attach_deferred`]): see [`defers_owner_io`].
+    deferred: Vec<(String, Vec<Attach>)>,
+    pub(crate) ebpf: Ebpf,
+    pub(crate) events: Option<RingBuf<MapData>>,
+    /// `every DUR` without min/max: the totals read at the last interval,
+    /// per key (the interval prints the difference).
+    prev: std::collections::HashMap<AggKey, crate::agg::Agg>,
+    /// The template aggregates into `AGG_SMALL` (see [`Attached::agg_map`]).
+    small_key: bool,
+}
+
+/// Start-up timings, for `TCPQ_TIMINGS=1` and benchmarks.
+#[derive(Clone, Debug, Default)]
+pub struct Timings {
+    /// Creating aya's loader (unpatched aya 0.14 parsed the kernel's BTF
+    /// here; the vendored copy does not, see vendor/README.md).
+    pub loader: Duration,
+    /// Parsing objects, creating maps, writing config.
+    pub load: Duration,
+    /// Verifying and attaching programs.
+    pub attach: Duration,
+    /// Reading the owners of existing sockets from /proc (only for plans
+    /// that show `pid` or `comm`).
+    pub owners: Duration,
+    /// Per program: `template/program`, time in `BPF_PROG_LOAD` (mostly the
+    /// verifier) and the kernel's `verified_insns` (None where the kernel
+    /// does not report it).
+    pub programs: Vec<(String, Duration, Option<u32>)>,
+}
+
+/// Ring buffer bytes in all when `--buffer-size` is not given: what one
+/// printing clause gets (the size built into the templates), and what
+/// several share.
+pub const RING_BUDGET: u32 = 1 << 20;
+/// The least a printing clause gets from [`RING_BUDGET`].
+pub const RING_MIN: u32 = 128 << 10;
+
+/// Each printing clause's ring buffer when `--buffer-size` is not given:
+/// [`RING_BUDGET`] shared out (rounded down to a power of two, at least
+/// [`RING_MIN`]), `None` (the templates' own 1 MiB) for one clause. The
+/// kernel maps every ring buffer into tcpq whole (twice its data), so ten
+/// printing clauses of 1 MiB each would cost 20 MiB of resident memory.
+pub fn default_ring_bytes(printing: usize) -> Option<u32> {
+    if printing <= 1 {
+        return None;
+    }
+    let share = RING_BUDGET / printing as u32;
+    let pow2 = 1u32 << (31 - share.leading_zeros());
+    Some(pow2.max(RING_MIN))
+}
+
+/// How to load a plan.
+#[derive(Clone, Debug, Default)]
+pub struct SessionOptions {
+    /// Bytes of each printing clause's `EVENTS` ring buffer (a power of two
+    /// and a multiple of the page size; checked by the kernel at load).
+    /// `None`: the size built into the template (1 MiB).
+    pub ring_bytes: Option<u32>,
+}
+
+/// Every loaded template of a plan.
+pub struct Session {
+    pub clauses: Vec<Attached>,
+    pub timings: Timings,
+    /// CLOCK_MONOTONIC (the templates' `ktime`) just before the first
+    /// probe was attached: no event is stamped earlier. The zero of `-t`.
+    pub attach_ktime_ns: u64,
+    /// The kernel's names for the numbers the plan shows (reasons, kernel
+    /// addresses), read at open; what rendering prints instead of them.
+    pub names: Names,
+}
+
+impl Drop for Session {
+    /// Detach every link at once. Closing a tracepoint's perf event waits
+    /// for an RCU grace period in the kernel (60-80 ms each, measured on
+    /// this VM), so one after the other six links took 0.5 s; on threads
+    /// the waits overlap.
+    fn drop(&mut self) {
+        let links: Vec<Link> = self
+            .clauses
+            .iter_mut()
+            .flat_map(|c| std::mem::take(&mut c.links))
+            .collect();
+        if links.len() <= 1 {
+            return;
+        }
+        std::thread::scope(|s| {
+            for link in links {
+                // If a thread cannot be spawned the link is dropped (and
+                // detached) right here instead.
+                let _ = std::thread::Builder::new()
+                    .name("tcpq-detach".into())
+                    .spawn_scoped(s, move || drop(link));
+            }
+        });
+    }
+}
+
+impl Session {
+    /// Load and attach every clause of `plan`.
+    pub fn open(plan: &Plan, kernel: &Kernel) -> Result<Session, SessionError> {
+        Session::open_with(plan, kernel, &SessionOptions::default())
+    }
+
+    /// Load and attach every clause of `plan` with `opts`.
+    pub fn open_with(
+        plan: &Plan,
+        kernel: &Kernel,
+        opts: &SessionOptions,
+    ) -> Result<Session, SessionError> {
+        // Named kernel constants (`reason == NETFILTER_DROP`) get this
+        // kernel's numbers first: nothing below sees an unbound plan.
+        let bound = kernel.bind(plan)?;
+        let plan = &bound;
+        let mut timings = Timings::default();
+        let t = Instant::now();
+        // Each clause's strategy, chosen once: the quick first step depends
+        // on the program that runs. A strategy this kernel lacks fails in
+        // `prepare_clause`, after every clause's configuration is built.
+        let mut choices = Vec::with_capacity(plan.clauses.len());
+        let configs = plan
+            .clauses
+            .iter()
+            .map(|c| {
+                let mut cfg = template_config(c)?;
+                let choice = kernel.choose(c).map(|choice| choice.strategy);
+                if let Ok(strategy) = &choice {
+                    cfg.quick = quick_step(&cfg, &strategy.program, &kernel.offsets);
+                }
+                choices.push(choice);
+                Ok(PodConfig(cfg))
+            })
+            .collect::<Result<Vec<_>, SessionError>>()?;
+        let offsets = kernel.offsets.locs.map(PodLoc);
+        let mut loader = EbpfLoader::new();
+        // The templates use no CO-RE: offsets come through TCPQ_RO_OFFSETS.
+        loader.btf(None);
+        // Each object's read-only globals (`tcpq_abi::globals`), set as the
+        // loader creates its maps.
+        loader.override_global(globals::OFFSETS, &offsets[..], true);
+        static FAST_READ: [u32; 2] = [0, 1];
+        loader.override_global(
+            tcpq_abi::fast_read::ENABLED,
+            &FAST_READ[kernel.fast_read.is_some() as usize],
+            false,
+        );
+        let printing = plan.clauses.iter().filter(|c| c.action.is_print()).count();
+        if let Some(bytes) = opts.ring_bytes.or_else(|| default_ring_bytes(printing)) {
+            loader.map_max_entries(maps::EVENTS, bytes);
+        }
+        timings.loader = t.elapsed();
+        let mut clauses = Vec::with_capacity(plan.clauses.len());
+        // Sockets opened before tcpq started have no owner the templates
+        // could learn: read them from /proc when the program shows one, on
+        // another thread while the verifier works, and write them once the
+        // owner programs are attached (what they learn meanwhile wins) and
+        // before the main program is.
+        let mut seeds = match plan.clauses.iter().any(ClausePlan::uses_owner) {
+            true => Seeds::Scanning(std::thread::spawn(crate::owners::scan)),
+            false => Seeds::Ready(None),
+        };
+        let mut shared = Shared::default();
+        let mut prepared = Vec::with_capacity(plan.clauses.len());
+        for ((clause, config), strategy) in plan.clauses.iter().zip(&configs).zip(choices) {
+            prepared.push(prepare_clause(
+                &mut loader,
+                clause,
+                config,
+                strategy?,
+                kernel,
+                &mut timings,
+                &mut shared,
+            )?);
+        }
+        let t = Instant::now();
+        preload(&mut prepared, &mut timings);
+        timings.attach += t.elapsed();
+        let defer = defers_owner_io(plan);
+        // Programs are verified; from here on they attach.
+        let attach_ktime_ns = crate::clock::monotonic_ns();
+        for p in prepared {
+            clauses.push(finish_clause(p, kernel, &mut timings, &mut seeds, defer)?);
+        }
+        Ok(Session {
+            clauses,
+            timings,
+            attach_ktime_ns,
+            names: crate::names::load_for(plan, kernel),
+        })
+    }
+
+    /// Attach the owner programs [`defers_owner_io`] left for the first
+    /// event; true when it attached any (once per session).
+    pub fn attach_deferred(&mut self) -> Result<bool, SessionError> {
+        let mut attached = false;
+        for c in &mut self.clauses {
+            let template = c.plan.template.clone();
+            for (program, points) in std::mem::take(&mut c.deferred) {
+                load_and_attach(
+                    &mut c.ebpf,
+                    &template,
+                    &program,
+                    &points,
+                    &mut c.links,
+                    &mut self.timings,
+                    None,
+                )?;
+                attached = true;
+            }
+        }
+        Ok(attached)
+    }
+
+    /// Whether [`Session::attach_deferred`] has programs to attach.
+    pub fn has_deferred(&self) -> bool {
+        self.clauses.iter().any(|c| !c.deferred.is_empty())
+    }
+
+    /// `attached 1 probe (tcp_select_window via net_dev_queue)`.
+    pub fn summary(&self) -> String {
+        let n = self.clauses.len();
+        let list = self
+            .clauses
+            .iter()
+            .map(|c| format!("{} via {}", c.plan.probe, c.strategy.name))
+            .collect::<Vec<_>>()
+            .join(", ");
+        format!(
+            "attached {n} probe{} ({list})",
+            if n == 1 { "" } else { "s" }
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printing_clauses_share_the_default_ring_budget() {
+        assert_eq!(default_ring_bytes(0), None);
+        assert_eq!(default_ring_bytes(1), None);
+        assert_eq!(default_ring_bytes(2), Some(512 << 10));
+        assert_eq!(default_ring_bytes(3), Some(256 << 10));
+        assert_eq!(default_ring_bytes(7), Some(128 << 10));
+        assert_eq!(default_ring_bytes(16), Some(128 << 10));
+    }
+}
