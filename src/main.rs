@@ -516,7 +516,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let report = report?;
     out.flush().context("cannot write the output")?;
-    // A test hook (tests/kernel_reliability.rs): panic while every probe is
+    // A test hook (tests/kernel/reliability.rs): panic while every probe is
     // still attached, to show that unwinding detaches them. Harmless: it
     // only turns a clean exit into a crash for whoever sets it.
     if std::env::var_os("TCPQ_TEST_PANIC_AFTER_ATTACH").is_some_and(|v| v == "1") {

@@ -509,3 +509,37 @@ fn probe_list_as_json() {
     let out = tcpq(&["-l", "tcp_probx", "--format", "json"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+/// `tcpq sockets ARGS`: (exit code, stdout, stderr).
+fn tcpq_sockets_cli(args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["sockets"];
+    all.extend_from_slice(args);
+    let out = tcpq(&all);
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+/// `tcpq sockets` checks its query and its `--netns` before it reads any
+/// socket (the kernel side is `tests/kernel/sockets.rs`).
+#[test]
+fn bad_queries_and_namespaces_exit_2() {
+    let (code, _, err) = tcpq_sockets_cli(&["where", "rcv_wscal", "==", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("error[E0102]"), "{err}");
+    assert!(err.contains("^^^^^^^^^"), "located: {err}");
+    assert!(err.contains("did you mean `rcv_wscale`?"), "{err}");
+    let (code, _, err) = tcpq_sockets_cli(&["count by comm"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("error[E0212]"), "{err}");
+    let (code, out, err) =
+        tcpq_sockets_cli(&["--netns", "tcpq-no-such-namespace", "where", "sport == 1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains("--netns tcpq-no-such-namespace") && err.contains("no network namespace"),
+        "{err}"
+    );
+}

@@ -1,4 +1,4 @@
-//! Self-test of the kernel-test harness (tests/common): no tcpq involved.
+//! Self-test of the kernel-test harness (tests/kernel/common): no tcpq involved.
 //!
 //! Ground truth used here is the kernel's and the wire's own:
 //! - the packets tcpdump captured on the server's veth (zero-window ACKs,
@@ -7,10 +7,9 @@
 //!   TcpRetransSegs),
 //! - the `tcp:tcp_retransmit_skb` tracepoint in a private tracefs instance,
 //! - the nft rule's own drop counter.
-//!
-//! Needs root; skipped otherwise, and failing instead when `CI` is set.
 
-mod common;
+use crate::common;
+use tcpq_kernel_test::kernel_test;
 
 use common::capture::{summary, tcpdump_read};
 use common::tcpgen::slow_reader_exchange;
@@ -36,11 +35,8 @@ fn assert_namespaces_gone(names: &[String]) {
 /// accepts but does not read for a while and then reads slowly, a fast
 /// writer. The receiver must advertise a zero window, say so in its
 /// counters, and its SYN-ACK must carry no window-scale option.
-#[test]
+#[kernel_test]
 fn zero_window_reproduced_with_wscale_off() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     let pair = NetnsPair::new();
     let names = vec![pair.cli.clone(), pair.srv.clone()];
@@ -152,11 +148,8 @@ fn zero_window_reproduced_with_wscale_off() {
 /// Wire loss of 10% of what the client sends makes the client retransmit;
 /// its namespace counts it, the tracepoint sees it, the nft rule counted
 /// drops.
-#[test]
+#[kernel_test]
 fn loss_makes_the_sender_retransmit() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     let pair = NetnsPair::new();
     let names = vec![pair.cli.clone(), pair.srv.clone()];
@@ -250,11 +243,8 @@ fn loss_makes_the_sender_retransmit() {
 
 /// A test that panics halfway still removes its namespaces (Drop guards
 /// run during unwinding), including a process left running inside.
-#[test]
+#[kernel_test]
 fn panicking_test_cleans_up() {
-    if !common::require_root() {
-        return;
-    }
     let names = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
     let stray = std::sync::Arc::new(std::sync::Mutex::new(None));
     let (n2, s2) = (names.clone(), stray.clone());
@@ -302,11 +292,8 @@ fn panicking_test_cleans_up() {
 /// leave holes too (0.05-1.6 out-of-order segments per drop against
 /// 1.9-3.4 for receiving-side drops, nearly overlapping), an
 /// earlier version of this test that compared holes failed on CI.
-#[test]
+#[kernel_test]
 fn output_hook_drops_are_not_wire_loss() {
-    if !common::require_root() {
-        return;
-    }
     let pair = NetnsPair::new();
     let dir = TempDir::new("outdrop");
     pair.set_gso_max_segs(&pair.cli, 4);
@@ -366,11 +353,8 @@ fn output_hook_drops_are_not_wire_loss() {
 
 /// The pair is wired as documented: a TCP transfer over IPv6 (client to
 /// server), and per-netns sysctls really are per netns.
-#[test]
+#[kernel_test]
 fn pair_ipv6_and_sysctls() {
-    if !common::require_root() {
-        return;
-    }
     let pair = NetnsPair::new();
     let dir = TempDir::new("v6");
     let port = pair.port();

@@ -84,7 +84,6 @@ impl TraceInstance {
     /// Create an instance and enable each `(system/event, filter)` in it,
     /// e.g. `("tcp/tcp_retransmit_skb", "dport == 5000")`; "" = no filter.
     pub fn new(events: &[(&str, &str)]) -> TraceInstance {
-        super::ensure_tracefs();
         let dir =
             Path::new(INSTANCES).join(format!("{PREFIX}{}-{}", std::process::id(), next_id()));
         std::fs::create_dir(&dir).unwrap_or_else(|e| panic!("mkdir {}: {e}", dir.display()));

@@ -1,7 +1,7 @@
 //! Event times against clocks tcpq does not own.
 //!
-//! Ground truth: the traffic generator's own log (`tests/tools/tcpgen.py`
-//! stamps each record with `time.time()`, CLOCK_REALTIME, just before
+//! Ground truth: the traffic generator's own log (`common/tcpgen.rs`
+//! stamps each record with CLOCK_REALTIME (`wall`), just before
 //! `connect()` and just after it returns) and the packet capture's
 //! timestamps (the kernel stamps each received packet with the wall clock
 //! as the device hands it over, before TCP sees it). An outgoing
@@ -9,9 +9,8 @@
 //! captured and before `connect()` returns, so each event's `time` must
 //! fall inside those brackets; the event's `ktime` converts to `time` with
 //! one offset for the whole run.
-//!
-//! Needs root; skipped otherwise, and failing instead when `CI` is set.
-mod common;
+use crate::common;
+use tcpq_kernel_test::kernel_test;
 
 use common::tcpq::{field_str, field_u64, json_lines};
 use common::{packets, Capture, Client, NetnsPair, Server, Tcpq, TempDir};
@@ -78,11 +77,8 @@ fn now_ns() -> i128 {
         .as_nanos() as i128
 }
 
-#[test]
+#[kernel_test]
 fn event_times_match_the_generator_the_capture_and_one_offset() {
-    if !common::require_root() {
-        return;
-    }
     let pair = NetnsPair::new();
     let port = pair.port();
     let dir = TempDir::new("ktime");

@@ -5,7 +5,8 @@
 //! names, map contents, whether an id still exists). A program's tag is the
 //! kernel's hash of its instructions, so equal tags mean byte-identical
 //! programs were loaded.
-mod common;
+use crate::common;
+use tcpq_kernel_test::kernel_test;
 
 use common::bpf::{assert_released, bpf_fds, bpftool_json};
 use common::Tcpq;
@@ -71,11 +72,8 @@ fn named_tags(progs: &BTreeMap<u32, String>) -> BTreeMap<String, String> {
         .collect()
 }
 
-#[test]
+#[kernel_test]
 fn a_where_clause_changes_map_contents_not_the_loaded_program() {
-    if !common::require_root() {
-        return;
-    }
     let mut a = Tcpq::spawn(&["-e", "on tcp_select_window where win == 0 print pid, comm"]);
     let mut b = Tcpq::spawn(&[
         "-e",
@@ -133,27 +131,18 @@ fn run_and_signal(sig: i32, how: &str) {
     assert_released(&progs, &maps, how);
 }
 
-#[test]
+#[kernel_test]
 fn sigint_detaches_everything() {
-    if !common::require_root() {
-        return;
-    }
     run_and_signal(libc::SIGINT, "SIGINT");
 }
 
-#[test]
+#[kernel_test]
 fn sigterm_detaches_everything() {
-    if !common::require_root() {
-        return;
-    }
     run_and_signal(libc::SIGTERM, "SIGTERM");
 }
 
-#[test]
+#[kernel_test]
 fn duration_ends_the_run_and_detaches() {
-    if !common::require_root() {
-        return;
-    }
     let mut t = Tcpq::spawn(&[
         "-e",
         "on tcp_probe print pid, comm, srtt",
@@ -184,11 +173,8 @@ fn duration_ends_the_run_and_detaches() {
     );
 }
 
-#[test]
+#[kernel_test]
 fn without_privileges_exit_1_and_say_what_is_missing() {
-    if !common::require_root() {
-        return;
-    }
     // A copy the unprivileged user can execute wherever the checkout lives.
     let dir = common::TempDir::new("unpriv");
     let bin = dir.join("tcpq");

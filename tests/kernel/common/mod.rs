@@ -1,14 +1,10 @@
-//! Shared harness for tcpq's root-package integration tests.
+//! Shared harness of the kernel tests.
 //!
 //! Every helper here only touches loopback or network namespaces the test
 //! itself created (`tcpq-t-<pid>-<counter>-{cli,srv}`), and every resource is
 //! owned by a guard whose `Drop` removes it, so a failing or panicking test
 //! cleans up after itself. Namespaces left by crashed earlier runs (whose pid
-//! is gone) are swept once per test binary, at the first `require_root()`.
-//!
-//! Policy for tests that need root/BPF: `if !common::require_root() { return; }`
-//! prints a skip reason when not root, but panics (fails the test) when the
-//! environment variable `CI` is set.
+//! is gone) are swept once, by the gate (`../gate.rs`), before any test runs.
 #![allow(dead_code, unused_imports)]
 
 pub mod bpf;
@@ -29,56 +25,10 @@ pub use tracefs::TraceInstance;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Once;
 use std::time::{Duration, Instant};
 
 /// Prefix of every namespace (and tracefs instance) a test creates.
 pub const PREFIX: &str = "tcpq-t-";
-
-static SETUP: Once = Once::new();
-
-/// True when the test may go on (we are root). Otherwise prints why the test
-/// is skipped and returns false, or panics when `CI` is set: in CI a kernel
-/// test that cannot run is a failure, not a skip.
-///
-/// When root, also (once per test binary) mounts tracefs if absent and sweeps
-/// stale `tcpq-t-*` namespaces left by crashed earlier runs.
-pub fn require_root() -> bool {
-    // SAFETY: geteuid has no preconditions.
-    let euid = unsafe { libc::geteuid() };
-    if euid != 0 {
-        let msg = format!(
-            "this test needs root (network namespaces, nftables, tcpdump, eBPF); euid is {euid}"
-        );
-        if std::env::var_os("CI").is_some() {
-            panic!("{msg}; CI is set, so this is a failure, not a skip");
-        }
-        eprintln!("SKIP: {msg}");
-        return false;
-    }
-    SETUP.call_once(|| {
-        ensure_tracefs();
-        sweep_stale();
-    });
-    true
-}
-
-/// Mount tracefs at /sys/kernel/tracing if it is not mounted (it is not at
-/// boot on our VMs).
-pub fn ensure_tracefs() {
-    if Path::new("/sys/kernel/tracing/events").is_dir() {
-        return;
-    }
-    let out = Command::new("mount")
-        .args(["-t", "tracefs", "tracefs", "/sys/kernel/tracing"])
-        .output()
-        .expect("spawn mount");
-    assert!(
-        Path::new("/sys/kernel/tracing/events").is_dir(),
-        "mounting tracefs failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// Delete `tcpq-t-<pid>-*` namespaces whose creating process is gone, and
 /// `tcpq-t-<pid>-*` tracefs instances likewise. Namespaces of live test
@@ -106,52 +56,24 @@ pub fn pid_alive(pid: i32) -> bool {
 /// Run `cmd` inside namespace `ns` (`ip netns exec`); never panics on a
 /// non-zero exit, the caller inspects the `Output`.
 pub fn exec(ns: &str, cmd: &[&str]) -> Output {
-    Command::new("ip")
-        .args(["netns", "exec", ns])
-        .args(cmd)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("spawn ip netns exec {ns} {cmd:?}: {e}"))
+    tcpq_netlab::netns::exec(ns, cmd).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Like `exec` but panics with stderr when the command fails.
 pub fn exec_ok(ns: &str, cmd: &[&str]) -> String {
-    let out = exec(ns, cmd);
-    assert!(
-        out.status.success(),
-        "`ip netns exec {ns} {}` failed ({}): {}{}",
-        cmd.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    tcpq_netlab::netns::exec_ok(ns, cmd).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// Run a command in the current (root) namespace and panic with its stderr
 /// when it fails.
 pub fn run_ok(prog: &str, args: &[&str]) -> String {
-    let out = Command::new(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("spawn {prog}: {e}"));
-    assert!(
-        out.status.success(),
-        "`{prog} {}` failed ({}): {}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    tcpq_netlab::netns::run(prog, args).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// `sysctl -w key=value` inside `ns` (per-netns sysctls such as
 /// `net.ipv4.tcp_window_scaling`), verified by reading it back.
 pub fn sysctl(ns: &str, key: &str, value: &str) {
-    exec_ok(ns, &["sysctl", "-q", "-w", &format!("{key}={value}")]);
-    let got = exec_ok(ns, &["sysctl", "-n", key]);
-    assert_eq!(got.trim(), value, "sysctl {key} in {ns}");
+    tcpq_netlab::netns::sysctl(ns, key, value).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// Absolute values of the namespace's SNMP/netstat counters
@@ -258,11 +180,4 @@ pub fn kill(pid: u32, sig: i32) {
     unsafe {
         libc::kill(pid as libc::pid_t, sig);
     }
-}
-
-/// Path of `tests/tools/<name>`.
-pub fn tool(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/tools")
-        .join(name)
 }

@@ -26,10 +26,10 @@
 //! - `avg`, `min`, `max` of `tcp_sendmsg` sizes and `count by comm top 2`
 //!   against three writers' logs (3, 2 and 1 connections of known sizes).
 //!
-//! (Retransmission sums are in `kernel_retransmit.rs`.) Needs root; skipped
-//! otherwise, and failing instead when `CI` is set.
+//! (Retransmission sums are in `retransmit.rs`.)
 
-mod common;
+use crate::common;
+use tcpq_kernel_test::kernel_test;
 
 use common::tcpgen::{slow_reader_exchange, transfer};
 use common::tcpq::{field_str, field_u64, json_lines};
@@ -55,11 +55,8 @@ fn buckets(row: &Value) -> BTreeMap<(Option<u64>, Option<u64>), u64> {
         .collect()
 }
 
-#[test]
+#[kernel_test]
 fn window_histograms_match_the_capture() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     let pair = NetnsPair::new();
     sysctl(&pair.srv, "net.ipv4.tcp_window_scaling", "0");
@@ -248,11 +245,8 @@ fn ss_mss_rtt(ss: &str, port: u16) -> Option<(u64, f64)> {
     None
 }
 
-#[test]
+#[kernel_test]
 fn socket_stats_match_ss() {
-    if !common::require_root() {
-        return;
-    }
     let pair = NetnsPair::new();
     let port = pair.port();
     let dir = TempDir::new("kss");
@@ -398,11 +392,8 @@ fn check_stamps(stamps: &[(u64, i64)], every_ms: i64, run: (i64, i64), ctx: &str
 /// `every 200ms`, live: each interval's block says when it was read (JSON
 /// `time`, text banner), the times step by the interval, and the sums of
 /// the intervals add up to the run's total, the bytes the writer sent.
-#[test]
+#[kernel_test]
 fn every_intervals_are_stamped_with_the_wall_clock() {
-    if !common::require_root() {
-        return;
-    }
     assert_eq!(
         rfc3339_ms("2024-06-04T15:21:04.123Z"),
         Some(1_717_514_464_123)
@@ -524,11 +515,8 @@ s.close()
 /// it, live, against the returns the writer itself saw. The least value is
 /// -EPIPE, the sum counts the errnos negative, and the negative returns
 /// land in the histograms' `(..., 0)` and `[-4K, 0)` buckets.
-#[test]
+#[kernel_test]
 fn signed_values_aggregate_against_the_writers_returns() {
-    if !common::require_root() {
-        return;
-    }
     let pair = NetnsPair::new();
     let port = pair.port();
     let dir = TempDir::new("ksigned");
@@ -653,11 +641,8 @@ fn signed_values_aggregate_against_the_writers_returns() {
 /// the writers' own logs: three writers (distinct comms) make 3, 2 and 1
 /// connections and send 1000, 3000 and 500 bytes on each, one send call
 /// per connection (the socket's buffer takes it whole).
-#[test]
+#[kernel_test]
 fn avg_min_max_and_top_match_the_writers() {
-    if !common::require_root() {
-        return;
-    }
     let pair = NetnsPair::new();
     let port = pair.port();
     let dir = TempDir::new("avgtop");

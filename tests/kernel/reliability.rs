@@ -2,7 +2,8 @@
 //! panic) it leaves no program or map in the kernel, and two tcpq at once do
 //! not disturb each other. Ground truth: the ids a process holds in
 //! `/proc/<pid>/fdinfo` before it ends, then `bpftool` after.
-mod common;
+use crate::common;
+use tcpq_kernel_test::kernel_test;
 
 use common::bpf::{assert_released, bpf_fds};
 use common::tcpq::{field_u64, json_lines};
@@ -14,11 +15,8 @@ use std::time::Duration;
 
 const ATTACH: Duration = Duration::from_secs(20);
 
-#[test]
+#[kernel_test]
 fn sigkill_leaves_nothing_behind() {
-    if !common::require_root() {
-        return;
-    }
     let mut t = Tcpq::spawn(&["-e", "on tcp_select_window where win == 0 print pid, comm"]);
     t.wait_attached(ATTACH);
     let (progs, maps) = bpf_fds(t.pid().unwrap());
@@ -32,11 +30,8 @@ fn sigkill_leaves_nothing_behind() {
 
 /// A real runtime error after attaching: stdout is /dev/full, so printing the
 /// final counts fails with ENOSPC. Exit 1, say why, detach everything.
-#[test]
+#[kernel_test]
 fn a_runtime_error_after_attaching_exits_1_and_detaches() {
-    if !common::require_root() {
-        return;
-    }
     let dir = common::TempDir::new("enospc");
     let err_path = dir.join("stderr");
     let mut child = Command::new(Tcpq::bin())
@@ -75,11 +70,8 @@ fn a_runtime_error_after_attaching_exits_1_and_detaches() {
 
 /// `TCPQ_TEST_PANIC_AFTER_ATTACH=1` (a test hook in src/main.rs) panics
 /// while the session is alive; unwinding must detach it.
-#[test]
+#[kernel_test]
 fn a_panic_with_probes_attached_leaves_nothing_behind() {
-    if !common::require_root() {
-        return;
-    }
     let mut child = Command::new(Tcpq::bin())
         .args(["-e", "on tcp_probe count by comm"])
         .env("TCPQ_TEST_PANIC_AFTER_ATTACH", "1")
@@ -129,11 +121,8 @@ fn talk_to(listener: &TcpListener) {
 
 /// Two tcpq on the same probe with different filters: each loads its own
 /// copy, so each prints only (and all of) its own port's segments.
-#[test]
+#[kernel_test]
 fn two_tcpq_at_once_get_their_own_answers() {
-    if !common::require_root() {
-        return;
-    }
     let la = TcpListener::bind("127.0.0.1:0").unwrap();
     let lb = TcpListener::bind("127.0.0.1:0").unwrap();
     let (pa, pb) = (
@@ -190,11 +179,8 @@ fn vm_kib(pid: u32, key: &str) -> u64 {
 /// summary line, (b) stay small (peak RSS), and (c) a `count` over the same
 /// storm must equal the kernel's own count of the segments (an nft counter
 /// on the sender's output hook): aggregations lose nothing.
-#[test]
+#[kernel_test]
 fn a_storm_is_counted_exactly_and_losses_are_reported() {
-    if !common::require_root() {
-        return;
-    }
     const BURST: usize = 40_000;
     let pair = common::NetnsPair::new();
     let port = pair.port();
@@ -351,11 +337,8 @@ fn a_storm_is_counted_exactly_and_losses_are_reported() {
 /// No broken template ships: every probe of the catalog loads (the verifier
 /// accepts its template's programs) and attaches on this kernel, in a
 /// printing and a counting clause, and detaches (`--duration 0`, exit 0).
-#[test]
+#[kernel_test]
 fn every_embedded_template_passes_the_verifier_here() {
-    if !common::require_root() {
-        return;
-    }
     for p in tcpq_dsl::catalog::PROBES {
         let prog = format!("on {name} print pid\non {name} count", name = p.name);
         let out = Command::new(Tcpq::bin())
@@ -385,11 +368,8 @@ fn every_embedded_template_passes_the_verifier_here() {
 /// `tcp_retransmit` whose main program starts by reading a register no
 /// program gets initialised): exit 1, the template and program named, the
 /// verifier's last lines quoted, no panic.
-#[test]
+#[kernel_test]
 fn a_template_the_verifier_rejects_exits_1_with_its_name_and_log() {
-    if !common::require_root() {
-        return;
-    }
     let prebuilt = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/probe-templates/prebuilt/tcp_retransmit.bpfel.o"
@@ -438,11 +418,8 @@ fn a_template_the_verifier_rejects_exits_1_with_its_name_and_log() {
 /// classic syscall tracepoints, which cost every syscall the slow path and
 /// take ~300 ms to detach: they are attached only for a clause that uses
 /// `size`. Ground truth: the names of the programs the process holds.
-#[test]
+#[kernel_test]
 fn syscall_entries_are_attached_only_for_size() {
-    if !common::require_root() {
-        return;
-    }
     let programs = |src: &str| {
         let mut t = Tcpq::spawn(&["-e", src]);
         t.wait_attached(ATTACH);

@@ -1,6 +1,7 @@
 //! `tcpq sockets` against the kernel's own listing, `ss -tinOepm`, on real
 //! connections between network namespaces: every socket, every value.
-mod common;
+use crate::common;
+use tcpq_kernel_test::kernel_test;
 
 use common::{ss_all, sysctl, Client, NetnsPair, Server, SsLine, TempDir};
 use serde_json::Value;
@@ -284,11 +285,8 @@ fn compare(r: &Value, s: &SsLine) -> usize {
     n
 }
 
-#[test]
+#[kernel_test]
 fn every_socket_and_value_equals_ss() {
-    if !common::require_root() {
-        return;
-    }
     let pair = NetnsPair::new();
     // The server's side does not scale windows: connections to it
     // negotiate no scaling, the loopback one inside the client's does.
@@ -474,34 +472,11 @@ fn every_socket_and_value_equals_ss() {
     );
 }
 
-#[test]
-fn bad_queries_and_namespaces_exit_2() {
-    let (code, _, err) = tcpq_sockets(&["where", "rcv_wscal", "==", "0"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("error[E0102]"), "{err}");
-    assert!(err.contains("^^^^^^^^^"), "located: {err}");
-    assert!(err.contains("did you mean `rcv_wscale`?"), "{err}");
-    let (code, _, err) = tcpq_sockets(&["count by comm"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("error[E0212]"), "{err}");
-    let (code, out, err) =
-        tcpq_sockets(&["--netns", "tcpq-no-such-namespace", "where", "sport == 1"]);
-    assert_eq!(code, 2, "{err}");
-    assert!(out.is_empty());
-    assert!(
-        err.contains("--netns tcpq-no-such-namespace") && err.contains("no network namespace"),
-        "{err}"
-    );
-}
-
 /// A namespace listed a moment ago that is gone when its turn comes (a
 /// test's or a container's, deleted meanwhile) is skipped with a note when
 /// tcpq lists every namespace, and is an error when it was asked for.
-#[test]
+#[kernel_test]
 fn a_namespace_gone_since_it_was_listed_is_skipped_unless_asked_for() {
-    if !common::require_root() {
-        return;
-    }
     let pair = NetnsPair::new();
     let all = tcpq_runtime::netns::list().unwrap();
     let gone = all

@@ -16,10 +16,9 @@
 //! accepts and then does not read for 1 s (the receive queue fills, the
 //! window closes while the socket is accepted but unread: attribution must
 //! already hold then), then reads slowly; a fast writer of 1 MiB.
-//!
-//! Needs root; skipped otherwise, and failing instead when `CI` is set.
 
-mod common;
+use crate::common;
+use tcpq_kernel_test::kernel_test;
 
 use common::tcpgen::slow_reader_exchange;
 use common::tcpq::{field_bool, field_str, field_u64, json_lines};
@@ -31,11 +30,8 @@ use std::time::{Duration, Instant};
 const FIELDS: &str = "pid, comm, task_pid, task_comm, saddr, sport, daddr, dport, \
                       win, win_bytes, rcv_wnd, wscale_ok, rcv_wscale, seq, ack_seq";
 
-#[test]
+#[kernel_test]
 fn zero_window_events_match_the_wire_and_name_the_reader() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     let pair = NetnsPair::new();
     sysctl(&pair.srv, "net.ipv4.tcp_window_scaling", "0");

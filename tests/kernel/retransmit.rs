@@ -29,10 +29,9 @@
 //! in the sender's output hook while only retransmissions are being sent,
 //! so that the kernel counts retransmissions that never left the host
 //! (err -EPERM): see there.
-//!
-//! Needs root; skipped otherwise, and failing instead when `CI` is set.
 
-mod common;
+use crate::common;
+use tcpq_kernel_test::kernel_test;
 
 use common::tcpq::{field_str, field_u64, json_lines};
 use common::tracefs::TraceEvent;
@@ -164,11 +163,8 @@ fn lossy_transfer_once(program: &impl Fn(u16) -> String) -> (Run, usize) {
     (run, hidden)
 }
 
-#[test]
+#[kernel_test]
 fn retransmit_events_sum_to_tcp_retrans_segs() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     let run = lossy_transfer(|port| {
         format!("on tcp_retransmit where dport == {port} print pid, comm, segs, state, saddr, daddr, sport, dport, tlp")
@@ -235,11 +231,8 @@ fn retransmit_events_sum_to_tcp_retrans_segs() {
     );
 }
 
-#[test]
+#[kernel_test]
 fn retransmit_count_by_comm() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     let run =
         lossy_transfer(|port| format!("on tcp_retransmit where dport == {port} count by comm"));
@@ -274,11 +267,8 @@ fn retransmit_count_by_comm() {
     );
 }
 
-#[test]
+#[kernel_test]
 fn retransmit_aggregations_sum_to_tcp_retrans_segs() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     let run = lossy_transfer(|port| {
         let on = format!("on tcp_retransmit where dport == {port}");
@@ -384,11 +374,8 @@ fn wait_counter(ns: &str, pick: fn((u64, u64)) -> u64, base: u64, what: &str) {
 ///
 /// About 2-4 s: RTOs of 200 ms and more, doubled while nothing is
 /// acknowledged.
-#[test]
+#[kernel_test]
 fn firewall_refused_retransmissions_count_like_the_kernel() {
-    if !common::require_root() {
-        return;
-    }
     // A run whose traced events include some no BPF program can see on
     // this VM is rerun (see TraceEvent::unobservable); the last one counts.
     for attempt in 1..=3 {
@@ -601,11 +588,8 @@ fn probe_counters(ns: &str) -> (u64, u64) {
 /// MSS), the first event is a probe, at least one retransmission is not,
 /// and sum(segs) == ΔTcpRetransSegs. The probe phase ends on the kernel's
 /// counters, not on a sleep.
-#[test]
+#[kernel_test]
 fn tail_loss_probes_are_tlp_events_like_tcp_loss_probes() {
-    if !common::require_root() {
-        return;
-    }
     for attempt in 1..=3 {
         if tail_loss_attempt(attempt == 3) {
             return;

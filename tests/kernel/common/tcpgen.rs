@@ -1,9 +1,11 @@
-//! Drive `tests/tools/tcpgen.py` (bounded reader/writer) inside namespaces.
-//! The processes name themselves `tcpq-reader` / `tcpq-writer` (kernel comm)
-//! and log JSON lines with their pid and ports.
+//! Drive the project's traffic generator (`tcpq-netlab`'s `traffic`, run
+//! as `tcpq lab __gen server|client ...`) inside a test's namespaces. The
+//! processes name themselves `tcpq-reader` / `tcpq-writer` (kernel comm)
+//! unless told otherwise (`--comm`), and log JSON lines with their pid and
+//! ports.
 
 use super::capture::stop_child;
-use super::{tool, wait_for, NetnsPair};
+use super::{wait_for, NetnsPair, Tcpq};
 use serde_json::Value;
 use std::fs::File;
 use std::net::IpAddr;
@@ -11,13 +13,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-/// The python interpreter: Debian's when present (no pyenv shim overhead).
-pub fn python() -> &'static str {
-    if Path::new("/usr/bin/python3").exists() {
-        "/usr/bin/python3"
-    } else {
-        "python3"
-    }
+/// `tcpq lab __gen`: the words that start a generator (after `ip netns
+/// exec NS`), e.g. in a shell command a test hands to `tcpq -c`.
+pub fn gen_command() -> String {
+    format!("{} lab __gen", Tcpq::bin())
 }
 
 fn spawn(ns: &str, args: &[String], stderr_path: &Path) -> Child {
@@ -26,7 +25,7 @@ fn spawn(ns: &str, args: &[String], stderr_path: &Path) -> Child {
         args,
         stderr_path,
         &Launch::default(),
-        &tool("tcpgen.py"),
+        Path::new(Tcpq::bin()),
     )
 }
 
@@ -42,13 +41,7 @@ pub struct Launch {
     pub cgroup: Option<PathBuf>,
 }
 
-fn spawn_as(
-    ns: &str,
-    args: &[String],
-    stderr_path: &Path,
-    launch: &Launch,
-    script: &Path,
-) -> Child {
+fn spawn_as(ns: &str, args: &[String], stderr_path: &Path, launch: &Launch, exe: &Path) -> Child {
     let mut argv: Vec<String> = vec!["ip".into(), "netns".into(), "exec".into(), ns.into()];
     if let Some(uid) = launch.uid {
         argv.extend([
@@ -58,8 +51,8 @@ fn spawn_as(
             "--clear-groups".into(),
         ]);
     }
-    argv.push(python().into());
-    argv.push(script.display().to_string());
+    argv.push(exe.display().to_string());
+    argv.extend(["lab".into(), "__gen".into()]);
     argv.extend(args.iter().cloned());
     let mut cmd = match &launch.cgroup {
         // `exec` keeps the pid that joined the cgroup; children inherit it.
@@ -83,7 +76,7 @@ fn spawn_as(
             File::create(stderr_path).expect("create stderr file"),
         ))
         .spawn()
-        .expect("spawn tcpgen.py")
+        .expect("spawn the traffic generator")
 }
 
 /// Create `path` empty and give it to `uid` (a generator running as that
@@ -199,7 +192,7 @@ pub fn transfer(
     (wlog, rlog)
 }
 
-/// A `tcpgen.py server` (comm `tcpq-reader` unless `--comm` is passed);
+/// A generator `server` (comm `tcpq-reader` unless `--comm` is passed);
 /// killed on Drop.
 pub struct Server {
     child: Option<Child>,
@@ -275,7 +268,7 @@ impl Drop for Server {
     }
 }
 
-/// A `tcpgen.py client` (comm `tcpq-writer`); killed on Drop.
+/// A generator `client` (comm `tcpq-writer`); killed on Drop.
 pub struct Client {
     child: Option<Child>,
     pub log: PathBuf,
@@ -324,10 +317,10 @@ impl Client {
         .collect();
         args.extend(["--log".into(), log.display().to_string()]);
         args.extend(extra.iter().map(|s| s.to_string()));
-        let mut script = tool("tcpgen.py");
+        let mut exe = PathBuf::from(Tcpq::bin());
         if let Some(uid) = launch.uid {
             hand_over(&log, uid);
-            // The other user reaches the log and a copy of the script
+            // The other user reaches the log and a copy of the binary
             // through the temp dir: the checkout itself may be private
             // (e.g. cloned under a `mktemp -d` directory, mode 0700).
             let mode = |p: &Path, m: u32| {
@@ -336,13 +329,15 @@ impl Client {
                 std::fs::set_permissions(p, perm).expect("chmod");
             };
             mode(dir, 0o755);
-            let copy = dir.join("tcpgen.py");
-            std::fs::copy(&script, &copy).expect("copy tcpgen.py");
-            mode(&copy, 0o644);
-            script = copy;
+            let copy = dir.join("tcpq-gen");
+            if !copy.exists() {
+                std::fs::copy(&exe, &copy).expect("copy tcpq");
+            }
+            mode(&copy, 0o755);
+            exe = copy;
         }
         Client {
-            child: Some(spawn_as(ns, &args, &stderr, launch, &script)),
+            child: Some(spawn_as(ns, &args, &stderr, launch, &exe)),
             log,
             stderr,
         }

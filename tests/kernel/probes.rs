@@ -1,8 +1,8 @@
 //! tcpq's socket-life probes against the kernel's own view.
 //!
 //! Each test builds its own pair of network namespaces, drives bounded
-//! traffic with `tests/tools/tcpgen.py`, and compares tcpq's events with
-//! ground truth that never comes from tcpq:
+//! traffic with the traffic generator (`common/tcpgen.rs`), and compares
+//! tcpq's events with ground truth that never comes from tcpq:
 //! - `nstat` counters of each namespace (TcpActiveOpens, TcpPassiveOpens,
 //!   TcpOutRsts, TcpEstabResets, TcpAttemptFails, TcpRetransSegs): the
 //!   namespaces hold only the test's connections, so deltas are exact;
@@ -16,10 +16,9 @@
 //!
 //! tcpq sees every namespace, so every program filters on the pair's unique
 //! port, and the tests also check the events' `netns`.
-//!
-//! Needs root; skipped otherwise, and failing instead when `CI` is set.
 
-mod common;
+use crate::common;
+use tcpq_kernel_test::kernel_test;
 
 use common::tcpq::{field_bool, field_str, field_u64, json_lines};
 use common::{
@@ -61,11 +60,8 @@ fn sock(socks: &[SsSock], lport: u16, rport: u16, ns: &str) -> SsSock {
     found[0].clone()
 }
 
-#[test]
+#[kernel_test]
 fn connect_and_accept_without_window_scaling_match_nstat_and_the_wire() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     const N: usize = 5;
     let pair = NetnsPair::new();
@@ -166,11 +162,8 @@ fn connect_and_accept_without_window_scaling_match_nstat_and_the_wire() {
     );
 }
 
-#[test]
+#[kernel_test]
 fn connect_and_accept_negotiation_matches_ss_and_the_syn_options() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     let pair = NetnsPair::new();
     // Different receive-buffer ceilings give each side its own window scale,
@@ -279,11 +272,8 @@ fn role(sport: u64, dport: u64, port: u16) -> Option<&'static str> {
     }
 }
 
-#[test]
+#[kernel_test]
 fn close_reports_the_bytes_ss_saw_and_state_moves_match_the_kernel_stream() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     const N: u64 = 300_000;
     let pair = NetnsPair::new();
@@ -622,11 +612,8 @@ fn check_resets(run: &ResetRun, port: u16, sender_is_server: bool, reason: &str)
     );
 }
 
-#[test]
+#[kernel_test]
 fn reset_to_a_closed_port_is_sent_with_no_socket_and_received_by_the_client() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     let (run, port) = reset_run(&[], &["--connect-timeout", "2"], false);
     check_resets(&run, port, true, "NO_SOCKET");
@@ -642,11 +629,8 @@ fn reset_to_a_closed_port_is_sent_with_no_socket_and_received_by_the_client() {
     );
 }
 
-#[test]
+#[kernel_test]
 fn reset_when_the_server_closes_with_unread_data() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     let (run, port) = reset_run(
         &["--close-unread"],
@@ -662,11 +646,8 @@ fn reset_when_the_server_closes_with_unread_data() {
     eprintln!("reset on unread data: {:?} {:?}", run.events, t0.elapsed());
 }
 
-#[test]
+#[kernel_test]
 fn reset_when_the_client_closes_with_linger_zero() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     let (run, port) = reset_run(
         &[],
@@ -691,11 +672,8 @@ fn reset_when_the_client_closes_with_linger_zero() {
     eprintln!("reset on SO_LINGER 0: {:?} {:?}", run.events, t0.elapsed());
 }
 
-#[test]
+#[kernel_test]
 fn drops_by_netfilter_and_for_no_socket_match_the_rule_counter_and_the_wire() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     const TRIES: usize = 3;
     let pair = NetnsPair::new();
@@ -836,11 +814,8 @@ fn drops_by_netfilter_and_for_no_socket_match_the_rule_counter_and_the_wire() {
     );
 }
 
-#[test]
+#[kernel_test]
 fn rtt_cwnd_and_probe_on_a_quiescent_connection_equal_ss() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     const N: u64 = 2 << 20;
     const REPLY: u64 = 100;
@@ -990,11 +965,8 @@ fn rtt_cwnd_and_probe_on_a_quiescent_connection_equal_ss() {
     );
 }
 
-#[test]
+#[kernel_test]
 fn rcv_space_fires_for_the_reader_and_rcvbuf_never_exceeds_ss() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     const N: u64 = 8 << 20;
     let pair = NetnsPair::new();
@@ -1090,11 +1062,8 @@ impl Drop for TestCgroup {
     }
 }
 
-#[test]
+#[kernel_test]
 fn uid_and_cgroup_are_the_creators() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     const UID: u32 = 1234;
     let Some(cg) = TestCgroup::new() else {
@@ -1150,11 +1119,8 @@ fn uid_and_cgroup_are_the_creators() {
     eprintln!("uid/cgroup: {events:?} {:?}", t0.elapsed());
 }
 
-#[test]
+#[kernel_test]
 fn socketless_events_carry_their_netns() {
-    if !common::require_root() {
-        return;
-    }
     let pair = NetnsPair::new();
     let port = pair.port();
     let dir = TempDir::new("kpn0");
@@ -1209,11 +1175,8 @@ fn ss_cookie(ns: &str, port_filter: &str, port: u16) -> Option<u64> {
 /// cookie, which exists once something asks for it: `ss -e` does, and
 /// every event after that carries exactly the `sk:` value ss printed
 /// (before, 0).
-#[test]
+#[kernel_test]
 fn sockets_are_told_apart_by_skaddr_and_cookie() {
-    if !common::require_root() {
-        return;
-    }
     let pair = NetnsPair::new();
     let port = pair.port();
     let dir = TempDir::new("kpk");
@@ -1302,11 +1265,8 @@ fn sockets_are_told_apart_by_skaddr_and_cookie() {
 /// run fails with exit 1 and the doctor's reason, attaching nothing. (The
 /// kernel matrix runs the same programs on a kernel that offers fexit and
 /// kprobes.)
-#[test]
+#[kernel_test]
 fn forced_strategies_run_or_say_why() {
-    if !common::require_root() {
-        return;
-    }
     let out = std::process::Command::new(Tcpq::bin())
         .args(["doctor", "--format", "json"])
         .output()
@@ -1392,11 +1352,8 @@ fn forced_strategies_run_or_say_why() {
 /// connection (tcp_state LISTEN -> SYN_RECV) carries the queue it joins:
 /// 0, 1, 2, 3, and the limit 3. ss then shows Recv-Q 4 (the queue) and
 /// Send-Q 3 (the limit). The tcpsynbl recipe counts the same four.
-#[test]
+#[kernel_test]
 fn listener_backlog_matches_ss() {
-    if !common::require_root() {
-        return;
-    }
     let pair = NetnsPair::new();
     let port = pair.port();
     let dir = TempDir::new("backlog");
@@ -1465,11 +1422,8 @@ fn listener_backlog_matches_ss() {
 /// start): the seed outage's case of a reader stuck behind a zero window
 /// when someone starts tcpq, and a server whose listener was opened before
 /// tcpq and accepts a connection while it runs.
-#[test]
+#[kernel_test]
 fn sockets_from_before_the_start_name_their_owner() {
-    if !common::require_root() {
-        return;
-    }
     let pair = NetnsPair::new();
     sysctl(&pair.srv, "net.ipv4.tcp_window_scaling", "0");
     let port = pair.port();
@@ -1549,11 +1503,8 @@ fn sockets_from_before_the_start_name_their_owner() {
 /// name whoever wrote last each time. The owner program keeps a per-CPU
 /// note of who used a socket last; this is the case where that note must
 /// be noticed as stale.
-#[test]
+#[kernel_test]
 fn a_socket_written_in_turn_by_two_processes_names_each_writer() {
-    if !common::require_root() {
-        return;
-    }
     let pair = NetnsPair::new();
     let port = pair.port();
     let dir = TempDir::new("handoff");
@@ -1612,11 +1563,8 @@ fn a_socket_written_in_turn_by_two_processes_names_each_writer() {
 /// the process that connected (learned at connect, before the tracking).
 /// A filter on the owner attaches it at once. Ground truth: the raw
 /// tracepoint links tcpq's process holds (fdinfo) and the client's log.
-#[test]
+#[kernel_test]
 fn owner_tracking_waits_for_the_first_event_it_serves() {
-    if !common::require_root() {
-        return;
-    }
     const IO: [&str; 2] = ["sock_recv_length", "sock_send_length"];
     let io_links = |t: &Tcpq| -> Vec<String> {
         common::bpf::raw_tp_links(t.pid().unwrap())
@@ -1688,11 +1636,8 @@ fn owner_tracking_waits_for_the_first_event_it_serves() {
 /// more than zero; a filter that can never pass must count zero. A
 /// classic-tracepoint program the kernel skipped while another ran on its
 /// CPU (`missed` in the summary) is allowed for, never assumed.
-#[test]
+#[kernel_test]
 fn quick_first_steps_count_what_the_whole_filter_counts() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     let pair = NetnsPair::new();
     let port = pair.port();

@@ -1,16 +1,14 @@
 //! `tcpq doctor` on this kernel: the JSON shape, and every catalog probe
-//! available (root only; with CI set, not being root is a failure).
-mod common;
+//! available.
+use crate::common;
+use tcpq_kernel_test::kernel_test;
 
 use std::process::Command;
 
 use serde_json::Value;
 
-#[test]
+#[kernel_test]
 fn doctor_json_lists_every_probe_available_here() {
-    if !common::require_root() {
-        return;
-    }
     let out = Command::new(env!("CARGO_BIN_EXE_tcpq"))
         .args(["doctor", "--format", "json"])
         .output()
@@ -45,11 +43,8 @@ fn doctor_json_lists_every_probe_available_here() {
     }
 }
 
-#[test]
+#[kernel_test]
 fn doctor_text_names_each_probe() {
-    if !common::require_root() {
-        return;
-    }
     let out = Command::new(env!("CARGO_BIN_EXE_tcpq"))
         .arg("doctor")
         .output()
@@ -89,11 +84,8 @@ fn without_kernel_btf(args: &[&str]) -> std::process::Output {
 /// and why the others cannot, naming `--btf PATH`; one of them really runs.
 /// With `--btf` pointing at a copy of the kernel's BTF, every probe is
 /// back, and a raw tracepoint program attaches and counts.
-#[test]
+#[kernel_test]
 fn without_kernel_btf_doctor_says_what_still_runs_and_btf_flag_restores_it() {
-    if !common::require_root() {
-        return;
-    }
     let out = without_kernel_btf(&["doctor", "--format", "json"]);
     let v: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
@@ -165,12 +157,9 @@ fn without_kernel_btf_doctor_says_what_still_runs_and_btf_flag_restores_it() {
 /// `ip netns` names, and code run inside one sees that namespace (its
 /// inode, its own loopback-only interface list, its own sysctls), while
 /// the calling thread stays in the host namespace.
-#[test]
+#[kernel_test]
 fn netns_lists_and_enters_the_namespaces_ip_netns_made() {
     use tcpq_runtime::netns;
-    if !common::require_root() {
-        return;
-    }
     let pair = common::NetnsPair::new();
     common::exec_ok(
         &pair.srv,
@@ -228,11 +217,8 @@ fn sysctl_n(ns: Option<&str>, name: &str) -> String {
 /// --netns` flags it as dangerous there, with why, and not in the other
 /// namespace nor on the host (unless the host has it off too); every value
 /// it reports equals what `sysctl -n` reads inside that namespace.
-#[test]
+#[kernel_test]
 fn doctor_flags_window_scaling_off_in_the_namespace_that_has_it() {
-    if !common::require_root() {
-        return;
-    }
     let pair = common::NetnsPair::new();
     common::sysctl(&pair.srv, "net.ipv4.tcp_window_scaling", "0");
     let out = Command::new(env!("CARGO_BIN_EXE_tcpq"))

@@ -12,10 +12,9 @@
 //! data (nft in the server's prerouting hook) with GSO limited to 4 MSS, so
 //! the writer (client namespace) retransmits and the reader (server
 //! namespace) advertises zero windows. Both namespaces are read by one tcpq.
-//!
-//! Needs root; skipped otherwise, and failing instead when `CI` is set.
 
-mod common;
+use crate::common;
+use tcpq_kernel_test::kernel_test;
 
 use common::tcpgen::slow_reader_exchange;
 use common::tcpq::json_lines;
@@ -77,11 +76,8 @@ fn inode(ns: &str) -> u64 {
     std::fs::metadata(format!("/run/netns/{ns}")).unwrap().ino()
 }
 
-#[test]
+#[kernel_test]
 fn counter_deltas_equal_nstats_under_loss_and_a_zero_window() {
-    if !common::require_root() {
-        return;
-    }
     let pair = NetnsPair::new();
     sysctl(&pair.srv, "net.ipv4.tcp_window_scaling", "0");
     pair.set_gso_max_segs(&pair.cli, 4);
@@ -171,11 +167,8 @@ fn counter_deltas_equal_nstats_under_loss_and_a_zero_window() {
 /// `--every` prints one block per interval, stamped `@ TIME interval N`,
 /// each with its header and one row per counter asked for (with -z, even
 /// when nothing moved), plus the last, shorter interval at --duration.
-#[test]
+#[kernel_test]
 fn every_prints_stamped_intervals_in_text() {
-    if !common::require_root() {
-        return;
-    }
     let pair = NetnsPair::new();
     let out = std::process::Command::new(Tcpq::bin())
         .args([

@@ -1,8 +1,10 @@
 //! Snapshots of the language's stages: syntax trees, plans, `--explain`
 //! text and the no-colour rendering of every kind of diagnostic.
 //!
-//! They live in the root package so they land in `tests/snapshots/`. Review
-//! changes with `cargo insta review` (or `INSTA_UPDATE=always` and a diff).
+//! They live with the language, in `dsl/tests/snapshots/`, so
+//! `cargo test -p tcpq-dsl` runs them; snapshots of runtime rendering stay
+//! in the root package's `tests/snapshots/`. Review changes with
+//! `cargo insta review` (or `INSTA_UPDATE=always` and a diff).
 use tcpq_dsl::{compile, explain, parse, render_all, Code};
 
 /// Programs whose syntax trees are pinned.
@@ -202,7 +204,11 @@ fn optional_parameter_plans_with_and_without_it() {
     ] {
         // Both also take an optional pid and family, not given here.
         let given = format!("{given} or pid == $pid or family == $family");
-        let path = format!("{}/recipes/{recipe}.tcpq", env!("CARGO_MANIFEST_DIR"));
+        // The recipes are the root package's (`recipes/`, beside `dsl/`).
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .parent()
+            .unwrap();
+        let path = format!("{}/recipes/{recipe}.tcpq", root.display());
         let src = std::fs::read_to_string(&path).unwrap();
         let all = compile(&src, &path, &[]).unwrap();
         let one = compile(&src, &path, &[("port".into(), "8080".into())]).unwrap();

@@ -12,10 +12,9 @@
 //! - the generator's log: each failed connect() with the errno the kernel
 //!   returned to it, its local port, its pid;
 //! - the nft rule counter of the drop or reject rule.
-//!
-//! Needs root; skipped otherwise, and failing instead when `CI` is set.
 
-mod common;
+use crate::common;
+use tcpq_kernel_test::kernel_test;
 
 use common::tcpq::{field_bool, field_str, field_u64};
 use common::{
@@ -76,11 +75,8 @@ fn attempt_seconds(log: &TcpGenLog, end: &str) -> Vec<f64> {
         .collect()
 }
 
-#[test]
+#[kernel_test]
 fn a_refused_connect_is_an_attempt_that_failed_with_econnrefused() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     const N: usize = 3;
     let pair = NetnsPair::new();
@@ -204,10 +200,7 @@ fn failed_attempt(rule: &str, client_args: &[&str]) -> Failed {
             ),
         ],
     );
-    let guard = Loss {
-        ns: pair.srv.clone(),
-        table,
-    };
+    let guard = Loss::adopt(&pair.srv, table);
     let t = tcpq(&format!(
         "on tcp_connect_attempt where dport == {port} print {ATTEMPT_FIELDS}\n\
          on tcp_syn where dport == {port} print sport, dport, ack, seq, pid, comm"
@@ -310,11 +303,8 @@ fn check_failed(f: &Failed, end: &str, errno: &str) {
     );
 }
 
-#[test]
+#[kernel_test]
 fn a_syn_to_a_blackholed_port_times_out_after_the_syns_on_the_wire() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     // The client's own timeout far beyond the kernel's (about 3 s).
     let f = failed_attempt("drop", &["--connect-timeout", "20", "--max-seconds", "25"]);
@@ -329,11 +319,8 @@ fn a_syn_to_a_blackholed_port_times_out_after_the_syns_on_the_wire() {
     );
 }
 
-#[test]
+#[kernel_test]
 fn a_syn_answered_by_icmp_host_unreachable_fails_with_ehostunreach() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     // tcp_v4_err() ends the attempt at once, or, when the ICMP error
     // arrives while connect() still holds the socket (on a veth the reply
@@ -355,11 +342,8 @@ fn a_syn_answered_by_icmp_host_unreachable_fails_with_ehostunreach() {
     );
 }
 
-#[test]
+#[kernel_test]
 fn syn_options_match_tcpdump_with_window_scaling_and_timestamps_off_on_the_server() {
-    if !common::require_root() {
-        return;
-    }
     let t0 = Instant::now();
     let pair = NetnsPair::new();
     // The seed's server: no window scaling. Timestamps off there too, so
