@@ -9,9 +9,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Args;
+use serde::Serialize;
 use tcpq_runtime::counters::{self, Reading, Stop, WatchOptions};
 use tcpq_runtime::netns::{self, Pinned};
-use tcpq_runtime::render::{json_string, rfc3339_millis, Stamp};
+use tcpq_runtime::render::{rfc3339_millis, to_json, Stamp, Value};
 
 use crate::{OutputFormat, EXIT_USAGE};
 
@@ -72,7 +73,7 @@ pub struct CountersArgs {
 }
 
 fn parse_every(s: &str) -> Result<Duration, String> {
-    let d = crate::parse_duration(s)?;
+    let d = crate::duration_flag(s, "--every")?;
     if d.is_zero() {
         return Err("an interval must be longer than 0".into());
     }
@@ -256,15 +257,13 @@ impl Printer<'_> {
                 .collect();
             let rows = self.rows(&values);
             if self.json {
-                let line = json_object(
-                    &[
-                        ("time", json_string(&rfc3339_millis(r.time))),
-                        ("netns", p.ns.inode.to_string()),
-                        ("netns_label", json_string(&p.ns.label())),
-                        ("absolute", "true".into()),
-                    ],
-                    &rows,
-                );
+                let line = to_json(&AbsoluteJson {
+                    time: rfc3339_millis(r.time),
+                    netns: p.ns.inode,
+                    netns_label: p.ns.label(),
+                    absolute: true,
+                    counters: CountersJson(&rows),
+                });
                 self.line(out, &line);
             } else {
                 self.text_block(&p.ns.label(), "value", &rows, out);
@@ -285,16 +284,14 @@ impl Printer<'_> {
             let rows = self.rows(&deltas);
             let seconds = after.instant.duration_since(before.instant).as_secs_f64();
             if self.json {
-                let line = json_object(
-                    &[
-                        ("time", json_string(&rfc3339_millis(after.time))),
-                        ("interval", iv.number.to_string()),
-                        ("seconds", format!("{seconds:.3}")),
-                        ("netns", p.ns.inode.to_string()),
-                        ("netns_label", json_string(&p.ns.label())),
-                    ],
-                    &rows,
-                );
+                let line = to_json(&IntervalJson {
+                    time: rfc3339_millis(after.time),
+                    interval: iv.number,
+                    seconds: Value::Number(format!("{seconds:.3}")),
+                    netns: p.ns.inode,
+                    netns_label: p.ns.label(),
+                    counters: CountersJson(&rows),
+                });
                 self.line(out, &line);
             } else {
                 self.text_block(&p.ns.label(), "delta", &rows, out);
@@ -346,26 +343,48 @@ impl Printer<'_> {
     }
 }
 
-/// `{"k":v,...,"counters":{"Name":n,...}}` in the kernel's order.
-fn json_object(lead: &[(&str, String)], rows: &[&(String, u64)]) -> String {
-    let mut s = String::from("{");
-    for (k, v) in lead {
-        s.push_str(&json_string(k));
-        s.push(':');
-        s.push_str(v);
-        s.push(',');
-    }
-    s.push_str("\"counters\":{");
-    for (i, (n, v)) in rows.iter().enumerate() {
-        if i > 0 {
-            s.push(',');
+/// Without `--duration`/`--every`: one namespace's absolute values.
+#[derive(Serialize)]
+struct AbsoluteJson<'a> {
+    time: String,
+    netns: u64,
+    netns_label: String,
+    absolute: bool,
+    counters: CountersJson<'a>,
+}
+
+/// One namespace's interval: what moved in `seconds`.
+#[derive(Serialize)]
+struct IntervalJson<'a> {
+    time: String,
+    interval: u64,
+    /// `{:.3}`, written out: three decimals always.
+    seconds: Value,
+    netns: u64,
+    netns_label: String,
+    counters: CountersJson<'a>,
+}
+
+/// `{"Name":n,...}` in the kernel's order.
+struct CountersJson<'a>(&'a [&'a (String, u64)]);
+
+impl Serialize for CountersJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(Some(self.0.len()))?;
+        for (n, v) in self.0 {
+            m.serialize_entry(n, v)?;
         }
-        s.push_str(&json_string(n));
-        s.push(':');
-        s.push_str(&v.to_string());
+        m.end()
     }
-    s.push_str("}}");
-    s
+}
+
+/// `--explain --format json`: one counter.
+#[derive(Serialize)]
+struct ExplainJson<'a> {
+    name: &'a str,
+    short: Option<&'a str>,
+    long: Option<&'a str>,
 }
 
 /// `--explain`: each selected counter's meaning; without NAME, every TCP
@@ -380,14 +399,7 @@ fn explain(selected: &[String], all_tcp: bool, json: bool) -> std::io::Result<()
             let (short, long) = m.map_or((None, None), |m| {
                 (Some(m.short), (!m.long.is_empty()).then_some(m.long))
             });
-            let opt = |s: Option<&str>| s.map_or("null".to_owned(), json_string);
-            writeln!(
-                out,
-                "{{\"name\":{},\"short\":{},\"long\":{}}}",
-                json_string(name),
-                opt(short),
-                opt(long)
-            )?;
+            writeln!(out, "{}", to_json(&ExplainJson { name, short, long }))?;
             continue;
         }
         match m {
@@ -444,8 +456,34 @@ mod tests {
         let rows = [("TcpB".to_string(), 2u64), ("TcpA".to_string(), 1u64)];
         let refs: Vec<&(String, u64)> = rows.iter().collect();
         assert_eq!(
-            json_object(&[("netns", "7".into())], &refs),
-            r#"{"netns":7,"counters":{"TcpB":2,"TcpA":1}}"#
+            to_json(&AbsoluteJson {
+                time: "T".into(),
+                netns: 7,
+                netns_label: "host".into(),
+                absolute: true,
+                counters: CountersJson(&refs),
+            }),
+            r#"{"time":"T","netns":7,"netns_label":"host","absolute":true,"counters":{"TcpB":2,"TcpA":1}}"#
+        );
+        // `seconds` keeps its three decimals.
+        assert_eq!(
+            to_json(&IntervalJson {
+                time: "T".into(),
+                interval: 2,
+                seconds: Value::Number(format!("{:.3}", 1.0)),
+                netns: 7,
+                netns_label: "a\"b".into(),
+                counters: CountersJson(&[]),
+            }),
+            r#"{"time":"T","interval":2,"seconds":1.000,"netns":7,"netns_label":"a\"b","counters":{}}"#
+        );
+        assert_eq!(
+            to_json(&ExplainJson {
+                name: "TcpX",
+                short: Some("s"),
+                long: None
+            }),
+            r#"{"name":"TcpX","short":"s","long":null}"#
         );
     }
 }

@@ -220,27 +220,29 @@ fn parse_param(s: &str) -> Result<(String, String), String> {
     }
 }
 
-/// `0`, `250ms`, `5s`, `1m`, `1h`, `1.5s`.
+/// `--duration DUR`: see [`duration_flag`].
 pub(crate) fn parse_duration(s: &str) -> Result<Duration, String> {
-    let s = s.trim();
-    if s == "0" {
+    duration_flag(s, "--duration")
+}
+
+/// A duration flag's value, read by the language's own grammar for
+/// `every DUR` (`250ms`, `5s`, `1.5s`, `1m`, `1h`; see
+/// `tcpq_dsl::parse_duration`), so both take the same spellings and a bad
+/// one gets the same message. One addition: a bare `0`, which needs no
+/// unit (`--duration 0` attaches, detaches and exits).
+pub(crate) fn duration_flag(s: &str, flag: &str) -> Result<Duration, String> {
+    if s.trim() == "0" {
         return Ok(Duration::ZERO);
     }
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .ok_or_else(|| format!("`{s}` has no unit: write e.g. `{s}s` or `{s}ms`"))?;
-    let (num, unit) = s.split_at(split);
-    let n: f64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration: write e.g. `5s`, `250ms`, `1m`"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" => n,
-        "m" | "min" => n * 60.0,
-        "h" => n * 3600.0,
-        _ => return Err(format!("unknown unit `{unit}` in `{s}`: use ms, s, m or h")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("`{s}` is out of range"))
+    tcpq_dsl::parse_duration(s, flag).map_err(|ds| {
+        ds.iter()
+            .map(|d| match &d.help {
+                Some(h) => format!("{}\n  = help: {h}", d.message),
+                None => d.message.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
 }
 
 /// The largest `--buffer-size`: 1 GiB.
@@ -514,7 +516,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     let report = report?;
     out.flush().context("cannot write the output")?;
-    // A test hook (tests/kernel_reliability.rs): panic while every probe is
+    // A test hook (tests/kernel/reliability.rs): panic while every probe is
     // still attached, to show that unwinding detaches them. Harmless: it
     // only turns a clean exit into a crash for whoever sets it.
     if std::env::var_os("TCPQ_TEST_PANIC_AFTER_ATTACH").is_some_and(|v| v == "1") {
@@ -783,6 +785,33 @@ mod tests {
         assert!(parse_duration("5parsecs").is_err());
         assert!(parse_duration("-1s").is_err());
         assert!(parse_duration("1e400s").is_err());
+        // The language's spellings (`every 1_000ms`), and its refusals.
+        assert_eq!(parse_duration("1_000ms"), Ok(Duration::from_secs(1)));
+        assert_eq!(parse_duration(" 2h "), Ok(Duration::from_secs(7200)));
+        assert!(parse_duration("1.5ms").is_err());
+        assert!(parse_duration(".5s").is_err());
+        assert!(parse_duration("").is_err());
+    }
+
+    /// A bad unit gets the language's message and help, naming the flag.
+    #[test]
+    fn duration_errors_are_the_languages() {
+        assert_eq!(
+            parse_duration("5x").unwrap_err(),
+            "`x` is not a unit of `--duration`\n  = help: `--duration` is in milliseconds: \
+             write `ms`, `s`, `m` or `h`"
+        );
+        assert_eq!(
+            parse_duration("5").unwrap_err(),
+            "`--duration 5` has no unit\n  = help: write e.g. `--duration 5s` or `--duration 5ms`"
+        );
+        assert_eq!(
+            parse_duration("-1s").unwrap_err(),
+            "`--duration -1s` is negative\n  = help: write a duration from `--duration 0s` up"
+        );
+        assert!(duration_flag("5parsecs", "--every")
+            .unwrap_err()
+            .starts_with("`parsecs` is not a unit of `--every`"));
     }
 
     /// A verifier rejection while opening the session reaches `main` as an

@@ -120,6 +120,49 @@ fn usage_errors_exit_2() {
     }
 }
 
+/// `--duration` and a program's `every` read one grammar: the same
+/// spellings pass, and a bad unit gets the same words (naming each).
+#[test]
+fn duration_and_every_share_one_grammar() {
+    for good in ["200ms", "1_000ms", "1.5s", "2min"] {
+        let every = tcpq(&["--check", "-e", &format!("on tcp_probe count every {good}")]);
+        let flag = tcpq(&["--check", "--duration", good, "-e", "on tcp_probe count"]);
+        assert_eq!(
+            (every.status.code(), flag.status.code()),
+            (Some(0), Some(0)),
+            "{good}: {}{}",
+            text(&every.stderr),
+            text(&flag.stderr)
+        );
+    }
+    let every = tcpq(&["--check", "-e", "on tcp_probe count every 200x"]);
+    let flag = tcpq(&["--check", "--duration", "200x", "-e", "on tcp_probe count"]);
+    assert_eq!(
+        (every.status.code(), flag.status.code()),
+        (Some(2), Some(2))
+    );
+    let (every, flag) = (text(&every.stderr), text(&flag.stderr));
+    assert!(every.contains("`x` is not a unit of `every`"), "{every}");
+    assert!(
+        every.contains("help: `every` is in milliseconds: write `ms`, `s`, `m` or `h`"),
+        "{every}"
+    );
+    assert!(flag.contains("`x` is not a unit of `--duration`"), "{flag}");
+    assert!(
+        flag.contains("help: `--duration` is in milliseconds: write `ms`, `s`, `m` or `h`"),
+        "{flag}"
+    );
+    for bad in ["1.5ms", ".5s", "5"] {
+        let every = tcpq(&["--check", "-e", &format!("on tcp_probe count every {bad}")]);
+        let flag = tcpq(&["--check", "--duration", bad, "-e", "on tcp_probe count"]);
+        assert_eq!(
+            (every.status.code(), flag.status.code()),
+            (Some(2), Some(2)),
+            "{bad}"
+        );
+    }
+}
+
 #[test]
 fn recipe_parameters_are_typed() {
     let recipe = concat!(env!("CARGO_MANIFEST_DIR"), "/recipes/zero-window.tcpq");
@@ -465,4 +508,38 @@ fn probe_list_as_json() {
     assert_eq!(field(&one, "segs")["unit"], "segments");
     let out = tcpq(&["-l", "tcp_probx", "--format", "json"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// `tcpq sockets ARGS`: (exit code, stdout, stderr).
+fn tcpq_sockets_cli(args: &[&str]) -> (i32, String, String) {
+    let mut all = vec!["sockets"];
+    all.extend_from_slice(args);
+    let out = tcpq(&all);
+    (
+        out.status.code().unwrap_or(-1),
+        text(&out.stdout),
+        text(&out.stderr),
+    )
+}
+
+/// `tcpq sockets` checks its query and its `--netns` before it reads any
+/// socket (the kernel side is `tests/kernel/sockets.rs`).
+#[test]
+fn bad_queries_and_namespaces_exit_2() {
+    let (code, _, err) = tcpq_sockets_cli(&["where", "rcv_wscal", "==", "0"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("error[E0102]"), "{err}");
+    assert!(err.contains("^^^^^^^^^"), "located: {err}");
+    assert!(err.contains("did you mean `rcv_wscale`?"), "{err}");
+    let (code, _, err) = tcpq_sockets_cli(&["count by comm"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("error[E0212]"), "{err}");
+    let (code, out, err) =
+        tcpq_sockets_cli(&["--netns", "tcpq-no-such-namespace", "where", "sport == 1"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(out.is_empty());
+    assert!(
+        err.contains("--netns tcpq-no-such-namespace") && err.contains("no network namespace"),
+        "{err}"
+    );
 }

@@ -7,7 +7,10 @@
 //!   2 and print exactly that; `tcpq FILE --help` and `tcpq -l` must print
 //!   exactly what the page shows; anything else must exit 0. `tcpq lab`
 //!   commands and every example live, against the kernel, are run by
-//!   `tests/kernel_docs.rs`.
+//!   the kernel tests (`tests/kernel/docs.rs`); that every example is run
+//!   there or listed as not run is checked here (`tests/doc_examples/`).
+mod doc_examples;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -129,7 +132,7 @@ fn every_tcpq_example_in_docs_runs() {
     let mut failures = Vec::new();
     for (file, line, cmd, shown) in &all {
         let mut args = words(cmd);
-        // Labs, the doctor and counters read the kernel: tests/kernel_docs.rs
+        // Labs, the doctor and counters read the kernel: tests/kernel/docs.rs
         // runs them. `counters --explain` needs no kernel and prints the same
         // everywhere: compared exactly.
         let first = args.first().map(String::as_str);
@@ -162,4 +165,28 @@ fn every_tcpq_example_in_docs_runs() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// No kernel needed: the bookkeeping holds everywhere. With `--nocapture`
+/// it lists every example and how it runs.
+#[test]
+fn every_docs_example_is_run_or_listed() {
+    use doc_examples::{accounting, all_examples, plan, plan_or_step, What};
+    let all = all_examples();
+    for ex in &all {
+        let how = match (&ex.what, plan_or_step(ex)) {
+            (What::LabShell(_), _) => "lab step".to_string(),
+            (_, true) => format!("{:?}", plan(ex).unwrap().args),
+            (_, false) => plan(ex).err().unwrap_or_else(|| "unknown".into()),
+        };
+        eprintln!(
+            "{}: {}
+    {how}",
+            ex.at(),
+            ex.text.trim_end()
+        );
+    }
+    let failures = accounting(&all);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    assert!(all.len() >= 80, "found only {} examples", all.len());
 }

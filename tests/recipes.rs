@@ -10,6 +10,12 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+// The `@expect` parser of the kernel test that runs every recipe
+// (tests/kernel/recipes.rs); here only to read the headers.
+#[allow(dead_code)]
+#[path = "kernel/recipes/expect.rs"]
+mod expect;
+
 fn tcpq(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tcpq"))
         .args(args)
@@ -317,4 +323,34 @@ fn set_values_are_typed_items_never_syntax() {
         o.contains("filter: 5 instructions"),
         "win, two ports, a range: {o}"
     );
+}
+
+/// Every recipe carries its expected behaviour (`@expect`), and every
+/// `@expect` line is a statement the kernel test knows: checked here
+/// without a kernel, so a recipe added without one fails everywhere.
+#[test]
+fn every_recipe_says_what_it_must_show() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("recipes");
+    let mut n = 0;
+    for e in std::fs::read_dir(&dir).unwrap().flatten() {
+        let p = e.path();
+        if p.extension().is_none_or(|x| x != "tcpq") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&p).unwrap();
+        let ex = expect::parse(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+        assert_eq!(ex.traffic, "transfer", "{}", p.display());
+        assert!(
+            ex.cases.iter().all(|c| !c.checks.is_empty()),
+            "{}",
+            p.display()
+        );
+        n += 1;
+    }
+    assert!(n >= 16, "{n} recipes");
+    // Not a statement: an error, never a line dropped.
+    let bad = "# @expect traffic transfer\n# @expect rows >= 1\n# @expect rowz == 2\non x print a";
+    assert!(expect::parse(bad).is_err());
+    assert!(expect::parse("# @expect traffic transfer\non x print a").is_err());
+    assert!(expect::parse("# X.\non x print a").is_err());
 }

@@ -32,6 +32,7 @@ pub mod sockets;
 pub mod switch;
 
 pub use check::check;
+pub use check::duration::parse_duration;
 pub use diagnostic::{render, render_all, Code, Diagnostic, Severity};
 pub use explain::explain;
 pub use parse::parse;

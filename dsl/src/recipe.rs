@@ -1,6 +1,9 @@
 // Over 800 lines: 170 are its tests; the code is one format, the header and the values it types.
 //! Recipe files: a header of `#` comment lines (description, `@param`,
-//! `@example`), then the program.
+//! `@example`, `@expect`), then the program. `@expect` lines say what the
+//! recipe must show against known traffic; they are data for the kernel
+//! test that runs every recipe (tests/kernel/recipes.rs, which documents
+//! them) and are ignored here.
 //!
 //! ```text
 //! # Zero-window segments advertised on a local port, with the owning process.
@@ -385,6 +388,10 @@ pub fn parse_recipe(source: &str) -> Result<Recipe, Vec<Diagnostic>> {
                     }
                 }
                 "example" => examples.push(rest.trim().to_string()),
+                // What the recipe must show against known traffic: data for
+                // the kernel test that runs every recipe
+                // (tests/kernel/recipes.rs), never read here, never run.
+                "expect" => {}
                 _ => {
                     let sp = text_start..text_start + 1 + word_len;
                     errors.push(
@@ -395,9 +402,9 @@ pub fn parse_recipe(source: &str) -> Result<Recipe, Vec<Diagnostic>> {
                             "not a directive",
                         )
                         .with_help(
-                            match suggest(word, ["param", "example"]) {
+                            match suggest(word, ["param", "example", "expect"]) {
                                 Some(s) => format!("did you mean `@{s}`?"),
-                                None => "directives are `@param` and `@example`".into(),
+                                None => "directives are `@param`, `@example` and `@expect`".into(),
                             },
                         ),
                     );
@@ -710,6 +717,31 @@ on tcp_select_window where win == 0 and sport == $port print pid, comm, sport, d
         );
         assert!(r.body.starts_with("on tcp_select_window"));
         assert_eq!(&ZERO_WINDOW[r.body_offset..], r.body);
+    }
+
+    /// `@expect` lines are the kernel test's data: accepted anywhere in
+    /// the header, kept out of the description, the parameters and the
+    /// examples, and never part of the program.
+    #[test]
+    fn expect_lines_are_accepted_and_ignored() {
+        let src = "# Zero windows.\n\
+                   # @param port: port?   Local port\n\
+                   # @expect traffic transfer\n\
+                   # @expect case port=$port\n\
+                   # @expect all pid == $reader.pid, wscale_ok == false\n\
+                   # @example tcpq zero-window\n\
+                   on tcp_select_window where win == 0 and sport == $port print pid\n";
+        let r = parse_recipe(src).unwrap();
+        assert_eq!(r.description, "Zero windows.");
+        assert_eq!(r.params.len(), 1);
+        assert_eq!(r.examples, ["tcpq zero-window"]);
+        assert!(r.body.starts_with("on tcp_select_window"));
+        let plan = crate::compile(src, "zero-window.tcpq", &[("port".into(), "80".into())]);
+        assert!(plan.is_ok(), "{plan:?}");
+        assert_eq!(
+            codes(parse_recipe("# @expct traffic transfer\non x print a")),
+            [Code::UnknownDirective]
+        );
     }
 
     #[test]

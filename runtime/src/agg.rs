@@ -319,33 +319,12 @@ pub fn histogram_lines(
     format: Format,
 ) -> Vec<String> {
     match format {
-        Format::Json => {
-            let mut parts: Vec<String> = extra
-                .iter()
-                .map(|(n, v)| format!("{}:{}", crate::render::json_string(n), v.json()))
-                .collect();
-            for (c, v) in key_names.iter().zip(key) {
-                parts.push(format!(
-                    "{}:{}",
-                    crate::render::json_string(&c.name),
-                    v.json()
-                ));
-            }
-            let bs: Vec<String> = buckets
-                .iter()
-                .map(|b| {
-                    let o = |v: Option<i128>| v.map_or("null".to_string(), |v| v.to_string());
-                    format!(
-                        "{{\"min\":{},\"max\":{},\"count\":{}}}",
-                        o(b.lo),
-                        o(b.hi),
-                        b.count
-                    )
-                })
-                .collect();
-            parts.push(format!("\"buckets\":[{}]", bs.join(",")));
-            vec![format!("{{{}}}", parts.join(","))]
-        }
+        Format::Json => vec![crate::render::to_json(&HistogramJson {
+            extra,
+            key_names,
+            key,
+            buckets,
+        })],
         Format::Text => {
             let mut out = Vec::new();
             let mut head: Vec<String> = extra
@@ -376,6 +355,46 @@ pub fn histogram_lines(
             }
             out
         }
+    }
+}
+
+/// A histogram as one JSON object: `extra`, then the key columns, then
+/// `"buckets":[{"min":..,"max":..,"count":..},...]` (an open end `null`).
+struct HistogramJson<'a> {
+    extra: &'a [(String, Value)],
+    key_names: &'a [Column],
+    key: &'a [Value],
+    buckets: &'a [Bucket],
+}
+
+#[derive(serde::Serialize)]
+struct BucketJson {
+    min: Option<i128>,
+    max: Option<i128>,
+    count: u64,
+}
+
+impl serde::Serialize for HistogramJson<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut m = s.serialize_map(None)?;
+        for (n, v) in self.extra {
+            m.serialize_entry(n, v)?;
+        }
+        for (c, v) in self.key_names.iter().zip(self.key) {
+            m.serialize_entry(&c.name, v)?;
+        }
+        let buckets: Vec<BucketJson> = self
+            .buckets
+            .iter()
+            .map(|b| BucketJson {
+                min: b.lo,
+                max: b.hi,
+                count: b.count,
+            })
+            .collect();
+        m.serialize_entry("buckets", &buckets)?;
+        m.end()
     }
 }
 

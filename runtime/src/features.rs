@@ -5,6 +5,7 @@ use std::{
     path::Path,
 };
 
+use aya::{maps::MapType, programs::ProgramType};
 use serde::{Deserialize, Serialize};
 use tcpq_dsl::plan::{Requirement, Strategy};
 
@@ -428,14 +429,13 @@ impl KernelFeatures {
             );
         }
 
-        // Program types: load `r0 = 0; exit`, then attach it.
-        let tp_prog = pk::load_trivial(pk::PROG_TRACEPOINT);
-        f.program_types.insert(
-            "tracepoint".into(),
-            Support::from(
-                "load a tracepoint program",
-                tp_prog.as_ref().map(drop).map_err(clone_err),
-            ),
+        // Program types: aya's own probes (`aya::sys::is_program_supported`,
+        // libbpf's way: load `r0 = 0; exit`). They answer only "does it
+        // load" and keep no program, so the attach tries below (doctor)
+        // load their own through `probe_kernel`, which aya has no probe for.
+        let tp_loads = aya_support(
+            "load a tracepoint program",
+            aya::sys::is_program_supported(ProgramType::TracePoint),
         );
         let tp_target = needs
             .tracepoints
@@ -443,27 +443,22 @@ impl KernelFeatures {
             .find_map(|(c, n)| tracefs.and_then(|t| t.event_id(c, n).map(|id| (c, n, id))));
         f.attach_types.insert(
             "tracepoint".into(),
-            match (&tp_prog, tp_target) {
-                (Ok(_), Some(_)) if !try_attach => {
-                    Support::from("loads (attach not tried)", Ok(()))
-                }
-                (Ok(prog), Some((c, n, id))) => Support::from(
+            match (tp_loads.ok, tp_target) {
+                (true, Some(_)) if !try_attach => Support::from("loads (attach not tried)", Ok(())),
+                (true, Some((c, n, id))) => Support::from(
                     &format!("attach to tracepoint {c}:{n}"),
-                    pk::try_tracepoint(prog, id),
+                    pk::load_trivial(pk::PROG_TRACEPOINT)
+                        .and_then(|prog| pk::try_tracepoint(&prog, id)),
                 ),
-                (Err(_), _) => Support::no("not tried: tracepoint programs do not load"),
+                (false, _) => Support::no("not tried: tracepoint programs do not load"),
                 (_, None) => Support::no("not tried: no tracepoint to attach to (no tracefs?)"),
             },
         );
-        drop(tp_prog);
+        f.program_types.insert("tracepoint".into(), tp_loads);
 
-        let raw_prog = pk::load_trivial(pk::PROG_RAW_TRACEPOINT);
-        f.program_types.insert(
-            "raw_tracepoint".into(),
-            Support::from(
-                "load a raw tracepoint program",
-                raw_prog.as_ref().map(drop).map_err(clone_err),
-            ),
+        let raw_loads = aya_support(
+            "load a raw tracepoint program",
+            aya::sys::is_program_supported(ProgramType::RawTracePoint),
         );
         let raw_target = needs
             .tracepoints
@@ -471,27 +466,22 @@ impl KernelFeatures {
             .find(|(c, n)| tracefs.is_none_or(|t| t.exists(c, n)));
         f.attach_types.insert(
             "raw_tracepoint".into(),
-            match (&raw_prog, raw_target) {
-                (Ok(_), Some(_)) if !try_attach => {
-                    Support::from("loads (attach not tried)", Ok(()))
-                }
-                (Ok(prog), Some((c, n))) => Support::from(
+            match (raw_loads.ok, raw_target) {
+                (true, Some(_)) if !try_attach => Support::from("loads (attach not tried)", Ok(())),
+                (true, Some((c, n))) => Support::from(
                     &format!("attach to raw tracepoint {c}:{n}"),
-                    pk::try_raw_tracepoint(prog, n),
+                    pk::load_trivial(pk::PROG_RAW_TRACEPOINT)
+                        .and_then(|prog| pk::try_raw_tracepoint(&prog, n)),
                 ),
-                (Err(_), _) => Support::no("not tried: raw tracepoint programs do not load"),
+                (false, _) => Support::no("not tried: raw tracepoint programs do not load"),
                 (_, None) => Support::no("not tried: no tracepoint to attach to"),
             },
         );
-        drop(raw_prog);
+        f.program_types.insert("raw_tracepoint".into(), raw_loads);
 
-        let kprobe_prog = pk::load_trivial(pk::PROG_KPROBE);
-        f.program_types.insert(
-            "kprobe".into(),
-            Support::from(
-                "load a kprobe program",
-                kprobe_prog.as_ref().map(drop).map_err(clone_err),
-            ),
+        let kprobe_loads = aya_support(
+            "load a kprobe program",
+            aya::sys::is_program_supported(ProgramType::KProbe),
         );
         let kprobe_target = f
             .functions
@@ -500,25 +490,31 @@ impl KernelFeatures {
             .map(|(n, _)| n.clone());
         f.attach_types.insert(
             "kprobe".into(),
-            match (&kprobe_prog, pmu, kprobe_target) {
+            match (kprobe_loads.ok, pmu, kprobe_target) {
                 (_, None, _) => Support::no(
                     "no kprobe PMU (/sys/bus/event_source/devices/kprobe): kernel built without CONFIG_KPROBES",
                 ),
-                (Err(_), ..) => Support::no("not tried: kprobe programs do not load"),
-                (Ok(_), Some(_), _) if !try_attach => {
+                (false, ..) => Support::no("not tried: kprobe programs do not load"),
+                (true, Some(_), _) if !try_attach => {
                     Support::from("kprobe PMU present (attach not tried)", Ok(()))
                 }
-                (Ok(prog), Some(pmu), Some(func)) => Support::from(
+                (true, Some(pmu), Some(func)) => Support::from(
                     &format!("attach a kprobe to {func}"),
-                    pk::try_kprobe(prog, pmu, &func),
+                    pk::load_trivial(pk::PROG_KPROBE)
+                        .and_then(|prog| pk::try_kprobe(&prog, pmu, &func)),
                 ),
-                (Ok(_), Some(_), None) => {
+                (true, Some(_), None) => {
                     Support::no("not tried: none of the watched functions is in kallsyms")
                 }
             },
         );
-        drop(kprobe_prog);
+        f.program_types.insert("kprobe".into(), kprobe_loads);
 
+        // fentry stays a raw probe: aya's (`ProgramType::Tracing`) parses
+        // the whole sysfs BTF (`Btf::from_sys_fs`, ignoring `--btf`) to
+        // find `bpf_fentry_test1`, and tries that function's trampoline;
+        // tcpq loads on the function it would attach to, by its id in the
+        // BTF it already indexed.
         let fentry_target = needs
             .functions
             .iter()
@@ -553,15 +549,37 @@ impl KernelFeatures {
         f.program_types.insert("tracing".into(), load);
         f.attach_types.insert("fentry".into(), attach);
 
-        f.ring_buffer = Support::from("create a ring buffer map", pk::try_ring_buffer());
-        f.probe_read_kernel = Support::from(
+        f.ring_buffer = aya_support(
+            "create a ring buffer map",
+            aya::sys::is_map_supported(MapType::RingBuf),
+        );
+        f.probe_read_kernel = aya_support(
             "load a tracepoint program calling bpf_probe_read_kernel",
-            pk::load_probe_read_kernel().map(drop),
+            aya::sys::is_helper_supported(
+                ProgramType::TracePoint,
+                aya::sys::BpfHelper::BPF_FUNC_probe_read_kernel,
+            ),
         );
         f
     }
 }
 
-fn clone_err(e: &std::io::Error) -> std::io::Error {
-    std::io::Error::new(e.kind(), e.to_string())
+/// One of aya's feature probes as a [`Support`]: `Ok(false)` is the
+/// kernel's refusal that aya reads as "not supported" (EINVAL, or an
+/// unknown helper in the verifier log); an error is any other answer
+/// (EPERM without privileges), with its cause.
+fn aya_support<E: std::error::Error>(what: &str, r: Result<bool, E>) -> Support {
+    match r {
+        Ok(true) => Support::from(what, Ok(())),
+        Ok(false) => Support::no(format!("{what}: not supported by this kernel")),
+        Err(e) => {
+            let mut detail = format!("{what}: {e}");
+            let mut cause = e.source();
+            while let Some(c) = cause {
+                detail.push_str(&format!(": {c}"));
+                cause = c.source();
+            }
+            Support::no(detail)
+        }
+    }
 }

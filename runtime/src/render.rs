@@ -173,15 +173,9 @@ impl Value {
         }
     }
 
+    /// The value as JSON text (see its `Serialize`).
     pub fn json(&self) -> String {
-        match self {
-            Value::Uint(v) | Value::Unit(v, _) => v.to_string(),
-            Value::Int(v) => v.to_string(),
-            Value::Bool(b) | Value::Flag(b, _) => b.to_string(),
-            Value::Str(s) => json_string(s),
-            Value::Number(n) => n.clone(),
-            Value::Null => "null".to_owned(),
-        }
+        serde_json::to_string(self).unwrap_or_default()
     }
 
     fn right_aligned(&self) -> bool {
@@ -192,9 +186,48 @@ impl Value {
     }
 }
 
-/// A JSON string literal.
-pub fn json_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_owned())
+/// JSON: numbers bare (a unit is text only), text quoted, unknown `null`.
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Value::Uint(v) | Value::Unit(v, _) => s.serialize_u64(*v),
+            Value::Int(v) => s.serialize_i64(*v),
+            Value::Bool(b) | Value::Flag(b, _) => s.serialize_bool(*b),
+            Value::Str(t) => s.serialize_str(t),
+            // Written out already (`12.345600`): as is, trailing zeros and
+            // all, which an f64 would not keep.
+            Value::Number(n) => match serde_json::value::RawValue::from_string(n.clone()) {
+                Ok(raw) => raw.serialize(s),
+                Err(_) => s.serialize_str(n),
+            },
+            Value::Null => s.serialize_unit(),
+        }
+    }
+}
+
+/// One JSON object of named values, keys in the order given (a map built
+/// by serde_json would sort them). Extra names or values are left out.
+pub struct JsonRow<'a, K> {
+    pub names: &'a [K],
+    pub values: &'a [Value],
+}
+
+impl<K: AsRef<str>> serde::Serialize for JsonRow<'_, K> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let n = self.names.len().min(self.values.len());
+        let mut m = s.serialize_map(Some(n))?;
+        for (k, v) in self.names.iter().zip(self.values) {
+            m.serialize_entry(k.as_ref(), v)?;
+        }
+        m.end()
+    }
+}
+
+/// `value` as one line of JSON. Serializing tcpq's own types cannot fail
+/// (every map key is a string); were it to, the line would be empty.
+pub fn to_json<T: serde::Serialize + ?Sized>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
 }
 
 /// When one `every` interval was read: its number (from 1) and the wall
@@ -372,17 +405,10 @@ impl Table {
     /// One row.
     pub fn row(&self, values: &[Value]) -> String {
         match self.format {
-            Format::Json => {
-                let mut out = String::from("{");
-                for (i, (name, v)) in self.names.iter().zip(values).enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    let _ = write!(out, "{}:{}", json_string(name), v.json());
-                }
-                out.push('}');
-                out
-            }
+            Format::Json => to_json(&JsonRow {
+                names: &self.names,
+                values,
+            }),
             Format::Text => {
                 let cells: Vec<String> = values.iter().map(Value::text).collect();
                 let right: Vec<bool> = values
@@ -777,6 +803,16 @@ mod tests {
         assert_eq!(
             c.row(&[Value::Str("a\"b".into()), Value::Uint(3)]),
             r#"{"comm":"a\"b","count":3}"#
+        );
+        // A number written out keeps its digits; a unit is text only.
+        let t = Table::new(&[], &["elapsed", "rto", "lost"], Format::Json);
+        assert_eq!(
+            t.row(&[
+                Value::Number("2.500000".into()),
+                Value::Unit(200, "ms"),
+                Value::Null
+            ]),
+            r#"{"elapsed":2.500000,"rto":200,"lost":null}"#
         );
     }
 }

@@ -120,29 +120,24 @@ impl RunReport {
     /// are summed over clauses, and each clause has its own counters.
     pub fn summary_json(&self) -> String {
         let sum = |f: fn(&Stats) -> u64| self.stats.iter().map(|(_, s)| f(s)).sum::<u64>();
-        // Written by hand so that "tcpq" comes first (serde_json sorts keys).
-        let clauses: Vec<String> = self
-            .stats
-            .iter()
-            .map(|(probe, s)| {
-                format!(
-                    r#"{{"probe":{},"matched":{},"lost":{},"missed":{},"not_counted":{}}}"#,
-                    serde_json::Value::from(probe.as_str()),
-                    s.matched,
-                    s.lost,
-                    s.missed,
-                    s.agg_full
-                )
-            })
-            .collect();
-        format!(
-            r#"{{"tcpq":"summary","events":{},"lost":{},"missed":{},"not_counted":{},"clauses":[{}]}}"#,
-            self.events,
-            sum(|s| s.lost),
-            sum(|s| s.missed),
-            sum(|s| s.agg_full),
-            clauses.join(",")
-        )
+        crate::render::to_json(&SummaryJson {
+            tcpq: "summary",
+            events: self.events,
+            lost: sum(|s| s.lost),
+            missed: sum(|s| s.missed),
+            not_counted: sum(|s| s.agg_full),
+            clauses: self
+                .stats
+                .iter()
+                .map(|(probe, s)| ClauseSummaryJson {
+                    probe,
+                    matched: s.matched,
+                    lost: s.lost,
+                    missed: s.missed,
+                    not_counted: s.agg_full,
+                })
+                .collect(),
+        })
     }
 
     fn suffix(&self, probe: &str) -> String {
@@ -152,6 +147,26 @@ impl RunReport {
             String::new()
         }
     }
+}
+
+/// [`RunReport::summary_json`]'s line; fields in this order ("tcpq" first).
+#[derive(serde::Serialize)]
+struct SummaryJson<'a> {
+    tcpq: &'static str,
+    events: u64,
+    lost: u64,
+    missed: u64,
+    not_counted: u64,
+    clauses: Vec<ClauseSummaryJson<'a>>,
+}
+
+#[derive(serde::Serialize)]
+struct ClauseSummaryJson<'a> {
+    probe: &'a str,
+    matched: u64,
+    lost: u64,
+    missed: u64,
+    not_counted: u64,
 }
 
 /// The event loop and the stop signals, set up before anything is
@@ -670,6 +685,10 @@ mod tests {
         };
         let line = r.summary_json();
         assert!(line.starts_with(r#"{"tcpq":"summary","#), "{line}");
+        assert_eq!(
+            line,
+            r#"{"tcpq":"summary","events":5,"lost":4,"missed":0,"not_counted":2,"clauses":[{"probe":"a\"b","matched":8,"lost":3,"missed":0,"not_counted":0},{"probe":"c","matched":0,"lost":1,"missed":0,"not_counted":2}]}"#
+        );
         let v: serde_json::Value = serde_json::from_str(&line).unwrap();
         assert_eq!(v["events"], 5);
         assert_eq!(v["lost"], 4);

@@ -122,8 +122,6 @@ const MOV64_IMM: u8 = 0xb7;
 /// `src_reg` of a kfunc call (`BPF_PSEUDO_KFUNC_CALL`), in the register
 /// byte's high nibble.
 const PSEUDO_KFUNC_CALL: u8 = 2 << 4;
-/// `SHF_EXECINSTR`.
-const EXEC: u64 = 0x4;
 
 /// Copy `object` and rewrite each placeholder call of its code sections:
 /// into a call of the kfunc `bpf_rdonly_cast`, whose BTF id in the running
@@ -170,33 +168,27 @@ pub fn prepare(object: &[u8], kfunc: Option<u32>) -> Prepared {
     p
 }
 
-/// The byte ranges of an ELF64 little-endian object's executable sections.
+/// The byte ranges of an ELF64 little-endian object's executable sections
+/// (`SHF_EXECINSTR`), read with the `object` crate; none for anything
+/// else, or a section whose bytes are not all in the file or not 8-byte
+/// aligned (an instruction is 8 bytes).
 fn code_sections(elf: &[u8]) -> Vec<(usize, usize)> {
-    let u16_at = |o: usize| elf.get(o..o + 2).map(|b| u16::from_le_bytes([b[0], b[1]]));
-    let u64_at = |o: usize| {
-        elf.get(o..o + 8)
-            .map(|b| u64::from_le_bytes(b.try_into().expect("8 bytes")))
-    };
-    if elf.get(..6) != Some(b"\x7fELF\x02\x01") {
-        return Vec::new();
-    }
-    let (Some(shoff), Some(shentsize), Some(shnum)) = (u64_at(0x28), u16_at(0x3a), u16_at(0x3c))
-    else {
+    use object::{read::elf::ElfFile64, LittleEndian, Object, ObjectSection, SectionFlags};
+    let Ok(file) = ElfFile64::<LittleEndian>::parse(elf) else {
         return Vec::new();
     };
-    let mut out = Vec::new();
-    for i in 0..shnum as usize {
-        let h = shoff as usize + i * shentsize as usize;
-        let (Some(flags), Some(off), Some(size)) = (u64_at(h + 8), u64_at(h + 24), u64_at(h + 32))
-        else {
-            break;
-        };
-        let (start, end) = (off as usize, off.saturating_add(size) as usize);
-        if flags & EXEC != 0 && start % 8 == 0 && end <= elf.len() && start <= end {
-            out.push((start, end));
-        }
-    }
-    out
+    file.sections()
+        .filter(|s| {
+            matches!(s.flags(), SectionFlags::Elf { sh_flags }
+                if sh_flags & u64::from(object::elf::SHF_EXECINSTR) != 0)
+        })
+        .filter_map(|s| s.file_range())
+        .filter_map(|(off, size)| {
+            let start = usize::try_from(off).ok()?;
+            let end = start.checked_add(usize::try_from(size).ok()?)?;
+            (start % 8 == 0 && end <= elf.len()).then_some((start, end))
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -7,6 +7,13 @@
 //! `tcpgen refuse PORT` connects to 127.0.0.1:PORT, where nobody listens,
 //! and fails unless the kernel refuses (ECONNREFUSED).
 //! Built with plain `rustc` by scripts/kernel-matrix.sh; std only.
+//!
+//! Why not the project's generator (`tcpq-netlab`'s `traffic`, `tcpq lab
+//! __gen`): that one refuses to run outside a `tcpq-*` network namespace,
+//! its bound against touching the host's network, and the guest is a
+//! busybox initramfs with only its initial namespace (busybox `ip` has no
+//! `netns`). This exchange talks to 127.0.0.1 only, inside a throwaway VM
+//! (and, on the host, inside the matrix's own `ip netns exec` namespace).
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::time::Duration;

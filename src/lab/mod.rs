@@ -20,6 +20,7 @@ use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 pub use scenario::{Scenario, Setup, SCENARIOS};
+use tcpq_netlab::netns;
 
 /// Where each running scenario keeps its state.
 pub const RUN_DIR: &str = "/run/tcpq-lab";
@@ -83,6 +84,13 @@ enum LabCmd {
         #[arg(long)]
         seconds: u64,
     },
+    /// The traffic generator the kernel tests run in their namespaces
+    /// (`tcpq-netlab`'s `traffic`: `server ...` or `client ...`).
+    #[command(name = "__gen", hide = true)]
+    Gen {
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
 }
 
 /// Run `tcpq lab ...`. Exit codes: 0 ok, 1 failure (privileges, a command
@@ -102,6 +110,18 @@ pub fn run(args: LabArgs) -> ExitCode {
             ready,
         } => traffic::serve(name, seconds, &ready),
         LabCmd::Send { name, seconds } => traffic::send(name, seconds),
+        LabCmd::Gen { args } => {
+            return match tcpq_netlab::traffic::main(&args) {
+                Ok(code) => ExitCode::from(code as u8),
+                Err(e) => {
+                    eprintln!("tcpq lab __gen: error: {e}");
+                    ExitCode::from(match e {
+                        tcpq_netlab::Error::Usage(_) => 2,
+                        _ => 1,
+                    })
+                }
+            }
+        }
     };
     match r {
         Ok(()) => ExitCode::SUCCESS,
@@ -199,14 +219,7 @@ fn now_secs() -> u64 {
 }
 
 fn namespaces() -> Vec<String> {
-    let out = Command::new("ip").args(["netns", "list"]).output();
-    out.map(|o| {
-        String::from_utf8_lossy(&o.stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-            .collect()
-    })
-    .unwrap_or_default()
+    netns::list_namespaces()
 }
 
 /// Print to stdout, ignoring a closed pipe (`tcpq lab list | head`).
@@ -241,29 +254,6 @@ fn list() {
          Each scenario has a page: docs/lab/NAME.md\n",
     );
     out(&s);
-}
-
-/// Run `prog args`, returning stdout or an error quoting stderr.
-fn run_cmd(prog: &str, args: &[&str]) -> Result<String, String> {
-    let out = Command::new(prog)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|e| format!("cannot run {prog}: {e}"))?;
-    if !out.status.success() {
-        return Err(format!(
-            "`{prog} {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-}
-
-fn in_ns(ns: &str, args: &[&str]) -> Result<String, String> {
-    let mut all = vec!["netns", "exec", ns];
-    all.extend_from_slice(args);
-    run_cmd("ip", &all)
 }
 
 fn start(sc: &'static Scenario, seconds: u64) -> Result<(), String> {
@@ -340,60 +330,34 @@ fn stop(sc: &'static Scenario) -> Result<(), String> {
 }
 
 /// Create both namespaces, the veth pair, addresses, and the scenario's
-/// setup. The state file is written first, so a failure half way is
-/// cleaned up by `stop` (or the next `start`).
+/// setup (`tcpq-netlab`'s `Pair`, kept: the namespaces outlive this
+/// process). The state file is written first, so a failure half way that
+/// the pair's own cleanup missed is removed by `stop` (or the next
+/// `start`).
 fn build(sc: &'static Scenario) -> Result<(), String> {
     State::default().write(sc)?;
     let (cli, srv) = (sc.netns("cli"), sc.netns("srv"));
-    run_cmd("ip", &["netns", "add", &cli])?;
-    run_cmd("ip", &["netns", "add", &srv])?;
-    run_cmd(
-        "ip",
-        &[
-            "link", "add", "name", CLI_IF, "netns", &cli, "type", "veth", "peer", "name", SRV_IF,
-            "netns", &srv,
-        ],
-    )?;
-    let cli_addr = format!("{}/24", traffic::CLI_ADDR);
-    let srv_addr = format!("{}/24", traffic::SRV_ADDR);
-    for (ns, ifname, addr) in [(&cli, CLI_IF, &cli_addr), (&srv, SRV_IF, &srv_addr)] {
-        in_ns(ns, &["ip", "link", "set", "dev", "lo", "up"])?;
-        in_ns(ns, &["ip", "addr", "add", addr, "dev", ifname])?;
-        in_ns(ns, &["ip", "link", "set", "dev", ifname, "up"])?;
-    }
+    let pair = netns::Pair::create(&netns::PairSpec {
+        cli: cli.clone(),
+        srv: srv.clone(),
+        cli_if: CLI_IF,
+        srv_if: SRV_IF,
+        n: traffic::SUBNET,
+        v6: false,
+    })
+    .map_err(|e| e.to_string())?;
     for s in sc.setup {
         match s {
-            Setup::Sysctl { side, key, value } => {
-                in_ns(
-                    &sc.netns(side),
-                    &["sysctl", "-q", "-w", &format!("{key}={value}")],
-                )?;
-            }
+            Setup::Sysctl { side, key, value } => pair.sysctl(&sc.netns(side), key, value),
+            // Loss the sender cannot see locally, like loss on a wire.
             Setup::WireLoss { percent } => {
-                let rules = format!(
-                    "table inet {NFT_TABLE} {{ chain prerouting {{ type filter hook prerouting \
-                     priority -300; policy accept; iifname \"{SRV_IF}\" meta l4proto tcp \
-                     tcp flags & syn == 0 numgen random mod 100 < {percent} counter drop; }}; }}"
-                );
-                in_ns(&srv, &["nft", &rules])?;
+                pair.add_loss(&cli, *percent, NFT_TABLE).map(|l| l.keep())
             }
-            Setup::GsoMaxSegs { side, segs } => {
-                let ifname = if *side == "cli" { CLI_IF } else { SRV_IF };
-                in_ns(
-                    &sc.netns(side),
-                    &[
-                        "ip",
-                        "link",
-                        "set",
-                        "dev",
-                        ifname,
-                        "gso_max_segs",
-                        &segs.to_string(),
-                    ],
-                )?;
-            }
+            Setup::GsoMaxSegs { side, segs } => pair.set_gso_max_segs(&sc.netns(side), *segs),
         }
+        .map_err(|e| e.to_string())?;
     }
+    pair.keep();
     Ok(())
 }
 
@@ -453,22 +417,8 @@ fn teardown(sc: &Scenario) {
     if let Some(st) = State::read(sc) {
         stop_traffic(sc, &st);
     }
-    let nss = namespaces();
     for side in ["cli", "srv"] {
-        let ns = sc.netns(side);
-        if !nss.contains(&ns) {
-            continue;
-        }
-        if let Ok(pids) = run_cmd("ip", &["netns", "pids", &ns]) {
-            for p in pids
-                .split_whitespace()
-                .filter_map(|p| p.parse::<i32>().ok())
-            {
-                // SAFETY: kill(2); every process in our namespace is ours to end.
-                unsafe { libc::kill(p, libc::SIGKILL) };
-            }
-        }
-        let _ = run_cmd("ip", &["netns", "del", &ns]);
+        netns::delete_namespace(&sc.netns(side));
     }
     let _ = std::fs::remove_dir_all(state_dir(sc));
 }

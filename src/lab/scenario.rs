@@ -56,13 +56,9 @@ pub struct TrafficDef {
 pub enum Traffic {
     /// One connection, writing until the deadline; `pace` = (bytes, every).
     Stream { pace: Option<(u64, Duration)> },
-    /// Fresh connections, each sending `bursts` bursts of `bytes` with
+    /// Fresh connections, one after the other, each sending `bytes`, with
     /// `idle` between them.
-    Bursts {
-        bytes: u64,
-        bursts: u32,
-        idle: Duration,
-    },
+    Bursts { bytes: u64, idle: Duration },
     /// Every `every`: a connection to `closed_port` (refused with RST) and
     /// one to the server that the client aborts (RST instead of FIN).
     Resets { closed_port: u16, every: Duration },
@@ -176,7 +172,6 @@ pub static SCENARIOS: &[Scenario] = &[
         traffic: TrafficDef {
             client: Traffic::Bursts {
                 bytes: 4 << 20,
-                bursts: 1,
                 idle: ms(1000),
             },
             ..SERVER_READS_FAST

@@ -9,6 +9,8 @@
 //! - `condition.rs`: the `where` clause's shape, down to comparisons.
 //! - `encode.rs`: one comparison's value, per field type.
 //! - `units.rs`: literals with units as plain numbers.
+//! - `duration.rs`: a duration (`every DUR`, and the command line's
+//!   `--duration DUR` through [`parse_duration`](duration::parse_duration)).
 //! - `words.rs`: the `where` clause in plain words.
 //!
 //! This file holds what the pass returns, the program-wide limits, and
@@ -21,6 +23,7 @@ use crate::resolve::{RExpr, Resolved};
 
 mod action;
 mod condition;
+pub mod duration;
 mod encode;
 mod output;
 mod units;

@@ -3,7 +3,7 @@
 //! How the output is printed is the runtime's.
 use crate::ast::{ModifierKind, Value};
 use crate::diagnostic::{Code, Diagnostic};
-use crate::plan::{Output, Unit};
+use crate::plan::Output;
 use crate::resolve::RAction;
 
 use super::{Checker, MIN_EVERY_MS};
@@ -48,27 +48,8 @@ impl Checker {
             }
             match m.kind {
                 ModifierKind::Every => {
-                    let unitless = matches!(
-                        &m.value.value,
-                        Value::Int { suffix: None, .. } | Value::Frac { suffix: None, .. }
-                    );
-                    let ms = if unitless {
-                        self.diagnostics.push(
-                            Diagnostic::error(
-                                Code::MissingUnit,
-                                format!("`every {}` has no unit", m.value.value),
-                                m.value.span.clone(),
-                                "a duration needs a unit",
-                            )
-                            .with_help(format!(
-                                "write e.g. `every {0}s` or `every {0}ms`",
-                                m.value.value
-                            )),
-                        );
-                        None
-                    } else {
-                        self.in_unit(Unit::Millis, &m.value, "every")
-                    };
+                    // The command line's `--duration` reads DUR the same way.
+                    let ms = self.duration_ms(&m.value, "every");
                     if let Some(ms) = ms {
                         if ms < MIN_EVERY_MS as i128 || ms > u64::MAX as i128 {
                             self.diagnostics.push(

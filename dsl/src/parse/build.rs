@@ -362,7 +362,7 @@ impl Builder {
     }
 
     /// A `number` pair as a literal.
-    fn number(&mut self, p: Pair<'_, Rule>) -> Literal {
+    pub(super) fn number(&mut self, p: Pair<'_, Rule>) -> Literal {
         let sp = span(&p);
         let p_text = p.as_str().to_string();
         let mut value = 0;

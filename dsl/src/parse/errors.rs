@@ -45,7 +45,7 @@ fn rule_words(rule: Rule) -> &'static str {
         Rule::operand => "a field or a value",
         Rule::param => "a `$parameter`",
         Rule::ipv4 | Rule::ipv6 => "an address",
-        Rule::number | Rule::int_body => "a number",
+        Rule::number | Rule::int_body | Rule::number_only => "a number",
         Rule::unit_suffix => "a unit",
         Rule::string | Rule::string_inner => "a string",
         Rule::ident | Rule::keyword => "a name",

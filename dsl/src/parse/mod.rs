@@ -80,6 +80,24 @@ pub fn parse_expr(source: &str) -> Result<Expr, Vec<Diagnostic>> {
     }
 }
 
+/// Parse a lone number literal (`5s`, `1.5s`, `250ms`, `1_000`), as the
+/// grammar reads one in a program: used for command-line values that take
+/// the language's units (`--duration`), so that both accept the same
+/// spellings.
+pub fn parse_number(source: &str) -> Result<Literal, Vec<Diagnostic>> {
+    let mut pairs =
+        Grammar::parse(Rule::number_only, source).map_err(|e| vec![syntax_error(source, 0, e)])?;
+    let mut b = Builder::default();
+    let lit = pairs
+        .next()
+        .and_then(|p| p.into_inner().next())
+        .map(|p| b.number(p));
+    match (lit, b.errors.is_empty()) {
+        (Some(l), true) => Ok(l),
+        (_, _) => Err(b.errors),
+    }
+}
+
 /// Parse what follows `tcpq sockets`: `[where EXPR] [ACTION] [MODIFIER...]`,
 /// as a clause on the probe named `sockets` (span `0..0`). The flag says
 /// whether an action was written (without one the caller picks the
