@@ -1629,8 +1629,8 @@ fn owner_tracking_waits_for_the_first_event_it_serves() {
 /// processes watch the same connection, each with one `count`: the
 /// baselines run on the raw tracepoint with a first step it cannot make
 /// quickly (it cannot reject alone, or reads `sport`), the others through quick
-/// steps of every shape (equal, negated, ranges, an own field before a
-/// socket field, on the classic tracepoint a first test of an own field
+/// steps of every shape (equal, negated, ranges, a probe field before a
+/// socket field, on the classic tracepoint a first test of a probe field
 /// picks, and the raw program's own quick step). Counts live in kernel
 /// maps and lose nothing, so each must equal its baseline, which must be
 /// more than zero; a filter that can never pass must count zero. A
