@@ -16,9 +16,9 @@
 //! This file holds what the pass returns, the program-wide limits, and
 //! [`check`], which runs the others over each clause.
 use crate::ast::{CmpOp, Literal, Span};
-use crate::catalog::{self, ProbeDef};
-use crate::diagnostic::{Code, Diagnostic};
-use crate::plan::{Action, FieldType, Output};
+use crate::catalog::ProbeDef;
+use crate::diagnostic::{type_article, Code, Diagnostic, Problem};
+use crate::plan::{Action, Output};
 use crate::resolve::{RExpr, Resolved};
 
 mod action;
@@ -181,16 +181,13 @@ fn dropped_filter(span: Span) -> Diagnostic {
 }
 
 pub(crate) fn filter_too_long(n: usize, span: Span) -> Diagnostic {
-    Diagnostic::error(
-        Code::FilterTooLong,
-        format!(
-            "this condition needs {n} filter instructions; templates run at most {}",
-            tcpq_abi::MAX_INSNS
-        ),
+    Diagnostic::new(
+        Problem::FilterTooLong {
+            insns: n,
+            max: tcpq_abi::MAX_INSNS,
+        },
         span,
-        format!("this condition needs {n} instructions"),
     )
-    .with_help("addresses and `comm` take two instructions per comparison; simplify the condition or split it across clauses")
 }
 
 /// The pass's state: every diagnostic found so far (the resolver's
@@ -205,14 +202,4 @@ fn shown(l: &Literal) -> String {
         Some(p) => format!("`${p}` ({})", l.value),
         None => format!("`{}`", l.value),
     }
-}
-
-fn type_article(ty: FieldType) -> String {
-    let w = catalog::type_words(ty);
-    let article = if w.starts_with(['a', 'e', 'i', 'o', 'u']) {
-        "an"
-    } else {
-        "a"
-    };
-    format!("{article} {w}")
 }

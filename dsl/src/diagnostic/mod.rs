@@ -10,7 +10,8 @@ use std::ops::Range;
 mod problem;
 mod render;
 
-pub use problem::Problem;
+pub(crate) use problem::{type_article, unit_words};
+pub use problem::{Problem, Shown};
 pub use render::{render, render_all};
 
 /// A stable error code. Never renumber: scripts and docs refer to these.

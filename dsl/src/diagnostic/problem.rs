@@ -6,15 +6,14 @@
 //! label and a help line (gleam's `compiler-core/src/error.rs` does the
 //! same). A test can match on the variant; the wording is pinned by the
 //! snapshot tests.
-use serde::Serialize;
-
 use super::Code;
-use crate::plan::FieldType;
+use crate::ast::Literal;
+use crate::catalog::{self, Unreported};
+use crate::plan::{FieldType, Unit};
 
 /// One problem a pass found, with what it found. Each variant has one
 /// [`Code`] ([`Problem::code`]); several variants may share one.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "kind", rename_all = "snake_case")]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Problem {
     // -- names beside a field (resolve) ---------------------------------
     /// A bare name compared with a command-name field (`comm == nginx`).
@@ -87,6 +86,159 @@ pub enum Problem {
     TwoValues { param: Option<String> },
     /// `where 5`.
     ValueAlone,
+    // -- conditions (check) ---------------------------------------------
+    /// An `in` set over `MAX_SET_ITEMS`.
+    TooManyItems { items: usize, max: usize },
+    /// `comm in a..b`.
+    RangeNotNumeric { field: &'static str, ty: FieldType },
+    /// `5..1`.
+    EmptyRange { lo: String, hi: String },
+    /// `dport in 10.0.0.0/8`.
+    PrefixNotAddress {
+        field: &'static str,
+        ty: FieldType,
+        prefix: String,
+    },
+    /// `where win`, `win` not a boolean.
+    NotABoolean { field: &'static str },
+    /// `state < ESTABLISHED`; `constant` is the kernel enum constant
+    /// compared with, if that is why.
+    CannotBeOrdered {
+        field: &'static str,
+        ty: FieldType,
+        constant: Option<String>,
+    },
+    /// `win * 4 == 6`.
+    NeverMultiple {
+        field: &'static str,
+        factor: i128,
+        value: i128,
+        always: bool,
+    },
+    /// `win / 0`.
+    NotPositive { value: Shown, field: &'static str },
+    /// A number needed, something else found.
+    NotANumber {
+        value: Shown,
+        kind: &'static str,
+        field: String,
+    },
+    /// `1.5` for a field whose unit cannot make it whole.
+    FractionWithoutUnit {
+        value: Shown,
+        literal: String,
+        field: String,
+        unit: Unit,
+    },
+    /// `64KiB` for a field in microseconds.
+    NotAUnit {
+        suffix: String,
+        field: String,
+        unit: Unit,
+    },
+    /// `1.5us` for a field in microseconds.
+    NotWholeInUnit {
+        value: Shown,
+        field: String,
+        unit: Unit,
+    },
+    /// A field compared with a value of another type.
+    Mismatch {
+        field: &'static str,
+        ty: FieldType,
+        value: Shown,
+        kind: &'static str,
+        /// Said by the caller, from what it knows about the value.
+        help: Option<String>,
+    },
+    /// A value past the field's range.
+    OutOfRange {
+        value: Shown,
+        field: &'static str,
+        ty: FieldType,
+        bits: u8,
+        lo: i128,
+        hi: i128,
+        /// The value is below `lo`.
+        below: bool,
+        /// The field's twin in bytes (`win_bytes` for `win`).
+        bytes_twin: Option<&'static str>,
+    },
+    /// `sport > 65535`, `win >= 0`.
+    AlwaysOrNever {
+        field: &'static str,
+        ty: FieldType,
+        lo: i128,
+        hi: i128,
+        always: bool,
+    },
+    /// `state == "ESTABLISHD"`.
+    NotATcpState {
+        value: Shown,
+        suggestion: Option<String>,
+    },
+    /// `err == "EPRM"`.
+    NotAnErrnoName {
+        value: Shown,
+        suggestion: Option<String>,
+    },
+    /// `err < EPERM`.
+    ErrnoOrdered { value: Shown, field: &'static str },
+    /// `err == 1`; `errno` names the error whose negative this is.
+    ErrnoPositive {
+        value: Shown,
+        number: i128,
+        field: &'static str,
+        errno: Option<&'static str>,
+    },
+    /// `err == EPERM` where the kernel never reports EPERM.
+    ErrnoNeverHere {
+        field: &'static str,
+        errno: &'static str,
+        why: Unreported,
+        always: bool,
+    },
+    /// `comm == "*nginx"`; `at` is where the pattern starts, `stem` the
+    /// name without pattern characters.
+    ShellPattern {
+        value: Shown,
+        field: &'static str,
+        before: String,
+        stem: String,
+        leading: bool,
+    },
+    /// `comm == "a-very-long-name*"`.
+    CommPrefixTooLong { value: Shown },
+    /// `comm == "a-very-long-name"`, or with a NUL.
+    CommTooLong { value: Shown, len: usize, nul: bool },
+    /// A `where` clause over `MAX_INSNS` instructions.
+    FilterTooLong { insns: usize, max: usize },
+}
+
+/// A value as the program wrote it, and the parameter it came from.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Shown {
+    pub value: String,
+    pub param: Option<String>,
+}
+
+impl Shown {
+    pub fn of(l: &Literal) -> Self {
+        Shown {
+            value: l.value.to_string(),
+            param: l.from_param.clone(),
+        }
+    }
+}
+
+/// How a value reads in an error: `8080` or `$port (8080)`.
+impl std::fmt::Display for Shown {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.param {
+            Some(p) => write!(f, "`${p}` ({})", self.value),
+            None => write!(f, "`{}`", self.value),
+        }
+    }
 }
 
 /// The words of one diagnostic.
@@ -126,7 +278,26 @@ impl Problem {
             }
             UnsupportedArithmetic | ArithmeticBeforeIn => Code::UnsupportedArithmetic,
             PrefixCompared { .. } => Code::UnsupportedOperator,
-            ValueAlone => Code::NotAPredicate,
+            ValueAlone | NotABoolean { .. } => Code::NotAPredicate,
+            TooManyItems { .. } => Code::TooManyItems,
+            RangeNotNumeric { .. }
+            | PrefixNotAddress { .. }
+            | NotANumber { .. }
+            | Mismatch { .. } => Code::TypeMismatch,
+            EmptyRange { .. }
+            | NeverMultiple { .. }
+            | NotPositive { .. }
+            | OutOfRange { .. }
+            | AlwaysOrNever { .. }
+            | ErrnoPositive { .. }
+            | ErrnoNeverHere { .. } => Code::OutOfRange,
+            CannotBeOrdered { .. } | ErrnoOrdered { .. } => Code::UnsupportedOperator,
+            FractionWithoutUnit { .. } => Code::MissingUnit,
+            NotAUnit { .. } => Code::UnitSuffix,
+            NotWholeInUnit { .. } | ShellPattern { .. } => Code::InvalidLiteral,
+            NotATcpState { .. } | NotAnErrnoName { .. } => Code::UnknownConstant,
+            CommPrefixTooLong { .. } | CommTooLong { .. } => Code::StringTooLong,
+            FilterTooLong { .. } => Code::FilterTooLong,
         }
     }
 
@@ -294,6 +465,303 @@ impl Problem {
                 "expected a comparison",
                 "compare a field with it, e.g. `win == 0`",
             ),
+            TooManyItems { items, max } => words(
+                format!("this set has {items} items; at most {max} fit"),
+                "too many items",
+                "use ranges (`8000..8100`, `10.0.0.0/8`) or split the question across clauses",
+            ),
+            RangeNotNumeric { field, ty } => words(
+                format!(
+                    "`{field}` is {}: a numeric range does not apply",
+                    type_article(*ty)
+                ),
+                "a range of numbers",
+                if *ty == FieldType::Addr {
+                    format!("address ranges are prefixes: `{field} in 10.0.0.0/8`")
+                } else {
+                    format!("list the values: `{field} in [A, B]`")
+                },
+            ),
+            EmptyRange { lo, hi } => words(
+                format!("the range {lo}..{hi} is empty"),
+                "empty range",
+                format!("write the smaller bound first: `{hi}..{lo}`"),
+            ),
+            PrefixNotAddress { field, ty, prefix } => words(
+                format!(
+                    "`{field}` is {}, but `{prefix}` is an address range",
+                    type_article(*ty)
+                ),
+                format!("expected {}", type_article(*ty)),
+                "address ranges apply to `saddr` and `daddr`",
+            ),
+            NotABoolean { field } => words(
+                format!("`{field}` is not a boolean"),
+                "not a condition on its own",
+                format!("compare it with a value, e.g. `{field} != 0`"),
+            ),
+            CannotBeOrdered {
+                field,
+                ty,
+                constant,
+            } => words(
+                format!("`{field}` is {}: it cannot be ordered", type_article(*ty)),
+                "only `==` and `!=` here",
+                match (constant, ty) {
+                    (Some(c), _) => format!(
+                        "`{c}` names a kernel enum constant; their numbers differ between kernels \
+                         and have no order: compare with `==` or `!=`, or list several with `in [...]`"
+                    ),
+                    (None, FieldType::TcpState) => {
+                        "TCP state numbers do not follow a connection's life (LISTEN is 10, CLOSE 7); \
+                         compare with `==` or `!=`, joined with `or`"
+                            .to_string()
+                    }
+                    (None, FieldType::Bool) => format!("write `{field}` or `not {field}`"),
+                    (None, FieldType::Addr) => {
+                        "compare addresses with `==` or `!=` (address ranges are not supported yet)"
+                            .to_string()
+                    }
+                    (None, _) => format!("compare `{field}` with `==` or `!=`"),
+                },
+            ),
+            NeverMultiple {
+                field,
+                factor: k,
+                value: c,
+                always,
+            } => words(
+                format!(
+                    "this comparison is {} true: `{field} * {k}` is a multiple of {k}, {c} is not",
+                    always_never(*always)
+                ),
+                format!("{} true", always_never(*always)),
+                "compare with a multiple of the factor, or use `<`/`>`",
+            ),
+            NotPositive { value, field } => words(
+                format!("{value} is not a positive number"),
+                "must be at least 1",
+                format!("divide or multiply `{field}` by a number from 1 up"),
+            ),
+            NotANumber { value, kind, field } => words(
+                format!("{value} is {kind}, not a number"),
+                "expected a number",
+                format!("`{field}` takes a number here"),
+            ),
+            FractionWithoutUnit {
+                value,
+                literal,
+                field,
+                unit,
+            } => words(
+                format!("{value} has a fraction but no unit"),
+                "fraction without a unit",
+                match unit_examples(*unit) {
+                    Some(ex) => {
+                        format!("a fraction needs a unit that makes it whole, e.g. `{literal}{ex}`")
+                    }
+                    None => format!("`{field}` counts whole things: write a whole number"),
+                },
+            ),
+            NotAUnit {
+                suffix,
+                field,
+                unit,
+            } => words(
+                format!("`{suffix}` is not a unit of `{field}`"),
+                if *unit == Unit::None {
+                    format!("`{field}` has no unit")
+                } else {
+                    format!("`{field}` is in {}", unit_words(*unit))
+                },
+                match unit_examples(*unit) {
+                    Some(_) => format!(
+                        "`{field}` is in {}: write {}",
+                        unit_words(*unit),
+                        unit_list(*unit)
+                    ),
+                    None => format!("`{field}` has no unit: write a plain number"),
+                },
+            ),
+            NotWholeInUnit { value, field, unit } => words(
+                format!("{value} is not a whole number of {}", unit_words(*unit)),
+                "not whole in this unit",
+                format!(
+                    "`{field}` is in {}; write a value that is a whole number of them",
+                    unit_words(*unit)
+                ),
+            ),
+            Mismatch {
+                field,
+                ty,
+                value,
+                kind,
+                help,
+            } => Words {
+                message: format!("`{field}` is {}, but {value} is {kind}", type_article(*ty)),
+                label: format!("expected {}", type_article(*ty)),
+                help: help.clone(),
+            },
+            OutOfRange {
+                value,
+                field,
+                ty,
+                bits,
+                lo,
+                hi,
+                below,
+                bytes_twin,
+            } => {
+                let what = match ty {
+                    FieldType::Port => "a port".to_string(),
+                    FieldType::Uint(_) if *lo == 0 && *bits < 64 => format!("{bits}-bit unsigned"),
+                    FieldType::Int(_) => format!("{bits}-bit signed"),
+                    _ => "unsigned".to_string(),
+                };
+                // `win` is the unscaled wire value; the scaled one is `win_bytes`.
+                let mut help = format!("`{field}` holds values from {lo} to {hi}");
+                if let Some(twin) = bytes_twin {
+                    help.push_str(&format!("; to compare the window in bytes use `{twin}`"));
+                }
+                words(
+                    format!("{value} is out of range for `{field}` ({what})"),
+                    if *below {
+                        format!("`{field}` is at least {lo}")
+                    } else {
+                        format!("`{field}` is at most {hi}")
+                    },
+                    help,
+                )
+            }
+            AlwaysOrNever {
+                field,
+                ty,
+                lo,
+                hi,
+                always,
+            } => words(
+                format!(
+                    "this comparison is {} true: `{field}` holds values from {lo} to {hi}",
+                    always_never(*always)
+                ),
+                format!("{} true", always_never(*always)),
+                if *always {
+                    "remove the comparison, it does not filter anything".to_string()
+                } else {
+                    format!(
+                        "check the field's range and unit: {}",
+                        catalog::type_words(*ty)
+                    )
+                },
+            ),
+            NotATcpState { value, suggestion } => Words {
+                message: format!("{value} is not a TCP state"),
+                label: "not a TCP state".into(),
+                help: suggestion.as_deref().map(did_you_mean),
+            },
+            NotAnErrnoName { value, suggestion } => words(
+                format!("{value} is not an errno name"),
+                "not an errno",
+                match suggestion {
+                    Some(s) => did_you_mean(s),
+                    None => "write an errno name, e.g. `EPERM`".into(),
+                },
+            ),
+            ErrnoOrdered { value, field } => words(
+                format!("{value} is an error name: it cannot be ordered"),
+                "compared with `==` or `!=` only",
+                format!(
+                    "errno numbers mean nothing in order: write `{field} == EPERM or {field} == \
+                     ENOBUFS`, or `{field} < 0` for any errno"
+                ),
+            ),
+            ErrnoPositive {
+                value,
+                number,
+                field,
+                errno,
+            } => words(
+                format!("{value} is positive: `{field}` is 0, a negative errno or NET_XMIT_DROP"),
+                "not an error as the kernel passes it",
+                match errno {
+                    Some(n) => format!(
+                        "errnos are negative here: {number} is `{n}`, which the kernel passes as \
+                         -{number}; write `{field} == {n}`"
+                    ),
+                    None => format!(
+                        "errnos are negative here (`EPERM` is -1); compare with a name: `{field} == \
+                         EPERM`, or `{field} == NET_XMIT_DROP` for a qdisc's drop (1)"
+                    ),
+                },
+            ),
+            ErrnoNeverHere {
+                field,
+                errno,
+                why,
+                always,
+            } => {
+                let (because, help) = match why {
+                    Unreported::NotCounted(why) => (
+                        "such an attempt is not a retransmission",
+                        format!(
+                            "the kernel gives up with {errno} before it counts the attempt in \
+                             TcpRetransSegs ({why}); tcpq reports only what the kernel counts, \
+                             tracefs (`tcp/tcp_retransmit_skb`) shows every attempt"
+                        ),
+                    ),
+                    Unreported::NotAnError(why) => {
+                        ("it is not an error a socket holds", why.to_string())
+                    }
+                };
+                words(
+                    format!(
+                        "this comparison is {} true: `{field}` is never {errno} here, because \
+                         {because}",
+                        always_never(*always)
+                    ),
+                    format!("{} true", always_never(*always)),
+                    help,
+                )
+            }
+            ShellPattern {
+                value,
+                field,
+                before,
+                stem,
+                leading,
+            } => words(
+                format!("{value} looks like a shell pattern, which tcpq would match literally"),
+                "`*`, `?` or `[` inside a name",
+                if *leading {
+                    format!(
+                        "tcpq matches a command name exactly, or by its start with one trailing \
+                         `*` (`{field} == \"{stem}*\"`); there is no suffix or substring match"
+                    )
+                } else {
+                    format!(
+                        "only a trailing `*` is a pattern (\"starts with\"): write `{field} == \"{before}*\"`"
+                    )
+                },
+            ),
+            CommPrefixTooLong { value } => words(
+                format!("{value} is longer than a command name"),
+                "too long",
+                "a command name is at most 15 bytes; shorten the prefix",
+            ),
+            CommTooLong { value, len, nul } => words(
+                if *nul {
+                    format!("{value} contains a NUL byte")
+                } else {
+                    format!("{value} is {len} bytes; a command name is at most 15")
+                },
+                "too long",
+                "the kernel keeps the first 15 bytes of a command name; compare with those",
+            ),
+            FilterTooLong { insns, max } => words(
+                format!("this condition needs {insns} filter instructions; templates run at most {max}"),
+                format!("this condition needs {insns} instructions"),
+                "addresses and `comm` take two instructions per comparison; simplify the condition or split it across clauses",
+            ),
         }
     }
 }
@@ -310,5 +778,66 @@ fn set_example(n: &str, ty: FieldType) -> String {
         FieldType::Uint(_) | FieldType::Int(_) => format!("{n} in [0, 1, 10..20]"),
         // Print only (`check` says so); no set of it is well-formed.
         FieldType::Time => format!("print {n}"),
+    }
+}
+
+fn always_never(always: bool) -> &'static str {
+    if always {
+        "always"
+    } else {
+        "never"
+    }
+}
+
+/// `a port`, `an unsigned integer (bytes)`.
+pub(crate) fn type_article(ty: FieldType) -> String {
+    let w = catalog::type_words(ty);
+    let article = if w.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {w}")
+}
+
+/// A unit in words.
+pub(crate) fn unit_words(u: Unit) -> &'static str {
+    match u {
+        Unit::None => "no unit",
+        Unit::Bytes => "bytes",
+        Unit::Micros => "microseconds",
+        Unit::Millis => "milliseconds",
+        Unit::Nanos => "nanoseconds",
+        Unit::Segments => "segments",
+        Unit::DropReason => "a drop reason number",
+        Unit::RstReason => "a reset reason number",
+        Unit::KernelSymbol | Unit::Address => "a kernel address",
+        Unit::Errno => "an errno",
+    }
+}
+
+/// Suffixes a unit takes, for help lines.
+fn unit_list(u: Unit) -> &'static str {
+    match u {
+        Unit::Bytes => "a plain number of bytes or `B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`",
+        Unit::Micros => "a plain number of microseconds or `us`, `ms`, `s`",
+        Unit::Millis => "`ms`, `s`, `m` or `h`",
+        Unit::Nanos => "a plain number of nanoseconds or `ns`, `us`, `ms`, `s`",
+        Unit::Segments => "a plain number of segments",
+        Unit::None => "a plain number",
+        Unit::DropReason | Unit::RstReason => {
+            "a reason by name (`NO_SOCKET`) or a plain number (this kernel's value)"
+        }
+        Unit::KernelSymbol | Unit::Address => "a plain number (a kernel address)",
+        Unit::Errno => "an errno name (`EPERM`), or a number as the kernel passes it (-1)",
+    }
+}
+
+/// A typical suffix of a unit that takes fractions.
+fn unit_examples(u: Unit) -> Option<&'static str> {
+    match u {
+        Unit::Bytes => Some("MiB"),
+        Unit::Micros | Unit::Millis | Unit::Nanos => Some("s"),
+        _ => None,
     }
 }
