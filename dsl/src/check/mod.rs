@@ -15,9 +15,9 @@
 //!
 //! This file holds what the pass returns, the program-wide limits, and
 //! [`check`], which runs the others over each clause.
-use crate::ast::{CmpOp, Literal, Span};
+use crate::ast::{CmpOp, Span};
 use crate::catalog::ProbeDef;
-use crate::diagnostic::{type_article, Code, Diagnostic, Problem};
+use crate::diagnostic::{Diagnostic, Problem};
 use crate::plan::{Action, Output};
 use crate::resolve::{RExpr, Resolved};
 
@@ -149,18 +149,13 @@ pub fn check(resolved: &Resolved) -> Result<Checked, Vec<Diagnostic>> {
     }
     if resolved.clauses.len() > MAX_CLAUSES {
         let extra = &resolved.clauses[MAX_CLAUSES];
-        c.diagnostics.push(
-            Diagnostic::error(
-                Code::TooManyClauses,
-                format!(
-                    "this program has {} clauses; at most {MAX_CLAUSES} fit",
-                    resolved.clauses.len()
-                ),
-                extra.span.start..extra.span.start + 2,
-                format!("clause {} starts here", MAX_CLAUSES + 1),
-            )
-            .with_help("each clause loads its own template; split the program into several runs"),
-        );
+        c.diagnostics.push(Diagnostic::new(
+            Problem::TooManyClauses {
+                clauses: resolved.clauses.len(),
+                max: MAX_CLAUSES,
+            },
+            extra.span.start..extra.span.start + 2,
+        ));
     }
     if c.diagnostics.is_empty() {
         Ok(Checked { clauses })
@@ -171,13 +166,7 @@ pub fn check(resolved: &Resolved) -> Result<Checked, Vec<Diagnostic>> {
 
 /// The internal error for a `where` clause that compiled to nothing.
 fn dropped_filter(span: Span) -> Diagnostic {
-    Diagnostic::error(
-        Code::Internal,
-        "internal error: this `where` clause was not compiled, so nothing will run",
-        span,
-        "this condition was lost",
-    )
-    .with_help("this is a bug in tcpq, not in your program; please report it with the program text")
+    Diagnostic::new(Problem::FilterLost, span)
 }
 
 pub(crate) fn filter_too_long(n: usize, span: Span) -> Diagnostic {
@@ -194,12 +183,4 @@ pub(crate) fn filter_too_long(n: usize, span: Span) -> Diagnostic {
 /// first). Its methods live in the files listed above, one concern each.
 struct Checker {
     diagnostics: Vec<Diagnostic>,
-}
-
-/// How a value reads in an error: `8080` or `$port (8080)`.
-fn shown(l: &Literal) -> String {
-    match &l.from_param {
-        Some(p) => format!("`${p}` ({})", l.value),
-        None => format!("`{}`", l.value),
-    }
 }

@@ -10,8 +10,8 @@ use std::ops::Range;
 mod problem;
 mod render;
 
-pub(crate) use problem::{type_article, unit_words};
-pub use problem::{Problem, Shown};
+pub(crate) use problem::unit_words;
+pub use problem::{Lhist, Problem, Shown};
 pub use render::{render, render_all};
 
 /// A stable error code. Never renumber: scripts and docs refer to these.

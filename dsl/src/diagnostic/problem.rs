@@ -213,6 +213,60 @@ pub enum Problem {
     CommTooLong { value: Shown, len: usize, nul: bool },
     /// A `where` clause over `MAX_INSNS` instructions.
     FilterTooLong { insns: usize, max: usize },
+    // -- actions (check) ------------------------------------------------
+    /// A `count by` (or `AGG by`, `what`) key over `MAX_KEY_SLOTS`.
+    KeyTooLarge {
+        what: String,
+        slots: usize,
+        max: usize,
+        /// A histogram's bucket takes one of the slots.
+        histogram: bool,
+    },
+    /// `time`, `ktime`, `cpu` used in `what` (`where`, `count by`, ...).
+    PrintOnly {
+        field: &'static str,
+        what: String,
+        /// The field is `cpu` (which no interval aggregation stamps).
+        cpu: bool,
+    },
+    /// `sum comm`, `win_bytes / 2` on a signed field.
+    NotNumeric {
+        field: &'static str,
+        ty: FieldType,
+        what: String,
+    },
+    /// `sum err`.
+    ErrnoAggregated { field: &'static str, func: String },
+    /// `lhist` bounds that make no buckets.
+    BadHistogram(Lhist),
+    /// `print win - 1`.
+    PrintArithmetic { op: &'static str },
+    /// More than `MAX_CLAUSES` clauses.
+    TooManyClauses { clauses: usize, max: usize },
+    // -- tcpq itself ----------------------------------------------------
+    /// A `where` clause that compiled to nothing without an error.
+    FilterLost,
+}
+
+/// What is wrong with `lhist FIELD, MIN, MAX, STEP`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Lhist {
+    /// A negative STEP, or negative bounds for an unsigned field.
+    Negative { field: &'static str, step: bool },
+    /// Bounds past 64-bit signed integers.
+    Beyond64,
+    /// MIN >= MAX or STEP 0.
+    Order { lo: i64, hi: i64, step: u64 },
+    /// MAX - MIN not a multiple of STEP; `fixed` is the MAX that would be.
+    NotMultiple {
+        lo: i64,
+        hi: i64,
+        step: u64,
+        unit: Unit,
+        fixed: i128,
+    },
+    /// More buckets than a template has.
+    TooManyBuckets { buckets: u64, max: u64 },
 }
 
 /// A value as the program wrote it, and the parameter it came from.
@@ -298,6 +352,13 @@ impl Problem {
             NotATcpState { .. } | NotAnErrnoName { .. } => Code::UnknownConstant,
             CommPrefixTooLong { .. } | CommTooLong { .. } => Code::StringTooLong,
             FilterTooLong { .. } => Code::FilterTooLong,
+            KeyTooLarge { .. } => Code::KeyTooLarge,
+            PrintOnly { .. } => Code::PrintOnly,
+            NotNumeric { .. } | ErrnoAggregated { .. } => Code::NotNumeric,
+            BadHistogram(_) => Code::BadHistogram,
+            PrintArithmetic { .. } => Code::UnsupportedArithmetic,
+            TooManyClauses { .. } => Code::TooManyClauses,
+            FilterLost => Code::Internal,
         }
     }
 
@@ -762,6 +823,146 @@ impl Problem {
                 format!("this condition needs {insns} instructions"),
                 "addresses and `comm` take two instructions per comparison; simplify the condition or split it across clauses",
             ),
+            KeyTooLarge {
+                what,
+                slots,
+                max,
+                histogram,
+            } => words(
+                format!(
+                    "the `{what}` key needs {slots} slots{}; at most {max} fit",
+                    if *histogram {
+                        " (a histogram's bucket takes one)"
+                    } else {
+                        ""
+                    }
+                ),
+                "key too large",
+                "addresses and `comm` take two slots each; aggregate by fewer fields",
+            ),
+            PrintOnly { field, what, cpu } => words(
+                format!("`{field}` can only be printed, not used in `{what}`"),
+                "print only",
+                if what == "where" {
+                    format!(
+                        "the kernel stamps `{field}` on an event after the filter ran, so no filter \
+                         can test it; print it (`print {field}, ...`) and select on it afterwards, \
+                         e.g. with jq"
+                    )
+                } else {
+                    format!(
+                        "the kernel stamps `{field}` only on events it sends to userspace, not on \
+                         those it aggregates; print it (`print {field}, ...`){}",
+                        if *cpu {
+                            ""
+                        } else {
+                            ", or aggregate per interval with `every DUR`"
+                        }
+                    )
+                },
+            ),
+            NotNumeric { field, ty, what } => {
+                let (message, help) = match ty {
+                    FieldType::Int(_) => (
+                        format!("`{field}` is a signed integer"),
+                        format!(
+                            "`/` and `*` apply to unsigned values only; compare, print or aggregate \
+                             `{field}` itself"
+                        ),
+                    ),
+                    FieldType::Comm => (
+                        format!("`{field}` is a string"),
+                        format!(
+                            "`{what}` needs a number; to count per command name write `count by {field}`"
+                        ),
+                    ),
+                    FieldType::Time => (
+                        format!("`{field}` is a wall-clock time, not a number"),
+                        "print `time` as it is, or `ktime` (nanoseconds, a number: `ktime / 1ms`)"
+                            .to_string(),
+                    ),
+                    ty => (
+                        format!("`{field}` is {}, not a number", type_article(*ty)),
+                        format!("`{what}` needs a number; to count per value write `count by {field}`"),
+                    ),
+                };
+                let label = if matches!(ty, FieldType::Int(_)) {
+                    "signed"
+                } else {
+                    "not a number"
+                };
+                words(message, label, help)
+            }
+            ErrnoAggregated { field, func } => words(
+                format!("`{field}` is an error code, not a quantity"),
+                format!("`{func}` needs a quantity"),
+                format!("count the events per error: `count by {field}` (or `sum segs by {field}`)"),
+            ),
+            BadHistogram(h) => {
+                let (message, help) = match h {
+                    Lhist::Negative { field, step } => (
+                        "`lhist` bounds are negative".to_string(),
+                        if *step {
+                            "write `lhist FIELD, MIN, MAX, STEP` with MIN < MAX and STEP > 0"
+                                .to_string()
+                        } else {
+                            format!(
+                                "`{field}` is never negative: write `lhist FIELD, MIN, MAX, STEP` \
+                                 with 0 <= MIN < MAX and STEP > 0"
+                            )
+                        },
+                    ),
+                    Lhist::Beyond64 => (
+                        "`lhist` bounds beyond 64-bit signed integers".to_string(),
+                        "write bounds between -2^63 and 2^63-1".to_string(),
+                    ),
+                    Lhist::Order { lo, hi, step } => (
+                        format!("`lhist` needs MIN < MAX and STEP > 0 (got {lo}, {hi}, {step})"),
+                        "write `lhist FIELD, MIN, MAX, STEP`, e.g. `lhist srtt, 0, 100ms, 10ms`"
+                            .to_string(),
+                    ),
+                    Lhist::NotMultiple {
+                        lo,
+                        hi,
+                        step,
+                        unit,
+                        fixed,
+                    } => {
+                        let in_unit = if *unit == Unit::None {
+                            String::new()
+                        } else {
+                            format!(" ({})", unit_words(*unit))
+                        };
+                        (
+                            format!(
+                                "`lhist` range {lo}..{hi}{in_unit} is not a multiple of the step {step}"
+                            ),
+                            format!("make MAX - MIN a multiple of STEP, e.g. MAX = {fixed}"),
+                        )
+                    }
+                    Lhist::TooManyBuckets { buckets, max } => (
+                        format!("`lhist` would make {buckets} buckets; at most {max}"),
+                        "use a larger STEP or a narrower range (or `hist` for powers of two)"
+                            .to_string(),
+                    ),
+                };
+                words(message, "bad bounds", help)
+            }
+            TooManyClauses { clauses, max } => words(
+                format!("this program has {clauses} clauses; at most {max} fit"),
+                format!("clause {} starts here", max + 1),
+                "each clause loads its own template; split the program into several runs",
+            ),
+            FilterLost => words(
+                "internal error: this `where` clause was not compiled, so nothing will run",
+                "this condition was lost",
+                "this is a bug in tcpq, not in your program; please report it with the program text",
+            ),
+            PrintArithmetic { op } => words(
+                format!("`{op}` is not supported in `print`"),
+                "only `/` and `*` here",
+                "print `FIELD / NUMBER` or `FIELD * NUMBER`, e.g. `win_bytes / 1024 as win_kib`",
+            ),
         }
     }
 }
@@ -790,7 +991,7 @@ fn always_never(always: bool) -> &'static str {
 }
 
 /// `a port`, `an unsigned integer (bytes)`.
-pub(crate) fn type_article(ty: FieldType) -> String {
+fn type_article(ty: FieldType) -> String {
     let w = catalog::type_words(ty);
     let article = if w.starts_with(['a', 'e', 'i', 'o', 'u']) {
         "an"
