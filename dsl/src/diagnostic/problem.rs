@@ -243,9 +243,78 @@ pub enum Problem {
     PrintArithmetic { op: &'static str },
     /// More than `MAX_CLAUSES` clauses.
     TooManyClauses { clauses: usize, max: usize },
+    /// A modifier on the wrong action, or given twice.
+    BadModifier {
+        word: &'static str,
+        twice: bool,
+        /// `word` is `top`/`every` after `print` (or `limit` after an
+        /// aggregation).
+        misplaced: bool,
+    },
+    /// `every 1ms`.
+    EveryTooShort { value: String, min_ms: u64 },
+    /// `top 0`, `limit x`.
+    NotACount { word: &'static str, value: String },
+    /// `every 5`, `--duration 5`.
+    DurationWithoutUnit { name: String, value: String },
+    /// `--duration -1s`.
+    NegativeDuration { name: String, value: String },
+    /// `--duration` past 2^64 - 1 ms.
+    DurationTooLong { name: String, value: String },
+    // -- names (resolve) ------------------------------------------------
+    /// `on PROBE` names no probe.
+    UnknownProbe {
+        name: String,
+        suggestion: Option<String>,
+        probes: Vec<&'static str>,
+    },
+    /// A field that the probe does not have.
+    UnknownField {
+        name: String,
+        probe: &'static str,
+        hint: FieldHint,
+    },
+    /// `$name` that the recipe does not declare.
+    UndeclaredParam {
+        name: String,
+        suggestion: Option<String>,
+        /// The program declares no parameter at all (`-e`).
+        none_declared: bool,
+    },
+    /// `$ports in [...]` with a set parameter.
+    SetNotAField,
+    /// `where $ports`.
+    SetAlone,
+    /// A set parameter in arithmetic, or compared with a value.
+    SetMisused {
+        name: String,
+        given: String,
+        arithmetic: bool,
+    },
+    /// `dport < $ports`.
+    SetOrdered {
+        name: String,
+        given: String,
+        field: String,
+        op: &'static str,
+    },
     // -- tcpq itself ----------------------------------------------------
     /// A `where` clause that compiled to nothing without an error.
     FilterLost,
+}
+
+/// What tcpq can tell about an unknown field's name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum FieldHint {
+    /// A near name (or an alias from another tool) of the probe.
+    Suggest(String),
+    /// A field of another probe.
+    OtherProbe(&'static str),
+    /// bpftrace's `arg0`.
+    Positional,
+    /// Compared with a string: a word meant as a field?
+    ComparedWithString,
+    Nothing,
 }
 
 /// What is wrong with `lhist FIELD, MIN, MAX, STEP`.
@@ -359,6 +428,22 @@ impl Problem {
             PrintArithmetic { .. } => Code::UnsupportedArithmetic,
             TooManyClauses { .. } => Code::TooManyClauses,
             FilterLost => Code::Internal,
+            BadModifier { .. } => Code::BadModifier,
+            EveryTooShort { .. } | NegativeDuration { .. } | DurationTooLong { .. } => {
+                Code::OutOfRange
+            }
+            NotACount { .. } => Code::InvalidLiteral,
+            DurationWithoutUnit { .. } => Code::MissingUnit,
+            UnknownProbe { .. } => Code::UnknownProbe,
+            UnknownField { .. } => Code::UnknownField,
+            UndeclaredParam { .. } => Code::UndeclaredParam,
+            SetNotAField => Code::NeedFieldAndValue,
+            SetAlone => Code::NotAPredicate,
+            SetMisused {
+                arithmetic: true, ..
+            } => Code::UnsupportedArithmetic,
+            SetMisused { .. } => Code::NeedFieldAndValue,
+            SetOrdered { .. } => Code::UnsupportedOperator,
         }
     }
 
@@ -957,6 +1042,144 @@ impl Problem {
                 "internal error: this `where` clause was not compiled, so nothing will run",
                 "this condition was lost",
                 "this is a bug in tcpq, not in your program; please report it with the program text",
+            ),
+            BadModifier {
+                word,
+                twice,
+                misplaced,
+            } => words(
+                if *twice {
+                    format!("`{word}` is given twice")
+                } else {
+                    format!("`{word}` does not apply here")
+                },
+                format!("`{word}` here"),
+                match (*misplaced, *word) {
+                    (true, "limit") => "`limit` applies to `print`; an aggregation prints once at \
+                                        the end (or `every DUR`)"
+                        .to_string(),
+                    (true, _) => format!(
+                        "`{word}` applies to aggregations (`count`, `sum`, `hist`, ...), not to `print`"
+                    ),
+                    (false, _) => format!("keep one `{word}`"),
+                },
+            ),
+            EveryTooShort { value, min_ms } => words(
+                format!("`every {value}` is too short"),
+                format!("at least {min_ms}ms"),
+                format!("print at most every {min_ms}ms"),
+            ),
+            NotACount { word, value } => words(
+                format!("`{word} {value}` needs a whole number from 1 up"),
+                "not a count",
+                format!("write e.g. `{word} 10`"),
+            ),
+            DurationWithoutUnit { name, value } => words(
+                format!("`{name} {value}` has no unit"),
+                "a duration needs a unit",
+                format!("write e.g. `{name} {value}s` or `{name} {value}ms`"),
+            ),
+            NegativeDuration { name, value } => words(
+                format!("`{name} {value}` is negative"),
+                "at least 0",
+                format!("write a duration from `{name} 0s` up"),
+            ),
+            DurationTooLong { name, value } => Words {
+                message: format!("`{name} {value}` is too long"),
+                label: "at most 2^64 - 1 milliseconds".into(),
+                help: None,
+            },
+            UnknownProbe {
+                name,
+                suggestion,
+                probes,
+            } => words(
+                format!("unknown probe `{name}`"),
+                "not a probe",
+                match suggestion {
+                    Some(s) => did_you_mean(s),
+                    None => format!(
+                        "probes are {}",
+                        probes
+                            .iter()
+                            .map(|p| format!("`{p}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                },
+            ),
+            UnknownField { name, probe, hint } => Words {
+                message: format!("unknown field `{name}` on probe `{probe}`"),
+                label: format!("not a field of `{probe}`"),
+                help: match hint {
+                    FieldHint::Suggest(s) => Some(did_you_mean(s)),
+                    FieldHint::OtherProbe(p) => {
+                        Some(format!("`{name}` is a field of `{p}`, not of `{probe}`"))
+                    }
+                    // bpftrace's `arg0..argN` are a kprobe's raw registers,
+                    // whose meaning depends on the function's prototype.
+                    FieldHint::Positional => Some(format!(
+                        "tcpq has no positional arguments: fields have names, types and units; \
+                         `tcpq -l {probe}` lists them"
+                    )),
+                    FieldHint::ComparedWithString => {
+                        Some("compare a field with the string, e.g. `comm == \"nginx\"`".into())
+                    }
+                    FieldHint::Nothing => None,
+                },
+            },
+            UndeclaredParam {
+                name,
+                suggestion,
+                none_declared,
+            } => words(
+                format!("parameter `${name}` is not declared"),
+                "undeclared parameter",
+                match (suggestion, none_declared) {
+                    (Some(s), _) => format!("did you mean `${s}`?"),
+                    (None, true) => "parameters come from a recipe's `# @param NAME: TYPE` header; \
+                                     `-e` programs have none"
+                        .into(),
+                    (None, false) => format!("declare it: `# @param {name}: TYPE  help`"),
+                },
+            ),
+            SetNotAField => words(
+                "`in` needs a field on its left",
+                "a set parameter, not a field",
+                "write e.g. `dport in $ports` or `dport == $ports`",
+            ),
+            SetAlone => words(
+                "a value alone is not a condition",
+                "expected a comparison",
+                "compare a field with it, e.g. `dport == $port`",
+            ),
+            SetMisused {
+                name,
+                given,
+                arithmetic: true,
+            } => words(
+                format!("`${name}` is a set (`--param {name}={given}`): arithmetic with a set is not supported"),
+                "a set parameter",
+                "compare the field itself with the set, e.g. `dport == $port`",
+            ),
+            SetMisused { name, given, .. } => words(
+                format!("`${name}` is a set (`--param {name}={given}`) compared with a value"),
+                "a set parameter",
+                "a set is tested against a field: `FIELD == $p` (the field is one of the items) or `FIELD != $p`",
+            ),
+            SetOrdered {
+                name,
+                given,
+                field,
+                op,
+            } => words(
+                format!("`${name}` is a set (`--param {name}={given}`); `{op}` does not apply to a set"),
+                "only `==` and `!=` with a set",
+                format!(
+                    "`{field} == ${name}` keeps events whose `{field}` is one of the items, `{field} != ${name}` \
+                     those whose `{field}` is none of them; for a bound, pass one value (or a \
+                     range `A..B`)"
+                ),
             ),
             PrintArithmetic { op } => words(
                 format!("`{op}` is not supported in `print`"),
