@@ -298,9 +298,53 @@ pub enum Problem {
         field: String,
         op: &'static str,
     },
+    // -- syntax (parse) -------------------------------------------------
+    /// A program with no clause.
+    EmptyProgram,
+    /// Nothing to parse at all.
+    EmptyInput,
+    /// `on a print x on b print y` on one line.
+    MissingSeparator,
+    /// More operators than any valid clause has.
+    TooComplex {
+        /// Too deep (parentheses, `not`) rather than too long.
+        nesting: bool,
+        max_nesting: usize,
+        max_connectives: usize,
+        max_insns: usize,
+    },
+    /// `&&`, `||`, `!`; `word` is tcpq's spelling.
+    CStyleOperator { written: String, word: &'static str },
+    /// `win = 0`.
+    SingleEquals,
+    /// A literal that does not make sense on its own.
+    BadLiteral(BadLiteral),
     // -- tcpq itself ----------------------------------------------------
     /// A `where` clause that compiled to nothing without an error.
     FilterLost,
+    /// The grammar and the syntax-tree builder disagree.
+    TreeShape,
+}
+
+/// What is wrong with a literal (all [`Code::InvalidLiteral`]).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BadLiteral {
+    /// `10.0.0.0/40`.
+    PrefixLength { len: String, max: u8 },
+    /// Not an address at all.
+    NotAnAddress { text: String },
+    /// An integer past 64 bits.
+    TooLarge { text: String },
+    /// `0x`.
+    NoHexDigits { text: String },
+    /// `256.1.1.1`.
+    NotIpv4 { text: String },
+    /// `fe80:::1`.
+    NotIpv6 { text: String },
+    /// `"\q"`.
+    UnknownEscape { escape: char },
+    /// `"abc\`.
+    TrailingBackslash,
 }
 
 /// What tcpq can tell about an unknown field's name.
@@ -428,6 +472,12 @@ impl Problem {
             PrintArithmetic { .. } => Code::UnsupportedArithmetic,
             TooManyClauses { .. } => Code::TooManyClauses,
             FilterLost => Code::Internal,
+            TreeShape | EmptyInput => Code::Syntax,
+            EmptyProgram => Code::EmptyProgram,
+            MissingSeparator => Code::MissingSeparator,
+            TooComplex { .. } => Code::FilterTooLong,
+            CStyleOperator { .. } | SingleEquals => Code::CStyleOperator,
+            BadLiteral(_) => Code::InvalidLiteral,
             BadModifier { .. } => Code::BadModifier,
             EveryTooShort { .. } | NegativeDuration { .. } | DurationTooLong { .. } => {
                 Code::OutOfRange
@@ -1181,6 +1231,88 @@ impl Problem {
                      range `A..B`)"
                 ),
             ),
+            EmptyProgram => words(
+                "the program has no clause",
+                "expected `on PROBE ...`",
+                "write e.g. `on tcp_select_window where win == 0 print pid, comm`",
+            ),
+            EmptyInput => Words {
+                message: "empty input".into(),
+                label: String::new(),
+                help: None,
+            },
+            MissingSeparator => words(
+                "two clauses on one line",
+                "a new clause starts here",
+                "separate clauses with `;` or put each on its own line",
+            ),
+            TooComplex {
+                nesting,
+                max_nesting,
+                max_connectives,
+                max_insns,
+            } => words(
+                if *nesting {
+                    format!("this clause has more than {max_nesting} parentheses and `not`s")
+                } else {
+                    format!("this clause has more than {max_connectives} `and`s and `or`s")
+                },
+                "too complex from here on",
+                format!(
+                    "a filter runs at most {max_insns} comparisons; simplify the condition or split it across clauses"
+                ),
+            ),
+            CStyleOperator { written, word } => words(
+                format!("`{written}` is not an operator here"),
+                format!("write `{word}`"),
+                format!("tcpq spells it `{word}`"),
+            ),
+            SingleEquals => words(
+                "`=` is not a comparison",
+                "write `==`",
+                "compare with `==`",
+            ),
+            BadLiteral(b) => {
+                let (message, help) = match b {
+                    self::BadLiteral::PrefixLength { len, max } => (
+                        format!("`/{len}` is not a prefix length for this address"),
+                        format!("the prefix length of this address is 0 to {max}"),
+                    ),
+                    self::BadLiteral::NotAnAddress { text } => (
+                        format!("`{text}` is not an address"),
+                        "write e.g. `10.0.0.0/8` or `fd00::/8`".into(),
+                    ),
+                    self::BadLiteral::TooLarge { text } => (
+                        format!("`{text}` is too large"),
+                        "values are at most 64 bits".into(),
+                    ),
+                    self::BadLiteral::NoHexDigits { text } => (
+                        format!("`{text}` is not a number"),
+                        "hex numbers need digits: `0x1f`".into(),
+                    ),
+                    self::BadLiteral::NotIpv4 { text } => (
+                        format!("`{text}` is not an IPv4 address"),
+                        "each of the four numbers must be 0 to 255, without leading zeros".into(),
+                    ),
+                    self::BadLiteral::NotIpv6 { text } => (
+                        format!("`{text}` is not an IPv6 address"),
+                        "write it like `::1`, `fe80::1` or `2001:db8::10`".into(),
+                    ),
+                    self::BadLiteral::UnknownEscape { escape } => (
+                        format!("unknown escape `\\{escape}` in string"),
+                        ESCAPES.into(),
+                    ),
+                    self::BadLiteral::TrailingBackslash => {
+                        ("string ends with `\\`".into(), ESCAPES.into())
+                    }
+                };
+                words(message, "not a valid value", help)
+            }
+            TreeShape => Words {
+                message: "internal error: unexpected syntax tree shape".into(),
+                label: "here".into(),
+                help: None,
+            },
             PrintArithmetic { op } => words(
                 format!("`{op}` is not supported in `print`"),
                 "only `/` and `*` here",
@@ -1204,6 +1336,8 @@ fn set_example(n: &str, ty: FieldType) -> String {
         FieldType::Time => format!("print {n}"),
     }
 }
+
+const ESCAPES: &str = "escapes are `\\\"`, `\\\\`, `\\n`, `\\t`";
 
 fn always_never(always: bool) -> &'static str {
     if always {
