@@ -319,9 +319,45 @@ pub enum Problem {
     SingleEquals,
     /// A literal that does not make sense on its own.
     BadLiteral(BadLiteral),
+    /// Every clause switched off by its parameters; `left_out` names them.
+    AllSwitchedOff { left_out: Vec<String> },
+    /// `-p 4242` on a clause whose probe has no `pid`.
+    RestrictionField {
+        flag: String,
+        field: &'static str,
+        probe: &'static str,
+    },
+    // -- tcpq sockets ---------------------------------------------------
+    /// `tcpq sockets count`.
+    SocketsAggregate,
+    /// `tcpq sockets ... top 5`.
+    SocketsModifier,
+    /// A field `tcpq sockets` does not have.
+    SocketsUnknownField { name: String, hint: FieldHint },
+    // -- this kernel (found by the runtime) -----------------------------
+    /// A field this kernel cannot provide; `probe` is `None` for
+    /// `tcpq sockets`.
+    FieldUnavailable {
+        field: String,
+        probe: Option<String>,
+        why: String,
+    },
+    /// A named kernel constant this kernel's BTF lacks.
+    ConstantUnavailable {
+        constant: String,
+        enum_name: String,
+        why: String,
+        suggestion: Option<String>,
+    },
     // -- tcpq itself ----------------------------------------------------
     /// A `where` clause that compiled to nothing without an error.
     FilterLost,
+    /// A sockets query that resolved to no clause.
+    SocketsNoClause,
+    /// A sockets query that resolved to an aggregation.
+    SocketsNotAListing,
+    /// A kernel constant in a sockets query.
+    SocketsConstant,
     /// The grammar and the syntax-tree builder disagree.
     TreeShape,
 }
@@ -471,7 +507,13 @@ impl Problem {
             BadHistogram(_) => Code::BadHistogram,
             PrintArithmetic { .. } => Code::UnsupportedArithmetic,
             TooManyClauses { .. } => Code::TooManyClauses,
-            FilterLost => Code::Internal,
+            FilterLost | SocketsConstant => Code::Internal,
+            SocketsNoClause => Code::Syntax,
+            SocketsAggregate | SocketsModifier | SocketsNotAListing => Code::NotForSockets,
+            SocketsUnknownField { .. } | RestrictionField { .. } => Code::UnknownField,
+            AllSwitchedOff { .. } => Code::EmptyProgram,
+            FieldUnavailable { .. } => Code::FieldUnavailable,
+            ConstantUnavailable { .. } => Code::ConstantUnavailable,
             TreeShape | EmptyInput => Code::Syntax,
             EmptyProgram => Code::EmptyProgram,
             MissingSeparator => Code::MissingSeparator,
@@ -1308,6 +1350,96 @@ impl Problem {
                 };
                 words(message, "not a valid value", help)
             }
+            AllSwitchedOff { left_out } => words(
+                "every clause is switched off by its parameters",
+                "false with these parameters",
+                format!(
+                    "with these `--param` values no clause is left to run: {}",
+                    left_out.join("; ")
+                ),
+            ),
+            RestrictionField { flag, field, probe } => words(
+                format!("`{flag}` keeps only events whose `{field}` matches, but probe `{probe}` has no field `{field}`"),
+                format!("no `{field}` here"),
+                format!("leave out `{flag}`, or this clause (`tcpq -l {probe}` lists its fields)"),
+            ),
+            SocketsAggregate => words(
+                "`tcpq sockets` lists sockets; it does not aggregate",
+                "an aggregation",
+                "write `print FIELD, ...` (or nothing, for the default columns); to count \
+                 sockets, count the lines (`tcpq sockets ... --format json | wc -l`)",
+            ),
+            SocketsModifier => words(
+                "`tcpq sockets` takes no `top`, `every` or `limit`",
+                "not for a listing",
+                "it lists every socket that matches, once; narrow the `where` instead",
+            ),
+            SocketsUnknownField { name, hint } => {
+                let label = "not a field of `sockets`".to_string();
+                if let Some((_, help)) = NOT_IN_SOCKETS.iter().find(|(n, _)| n == name) {
+                    return words(format!("`tcpq sockets` has no `{name}`"), label, *help);
+                }
+                Words {
+                    message: format!("unknown field `{name}` of `tcpq sockets`"),
+                    label,
+                    help: match hint {
+                        FieldHint::OtherProbe(p) => Some(format!(
+                            "`{name}` is a field of `{p}`, not of `tcpq sockets` (`tcpq -l sockets` \
+                             lists its fields)"
+                        )),
+                        hint => UnknownField {
+                            name: name.clone(),
+                            probe: "sockets",
+                            hint: hint.clone(),
+                        }
+                        .words()
+                        .help,
+                    },
+                }
+            }
+            FieldUnavailable { field, probe, why } => words(
+                format!("`{field}` cannot be read on this kernel"),
+                "not available on this kernel",
+                match probe {
+                    Some(probe) => format!(
+                        "{why}; this kernel's `{probe}` cannot provide `{field}`: leave it out, or run on a \
+                         kernel that has it (`tcpq --explain` lists what this kernel resolves)"
+                    ),
+                    None => format!("{why}; leave it out, or run on a kernel that has it"),
+                },
+            ),
+            ConstantUnavailable {
+                constant,
+                enum_name,
+                why,
+                suggestion,
+            } => words(
+                format!("`{constant}` is not in this kernel's `enum {enum_name}`"),
+                "not on this kernel",
+                match suggestion {
+                    Some(s) => format!("{why}; did you mean `{s}`? (or compare with the number)"),
+                    None => format!(
+                        "{why}; compare with the number instead (`tcpq -l PROBE` lists the fields, \
+                         `bpftool btf dump file /sys/kernel/btf/vmlinux format c` this kernel's enum)"
+                    ),
+                },
+            ),
+            SocketsNoClause => Words {
+                message: "nothing to list (internal: the query resolved to no clause)".into(),
+                label: String::new(),
+                help: None,
+            },
+            SocketsNotAListing => Words {
+                message: "`tcpq sockets` lists sockets; it does not aggregate".into(),
+                label: String::new(),
+                help: None,
+            },
+            SocketsConstant => Words {
+                message: "internal error: a kernel constant in a `tcpq sockets` query cannot be bound"
+                    .into(),
+                label: String::new(),
+                help: None,
+            },
             TreeShape => Words {
                 message: "internal error: unexpected syntax tree shape".into(),
                 label: "here".into(),
@@ -1336,6 +1468,26 @@ fn set_example(n: &str, ty: FieldType) -> String {
         FieldType::Time => format!("print {n}"),
     }
 }
+
+/// The probes' fields a listing cannot have, and what to use instead.
+const NOT_IN_SOCKETS: &[(&str, &str)] = &[
+    (
+        "rttvar",
+        "tcp_info has no tcp_sock.rttvar_us; `mdev` is what ss shows as rtt:SRTT/MDEV",
+    ),
+    (
+        "skaddr",
+        "sock_diag shows no kernel addresses; `sock_cookie` tells sockets apart",
+    ),
+    (
+        "task_pid",
+        "a listing has no task on the CPU; `pid` is the process holding the socket",
+    ),
+    (
+        "task_comm",
+        "a listing has no task on the CPU; `comm` is the process holding the socket",
+    ),
+];
 
 const ESCAPES: &str = "escapes are `\\\"`, `\\\\`, `\\n`, `\\t`";
 
