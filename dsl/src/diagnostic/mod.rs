@@ -11,7 +11,7 @@ mod problem;
 mod render;
 
 pub(crate) use problem::unit_words;
-pub use problem::{BadLiteral, FieldHint, Lhist, Problem, Shown};
+pub use problem::{BadLiteral, DeclFault, FieldHint, Lhist, Problem, Shown};
 pub use render::{render, render_all};
 
 /// A stable error code. Never renumber: scripts and docs refer to these.

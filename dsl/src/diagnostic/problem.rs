@@ -10,6 +10,7 @@ use super::Code;
 use crate::ast::Literal;
 use crate::catalog::{self, Unreported};
 use crate::plan::{FieldType, Unit};
+use crate::recipe::ParamType;
 
 /// One problem a pass found, with what it found. Each variant has one
 /// [`Code`] ([`Problem::code`]); several variants may share one.
@@ -327,6 +328,52 @@ pub enum Problem {
         field: &'static str,
         probe: &'static str,
     },
+    // -- recipes and parameters -----------------------------------------
+    /// The same `@param` twice.
+    DuplicateParamDecl { name: String },
+    /// `@parm`.
+    UnknownDirective {
+        word: String,
+        suggestion: Option<String>,
+    },
+    /// A `@param` line that is not `NAME: TYPE [= DEFAULT] HELP`.
+    MalformedParamDecl(DeclFault),
+    /// `@param p: int`.
+    UnknownParamType {
+        word: String,
+        suggestion: Option<String>,
+        types: Vec<&'static str>,
+    },
+    /// `@param p: port? = 80`.
+    OptionalWithDefault {
+        name: String,
+        ty_word: String,
+        default: String,
+    },
+    /// A default that does not parse as the parameter's type; `reason`
+    /// is [`crate::recipe`]'s value parser's.
+    BadDefault {
+        name: String,
+        ty: ParamType,
+        reason: String,
+    },
+    /// `--param a=1 --param a=2`.
+    DuplicateParam { name: String },
+    /// `--param` naming no declared parameter.
+    UnknownParam {
+        name: String,
+        suggestion: Option<String>,
+        declared: Vec<String>,
+    },
+    /// A `--param` value that does not parse as its type.
+    BadParamValue {
+        name: String,
+        text: String,
+        ty: ParamType,
+        reason: String,
+    },
+    /// A parameter without default, not given.
+    MissingParam { name: String, ty: ParamType },
     // -- tcpq sockets ---------------------------------------------------
     /// `tcpq sockets count`.
     SocketsAggregate,
@@ -360,6 +407,17 @@ pub enum Problem {
     SocketsConstant,
     /// The grammar and the syntax-tree builder disagree.
     TreeShape,
+}
+
+/// What a malformed `@param` line lacks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeclFault {
+    /// No `: TYPE`.
+    NoType,
+    /// No name before the `:`.
+    NoName,
+    /// `= "abc` without the closing quote.
+    UnclosedQuote,
 }
 
 /// What is wrong with a literal (all [`Code::InvalidLiteral`]).
@@ -512,6 +570,15 @@ impl Problem {
             SocketsAggregate | SocketsModifier | SocketsNotAListing => Code::NotForSockets,
             SocketsUnknownField { .. } | RestrictionField { .. } => Code::UnknownField,
             AllSwitchedOff { .. } => Code::EmptyProgram,
+            DuplicateParamDecl { .. } => Code::DuplicateParamDecl,
+            UnknownDirective { .. } => Code::UnknownDirective,
+            MalformedParamDecl(_) | UnknownParamType { .. } | OptionalWithDefault { .. } => {
+                Code::BadParamDecl
+            }
+            BadDefault { .. } | BadParamValue { .. } => Code::BadParamValue,
+            DuplicateParam { .. } => Code::DuplicateParam,
+            UnknownParam { .. } => Code::UnknownParam,
+            MissingParam { .. } => Code::MissingParam,
             FieldUnavailable { .. } => Code::FieldUnavailable,
             ConstantUnavailable { .. } => Code::ConstantUnavailable,
             TreeShape | EmptyInput => Code::Syntax,
@@ -1362,6 +1429,111 @@ impl Problem {
                 format!("`{flag}` keeps only events whose `{field}` matches, but probe `{probe}` has no field `{field}`"),
                 format!("no `{field}` here"),
                 format!("leave out `{flag}`, or this clause (`tcpq -l {probe}` lists its fields)"),
+            ),
+            DuplicateParamDecl { name } => words(
+                format!("parameter `{name}` is declared twice"),
+                "declared again here",
+                "keep one declaration of each parameter",
+            ),
+            UnknownDirective { word, suggestion } => words(
+                format!("unknown header directive `@{word}`"),
+                "not a directive",
+                match suggestion {
+                    Some(s) => format!("did you mean `@{s}`?"),
+                    None => "directives are `@param`, `@example` and `@expect`".into(),
+                },
+            ),
+            MalformedParamDecl(fault) => words(
+                match fault {
+                    DeclFault::NoType => "a parameter needs a name and a type",
+                    DeclFault::NoName => "a parameter needs a name",
+                    DeclFault::UnclosedQuote => "the default's opening `\"` has no closing `\"`",
+                },
+                "malformed declaration",
+                "write `@param NAME: TYPE [= DEFAULT] HELP` or `@param NAME: TYPE? HELP` (optional), \
+                 TYPE one of u64, i64, port, addr, string, bool, state",
+            ),
+            UnknownParamType {
+                word,
+                suggestion,
+                types,
+            } => words(
+                format!("unknown parameter type `{word}`"),
+                "not a type",
+                match suggestion {
+                    Some(s) => did_you_mean(s),
+                    None => format!("types are {}", types.join(", ")),
+                },
+            ),
+            OptionalWithDefault {
+                name,
+                ty_word,
+                default,
+            } => words(
+                format!("optional parameter `{name}` has a default"),
+                "`?` and a default",
+                format!(
+                    "an optional parameter that is not given leaves out the comparisons that \
+                     use it; one with a default always has a value: write `{name}: {ty_word}? \
+                     HELP` or `{name}: {ty_word} = {default} HELP`"
+                ),
+            ),
+            BadDefault { name, ty, reason } => words(
+                format!("default of `{name}`: {reason}"),
+                format!("not a valid {ty}"),
+                format!("`{name}` is declared as {}", ty.expects()),
+            ),
+            DuplicateParam { name } => Words {
+                message: format!("`--param {name}` is given more than once"),
+                label: String::new(),
+                help: Some("give each parameter once".into()),
+            },
+            UnknownParam {
+                name,
+                suggestion,
+                declared,
+            } => Words {
+                message: format!("unknown parameter `{name}`"),
+                label: String::new(),
+                help: Some(match suggestion {
+                    _ if declared.is_empty() => "this program declares no parameters".to_string(),
+                    Some(s) => did_you_mean(s),
+                    None => format!(
+                        "declared parameters: {}",
+                        declared
+                            .iter()
+                            .map(|d| format!("`{d}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                }),
+            },
+            BadParamValue {
+                name,
+                text,
+                ty,
+                reason,
+            } => words(
+                format!("`--param {name}={text}`: {reason}"),
+                format!("declared as `{ty}` here"),
+                if *ty == ParamType::Bool {
+                    format!("pass {}", ty.expects())
+                } else {
+                    format!(
+                        "pass {}, or several separated by commas{}",
+                        ty.expects(),
+                        match ty {
+                            t if t.takes_ranges() => " or a range `A..B`",
+                            ParamType::Addr => " or a prefix `ADDR/LEN`",
+                            _ => "",
+                        }
+                    )
+                },
+            ),
+            MissingParam { name, ty } => words(
+                format!("missing required parameter `{name}`"),
+                "declared without a default here",
+                format!("pass `--param {name}=VALUE`, where VALUE is {}", ty.expects()),
             ),
             SocketsAggregate => words(
                 "`tcpq sockets` lists sockets; it does not aggregate",
