@@ -9,8 +9,9 @@
 //!
 //! [`compile`] runs them all (plus the recipe header and `--param` binding);
 //! [`explain`] turns a plan back into words for `tcpq --explain`.
-//! Diagnostics are plain data ([`diagnostic::Diagnostic`]) rendered in one
-//! place ([`diagnostic::render`]).
+//! Diagnostics are plain data: a pass reports a [`diagnostic::Problem`]
+//! (what it found), worded in one place ([`diagnostic::Problem`]'s
+//! `words`) and rendered in one place ([`diagnostic::render`]).
 //!
 //! Invariants: nothing here touches the kernel; no input makes it panic; a
 //! `where` clause only ever changes a plan's `filter`.

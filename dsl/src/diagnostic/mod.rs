@@ -345,6 +345,35 @@ mod tests {
         assert_eq!(Code::UnknownField.to_string(), "E0102");
     }
 
+    /// A pass says what it found; the words come from it. Tests can match
+    /// the data rather than the text.
+    #[test]
+    fn diagnostics_carry_what_was_found() {
+        let src = "on tcp_select_window where wn == 0 print pid, comm";
+        let d = crate::compile(src, "<test>", &[]).unwrap_err();
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            d[0].problem,
+            Some(Problem::UnknownField {
+                name: "wn".into(),
+                probe: "tcp_select_window",
+                hint: FieldHint::Suggest("win".into()),
+            })
+        );
+        assert_eq!(d[0].code, Code::UnknownField);
+        assert_eq!(d[0].span, 27..29);
+        assert_eq!(d[0].help.as_deref(), Some("did you mean `win`?"));
+    }
+
+    /// A problem with no place in the source (a `--param` name) has no
+    /// label, so it renders without a snippet.
+    #[test]
+    fn unlocated_problems_have_no_place() {
+        let d = Diagnostic::unlocated_problem(Problem::DuplicateParam { name: "p".into() });
+        assert!(!d.is_located());
+        assert_eq!(d.code, Code::DuplicateParam);
+    }
+
     #[test]
     fn suggestions() {
         assert_eq!(suggest("wn", ["win", "seq"]), Some("win"));
