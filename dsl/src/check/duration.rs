@@ -42,7 +42,7 @@ impl Checker {
 
 /// A command-line duration (`--duration 5s`), read as the language reads
 /// `every 5s`; `name` is the flag, for the messages. At least zero (a
-/// negative one is [`Code::OutOfRange`]). Spans point into `text`.
+/// negative one is [`crate::diagnostic::Code::OutOfRange`]). Spans point into `text`.
 pub fn parse_duration(text: &str, name: &str) -> Result<Duration, Vec<Diagnostic>> {
     let lit = crate::parse::parse_number(text)?;
     let mut c = Checker {

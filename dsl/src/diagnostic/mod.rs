@@ -226,7 +226,7 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    /// The diagnostic for `problem` at `span`, worded by [`Problem::words`].
+    /// The diagnostic for `problem` at `span`, worded by `Problem::words`.
     pub fn new(problem: Problem, span: Range<usize>) -> Self {
         let w = problem.words();
         Diagnostic {
