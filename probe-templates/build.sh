@@ -46,6 +46,10 @@ command -v bpf-linker >/dev/null || { echo "bpf-linker missing: run $0 --install
 # from one fixed staging path: the same commit then gives the same bytes in
 # any checkout. --check builds there too, never touching prebuilt/.
 stage=/tmp/tcpq-template-build
+# One build at a time uses the fixed path: a second checkout's build (or
+# --check) waits for the first instead of deleting its files under it.
+exec 9>"$stage.build-lock"
+flock 9
 rm -rf "$stage"
 mkdir -p "$stage/src"
 cp -r "$ebpf" "$stage/src/ebpf"
