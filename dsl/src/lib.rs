@@ -9,8 +9,9 @@
 //!
 //! [`compile`] runs them all (plus the recipe header and `--param` binding);
 //! [`explain`] turns a plan back into words for `tcpq --explain`.
-//! Diagnostics are plain data ([`diagnostic::Diagnostic`]) rendered in one
-//! place ([`diagnostic::render`]).
+//! Diagnostics are plain data: a pass reports a [`diagnostic::Problem`]
+//! (what it found), worded in one place ([`diagnostic::Problem`]'s
+//! `words`) and rendered in one place ([`diagnostic::render`]).
 //!
 //! Invariants: nothing here touches the kernel; no input makes it panic; a
 //! `where` clause only ever changes a plan's `filter`.
@@ -33,7 +34,7 @@ pub mod switch;
 
 pub use check::check;
 pub use check::duration::parse_duration;
-pub use diagnostic::{render, render_all, Code, Diagnostic, Severity};
+pub use diagnostic::{render, render_all, Code, Diagnostic, Problem, Severity};
 pub use explain::explain;
 pub use parse::parse;
 pub use planner::plan;
@@ -120,21 +121,15 @@ pub fn field_unavailable(source: &str, probe: &str, field: &str, why: &str) -> D
             .filter(|c| c.probe.name == probe)
             .find_map(|c| field_span(c, field))
     });
-    let message = format!("`{field}` cannot be read on this kernel");
-    let help = format!(
-        "{why}; this kernel's `{probe}` cannot provide `{field}`: leave it out, or run on a \
-         kernel that has it (`tcpq --explain` lists what this kernel resolves)"
-    );
+    let problem = Problem::FieldUnavailable {
+        field: field.to_owned(),
+        probe: Some(probe.to_owned()),
+        why: why.to_owned(),
+    };
     match span {
-        Some(s) => Diagnostic::error(
-            Code::FieldUnavailable,
-            message,
-            s,
-            "not available on this kernel",
-        ),
-        None => Diagnostic::unlocated(Code::FieldUnavailable, message),
+        Some(s) => Diagnostic::new(problem, s),
+        None => Diagnostic::unlocated_problem(problem),
     }
-    .with_help(help)
 }
 
 /// A named kernel constant this kernel's BTF lacks, pointing at where the
@@ -147,20 +142,15 @@ pub fn constant_unavailable(
     why: &str,
     suggestion: Option<&str>,
 ) -> Diagnostic {
-    let help = match suggestion {
-        Some(s) => format!("{why}; did you mean `{s}`? (or compare with the number)"),
-        None => format!(
-            "{why}; compare with the number instead (`tcpq -l PROBE` lists the fields, \
-             `bpftool btf dump file /sys/kernel/btf/vmlinux format c` this kernel's enum)"
-        ),
-    };
-    Diagnostic::error(
-        Code::ConstantUnavailable,
-        format!("`{constant}` is not in this kernel's `enum {enum_name}`"),
+    Diagnostic::new(
+        Problem::ConstantUnavailable {
+            constant: constant.to_owned(),
+            enum_name: enum_name.to_owned(),
+            why: why.to_owned(),
+            suggestion: suggestion.map(str::to_owned),
+        },
         span.0..span.1,
-        "not on this kernel",
     )
-    .with_help(help)
 }
 
 /// Where clause `c` first names `field`.

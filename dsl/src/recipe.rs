@@ -31,7 +31,7 @@
 //! against the field like any written set member.
 use crate::ast::{Span, Value};
 use crate::catalog;
-use crate::diagnostic::{suggest, Code, Diagnostic};
+use crate::diagnostic::{suggest, DeclFault, Diagnostic, Problem};
 use crate::parse::parse_int;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
@@ -100,7 +100,7 @@ impl ParamType {
     }
 
     /// What a valid value looks like, for error messages.
-    fn expects(self) -> &'static str {
+    pub(crate) fn expects(self) -> &'static str {
         match self {
             ParamType::U64 => "a non-negative integer, optionally with a unit (`100ms`, `64KiB`)",
             ParamType::I64 => "an integer",
@@ -180,7 +180,7 @@ impl Params {
 
 impl ParamType {
     /// Whether `A..B` items apply (numbers and ports).
-    fn takes_ranges(self) -> bool {
+    pub(crate) fn takes_ranges(self) -> bool {
         matches!(self, ParamType::U64 | ParamType::I64 | ParamType::Port)
     }
 }
@@ -373,15 +373,12 @@ pub fn parse_recipe(source: &str) -> Result<Recipe, Vec<Diagnostic>> {
                 "param" => {
                     if let Some(d) = param_decl(rest, rest_start, &mut errors) {
                         if params.iter().any(|p| p.name == d.name) {
-                            errors.push(
-                                Diagnostic::error(
-                                    Code::DuplicateParamDecl,
-                                    format!("parameter `{}` is declared twice", d.name),
-                                    d.span.clone(),
-                                    "declared again here",
-                                )
-                                .with_help("keep one declaration of each parameter"),
-                            );
+                            errors.push(Diagnostic::new(
+                                Problem::DuplicateParamDecl {
+                                    name: d.name.clone(),
+                                },
+                                d.span.clone(),
+                            ));
                         } else {
                             params.push(d);
                         }
@@ -394,20 +391,14 @@ pub fn parse_recipe(source: &str) -> Result<Recipe, Vec<Diagnostic>> {
                 "expect" => {}
                 _ => {
                     let sp = text_start..text_start + 1 + word_len;
-                    errors.push(
-                        Diagnostic::error(
-                            Code::UnknownDirective,
-                            format!("unknown header directive `@{word}`"),
-                            sp,
-                            "not a directive",
-                        )
-                        .with_help(
-                            match suggest(word, ["param", "example", "expect"]) {
-                                Some(s) => format!("did you mean `@{s}`?"),
-                                None => "directives are `@param`, `@example` and `@expect`".into(),
-                            },
-                        ),
-                    );
+                    errors.push(Diagnostic::new(
+                        Problem::UnknownDirective {
+                            word: word.to_owned(),
+                            suggestion: suggest(word, ["param", "example", "expect"])
+                                .map(str::to_owned),
+                        },
+                        sp,
+                    ));
                 }
             }
         } else if text.is_empty() {
@@ -436,23 +427,18 @@ fn param_decl(text: &str, start: usize, errors: &mut Vec<Diagnostic>) -> Option<
     let lead = text.len() - text.trim_start().len();
     let t = text.trim_start();
     let at = start + lead;
-    let bad = |msg: &str, sp: Span| {
-        Diagnostic::error(Code::BadParamDecl, msg, sp, "malformed declaration").with_help(
-            "write `@param NAME: TYPE [= DEFAULT] HELP` or `@param NAME: TYPE? HELP` (optional), \
-             TYPE one of u64, i64, port, addr, string, bool, state",
-        )
-    };
+    let bad = |fault: DeclFault, sp: Span| Diagnostic::new(Problem::MalformedParamDecl(fault), sp);
     let name_len = t
         .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .unwrap_or(t.len());
     let name = &t[..name_len];
     let name_span = at..at + name_len.max(1);
     let Some(after_colon) = t[name_len..].trim_start().strip_prefix(':') else {
-        errors.push(bad("a parameter needs a name and a type", name_span));
+        errors.push(bad(DeclFault::NoType, name_span));
         return None;
     };
     if name.is_empty() || name.starts_with(|c: char| c.is_ascii_digit()) {
-        errors.push(bad("a parameter needs a name", name_span));
+        errors.push(bad(DeclFault::NoName, name_span));
         return None;
     }
     let ty_text = after_colon.trim_start();
@@ -470,25 +456,14 @@ fn param_decl(text: &str, start: usize, errors: &mut Vec<Diagnostic>) -> Option<
         .map(|(_, t)| *t)
     else {
         let names = ParamType::ALL.iter().map(|(n, _)| *n);
-        errors.push(
-            Diagnostic::error(
-                Code::BadParamDecl,
-                format!("unknown parameter type `{ty_word}`"),
-                ty_at..ty_at + ty_len.max(1),
-                "not a type",
-            )
-            .with_help(match suggest(ty_word, names) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!(
-                    "types are {}",
-                    ParamType::ALL
-                        .iter()
-                        .map(|(n, _)| *n)
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            }),
-        );
+        errors.push(Diagnostic::new(
+            Problem::UnknownParamType {
+                word: ty_word.to_owned(),
+                suggestion: suggest(ty_word, names).map(str::to_owned),
+                types: ParamType::ALL.iter().map(|(n, _)| *n).collect(),
+            },
+            ty_at..ty_at + ty_len.max(1),
+        ));
         return None;
     };
     let mut rest = ty_text[ty_len..].trim_start();
@@ -498,20 +473,14 @@ fn param_decl(text: &str, start: usize, errors: &mut Vec<Diagnostic>) -> Option<
         let d_at = at + (t.len() - d.len());
         if optional {
             let n = d.find(char::is_whitespace).unwrap_or(d.len());
-            errors.push(
-                Diagnostic::error(
-                    Code::BadParamDecl,
-                    format!("optional parameter `{name}` has a default"),
-                    ty_at..d_at + n.max(1),
-                    "`?` and a default",
-                )
-                .with_help(format!(
-                    "an optional parameter that is not given leaves out the comparisons that \
-                     use it; one with a default always has a value: write `{name}: {ty_word}? \
-                     HELP` or `{name}: {ty_word} = {} HELP`",
-                    &d[..n]
-                )),
-            );
+            errors.push(Diagnostic::new(
+                Problem::OptionalWithDefault {
+                    name: name.to_owned(),
+                    ty_word: ty_word.to_owned(),
+                    default: d[..n].to_owned(),
+                },
+                ty_at..d_at + n.max(1),
+            ));
             return None;
         }
         // A default is one token, or a double-quoted string for `string`.
@@ -519,10 +488,7 @@ fn param_decl(text: &str, start: usize, errors: &mut Vec<Diagnostic>) -> Option<
             match q.find('"') {
                 Some(end) => (&q[..end], end + 2),
                 None => {
-                    errors.push(bad(
-                        "the default's opening `\"` has no closing `\"`",
-                        d_at..d_at + d.len().max(1),
-                    ));
+                    errors.push(bad(DeclFault::UnclosedQuote, d_at..d_at + d.len().max(1)));
                     return None;
                 }
             }
@@ -533,15 +499,14 @@ fn param_decl(text: &str, start: usize, errors: &mut Vec<Diagnostic>) -> Option<
         match parse_param_value(ty, token) {
             Ok(v) => default = Some(v),
             Err(msg) => {
-                errors.push(
-                    Diagnostic::error(
-                        Code::BadParamValue,
-                        format!("default of `{name}`: {msg}"),
-                        d_at..d_at + raw_len.max(1),
-                        format!("not a valid {ty}"),
-                    )
-                    .with_help(format!("`{name}` is declared as {}", ty.expects())),
-                );
+                errors.push(Diagnostic::new(
+                    Problem::BadDefault {
+                        name: name.to_owned(),
+                        ty,
+                        reason: msg,
+                    },
+                    d_at..d_at + raw_len.max(1),
+                ));
                 return None;
             }
         }
@@ -571,37 +536,19 @@ pub fn bind_params(
     let mut given: Vec<&str> = Vec::new();
     for (name, text) in args {
         if given.contains(&name.as_str()) {
-            errors.push(
-                Diagnostic::unlocated(
-                    Code::DuplicateParam,
-                    format!("`--param {name}` is given more than once"),
-                )
-                .with_help("give each parameter once"),
-            );
+            errors.push(Diagnostic::unlocated_problem(Problem::DuplicateParam {
+                name: name.clone(),
+            }));
             continue;
         }
         given.push(name);
         let Some(decl) = decls.iter().find(|d| &d.name == name) else {
-            let help = if decls.is_empty() {
-                "this program declares no parameters".to_string()
-            } else {
-                let names = decls.iter().map(|d| d.name.as_str());
-                match suggest(name, names) {
-                    Some(s) => format!("did you mean `{s}`?"),
-                    None => format!(
-                        "declared parameters: {}",
-                        decls
-                            .iter()
-                            .map(|d| format!("`{}`", d.name))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    ),
-                }
-            };
-            errors.push(
-                Diagnostic::unlocated(Code::UnknownParam, format!("unknown parameter `{name}`"))
-                    .with_help(help),
-            );
+            let names = decls.iter().map(|d| d.name.as_str());
+            errors.push(Diagnostic::unlocated_problem(Problem::UnknownParam {
+                name: name.clone(),
+                suggestion: suggest(name, names).map(str::to_owned),
+                declared: decls.iter().map(|d| d.name.clone()).collect(),
+            }));
             continue;
         };
         match parse_param_binding(decl.ty, text) {
@@ -611,27 +558,15 @@ pub fn bind_params(
             Ok(Binding::Set(items)) => {
                 sets.insert(name.clone(), items);
             }
-            Err(msg) => errors.push(
-                Diagnostic::error(
-                    Code::BadParamValue,
-                    format!("`--param {name}={text}`: {msg}"),
-                    decl.span.clone(),
-                    format!("declared as `{}` here", decl.ty),
-                )
-                .with_help(if decl.ty == ParamType::Bool {
-                    format!("pass {}", decl.ty.expects())
-                } else {
-                    format!(
-                        "pass {}, or several separated by commas{}",
-                        decl.ty.expects(),
-                        match decl.ty {
-                            t if t.takes_ranges() => " or a range `A..B`",
-                            ParamType::Addr => " or a prefix `ADDR/LEN`",
-                            _ => "",
-                        }
-                    )
-                }),
-            ),
+            Err(msg) => errors.push(Diagnostic::new(
+                Problem::BadParamValue {
+                    name: name.clone(),
+                    text: text.clone(),
+                    ty: decl.ty,
+                    reason: msg,
+                },
+                decl.span.clone(),
+            )),
         }
     }
     for d in decls {
@@ -645,19 +580,13 @@ pub fn bind_params(
             None if d.optional => {
                 absent.insert(d.name.clone());
             }
-            None => errors.push(
-                Diagnostic::error(
-                    Code::MissingParam,
-                    format!("missing required parameter `{}`", d.name),
-                    d.span.clone(),
-                    "declared without a default here",
-                )
-                .with_help(format!(
-                    "pass `--param {}=VALUE`, where VALUE is {}",
-                    d.name,
-                    d.ty.expects()
-                )),
-            ),
+            None => errors.push(Diagnostic::new(
+                Problem::MissingParam {
+                    name: d.name.clone(),
+                    ty: d.ty,
+                },
+                d.span.clone(),
+            )),
         }
     }
     if errors.is_empty() {
@@ -674,6 +603,7 @@ pub fn bind_params(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostic::Code;
 
     const ZERO_WINDOW: &str = "\
 # Zero-window segments advertised on a local port, with the owning process.

@@ -7,7 +7,7 @@
 use crate::ast::Value;
 use crate::ast::{Clause, CmpOp, Expr, Ident, Literal, Op, Operand, Program, SetItem, Span, Where};
 use crate::catalog;
-use crate::diagnostic::{Code, Diagnostic};
+use crate::diagnostic::{Diagnostic, Problem};
 
 /// `FIELD == VALUE` (or `FIELD in [VALUES]`) for every clause.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,21 +87,14 @@ pub fn apply(program: &mut Program, restrictions: &[Restriction]) -> Vec<Diagnos
                 added.push(r);
                 continue;
             }
-            errors.push(
-                Diagnostic::error(
-                    Code::UnknownField,
-                    format!(
-                        "`{}` keeps only events whose `{}` matches, but probe `{}` has no field `{}`",
-                        r.flag, r.field, probe.name, r.field
-                    ),
-                    c.probe.span.clone(),
-                    format!("no `{}` here", r.field),
-                )
-                .with_help(format!(
-                    "leave out `{}`, or this clause (`tcpq -l {}` lists its fields)",
-                    r.flag, probe.name
-                )),
-            );
+            errors.push(Diagnostic::new(
+                Problem::RestrictionField {
+                    flag: r.flag.clone(),
+                    field: r.field,
+                    probe: probe.name,
+                },
+                c.probe.span.clone(),
+            ));
         }
         if added.is_empty() {
             continue;

@@ -14,7 +14,7 @@
 //! compared with a field (`wscale_ok == $flag`) is an ordinary comparison
 //! and is not touched here.
 use crate::ast::{Clause, Expr, Operand, Program, Value, Where};
-use crate::diagnostic::{Code, Diagnostic};
+use crate::diagnostic::{Diagnostic, Problem};
 use crate::recipe::{ParamDecl, ParamType, Params};
 
 /// A condition after folding the switches. (Boxed: `fold` recurses once
@@ -121,18 +121,12 @@ pub fn apply(
     let mut errors = Vec::new();
     if clauses.is_empty() && total > 0 {
         let span = first_switch.unwrap_or(0..0);
-        errors.push(
-            Diagnostic::error(
-                Code::EmptyProgram,
-                "every clause is switched off by its parameters",
-                span,
-                "false with these parameters",
-            )
-            .with_help(format!(
-                "with these `--param` values no clause is left to run: {}",
-                left_out.join("; ")
-            )),
-        );
+        errors.push(Diagnostic::new(
+            Problem::AllSwitchedOff {
+                left_out: left_out.clone(),
+            },
+            span,
+        ));
     }
     (Program { clauses }, left_out, errors)
 }

@@ -4,12 +4,12 @@
 //! header's, non-numbers, errnos). Not the `where` clause (`condition.rs`)
 //! nor the modifiers after the action (`output.rs`).
 use crate::ast::{ArithOp, Literal, Span};
-use crate::diagnostic::{Code, Diagnostic};
+use crate::diagnostic::{Diagnostic, Lhist, Problem, Shown};
 use crate::plan::{Action, AggFunc, Column, FieldType, Scale, Source, Unit};
 use crate::resolve::{RAction, RField, RPrintItem, RScale};
 
-use super::units::{field_unit, unit_words};
-use super::{shown, type_article, Checker, MAX_LHIST_BUCKETS};
+use super::units::field_unit;
+use super::{Checker, MAX_LHIST_BUCKETS};
 
 pub(super) fn column(f: &RField) -> Column {
     Column {
@@ -76,23 +76,15 @@ impl Checker {
     fn key_size(&mut self, keys: &[Column], extra: usize, span: &Span, what: &str) {
         let n: usize = keys.iter().map(|k| k.slots.len()).sum::<usize>() + extra;
         if n > tcpq_abi::MAX_KEY_SLOTS {
-            let hist = if extra > 0 {
-                " (a histogram's bucket takes one)"
-            } else {
-                ""
-            };
-            self.diagnostics.push(
-                Diagnostic::error(
-                    Code::KeyTooLarge,
-                    format!(
-                        "the `{what}` key needs {n} slots{hist}; at most {} fit",
-                        tcpq_abi::MAX_KEY_SLOTS
-                    ),
-                    span.clone(),
-                    "key too large",
-                )
-                .with_help("addresses and `comm` take two slots each; aggregate by fewer fields"),
-            );
+            self.diagnostics.push(Diagnostic::new(
+                Problem::KeyTooLarge {
+                    what: what.to_owned(),
+                    slots: n,
+                    max: tcpq_abi::MAX_KEY_SLOTS,
+                    histogram: extra > 0,
+                },
+                span.clone(),
+            ));
         }
     }
 
@@ -105,73 +97,30 @@ impl Checker {
             return false;
         }
         let name = f.def.name;
-        let help = match what {
-            "where" => format!(
-                "the kernel stamps `{name}` on an event after the filter ran, so no filter \
-                 can test it; print it (`print {name}, ...`) and select on it afterwards, \
-                 e.g. with jq"
-            ),
-            _ => format!(
-                "the kernel stamps `{name}` only on events it sends to userspace, not on \
-                 those it aggregates; print it (`print {name}, ...`){}",
-                if f.def.header == Some(crate::plan::Header::Cpu) {
-                    ""
-                } else {
-                    ", or aggregate per interval with `every DUR`"
-                }
-            ),
-        };
-        self.diagnostics.push(
-            Diagnostic::error(
-                Code::PrintOnly,
-                format!("`{name}` can only be printed, not used in `{what}`"),
-                f.span.clone(),
-                "print only",
-            )
-            .with_help(help),
-        );
+        self.diagnostics.push(Diagnostic::new(
+            Problem::PrintOnly {
+                field: name,
+                what: what.to_owned(),
+                cpu: f.def.header == Some(crate::plan::Header::Cpu),
+            },
+            f.span.clone(),
+        ));
         true
     }
 
     /// Report a field that is not an unsigned number where one is needed.
     pub(super) fn numeric_field(&mut self, f: &RField, what: &str) -> bool {
-        let (msg, help) = match f.def.ty {
-            FieldType::Uint(_) | FieldType::Port => return true,
-            FieldType::Int(_) => (
-                format!("`{}` is a signed integer", f.def.name),
-                format!(
-                    "`/` and `*` apply to unsigned values only; compare, print or aggregate \
-                     `{}` itself",
-                    f.def.name
-                ),
-            ),
-            FieldType::Comm => (
-                format!("`{}` is a string", f.def.name),
-                format!(
-                    "`{what}` needs a number; to count per command name write `count by {}`",
-                    f.def.name
-                ),
-            ),
-            FieldType::Time => (
-                format!("`{}` is a wall-clock time, not a number", f.def.name),
-                "print `time` as it is, or `ktime` (nanoseconds, a number: `ktime / 1ms`)"
-                    .to_string(),
-            ),
-            ty => (
-                format!("`{}` is {}, not a number", f.def.name, type_article(ty)),
-                format!(
-                    "`{what}` needs a number; to count per value write `count by {}`",
-                    f.def.name
-                ),
-            ),
-        };
-        let label = if matches!(f.def.ty, FieldType::Int(_)) {
-            "signed"
-        } else {
-            "not a number"
-        };
-        self.diagnostics
-            .push(Diagnostic::error(Code::NotNumeric, msg, f.span.clone(), label).with_help(help));
+        if matches!(f.def.ty, FieldType::Uint(_) | FieldType::Port) {
+            return true;
+        }
+        self.diagnostics.push(Diagnostic::new(
+            Problem::NotNumeric {
+                field: f.def.name,
+                ty: f.def.ty,
+                what: what.to_owned(),
+            },
+            f.span.clone(),
+        ));
         false
     }
 
@@ -198,66 +147,44 @@ impl Checker {
                     return None;
                 };
                 let sp = args[0].span.start..args[2].span.end;
-                let bad = |msg: String, help: &str| {
-                    Diagnostic::error(Code::BadHistogram, msg, sp.clone(), "bad bounds")
-                        .with_help(help.to_string())
-                };
+                let bad = |h: Lhist| Diagnostic::new(Problem::BadHistogram(h), sp.clone());
                 let signed = matches!(field.def.ty, FieldType::Int(_));
                 if (!signed && (lo < 0 || hi < 0)) || step < 0 {
-                    self.diagnostics.push(bad(
-                        "`lhist` bounds are negative".into(),
-                        &if step < 0 {
-                            "write `lhist FIELD, MIN, MAX, STEP` with MIN < MAX and STEP > 0"
-                                .to_string()
-                        } else {
-                            format!(
-                                "`{}` is never negative: write `lhist FIELD, MIN, MAX, STEP` \
-                                 with 0 <= MIN < MAX and STEP > 0",
-                                field.def.name
-                            )
-                        },
-                    ));
+                    self.diagnostics.push(bad(Lhist::Negative {
+                        field: field.def.name,
+                        step: step < 0,
+                    }));
                     return None;
                 }
                 let fits = |v: i128| i64::try_from(v).is_ok();
                 if !fits(lo) || !fits(hi) || !fits(step) {
-                    self.diagnostics.push(bad(
-                        "`lhist` bounds beyond 64-bit signed integers".into(),
-                        "write bounds between -2^63 and 2^63-1",
-                    ));
+                    self.diagnostics.push(bad(Lhist::Beyond64));
                     return None;
                 }
                 let (lo, hi, step) = (lo as i64, hi as i64, step as u64);
                 if lo >= hi || step == 0 {
-                    self.diagnostics.push(bad(
-                        format!("`lhist` needs MIN < MAX and STEP > 0 (got {lo}, {hi}, {step})"),
-                        "write `lhist FIELD, MIN, MAX, STEP`, e.g. `lhist srtt, 0, 100ms, 10ms`",
-                    ));
+                    self.diagnostics.push(bad(Lhist::Order { lo, hi, step }));
                     return None;
                 }
                 // lo < hi: the width fits in u64.
                 let width = hi.wrapping_sub(lo) as u64;
                 if !width.is_multiple_of(step) {
                     let fixed = i128::from(lo) + i128::from(width.div_ceil(step) * step);
-                    let in_unit = if unit == Unit::None {
-                        String::new()
-                    } else {
-                        format!(" ({})", unit_words(unit))
-                    };
-                    self.diagnostics.push(bad(
-                        format!("`lhist` range {lo}..{hi}{in_unit} is not a multiple of the step {step}"),
-                        &format!("make MAX - MIN a multiple of STEP, e.g. MAX = {fixed}"),
-                    ));
+                    self.diagnostics.push(bad(Lhist::NotMultiple {
+                        lo,
+                        hi,
+                        step,
+                        unit,
+                        fixed,
+                    }));
                     return None;
                 }
                 let buckets = width / step + 2;
                 if buckets > MAX_LHIST_BUCKETS {
-                    self.diagnostics.push(bad(
-                        format!(
-                            "`lhist` would make {buckets} buckets; at most {MAX_LHIST_BUCKETS}"
-                        ),
-                        "use a larger STEP or a narrower range (or `hist` for powers of two)",
-                    ));
+                    self.diagnostics.push(bad(Lhist::TooManyBuckets {
+                        buckets,
+                        max: MAX_LHIST_BUCKETS,
+                    }));
                     return None;
                 }
                 AggFunc::Lhist {
@@ -276,15 +203,10 @@ impl Checker {
         }
         if let Some(sc) = &i.scale {
             if !matches!(sc.op, ArithOp::Div | ArithOp::Mul) {
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        Code::UnsupportedArithmetic,
-                        format!("`{}` is not supported in `print`", sc.op.symbol()),
-                        i.span.clone(),
-                        "only `/` and `*` here",
-                    )
-                    .with_help("print `FIELD / NUMBER` or `FIELD * NUMBER`, e.g. `win_bytes / 1024 as win_kib`"),
-                );
+                self.diagnostics.push(Diagnostic::new(
+                    Problem::PrintArithmetic { op: sc.op.symbol() },
+                    i.span.clone(),
+                ));
             } else if self.numeric_field(
                 &i.field,
                 &format!("{} {}", i.field.def.name, sc.op.symbol()),
@@ -302,18 +224,13 @@ impl Checker {
     pub(super) fn scale_factor(&mut self, field: &RField, sc: &RScale) -> Option<u64> {
         let k = self.in_unit(field_unit(field.def.ty), &sc.by, field.def.name)?;
         if k <= 0 || k > u64::MAX as i128 {
-            self.diagnostics.push(
-                Diagnostic::error(
-                    Code::OutOfRange,
-                    format!("{} is not a positive number", shown(&sc.by)),
-                    sc.by.span.clone(),
-                    "must be at least 1",
-                )
-                .with_help(format!(
-                    "divide or multiply `{}` by a number from 1 up",
-                    field.def.name
-                )),
-            );
+            self.diagnostics.push(Diagnostic::new(
+                Problem::NotPositive {
+                    value: Shown::of(&sc.by),
+                    field: field.def.name,
+                },
+                sc.by.span.clone(),
+            ));
             return None;
         }
         Some(k as u64)
@@ -325,16 +242,12 @@ impl Checker {
             return;
         }
         let name = field.def.name;
-        self.diagnostics.push(
-            Diagnostic::error(
-                Code::NotNumeric,
-                format!("`{name}` is an error code, not a quantity"),
-                field.span.clone(),
-                format!("`{func}` needs a quantity"),
-            )
-            .with_help(format!(
-                "count the events per error: `count by {name}` (or `sum segs by {name}`)"
-            )),
-        );
+        self.diagnostics.push(Diagnostic::new(
+            Problem::ErrnoAggregated {
+                field: name,
+                func: func.to_owned(),
+            },
+            field.span.clone(),
+        ));
     }
 }

@@ -3,31 +3,24 @@
 //! down to single comparisons, each of which `encode.rs` turns into a
 //! test on record slots. The condition in words is `words.rs`.
 use crate::ast::{ArithOp, CmpOp, Literal, Span, Value};
-use crate::diagnostic::{Code, Diagnostic};
+use crate::diagnostic::{Diagnostic, Problem};
 use crate::plan::FieldType;
 use crate::resolve::{RExpr, RField, RScale, RSetItem};
 
 use super::encode::{always, single};
 use super::units::{field_unit, max_unsigned};
-use super::{type_article, Checker, Cond, Test, MAX_SET_ITEMS};
+use super::{Checker, Cond, Test, MAX_SET_ITEMS};
 
 impl Checker {
     fn set(&mut self, field: &RField, items: &[RSetItem], span: &Span) -> Option<Cond> {
         if items.len() > MAX_SET_ITEMS {
-            self.diagnostics.push(
-                Diagnostic::error(
-                    Code::TooManyItems,
-                    format!(
-                        "this set has {} items; at most {MAX_SET_ITEMS} fit",
-                        items.len()
-                    ),
-                    span.clone(),
-                    "too many items",
-                )
-                .with_help(
-                    "use ranges (`8000..8100`, `10.0.0.0/8`) or split the question across clauses",
-                ),
-            );
+            self.diagnostics.push(Diagnostic::new(
+                Problem::TooManyItems {
+                    items: items.len(),
+                    max: MAX_SET_ITEMS,
+                },
+                span.clone(),
+            ));
             return None;
         }
         let mut acc: Option<Cond> = None;
@@ -60,45 +53,26 @@ impl Checker {
             field.def.ty,
             FieldType::Uint(_) | FieldType::Int(_) | FieldType::Port
         ) {
-            let help = if field.def.ty == FieldType::Addr {
-                format!(
-                    "address ranges are prefixes: `{} in 10.0.0.0/8`",
-                    field.def.name
-                )
-            } else {
-                format!("list the values: `{} in [A, B]`", field.def.name)
-            };
-            self.diagnostics.push(
-                Diagnostic::error(
-                    Code::TypeMismatch,
-                    format!(
-                        "`{}` is {}: a numeric range does not apply",
-                        field.def.name,
-                        type_article(field.def.ty)
-                    ),
-                    sp.clone(),
-                    "a range of numbers",
-                )
-                .with_help(help),
-            );
+            self.diagnostics.push(Diagnostic::new(
+                Problem::RangeNotNumeric {
+                    field: field.def.name,
+                    ty: field.def.ty,
+                },
+                sp.clone(),
+            ));
             return None;
         }
         let unit = field_unit(field.def.ty);
         let (x, y) = (self.quiet_value(unit, lo), self.quiet_value(unit, hi));
         if let (Some(x), Some(y)) = (x, y) {
             if x > y {
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        Code::OutOfRange,
-                        format!("the range {}..{} is empty", lo.value, hi.value),
-                        sp.clone(),
-                        "empty range",
-                    )
-                    .with_help(format!(
-                        "write the smaller bound first: `{}..{}`",
-                        hi.value, lo.value
-                    )),
-                );
+                self.diagnostics.push(Diagnostic::new(
+                    Problem::EmptyRange {
+                        lo: lo.value.to_string(),
+                        hi: hi.value.to_string(),
+                    },
+                    sp.clone(),
+                ));
                 return None;
             }
         }
@@ -129,19 +103,14 @@ impl Checker {
 
     fn cidr(&mut self, field: &RField, addr: std::net::IpAddr, len: u8, sp: &Span) -> Option<Cond> {
         if field.def.ty != FieldType::Addr {
-            self.diagnostics.push(
-                Diagnostic::error(
-                    Code::TypeMismatch,
-                    format!(
-                        "`{}` is {}, but `{addr}/{len}` is an address range",
-                        field.def.name,
-                        type_article(field.def.ty)
-                    ),
-                    sp.clone(),
-                    format!("expected {}", type_article(field.def.ty)),
-                )
-                .with_help("address ranges apply to `saddr` and `daddr`"),
-            );
+            self.diagnostics.push(Diagnostic::new(
+                Problem::PrefixNotAddress {
+                    field: field.def.name,
+                    ty: field.def.ty,
+                    prefix: format!("{addr}/{len}"),
+                },
+                sp.clone(),
+            ));
             return None;
         }
         let (bytes, bits) = match addr {
@@ -198,18 +167,10 @@ impl Checker {
                 if f.def.ty == FieldType::Bool {
                     Some(Cond::Test(single(f.def, CmpOp::Ne, 0, false)))
                 } else {
-                    self.diagnostics.push(
-                        Diagnostic::error(
-                            Code::NotAPredicate,
-                            format!("`{}` is not a boolean", f.def.name),
-                            f.span.clone(),
-                            "not a condition on its own",
-                        )
-                        .with_help(format!(
-                            "compare it with a value, e.g. `{} != 0`",
-                            f.def.name
-                        )),
-                    );
+                    self.diagnostics.push(Diagnostic::new(
+                        Problem::NotABoolean { field: f.def.name },
+                        f.span.clone(),
+                    ));
                     None
                 }
             }
@@ -253,37 +214,18 @@ impl Checker {
         let equality_only = equality_only || matches!(lit.value, Value::Enum(_));
         let op_ok = !equality_only || matches!(op, CmpOp::Eq | CmpOp::Ne);
         if !op_ok {
-            let why = match def.ty {
-                _ if matches!(lit.value, Value::Enum(_)) => format!(
-                    "`{}` names a kernel enum constant; their numbers differ between kernels \
-                     and have no order: compare with `==` or `!=`, or list several with `in [...]`",
-                    lit.value
-                ),
-                FieldType::TcpState => {
-                    "TCP state numbers do not follow a connection's life (LISTEN is 10, CLOSE 7); \
-                     compare with `==` or `!=`, joined with `or`"
-                        .to_string()
-                }
-                FieldType::Bool => format!("write `{0}` or `not {0}`", def.name),
-                FieldType::Addr => {
-                    "compare addresses with `==` or `!=` (address ranges are not supported yet)"
-                        .to_string()
-                }
-                _ => format!("compare `{}` with `==` or `!=`", def.name),
+            let constant = match &lit.value {
+                Value::Enum(_) => Some(lit.value.to_string()),
+                _ => None,
             };
-            self.diagnostics.push(
-                Diagnostic::error(
-                    Code::UnsupportedOperator,
-                    format!(
-                        "`{}` is {}: it cannot be ordered",
-                        def.name,
-                        type_article(def.ty)
-                    ),
-                    op_span.clone(),
-                    "only `==` and `!=` here",
-                )
-                .with_help(why.to_string()),
-            );
+            self.diagnostics.push(Diagnostic::new(
+                Problem::CannotBeOrdered {
+                    field: def.name,
+                    ty: def.ty,
+                    constant,
+                },
+                op_span.clone(),
+            ));
         }
         let cond = self.encode(field, op, lit);
         if op_ok {
@@ -322,19 +264,15 @@ impl Checker {
             (ArithOp::Div, CmpOp::Ge) => vec![(CmpOp::Ge, c * k)],
             (_, CmpOp::Eq | CmpOp::Ne) if c % k != 0 => {
                 let always = op == CmpOp::Ne;
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        Code::OutOfRange,
-                        format!(
-                            "this comparison is {} true: `{} * {k}` is a multiple of {k}, {c} is not",
-                            if always { "always" } else { "never" },
-                            field.def.name
-                        ),
-                        lit.span.clone(),
-                        if always { "always true" } else { "never true" },
-                    )
-                    .with_help("compare with a multiple of the factor, or use `<`/`>`"),
-                );
+                self.diagnostics.push(Diagnostic::new(
+                    Problem::NeverMultiple {
+                        field: field.def.name,
+                        factor: k,
+                        value: c,
+                        always,
+                    },
+                    lit.span.clone(),
+                ));
                 return None;
             }
             (_, CmpOp::Eq | CmpOp::Ne) => vec![(op, c / k)],

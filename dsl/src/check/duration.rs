@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use super::Checker;
 use crate::ast::{Literal, Value};
-use crate::diagnostic::{Code, Diagnostic};
+use crate::diagnostic::{Diagnostic, Problem};
 use crate::plan::Unit;
 
 impl Checker {
@@ -27,18 +27,13 @@ impl Checker {
             Value::Int { suffix: None, .. } | Value::Frac { suffix: None, .. }
         );
         if unitless {
-            self.diagnostics.push(
-                Diagnostic::error(
-                    Code::MissingUnit,
-                    format!("`{name} {}` has no unit", lit.value),
-                    lit.span.clone(),
-                    "a duration needs a unit",
-                )
-                .with_help(format!(
-                    "write e.g. `{name} {0}s` or `{name} {0}ms`",
-                    lit.value
-                )),
-            );
+            self.diagnostics.push(Diagnostic::new(
+                Problem::DurationWithoutUnit {
+                    name: name.to_owned(),
+                    value: lit.value.to_string(),
+                },
+                lit.span.clone(),
+            ));
             return None;
         }
         self.in_unit(Unit::Millis, lit, name)
@@ -47,28 +42,29 @@ impl Checker {
 
 /// A command-line duration (`--duration 5s`), read as the language reads
 /// `every 5s`; `name` is the flag, for the messages. At least zero (a
-/// negative one is [`Code::OutOfRange`]). Spans point into `text`.
+/// negative one is [`crate::diagnostic::Code::OutOfRange`]). Spans point into `text`.
 pub fn parse_duration(text: &str, name: &str) -> Result<Duration, Vec<Diagnostic>> {
     let lit = crate::parse::parse_number(text)?;
     let mut c = Checker {
         diagnostics: Vec::new(),
     };
     match c.duration_ms(&lit, name) {
-        Some(ms) if ms < 0 => Err(vec![Diagnostic::error(
-            Code::OutOfRange,
-            format!("`{name} {}` is negative", lit.value),
+        Some(ms) if ms < 0 => Err(vec![Diagnostic::new(
+            Problem::NegativeDuration {
+                name: name.to_owned(),
+                value: lit.value.to_string(),
+            },
             lit.span.clone(),
-            "at least 0",
-        )
-        .with_help(format!("write a duration from `{name} 0s` up"))]),
+        )]),
         // Beyond u64 milliseconds (584 million years) is out of range too.
         Some(ms) => match u64::try_from(ms) {
             Ok(ms) => Ok(Duration::from_millis(ms)),
-            Err(_) => Err(vec![Diagnostic::error(
-                Code::OutOfRange,
-                format!("`{name} {}` is too long", lit.value),
+            Err(_) => Err(vec![Diagnostic::new(
+                Problem::DurationTooLong {
+                    name: name.to_owned(),
+                    value: lit.value.to_string(),
+                },
                 lit.span.clone(),
-                "at most 2^64 - 1 milliseconds",
             )]),
         },
         None => Err(c.diagnostics),
@@ -78,6 +74,7 @@ pub fn parse_duration(text: &str, name: &str) -> Result<Duration, Vec<Diagnostic
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostic::Code;
 
     /// What `every TEXT` says in a program: the interval, or the
     /// diagnostics (code, message, help).

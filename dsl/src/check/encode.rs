@@ -8,12 +8,12 @@ use std::net::IpAddr;
 
 use crate::ast::{CmpOp, Literal, Value};
 use crate::catalog::{self, FieldDef};
-use crate::diagnostic::{suggest, Code, Diagnostic};
+use crate::diagnostic::{suggest, Diagnostic, Problem, Shown};
 use crate::plan::{FieldType, Unit};
 use crate::resolve::RField;
 
 use super::units::{field_unit, max_unsigned};
-use super::{shown, type_article, Checker, Cond, Test};
+use super::{Checker, Cond, Test};
 
 impl Checker {
     /// Encode the value for the field's slots; `None` after reporting.
@@ -110,46 +110,28 @@ impl Checker {
                     .chars()
                     .filter(|c| !matches!(c, '*' | '?' | '[' | ']'))
                     .collect();
-                let help = if at == 0 || stem.is_empty() {
-                    format!(
-                        "tcpq matches a command name exactly, or by its start with one trailing \
-                         `*` (`{} == \"{stem}*\"`); there is no suffix or substring match",
-                        def.name
-                    )
-                } else {
-                    format!(
-                        "only a trailing `*` is a pattern (\"starts with\"): write `{} == \"{}*\"`",
-                        def.name,
-                        &s[..at]
-                    )
-                };
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        Code::InvalidLiteral,
-                        format!(
-                            "{} looks like a shell pattern, which tcpq would match literally",
-                            shown(lit)
-                        ),
-                        lit.span.clone(),
-                        "`*`, `?` or `[` inside a name",
-                    )
-                    .with_help(help),
-                );
+                self.diagnostics.push(Diagnostic::new(
+                    Problem::ShellPattern {
+                        value: Shown::of(lit),
+                        field: def.name,
+                        before: s[..at].to_owned(),
+                        leading: at == 0 || stem.is_empty(),
+                        stem,
+                    },
+                    lit.span.clone(),
+                ));
                 None
             }
             (FieldType::Comm, Value::Str(s)) if s.ends_with('*') => {
                 // `"nginx*"`: the command name starts with `nginx`.
                 let prefix = &s[..s.len() - 1];
                 if prefix.len() > 15 || prefix.contains('\0') {
-                    self.diagnostics.push(
-                        Diagnostic::error(
-                            Code::StringTooLong,
-                            format!("{} is longer than a command name", shown(lit)),
-                            lit.span.clone(),
-                            "too long",
-                        )
-                        .with_help("a command name is at most 15 bytes; shorten the prefix"),
-                    );
+                    self.diagnostics.push(Diagnostic::new(
+                        Problem::CommPrefixTooLong {
+                            value: Shown::of(lit),
+                        },
+                        lit.span.clone(),
+                    ));
                     return None;
                 }
                 let mut buf = [0u8; 16];
@@ -186,22 +168,14 @@ impl Checker {
             }
             (FieldType::Comm, Value::Str(s)) => {
                 if s.len() > 15 || s.contains('\0') {
-                    let msg = if s.contains('\0') {
-                        format!("{} contains a NUL byte", shown(lit))
-                    } else {
-                        format!(
-                            "{} is {} bytes; a command name is at most 15",
-                            shown(lit),
-                            s.len()
-                        )
-                    };
-                    self.diagnostics.push(
-                        Diagnostic::error(Code::StringTooLong, msg, lit.span.clone(), "too long")
-                            .with_help(
-                                "the kernel keeps the first 15 bytes of a command name; \
-                                 compare with those",
-                            ),
-                    );
+                    self.diagnostics.push(Diagnostic::new(
+                        Problem::CommTooLong {
+                            value: Shown::of(lit),
+                            len: s.len(),
+                            nul: s.contains('\0'),
+                        },
+                        lit.span.clone(),
+                    ));
                     return None;
                 }
                 let mut buf = [0u8; 16];
@@ -216,16 +190,13 @@ impl Checker {
                     Some(v) => Some(Cond::Test(single(def, op, u64::from(v), false))),
                     None => {
                         let names = catalog::TCP_STATES.iter().map(|(n, _)| *n);
-                        let help = suggest(s, names).map(|n| format!("did you mean `{n}`?"));
-                        self.diagnostics.push(
-                            Diagnostic::error(
-                                Code::UnknownConstant,
-                                format!("{} is not a TCP state", shown(lit)),
-                                lit.span.clone(),
-                                "not a TCP state",
-                            )
-                            .with_help_opt(help),
-                        );
+                        self.diagnostics.push(Diagnostic::new(
+                            Problem::NotATcpState {
+                                value: Shown::of(lit),
+                                suggestion: suggest(s, names).map(str::to_owned),
+                            },
+                            lit.span.clone(),
+                        ));
                         None
                     }
                 }
@@ -285,21 +256,16 @@ impl Checker {
     }
 
     fn mismatch(&mut self, field: &RField, value: &Literal, help: Option<String>) {
-        self.diagnostics.push(
-            Diagnostic::error(
-                Code::TypeMismatch,
-                format!(
-                    "`{}` is {}, but {} is {}",
-                    field.def.name,
-                    type_article(field.def.ty),
-                    shown(value),
-                    value.value.kind()
-                ),
-                value.span.clone(),
-                format!("expected {}", type_article(field.def.ty)),
-            )
-            .with_help_opt(help),
-        );
+        self.diagnostics.push(Diagnostic::new(
+            Problem::Mismatch {
+                field: field.def.name,
+                ty: field.def.ty,
+                value: Shown::of(value),
+                kind: value.value.kind(),
+                help,
+            },
+            value.span.clone(),
+        ));
     }
 
     /// A comparison of an errno field (`err == EPERM`, `err != 0`, `err <
@@ -316,45 +282,31 @@ impl Checker {
         let name = def.name;
         let equality = matches!(op, CmpOp::Eq | CmpOp::Ne);
         if named && !equality {
-            self.diagnostics.push(
-                Diagnostic::error(
-                    Code::UnsupportedOperator,
-                    format!("{} is an error name: it cannot be ordered", shown(lit)),
-                    lit.span.clone(),
-                    "compared with `==` or `!=` only",
-                )
-                .with_help(format!(
-                    "errno numbers mean nothing in order: write `{name} == EPERM or {name} == \
-                     ENOBUFS`, or `{name} < 0` for any errno"
-                )),
-            );
+            self.diagnostics.push(Diagnostic::new(
+                Problem::ErrnoOrdered {
+                    value: Shown::of(lit),
+                    field: name,
+                },
+                lit.span.clone(),
+            ));
             return None;
         }
         if !named && value > 0 {
             // `err == 1` is almost always EPERM's number, which the kernel
             // passes as -1; the only positive value is NET_XMIT_DROP.
-            let help = match i64::try_from(-value).ok().and_then(crate::errno::name) {
-                Some(n) if n != crate::errno::NET_XMIT_DROP.0 => format!(
-                    "errnos are negative here: {value} is `{n}`, which the kernel passes as \
-                     -{value}; write `{name} == {n}`"
-                ),
-                _ => format!(
-                    "errnos are negative here (`EPERM` is -1); compare with a name: `{name} == \
-                     EPERM`, or `{name} == NET_XMIT_DROP` for a qdisc's drop (1)"
-                ),
-            };
-            self.diagnostics.push(
-                Diagnostic::error(
-                    Code::OutOfRange,
-                    format!(
-                        "{} is positive: `{name}` is 0, a negative errno or NET_XMIT_DROP",
-                        shown(lit)
-                    ),
-                    lit.span.clone(),
-                    "not an error as the kernel passes it",
-                )
-                .with_help(help),
-            );
+            let errno = i64::try_from(-value)
+                .ok()
+                .and_then(crate::errno::name)
+                .filter(|n| *n != crate::errno::NET_XMIT_DROP.0);
+            self.diagnostics.push(Diagnostic::new(
+                Problem::ErrnoPositive {
+                    value: Shown::of(lit),
+                    number: value,
+                    field: name,
+                    errno,
+                },
+                lit.span.clone(),
+            ));
             return None;
         }
         let lo = -(1i128 << (def.bits.clamp(1, 64) - 1));
@@ -372,32 +324,15 @@ impl Checker {
                 .and_then(crate::errno::name)
                 .unwrap_or("?");
             let always = op == CmpOp::Ne;
-            let (because, help) = match why {
-                catalog::Unreported::NotCounted(why) => (
-                    "such an attempt is not a retransmission",
-                    format!(
-                        "the kernel gives up with {errno} before it counts the attempt in \
-                         TcpRetransSegs ({why}); tcpq reports only what the kernel counts, \
-                         tracefs (`tcp/tcp_retransmit_skb`) shows every attempt"
-                    ),
-                ),
-                catalog::Unreported::NotAnError(why) => {
-                    ("it is not an error a socket holds", why.to_string())
-                }
-            };
-            self.diagnostics.push(
-                Diagnostic::error(
-                    Code::OutOfRange,
-                    format!(
-                        "this comparison is {} true: `{name}` is never {errno} here, because \
-                         {because}",
-                        if always { "always" } else { "never" }
-                    ),
-                    lit.span.clone(),
-                    if always { "always true" } else { "never true" },
-                )
-                .with_help(help),
-            );
+            self.diagnostics.push(Diagnostic::new(
+                Problem::ErrnoNeverHere {
+                    field: name,
+                    errno,
+                    why,
+                    always,
+                },
+                lit.span.clone(),
+            ));
             return None;
         }
         // A bound at the top of the range (`err <= 0`) tests nothing, but
@@ -410,18 +345,14 @@ impl Checker {
         match crate::errno::by_name(&s.to_ascii_uppercase()) {
             Some(v) => self.errno(field, op, lit, i128::from(v), true),
             None => {
-                let help = suggest(&s.to_ascii_uppercase(), crate::errno::names())
-                    .map(|n| format!("did you mean `{n}`?"))
-                    .unwrap_or_else(|| "write an errno name, e.g. `EPERM`".into());
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        Code::UnknownConstant,
-                        format!("{} is not an errno name", shown(lit)),
-                        lit.span.clone(),
-                        "not an errno",
-                    )
-                    .with_help(help),
-                );
+                self.diagnostics.push(Diagnostic::new(
+                    Problem::NotAnErrnoName {
+                        value: Shown::of(lit),
+                        suggestion: suggest(&s.to_ascii_uppercase(), crate::errno::names())
+                            .map(str::to_owned),
+                    },
+                    lit.span.clone(),
+                ));
                 None
             }
         }
@@ -447,63 +378,40 @@ impl Checker {
             _ => return false,
         };
         let name = field.def.name;
-        self.diagnostics.push(
-            Diagnostic::error(
-                Code::OutOfRange,
-                format!(
-                    "this comparison is {} true: `{name}` holds values from {lo} to {hi}",
-                    if always { "always" } else { "never" }
-                ),
-                lit.span.clone(),
-                if always { "always true" } else { "never true" },
-            )
-            .with_help(if always {
-                "remove the comparison, it does not filter anything".to_string()
-            } else {
-                format!(
-                    "check the field's range and unit: {}",
-                    catalog::type_words(field.def.ty)
-                )
-            }),
-        );
+        self.diagnostics.push(Diagnostic::new(
+            Problem::AlwaysOrNever {
+                field: name,
+                ty: field.def.ty,
+                lo,
+                hi,
+                always,
+            },
+            lit.span.clone(),
+        ));
         true
     }
 
     pub(super) fn out_of_range(&mut self, field: &RField, lit: &Literal, lo: i128, hi: i128) {
         let def = field.def;
-        let what = match def.ty {
-            FieldType::Port => "a port".to_string(),
-            FieldType::Uint(_) if lo == 0 && def.bits < 64 => format!("{}-bit unsigned", def.bits),
-            FieldType::Int(_) => format!("{}-bit signed", def.bits),
-            _ => "unsigned".to_string(),
-        };
-        // `win` is the unscaled wire value; the scaled one is `win_bytes`.
-        let mut help = format!("`{}` holds values from {lo} to {hi}", def.name);
         let bytes_twin = format!("{}_bytes", def.name);
-        if let Some(twin) = catalog::PROBES
+        let bytes_twin = catalog::PROBES
             .iter()
             .flat_map(|p| p.fields.iter())
             .find(|f| f.name == bytes_twin)
-        {
-            help.push_str(&format!(
-                "; to compare the window in bytes use `{}`",
-                twin.name
-            ));
-        }
-        self.diagnostics.push(
-            Diagnostic::error(
-                Code::OutOfRange,
-                format!("{} is out of range for `{}` ({what})", shown(lit), def.name),
-                lit.span.clone(),
-                match lit.value {
-                    Value::Int { value, .. } if value < lo => {
-                        format!("`{}` is at least {lo}", def.name)
-                    }
-                    _ => format!("`{}` is at most {hi}", def.name),
-                },
-            )
-            .with_help(help),
-        );
+            .map(|f| f.name);
+        self.diagnostics.push(Diagnostic::new(
+            Problem::OutOfRange {
+                value: Shown::of(lit),
+                field: def.name,
+                ty: def.ty,
+                bits: def.bits,
+                lo,
+                hi,
+                below: matches!(lit.value, Value::Int { value, .. } if value < lo),
+                bytes_twin,
+            },
+            lit.span.clone(),
+        ));
     }
 }
 

@@ -15,10 +15,10 @@
 //!
 //! This file holds what the pass returns, the program-wide limits, and
 //! [`check`], which runs the others over each clause.
-use crate::ast::{CmpOp, Literal, Span};
-use crate::catalog::{self, ProbeDef};
-use crate::diagnostic::{Code, Diagnostic};
-use crate::plan::{Action, FieldType, Output};
+use crate::ast::{CmpOp, Span};
+use crate::catalog::ProbeDef;
+use crate::diagnostic::{Diagnostic, Problem};
+use crate::plan::{Action, Output};
 use crate::resolve::{RExpr, Resolved};
 
 mod action;
@@ -149,18 +149,13 @@ pub fn check(resolved: &Resolved) -> Result<Checked, Vec<Diagnostic>> {
     }
     if resolved.clauses.len() > MAX_CLAUSES {
         let extra = &resolved.clauses[MAX_CLAUSES];
-        c.diagnostics.push(
-            Diagnostic::error(
-                Code::TooManyClauses,
-                format!(
-                    "this program has {} clauses; at most {MAX_CLAUSES} fit",
-                    resolved.clauses.len()
-                ),
-                extra.span.start..extra.span.start + 2,
-                format!("clause {} starts here", MAX_CLAUSES + 1),
-            )
-            .with_help("each clause loads its own template; split the program into several runs"),
-        );
+        c.diagnostics.push(Diagnostic::new(
+            Problem::TooManyClauses {
+                clauses: resolved.clauses.len(),
+                max: MAX_CLAUSES,
+            },
+            extra.span.start..extra.span.start + 2,
+        ));
     }
     if c.diagnostics.is_empty() {
         Ok(Checked { clauses })
@@ -171,48 +166,21 @@ pub fn check(resolved: &Resolved) -> Result<Checked, Vec<Diagnostic>> {
 
 /// The internal error for a `where` clause that compiled to nothing.
 fn dropped_filter(span: Span) -> Diagnostic {
-    Diagnostic::error(
-        Code::Internal,
-        "internal error: this `where` clause was not compiled, so nothing will run",
-        span,
-        "this condition was lost",
-    )
-    .with_help("this is a bug in tcpq, not in your program; please report it with the program text")
+    Diagnostic::new(Problem::FilterLost, span)
 }
 
 pub(crate) fn filter_too_long(n: usize, span: Span) -> Diagnostic {
-    Diagnostic::error(
-        Code::FilterTooLong,
-        format!(
-            "this condition needs {n} filter instructions; templates run at most {}",
-            tcpq_abi::MAX_INSNS
-        ),
+    Diagnostic::new(
+        Problem::FilterTooLong {
+            insns: n,
+            max: tcpq_abi::MAX_INSNS,
+        },
         span,
-        format!("this condition needs {n} instructions"),
     )
-    .with_help("addresses and `comm` take two instructions per comparison; simplify the condition or split it across clauses")
 }
 
 /// The pass's state: every diagnostic found so far (the resolver's
 /// first). Its methods live in the files listed above, one concern each.
 struct Checker {
     diagnostics: Vec<Diagnostic>,
-}
-
-/// How a value reads in an error: `8080` or `$port (8080)`.
-fn shown(l: &Literal) -> String {
-    match &l.from_param {
-        Some(p) => format!("`${p}` ({})", l.value),
-        None => format!("`{}`", l.value),
-    }
-}
-
-fn type_article(ty: FieldType) -> String {
-    let w = catalog::type_words(ty);
-    let article = if w.starts_with(['a', 'e', 'i', 'o', 'u']) {
-        "an"
-    } else {
-        "a"
-    };
-    format!("{article} {w}")
 }

@@ -2,10 +2,11 @@
 //! 65536 bytes, `1.5s` is 1500000 microseconds), and how units read in
 //! messages. Which comparison the number goes into is `encode.rs`.
 use crate::ast::{Literal, Value};
-use crate::diagnostic::{Code, Diagnostic};
+pub(super) use crate::diagnostic::unit_words;
+use crate::diagnostic::{Diagnostic, Problem, Shown};
 use crate::plan::{FieldType, Unit};
 
-use super::{shown, Checker};
+use super::Checker;
 
 impl Checker {
     /// A literal as a plain number in `unit` (`64KiB` → 65536 for bytes,
@@ -15,61 +16,41 @@ impl Checker {
             Value::Int { value, suffix } => (*value, None, suffix.as_deref()),
             Value::Frac { text, suffix } => (0, Some(text.as_str()), suffix.as_deref()),
             other => {
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        Code::TypeMismatch,
-                        format!("{} is {}, not a number", shown(lit), other.kind()),
-                        lit.span.clone(),
-                        "expected a number",
-                    )
-                    .with_help(format!("`{name}` takes a number here")),
-                );
+                self.diagnostics.push(Diagnostic::new(
+                    Problem::NotANumber {
+                        value: Shown::of(lit),
+                        kind: other.kind(),
+                        field: name.to_owned(),
+                    },
+                    lit.span.clone(),
+                ));
                 return None;
             }
         };
         let Some(suffix) = suffix else {
             if frac.is_some() {
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        Code::MissingUnit,
-                        format!("{} has a fraction but no unit", shown(lit)),
-                        lit.span.clone(),
-                        "fraction without a unit",
-                    )
-                    .with_help(match unit_examples(unit) {
-                        Some(ex) => format!(
-                            "a fraction needs a unit that makes it whole, e.g. `{}{ex}`",
-                            lit.value
-                        ),
-                        None => format!("`{name}` counts whole things: write a whole number"),
-                    }),
-                );
+                self.diagnostics.push(Diagnostic::new(
+                    Problem::FractionWithoutUnit {
+                        value: Shown::of(lit),
+                        literal: lit.value.to_string(),
+                        field: name.to_owned(),
+                        unit,
+                    },
+                    lit.span.clone(),
+                ));
                 return None;
             }
             return Some(value);
         };
         let Some(factor) = unit_factor(unit, suffix) else {
-            let help = match unit_examples(unit) {
-                Some(_) => format!(
-                    "`{name}` is in {}: write {}",
-                    unit_words(unit),
-                    unit_list(unit)
-                ),
-                None => format!("`{name}` has no unit: write a plain number"),
-            };
-            self.diagnostics.push(
-                Diagnostic::error(
-                    Code::UnitSuffix,
-                    format!("`{suffix}` is not a unit of `{name}`"),
-                    lit.span.clone(),
-                    if unit == Unit::None {
-                        format!("`{name}` has no unit")
-                    } else {
-                        format!("`{name}` is in {}", unit_words(unit))
-                    },
-                )
-                .with_help(help),
-            );
+            self.diagnostics.push(Diagnostic::new(
+                Problem::NotAUnit {
+                    suffix: suffix.to_owned(),
+                    field: name.to_owned(),
+                    unit,
+                },
+                lit.span.clone(),
+            ));
             return None;
         };
         let v = match frac {
@@ -79,22 +60,14 @@ impl Checker {
         match v {
             Some(v) => Some(v),
             None => {
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        Code::InvalidLiteral,
-                        format!(
-                            "{} is not a whole number of {}",
-                            shown(lit),
-                            unit_words(unit)
-                        ),
-                        lit.span.clone(),
-                        "not whole in this unit",
-                    )
-                    .with_help(format!(
-                        "`{name}` is in {}; write a value that is a whole number of them",
-                        unit_words(unit)
-                    )),
-                );
+                self.diagnostics.push(Diagnostic::new(
+                    Problem::NotWholeInUnit {
+                        value: Shown::of(lit),
+                        field: name.to_owned(),
+                        unit,
+                    },
+                    lit.span.clone(),
+                ));
                 None
             }
         }
@@ -110,52 +83,11 @@ impl Checker {
     }
 }
 
-pub(super) fn unit_words(u: Unit) -> &'static str {
-    match u {
-        Unit::None => "no unit",
-        Unit::Bytes => "bytes",
-        Unit::Micros => "microseconds",
-        Unit::Millis => "milliseconds",
-        Unit::Nanos => "nanoseconds",
-        Unit::Segments => "segments",
-        Unit::DropReason => "a drop reason number",
-        Unit::RstReason => "a reset reason number",
-        Unit::KernelSymbol | Unit::Address => "a kernel address",
-        Unit::Errno => "an errno",
-    }
-}
-
 /// The unit of a numeric field.
 pub(super) fn field_unit(ty: FieldType) -> Unit {
     match ty {
         FieldType::Uint(u) | FieldType::Int(u) => u,
         _ => Unit::None,
-    }
-}
-
-/// Suffixes a unit takes, for help lines.
-fn unit_list(u: Unit) -> &'static str {
-    match u {
-        Unit::Bytes => "a plain number of bytes or `B`, `KB`, `KiB`, `MB`, `MiB`, `GB`, `GiB`",
-        Unit::Micros => "a plain number of microseconds or `us`, `ms`, `s`",
-        Unit::Millis => "`ms`, `s`, `m` or `h`",
-        Unit::Nanos => "a plain number of nanoseconds or `ns`, `us`, `ms`, `s`",
-        Unit::Segments => "a plain number of segments",
-        Unit::None => "a plain number",
-        Unit::DropReason | Unit::RstReason => {
-            "a reason by name (`NO_SOCKET`) or a plain number (this kernel's value)"
-        }
-        Unit::KernelSymbol | Unit::Address => "a plain number (a kernel address)",
-        Unit::Errno => "an errno name (`EPERM`), or a number as the kernel passes it (-1)",
-    }
-}
-
-/// A typical suffix of a unit that takes fractions.
-fn unit_examples(u: Unit) -> Option<&'static str> {
-    match u {
-        Unit::Bytes => Some("MiB"),
-        Unit::Micros | Unit::Millis | Unit::Nanos => Some("s"),
-        _ => None,
     }
 }
 

@@ -3,7 +3,7 @@
 //! every invalid one. Syntax errors are `errors.rs`.
 use crate::ast::*;
 use crate::catalog;
-use crate::diagnostic::{Code, Diagnostic};
+use crate::diagnostic::{BadLiteral, Diagnostic, Problem};
 use pest::iterators::Pair;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -331,8 +331,10 @@ impl Builder {
                     _ => {
                         self.bad_literal(
                             &sp,
-                            format!("`/{len_text}` is not a prefix length for this address"),
-                            &format!("the prefix length of this address is 0 to {max}"),
+                            BadLiteral::PrefixLength {
+                                len: len_text.to_owned(),
+                                max,
+                            },
                         );
                         None
                     }
@@ -354,8 +356,9 @@ impl Builder {
         if parsed.is_none() {
             self.bad_literal(
                 &sp,
-                format!("`{text}` is not an address"),
-                "write e.g. `10.0.0.0/8` or `fd00::/8`",
+                BadLiteral::NotAnAddress {
+                    text: text.to_owned(),
+                },
             );
         }
         parsed.map(Value::Addr)
@@ -377,8 +380,9 @@ impl Builder {
                         Some(v) => value = v,
                         None => self.bad_literal(
                             &span(&part),
-                            format!("`{}` is too large", part.as_str()),
-                            "values are at most 64 bits",
+                            BadLiteral::TooLarge {
+                                text: part.as_str().to_owned(),
+                            },
                         ),
                     }
                 }
@@ -387,8 +391,9 @@ impl Builder {
                     // `0x` with no hex digits after it.
                     self.bad_literal(
                         &sp,
-                        format!("`{}` is not a number", p_text),
-                        "hex numbers need digits: `0x1f`",
+                        BadLiteral::NoHexDigits {
+                            text: p_text.to_owned(),
+                        },
                     );
                 }
                 Rule::unit_suffix => suffix = Some(part.as_str().to_string()),
@@ -416,12 +421,8 @@ impl Builder {
     /// Only reachable if the grammar and the builder disagree: report it
     /// rather than panic.
     fn missing_span(&mut self, sp: Span) -> Expr {
-        self.errors.push(Diagnostic::error(
-            Code::Syntax,
-            "internal error: unexpected syntax tree shape",
-            sp.clone(),
-            "here",
-        ));
+        self.errors
+            .push(Diagnostic::new(Problem::TreeShape, sp.clone()));
         Expr::Bare(Operand::Field(Ident {
             name: String::new(),
             span: sp,
@@ -452,22 +453,20 @@ impl Builder {
 
     /// `&&`, `||`, `!` parse (so the rest of the program is still read) but
     /// are errors with the fix.
-    fn c_style(&mut self, op: &Pair<'_, Rule>, word: &str) {
+    fn c_style(&mut self, op: &Pair<'_, Rule>, word: &'static str) {
         let is_c = op
             .clone()
             .into_inner()
             .next()
             .is_some_and(|r| matches!(r.as_rule(), Rule::c_and | Rule::c_or | Rule::c_not));
         if is_c {
-            self.errors.push(
-                Diagnostic::error(
-                    Code::CStyleOperator,
-                    format!("`{}` is not an operator here", op.as_str()),
-                    span(op),
-                    format!("write `{word}`"),
-                )
-                .with_help(format!("tcpq spells it `{word}`")),
-            );
+            self.errors.push(Diagnostic::new(
+                Problem::CStyleOperator {
+                    written: op.as_str().to_owned(),
+                    word,
+                },
+                span(op),
+            ));
         }
     }
 
@@ -481,15 +480,8 @@ impl Builder {
             ">" => CmpOp::Gt,
             ">=" => CmpOp::Ge,
             _ => {
-                self.errors.push(
-                    Diagnostic::error(
-                        Code::CStyleOperator,
-                        "`=` is not a comparison",
-                        sp.clone(),
-                        "write `==`",
-                    )
-                    .with_help("compare with `==`"),
-                );
+                self.errors
+                    .push(Diagnostic::new(Problem::SingleEquals, sp.clone()));
                 CmpOp::Eq
             }
         };
@@ -521,8 +513,9 @@ impl Builder {
                 Err(_) => {
                     self.bad_literal(
                         &sp,
-                        format!("`{}` is not an IPv4 address", p.as_str()),
-                        "each of the four numbers must be 0 to 255, without leading zeros",
+                        BadLiteral::NotIpv4 {
+                            text: p.as_str().to_owned(),
+                        },
                     );
                     lit(Value::Addr(IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
                 }
@@ -532,8 +525,9 @@ impl Builder {
                 Err(_) => {
                     self.bad_literal(
                         &sp,
-                        format!("`{}` is not an IPv6 address", p.as_str()),
-                        "write it like `::1`, `fe80::1` or `2001:db8::10`",
+                        BadLiteral::NotIpv6 {
+                            text: p.as_str().to_owned(),
+                        },
                     );
                     lit(Value::Addr(IpAddr::V6(Ipv6Addr::UNSPECIFIED)))
                 }
@@ -543,8 +537,8 @@ impl Builder {
                 let raw = p.into_inner().next().map_or("", |i| i.as_str());
                 match unescape(raw) {
                     Ok(s) => lit(Value::Str(s)),
-                    Err(msg) => {
-                        self.bad_literal(&sp, msg, "escapes are `\\\"`, `\\\\`, `\\n`, `\\t`");
+                    Err(what) => {
+                        self.bad_literal(&sp, what);
                         lit(Value::Str(String::new()))
                     }
                 }
@@ -577,16 +571,9 @@ impl Builder {
         }
     }
 
-    fn bad_literal(&mut self, sp: &Span, message: String, help: &str) {
-        self.errors.push(
-            Diagnostic::error(
-                Code::InvalidLiteral,
-                message,
-                sp.clone(),
-                "not a valid value",
-            )
-            .with_help(help),
-        );
+    fn bad_literal(&mut self, sp: &Span, what: BadLiteral) {
+        self.errors
+            .push(Diagnostic::new(Problem::BadLiteral(what), sp.clone()));
     }
 }
 
@@ -609,7 +596,7 @@ pub(crate) fn parse_int(text: &str) -> Option<i128> {
     Some(if neg { -v } else { v })
 }
 
-fn unescape(raw: &str) -> Result<String, String> {
+fn unescape(raw: &str) -> Result<String, BadLiteral> {
     let mut out = String::new();
     let mut chars = raw.chars();
     while let Some(c) = chars.next() {
@@ -622,8 +609,8 @@ fn unescape(raw: &str) -> Result<String, String> {
             Some('\\') => out.push('\\'),
             Some('n') => out.push('\n'),
             Some('t') => out.push('\t'),
-            Some(o) => return Err(format!("unknown escape `\\{o}` in string")),
-            None => return Err("string ends with `\\`".into()),
+            Some(escape) => return Err(BadLiteral::UnknownEscape { escape }),
+            None => return Err(BadLiteral::TrailingBackslash),
         }
     }
     Ok(out)

@@ -8,7 +8,7 @@
 //! and the cutting into clauses; `errors.rs` words a syntax error (and the
 //! slip that likely caused it), `build.rs` turns pest's pairs into the AST.
 use crate::ast::*;
-use crate::diagnostic::{Code, Diagnostic};
+use crate::diagnostic::{Diagnostic, Problem};
 use pest::Parser;
 use pest_derive::Parser;
 
@@ -44,15 +44,8 @@ pub fn parse(source: &str) -> Result<Program, Vec<Diagnostic>> {
     check_separators(source, &clauses, &mut b.errors);
     if clauses.is_empty() {
         let end = source.len();
-        b.errors.push(
-            Diagnostic::error(
-                Code::EmptyProgram,
-                "the program has no clause",
-                end..end,
-                "expected `on PROBE ...`",
-            )
-            .with_help("write e.g. `on tcp_select_window where win == 0 print pid, comm`"),
-        );
+        b.errors
+            .push(Diagnostic::new(Problem::EmptyProgram, end..end));
     }
     if b.errors.is_empty() {
         Ok(Program { clauses })
@@ -109,7 +102,7 @@ pub fn parse_sockets(source: &str) -> Result<(Clause, bool), Vec<Diagnostic>> {
     let mut pairs = Grammar::parse(Rule::sockets_query, source)
         .map_err(|e| vec![syntax_error(source, 0, e)])?;
     let Some(query) = pairs.next() else {
-        return Err(vec![Diagnostic::unlocated(Code::Syntax, "empty input")]);
+        return Err(vec![Diagnostic::unlocated_problem(Problem::EmptyInput)]);
     };
     let acted = query
         .clone()
@@ -142,15 +135,7 @@ fn check_separators(source: &str, clauses: &[Clause], errors: &mut Vec<Diagnosti
         let gap = source.get(w[0].span.end..w[1].span.start).unwrap_or("");
         if !gap.contains('\n') && !gap.contains(';') {
             let at = w[1].probe.span.start.saturating_sub(3).max(w[1].span.start);
-            errors.push(
-                Diagnostic::error(
-                    Code::MissingSeparator,
-                    "two clauses on one line",
-                    at..at + 2,
-                    "a new clause starts here",
-                )
-                .with_help("separate clauses with `;` or put each on its own line"),
-            );
+            errors.push(Diagnostic::new(Problem::MissingSeparator, at..at + 2));
         }
     }
 }
@@ -186,23 +171,15 @@ fn too_complex(chunk: &str, offset: usize) -> Option<Diagnostic> {
         }
     });
     let at = offset + at?;
-    let what = if nesting > MAX_NESTING {
-        format!("more than {MAX_NESTING} parentheses and `not`s")
-    } else {
-        format!("more than {MAX_CONNECTIVES} `and`s and `or`s")
-    };
-    Some(
-        Diagnostic::error(
-            Code::FilterTooLong,
-            format!("this clause has {what}"),
-            at..at + 1,
-            "too complex from here on",
-        )
-        .with_help(format!(
-            "a filter runs at most {} comparisons; simplify the condition or split it across clauses",
-            tcpq_abi::MAX_INSNS
-        )),
-    )
+    Some(Diagnostic::new(
+        Problem::TooComplex {
+            nesting: nesting > MAX_NESTING,
+            max_nesting: MAX_NESTING,
+            max_connectives: MAX_CONNECTIVES,
+            max_insns: tcpq_abi::MAX_INSNS,
+        },
+        at..at + 1,
+    ))
 }
 
 /// Call `f` with each word or punctuation token outside strings and

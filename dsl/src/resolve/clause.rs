@@ -3,7 +3,7 @@
 //! probe's field). The `where` clause is `expr.rs`.
 use crate::ast::{self, Value};
 use crate::catalog::{self, ProbeDef};
-use crate::diagnostic::{suggest, Code, Diagnostic};
+use crate::diagnostic::{suggest, Diagnostic, FieldHint, Problem};
 
 use super::{RAction, RClause, RField, RPrintItem, RScale, RWhere, Resolver};
 
@@ -11,26 +11,14 @@ impl Resolver<'_> {
     pub(super) fn clause(&mut self, c: &ast::Clause) -> Option<RClause> {
         let Some(probe) = catalog::probe(&c.probe.name) else {
             let names = catalog::PROBES.iter().map(|p| p.name);
-            let help = match suggest(&c.probe.name, names) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!(
-                    "probes are {}",
-                    catalog::PROBES
-                        .iter()
-                        .map(|p| format!("`{}`", p.name))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-            };
-            self.diagnostics.push(
-                Diagnostic::error(
-                    Code::UnknownProbe,
-                    format!("unknown probe `{}`", c.probe.name),
-                    c.probe.span.clone(),
-                    "not a probe",
-                )
-                .with_help(help),
-            );
+            self.diagnostics.push(Diagnostic::new(
+                Problem::UnknownProbe {
+                    name: c.probe.name.clone(),
+                    suggestion: suggest(&c.probe.name, names).map(str::to_owned),
+                    probes: catalog::PROBES.iter().map(|p| p.name).collect(),
+                },
+                c.probe.span.clone(),
+            ));
             // Without a probe its fields cannot be judged: skip the clause.
             return None;
         };
@@ -134,40 +122,26 @@ impl Resolver<'_> {
             });
         }
         let names = probe.all_fields().map(|f| f.name);
-        let mut help = alias_of(probe, &id.name)
-            .or_else(|| suggest(&id.name, names))
-            .map(|s| format!("did you mean `{s}`?"));
-        if help.is_none() {
+        let hint = if let Some(s) = alias_of(probe, &id.name).or_else(|| suggest(&id.name, names)) {
+            FieldHint::Suggest(s.to_owned())
+        } else if let Some(p) = catalog::PROBES.iter().find(|p| p.field(&id.name).is_some()) {
             // A field of another probe is a common confusion.
-            if let Some(p) = catalog::PROBES.iter().find(|p| p.field(&id.name).is_some()) {
-                help = Some(format!(
-                    "`{}` is a field of `{}`, not of `{}`",
-                    id.name, p.name, probe.name
-                ));
-            }
-        }
-        if help.is_none() && is_positional_arg(&id.name) {
-            // bpftrace's `arg0..argN` are a kprobe's raw registers, whose
-            // meaning depends on the function's prototype (and on whether it
-            // was inlined). tcpq fields are named, typed and unit-checked.
-            help = Some(format!(
-                "tcpq has no positional arguments: fields have names, types and units; \
-                 `tcpq -l {}` lists them",
-                probe.name
-            ));
-        }
-        if help.is_none() && matches!(other, Some(Value::Str(_))) {
-            help = Some("compare a field with the string, e.g. `comm == \"nginx\"`".into());
-        }
-        self.diagnostics.push(
-            Diagnostic::error(
-                Code::UnknownField,
-                format!("unknown field `{}` on probe `{}`", id.name, probe.name),
-                id.span.clone(),
-                format!("not a field of `{}`", probe.name),
-            )
-            .with_help_opt(help),
-        );
+            FieldHint::OtherProbe(p.name)
+        } else if is_positional_arg(&id.name) {
+            FieldHint::Positional
+        } else if matches!(other, Some(Value::Str(_))) {
+            FieldHint::ComparedWithString
+        } else {
+            FieldHint::Nothing
+        };
+        self.diagnostics.push(Diagnostic::new(
+            Problem::UnknownField {
+                name: id.name.clone(),
+                probe: probe.name,
+                hint,
+            },
+            id.span.clone(),
+        ));
         None
     }
 }

@@ -1,9 +1,9 @@
 //! The `where` clause: `and`/`or`/`not`, sets, and comparisons
 //! normalised to `field OP value` (operands swapped and the operator
 //! mirrored when the value comes first, `FIELD / N` kept for `check`).
-use crate::ast::{self, ArithOp, CmpOp, Literal, Operand, Span, Value};
+use crate::ast::{self, ArithOp, Literal, Operand, Span, Value};
 use crate::catalog::ProbeDef;
-use crate::diagnostic::{Code, Diagnostic};
+use crate::diagnostic::{Diagnostic, Problem};
 
 use super::names::Named;
 use super::{
@@ -15,18 +15,8 @@ type FieldSide<'a> = (&'a ast::Ident, Option<(ArithOp, Span, &'a Operand)>);
 
 impl Resolver<'_> {
     pub(super) fn unsupported_arith(&mut self, span: Span) {
-        self.diagnostics.push(
-            Diagnostic::error(
-                Code::UnsupportedArithmetic,
-                "this arithmetic is not supported",
-                span,
-                "not `FIELD / NUMBER` or `FIELD * NUMBER`",
-            )
-            .with_help(
-                "a condition can compare `FIELD / NUMBER` or `FIELD * NUMBER` with a value, \
-                 e.g. `win_bytes / 1024 > 64`; compute the constant yourself otherwise",
-            ),
-        );
+        self.diagnostics
+            .push(Diagnostic::new(Problem::UnsupportedArithmetic, span));
     }
 
     /// The field side of a comparison: a field, or `FIELD / CONST`,
@@ -101,15 +91,8 @@ impl Resolver<'_> {
             ast::Expr::Bare(o) => {
                 // Resolve a parameter anyway, to report it if undeclared.
                 if self.value(o).is_some() || self.uses_absent(o) {
-                    self.diagnostics.push(
-                        Diagnostic::error(
-                            Code::NotAPredicate,
-                            "a value alone is not a condition",
-                            o.span(),
-                            "expected a comparison",
-                        )
-                        .with_help("compare a field with it, e.g. `win == 0`"),
-                    );
+                    self.diagnostics
+                        .push(Diagnostic::new(Problem::ValueAlone, o.span()));
                 }
                 RExpr::Invalid
             }
@@ -127,30 +110,14 @@ impl Resolver<'_> {
                 let field = match lhs {
                     Operand::Field(f) => self.field(probe, f, None),
                     Operand::Arith { span, .. } => {
-                        self.diagnostics.push(
-                            Diagnostic::error(
-                                Code::UnsupportedArithmetic,
-                                "arithmetic before `in` is not supported",
-                                span.clone(),
-                                "write the field alone",
-                            )
-                            .with_help(
-                                "scale the set's values instead, e.g. `win_bytes in 64KiB..128KiB`",
-                            ),
-                        );
+                        self.diagnostics
+                            .push(Diagnostic::new(Problem::ArithmeticBeforeIn, span.clone()));
                         None
                     }
                     other => {
                         self.value(other);
-                        self.diagnostics.push(
-                            Diagnostic::error(
-                                Code::NeedFieldAndValue,
-                                "`in` needs a field on its left",
-                                other.span(),
-                                "not a field",
-                            )
-                            .with_help("write e.g. `dport in [80, 443]`"),
-                        );
+                        self.diagnostics
+                            .push(Diagnostic::new(Problem::InNeedsField, other.span()));
                         None
                     }
                 };
@@ -196,18 +163,12 @@ impl Resolver<'_> {
                 } else {
                     // The set's field is unknown (reported): the name can
                     // still not be a value.
-                    self.diagnostics.push(
-                        Diagnostic::error(
-                            Code::NeedFieldAndValue,
-                            format!("`{}` is a name, not a value", id.name),
-                            id.span.clone(),
-                            "not a value",
-                        )
-                        .with_help(
-                            "a set holds values: numbers, quoted strings, addresses, \
-                             ranges (`8000..8100`) or prefixes (`10.0.0.0/8`)",
-                        ),
-                    );
+                    self.diagnostics.push(Diagnostic::new(
+                        Problem::NameInUnknownSet {
+                            name: id.name.clone(),
+                        },
+                        id.span.clone(),
+                    ));
                 }
                 None
             }
@@ -237,22 +198,14 @@ impl Resolver<'_> {
         // `daddr == 10.0.0.0/8` reads as an address divided by 8: it is a
         // prefix, which `in` tests.
         if let Some((field, prefix)) = prefix_compared(lhs, rhs) {
-            let fix = match op.op {
-                CmpOp::Ne => format!("not {field} in {prefix}"),
-                _ => format!("{field} in {prefix}"),
-            };
-            self.diagnostics.push(
-                Diagnostic::error(
-                    Code::UnsupportedOperator,
-                    format!(
-                        "`{prefix}` is an address prefix; `{}` compares one address",
-                        cmp_symbol(op.op)
-                    ),
-                    span,
-                    format!("a prefix compared with `{}`", cmp_symbol(op.op)),
-                )
-                .with_help(format!("test membership with `in`: `{fix}`")),
-            );
+            self.diagnostics.push(Diagnostic::new(
+                Problem::PrefixCompared {
+                    field,
+                    prefix,
+                    op: cmp_symbol(op.op),
+                },
+                span,
+            ));
             return RExpr::Invalid;
         }
         let (field_id, scale, value_op, cmp) = match (lhs, rhs) {
@@ -291,7 +244,10 @@ impl Resolver<'_> {
                         } else {
                             (b, a, mirror(op.op))
                         };
-                        let f = RField { def, span: fid.span.clone() };
+                        let f = RField {
+                            def,
+                            span: fid.span.clone(),
+                        };
                         match self.enum_constant(&f, name) {
                             Named::Constant(value) => {
                                 return RExpr::Compare {
@@ -311,15 +267,13 @@ impl Resolver<'_> {
                         self.field(probe, a, None);
                         self.field(probe, b, None);
                     }
-                    (Some(_), Some(_)) => self.diagnostics.push(
-                        Diagnostic::error(
-                            Code::NeedFieldAndValue,
-                            format!("`{}` and `{}` are both fields", a.name, b.name),
-                            span,
-                            "two fields compared",
-                        )
-                        .with_help("compare a field with a literal value; comparing two fields is not supported yet"),
-                    ),
+                    (Some(_), Some(_)) => self.diagnostics.push(Diagnostic::new(
+                        Problem::TwoFields {
+                            a: a.name.clone(),
+                            b: b.name.clone(),
+                        },
+                        span,
+                    )),
                 }
                 return RExpr::Invalid;
             }
@@ -333,26 +287,8 @@ impl Resolver<'_> {
                         .chain(operand_params(b))
                         .next()
                         .map(|i| i.name.clone());
-                    let help = match param {
-                        // `$port == 0 or dport == $port`: the way to say
-                        // "filter on it only when it is given".
-                        Some(p) => format!(
-                            "a comparison needs a field on one side; to filter only when \
-                             `--param {p}` is given, declare it optional (`# @param {p}: TYPE?`) \
-                             and write only the comparison with the field (`FIELD == ${p}`): \
-                             without `--param {p}`, every comparison that uses `${p}` is left out"
-                        ),
-                        None => "a comparison needs a field on one side, e.g. `win == 0`".into(),
-                    };
-                    self.diagnostics.push(
-                        Diagnostic::error(
-                            Code::NeedFieldAndValue,
-                            "two values compared with each other",
-                            span,
-                            "no field here",
-                        )
-                        .with_help(help),
-                    );
+                    self.diagnostics
+                        .push(Diagnostic::new(Problem::TwoValues { param }, span));
                 }
                 return RExpr::Invalid;
             }

@@ -4,7 +4,7 @@
 //! name, a second field).
 use crate::ast::{self, Literal, Operand, Value};
 use crate::catalog;
-use crate::diagnostic::{suggest, Code, Diagnostic};
+use crate::diagnostic::{suggest, Diagnostic, Problem};
 use crate::plan::FieldType;
 
 use super::{operand_text, RField, Resolver};
@@ -27,93 +27,67 @@ impl Resolver<'_> {
                 return;
             }
             FieldType::Comm => {
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        Code::UnknownField,
-                        format!(
-                            "`{}` is not a field; `{}` compares with a string",
-                            id.name, field.def.name
-                        ),
-                        id.span.clone(),
-                        "a name, not a string",
-                    )
-                    .with_help(format!("quote it: `{} == \"{}\"`", field.def.name, id.name)),
-                );
+                self.diagnostics.push(Diagnostic::new(
+                    Problem::NameForString {
+                        name: id.name.clone(),
+                        field: field.def.name,
+                    },
+                    id.span.clone(),
+                ));
                 return;
             }
             FieldType::Addr => {
-                let example = if id.name == "localhost" {
-                    format!("`{0} == 127.0.0.1` or `{0} == ::1`", field.def.name)
-                } else {
-                    format!("`{} == 192.0.2.10`", field.def.name)
-                };
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        Code::TypeMismatch,
-                        format!(
-                            "`{}` is a name; `{}` holds an address",
-                            id.name, field.def.name
-                        ),
-                        id.span.clone(),
-                        "a name, not an address",
-                    )
-                    .with_help(format!(
-                        "tcpq compares addresses and never resolves host names: write {example}"
-                    )),
-                );
+                self.diagnostics.push(Diagnostic::new(
+                    Problem::HostName {
+                        name: id.name.clone(),
+                        field: field.def.name,
+                    },
+                    id.span.clone(),
+                ));
                 return;
             }
             _ => {
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        Code::NeedFieldAndValue,
-                        format!("`{}` is compared with `{}`, which is not a value", field.def.name, id.name),
-                        id.span.clone(),
-                        "expected a value here",
-                    )
-                    .with_help("compare a field with a literal value; comparing two fields is not supported"),
-                );
+                self.diagnostics.push(Diagnostic::new(
+                    Problem::NameNotAValue {
+                        name: id.name.clone(),
+                        field: field.def.name,
+                    },
+                    id.span.clone(),
+                ));
                 return;
             }
         };
-        let help = match suggest(&id.name, candidates.iter().copied()) {
-            Some(s) => format!("did you mean `{s}`?"),
-            None => format!("{what}s are {}", candidates.join(", ")),
-        };
-        self.diagnostics.push(
-            Diagnostic::error(
-                Code::UnknownConstant,
-                format!("unknown {what} `{}`", id.name),
-                id.span.clone(),
-                format!("not a {what}"),
-            )
-            .with_help(help),
-        );
+        let suggestion = suggest(&id.name, candidates.iter().copied()).map(str::to_owned);
+        self.diagnostics.push(Diagnostic::new(
+            Problem::UnknownStateOrFamily {
+                what,
+                name: id.name.clone(),
+                suggestion,
+                candidates,
+            },
+            id.span.clone(),
+        ));
     }
 
     /// `err == EPRM`: a name that is no errno (there are too many to list).
     fn unknown_errno(&mut self, field: &RField, id: &ast::Ident) {
         let upper = id.name.to_ascii_uppercase();
-        let help = match crate::errno::by_name(&upper) {
-            Some(_) => format!("errno names are upper case: `{upper}`"),
-            None => match suggest(&upper, crate::errno::names()) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!(
-                    "`{}` holds an errno, by name as in the kernel's headers: `EPERM`, \
-                     `ENOBUFS`, ... (or NET_XMIT_DROP)",
-                    field.def.name
-                ),
-            },
+        let (upper_case, suggestion) = match crate::errno::by_name(&upper) {
+            Some(_) => (Some(upper), None),
+            None => (
+                None,
+                suggest(&upper, crate::errno::names()).map(str::to_owned),
+            ),
         };
-        self.diagnostics.push(
-            Diagnostic::error(
-                Code::UnknownConstant,
-                format!("unknown errno `{}`", id.name),
-                id.span.clone(),
-                "not an errno name",
-            )
-            .with_help(help),
-        );
+        self.diagnostics.push(Diagnostic::new(
+            Problem::UnknownErrno {
+                name: id.name.clone(),
+                field: field.def.name,
+                upper_case,
+                suggestion,
+            },
+            id.span.clone(),
+        ));
     }
 
     /// A bare name as a constant of the field's kernel enum (`reason ==
@@ -135,27 +109,25 @@ impl Resolver<'_> {
         }
         let short = id.name.strip_prefix(prefix).unwrap_or(&id.name);
         let upper = short.to_ascii_uppercase();
-        let help = if crate::reasons::known(unit, &upper).is_some() {
-            format!("reasons are upper case: `{upper}`")
+        let (upper_case, suggestion) = if crate::reasons::known(unit, &upper).is_some() {
+            (Some(upper), None)
         } else {
-            match suggest(short, names.iter().copied()) {
-                Some(s) => format!("did you mean `{s}`?"),
-                None => format!(
-                    "`tcpq -l {}` lists the reasons tcpq knows (`enum {enum_name}` of Linux \
-                     6.18); a reason newer than that can be compared by its number",
-                    field_probe_name(field)
-                ),
-            }
-        };
-        self.diagnostics.push(
-            Diagnostic::error(
-                Code::UnknownConstant,
-                format!("unknown {} `{}`", unit_enum_words(unit), id.name),
-                id.span.clone(),
-                format!("not in `enum {enum_name}`"),
+            (
+                None,
+                suggest(short, names.iter().copied()).map(str::to_owned),
             )
-            .with_help(help),
-        );
+        };
+        self.diagnostics.push(Diagnostic::new(
+            Problem::UnknownReason {
+                name: id.name.clone(),
+                what: unit_enum_words(unit),
+                enum_name,
+                upper_case,
+                suggestion,
+                probe: field_probe_name(field),
+            },
+            id.span.clone(),
+        ));
         Named::Reported
     }
 
@@ -179,44 +151,25 @@ impl Resolver<'_> {
                         ast::SetItem::Cidr { addr, len, .. } => format!("{addr}/{len}"),
                     })
                     .collect();
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        Code::TypeMismatch,
-                        format!(
-                            "`{}` is a name, but `{}` holds command names, which are strings",
-                            id.name, field.def.name
-                        ),
-                        id.span.clone(),
-                        "a name, not a string",
-                    )
-                    .with_help(format!(
-                        "strings are quoted: \"{}\"; write `{} in [{}]`",
-                        id.name,
-                        field.def.name,
-                        fixed.join(", ")
-                    )),
-                );
+                self.diagnostics.push(Diagnostic::new(
+                    Problem::NameInCommSet {
+                        name: id.name.clone(),
+                        field: field.def.name,
+                        fixed,
+                    },
+                    id.span.clone(),
+                ));
             }
             _ => {
-                let what = if field_named(field, &id.name) {
-                    format!("`{}` is a field, not a value", id.name)
-                } else {
-                    format!("`{}` is not a value", id.name)
-                };
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        Code::NeedFieldAndValue,
-                        what,
-                        id.span.clone(),
-                        format!("expected {}", catalog::type_words(field.def.ty)),
-                    )
-                    .with_help(format!(
-                        "a set holds values of `{}` ({}), e.g. `{}`",
-                        field.def.name,
-                        catalog::type_words(field.def.ty),
-                        set_example(field)
-                    )),
-                );
+                self.diagnostics.push(Diagnostic::new(
+                    Problem::NameInSet {
+                        name: id.name.clone(),
+                        field: field.def.name,
+                        ty: field.def.ty,
+                        is_field: field_named(field, &id.name),
+                    },
+                    id.span.clone(),
+                ));
             }
         }
     }
@@ -253,20 +206,4 @@ fn field_named(f: &RField, name: &str) -> bool {
         .iter()
         .filter(|p| p.field(f.def.name).is_some_and(|d| std::ptr::eq(d, f.def)))
         .any(|p| p.field(name).is_some())
-}
-
-/// A well-formed set for the field, for help lines.
-fn set_example(f: &RField) -> String {
-    let n = f.def.name;
-    match f.def.ty {
-        FieldType::Port => format!("{n} in [80, 443, 8000..8100]"),
-        FieldType::Addr => format!("{n} in [10.0.0.1, 192.168.0.0/16, ::1]"),
-        FieldType::Bool => format!("{n} in [true]"),
-        FieldType::Comm => format!("{n} in [\"nginx\", \"envoy\"]"),
-        FieldType::TcpState => format!("{n} in [ESTABLISHED, CLOSE_WAIT]"),
-        FieldType::Family => format!("{n} in [AF_INET, AF_INET6]"),
-        FieldType::Uint(_) | FieldType::Int(_) => format!("{n} in [0, 1, 10..20]"),
-        // Print only (`check` says so); no set of it is well-formed.
-        FieldType::Time => format!("print {n}"),
-    }
 }

@@ -3,7 +3,7 @@
 //! written), and a parameter given as a set turned into `in`.
 use crate::ast::{self, CmpOp, Literal, Operand, Span, Value};
 use crate::catalog::ProbeDef;
-use crate::diagnostic::{suggest, Code, Diagnostic};
+use crate::diagnostic::{suggest, Diagnostic, Problem};
 use crate::recipe::ParamItem;
 
 use super::{cmp_symbol, operand_params, RExpr, Resolver};
@@ -46,24 +46,14 @@ impl Resolver<'_> {
             }),
             None => {
                 let names = self.params.values.keys().map(String::as_str);
-                let help = match suggest(&id.name, names) {
-                    Some(s) => format!("did you mean `${s}`?"),
-                    None if self.params.values.is_empty() => {
-                        "parameters come from a recipe's `# @param NAME: TYPE` header; \
-                         `-e` programs have none"
-                            .into()
-                    }
-                    None => format!("declare it: `# @param {}: TYPE  help`", id.name),
-                };
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        Code::UndeclaredParam,
-                        format!("parameter `${}` is not declared", id.name),
-                        id.span.clone(),
-                        "undeclared parameter",
-                    )
-                    .with_help(help),
-                );
+                self.diagnostics.push(Diagnostic::new(
+                    Problem::UndeclaredParam {
+                        name: id.name.clone(),
+                        suggestion: suggest(&id.name, names).map(str::to_owned),
+                        none_declared: self.params.values.is_empty(),
+                    },
+                    id.span.clone(),
+                ));
                 None
             }
         }
@@ -159,29 +149,15 @@ impl Resolver<'_> {
 
     #[inline(never)]
     pub(super) fn set_not_a_field(&mut self, lhs: &Operand) -> RExpr {
-        self.diagnostics.push(
-            Diagnostic::error(
-                Code::NeedFieldAndValue,
-                "`in` needs a field on its left",
-                lhs.span(),
-                "a set parameter, not a field",
-            )
-            .with_help("write e.g. `dport in $ports` or `dport == $ports`"),
-        );
+        self.diagnostics
+            .push(Diagnostic::new(Problem::SetNotAField, lhs.span()));
         RExpr::Invalid
     }
 
     #[inline(never)]
     pub(super) fn set_alone(&mut self, o: &Operand) -> RExpr {
-        self.diagnostics.push(
-            Diagnostic::error(
-                Code::NotAPredicate,
-                "a value alone is not a condition",
-                o.span(),
-                "expected a comparison",
-            )
-            .with_help("compare a field with it, e.g. `dport == $port`"),
-        );
+        self.diagnostics
+            .push(Diagnostic::new(Problem::SetAlone, o.span()));
         RExpr::Invalid
     }
 
@@ -219,22 +195,18 @@ impl Resolver<'_> {
             _ => None,
         };
         let Some(field) = field else {
-            let (code, message, help) = match (lhs, rhs) {
-                (Operand::Arith { .. }, _) | (_, Operand::Arith { .. }) => (
-                    Code::UnsupportedArithmetic,
-                    format!("`${}` is a set (`--param {}={given}`): arithmetic with a set is not supported", set.name, set.name),
-                    "compare the field itself with the set, e.g. `dport == $port`".to_string(),
-                ),
-                _ => (
-                    Code::NeedFieldAndValue,
-                    format!("`${}` is a set (`--param {}={given}`) compared with a value", set.name, set.name),
-                    "a set is tested against a field: `FIELD == $p` (the field is one of the items) or `FIELD != $p`".to_string(),
-                ),
-            };
-            self.diagnostics.push(
-                Diagnostic::error(code, message, set.span.clone(), "a set parameter")
-                    .with_help(help),
+            let arithmetic = matches!(
+                (lhs, rhs),
+                (Operand::Arith { .. }, _) | (_, Operand::Arith { .. })
             );
+            self.diagnostics.push(Diagnostic::new(
+                Problem::SetMisused {
+                    name: set.name.clone(),
+                    given,
+                    arithmetic,
+                },
+                set.span.clone(),
+            ));
             return RExpr::Invalid;
         };
         let inside = ast::Expr::In {
@@ -254,25 +226,15 @@ impl Resolver<'_> {
             other => {
                 // Still resolve the field, to report a typo in it too.
                 self.field(probe, field, None);
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        Code::UnsupportedOperator,
-                        format!(
-                            "`${}` is a set (`--param {}={given}`); `{}` does not apply to a set",
-                            set.name,
-                            set.name,
-                            cmp_symbol(other)
-                        ),
-                        op.span.clone(),
-                        "only `==` and `!=` with a set",
-                    )
-                    .with_help(format!(
-                        "`{0} == ${1}` keeps events whose `{0}` is one of the items, `{0} != ${1}` \
-                         those whose `{0}` is none of them; for a bound, pass one value (or a \
-                         range `A..B`)",
-                        field.name, set.name
-                    )),
-                );
+                self.diagnostics.push(Diagnostic::new(
+                    Problem::SetOrdered {
+                        name: set.name.clone(),
+                        given,
+                        field: field.name.clone(),
+                        op: cmp_symbol(other),
+                    },
+                    op.span.clone(),
+                ));
                 RExpr::Invalid
             }
         }

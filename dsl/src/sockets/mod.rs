@@ -19,7 +19,7 @@
 //! default columns.
 use crate::ast::{self, Ident, PrintItem};
 use crate::catalog::ProbeDef;
-use crate::diagnostic::{Code, Diagnostic};
+use crate::diagnostic::{Diagnostic, Problem};
 use crate::plan::{Action, Column, Insn};
 use crate::recipe::Params;
 
@@ -62,29 +62,10 @@ pub fn compile_sockets(source: &str) -> Result<SocketsQuery, Vec<Diagnostic>> {
             ast::Action::Count { span, .. } | ast::Action::Agg { span, .. } => span.clone(),
             ast::Action::Print { span, .. } => span.clone(),
         };
-        errors.push(
-            Diagnostic::error(
-                Code::NotForSockets,
-                "`tcpq sockets` lists sockets; it does not aggregate",
-                span,
-                "an aggregation",
-            )
-            .with_help(
-                "write `print FIELD, ...` (or nothing, for the default columns); to count \
-                 sockets, count the lines (`tcpq sockets ... --format json | wc -l`)",
-            ),
-        );
+        errors.push(Diagnostic::new(Problem::SocketsAggregate, span));
     }
     for m in &clause.modifiers {
-        errors.push(
-            Diagnostic::error(
-                Code::NotForSockets,
-                "`tcpq sockets` takes no `top`, `every` or `limit`",
-                m.span.clone(),
-                "not for a listing",
-            )
-            .with_help("it lists every socket that matches, once; narrow the `where` instead"),
-        );
+        errors.push(Diagnostic::new(Problem::SocketsModifier, m.span.clone()));
     }
     clause.modifiers.clear();
     if !printed || !errors.is_empty() {
@@ -119,9 +100,8 @@ pub fn compile_sockets(source: &str) -> Result<SocketsQuery, Vec<Diagnostic>> {
         return Err(sorted(errors));
     }
     let Some(c) = checked.clauses.into_iter().next() else {
-        return Err(vec![Diagnostic::unlocated(
-            Code::Syntax,
-            "nothing to list (internal: the query resolved to no clause)",
+        return Err(vec![Diagnostic::unlocated_problem(
+            Problem::SocketsNoClause,
         )]);
     };
     let compiled = crate::filter::compile(c.filter.as_ref()).map_err(|_| {
@@ -133,9 +113,8 @@ pub fn compile_sockets(source: &str) -> Result<SocketsQuery, Vec<Diagnostic>> {
     // No socket field takes a kernel enum constant; refuse rather than
     // compare with an unbound 0.
     if !compiled.binds.is_empty() {
-        return Err(vec![Diagnostic::unlocated(
-            Code::Internal,
-            "internal error: a kernel constant in a `tcpq sockets` query cannot be bound",
+        return Err(vec![Diagnostic::unlocated_problem(
+            Problem::SocketsConstant,
         )]);
     }
     let filter = compiled.insns;
@@ -150,9 +129,8 @@ pub fn compile_sockets(source: &str) -> Result<SocketsQuery, Vec<Diagnostic>> {
         }
     }
     let Action::Print { columns } = c.action else {
-        return Err(vec![Diagnostic::unlocated(
-            Code::NotForSockets,
-            "`tcpq sockets` lists sockets; it does not aggregate",
+        return Err(vec![Diagnostic::unlocated_problem(
+            Problem::SocketsNotAListing,
         )]);
     };
     Ok(SocketsQuery {
@@ -171,62 +149,28 @@ pub fn sockets_field_unavailable(source: &str, field: &str, why: &str) -> Diagno
     let span = crate::parse::parse_sockets(source)
         .ok()
         .and_then(|(c, _)| crate::field_span(&c, field));
-    let message = format!("`{field}` cannot be read on this kernel");
-    let help = format!("{why}; leave it out, or run on a kernel that has it");
+    let problem = Problem::FieldUnavailable {
+        field: field.to_owned(),
+        probe: None,
+        why: why.to_owned(),
+    };
     match span {
-        Some(s) => Diagnostic::error(
-            Code::FieldUnavailable,
-            message,
-            s,
-            "not available on this kernel",
-        ),
-        None => Diagnostic::unlocated(Code::FieldUnavailable, message),
+        Some(s) => Diagnostic::new(problem, s),
+        None => Diagnostic::unlocated_problem(problem),
     }
-    .with_help(help)
 }
-
-/// The probes' fields a listing cannot have, and what to use instead.
-const NOT_HERE: &[(&str, &str)] = &[
-    (
-        "rttvar",
-        "tcp_info has no tcp_sock.rttvar_us; `mdev` is what ss shows as rtt:SRTT/MDEV",
-    ),
-    (
-        "skaddr",
-        "sock_diag shows no kernel addresses; `sock_cookie` tells sockets apart",
-    ),
-    (
-        "task_pid",
-        "a listing has no task on the CPU; `pid` is the process holding the socket",
-    ),
-    (
-        "task_comm",
-        "a listing has no task on the CPU; `comm` is the process holding the socket",
-    ),
-];
 
 /// A diagnostic of the shared passes, worded for `tcpq sockets` (which the
 /// passes see as a probe named `sockets`).
-fn in_sockets_words(mut d: Diagnostic) -> Diagnostic {
-    if d.code != Code::UnknownField {
-        return d;
+fn in_sockets_words(d: Diagnostic) -> Diagnostic {
+    match d.problem {
+        Some(Problem::UnknownField {
+            name,
+            probe: "sockets",
+            hint,
+        }) => Diagnostic::new(Problem::SocketsUnknownField { name, hint }, d.span),
+        _ => d,
     }
-    if let Some((name, help)) = NOT_HERE
-        .iter()
-        .find(|(n, _)| d.message == format!("unknown field `{n}` on probe `sockets`"))
-    {
-        d.message = format!("`tcpq sockets` has no `{name}`");
-        d.help = Some((*help).to_owned());
-        return d;
-    }
-    d.message = d.message.replace("on probe `sockets`", "of `tcpq sockets`");
-    if let Some(h) = &d.help {
-        d.help = Some(h.replace(
-            "not of `sockets`",
-            "not of `tcpq sockets` (`tcpq -l sockets` lists its fields)",
-        ));
-    }
-    d
 }
 
 fn sorted(mut d: Vec<Diagnostic>) -> Vec<Diagnostic> {
@@ -244,6 +188,7 @@ pub fn entry(name: &str) -> Option<&'static ProbeDef> {
 mod tests {
     use super::fields::sk;
     use super::*;
+    use crate::diagnostic::Code;
     use tcpq_abi::slot;
 
     #[test]

@@ -6,7 +6,13 @@
 use serde::Serialize;
 use std::fmt;
 use std::ops::Range;
-use unicode_width::UnicodeWidthChar;
+
+mod problem;
+mod render;
+
+pub(crate) use problem::unit_words;
+pub use problem::{BadLiteral, DeclFault, FieldHint, Lhist, Problem, Shown};
+pub use render::{render, render_all};
 
 /// A stable error code. Never renumber: scripts and docs refer to these.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -213,9 +219,34 @@ pub struct Diagnostic {
     /// Shown under the caret.
     pub label: String,
     pub help: Option<String>,
+    /// What was found, when the diagnostic was built from a [`Problem`]:
+    /// the data its words come from.
+    #[serde(skip)]
+    pub problem: Option<Problem>,
 }
 
 impl Diagnostic {
+    /// The diagnostic for `problem` at `span`, worded by `Problem::words`.
+    pub fn new(problem: Problem, span: Range<usize>) -> Self {
+        let w = problem.words();
+        Diagnostic {
+            code: problem.code(),
+            severity: Severity::Error,
+            message: w.message,
+            span,
+            label: w.label,
+            help: w.help,
+            problem: Some(problem),
+        }
+    }
+
+    /// [`Diagnostic::new`] with no place in the source.
+    pub fn unlocated_problem(problem: Problem) -> Self {
+        let mut d = Self::new(problem, 0..0);
+        d.label.clear();
+        d
+    }
+
     pub fn error(
         code: Code,
         message: impl Into<String>,
@@ -229,6 +260,7 @@ impl Diagnostic {
             span,
             label: label.into(),
             help: None,
+            problem: None,
         }
     }
 
@@ -250,171 +282,6 @@ impl Diagnostic {
     pub fn is_located(&self) -> bool {
         !self.label.is_empty() || !self.span.is_empty()
     }
-}
-
-const RED: &str = "\x1b[1;31m";
-const YELLOW: &str = "\x1b[1;33m";
-const BLUE: &str = "\x1b[1;34m";
-const BOLD: &str = "\x1b[1m";
-const RESET: &str = "\x1b[0m";
-
-/// Tab stops used when showing a source line, so carets line up.
-const TAB_WIDTH: usize = 4;
-
-/// Render one diagnostic rustc-style. `origin` names the source
-/// (`<command line>`, a file path). Colour only when `color` is true: the
-/// caller decides (TTY, `NO_COLOR`).
-///
-/// Never panics, whatever the span: out-of-range or mid-character offsets
-/// are clamped to the source.
-pub fn render(diag: &Diagnostic, source: &str, origin: &str, color: bool) -> String {
-    let paint = |style: &str, text: &str| -> String {
-        if color {
-            format!("{style}{text}{RESET}")
-        } else {
-            text.to_string()
-        }
-    };
-    let (sev_word, sev_style) = match diag.severity {
-        Severity::Error => ("error", RED),
-        Severity::Warning => ("warning", YELLOW),
-    };
-    let mut out = String::new();
-    out.push_str(&paint(sev_style, &format!("{sev_word}[{}]", diag.code)));
-    out.push_str(&paint(BOLD, &format!(": {}", diag.message)));
-    out.push('\n');
-
-    if diag.is_located() {
-        let start = clamp_to_char(source, diag.span.start);
-        let end = clamp_to_char(source, diag.span.end.max(diag.span.start)).max(start);
-        let (line_no, line_start) = line_of(source, start);
-        let line_end = source[line_start..]
-            .find('\n')
-            .map_or(source.len(), |i| line_start + i);
-        let line_text = source[line_start..line_end].trim_end_matches('\r');
-        let col = source[line_start..start].chars().count() + 1;
-        let gutter = line_no.to_string().len();
-        let pad = " ".repeat(gutter);
-
-        out.push_str(&format!(
-            "{pad}{} {origin}:{line_no}:{col}\n",
-            paint(BLUE, "-->")
-        ));
-        out.push_str(&format!("{pad} {}\n", paint(BLUE, "|")));
-        let shown = expand_tabs(line_text);
-        out.push_str(&format!(
-            "{} {} {}\n",
-            paint(BLUE, &line_no.to_string()),
-            paint(BLUE, "|"),
-            shown
-        ));
-        // Caret columns are display widths of the text before and inside
-        // the span, on this line only (a multi-line span is underlined to
-        // the end of its first line).
-        let caret_start = (start - line_start).min(line_text.len());
-        let caret_end = (end.min(line_start + line_text.len()) - line_start).max(caret_start);
-        let before = display_width(&line_text[..caret_start]);
-        let inside = display_width(&line_text[..caret_end]) - before;
-        let carets = "^".repeat(inside.max(1));
-        let mut marker = format!("{}{}", " ".repeat(before), paint(sev_style, &carets));
-        if !diag.label.is_empty() {
-            marker.push(' ');
-            marker.push_str(&paint(sev_style, &diag.label));
-        }
-        out.push_str(&format!("{pad} {} {marker}\n", paint(BLUE, "|")));
-        if let Some(help) = &diag.help {
-            out.push_str(&format!("{pad} {}\n", paint(BLUE, "|")));
-            out.push_str(&format!(
-                "{pad} {} {}: {help}\n",
-                paint(BLUE, "="),
-                paint(BOLD, "help")
-            ));
-        }
-    } else if let Some(help) = &diag.help {
-        out.push_str(&format!(
-            "  {} {}: {help}\n",
-            paint(BLUE, "="),
-            paint(BOLD, "help")
-        ));
-    }
-    out
-}
-
-/// Render several diagnostics, separated by blank lines, with a summary.
-pub fn render_all(diags: &[Diagnostic], source: &str, origin: &str, color: bool) -> String {
-    let mut out = String::new();
-    for d in diags {
-        out.push_str(&render(d, source, origin, color));
-        out.push('\n');
-    }
-    let n = diags
-        .iter()
-        .filter(|d| d.severity == Severity::Error)
-        .count();
-    if n > 1 {
-        let text = format!("error: aborting due to {n} errors");
-        if color {
-            out.push_str(&format!(
-                "{RED}error{RESET}{BOLD}: aborting due to {n} errors{RESET}\n"
-            ));
-        } else {
-            out.push_str(&text);
-            out.push('\n');
-        }
-    }
-    out
-}
-
-/// Largest char boundary `<= i` inside `s`.
-fn clamp_to_char(s: &str, i: usize) -> usize {
-    let mut i = i.min(s.len());
-    while !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-/// 1-based line number of byte `at`, and the byte where that line starts.
-fn line_of(source: &str, at: usize) -> (usize, usize) {
-    let before = &source[..at];
-    let line_no = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line_no, line_start)
-}
-
-fn expand_tabs(s: &str) -> String {
-    let mut out = String::new();
-    let mut w = 0;
-    for c in s.chars() {
-        if c == '\t' {
-            let n = TAB_WIDTH - w % TAB_WIDTH;
-            out.push_str(&" ".repeat(n));
-            w += n;
-        } else if c.is_control() {
-            // Control characters would garble the terminal: show a
-            // placeholder of the same width as `display_width` counts.
-            out.push('\u{fffd}');
-            w += 1;
-        } else {
-            out.push(c);
-            w += c.width().unwrap_or(0);
-        }
-    }
-    out
-}
-
-fn display_width(s: &str) -> usize {
-    let mut w = 0;
-    for c in s.chars() {
-        if c == '\t' {
-            w += TAB_WIDTH - w % TAB_WIDTH;
-        } else if c.is_control() {
-            w += 1;
-        } else {
-            w += c.width().unwrap_or(0);
-        }
-    }
-    w
 }
 
 /// Did-you-mean: the candidate closest to `word` by edit distance, if close
@@ -469,10 +336,6 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
 
-    fn diag(span: Range<usize>) -> Diagnostic {
-        Diagnostic::error(Code::UnknownField, "m", span, "here")
-    }
-
     #[test]
     fn codes_are_unique_and_formatted() {
         let mut seen = std::collections::HashSet::new();
@@ -482,52 +345,33 @@ mod tests {
         assert_eq!(Code::UnknownField.to_string(), "E0102");
     }
 
+    /// A pass says what it found; the words come from it. Tests can match
+    /// the data rather than the text.
     #[test]
-    fn seed_example_renders_like_rustc() {
+    fn diagnostics_carry_what_was_found() {
         let src = "on tcp_select_window where wn == 0 print pid, comm";
-        let d = Diagnostic::error(
-            Code::UnknownField,
-            "unknown field `wn` on probe `tcp_select_window`",
-            27..29,
-            "not a field of `tcp_select_window`",
-        )
-        .with_help("did you mean `win`?");
-        let want = "error[E0102]: unknown field `wn` on probe `tcp_select_window`
- --> <command line>:1:28
-  |
-1 | on tcp_select_window where wn == 0 print pid, comm
-  |                            ^^ not a field of `tcp_select_window`
-  |
-  = help: did you mean `win`?
-";
-        assert_eq!(render(&d, src, "<command line>", false), want);
+        let d = crate::compile(src, "<test>", &[]).unwrap_err();
+        assert_eq!(d.len(), 1);
+        assert_eq!(
+            d[0].problem,
+            Some(Problem::UnknownField {
+                name: "wn".into(),
+                probe: "tcp_select_window",
+                hint: FieldHint::Suggest("win".into()),
+            })
+        );
+        assert_eq!(d[0].code, Code::UnknownField);
+        assert_eq!(d[0].span, 27..29);
+        assert_eq!(d[0].help.as_deref(), Some("did you mean `win`?"));
     }
 
+    /// A problem with no place in the source (a `--param` name) has no
+    /// label, so it renders without a snippet.
     #[test]
-    fn second_line_tabs_and_wide_chars() {
-        let src = "a\n\t\"日本\" x";
-        let at = src.find('x').unwrap();
-        let r = render(&diag(at..at + 1), src, "f", false);
-        assert!(r.contains(" --> f:2:7\n"), "{r}");
-        // tab = 4 columns, quote 1, two wide chars 4, quote 1, space 1
-        assert!(r.contains(&format!("  | {}^ here", " ".repeat(11))), "{r}");
-    }
-
-    #[test]
-    fn never_panics_on_odd_spans() {
-        let src = "é\n";
-        // (start, end) pairs, including a reversed one.
-        for (a, b) in [(0, 1), (1, 0), (5, 9), (0, 100), (3, 3), (2, 2)] {
-            let span = a..b;
-            let _ = render(&diag(span.clone()), src, "f", true);
-            let _ = render(&diag(span), "", "f", false);
-        }
-    }
-
-    #[test]
-    fn colour_only_when_asked() {
-        assert!(!render(&diag(0..1), "x", "f", false).contains('\x1b'));
-        assert!(render(&diag(0..1), "x", "f", true).contains('\x1b'));
+    fn unlocated_problems_have_no_place() {
+        let d = Diagnostic::unlocated_problem(Problem::DuplicateParam { name: "p".into() });
+        assert!(!d.is_located());
+        assert_eq!(d.code, Code::DuplicateParam);
     }
 
     #[test]
