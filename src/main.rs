@@ -656,8 +656,13 @@ fn open_failure(
     color: bool,
 ) -> anyhow::Result<ExitCode> {
     match e {
-        SessionError::FieldUnavailable { probe, field, why } => {
-            let d = tcpq_dsl::field_unavailable(source, &probe, &field, &why);
+        SessionError::FieldUnavailable {
+            probe,
+            field,
+            why,
+            span,
+        } => {
+            let d = tcpq_dsl::field_unavailable(span, &probe, &field, &why);
             eprint!("{}", tcpq_dsl::render_all(&[d], source, origin, color));
             Ok(ExitCode::from(EXIT_RUNTIME))
         }

@@ -112,22 +112,22 @@ pub fn compile_with(
 }
 
 /// A field the plan uses that this kernel cannot provide, as a diagnostic
-/// pointing at where the program uses it. The runtime finds this out (this
-/// crate never touches the kernel) and passes what it knows.
-pub fn field_unavailable(source: &str, probe: &str, field: &str, why: &str) -> Diagnostic {
-    let span = parse(source).ok().and_then(|p| {
-        p.clauses
-            .iter()
-            .filter(|c| c.probe.name == probe)
-            .find_map(|c| field_span(c, field))
-    });
+/// pointing at where the program uses it (`span`, from the plan's
+/// `field_spans`: no re-parsing). The runtime finds this out (this crate
+/// never touches the kernel) and passes what it knows.
+pub fn field_unavailable(
+    span: Option<(usize, usize)>,
+    probe: &str,
+    field: &str,
+    why: &str,
+) -> Diagnostic {
     let problem = Problem::FieldUnavailable {
         field: field.to_owned(),
         probe: Some(probe.to_owned()),
         why: why.to_owned(),
     };
     match span {
-        Some(s) => Diagnostic::new(problem, s),
+        Some((start, end)) => Diagnostic::new(problem, start..end),
         None => Diagnostic::unlocated_problem(problem),
     }
 }

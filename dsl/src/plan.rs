@@ -40,6 +40,12 @@ pub struct ClausePlan {
     /// loading ([`EnumBind`]). Until then the instruction's value is 0.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub binds: Vec<InsnBind>,
+    /// Where the program first names each field the clause uses: a field
+    /// the running kernel lacks is pointed at from here, without the
+    /// source being parsed again. Not part of the plan's serialised form
+    /// (a location in one source text, like a diagnostic's).
+    #[serde(default, skip_serializing)]
+    pub field_spans: Vec<FieldSpan>,
     pub action: Action,
     /// Kernel values the template must read into slots for this program
     /// (socket fields the program uses, and only those).
@@ -671,6 +677,23 @@ pub enum FieldType {
     /// A wall-clock time: nanoseconds since the Unix epoch, shown as RFC
     /// 3339 in UTC with microseconds (`2026-12-07T05:46:01.123456Z`).
     Time,
+}
+
+/// Where a program names a field: byte offsets into its source.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FieldSpan {
+    pub field: String,
+    pub span: (usize, usize),
+}
+
+impl ClausePlan {
+    /// Where the program first names `field`, if it does.
+    pub fn field_span(&self, field: &str) -> Option<(usize, usize)> {
+        self.field_spans
+            .iter()
+            .find(|f| f.field == field)
+            .map(|f| f.span)
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

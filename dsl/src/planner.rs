@@ -75,6 +75,7 @@ pub fn plan(checked: &Checked) -> Result<Plan, Vec<Diagnostic>> {
             where_omitted: c.where_omitted.clone(),
             filter,
             binds,
+            field_spans: c.field_spans.clone(),
             action: c.action.clone(),
             output: c.output.clone(),
         });

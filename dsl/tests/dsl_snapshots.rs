@@ -497,8 +497,9 @@ fn every_diagnostic_rendered() {
     out.push_str(&render_all(&diags, &src, "<command line>", false));
     // A field this kernel lacks: found by the runtime, rendered here.
     let src = "on tcp_select_window where rcv_space < 64KiB print comm, rcv_space";
+    let plan = compile(src, "<command line>", &[]).unwrap();
     let d = tcpq_dsl::field_unavailable(
-        src,
+        plan.clauses[0].field_span("rcv_space"),
         "tcp_select_window",
         "rcv_space",
         "tcp_sock.rcvq_space.space: no such member in this kernel's BTF",

@@ -46,6 +46,7 @@ fn main() {
             loads: Vec::new(),
             filter: vec![],
             binds: Vec::new(),
+            field_spans: Vec::new(),
             action: if action == "count" {
                 Action::Count { keys: cols }
             } else {

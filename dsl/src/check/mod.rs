@@ -18,7 +18,7 @@
 use crate::ast::{CmpOp, Span};
 use crate::catalog::ProbeDef;
 use crate::diagnostic::{Diagnostic, Problem};
-use crate::plan::{Action, Output};
+use crate::plan::{Action, FieldSpan, Output};
 use crate::resolve::{RExpr, Resolved};
 
 mod action;
@@ -59,6 +59,8 @@ pub struct CClause {
     pub filter: Option<Cond>,
     pub action: Action,
     pub output: Output,
+    /// Where the clause first names each field (from `resolve`).
+    pub field_spans: Vec<FieldSpan>,
 }
 
 /// A boolean condition over record slots.
@@ -133,6 +135,14 @@ pub fn check(resolved: &Resolved) -> Result<Checked, Vec<Diagnostic>> {
             filter,
             action,
             output,
+            field_spans: rc
+                .field_spans
+                .iter()
+                .map(|(f, s)| FieldSpan {
+                    field: (*f).to_owned(),
+                    span: (s.start, s.end),
+                })
+                .collect(),
         });
     }
     // Fail closed: a program is accepted only if every `where` that was

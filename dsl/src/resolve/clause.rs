@@ -1,7 +1,7 @@
 //! A clause: its probe, the fields its action names, and the hints for
 //! an unknown probe or field (a typo, another tool's name, another
 //! probe's field). The `where` clause is `expr.rs`.
-use crate::ast::{self, Value};
+use crate::ast::{self, Span, Value};
 use crate::catalog::{self, ProbeDef};
 use crate::diagnostic::{suggest, Diagnostic, FieldHint, Problem};
 
@@ -31,6 +31,7 @@ impl Resolver<'_> {
         probe: &'static ProbeDef,
         c: &ast::Clause,
     ) -> Option<RClause> {
+        self.field_spans.clear();
         let filter = c.filter.as_ref().map(|w| {
             self.omitted.clear();
             let expr = self.expr(probe, &w.expr);
@@ -97,7 +98,15 @@ impl Resolver<'_> {
             action,
             modifiers: c.modifiers.clone(),
             span: c.span.clone(),
+            field_spans: std::mem::take(&mut self.field_spans),
         })
+    }
+
+    /// Note where the clause first names `field`.
+    pub(super) fn saw_field(&mut self, field: &'static str, span: &Span) {
+        if !self.field_spans.iter().any(|(f, _)| *f == field) {
+            self.field_spans.push((field, span.clone()));
+        }
     }
 
     fn fields(&mut self, probe: &'static ProbeDef, names: &[ast::Ident]) -> Vec<RField> {
@@ -116,6 +125,7 @@ impl Resolver<'_> {
         other: Option<&Value>,
     ) -> Option<RField> {
         if let Some(def) = probe.field(&id.name) {
+            self.saw_field(def.name, &id.span);
             return Some(RField {
                 def,
                 span: id.span.clone(),

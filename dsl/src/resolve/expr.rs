@@ -244,6 +244,7 @@ impl Resolver<'_> {
                         } else {
                             (b, a, mirror(op.op))
                         };
+                        self.saw_field(def.name, &fid.span);
                         let f = RField {
                             def,
                             span: fid.span.clone(),

@@ -38,6 +38,9 @@ pub struct RClause {
     pub action: RAction,
     pub modifiers: Vec<ast::Modifier>,
     pub span: Span,
+    /// Where the clause first names each field it uses (for a diagnostic
+    /// the runtime finds, like a field this kernel lacks).
+    pub field_spans: Vec<(&'static str, Span)>,
 }
 
 /// `FIELD / CONST` or `FIELD * CONST`.
@@ -149,6 +152,7 @@ pub fn resolve(program: &ast::Program, params: &Params) -> Resolved {
         params,
         diagnostics: Vec::new(),
         omitted: Vec::new(),
+        field_spans: Vec::new(),
     };
     let clauses = program.clauses.iter().filter_map(|c| r.clause(c)).collect();
     Resolved {
@@ -165,6 +169,7 @@ pub fn resolve_clause(probe: &'static ProbeDef, clause: &ast::Clause, params: &P
         params,
         diagnostics: Vec::new(),
         omitted: Vec::new(),
+        field_spans: Vec::new(),
     };
     let clauses = r.clause_on(probe, clause).into_iter().collect();
     Resolved {
@@ -178,6 +183,8 @@ struct Resolver<'p> {
     diagnostics: Vec<Diagnostic>,
     /// Comparisons of the current `where` left out (see [`RExpr::Omitted`]).
     omitted: Vec<String>,
+    /// Where the current clause first names each field it uses.
+    field_spans: Vec<(&'static str, Span)>,
 }
 
 fn cmp_symbol(op: CmpOp) -> &'static str {

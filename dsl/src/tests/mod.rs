@@ -275,8 +275,9 @@ fn every_code_from_a_program() {
     covered.insert(FilterTooLong);
     // Found by the runtime on a kernel that lacks the field; located here.
     let src = "on tcp_probe where srtt > 1ms print comm, rcv_space";
+    let plan = compile(src, "<command line>", &[]).unwrap();
     let d = field_unavailable(
-        src,
+        plan.clauses[0].field_span("rcv_space"),
         "tcp_probe",
         "rcv_space",
         "tcp_sock.rcvq_space: no such member",
@@ -753,4 +754,32 @@ fn handshake_probes_plan_as_documented() {
     // Without a `where`, the view's own test is the whole filter.
     let p = ok("on tcp_connect_attempt print err");
     assert_eq!(p.clauses[0].filter.len(), 1);
+}
+
+/// The plan says where each clause first names each field it uses, so
+/// the runtime's "this kernel lacks it" points at the source without
+/// parsing it again; each clause has its own, and a field it does not
+/// use has none.
+#[test]
+fn plans_locate_each_clause_s_fields() {
+    let src =
+        "on tcp_probe where srtt > 1ms print comm, srtt\non tcp_retransmit where tlp count by comm";
+    let plan = compile(src, "<command line>", &[]).unwrap();
+    let at = |c: usize, f: &str| plan.clauses[c].field_span(f).map(|(s, e)| &src[s..e]);
+    let first = plan.clauses[0].field_span("srtt").unwrap();
+    assert_eq!(
+        first.0,
+        src.find("srtt").unwrap(),
+        "the first use, in the where"
+    );
+    assert_eq!(at(0, "comm"), Some("comm"));
+    assert_eq!(at(0, "tlp"), None);
+    let tlp = plan.clauses[1].field_span("tlp").unwrap();
+    assert_eq!(&src[tlp.0..tlp.1], "tlp");
+    let comm = plan.clauses[1].field_span("comm").unwrap();
+    assert!(
+        comm.0 > src.find('\n').unwrap(),
+        "the second clause's own comm"
+    );
+    assert_eq!(at(1, "srtt"), None);
 }

@@ -160,6 +160,7 @@ pub(super) fn prepare_clause<'p, 'l>(
                     probe: clause.probe.clone(),
                     field: load.field.clone(),
                     why,
+                    span: clause.field_span(&load.field),
                 });
             }
         }
@@ -184,6 +185,7 @@ pub(super) fn prepare_clause<'p, 'l>(
                 .map_or_else(|| format!("slot {slot}"), |f| f.name.to_owned());
             return Err(SessionError::FieldUnavailable {
                 probe: clause.probe.clone(),
+                span: clause.field_span(&field),
                 field,
                 why,
             });

@@ -214,6 +214,7 @@ mod tests {
             where_words: None,
             where_omitted: Vec::new(),
             loads: Vec::new(),
+            field_spans: Vec::new(),
             filter: vec![Insn {
                 slot: 12,
                 op: CmpOp::Eq,

@@ -69,6 +69,9 @@ pub enum SessionError {
         probe: String,
         field: String,
         why: String,
+        /// Where the program names the field (from the plan), for a
+        /// located diagnostic.
+        span: Option<(usize, usize)>,
     },
     /// A named kernel constant (`reason == NETFILTER_DROP`) this kernel's
     /// BTF does not have.
