@@ -327,8 +327,26 @@ fn retransmit_aggregations_sum_to_tcp_retrans_segs() {
 
 /// `TcpRetransSegs` and `TcpExtTCPRetransFail` of `ns`.
 fn retrans_counters(ns: &str) -> (u64, u64) {
-    let c = nstat(ns, &["TcpRetransSegs", "TcpExtTCPRetransFail"]);
-    (c["TcpRetransSegs"], c["TcpExtTCPRetransFail"])
+    counter_pair(ns, "TcpRetransSegs", "TcpExtTCPRetransFail")
+}
+
+/// Two of `ns`'s counters, read at once.
+fn counter_pair(ns: &str, a: &str, b: &str) -> (u64, u64) {
+    let c = nstat(ns, &[a, b]);
+    (c[a], c[b])
+}
+
+/// Run `attempt` until it returns true, at most three times; the third
+/// is told it is the `last` and asserts whatever it saw. An attempt
+/// returns false (without asserting) when a traced event fired on pid 1's
+/// threads, where this VM runs no BPF program (see
+/// `TraceEvent::unobservable`).
+fn rerun_unobservable(attempt: fn(bool) -> bool) {
+    for n in 1..=3 {
+        if attempt(n == 3) {
+            return;
+        }
+    }
 }
 
 /// Wait (polling nstat, at most `timeout`) until `pick` of the sender's
@@ -376,13 +394,7 @@ fn wait_counter(ns: &str, pick: fn((u64, u64)) -> u64, base: u64, what: &str) {
 /// acknowledged.
 #[kernel_test]
 fn firewall_refused_retransmissions_count_like_the_kernel() {
-    // A run whose traced events include some no BPF program can see on
-    // this VM is rerun (see TraceEvent::unobservable); the last one counts.
-    for attempt in 1..=3 {
-        if firewall_attempt(attempt == 3) {
-            return;
-        }
-    }
+    rerun_unobservable(firewall_attempt);
 }
 
 /// One run of the firewall scenario: false (without asserting) when an
@@ -571,8 +583,7 @@ fn firewall_attempt(last: bool) -> bool {
 
 /// `TcpRetransSegs`, `TcpExtTCPLossProbes` of `ns`.
 fn probe_counters(ns: &str) -> (u64, u64) {
-    let c = nstat(ns, &["TcpRetransSegs", "TcpExtTCPLossProbes"]);
-    (c["TcpRetransSegs"], c["TcpExtTCPLossProbes"])
+    counter_pair(ns, "TcpRetransSegs", "TcpExtTCPLossProbes")
 }
 
 /// A lost tail: the writer sends 4 KiB (3 segments, all in the initial
@@ -590,11 +601,7 @@ fn probe_counters(ns: &str) -> (u64, u64) {
 /// counters, not on a sleep.
 #[kernel_test]
 fn tail_loss_probes_are_tlp_events_like_tcp_loss_probes() {
-    for attempt in 1..=3 {
-        if tail_loss_attempt(attempt == 3) {
-            return;
-        }
-    }
+    rerun_unobservable(tail_loss_attempt);
 }
 
 /// One run of the tail-loss scenario: false (without asserting) when an

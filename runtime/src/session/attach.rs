@@ -130,6 +130,17 @@ impl Prepared<'_> {
     }
 }
 
+/// Why offsets-table entry `idx` is unresolved on this kernel, in words.
+fn unresolved(kernel: &Kernel, idx: u32) -> String {
+    kernel
+        .offsets
+        .missing
+        .iter()
+        .find(|(i, ..)| *i == idx)
+        .map(|(_, what, e)| format!("{what}: {e}"))
+        .unwrap_or_else(|| format!("offset #{idx} unresolved"))
+}
+
 /// Load a clause's template object for its chosen `strategy`: create and
 /// write its maps. Its programs are verified later ([`super::verify::preload`],
 /// [`finish_clause`]).
@@ -149,17 +160,10 @@ pub(super) fn prepare_clause<'p, 'l>(
         let hz = load.jiffies.then_some(&tcpq_abi::off::HZ);
         for idx in load.via.iter().chain(std::iter::once(&load.off)).chain(hz) {
             if !kernel.offsets.has(*idx) {
-                let why = kernel
-                    .offsets
-                    .missing
-                    .iter()
-                    .find(|(i, ..)| i == idx)
-                    .map(|(_, what, e)| format!("{what}: {e}"))
-                    .unwrap_or_else(|| format!("offset #{idx} unresolved"));
                 return Err(SessionError::FieldUnavailable {
                     probe: clause.probe.clone(),
                     field: load.field.clone(),
-                    why,
+                    why: unresolved(kernel, *idx),
                     span: clause.field_span(&load.field),
                 });
             }
@@ -172,14 +176,7 @@ pub(super) fn prepare_clause<'p, 'l>(
         .iter()
         .filter(|(t, slot, _)| *t == template && used & (1u64 << slot) != 0)
     {
-        if let Some(idx) = offsets.iter().find(|i| !kernel.offsets.has(**i)) {
-            let why = kernel
-                .offsets
-                .missing
-                .iter()
-                .find(|(i, ..)| i == idx)
-                .map(|(_, what, e)| format!("{what}: {e}"))
-                .unwrap_or_else(|| format!("offset #{idx} unresolved"));
+        if let Some(&idx) = offsets.iter().find(|i| !kernel.offsets.has(**i)) {
             let field = tcpq_dsl::catalog::probe(&clause.probe)
                 .and_then(|p| p.field_at_slot(*slot))
                 .map_or_else(|| format!("slot {slot}"), |f| f.name.to_owned());
@@ -187,7 +184,7 @@ pub(super) fn prepare_clause<'p, 'l>(
                 probe: clause.probe.clone(),
                 span: clause.field_span(&field),
                 field,
-                why,
+                why: unresolved(kernel, idx),
             });
         }
     }

@@ -60,6 +60,8 @@ fn run(ctx: &RawTracePointContext) -> Option<()> {
     // ([`tcpq_abi::retransmit::tail_loss_probe`] says why each part).
     if cfg.probe & tcpq_abi::probe_bit(s::TLP) != 0 {
         let pending = read_off(sk, off::ICSK_PENDING);
+        // The first condition alone spares the other reads of most
+        // retransmissions (the predicate's arguments are read before it runs).
         let tlp = pending == tcpq_abi::retransmit::ICSK_TIME_LOSS_PROBE
             && tcpq_abi::retransmit::tail_loss_probe(
                 pending,
