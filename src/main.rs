@@ -18,9 +18,7 @@ mod recipes;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
-use tcpq_runtime::{
-    features::Privilege, stream, Format, Kernel, RunOptions, Session, SessionError,
-};
+use tcpq_runtime::{features::Privilege, stream, Format, Kernel, RunOptions, Session};
 
 mod lab;
 mod list;
@@ -405,7 +403,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     };
 
     if cli.explain {
-        explain(&plan, !cli.check, cli.btf.as_deref());
+        explain(&plan, !cli.check, cli.btf.as_deref(), (&source, &origin));
         if cli.command_line().is_some() {
             println!();
             println!(
@@ -461,15 +459,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let kernel = Kernel::open_for(cli.btf.as_deref(), Some(&plan))
         .context("cannot read what this kernel offers")?;
     let t_kernel = t0.elapsed();
-    let session_opts = tcpq_runtime::session::SessionOptions {
-        ring_bytes: cli.buffer_size,
+    // The program is fine but this kernel may lack a field, a constant
+    // or a probe it uses: each is pointed at like any other diagnostic.
+    let bound = match kernel.bind(&plan) {
+        Ok(b) => b,
+        Err(diags) => {
+            eprint!("{}", tcpq_dsl::render_all(&diags, &source, &origin, color));
+            return Ok(ExitCode::from(EXIT_RUNTIME));
+        }
     };
-    let mut session = match Session::open_with(&plan, &kernel, &session_opts) {
-        Ok(s) => s,
-        // The program is fine but this kernel lacks a field it uses: point
-        // at the field like any other diagnostic.
-        Err(e) => return open_failure(e, &source, &origin, color),
-    };
+    let mut session = Session::open(&bound, &kernel)?;
     let t_attached = t0.elapsed();
     let mut note = String::new();
     if let Some(d) = cli.duration.filter(|d| !d.is_zero()) {
@@ -643,42 +642,10 @@ fn build_plan(
             clause.strategies.retain(|s| &s.name == name);
         }
     }
-    Ok(plan)
-}
-
-/// A session that could not open. A field this kernel lacks is pointed at
-/// like any other diagnostic; everything else (verifier rejections,
-/// permissions, attach failures) goes back to `main` as an error.
-fn open_failure(
-    e: SessionError,
-    source: &str,
-    origin: &str,
-    color: bool,
-) -> anyhow::Result<ExitCode> {
-    match e {
-        SessionError::FieldUnavailable {
-            probe,
-            field,
-            why,
-            span,
-        } => {
-            let d = tcpq_dsl::field_unavailable(span, &probe, &field, &why);
-            eprint!("{}", tcpq_dsl::render_all(&[d], source, origin, color));
-            Ok(ExitCode::from(EXIT_RUNTIME))
-        }
-        SessionError::ConstantUnavailable(u) => {
-            let d = tcpq_dsl::constant_unavailable(
-                u.span,
-                &u.constant,
-                &u.enum_name,
-                &u.why,
-                u.suggestion.as_deref(),
-            );
-            eprint!("{}", tcpq_dsl::render_all(&[d], source, origin, color));
-            Ok(ExitCode::from(EXIT_RUNTIME))
-        }
-        e => Err(e.into()),
+    if let Some(bytes) = cli.buffer_size {
+        plan.set_ring_bytes(bytes);
     }
+    Ok(plan)
 }
 
 pub(crate) fn show_duration(d: Duration) -> String {
@@ -691,7 +658,12 @@ pub(crate) fn show_duration(d: Duration) -> String {
 
 /// Print the plan, then what this kernel would do with it. Without
 /// privileges (or tracefs, or BTF) the second half says why it is missing.
-fn explain(plan: &tcpq_dsl::plan::Plan, kernel: bool, btf: Option<&std::path::Path>) {
+fn explain(
+    plan: &tcpq_dsl::plan::Plan,
+    kernel: bool,
+    btf: Option<&std::path::Path>,
+    source: (&str, &str),
+) {
     let mut text = tcpq_dsl::explain(plan);
     if !text.ends_with('\n') {
         text.push('\n');
@@ -713,46 +685,58 @@ fn explain(plan: &tcpq_dsl::plan::Plan, kernel: bool, btf: Option<&std::path::Pa
             return;
         }
     };
-    match kernel.bind(plan) {
-        Ok(bound) => {
-            for c in &bound.clauses {
-                for b in &c.binds {
-                    println!(
-                        "  {}: {} = {} in this kernel's enum {}",
-                        c.probe,
-                        b.bind.constant,
-                        c.filter[usize::from(b.insn)].value,
-                        b.bind.enum_name
-                    );
-                }
+    let bound = match kernel.bind(plan) {
+        Ok(bound) => bound,
+        Err(diags) => {
+            // Rendered without colour: `--explain` is read, and piped.
+            let (source, origin) = source;
+            for line in tcpq_dsl::render_all(&diags, source, origin, false).lines() {
+                println!("  {line}");
             }
+            return;
         }
-        Err(e) => println!("  {e}"),
-    }
-    for clause in &plan.clauses {
-        match kernel.choose(clause) {
-            Ok(c) => {
-                let s = &c.strategy;
-                println!(
-                    "  {}: strategy {} ({}), program {}",
-                    clause.probe,
-                    s.name,
-                    s.attach.describe(),
-                    s.program
-                );
-                for k in &c.skipped {
-                    println!(
-                        "    skipped {} ({}): {}",
-                        k.name,
-                        k.attach,
-                        k.reasons.join("; ")
-                    );
-                }
-                for (field, why) in &c.unavailable {
-                    println!("    unavailable here (not used): `{field}`: {why}");
-                }
-            }
-            Err(e) => println!("  {}: {e}", clause.probe),
+    };
+    for (c, b) in bound.plan.clauses.iter().zip(&bound.clauses) {
+        for bind in &c.binds {
+            println!(
+                "  {}: {} = {} in this kernel's enum {}",
+                c.probe,
+                bind.bind.constant,
+                c.filter[usize::from(bind.insn)].value,
+                bind.bind.enum_name
+            );
+        }
+        let s = &b.choice.strategy;
+        println!(
+            "  {}: strategy {} ({}), program {}",
+            c.probe,
+            s.name,
+            s.attach.describe(),
+            s.program
+        );
+        for k in &b.choice.skipped {
+            println!(
+                "    skipped {} ({}): {}",
+                k.name,
+                k.attach,
+                k.reasons.join("; ")
+            );
+        }
+        if b.config.quick.size != 0 {
+            println!("    quick first step: placed (the filter's first step runs first)");
+        }
+        // What this strategy cannot fill here, of the fields the clause
+        // does not use (the ones it uses were checked by binding).
+        let all: Vec<String> = tcpq_dsl::catalog::probe(&c.probe)
+            .map(|p| {
+                p.all_fields()
+                    .filter(|f| f.header.is_none() && !c.fields.iter().any(|u| u == f.name))
+                    .map(|f| f.name.to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        for (field, why) in tcpq_runtime::strategy::unavailable_fields(s, &all, &kernel.features) {
+            println!("    unavailable here (not used): `{field}`: {why}");
         }
     }
     println!(
@@ -823,14 +807,14 @@ mod tests {
     /// error, exits 1 and prints the template, the program and the log.
     #[test]
     fn a_verifier_rejection_exits_1_with_the_log() {
-        let e = SessionError::Verifier {
+        let e = tcpq_runtime::SessionError::Verifier {
             template: "tcp_probe".into(),
             program: "tcpq_probe_tp".into(),
             errno: std::io::Error::from_raw_os_error(libc::EACCES),
             log_tail: "0: (bf) r0 = r2\nR2 !read_ok".into(),
         };
-        let err = open_failure(e, "on tcp_probe print pid", "<command line>", false)
-            .expect_err("a verifier rejection is an error");
+        // `Session::open(..)?` in `run`: the error goes up to `main` as is.
+        let err: anyhow::Error = e.into();
         let (code, msg) = runtime_failure(&err);
         assert_eq!(code, 1);
         assert!(msg.starts_with("tcpq: error: "), "{msg}");

@@ -67,6 +67,7 @@ fn function_strategies_follow_the_kernel() {
         requires: vec![],
         provides: vec![],
         field_requires: vec![],
+        quick: None,
     };
     let list = vec![
         s(

@@ -19,6 +19,28 @@ pub fn explain(plan: &Plan) -> String {
     for l in &plan.left_out {
         wrap(&mut out, &format!("left out: {l}; it attaches nothing"), "");
     }
+    if let Some(bytes) = plan.ring_bytes {
+        wrap(
+            &mut out,
+            &format!("ring buffers: {} KiB for each printing clause", bytes >> 10),
+            "",
+        );
+    }
+    match plan.owner_io {
+        None => {}
+        Some(crate::plan::OwnerIo::AtStart) => wrap(
+            &mut out,
+            "owners: the owner programs attach before the probes (a filter or an aggregation \
+             over pid or comm needs every socket's owner)",
+            "",
+        ),
+        Some(crate::plan::OwnerIo::AtFirstEvent) => wrap(
+            &mut out,
+            "owners: the program on every send and receive attaches at the first event (pid \
+             and comm are only printed)",
+            "",
+        ),
+    }
     for (i, c) in plan.clauses.iter().enumerate() {
         out.push('\n');
         clause(&mut out, i + 1, c);
@@ -59,17 +81,30 @@ fn clause(out: &mut String, number: usize, c: &ClausePlan) {
             s.program
         );
         wrap(out, &s.how, "               ");
-    }
-    let preferred = crate::catalog::probe(&c.probe)
-        .and_then(|p| crate::planner::first_test_preference(p, &c.filter));
-    if let (Some((program, field)), Some(first)) = (preferred, c.strategies.first()) {
-        if first.program == program {
+        if let Some(q) = &s.quick {
+            let on = match (q.entry, q.record) {
+                (None, _) => "the value it computes",
+                (Some(_), true) => "its record's field, in one load (at this kernel's offset)",
+                (Some(_), false) => "the socket's field, in one load (at this kernel's offset)",
+            };
             wrap(
                 out,
                 &format!(
-                    "{} first for this clause: the filter's first test reads `{field}`, which \
+                    "quick first step: before anything else, the program runs the filter's \
+                     first step on {on}"
+                ),
+                "               ",
+            );
+        }
+    }
+    if let (Some(p), Some(first)) = (&c.preferred, c.strategies.first()) {
+        if first.name == p.strategy {
+            wrap(
+                out,
+                &format!(
+                    "{} first for this clause: the filter's first test reads `{}`, which \
                      its record already holds, so an event that test rejects costs one load",
-                    first.name
+                    first.name, p.field
                 ),
                 "            ",
             );
@@ -208,6 +243,15 @@ fn clause(out: &mut String, number: usize, c: &ClausePlan) {
             }
         }
     }
+    if let Some(m) = c.agg_map {
+        let words = c.config.n_key_slots + u32::from(c.config.bucket != tcpq_abi::bucket::NONE);
+        let key = match words {
+            0 => "no key: one total".to_string(),
+            1 => "a key of 1 word".to_string(),
+            n => format!("a key of {n} words"),
+        };
+        let _ = writeln!(out, "  map:      {} ({key})", m.map_name());
+    }
     let o = &c.output;
     if let Some(n) = o.top {
         let _ = writeln!(out, "  top:      print only the {n} largest keys");
@@ -243,6 +287,13 @@ fn filter_text(out: &mut String, probe: Option<&catalog::ProbeDef>, c: &ClausePl
             out,
             "              {k:>2}: {}",
             insn_text(probe, insn, bind.map(|b| &b.bind))
+        );
+    }
+    if c.config.filter_early != 0 {
+        wrap(
+            out,
+            "the filter reads only the probe's own fields: it runs before the socket is read",
+            "            ",
         );
     }
     if !c.binds.is_empty() {

@@ -5,7 +5,9 @@
 //! 1. [`parse`]: source → spanned [`ast::Program`] (all syntax errors).
 //! 2. [`resolve()`]: probe, field and `$parameter` names → catalog entries.
 //! 3. [`check()`]: types, units and ABI limits; values encoded for slots.
-//! 4. [`plan()`]: the [`plan::Plan`] the runtime loads and attaches.
+//! 4. [`plan()`] (`lower.rs`): lowering to the [`plan::Plan`], final: the
+//!    template configuration the kernel will read and every decision
+//!    about it (strategy order, quick first steps, maps), with why.
 //!
 //! [`compile`] runs them all (plus the recipe header and `--param` binding);
 //! [`explain`] turns a plan back into words for `tcpq --explain`.
@@ -14,7 +16,8 @@
 //! `words`) and rendered in one place ([`diagnostic::render`]).
 //!
 //! Invariants: nothing here touches the kernel; no input makes it panic; a
-//! `where` clause only ever changes a plan's `filter`.
+//! `where` clause only ever changes a plan's filter steps (`filter`, and
+//! the same steps in `config`).
 pub mod ast;
 pub mod catalog;
 pub mod check;
@@ -22,9 +25,9 @@ pub mod diagnostic;
 pub mod errno;
 mod explain;
 pub mod filter;
+mod lower;
 pub mod parse;
 pub mod plan;
-mod planner;
 pub mod reasons;
 pub mod recipe;
 pub mod resolve;
@@ -36,8 +39,8 @@ pub use check::check;
 pub use check::duration::parse_duration;
 pub use diagnostic::{render, render_all, Code, Diagnostic, Problem, Severity};
 pub use explain::explain;
+pub use lower::{default_ring_bytes, plan, RING_BUDGET, RING_MIN};
 pub use parse::parse;
-pub use planner::plan;
 pub use recipe::{bind_params, parse_recipe, Params, Recipe};
 pub use resolve::resolve;
 pub use restrict::Restriction;
@@ -106,7 +109,7 @@ pub fn compile_with(
     if !errors.is_empty() {
         return Err(sorted(errors));
     }
-    let mut plan = plan(&checked)?;
+    let mut plan = plan(&checked);
     plan.left_out = left_out;
     Ok(plan)
 }
@@ -130,6 +133,19 @@ pub fn field_unavailable(
         Some((start, end)) => Diagnostic::new(problem, start..end),
         None => Diagnostic::unlocated_problem(problem),
     }
+}
+
+/// A probe no strategy of which runs on this kernel, pointing at its name
+/// in `on PROBE` (`span`, the plan's `probe_span`). `why` lists each
+/// strategy tried and what it lacks. The runtime finds this out.
+pub fn probe_unavailable(span: (usize, usize), probe: &str, why: &str) -> Diagnostic {
+    Diagnostic::new(
+        Problem::ProbeUnavailable {
+            probe: probe.to_owned(),
+            why: why.to_owned(),
+        },
+        span.0..span.1,
+    )
 }
 
 /// A named kernel constant this kernel's BTF lacks, pointing at where the

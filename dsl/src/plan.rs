@@ -2,18 +2,139 @@
 //! serialisable value; producing it never touches the kernel.
 use serde::{Deserialize, Serialize};
 
-/// A checked program, compiled.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A checked program, lowered (`lower.rs`): everything the runtime
+/// loads, attaches and writes into maps, and why, but the numbers of this
+/// kernel (offsets, HZ, named constants), which binding fills in.
+/// Serialised for `--explain`'s tests and the snapshots; never read back.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Plan {
     pub clauses: Vec<ClausePlan>,
     /// Clauses a `bool` parameter switched off (`where not $bytes and
     /// ...` with `--param bytes=true`), in words: they attach nothing.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub left_out: Vec<String>,
+    /// Bytes of each printing clause's `EVENTS` ring buffer (a power of
+    /// two and a multiple of the page size, checked by the kernel at
+    /// load); `None`: the size built into the template (1 MiB). Several
+    /// printing clauses share 1 MiB (`lower::default_ring_bytes`);
+    /// `--buffer-size` sets it ([`Plan::set_ring_bytes`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ring_bytes: Option<u32>,
+    /// When the owner programs attach: `None` when no clause shows or
+    /// tests `pid` or `comm`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub owner_io: Option<OwnerIo>,
+}
+
+impl Plan {
+    /// `--buffer-size BYTES`: every printing clause's ring buffer.
+    pub fn set_ring_bytes(&mut self, bytes: u32) {
+        self.ring_bytes = Some(bytes);
+    }
+}
+
+/// When the session attaches the owner program on every send and receive
+/// (`tcpq_abi::programs`' owner programs; the others attach at start).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OwnerIo {
+    /// Before the main programs: a filter or an aggregation over `pid` or
+    /// `comm` runs in the kernel and needs every socket's owner.
+    AtStart,
+    /// At the first event: every clause using the owner only prints it,
+    /// and a program that matches nothing costs the host nothing on its
+    /// sends and receives.
+    AtFirstEvent,
+}
+
+/// Which per-CPU hash map a clause aggregates into.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AggMap {
+    /// `AGG_SMALL`: a key of two words or fewer, the bucket included
+    /// ([`tcpq_abi::small_key`]).
+    Small,
+    /// `AGG`: a longer key.
+    Large,
+}
+
+impl AggMap {
+    /// The map's name in the template object.
+    pub fn map_name(self) -> &'static str {
+        match self {
+            AggMap::Small => tcpq_abi::maps::AGG_SMALL,
+            AggMap::Large => tcpq_abi::maps::AGG,
+        }
+    }
+}
+
+/// Why a strategy goes first: the filter's first test reads `field`,
+/// which that strategy's program already holds (its record), so an event
+/// the test rejects costs one load (`catalog::FIRST_TEST_PREFERS`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Preference {
+    pub strategy: String,
+    pub field: String,
+}
+
+/// The kernel locations (`tcpq_abi::off` entries of the `OFFSETS` table)
+/// a field needs: without one of them the field cannot be read here.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FieldNeeds {
+    pub field: String,
+    pub offsets: Vec<u32>,
+}
+
+/// The quick first step ([`tcpq_abi::Quick`]) one strategy's program can
+/// take for a clause: everything but where its value lies in this
+/// kernel's memory, which the runtime gives [`QuickPlan::place`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct QuickPlan {
+    /// The `OFFSETS` entry of the value (in the program's record when
+    /// `record`, else in the socket); `None`: the program computes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub entry: Option<u32>,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub record: bool,
+    pub slot: u8,
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flags: u8,
+    pub mask: u64,
+    pub base: u64,
+    pub span: u64,
+}
+
+impl QuickPlan {
+    /// The ABI step, its value at `loc` (this kernel's location of
+    /// [`QuickPlan::entry`], `None` when unresolved). No step when the
+    /// location is not one load of a whole field of 1, 2, 4 or 8 bytes the
+    /// program can read ([`tcpq_abi::quick::readable`]).
+    pub fn place(&self, loc: Option<tcpq_abi::FieldLoc>) -> tcpq_abi::Quick {
+        use tcpq_abi::Quick;
+        let (off, size) = match (self.entry, loc) {
+            (None, _) => (0, Quick::COMPUTED),
+            (Some(_), Some(l))
+                if l.bit_size == 0 && tcpq_abi::quick::readable(self.record, l.off, l.size) =>
+            {
+                (l.off, l.size)
+            }
+            (Some(_), _) => return Quick::NONE,
+        };
+        Quick {
+            off,
+            size,
+            _reserved: 0,
+            slot: self.slot,
+            flags: self.flags,
+            mask: self.mask,
+            base: self.base,
+            span: self.span,
+        }
+    }
 }
 
 /// One `on PROBE ...` clause.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ClausePlan {
     /// The probe's catalog name, e.g. `tcp_select_window`.
     pub probe: String,
@@ -22,6 +143,9 @@ pub struct ClausePlan {
     /// Ways to observe the probe's moment, best first. The runtime takes the
     /// first one this kernel supports.
     pub strategies: Vec<Strategy>,
+    /// Why the first strategy is first, when the filter moved it there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preferred: Option<Preference>,
     /// The `where` clause as written, for `--explain`.
     pub where_source: Option<String>,
     /// The `where` clause in plain words, parameters substituted, for
@@ -46,11 +170,30 @@ pub struct ClausePlan {
     /// (a location in one source text, like a diagnostic's).
     #[serde(default, skip_serializing)]
     pub field_spans: Vec<FieldSpan>,
+    /// Where the program names the probe (`on PROBE`): a probe this
+    /// kernel cannot run is pointed at from here. Not serialised either.
+    #[serde(default, skip_serializing)]
+    pub probe_span: (usize, usize),
     pub action: Action,
     /// Kernel values the template must read into slots for this program
     /// (socket fields the program uses, and only those).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub loads: Vec<LoadSpec>,
+    /// The probe fields the clause reads (its filter's and its columns',
+    /// by field name, each once, in first-use order; header columns are
+    /// not among them): what a strategy must fill.
+    pub fields: Vec<String>,
+    /// What each field needs of the kernel's layout.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub needs: Vec<FieldNeeds>,
+    /// The template's `CONFIG` entry, as the kernel will read it, but
+    /// for the quick step (the chosen strategy's [`Strategy::quick`],
+    /// placed by the runtime) and the values of [`ClausePlan::binds`].
+    #[serde(serialize_with = "config_json")]
+    pub config: tcpq_abi::TemplateConfig,
+    /// The aggregation's map; `None` for `print`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agg_map: Option<AggMap>,
     /// Userspace output options (`top`, `every`, `limit`).
     #[serde(default, skip_serializing_if = "Output::is_default")]
     pub output: Output,
@@ -157,46 +300,126 @@ impl ClausePlan {
     /// Whether the clause shows or tests the socket's owner (`pid`,
     /// `comm`): only then does the runtime track owners.
     pub fn uses_owner(&self) -> bool {
-        self.fields_used().iter().any(|f| f == "pid" || f == "comm")
+        self.config.owner != 0
     }
 
-    /// The record slots the clause reads (bit `i` for slot `i`): its
-    /// filter's and its columns'.
-    pub fn slots_used(&self) -> u64 {
-        let filter = self.filter.iter().map(|i| i.slot);
-        let columns = self.action.columns().flat_map(|c| c.slots.iter().copied());
-        filter
-            .chain(columns)
-            .fold(0, |m, s| m | 1u64.checked_shl(u32::from(s)).unwrap_or(0))
+    /// [`ClausePlan::fields`].
+    pub fn fields_used(&self) -> &[String] {
+        &self.fields
     }
 
-    /// The probe fields the clause reads: printed or counted columns
-    /// (under the field's name, whatever `as` calls the column) and the
-    /// fields its filter tests, each once, in first-use order.
-    /// Header columns (`time`, `ktime`, `cpu`) are not among them: every
-    /// template stamps them, so they never decide a strategy.
-    pub fn fields_used(&self) -> Vec<String> {
-        let probe = crate::catalog::probe(&self.probe);
-        let mut out: Vec<String> = Vec::new();
-        let mut add = |name: &str| {
-            if !out.iter().any(|n| n == name) {
-                out.push(name.to_owned());
+    /// Give filter step `insn` the value `value` (a named kernel
+    /// constant's number, [`ClausePlan::binds`]), in the plan's steps and
+    /// in the `CONFIG` entry alike. False when there is no such step.
+    pub fn bind_value(&mut self, insn: u16, value: u64) -> bool {
+        let k = usize::from(insn);
+        match (self.filter.get_mut(k), self.config.insns.get_mut(k)) {
+            (Some(step), Some(abi)) if k < self.config.n_insns as usize => {
+                step.value = value;
+                abi.value = value;
+                true
             }
-        };
-        for insn in &self.filter {
-            if let Some(f) = probe.and_then(|p| p.field_at_slot(insn.slot)) {
-                add(f.name);
-            }
+            _ => false,
         }
-        // By slot, not by column name: `print comm as who` uses `comm`.
-        for c in self.action.columns().filter(|c| c.source.is_slots()) {
-            match c.slots.first().and_then(|&s| probe?.field_at_slot(s)) {
-                Some(f) => add(f.name),
-                None => add(&c.name),
-            }
-        }
-        out
     }
+}
+
+/// [`ClausePlan::config`] as JSON: every member in the ABI's order, each
+/// array cut to the entries its count makes valid, names for the action
+/// and the bucket kind.
+fn config_json<S: serde::Serializer>(
+    c: &tcpq_abi::TemplateConfig,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeStruct;
+    #[derive(Serialize)]
+    struct Load {
+        slot: u8,
+        base: u8,
+        off: u8,
+        shr: u8,
+        via: [u8; 3],
+        scale: u8,
+    }
+    #[derive(Serialize)]
+    struct Step {
+        slot: u8,
+        op: u8,
+        flags: u8,
+        jt: u16,
+        jf: u16,
+        mask: u64,
+        value: u64,
+    }
+    let n = |k: u32, max: usize| (k as usize).min(max);
+    let mut st = s.serialize_struct("TemplateConfig", 24)?;
+    st.serialize_field(
+        "action",
+        match c.action {
+            tcpq_abi::action::PRINT => "print",
+            tcpq_abi::action::COUNT => "count",
+            _ => "none",
+        },
+    )?;
+    st.serialize_field("n_insns", &c.n_insns)?;
+    st.serialize_field("n_key_slots", &c.n_key_slots)?;
+    st.serialize_field("n_loads", &c.n_loads)?;
+    st.serialize_field(
+        "key_slots",
+        &c.key_slots[..n(c.n_key_slots, tcpq_abi::MAX_KEY_SLOTS)],
+    )?;
+    st.serialize_field("agg_slot", &c.agg_slot)?;
+    st.serialize_field(
+        "bucket",
+        match c.bucket {
+            tcpq_abi::bucket::LOG2 => "log2",
+            tcpq_abi::bucket::LINEAR => "linear",
+            _ => "none",
+        },
+    )?;
+    st.serialize_field("filter_early", &c.filter_early)?;
+    st.serialize_field("agg_signed", &c.agg_signed)?;
+    st.serialize_field("early_probe", &c.early_probe)?;
+    st.serialize_field("owner", &c.owner)?;
+    st.serialize_field("lin_min", &c.lin_min)?;
+    st.serialize_field("lin_max", &c.lin_max)?;
+    st.serialize_field("lin_step", &c.lin_step)?;
+    let loads: Vec<Load> = c.loads[..n(c.n_loads, tcpq_abi::MAX_LOADS)]
+        .iter()
+        .map(|l| Load {
+            slot: l.slot,
+            base: l.base,
+            off: l.off,
+            shr: l.shr,
+            via: l.via,
+            scale: l.scale,
+        })
+        .collect();
+    st.serialize_field("loads", &loads)?;
+    let insns: Vec<Step> = c.insns[..n(c.n_insns, tcpq_abi::MAX_INSNS)]
+        .iter()
+        .map(|i| Step {
+            slot: i.slot,
+            op: i.op,
+            flags: i.flags,
+            jt: i.jt,
+            jf: i.jf,
+            mask: i.mask,
+            value: i.value,
+        })
+        .collect();
+    st.serialize_field("insns", &insns)?;
+    st.serialize_field("common", &format!("{:#06x}", c.common))?;
+    st.serialize_field("probe", &format!("{:#06x}", c.probe))?;
+    st.serialize_field("probe_before", &format!("{:#06x}", c.probe_before))?;
+    st.serialize_field("probe_after", &format!("{:#06x}", c.probe_after))?;
+    st.serialize_field("n_clear_probe", &c.n_clear_probe)?;
+    st.serialize_field("n_clear", &c.n_clear)?;
+    st.serialize_field(
+        "clear",
+        &c.clear[..(c.n_clear as usize).min(tcpq_abi::N_SLOTS)],
+    )?;
+    st.end()
 }
 
 /// One way to attach a probe.
@@ -225,6 +448,10 @@ pub struct Strategy {
     /// requirements the strategy still runs, but cannot fill those fields.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub field_requires: Vec<FieldRequirement>,
+    /// The quick first step this strategy's program can take for the
+    /// clause (set by lowering; none outside a plan).
+    #[serde(default, skip_serializing_if = "Option::is_none", skip_deserializing)]
+    pub quick: Option<QuickPlan>,
 }
 
 /// One more program a strategy loads and attaches.

@@ -423,6 +423,13 @@ const DIAGNOSTICS: &[DiagCase] = &[
         &[],
     ),
     (
+        Code::TooManyFields,
+        "on tcp_sendmsg print rcv_wnd, snd_wnd, wscale_ok, snd_wscale, rcv_wscale, mss, srtt, \
+         mdev, rttvar, snd_cwnd, ssthresh, bytes_acked, bytes_received, total_retrans, segs_out, \
+         segs_in, rcvbuf, sndbuf, rcv_space, ca_state, uid, rto, backlog, backlog_max, cgroup",
+        &[],
+    ),
+    (
         Code::UnknownParam,
         "# @param port: port\non tcp_probe where sport == $port print pid",
         &[("port", "1"), ("prot", "2")],
@@ -526,6 +533,22 @@ fn every_diagnostic_rendered() {
     out.push_str(&format!(
         "\n===== {} (ConstantUnavailable)\n",
         Code::ConstantUnavailable
+    ));
+    out.push_str(&render_all(&[d], src, "<command line>", false));
+    // A probe this kernel cannot attach: found when the runtime binds the
+    // plan, located at the probe's name.
+    let src = "on tcp_probe where srtt > 1ms count";
+    let plan = compile(src, "<command line>", &[]).unwrap();
+    let d = tcpq_dsl::probe_unavailable(
+        plan.clauses[0].probe_span,
+        "tcp_probe",
+        "tried tcp_probe (tracepoint tcp:tcp_probe): tracepoint tcp:tcp_probe not found; \
+         tcp_probe_raw (raw tracepoint tcp:tcp_probe): raw tracepoint tcp:tcp_probe not found",
+    );
+    seen.push(Code::ProbeUnavailable);
+    out.push_str(&format!(
+        "\n===== {} (ProbeUnavailable)\n",
+        Code::ProbeUnavailable
     ));
     out.push_str(&render_all(&[d], src, "<command line>", false));
     // A pass that lost a condition: the checker fails closed. Made by hand

@@ -234,6 +234,15 @@ fn run_case(src: &str, params: &[(String, String)]) -> bool {
                     "{src}"
                 );
                 assert!(c.loads.len() <= tcpq_abi::MAX_LOADS, "{src}");
+                // What was accepted is what the kernel reads: every step,
+                // load and key slot made it into the CONFIG entry.
+                let cfg = &c.config;
+                assert_eq!(cfg.n_insns as usize, c.filter.len(), "{src}");
+                for (abi, insn) in cfg.insns.iter().zip(&c.filter) {
+                    assert_eq!(*abi, insn.to_abi(), "{src}");
+                }
+                assert_eq!(cfg.n_loads as usize, c.loads.len(), "{src}");
+                assert_eq!(cfg.n_key_slots as usize, key_slots, "{src}");
             }
             let _ = explain(&plan);
             true

@@ -6,10 +6,6 @@
 //! ```
 use std::time::{Duration, Instant};
 
-use tcpq_dsl::{
-    catalog,
-    plan::{Action, ClausePlan, Column, Plan},
-};
 use tcpq_runtime::{stream, Format, Kernel, RunOptions, Session};
 
 fn main() {
@@ -19,46 +15,33 @@ fn main() {
         eprintln!("usage: attach PROBE print|count FIELD,FIELD|- DURATION_SECS [json]");
         std::process::exit(2);
     };
-    let def = catalog::probe(probe).expect("unknown probe");
-    let cols: Vec<Column> = fields
+    // Through the language, so the plan is lowered like any other.
+    let fields: Vec<&str> = fields
         .split(',')
         .filter(|f| !f.is_empty() && *f != "-")
-        .map(|f| {
-            let fd = def.field(f).unwrap_or_else(|| panic!("no field {f}"));
-            Column {
-                name: fd.name.into(),
-                ty: fd.ty,
-                slots: fd.slots.to_vec(),
-                source: Default::default(),
-                scale: None,
-                labels: fd.labels.map(|l| l.map(str::to_owned)),
-            }
-        })
         .collect();
-    let plan = Plan {
-        clauses: vec![ClausePlan {
-            probe: def.name.into(),
-            template: def.template.into(),
-            strategies: def.strategies.iter().map(|s| s.to_plan()).collect(),
-            where_source: None,
-            where_words: None,
-            where_omitted: Vec::new(),
-            loads: Vec::new(),
-            filter: vec![],
-            binds: Vec::new(),
-            field_spans: Vec::new(),
-            action: if action == "count" {
-                Action::Count { keys: cols }
-            } else {
-                Action::Print { columns: cols }
-            },
-            output: Default::default(),
-        }],
-        left_out: Vec::new(),
+    let src = match (action.as_str(), fields.is_empty()) {
+        ("count", true) => format!("on {probe} count"),
+        ("count", false) => format!("on {probe} count by {}", fields.join(", ")),
+        _ => format!("on {probe} print {}", fields.join(", ")),
+    };
+    let plan = match tcpq_dsl::compile(&src, "<attach>", &[]) {
+        Ok(p) => p,
+        Err(diags) => {
+            eprint!("{}", tcpq_dsl::render_all(&diags, &src, "<attach>", false));
+            std::process::exit(2);
+        }
     };
     let kernel = Kernel::open().expect("kernel");
     let t_kernel = t0.elapsed();
-    let mut session = match Session::open(&plan, &kernel) {
+    let bound = match kernel.bind(&plan) {
+        Ok(b) => b,
+        Err(diags) => {
+            eprint!("{}", tcpq_dsl::render_all(&diags, &src, "<attach>", false));
+            std::process::exit(1);
+        }
+    };
+    let mut session = match Session::open(&bound, &kernel) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

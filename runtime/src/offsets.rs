@@ -619,6 +619,15 @@ impl Offsets {
     pub fn has(&self, idx: u32) -> bool {
         self.locs.get(idx as usize).is_some_and(|l| l.size != 0)
     }
+
+    /// Why entry `idx` is unresolved on this kernel, in words.
+    pub fn why_unresolved(&self, idx: u32) -> String {
+        self.missing
+            .iter()
+            .find(|(i, ..)| *i == idx)
+            .map(|(_, what, e)| format!("{what}: {e}"))
+            .unwrap_or_else(|| format!("offset #{idx} unresolved"))
+    }
 }
 
 #[cfg(test)]

@@ -129,7 +129,11 @@ pub fn choose(
 }
 
 /// Fields of the probe that `s` cannot fill on this kernel, with why.
-fn unavailable_fields(s: &Strategy, all: &[String], f: &KernelFeatures) -> Vec<(String, String)> {
+pub fn unavailable_fields(
+    s: &Strategy,
+    all: &[String],
+    f: &KernelFeatures,
+) -> Vec<(String, String)> {
     let mut out = Vec::new();
     for field in all {
         if !s.provides.is_empty() && !s.provides.contains(field) {
@@ -306,6 +310,7 @@ mod tests {
             requires: vec![],
             provides: vec![],
             field_requires: vec![],
+            quick: None,
         }
     }
 

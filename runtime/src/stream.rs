@@ -413,7 +413,7 @@ async fn pump(
                 let before = *events;
                 let closed = drain(session, *i, fd.get_mut(), printer, out, events)?;
                 // The first event of a clause that prints the owner: from
-                // now on, learn who uses each socket (`defers_owner_io`).
+                // now on, learn who uses each socket (the plan's `owner_io`).
                 if *events > before && session.has_deferred() && session.clauses[*i].plan.uses_owner() {
                     session.attach_deferred()?;
                 }

@@ -77,7 +77,7 @@ fn test_override(name: &str) -> Option<&'static [u8]> {
 /// Programs in every template object that record who owns each socket,
 /// and where they attach. They are attached before the template's main
 /// program, so the owner map is filling when the first event fires
-/// ([`OWNER_IO`] may wait for that event: [`crate::session::defers_owner_io`]). All are
+/// ([`OWNER_IO`] may wait for that event: the plan's `owner_io`). All are
 /// raw tracepoints: see `probe-templates/ebpf/src/common.rs` for why (a
 /// classic program running in process context makes the kernel skip every
 /// other classic program that fires on its CPU meanwhile).

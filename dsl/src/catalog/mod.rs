@@ -146,6 +146,7 @@ impl StrategyDef {
                     requires: reqs.iter().map(|r| r.to_plan()).collect(),
                 })
                 .collect(),
+            quick: None,
         }
     }
 }

@@ -18,7 +18,7 @@
 use crate::ast::{CmpOp, Span};
 use crate::catalog::ProbeDef;
 use crate::diagnostic::{Diagnostic, Problem};
-use crate::plan::{Action, FieldSpan, Output};
+use crate::plan::{Action, FieldSpan, Insn, LoadSpec, Output};
 use crate::resolve::{RExpr, Resolved};
 
 mod action;
@@ -56,9 +56,19 @@ pub struct CClause {
     pub where_words: Option<String>,
     /// Comparisons left out: they use an optional parameter not given.
     pub where_omitted: Vec<String>,
+    /// The `where` clause as checked (None: none written, or left out).
     pub filter: Option<Cond>,
+    /// The whole filter as the template runs it: the probe's own condition
+    /// (a view's, `tcp_connect`) first, then the `where` clause. Compiled
+    /// here, where its length is checked (the one place it is).
+    pub compiled: crate::filter::Compiled,
+    /// The socket fields the template loads for this clause (those its
+    /// filter and its columns read), in slot order; at most `MAX_LOADS`.
+    pub loads: Vec<LoadSpec>,
     pub action: Action,
     pub output: Output,
+    /// The probe's name after `on`.
+    pub probe_span: (usize, usize),
     /// Where the clause first names each field (from `resolve`).
     pub field_spans: Vec<FieldSpan>,
 }
@@ -107,18 +117,33 @@ pub fn check(resolved: &Resolved) -> Result<Checked, Vec<Diagnostic>> {
     for rc in &resolved.clauses {
         let filter = rc.filter.as_ref().and_then(|w| {
             let cond = c.expr(&w.expr)?;
-            let n = cond.insn_count();
-            if n > tcpq_abi::MAX_INSNS {
-                // Point at `where`: the whole condition can be very long.
-                let at = w.span.start;
-                c.diagnostics
-                    .push(filter_too_long(n, at..at + "where".len()));
-                return None;
-            }
             Some((cond, in_words(&w.expr)))
         });
+        // The probe's own condition, then the clause's, as instructions;
+        // too long a filter is refused here, pointing at `where`.
+        let whole = with_implicit(rc.probe, filter.as_ref().map(|(f, _)| f.clone()));
+        let compiled = match crate::filter::compile(whole.as_ref()) {
+            Ok(compiled) => compiled,
+            Err(crate::filter::CompileError::TooLong(n)) => {
+                // Point at `where`: the whole condition can be very long.
+                let at = rc.filter.as_ref().map_or(rc.span.start, |w| w.span.start);
+                c.diagnostics
+                    .push(filter_too_long(n, at..at + "where".len()));
+                Default::default()
+            }
+        };
         let action = c.action(&rc.action);
         let output = c.modifiers(&rc.modifiers, &rc.action);
+        let loads = loads_for(rc.probe, &compiled.insns, &action);
+        if loads.len() > tcpq_abi::MAX_LOADS {
+            c.diagnostics.push(Diagnostic::new(
+                Problem::TooManyFields {
+                    fields: loads.len(),
+                    max: tcpq_abi::MAX_LOADS,
+                },
+                rc.action.span(),
+            ));
+        }
         let (filter, where_words) = match filter {
             Some((f, w)) => (Some(f), Some(w)),
             None => (None, None),
@@ -133,8 +158,11 @@ pub fn check(resolved: &Resolved) -> Result<Checked, Vec<Diagnostic>> {
                 .map(|w| w.omitted.clone())
                 .unwrap_or_default(),
             filter,
+            compiled,
+            loads,
             action,
             output,
+            probe_span: (rc.probe_span.start, rc.probe_span.end),
             field_spans: rc
                 .field_spans
                 .iter()
@@ -172,6 +200,47 @@ pub fn check(resolved: &Resolved) -> Result<Checked, Vec<Diagnostic>> {
     } else {
         Err(c.diagnostics)
     }
+}
+
+/// The loads the template must do for a clause: one per loaded field
+/// that the filter or the output uses, in slot order.
+fn loads_for(probe: &ProbeDef, filter: &[Insn], action: &Action) -> Vec<LoadSpec> {
+    let mut slots: Vec<u8> = filter.iter().map(|i| i.slot).collect();
+    slots.extend(action.columns().flat_map(|c| c.slots.iter().copied()));
+    slots.sort_unstable();
+    slots.dedup();
+    slots
+        .into_iter()
+        .filter_map(|s| probe.field_at_slot(s))
+        .filter_map(|f| f.load_spec())
+        .collect()
+}
+
+/// A view's fixed condition before the clause's own: `tcp_connect where
+/// X` is `tcp_state where oldstate == SYN_SENT and newstate == ESTABLISHED
+/// and X`.
+fn with_implicit(probe: &ProbeDef, filter: Option<Cond>) -> Option<Cond> {
+    probe
+        .implicit
+        .iter()
+        .rev()
+        .map(|&(slot, value, equal)| {
+            Cond::Test(Test {
+                slots: vec![(slot, value)],
+                op: if equal {
+                    crate::plan::CmpOp::Eq
+                } else {
+                    crate::plan::CmpOp::Ne
+                },
+                signed: false,
+                mask: u64::MAX,
+                bind: None,
+            })
+        })
+        .fold(filter, |acc, t| match acc {
+            None => Some(t),
+            Some(rest) => Some(Cond::And(Box::new(t), Box::new(rest))),
+        })
 }
 
 /// The internal error for a `where` clause that compiled to nothing.

@@ -77,6 +77,9 @@ pub enum Code {
     BadHistogram,
     /// More than `MAX_CLAUSES` clauses in one program.
     TooManyClauses,
+    /// A clause reads more socket fields than a template loads
+    /// (`MAX_LOADS`).
+    TooManyFields,
     // -- recipes and parameters (E04xx) ---------------------------------
     /// `--param` names a parameter the recipe does not declare.
     UnknownParam,
@@ -99,6 +102,10 @@ pub enum Code {
     /// A named kernel constant (`reason == NETFILTER_DROP`) that this
     /// kernel's BTF enum does not have.
     ConstantUnavailable,
+    /// No strategy of a probe can run on this kernel (its attach points
+    /// or what they need are missing, or none fills a field the clause
+    /// uses).
+    ProbeUnavailable,
     // -- tcpq itself (E09xx) ----------------------------------------------
     /// A pass produced something inconsistent (a `where` clause that
     /// compiled to nothing without an error): a bug in tcpq, reported
@@ -136,6 +143,7 @@ impl Code {
         Code::TooManyItems,
         Code::BadHistogram,
         Code::TooManyClauses,
+        Code::TooManyFields,
         Code::UnknownParam,
         Code::MissingParam,
         Code::BadParamValue,
@@ -145,6 +153,7 @@ impl Code {
         Code::UnknownDirective,
         Code::FieldUnavailable,
         Code::ConstantUnavailable,
+        Code::ProbeUnavailable,
         Code::Internal,
     ];
 
@@ -178,6 +187,7 @@ impl Code {
             Code::TooManyItems => 303,
             Code::BadHistogram => 304,
             Code::TooManyClauses => 305,
+            Code::TooManyFields => 306,
             Code::UnknownParam => 401,
             Code::MissingParam => 402,
             Code::BadParamValue => 403,
@@ -187,6 +197,7 @@ impl Code {
             Code::UnknownDirective => 407,
             Code::FieldUnavailable => 501,
             Code::ConstantUnavailable => 502,
+            Code::ProbeUnavailable => 503,
             Code::Internal => 900,
         }
     }

@@ -244,6 +244,8 @@ pub enum Problem {
     PrintArithmetic { op: &'static str },
     /// More than `MAX_CLAUSES` clauses.
     TooManyClauses { clauses: usize, max: usize },
+    /// A clause reading more socket fields than `MAX_LOADS`.
+    TooManyFields { fields: usize, max: usize },
     /// A modifier on the wrong action, or given twice.
     BadModifier {
         word: &'static str,
@@ -390,6 +392,9 @@ pub enum Problem {
         why: String,
     },
     /// A named kernel constant this kernel's BTF lacks.
+    /// No strategy of `probe` runs on this kernel: `why` lists each one
+    /// tried and what it lacks.
+    ProbeUnavailable { probe: String, why: String },
     ConstantUnavailable {
         constant: String,
         enum_name: String,
@@ -565,6 +570,7 @@ impl Problem {
             BadHistogram(_) => Code::BadHistogram,
             PrintArithmetic { .. } => Code::UnsupportedArithmetic,
             TooManyClauses { .. } => Code::TooManyClauses,
+            TooManyFields { .. } => Code::TooManyFields,
             FilterLost | SocketsConstant => Code::Internal,
             SocketsNoClause => Code::Syntax,
             SocketsAggregate | SocketsModifier | SocketsNotAListing => Code::NotForSockets,
@@ -581,6 +587,7 @@ impl Problem {
             MissingParam { .. } => Code::MissingParam,
             FieldUnavailable { .. } => Code::FieldUnavailable,
             ConstantUnavailable { .. } => Code::ConstantUnavailable,
+            ProbeUnavailable { .. } => Code::ProbeUnavailable,
             TreeShape | EmptyInput => Code::Syntax,
             EmptyProgram => Code::EmptyProgram,
             MissingSeparator => Code::MissingSeparator,
@@ -1197,6 +1204,11 @@ impl Problem {
                 format!("clause {} starts here", max + 1),
                 "each clause loads its own template; split the program into several runs",
             ),
+            TooManyFields { fields, max } => words(
+                format!("this clause reads {fields} socket fields; a template loads at most {max}"),
+                "too many socket fields",
+                "split the fields over two clauses on the same probe",
+            ),
             FilterLost => words(
                 "internal error: this `where` clause was not compiled, so nothing will run",
                 "this condition was lost",
@@ -1579,6 +1591,11 @@ impl Problem {
                     ),
                     None => format!("{why}; leave it out, or run on a kernel that has it"),
                 },
+            ),
+            ProbeUnavailable { probe, why } => words(
+                format!("probe `{probe}` cannot run on this kernel"),
+                "no way to attach it here",
+                format!("{why} (`tcpq doctor` shows what this kernel offers)"),
             ),
             ConstantUnavailable {
                 constant,

@@ -98,6 +98,7 @@ impl Resolver<'_> {
             action,
             modifiers: c.modifiers.clone(),
             span: c.span.clone(),
+            probe_span: c.probe.span.clone(),
             field_spans: std::mem::take(&mut self.field_spans),
         })
     }

@@ -38,6 +38,8 @@ pub struct RClause {
     pub action: RAction,
     pub modifiers: Vec<ast::Modifier>,
     pub span: Span,
+    /// The probe's name after `on`.
+    pub probe_span: Span,
     /// Where the clause first names each field it uses (for a diagnostic
     /// the runtime finds, like a field this kernel lacks).
     pub field_spans: Vec<(&'static str, Span)>,

@@ -298,6 +298,34 @@ fn every_code_from_a_program() {
     assert_eq!(d.code, ConstantUnavailable);
     assert_eq!(&src[d.span.clone()], "PSP_INPUT");
     covered.insert(ConstantUnavailable);
+    // A probe this kernel cannot attach: found by the runtime when it
+    // binds the plan; located at the probe's name.
+    let src = "on tcp_probe count";
+    let plan = compile(src, "<command line>", &[]).unwrap();
+    let d = crate::probe_unavailable(
+        plan.clauses[0].probe_span,
+        "tcp_probe",
+        "tcp_probe (tracepoint tcp:tcp_probe): tracepoint tcp:tcp_probe not found",
+    );
+    assert_eq!(d.code, ProbeUnavailable);
+    assert_eq!(&src[d.span.clone()], "tcp_probe");
+    covered.insert(ProbeUnavailable);
+    // A clause that reads every socket field of a probe with more of them
+    // than a template loads.
+    let p = crate::catalog::PROBES
+        .iter()
+        .find(|p| p.all_fields().filter(|f| f.load.is_some()).count() > tcpq_abi::MAX_LOADS)
+        .expect("a probe with more socket fields than MAX_LOADS");
+    let fields: Vec<&str> = p
+        .all_fields()
+        .filter(|f| f.load.is_some())
+        .map(|f| f.name)
+        .collect();
+    let src = format!("on {} print {}", p.name, fields.join(", "));
+    assert_eq!(codes(&src), [TooManyFields], "{src}");
+    let src = format!("on {} print {}", p.name, fields[1..].join(", "));
+    assert!(compile(&src, "<test>", &[]).is_ok(), "{src}");
+    covered.insert(TooManyFields);
     // A pass that loses a condition without a word: the checker refuses
     // the program instead of planning "every event".
     let program = parse("on tcp_probe where dport == 443 print pid").unwrap();
@@ -440,9 +468,17 @@ fn where_changes_only_the_filter() {
     for other in [&b, &c] {
         let (x, y) = (&a.clauses[0], &other.clauses[0]);
         assert_eq!(x.template, y.template);
-        assert_eq!(x.strategies, y.strategies);
+        // The same programs at the same points; only their quick first
+        // steps (data in CONFIG, like the filter) differ.
+        let programs = |c: &crate::plan::ClausePlan| {
+            let mut s = c.strategies.clone();
+            s.iter_mut().for_each(|s| s.quick = None);
+            s
+        };
+        assert_eq!(programs(x), programs(y));
         assert_eq!(x.action, y.action);
         assert_ne!(x.filter, y.filter);
+        assert_ne!(x.config.insns, y.config.insns);
     }
     assert!(c.clauses[0].filter.is_empty());
 }
@@ -647,7 +683,8 @@ fn event_header_fields_print_and_nothing_else() {
         // Nothing to read for them: the loads are those of `pid` alone.
         let alone = ok(&format!("on {} print pid", p.name));
         assert_eq!(plan.clauses[0].loads, alone.clauses[0].loads, "{}", p.name);
-        assert_eq!(plan.clauses[0].slots_used(), alone.clauses[0].slots_used());
+        let words = |c: &crate::plan::ClausePlan| (c.config.common, c.config.probe);
+        assert_eq!(words(&plan.clauses[0]), words(&alone.clauses[0]));
         assert_eq!(
             plan.clauses[0].fields_used(),
             alone.clauses[0].fields_used()

@@ -228,7 +228,7 @@ pub mod bucket {
 
 /// A template's configuration ([`globals::CONFIG`]).
 #[repr(C)]
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct TemplateConfig {
     /// One of [`action`]. Zero means "not configured": the template does
     /// nothing.

@@ -3,7 +3,8 @@
 //! programs first (once per session, the one on every send and receive
 //! perhaps at the first event), then the main program and the strategy's
 //! helpers. Every attachment is a [`Link`] the session owns. Verifying the
-//! programs is `verify.rs`; what is written into `CONFIG` is `config.rs`.
+//! programs is `verify.rs`; what is written into `CONFIG` is the bound
+//! plan's (`bind.rs`).
 use std::time::Instant;
 
 use aya::{
@@ -16,7 +17,7 @@ use aya::{
     Ebpf, EbpfError, EbpfLoader,
 };
 use tcpq_abi::{globals, maps};
-use tcpq_dsl::plan::{Action, Attach, ClausePlan, Plan, Strategy};
+use tcpq_dsl::plan::{Action, Attach, ClausePlan, Strategy};
 
 use super::{
     pod::PodConfig,
@@ -25,28 +26,6 @@ use super::{
     Attached, Kernel, SessionError, Timings,
 };
 use crate::templates::{self, owner_programs, OWNER_IO};
-
-/// Whether the session may leave [`OWNER_IO`] unattached until its first
-/// event: when every clause that uses the owner only prints it. Until
-/// then a socket's owner comes from the other owner programs (connect and
-/// listen), the listener that accepted it, or /proc at start; a filter or
-/// an aggregation over `pid` or `comm` in the kernel needs it from the
-/// start (its events may never reach tcpq otherwise). A one-liner that
-/// matches nothing then costs the host no program on its sends and
-/// receives (measured in docs/benchmarks.md).
-pub fn defers_owner_io(plan: &Plan) -> bool {
-    use tcpq_abi::slot;
-    let owner_slots = [slot::PID, slot::COMM_0, slot::COMM_1];
-    let users = plan.clauses.iter().filter(|c| c.uses_owner());
-    let mut any = false;
-    for c in users {
-        any = true;
-        if !c.action.is_print() || c.filter.iter().any(|i| owner_slots.contains(&i.slot)) {
-            return false;
-        }
-    }
-    any
-}
 
 /// Maps the clauses of a session share: the first template object's, reused
 /// by every later one (`EbpfLoader::reuse_map`, a tcpq patch to aya).
@@ -110,14 +89,10 @@ impl Prepared<'_> {
             self.strategy.program.clone(),
             vec![self.strategy.attach.clone()],
         ));
-        // Further programs, each loaded once and attached at all its points,
-        // and only if the clause uses a field they are there for.
-        let used = self.clause.fields_used();
+        // Further programs, each loaded once and attached at all its
+        // points (the plan keeps only those the clause uses a field of).
         let first_extra = out.len();
         for extra in &self.strategy.also {
-            if !extra.only_for.is_empty() && !extra.only_for.iter().any(|f| used.contains(f)) {
-                continue;
-            }
             match out[first_extra..]
                 .iter_mut()
                 .find(|(p, _)| *p == extra.program)
@@ -128,17 +103,6 @@ impl Prepared<'_> {
         }
         out
     }
-}
-
-/// Why offsets-table entry `idx` is unresolved on this kernel, in words.
-fn unresolved(kernel: &Kernel, idx: u32) -> String {
-    kernel
-        .offsets
-        .missing
-        .iter()
-        .find(|(i, ..)| *i == idx)
-        .map(|(_, what, e)| format!("{what}: {e}"))
-        .unwrap_or_else(|| format!("offset #{idx} unresolved"))
 }
 
 /// Load a clause's template object for its chosen `strategy`: create and
@@ -156,39 +120,6 @@ pub(super) fn prepare_clause<'p, 'l>(
     let template = clause.template.clone();
     let bytes =
         templates::get(&template).ok_or_else(|| SessionError::UnknownTemplate(template.clone()))?;
-    for load in &clause.loads {
-        let hz = load.jiffies.then_some(&tcpq_abi::off::HZ);
-        for idx in load.via.iter().chain(std::iter::once(&load.off)).chain(hz) {
-            if !kernel.offsets.has(*idx) {
-                return Err(SessionError::FieldUnavailable {
-                    probe: clause.probe.clone(),
-                    field: load.field.clone(),
-                    why: unresolved(kernel, *idx),
-                    span: clause.field_span(&load.field),
-                });
-            }
-        }
-    }
-    // A probe slot computed from kernel locations (tcp_state's
-    // `err`, tcp_retransmit's `tlp`): a clause that uses it needs them all.
-    let used = clause.slots_used();
-    for (_, slot, offsets) in tcpq_abi::PROBE_SLOT_OFFSETS
-        .iter()
-        .filter(|(t, slot, _)| *t == template && used & (1u64 << slot) != 0)
-    {
-        if let Some(&idx) = offsets.iter().find(|i| !kernel.offsets.has(**i)) {
-            let field = tcpq_dsl::catalog::probe(&clause.probe)
-                .and_then(|p| p.field_at_slot(*slot))
-                .map_or_else(|| format!("slot {slot}"), |f| f.name.to_owned());
-            return Err(SessionError::FieldUnavailable {
-                probe: clause.probe.clone(),
-                span: clause.field_span(&field),
-                field,
-                why: unresolved(kernel, idx),
-            });
-        }
-    }
-
     let t = Instant::now();
     loader.override_global(globals::CONFIG, config, true);
     let object = templates::prepare(bytes, kernel.fast_read);
@@ -229,7 +160,7 @@ pub(super) fn prepare_clause<'p, 'l>(
         template,
         ebpf,
         owners,
-        small_key: tcpq_abi::small_key(config.0.n_key_slots, config.0.bucket),
+        small_key: clause.agg_map == Some(tcpq_dsl::plan::AggMap::Small),
     })
 }
 
@@ -459,29 +390,5 @@ pub(super) fn load_and_attach(
             }
             Ok(())
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn owner_tracking_on_io_waits_only_when_the_owner_is_only_printed() {
-        let defers = |src: &str| defers_owner_io(&tcpq_dsl::compile(src, "<test>", &[]).unwrap());
-        assert!(defers("on tcp_retransmit print pid, comm"));
-        assert!(defers("on tcp_retransmit where dport == 80 print comm"));
-        assert!(defers(
-            "on tcp_retransmit print pid\non tcp_probe print snd_cwnd"
-        ));
-        // Nothing to track.
-        assert!(!defers("on tcp_retransmit print task_pid"));
-        // The kernel needs the owner before any event reaches tcpq.
-        assert!(!defers("on tcp_retransmit where pid == 1 print sport"));
-        assert!(!defers("on tcp_retransmit where comm == \"x\" print pid"));
-        assert!(!defers("on tcp_retransmit count by comm"));
-        assert!(!defers(
-            "on tcp_retransmit print pid\non tcp_probe count by comm"
-        ));
     }
 }

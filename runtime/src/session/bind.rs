@@ -1,70 +1,135 @@
-//! Binding a plan to this kernel's numbers: each named kernel constant a
-//! filter compares with (`reason == NETFILTER_DROP`) becomes the value this
-//! kernel's BTF gives it, or a located error. Only the plan's filter values
-//! change; what reads the enums from BTF is `kernel.rs`.
-use tcpq_dsl::plan::Plan;
+//! Binding a plan to this kernel: the one step between the language's
+//! final plan and loading it. For each clause it takes the first strategy
+//! this kernel supports (the plan's order), checks that every kernel
+//! location a used field needs resolved, gives each named kernel constant
+//! (`reason == NETFILTER_DROP`) this kernel's number, and places the
+//! chosen program's quick first step at this kernel's offset. Everything
+//! else in the `CONFIG` entry is the plan's.
+//!
+//! What goes wrong is returned as located diagnostics, every clause's
+//! together: a field this kernel lacks points at where the program names
+//! it, a constant at the constant, a probe that cannot attach at the
+//! probe (the plan carries the spans: nothing is parsed again).
+use tcpq_abi::TemplateConfig;
+use tcpq_dsl::{
+    plan::{ClausePlan, Plan},
+    Diagnostic,
+};
 
-use super::{Kernel, SessionError, Unbound};
+use super::Kernel;
+use crate::strategy::Choice;
+
+/// A plan bound to this kernel: what [`super::Session::open`] loads.
+#[derive(Clone, Debug)]
+pub struct Bound {
+    /// The plan, its named constants replaced by this kernel's numbers.
+    pub plan: Plan,
+    /// Per clause, in the plan's order.
+    pub clauses: Vec<BoundClause>,
+}
+
+/// One clause bound to this kernel.
+#[derive(Clone, Debug)]
+pub struct BoundClause {
+    /// The strategy taken, and the ones passed over with why.
+    pub choice: Choice,
+    /// The template's `CONFIG` entry, complete: the plan's, with the
+    /// constants' numbers and the chosen program's quick step placed.
+    pub config: TemplateConfig,
+}
 
 impl Kernel {
-    /// `plan` with every named kernel constant of its filters
-    /// ([`tcpq_dsl::plan::InsnBind`]) replaced by this kernel's number,
-    /// from [`Kernel::enums`]. A constant this kernel lacks is an error
-    /// pointing at where the program names it.
-    pub fn bind(&self, plan: &Plan) -> Result<Plan, SessionError> {
-        bind_plan(plan, &self.enums)
+    /// Bind `plan` to this kernel (see the module's doc). Every problem of
+    /// every clause is returned, each located in the program's source.
+    pub fn bind(&self, plan: &Plan) -> Result<Bound, Vec<Diagnostic>> {
+        let mut plan = plan.clone();
+        let mut problems = Vec::new();
+        let mut clauses = Vec::with_capacity(plan.clauses.len());
+        for c in &mut plan.clauses {
+            problems.extend(bind_constants(c, &self.enums));
+            problems.extend(self.unresolved_fields(c));
+            let choice = match self.choose(c) {
+                Ok(choice) => choice,
+                Err(e) => {
+                    let why = e.to_string();
+                    problems.push(tcpq_dsl::probe_unavailable(c.probe_span, &c.probe, &why));
+                    continue;
+                }
+            };
+            let mut config = c.config;
+            if let Some(q) = &choice.strategy.quick {
+                let loc = q
+                    .entry
+                    .filter(|&i| self.offsets.has(i))
+                    .map(|i| self.offsets.locs[i as usize]);
+                config.quick = q.place(loc);
+            }
+            clauses.push(BoundClause { choice, config });
+        }
+        match problems.is_empty() {
+            true => Ok(Bound { plan, clauses }),
+            false => Err(problems),
+        }
+    }
+
+    /// A field the clause uses whose kernel location this kernel lacks
+    /// ([`ClausePlan::needs`]): it would read zeros, so the clause is
+    /// refused. One diagnostic per field, at its first use.
+    fn unresolved_fields(&self, c: &ClausePlan) -> Vec<Diagnostic> {
+        c.needs
+            .iter()
+            .filter_map(|n| {
+                let idx = *n.offsets.iter().find(|i| !self.offsets.has(**i))?;
+                Some(tcpq_dsl::field_unavailable(
+                    c.field_span(&n.field),
+                    &c.probe,
+                    &n.field,
+                    &self.offsets.why_unresolved(idx),
+                ))
+            })
+            .collect()
     }
 }
 
-/// [`Kernel::bind`] over an explicit table of enums (value, constant).
-pub fn bind_plan(
-    plan: &Plan,
+/// Give each named kernel constant of `c`'s filter
+/// ([`tcpq_dsl::plan::InsnBind`]) its number in `enums` (value, constant
+/// by BTF enum name); a constant missing there is a diagnostic at the
+/// constant, with the closest name the kernel has.
+fn bind_constants(
+    c: &mut ClausePlan,
     enums: &std::collections::HashMap<String, Vec<(u64, String)>>,
-) -> Result<Plan, SessionError> {
-    let mut bound = plan.clone();
-    for c in &mut bound.clauses {
-        for b in &c.binds {
-            let e = &b.bind;
-            let unavailable = |why: String, suggestion: Option<String>| {
-                SessionError::ConstantUnavailable(Box::new(Unbound {
-                    probe: c.probe.clone(),
-                    enum_name: e.enum_name.clone(),
-                    constant: e.constant.clone(),
-                    span: e.span,
-                    why,
-                    suggestion,
-                }))
-            };
-            let Some(values) = enums.get(&e.enum_name) else {
-                return Err(unavailable(
-                    format!("this kernel's BTF has no `enum {}`", e.enum_name),
-                    None,
-                ));
-            };
-            let Some((v, _)) = values.iter().find(|(_, n)| *n == e.constant) else {
-                let names = values.iter().map(|(_, n)| n.as_str());
-                let suggestion =
-                    tcpq_dsl::diagnostic::suggest(&e.constant, names).map(str::to_owned);
-                return Err(unavailable(
-                    format!(
-                        "its {} constants are this kernel's; this one is newer or older",
-                        values.len()
-                    ),
-                    suggestion,
-                ));
-            };
-            match c.filter.get_mut(usize::from(b.insn)) {
-                Some(insn) => insn.value = *v,
-                None => {
-                    return Err(SessionError::PlanTooBig {
-                        probe: c.probe.clone(),
-                        what: format!("binding of instruction {} past the filter", b.insn),
-                    })
-                }
-            }
-        }
+) -> Vec<Diagnostic> {
+    let mut problems = Vec::new();
+    for b in c.binds.clone() {
+        let e = &b.bind;
+        let unavailable = |why: String, suggestion: Option<&str>| {
+            tcpq_dsl::constant_unavailable(e.span, &e.constant, &e.enum_name, &why, suggestion)
+        };
+        let Some(values) = enums.get(&e.enum_name) else {
+            problems.push(unavailable(
+                format!("this kernel's BTF has no `enum {}`", e.enum_name),
+                None,
+            ));
+            continue;
+        };
+        let Some((v, _)) = values.iter().find(|(_, n)| *n == e.constant) else {
+            let names = values.iter().map(|(_, n)| n.as_str());
+            let suggestion = tcpq_dsl::diagnostic::suggest(&e.constant, names);
+            problems.push(unavailable(
+                format!(
+                    "its {} constants are this kernel's; this one is newer or older",
+                    values.len()
+                ),
+                suggestion,
+            ));
+            continue;
+        };
+        // The plan's steps and its CONFIG entry alike; lowering made the
+        // binding for a step it wrote, so this always finds it.
+        let bound = c.bind_value(b.insn, *v);
+        debug_assert!(bound, "binding of step {} past the filter", b.insn);
     }
-    Ok(bound)
+    problems
 }
 
 #[cfg(test)]
@@ -73,8 +138,9 @@ mod tests {
 
     /// A reason named in the program takes the number of the kernel it
     /// runs on: the same plan binds to different numbers on kernels that
-    /// number the enum differently, and a name a kernel lacks is a located
-    /// error with the closest name it has.
+    /// number the enum differently (in the plan's steps and in the CONFIG
+    /// entry alike), and a name a kernel lacks is a located error with the
+    /// closest name it has.
     #[test]
     fn named_reasons_bind_to_each_kernels_numbers() {
         let src = "on tcp_drop where reason in [NETFILTER_DROP, NO_SOCKET] count";
@@ -106,30 +172,36 @@ mod tests {
                 8,
             ),
         ] {
-            let b = bind_plan(&plan, &enums).unwrap();
-            let values: Vec<u64> = b.clauses[0].filter.iter().map(|i| i.value).collect();
+            let mut c = plan.clauses[0].clone();
+            assert!(bind_constants(&mut c, &enums).is_empty());
+            let values: Vec<u64> = c.filter.iter().map(|i| i.value).collect();
             assert_eq!(values, [nf, 3]);
+            let abi: Vec<u64> = c.config.insns[..2].iter().map(|i| i.value).collect();
+            assert_eq!(abi, [nf, 3]);
             let mut vals = [0u64; tcpq_abi::N_SLOTS];
             vals[tcpq_abi::slot::drop::REASON as usize] = nf;
-            assert!(tcpq_dsl::filter::run(&b.clauses[0].filter, &vals));
+            assert!(tcpq_dsl::filter::run(&c.filter, &vals));
             vals[tcpq_abi::slot::drop::REASON as usize] = 0;
-            assert!(!tcpq_dsl::filter::run(&b.clauses[0].filter, &vals));
+            assert!(!tcpq_dsl::filter::run(&c.filter, &vals));
         }
         let old = kernel(&[
             (3, "SKB_DROP_REASON_NO_SOCKET"),
             (9, "SKB_DROP_REASON_NETFILTER"),
         ]);
-        match bind_plan(&plan, &old) {
-            Err(SessionError::ConstantUnavailable(u)) => {
-                assert_eq!(u.constant, "SKB_DROP_REASON_NETFILTER_DROP");
-                assert_eq!(&src[u.span.0..u.span.1], "NETFILTER_DROP");
-                assert_eq!(u.suggestion.as_deref(), Some("SKB_DROP_REASON_NETFILTER"));
-            }
-            other => panic!("{other:?}"),
-        }
-        assert!(matches!(
-            bind_plan(&plan, &Default::default()),
-            Err(SessionError::ConstantUnavailable(_))
-        ));
+        let mut c = plan.clauses[0].clone();
+        let problems = bind_constants(&mut c, &old);
+        assert_eq!(problems.len(), 1);
+        let d = &problems[0];
+        assert_eq!(d.code, tcpq_dsl::Code::ConstantUnavailable);
+        assert_eq!(&src[d.span.clone()], "NETFILTER_DROP");
+        assert!(
+            d.help
+                .as_deref()
+                .is_some_and(|h| h.contains("SKB_DROP_REASON_NETFILTER")),
+            "{d:?}"
+        );
+        // No enum at all: both constants are reported.
+        let mut c = plan.clauses[0].clone();
+        assert_eq!(bind_constants(&mut c, &Default::default()).len(), 2);
     }
 }

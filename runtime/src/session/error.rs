@@ -1,12 +1,14 @@
-//! What can go wrong loading and attaching a plan: [`SessionError`], one
-//! variant per cause, carrying what was found (the verifier's log, the
-//! unbound constant and where the program names it). Deciding which cause
-//! a kernel error is lives with the code that sees it (`verify.rs`).
+//! What can go wrong loading and attaching a bound plan: [`SessionError`],
+//! one variant per cause, carrying what was found (the verifier's log, the
+//! attach point). What binding finds (a field, a constant or a probe this
+//! kernel lacks) is a located diagnostic instead (`bind.rs`). Deciding
+//! which cause a kernel error is lives with the code that sees it
+//! (`verify.rs`).
 use std::io;
 
 use aya::{maps::MapError, programs::ProgramError, EbpfError};
 
-use crate::{strategy::NoStrategy, templates};
+use crate::templates;
 
 /// Errors loading and attaching a plan.
 #[derive(Debug, thiserror::Error)]
@@ -14,9 +16,6 @@ pub enum SessionError {
     /// The process may not load BPF programs.
     #[error("permission denied loading {template}: tcpq needs root or CAP_BPF+CAP_PERFMON")]
     Permission { template: String },
-    /// No strategy of a clause can attach on this kernel.
-    #[error("probe {probe} cannot run on this kernel: {why}")]
-    NoStrategy { probe: String, why: NoStrategy },
     /// The plan names a template this binary does not embed.
     #[error("template {0} is not built into this tcpq (known: {known})", known = templates::names().collect::<Vec<_>>().join(", "))]
     UnknownTemplate(String),
@@ -59,38 +58,4 @@ pub enum SessionError {
         #[source]
         source: Box<ProgramError>,
     },
-    /// The plan does not fit the ABI (more filter steps or key slots than a
-    /// template evaluates); the checker should have refused it.
-    #[error("plan for {probe} does not fit the template: {what}")]
-    PlanTooBig { probe: String, what: String },
-    /// A field the program uses cannot be read on this kernel.
-    #[error("{probe}: field `{field}` is not available on this kernel ({why})")]
-    FieldUnavailable {
-        probe: String,
-        field: String,
-        why: String,
-        /// Where the program names the field (from the plan), for a
-        /// located diagnostic.
-        span: Option<(usize, usize)>,
-    },
-    /// A named kernel constant (`reason == NETFILTER_DROP`) this kernel's
-    /// BTF does not have.
-    #[error(
-        "{}: `{}` is not in this kernel's `enum {}` ({})",
-        .0.probe, .0.constant, .0.enum_name, .0.why
-    )]
-    ConstantUnavailable(Box<Unbound>),
-}
-
-/// A named kernel constant the kernel's BTF lacks; `span` is where the
-/// program names it.
-#[derive(Debug)]
-pub struct Unbound {
-    pub probe: String,
-    pub enum_name: String,
-    pub constant: String,
-    pub span: (usize, usize),
-    pub why: String,
-    /// The closest constant this kernel has, if any.
-    pub suggestion: Option<String>,
 }

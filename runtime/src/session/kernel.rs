@@ -7,12 +7,11 @@ use std::time::{Duration, Instant};
 
 use tcpq_dsl::plan::{Attach, ClausePlan, Plan, Strategy};
 
-use super::SessionError;
 use crate::{
     btf::{Btf, BtfError},
     features::{KernelFeatures, Needs, Privilege},
     offsets::Offsets,
-    strategy::{self, Choice},
+    strategy::{self, Choice, NoStrategy},
     tracefs::{Tracefs, TracefsError},
 };
 
@@ -122,28 +121,16 @@ impl Kernel {
         })
     }
 
-    /// The strategy this kernel would use for a clause: the first whose
-    /// requirements are met and which fills every field the clause uses.
-    pub fn choose(&self, clause: &ClausePlan) -> Result<Choice, SessionError> {
-        // The event's header (`time`, ...) is every strategy's.
-        let all: Vec<String> = tcpq_dsl::catalog::probe(&clause.probe)
-            .map(|p| {
-                p.all_fields()
-                    .filter(|f| f.header.is_none())
-                    .map(|f| f.name.to_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
+    /// The strategy this kernel would use for a clause: the first, in the
+    /// plan's order, whose requirements are met and which fills every
+    /// field the clause uses.
+    pub fn choose(&self, clause: &ClausePlan) -> Result<Choice, NoStrategy> {
         strategy::choose(
             &clause.strategies,
-            &clause.fields_used(),
-            &all,
+            &clause.fields,
+            &clause.fields,
             &self.features,
         )
-        .map_err(|e| SessionError::NoStrategy {
-            probe: clause.probe.clone(),
-            why: e,
-        })
     }
 
     /// Whether this kernel has the attach point.

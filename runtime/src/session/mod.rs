@@ -4,8 +4,9 @@
 //!
 //! One idea per file, in the order a run meets them:
 //! - `kernel.rs`: what the running kernel offers ([`Kernel`]), found once.
-//! - `bind.rs`: the plan's named kernel constants get this kernel's numbers.
-//! - `config.rs`: each clause's template configuration (`CONFIG`).
+//! - `bind.rs`: the plan bound to this kernel ([`Bound`]): a strategy per
+//!   clause, the fields' locations checked, named constants numbered, the
+//!   quick step placed; problems as located diagnostics.
 //! - `attach.rs`: loading template objects, attaching their programs.
 //! - `verify.rs`: the kernel verifier, and what its refusals mean.
 //! - `seed.rs`: owners of sockets from before the start, into the maps.
@@ -21,13 +22,12 @@ use aya::{
     Ebpf, EbpfLoader,
 };
 use tcpq_abi::{globals, maps, AggKey};
-use tcpq_dsl::plan::{Attach, ClausePlan, Plan, Strategy};
+use tcpq_dsl::plan::{Attach, ClausePlan, Strategy};
 
 use crate::render::Names;
 
 mod attach;
 mod bind;
-mod config;
 mod error;
 mod kernel;
 mod pod;
@@ -35,10 +35,8 @@ mod readers;
 mod seed;
 mod verify;
 
-pub use attach::defers_owner_io;
-pub use bind::bind_plan;
-pub use config::{quick_step, template_config};
-pub use error::{SessionError, Unbound};
+pub use bind::{Bound, BoundClause};
+pub use error::SessionError;
 pub use kernel::{fast_read_kfunc, Kernel, KernelError};
 pub use readers::Stats;
 
@@ -57,7 +55,8 @@ pub struct Attached {
     /// Owned so that [`Session`]'s drop can detach them in parallel.
     links: Vec<Link>,
     /// Owner programs loaded but left unattached until this session's
-    /// first event ([`Session::attach_deferred`]): see [`defers_owner_io`].
+    /// first event ([`Session::attach_deferred`]): see
+    /// [`tcpq_dsl::plan::OwnerIo`].
     deferred: Vec<(String, Vec<Attach>)>,
     pub(crate) ebpf: Ebpf,
     pub(crate) events: Option<RingBuf<MapData>>,
@@ -85,36 +84,6 @@ pub struct Timings {
     /// verifier) and the kernel's `verified_insns` (None where the kernel
     /// does not report it).
     pub programs: Vec<(String, Duration, Option<u32>)>,
-}
-
-/// Ring buffer bytes in all when `--buffer-size` is not given: what one
-/// printing clause gets (the size built into the templates), and what
-/// several share.
-pub const RING_BUDGET: u32 = 1 << 20;
-/// The least a printing clause gets from [`RING_BUDGET`].
-pub const RING_MIN: u32 = 128 << 10;
-
-/// Each printing clause's ring buffer when `--buffer-size` is not given:
-/// [`RING_BUDGET`] shared out (rounded down to a power of two, at least
-/// [`RING_MIN`]), `None` (the templates' own 1 MiB) for one clause. The
-/// kernel maps every ring buffer into tcpq whole (twice its data), so ten
-/// printing clauses of 1 MiB each would cost 20 MiB of resident memory.
-pub fn default_ring_bytes(printing: usize) -> Option<u32> {
-    if printing <= 1 {
-        return None;
-    }
-    let share = RING_BUDGET / printing as u32;
-    let pow2 = 1u32 << (31 - share.leading_zeros());
-    Some(pow2.max(RING_MIN))
-}
-
-/// How to load a plan.
-#[derive(Clone, Debug, Default)]
-pub struct SessionOptions {
-    /// Bytes of each printing clause's `EVENTS` ring buffer (a power of two
-    /// and a multiple of the page size; checked by the kernel at load).
-    /// `None`: the size built into the template (1 MiB).
-    pub ring_bytes: Option<u32>,
 }
 
 /// Every loaded template of a plan.
@@ -156,40 +125,13 @@ impl Drop for Session {
 }
 
 impl Session {
-    /// Load and attach every clause of `plan`.
-    pub fn open(plan: &Plan, kernel: &Kernel) -> Result<Session, SessionError> {
-        Session::open_with(plan, kernel, &SessionOptions::default())
-    }
-
-    /// Load and attach every clause of `plan` with `opts`.
-    pub fn open_with(
-        plan: &Plan,
-        kernel: &Kernel,
-        opts: &SessionOptions,
-    ) -> Result<Session, SessionError> {
-        // Named kernel constants (`reason == NETFILTER_DROP`) get this
-        // kernel's numbers first: nothing below sees an unbound plan.
-        let bound = kernel.bind(plan)?;
-        let plan = &bound;
+    /// Load and attach every clause of a plan bound to `kernel`
+    /// ([`Kernel::bind`]).
+    pub fn open(bound: &Bound, kernel: &Kernel) -> Result<Session, SessionError> {
+        let plan = &bound.plan;
         let mut timings = Timings::default();
         let t = Instant::now();
-        // Each clause's strategy, chosen once: the quick first step depends
-        // on the program that runs. A strategy this kernel lacks fails in
-        // `prepare_clause`, after every clause's configuration is built.
-        let mut choices = Vec::with_capacity(plan.clauses.len());
-        let configs = plan
-            .clauses
-            .iter()
-            .map(|c| {
-                let mut cfg = template_config(c)?;
-                let choice = kernel.choose(c).map(|choice| choice.strategy);
-                if let Ok(strategy) = &choice {
-                    cfg.quick = quick_step(&cfg, &strategy.program, &kernel.offsets);
-                }
-                choices.push(choice);
-                Ok(PodConfig(cfg))
-            })
-            .collect::<Result<Vec<_>, SessionError>>()?;
+        let configs: Vec<PodConfig> = bound.clauses.iter().map(|c| PodConfig(c.config)).collect();
         let offsets = kernel.offsets.locs.map(PodLoc);
         let mut loader = EbpfLoader::new();
         // The templates use no CO-RE: offsets come through TCPQ_RO_OFFSETS.
@@ -203,8 +145,7 @@ impl Session {
             &FAST_READ[kernel.fast_read.is_some() as usize],
             false,
         );
-        let printing = plan.clauses.iter().filter(|c| c.action.is_print()).count();
-        if let Some(bytes) = opts.ring_bytes.or_else(|| default_ring_bytes(printing)) {
+        if let Some(bytes) = plan.ring_bytes {
             loader.map_max_entries(maps::EVENTS, bytes);
         }
         timings.loader = t.elapsed();
@@ -220,12 +161,12 @@ impl Session {
         };
         let mut shared = Shared::default();
         let mut prepared = Vec::with_capacity(plan.clauses.len());
-        for ((clause, config), strategy) in plan.clauses.iter().zip(&configs).zip(choices) {
+        for ((clause, config), b) in plan.clauses.iter().zip(&configs).zip(&bound.clauses) {
             prepared.push(prepare_clause(
                 &mut loader,
                 clause,
                 config,
-                strategy?,
+                b.choice.strategy.clone(),
                 kernel,
                 &mut timings,
                 &mut shared,
@@ -234,7 +175,7 @@ impl Session {
         let t = Instant::now();
         preload(&mut prepared, &mut timings);
         timings.attach += t.elapsed();
-        let defer = defers_owner_io(plan);
+        let defer = plan.owner_io == Some(tcpq_dsl::plan::OwnerIo::AtFirstEvent);
         // Programs are verified; from here on they attach.
         let attach_ktime_ns = crate::clock::monotonic_ns();
         for p in prepared {
@@ -248,7 +189,7 @@ impl Session {
         })
     }
 
-    /// Attach the owner programs [`defers_owner_io`] left for the first
+    /// Attach the owner programs the plan's `owner_io` left for the first
     /// event; true when it attached any (once per session).
     pub fn attach_deferred(&mut self) -> Result<bool, SessionError> {
         let mut attached = false;
@@ -288,20 +229,5 @@ impl Session {
             "attached {n} probe{} ({list})",
             if n == 1 { "" } else { "s" }
         )
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn printing_clauses_share_the_default_ring_budget() {
-        assert_eq!(default_ring_bytes(0), None);
-        assert_eq!(default_ring_bytes(1), None);
-        assert_eq!(default_ring_bytes(2), Some(512 << 10));
-        assert_eq!(default_ring_bytes(3), Some(256 << 10));
-        assert_eq!(default_ring_bytes(7), Some(128 << 10));
-        assert_eq!(default_ring_bytes(16), Some(128 << 10));
     }
 }
