@@ -20,9 +20,6 @@ const TOOLS: &[(&str, &str)] = &[
     ("bpftool", "bpftool"),
     ("sysctl", "procps"),
     ("setpriv", "util-linux"),
-    // Two tests' own programs (aggregations' signed writer, reliability's
-    // storm server) are still python; every other generator is netlab's.
-    ("python3", "python3"),
 ];
 
 /// Ok when every kernel test can run; otherwise what is missing, each
