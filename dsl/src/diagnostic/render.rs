@@ -68,10 +68,9 @@ fn snippet(diag: &Diagnostic, source: &str, origin: &str, color: bool, colour: C
     let char_end = char_start + source[start..end].chars().count();
     let shown = shown_source(source);
 
-    let mut label = Label::new((origin, char_start..char_end));
-    if !diag.label.is_empty() {
-        label = label.with_message(&diag.label);
-    }
+    // Always a message, even an empty one: ariadne draws no underline for
+    // a label without.
+    let mut label = Label::new((origin, char_start..char_end)).with_message(&diag.label);
     if color {
         label = label.with_color(colour);
     }
@@ -237,6 +236,15 @@ mod tests {
             assert_eq!(width, word.width(), "{src:?}\n{out}");
             assert!(!out.contains('\r'), "{src:?}\n{out}");
         }
+    }
+
+    /// A span without a label is still underlined.
+    #[test]
+    fn unlabelled_span_is_underlined() {
+        let d = Diagnostic::error(Code::Syntax, "m", 3..5, "");
+        let out = render(&d, "on tcp_probe", "f", false);
+        assert!(out.contains(",-[ f:1:4 ]"), "{out}");
+        assert!(out.contains("\n   |    ^|\n"), "{out}");
     }
 
     #[test]
