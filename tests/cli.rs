@@ -67,7 +67,8 @@ fn a_bad_program_exits_2_with_a_located_diagnostic() {
     // Code, location, caret and the fix.
     assert!(err.contains("error[E"), "{err}");
     assert!(err.contains("1:28"), "line:column of `wn`: {err}");
-    assert!(err.contains("^^"), "{err}");
+    let under_wn = format!("\n   | {}^|\n", " ".repeat(27));
+    assert!(err.contains(&under_wn), "underline under `wn`: {err}");
     assert!(err.contains("`win`"), "did you mean: {err}");
     assert!(!err.contains("attached"), "{err}");
 }
@@ -144,7 +145,7 @@ fn duration_and_every_share_one_grammar() {
     let (every, flag) = (text(&every.stderr), text(&flag.stderr));
     assert!(every.contains("`x` is not a unit of `every`"), "{every}");
     assert!(
-        every.contains("help: `every` is in milliseconds: write `ms`, `s`, `m` or `h`"),
+        every.contains("Help: `every` is in milliseconds: write `ms`, `s`, `m` or `h`"),
         "{every}"
     );
     assert!(flag.contains("`x` is not a unit of `--duration`"), "{flag}");
@@ -529,7 +530,7 @@ fn bad_queries_and_namespaces_exit_2() {
     let (code, _, err) = tcpq_sockets_cli(&["where", "rcv_wscal", "==", "0"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("error[E0102]"), "{err}");
-    assert!(err.contains("^^^^^^^^^"), "located: {err}");
+    assert!(err.contains("^^^^^^^^|"), "located: {err}");
     assert!(err.contains("did you mean `rcv_wscale`?"), "{err}");
     let (code, _, err) = tcpq_sockets_cli(&["count by comm"]);
     assert_eq!(code, 2, "{err}");
