@@ -96,7 +96,7 @@ pub const NOT_RUN: &[(&str, &str, &str)] = &[
     ),
     (
         "docs/language.md",
-        "on PROBE [where CONDITION] ACTION [top N] [every DURATION] [limit N]",
+        "on PROBE [where CONDITION] ACTION [as METRIC] [top N] [every DURATION] [limit N]",
         "grammar synopsis: placeholders, not a program",
     ),
     (
