@@ -80,14 +80,16 @@ pub fn fixed_name(name: &str) -> String {
 }
 
 /// How a value of type `ty` is exported: the base unit's name (the
-/// metric name's last word) and the factor from the field's unit to it.
+/// metric name's last word) and how many of the field's units make one
+/// of it (the value is divided by that: an exact power of ten, so the
+/// quotient is the double nearest the decimal one, `15 µs` is `1.5e-5`).
 /// `None`: exported as the number it is (segments, ports, counts).
 pub fn export_unit(ty: FieldType) -> Option<(&'static str, f64)> {
     match ty {
         FieldType::Uint(u) | FieldType::Int(u) => match u {
-            Unit::Micros => Some(("seconds", 1e-6)),
-            Unit::Millis => Some(("seconds", 1e-3)),
-            Unit::Nanos => Some(("seconds", 1e-9)),
+            Unit::Micros => Some(("seconds", 1e6)),
+            Unit::Millis => Some(("seconds", 1e3)),
+            Unit::Nanos => Some(("seconds", 1e9)),
             Unit::Bytes => Some(("bytes", 1.0)),
             _ => None,
         },
@@ -220,8 +222,8 @@ pub struct Family {
     pub sample: Sample,
     /// The `by` keys, in order.
     pub labels: Vec<Label>,
-    /// The unit values are exported in (`seconds`, `bytes`) and the factor
-    /// from the field's unit to it; `None`: as counted.
+    /// The unit values are exported in (`seconds`, `bytes`) and how many
+    /// of the field's units make one ([`export_unit`]); `None`: as counted.
     pub unit: Option<(&'static str, f64)>,
     /// Named with `as` (else derived).
     pub given: bool,
@@ -465,7 +467,8 @@ pub fn conflicts(programs: &[Served<'_>], reserved: &[&str]) -> Vec<(usize, Diag
 
 /// The HELP of clause `k` of `plan` (compiled from `source`): the comment
 /// lines right above the clause, when they are not the recipe's header;
-/// else the header's description; else the clause in words.
+/// else the first sentence of the header's description; else the clause
+/// in words.
 pub fn help(source: &str, plan: &Plan, k: usize) -> String {
     let c = &plan.clauses[k];
     let before = &source[..c.probe_span.0.min(source.len())];
@@ -493,8 +496,9 @@ pub fn help(source: &str, plan: &Plan, k: usize) -> String {
     let description = crate::parse_recipe(source)
         .map(|r| r.description)
         .unwrap_or_default();
-    if !description.trim().is_empty() {
-        return description.trim().to_string();
+    let first = crate::recipe::summary(description.trim());
+    if !first.is_empty() {
+        return first.to_string();
     }
     clause_words(c)
 }
@@ -635,7 +639,7 @@ mod tests {
         );
         assert_eq!(kinds("on tcp_probe print srtt"), vec![]);
         let f = &families(&plan("on tcp_probe hist srtt by dport, state"))[0];
-        assert_eq!(f.unit, Some(("seconds", 1e-6)));
+        assert_eq!(f.unit, Some(("seconds", 1e6)));
         assert_eq!(
             f.labels,
             vec![
@@ -768,7 +772,7 @@ mod tests {
 
     #[test]
     fn help_is_the_comment_above_the_clause_or_the_recipes_description() {
-        let src = "# Zero windows.\n#\n# @param port: port?  p\n\n# Connections.\n# Both sides.\n\
+        let src = "# Zero windows. More words.\n#\n# @param port: port?  p\n\n# Connections.\n# Both sides.\n\
                    on tcp_connect count as a\non tcp_accept count as b\n";
         let p = program(src);
         assert_eq!(help(src, &p, 0), "Connections. Both sides.");

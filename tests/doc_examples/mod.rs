@@ -106,6 +106,11 @@ pub const NOT_RUN: &[(&str, &str, &str)] = &[
     ),
     (
         "docs/language.md",
+        "tcpq serve",
+        "names the subcommand in prose; docs/serve.md's examples run",
+    ),
+    (
+        "docs/language.md",
         "tcpq --check",
         "names a flag in prose; no program",
     ),
@@ -785,6 +790,12 @@ pub fn plan(ex: &Example) -> Result<Run, String> {
         What::LabShell(_) | What::Unknown => unreachable!(),
     };
     let first = args.first().cloned().unwrap_or_default();
+    // `tcpq serve` runs until stopped: a page's example is checked for
+    // what it would export (`--check`, nothing attached);
+    // tests/kernel/serve.rs serves the recipes to a real Prometheus.
+    if first == "serve" && !args.iter().any(|a| a == "--check") {
+        args.insert(1, "--check".to_string());
+    }
     let runs_program = expect.error.is_none()
         && ![
             "lab", "doctor", "counters", "-l", "--help", "sockets", "recipes",
