@@ -405,6 +405,14 @@ fn attach(
     btf: Option<&Path>,
     color: bool,
 ) -> Result<Session, anyhow::Result<ExitCode>> {
+    // A test hook (tests/kernel/serve.rs): hold the attach back, so that
+    // `/-/ready` is seen answering 503 meanwhile. Harmless: it only delays.
+    if let Some(ms) = std::env::var("TCPQ_TEST_SERVE_ATTACH_DELAY_MS")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(ms));
+    }
     let kernel = Kernel::open_for(btf, Some(plan))
         .context("cannot read what this kernel offers")
         .map_err(Err)?;

@@ -20,6 +20,9 @@ const TOOLS: &[(&str, &str)] = &[
     ("bpftool", "bpftool"),
     ("sysctl", "procps"),
     ("setpriv", "util-linux"),
+    // `tcpq serve`'s proof (serve.rs): a real Prometheus, and promtool.
+    ("prometheus", "prometheus"),
+    ("promtool", "prometheus"),
     // Two tests' own programs (aggregations' signed writer, reliability's
     // storm server) are still python; every other generator is netlab's.
     ("python3", "python3"),
