@@ -442,3 +442,21 @@ fn attach(
     }
     Session::open(&bound, &kernel).map_err(|e| Err(e.into()))
 }
+
+#[cfg(test)]
+mod tests {
+    /// Loopback unless told otherwise.
+    #[test]
+    fn the_default_address_is_loopback() {
+        let a: std::net::SocketAddr = super::DEFAULT_LISTEN.parse().unwrap();
+        assert!(a.ip().is_loopback());
+        use clap::CommandFactory;
+        let cmd = crate::Cli::command();
+        let serve = cmd.find_subcommand("serve").unwrap();
+        let listen = serve
+            .get_arguments()
+            .find(|a| a.get_id() == "listen")
+            .unwrap();
+        assert_eq!(listen.get_default_values(), [super::DEFAULT_LISTEN]);
+    }
+}

@@ -110,6 +110,31 @@ pub const NOT_RUN: &[(&str, &str, &str)] = &[
         "names the subcommand in prose; docs/serve.md's examples run",
     ),
     (
+        "README.md",
+        "tcpq serve [--listen ADDR] [--check] FILE|DIR|RECIPE... [--param NAME=VALUE]...",
+        "usage synopsis: placeholders (docs/serve.md's examples run)",
+    ),
+    (
+        "docs/serve.md",
+        "tcpq serve [--listen ADDR] [--check] FILE|DIR|RECIPE... [--param NAME=VALUE]... [--btf PATH]",
+        "usage synopsis: placeholders (the page's examples run)",
+    ),
+    (
+        "docs/serve.md",
+        "tcpq serve",
+        "names the subcommand in prose; the page's examples run",
+    ),
+    (
+        "docs/serve.md",
+        "tcpq serve --check",
+        "names the flag in prose; the page's `--check` example runs from its recipes",
+    ),
+    (
+        "docs/serve.md",
+        "tcpq NAME",
+        "placeholder NAME: each recipe's own `@example` runs it",
+    ),
+    (
         "docs/language.md",
         "tcpq --check",
         "names a flag in prose; no program",

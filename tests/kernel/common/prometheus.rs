@@ -16,11 +16,7 @@ pub type Reply = (u16, Vec<(String, String)>, String);
 
 /// A GET over HTTP/1.0 (so neither side chunks the body): status, the
 /// response's headers (lower-case names) and its body.
-pub fn http_get(
-    addr: SocketAddr,
-    path: &str,
-    headers: &[(&str, &str)],
-) -> std::io::Result<Reply> {
+pub fn http_get(addr: SocketAddr, path: &str, headers: &[(&str, &str)]) -> std::io::Result<Reply> {
     let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(5))?;
     s.set_read_timeout(Some(Duration::from_secs(30)))?;
     let mut req = format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n");
