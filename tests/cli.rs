@@ -544,3 +544,56 @@ fn bad_queries_and_namespaces_exit_2() {
         "{err}"
     );
 }
+
+/// `tcpq serve --check` as docs/serve.md shows it (its ```text block that
+/// starts with the command), exactly: no kernel, nothing attached.
+#[test]
+fn serve_check_prints_what_docs_serve_md_shows() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/serve.md"))
+        .unwrap();
+    let block = doc
+        .split("```text\n")
+        .skip(1)
+        .find(|b| b.starts_with("tcpq serve --check "))
+        .and_then(|b| b.split("\n```").next())
+        .expect("a ```text block with `tcpq serve --check ...`");
+    let (cmd, shown) = block.split_once('\n').unwrap();
+    let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+    let out = tcpq(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        shown.trim_end()
+    );
+}
+
+/// What `tcpq serve` refuses is refused before privileges or sockets:
+/// exit 2 anywhere, and `--check` attaches nothing (no root needed).
+#[test]
+fn serve_refuses_before_touching_anything() {
+    let out = tcpq(&["serve", "zero-window"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error[E0214]"));
+    let out = tcpq(&["serve", "rtt-metrics", "--listen", "nowhere"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = tcpq(&["serve"]);
+    assert_eq!(out.status.code(), Some(2));
+    let dir = TempDir::new();
+    let out = tcpq(&["serve", "--check", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no *.tcpq recipe"));
+    dir.write("a.tcpq", "on tcp_connect count as x\n");
+    dir.write("b.tcpq", "on tcp_accept count by comm as x\n");
+    let out = tcpq(&["serve", "--check", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error[E0215]") && err.contains("b.tcpq:1:"),
+        "{err}"
+    );
+}

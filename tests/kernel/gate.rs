@@ -20,6 +20,9 @@ const TOOLS: &[(&str, &str)] = &[
     ("bpftool", "bpftool"),
     ("sysctl", "procps"),
     ("setpriv", "util-linux"),
+    // `tcpq serve`'s proof (serve.rs): a real Prometheus, and promtool.
+    ("prometheus", "prometheus"),
+    ("promtool", "prometheus"),
 ];
 
 /// Ok when every kernel test can run; otherwise what is missing, each

@@ -35,6 +35,7 @@ mod probes;
 mod recipes;
 mod reliability;
 mod retransmit;
+mod serve;
 mod sockets;
 mod time;
 mod zero_window;
