@@ -252,6 +252,63 @@ fn srtt_histogram_counts_every_tcp_probe_the_kernel_ran() {
     eprintln!("serve srtt: _count +{count} == {events} tcp_probe events; le {les:?}");
 }
 
+/// Every query of the Grafana dashboard (deploy/grafana/) runs against a
+/// Prometheus scraping `tcpq serve` with the recipes the DaemonSet runs:
+/// each is valid PromQL there, and the health panels find tcpq's series.
+#[kernel_test]
+fn every_dashboard_query_runs_against_a_live_prometheus() {
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("ksd");
+    let (serve, prom, _) = served(&[
+        "zero-window-metrics",
+        "window-scaling-metrics",
+        "retransmit-metrics",
+        "rtt-metrics",
+    ]);
+    // A little traffic, so that the TCP panels have series too.
+    let addr = IpAddr::V4(pair.srv_v4());
+    let mut server = Server::start(&pair.srv, addr, port, &[], dir.path());
+    let mut client = Client::start(&pair.cli, addr, port, 1 << 20, &[], dir.path());
+    assert_eq!(client.wait(Duration::from_secs(10)).bytes(), 1 << 20);
+    assert_eq!(server.wait(Duration::from_secs(10)).bytes(), 1 << 20);
+    // Three more scrapes: rates over the window need two samples.
+    let mut t = unix_now();
+    for _ in 0..3 {
+        t = prom.scraped_after(t) + 0.001;
+    }
+    let vars = [
+        ("instance", ".+"),
+        ("__rate_interval", "10s"),
+        ("__interval", "1s"),
+        ("__range", "1m"),
+    ];
+    let queries = crate::dashboard::queries_with(&vars).expect("the dashboard's queries");
+    assert!(!queries.is_empty(), "the dashboard has no queries");
+    let mut with_data = 0;
+    for q in &queries {
+        // `query` asserts Prometheus answered `success`.
+        let samples = prom.query(&q.expr, None);
+        with_data += usize::from(!samples.is_empty());
+        if q.expr.contains("tcpq_probe_attached") || q.expr.contains("tcp_srtt_seconds") {
+            assert!(
+                !samples.is_empty(),
+                "panel `{}` ({}) found no series: {}\n{}",
+                q.panel,
+                q.ref_id,
+                q.expr,
+                prom.log()
+            );
+        }
+    }
+    let (st, stderr) = serve.stop();
+    assert!(st.success(), "tcpq serve: {st}\n{stderr}");
+    eprintln!(
+        "dashboard: {} queries valid on a live Prometheus, {with_data} with series",
+        queries.len()
+    );
+}
+
 /// Built-in recipes `tcpq serve --check` accepts (aggregations only) and
 /// the ones it refuses, by name.
 fn builtin_recipes() -> (Vec<String>, Vec<String>) {
