@@ -58,7 +58,8 @@ impl Agg {
         a
     }
 
-    fn add(&mut self, o: &Agg) {
+    /// Fold `o` in: counts and sums add, the extremes of both.
+    pub fn add(&mut self, o: &Agg) {
         if o.count == 0 {
             return;
         }

@@ -175,6 +175,113 @@ impl Attached {
         Ok(data)
     }
 
+    /// Delete `keys` from the aggregation map, each with the values it held
+    /// at its deletion (combined over CPUs; `None`: it was not there).
+    /// `tcpq serve`'s idle-key expiry: the values move into its retained
+    /// totals, so the delete must hand back everything counted until then.
+    ///
+    /// Each key is read and deleted in one `BPF_MAP_LOOKUP_AND_DELETE_ELEM`
+    /// (per-CPU hash maps have it since Linux 5.14: the kernel copies every
+    /// CPU's value and unlinks the element under the bucket's lock, so no
+    /// map update can come between the two). What remains is a program
+    /// that found the element before the unlink and adds to it in place
+    /// after the copy (the templates add through the pointer the lookup
+    /// returned, without the bucket's lock): that one event is lost, a
+    /// window as long as one run of the program. An event after the
+    /// unlink creates the key afresh, from zero. On an older kernel (the
+    /// command refused) the key is read, then deleted: events added
+    /// between the two system calls are lost too.
+    pub fn take_keys(
+        &mut self,
+        keys: &[AggKey],
+    ) -> Result<Vec<(AggKey, Option<crate::agg::Agg>)>, SessionError> {
+        use std::os::fd::{AsFd, AsRawFd};
+        let name = self.agg_map();
+        let signed = self.plan.action.aggregates_signed();
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| {
+            self.map_err(
+                name,
+                MapError::SyscallError(aya::sys::SyscallError {
+                    call: "nr_cpus",
+                    io_error: e,
+                }),
+            )
+        })?;
+        let fd = match self.map(name)? {
+            aya::maps::Map::PerCpuHashMap(d) => d.fd().as_fd().as_raw_fd(),
+            _ => {
+                return Err(SessionError::MissingMap {
+                    template: self.plan.template.clone(),
+                    map: name.to_owned(),
+                })
+            }
+        };
+        let mut out = Vec::with_capacity(keys.len());
+        let mut supported = true;
+        let mut values = vec![AggValue::default(); cpus];
+        for k in keys {
+            let small = [k.vals[0], k.vals[1]];
+            let key_ptr = match self.small_key {
+                true => small.as_ptr(),
+                false => k.vals.as_ptr(),
+            };
+            if supported {
+                match lookup_and_delete(fd, key_ptr.cast(), values.as_mut_ptr().cast()) {
+                    Ok(true) => {
+                        out.push((
+                            *k,
+                            Some(crate::agg::Agg::combine_as(signed, values.clone())),
+                        ));
+                        continue;
+                    }
+                    Ok(false) => {
+                        out.push((*k, None));
+                        continue;
+                    }
+                    // Refused: a kernel before 5.14.
+                    Err(e)
+                        if matches!(
+                            e.raw_os_error(),
+                            Some(libc::EINVAL | libc::EOPNOTSUPP | ENOTSUPP)
+                        ) => {}
+                    Err(e) => {
+                        return Err(self.map_err(
+                            name,
+                            MapError::SyscallError(aya::sys::SyscallError {
+                                call: "bpf_map_lookup_and_delete_elem",
+                                io_error: e,
+                            }),
+                        ))
+                    }
+                }
+                supported = false;
+            }
+            // An older kernel: read, then delete.
+            let read = match self.small_key {
+                true => self.read_one(name, PodSmallAggKey(small))?,
+                false => self.read_one(name, PodAggKey(*k))?,
+            };
+            match self.small_key {
+                true => self.remove_keys(std::iter::once(PodSmallAggKey(small)))?,
+                false => self.remove_keys(std::iter::once(PodAggKey(*k)))?,
+            }
+            out.push((*k, read.map(|v| crate::agg::Agg::combine_as(signed, v))));
+        }
+        Ok(out)
+    }
+
+    /// One key's per-CPU values, `None` when it is not in the map.
+    fn read_one<K: Pod>(&self, name: &str, key: K) -> Result<Option<Vec<AggValue>>, SessionError> {
+        let map = self.map(name)?;
+        let agg: PerCpuHashMap<&MapData, K, PodAggValue> =
+            PerCpuHashMap::try_from(map).map_err(|e| self.map_err(name, e))?;
+        match agg.get(&key, 0) {
+            Ok(v) => Ok(Some(v.iter().map(|v| v.0).collect())),
+            Err(MapError::KeyNotFound) => Ok(None),
+            Err(e) => Err(self.map_err(name, e)),
+        }
+    }
+
     /// Delete `keys` from the aggregation map.
     fn remove_keys<K: Pod>(&mut self, keys: impl Iterator<Item = K>) -> Result<(), SessionError> {
         let name = self.agg_map();
@@ -211,5 +318,57 @@ impl Attached {
             map: map.to_owned(),
             source: Box::new(source),
         }
+    }
+}
+
+/// The kernel's internal "operation not supported" (`ENOTSUPP`, 524),
+/// which `BPF_MAP_LOOKUP_AND_DELETE_ELEM` returned before 5.14 for maps
+/// without it.
+const ENOTSUPP: i32 = 524;
+
+/// `BPF_MAP_LOOKUP_AND_DELETE_ELEM` on map `fd`: true when the key was
+/// there (its values, one per possible CPU, written to `value`), false
+/// when it was not. aya 0.14 offers the command only for queues and
+/// stacks.
+fn lookup_and_delete(
+    fd: std::os::fd::RawFd,
+    key: *const u8,
+    value: *mut u8,
+) -> std::io::Result<bool> {
+    /// `union bpf_attr`'s member for the `BPF_MAP_*_ELEM` commands.
+    #[repr(C)]
+    struct ElemAttr {
+        map_fd: u32,
+        _pad: u32,
+        key: u64,
+        value: u64,
+        flags: u64,
+    }
+    const BPF_MAP_LOOKUP_AND_DELETE_ELEM: libc::c_long = 21;
+    let attr = ElemAttr {
+        map_fd: fd as u32,
+        _pad: 0,
+        key: key as u64,
+        value: value as u64,
+        flags: 0,
+    };
+    // SAFETY: `attr` is a valid `bpf_attr` prefix of the size passed; the
+    // key is the map's key size and `value` holds one value per possible
+    // CPU (the caller's buffers, alive for the call).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_bpf,
+            BPF_MAP_LOOKUP_AND_DELETE_ELEM,
+            &attr as *const ElemAttr,
+            std::mem::size_of::<ElemAttr>() as u32,
+        )
+    };
+    if r == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::ENOENT) => Ok(false),
+        _ => Err(e),
     }
 }
