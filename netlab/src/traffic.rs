@@ -16,7 +16,7 @@
 //!        [--pause-ms MS] [--read-reply K | --read-to-eof] [--linger0]
 //!        [--connect-timeout S] [--blocking-connect] [--handoff NAME]
 //!        [--pace-ms MS] [--refused-port P] [--crowd FIRST,MORE,EVERY_MS]
-//!        [--fill AGAINS,AFTER,PAUSE_MS] [--log FILE] [--comm NAME]
+//!        [--fill AGAINS,AFTER,PAUSE_MS] [--port-sweep] [--log FILE] [--comm NAME]
 //! ```
 //!
 //! Every run is bounded: it refuses to start outside a `tcpq-*` namespace,
@@ -149,6 +149,9 @@ pub struct Client {
     /// Before each connection, one to this port, where nobody listens:
     /// the peer's kernel answers with a reset.
     pub refused_port: Option<u16>,
+    /// Connection i (from 0) goes to port `port + i`: one port each, for
+    /// tests of many label sets (`count by dport`).
+    pub port_sweep: bool,
     /// `first` connections at once, then `more` every `every` (at most
     /// 128 in all), each held open until the deadline.
     pub crowd: Option<Crowd>,
@@ -230,6 +233,7 @@ impl Client {
             handoff: None,
             pace: None,
             refused_port: None,
+            port_sweep: false,
             crowd: None,
             fill: None,
             log: None,
@@ -264,6 +268,7 @@ pub fn parse(args: &[String]) -> Result<Role> {
         "--linger0",
         "--blocking-connect",
         "--read-to-eof",
+        "--port-sweep",
     ];
     let mut it = rest.iter();
     while let Some(a) = it.next() {
@@ -337,6 +342,7 @@ pub fn parse(args: &[String]) -> Result<Role> {
             "--refused-port",
             "--crowd",
             "--fill",
+            "--port-sweep",
             "--log",
             "--comm",
         ],
@@ -511,6 +517,16 @@ pub fn parse(args: &[String]) -> Result<Role> {
             ));
         }
         c.fill = Some(fill);
+    }
+    c.port_sweep = has("--port-sweep");
+    if c.port_sweep {
+        let last = u32::from(c.port) + c.connections.max(1) - 1;
+        if c.connections == 0 || last > u32::from(u16::MAX) {
+            return Err(usage(format!(
+                "--port-sweep needs --connections N with --port + N - 1 at most {}",
+                u16::MAX
+            )));
+        }
     }
     if let Some(v) = get("--comm").filter(|v| !v.is_empty()) {
         c.comm = v.to_string();
@@ -1191,8 +1207,13 @@ impl Client {
             if let Some(port) = self.refused_port {
                 self.one(SocketAddr::new(self.connect, port), 0, &log, &deadline)?;
             }
+            let port = match self.port_sweep {
+                // Bounded by parse: port + connections - 1 <= 65535.
+                true => self.port + (n - 1) as u16,
+                false => self.port,
+            };
             self.one(
-                SocketAddr::new(self.connect, self.port),
+                SocketAddr::new(self.connect, port),
                 self.bytes,
                 &log,
                 &deadline,
@@ -1598,6 +1619,24 @@ mod tests {
         assert!(usage("server --bind 10.0.0.2 --port 9 --burst-inflight 4").contains("--burst"));
         assert!(
             usage("server --bind 10.0.0.2 --port 9 --burst 5 --accept 0").contains("--accept 1")
+        );
+    }
+
+    #[test]
+    fn port_sweep_needs_connections_within_the_port_range() {
+        let Ok(Role::Client(c)) = parse(&args(
+            "client --connect 10.0.0.2 --port 40000 --bytes 0 --connections 1000 --port-sweep",
+        )) else {
+            panic!("not a client");
+        };
+        assert!(c.port_sweep);
+        assert!(usage(
+            "client --connect 10.0.0.2 --port 65000 --bytes 0 --connections 1000 --port-sweep"
+        )
+        .contains("at most 65535"));
+        assert!(
+            usage("client --connect 10.0.0.2 --port 9 --bytes 0 --connections 0 --port-sweep")
+                .contains("--connections N")
         );
     }
 
