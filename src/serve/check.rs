@@ -6,17 +6,19 @@ use std::fmt::Write as _;
 use tcpq_dsl::metrics::{self, Domain, Kind};
 
 use super::collect::Exported;
+use super::limit::Limits;
 use super::Program;
 
 /// The report: for each program, one line per family its clauses export.
-pub fn report(programs: &[Program], exported: &Exported) -> String {
+pub fn report(programs: &[Program], exported: &Exported, limits: &Limits) -> String {
     let mut out = String::new();
-    let mut rows: Vec<[String; 5]> = Vec::new();
+    let mut rows: Vec<[String; 6]> = Vec::new();
     let header = [
         "METRIC".to_string(),
         "TYPE".to_string(),
         "LABELS".to_string(),
         "SERIES".to_string(),
+        "LIMIT".to_string(),
         "FROM".to_string(),
     ];
     for p in programs {
@@ -56,17 +58,25 @@ pub fn report(programs: &[Program], exported: &Exported) -> String {
                     Some(k) => format!("<= {}", k.saturating_mul(per_key)),
                     None => "unbounded".to_string(),
                 };
+                // At run time: the label sets of their own, plus overflow.
+                let limit = match (limits.applies_to(keys), limits.series) {
+                    (true, Some(n)) => format!(
+                        "<= {} ({n} + overflow)",
+                        (n as u64 + 1).saturating_mul(per_key)
+                    ),
+                    _ => "-".to_string(),
+                };
                 let from = format!(
                     "{}:{line} on {}{}",
                     p.origin,
                     c.probe,
                     if shared { " (shared)" } else { "" }
                 );
-                rows.push([name, ty, labels, series, from]);
+                rows.push([name, ty, labels, series, limit, from]);
             }
         }
     }
-    let widths: Vec<usize> = (0..5)
+    let widths: Vec<usize> = (0..6)
         .map(|i| {
             rows.iter()
                 .chain(std::iter::once(&header))
@@ -115,5 +125,33 @@ pub fn report(programs: &[Program], exported: &Exported) -> String {
         "\nSERIES is an upper bound from the labels' domains (a histogram: one per bucket, \
          +Inf, _sum and _count); nothing was attached."
     );
+    let _ = match limits.series {
+        Some(n) => writeln!(
+            out,
+            "LIMIT is the bound at run time where the labels can make more than {n} label sets \
+             (--series-limit): the values of the others go to one series with only \
+             otel_metric_overflow=\"true\"; {}",
+            match limits.idle {
+                Some(d) => format!(
+                    "a label set unchanged for {} (--series-idle) leaves the kernel's map and \
+                     its values move there too.",
+                    words(d)
+                ),
+                None => "label sets never expire (--series-idle 0).".to_string(),
+            }
+        ),
+        None => writeln!(out, "LIMIT: none (--series-limit 0)."),
+    };
     out
+}
+
+/// A duration as the flags spell it: `10m`, `90s`, `1h`, `250ms`.
+fn words(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        _ if ms.is_multiple_of(3_600_000) => format!("{}h", ms / 3_600_000),
+        _ if ms.is_multiple_of(60_000) => format!("{}m", ms / 60_000),
+        _ if ms.is_multiple_of(1000) => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
 }

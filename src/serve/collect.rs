@@ -9,9 +9,16 @@
 //! of `avg` and `stats` (`_sum` and `_count`, no quantiles) are written
 //! here, after its output ([`Scrape::write_summaries`]), with the same
 //! label escaping.
+//!
+//! Between the read and the families stands each clause's
+//! [`ClauseState`] (`limit.rs`: the series limit, the overflow series and
+//! idle expiry, and why they are as they are): a label set beyond the
+//! limit, and the retained totals of expired ones, are exported in the
+//! family's overflow series, `{otel_metric_overflow="true"}`. Expiry runs
+//! on its own timer ([`expire`]) as well as scrapes read.
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, NoLabelSet};
@@ -22,6 +29,8 @@ use tcpq_dsl::plan::Column;
 use tcpq_runtime::agg::{self, Agg};
 use tcpq_runtime::render::Names;
 use tcpq_runtime::{Session, SessionError};
+
+use super::limit::{ClauseState, Split};
 
 /// What `tcpq serve` exports, fixed at start: each family with the
 /// clauses that feed it (several when clauses share a name given with
@@ -40,12 +49,9 @@ pub struct Exports {
     pub clauses: Vec<(usize, Vec<Column>)>,
 }
 
-/// Series a family keeps per scrape. Every label set is admitted now; the
-/// run-time series limit (and idle-key expiry, with totals retained so
-/// that a counter never goes down) is to be decided here, per clause.
-fn admit(_clause: usize, _labels: &[(String, String)]) -> bool {
-    true
-}
+/// The overflow series' one label: OpenTelemetry's `otel.metric.overflow`
+/// as its Prometheus exporters write it.
+pub const OVERFLOW_LABEL: (&str, &str) = ("otel_metric_overflow", "true");
 
 /// A family's series, by label values.
 #[derive(Clone, Debug, Default)]
@@ -75,8 +81,8 @@ impl Acc {
 pub struct Health {
     /// Per family name of the clause: events lost (ring buffer full),
     /// events not counted (aggregation map full), probe runs the kernel
-    /// skipped.
-    pub per_metric: BTreeMap<String, (u64, u64, u64)>,
+    /// skipped, label sets refused a series of their own.
+    pub per_metric: BTreeMap<String, (u64, u64, u64, u64)>,
     /// (probe, strategy) of each attached clause.
     pub attached: Vec<(String, String)>,
 }
@@ -98,23 +104,29 @@ pub struct Scrape {
 
 impl Scrape {
     /// Read every clause's aggregation map (each once) and its counters
-    /// now; `session` is `None` until every probe is attached.
+    /// now, each taken in by its state (`states[i]` is clause i's);
+    /// `session` is `None` until every probe is attached.
     pub fn read(
         exported: &Exported,
         session: Option<&Session>,
+        states: &mut [ClauseState],
         last_duration: Option<Duration>,
     ) -> Result<Scrape, SessionError> {
-        let mut data: BTreeMap<usize, Vec<(AggKey, Agg)>> = BTreeMap::new();
+        let now = Instant::now();
+        let mut data: BTreeMap<usize, Split> = BTreeMap::new();
         let mut health = Health::default();
         if let Some(s) = session {
-            for (i, c) in s.clauses.iter().enumerate() {
-                data.insert(i, c.aggregates()?);
+            for ((i, c), state) in s.clauses.iter().enumerate().zip(states.iter_mut()) {
+                let entries = c.aggregates()?;
+                state.observe(&entries, now);
+                data.insert(i, state.route(entries));
                 let st = c.stats()?;
                 let name = c.plan.metric.as_ref().map_or("", |m| m.name.as_str());
                 let e = health.per_metric.entry(name.to_owned()).or_default();
                 e.0 += st.lost;
                 e.1 += st.agg_full;
                 e.2 += st.missed;
+                e.3 += state.dropped();
                 let probe = (c.plan.probe.clone(), c.strategy.name.clone());
                 if !health.attached.contains(&probe) {
                     health.attached.push(probe);
@@ -215,42 +227,71 @@ fn scaled(f: &Family, v: i128) -> f64 {
     v as f64 / f.unit.map_or(1.0, |u| u.1)
 }
 
-/// Each label set's accumulated values, over every clause of the family.
-/// With no `by` keys there is one series from the start (a counter at 0
-/// until something counts), so a rate or increase starts from there.
-fn series(
-    e: &Exports,
-    data: &BTreeMap<usize, Vec<(AggKey, Agg)>>,
-    names: &Names,
-    attached: bool,
-) -> Series {
+/// Each label set's accumulated values, over every clause of the family,
+/// and the overflow series (every clause's label sets beyond its limit
+/// and retained totals). With no `by` keys there is one series from the
+/// start (a counter at 0 until something counts), so a rate or increase
+/// starts from there.
+fn series(e: &Exports, data: &BTreeMap<usize, Split>, names: &Names, attached: bool) -> Series {
     let mut out = Series::new();
     let histogram = matches!(e.family.sample, Sample::Buckets { .. });
+    let overflow: Labels = vec![(OVERFLOW_LABEL.0.into(), OVERFLOW_LABEL.1.into())];
     for (clause, keys) in &e.clauses {
-        for (k, a) in data.get(clause).map(Vec::as_slice).unwrap_or_default() {
+        let Some(split) = data.get(clause) else {
+            continue;
+        };
+        // The bucket is the key slot after the `by` keys.
+        let n: usize = keys.iter().map(|c| c.slots.len()).sum();
+        let mut fold = |labels: Labels, k: &AggKey, a: &Agg| {
+            let acc = out.entry(labels).or_default();
+            acc.add(a);
+            if histogram {
+                let b = k.vals[n.min(MAX_KEY_SLOTS - 1)];
+                *acc.buckets.entry(b).or_default() += a.count;
+            }
+        };
+        for (k, a) in &split.own {
             let values = agg::key_values(keys, k, names);
             let labels: Labels = keys
                 .iter()
                 .zip(values)
                 .map(|(c, v)| (c.name.clone(), v.text()))
                 .collect();
-            if !admit(*clause, &labels) {
-                continue;
-            }
-            let acc = out.entry(labels).or_default();
-            acc.add(a);
-            if histogram {
-                // The bucket is the key slot after the `by` keys.
-                let n: usize = keys.iter().map(|c| c.slots.len()).sum();
-                let b = k.vals[n.min(MAX_KEY_SLOTS - 1)];
-                *acc.buckets.entry(b).or_default() += a.count;
-            }
+            fold(labels, k, a);
+        }
+        for (k, a) in &split.overflow {
+            fold(overflow.clone(), k, a);
         }
     }
     if attached && e.family.labels.is_empty() && out.is_empty() {
         out.insert(Vec::new(), Acc::default());
     }
     out
+}
+
+/// Idle expiry, on its timer: read every limited clause's map (taken in
+/// as a scrape does), delete the label sets idle for `--series-idle` from
+/// the kernel's map and move their values into the retained totals. The
+/// number of kernel keys deleted.
+pub fn expire(session: &mut Session, states: &mut [ClauseState]) -> Result<usize, SessionError> {
+    let now = Instant::now();
+    let mut n = 0;
+    for (c, state) in session.clauses.iter_mut().zip(states.iter_mut()) {
+        if !state.limited() {
+            continue;
+        }
+        let entries = c.aggregates()?;
+        state.observe(&entries, now);
+        let due = state.due(now);
+        if due.is_empty() {
+            continue;
+        }
+        let keys: Vec<AggKey> = due.iter().map(|(k, _)| *k).collect();
+        let taken = c.take_keys(&keys)?;
+        state.retire(&due, &taken);
+        n += keys.len();
+    }
+    Ok(n)
 }
 
 /// A histogram's buckets for the encoder: (upper bound in the exported
@@ -346,8 +387,8 @@ impl Scrape {
     /// tcpq's own metrics.
     fn encode_health(&self, encoder: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let h = &self.health;
-        type Pick = fn(&(u64, u64, u64)) -> u64;
-        let per_metric: [(&str, &str, Pick); 3] = [
+        type Pick = fn(&(u64, u64, u64, u64)) -> u64;
+        let per_metric: [(&str, &str, Pick); 4] = [
             (
                 "tcpq_events_lost",
                 "Events a printing clause dropped because its ring buffer was full (aggregations use none).",
@@ -362,6 +403,11 @@ impl Scrape {
                 "tcpq_probe_runs_missed",
                 "Probe runs the kernel skipped because the same program was already running on that CPU.",
                 |c| c.2,
+            ),
+            (
+                "tcpq_series_dropped",
+                "Label sets refused a series of their own by --series-limit: their values are in the family's otel_metric_overflow=\"true\" series.",
+                |c| c.3,
             ),
         ];
         for (name, help, pick) in per_metric {
@@ -430,7 +476,13 @@ mod tests {
     fn scrape(src: &str, data: Vec<(AggKey, Agg)>) -> Scrape {
         let e = exports(src);
         let mut d = BTreeMap::new();
-        d.insert(0, data);
+        d.insert(
+            0,
+            Split {
+                own: data,
+                overflow: Vec::new(),
+            },
+        );
         Scrape {
             families: e
                 .families
@@ -454,6 +506,168 @@ mod tests {
             sum,
             min: 0,
             max: 0,
+        }
+    }
+
+    /// One scrape of clause 0 through `state` at `now`: its text.
+    fn scrape_through(
+        src: &str,
+        state: &mut ClauseState,
+        data: &[(AggKey, Agg)],
+        now: Instant,
+    ) -> String {
+        let e = exports(src);
+        state.observe(data, now);
+        let mut d = BTreeMap::new();
+        d.insert(0, state.route(data.to_vec()));
+        let mut health = Health::default();
+        let name = e.families[0].family.name.clone();
+        health.per_metric.insert(name, (0, 0, 0, state.dropped()));
+        let s = Scrape {
+            families: e
+                .families
+                .iter()
+                .map(|x| (x.clone(), series(x, &d, &Names::default(), true)))
+                .collect(),
+            health,
+            last_duration: None,
+        };
+        s.encode(false).unwrap()
+    }
+
+    /// The samples of `family` in a scrape: (labels text, value).
+    fn samples(text: &str, family: &str) -> Vec<(String, f64)> {
+        text.lines()
+            .filter(|l| l.starts_with(family) && !l.starts_with('#'))
+            .filter_map(|l| {
+                let (k, v) = l.rsplit_once(' ')?;
+                Some((k[family.len()..].to_string(), v.parse().ok()?))
+            })
+            .collect()
+    }
+
+    /// The limit, the overflow series and expiry, as one scrape after the
+    /// other sees them: at most `limit` label sets of their own plus one
+    /// `{otel_metric_overflow="true"}`; every label set beyond the limit
+    /// counted once as dropped; the family's total, and the overflow
+    /// series, never go down, across an expiry too (the values a key held
+    /// when it was deleted move into the overflow series).
+    #[test]
+    fn the_limit_folds_into_one_overflow_series_and_totals_never_go_down() {
+        use super::super::limit::Limits;
+        let src = "on tcp_connect_attempt count by dport as c";
+        let plan = tcpq_dsl::compile(src, "<test>", &[]).unwrap();
+        let limits = Limits {
+            series: Some(2),
+            idle: Some(Duration::from_secs(10)),
+        };
+        let mut state = ClauseState::new(&plan.clauses[0], limits);
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        let count = |n: u64| agg(n, n as i128);
+        let total = |t: &str| samples(t, "c_total").iter().map(|s| s.1).sum::<f64>();
+        let overflow = |t: &str| {
+            samples(t, "c_total")
+                .iter()
+                .find(|s| s.0 == "{otel_metric_overflow=\"true\"}")
+                .map(|s| s.1)
+        };
+        let dropped = |t: &str| samples(t, "tcpq_series_dropped_total")[0].1;
+
+        // Ports 1..=5, counting 1..=5: 1 and 2 have series of their own.
+        let mut kernel: Vec<(AggKey, Agg)> = (1..=5).map(|p| (key(&[p]), count(p))).collect();
+        let t = scrape_through(src, &mut state, &kernel, at(0));
+        let own: Vec<_> = samples(&t, "c_total");
+        assert_eq!(own.len(), 3, "{t}");
+        assert!(t.contains("c_total{dport=\"1\"} 1\n"), "{t}");
+        assert!(t.contains("c_total{dport=\"2\"} 2\n"), "{t}");
+        assert_eq!(overflow(&t), Some(12.0), "{t}");
+        assert_eq!(total(&t), 15.0);
+        assert_eq!(dropped(&t), 3.0, "{t}");
+
+        // Port 1 counts on; port 6 arrives with no room: dropped too.
+        kernel[0].1 = count(10);
+        kernel.push((key(&[6]), count(6)));
+        let t = scrape_through(src, &mut state, &kernel, at(5));
+        assert_eq!(total(&t), 30.0, "{t}");
+        assert_eq!(overflow(&t), Some(18.0), "{t}");
+        assert_eq!(dropped(&t), 4.0, "{t}");
+        let (before_total, before_overflow) = (total(&t), overflow(&t).unwrap());
+
+        // At 12 s, ports 2..=5 have been idle 10 s: deleted, with what they
+        // held then (port 2 one event more than the last read saw).
+        state.observe(&kernel, at(12));
+        let mut due = state.due(at(12));
+        due.sort_by_key(|(k, _)| k.vals);
+        let ports: Vec<u64> = due.iter().map(|(k, _)| k.vals[0]).collect();
+        assert_eq!(ports, [2, 3, 4, 5]);
+        let taken: Vec<(AggKey, Option<Agg>)> = due
+            .iter()
+            .map(|(k, a)| (*k, Some(if k.vals[0] == 2 { count(3) } else { *a })))
+            .collect();
+        state.retire(&due, &taken);
+        kernel.retain(|(k, _)| !ports.contains(&k.vals[0]));
+        let t = scrape_through(src, &mut state, &kernel, at(12));
+        assert!(!t.contains("dport=\"2\""), "an expired series stays: {t}");
+        assert_eq!(total(&t), before_total + 1.0, "{t}");
+        assert!(overflow(&t).unwrap() >= before_overflow);
+        // 3 + 3 + 4 + 5 retained, and port 6 (still beyond the limit when
+        // it came: it stays in the overflow).
+        assert_eq!(overflow(&t), Some(21.0), "{t}");
+        assert_eq!(dropped(&t), 4.0, "{t}");
+
+        // A slot is free again: port 7 gets a series of its own.
+        kernel.push((key(&[7]), count(1)));
+        let t = scrape_through(src, &mut state, &kernel, at(13));
+        assert!(t.contains("c_total{dport=\"7\"} 1\n"), "{t}");
+        assert_eq!(dropped(&t), 4.0, "{t}");
+        assert_eq!(total(&t), before_total + 2.0, "{t}");
+        assert_eq!(samples(&t, "c_total").len(), 3, "{t}");
+    }
+
+    /// Below the limit nothing changes: no overflow series, nothing dropped.
+    #[test]
+    fn under_the_limit_every_label_set_is_its_own_series() {
+        use super::super::limit::Limits;
+        let src = "on tcp_connect_attempt count by dport as c";
+        let plan = tcpq_dsl::compile(src, "<test>", &[]).unwrap();
+        let mut state = ClauseState::new(&plan.clauses[0], Limits::default());
+        let kernel: Vec<(AggKey, Agg)> = (1..=5).map(|p| (key(&[p]), agg(p, 0))).collect();
+        let t = scrape_through(src, &mut state, &kernel, Instant::now());
+        assert_eq!(samples(&t, "c_total").len(), 5, "{t}");
+        assert!(!t.contains("{otel_metric_overflow"), "{t}");
+        assert!(
+            t.contains("tcpq_series_dropped_total{metric=\"c\"} 0\n"),
+            "{t}"
+        );
+    }
+
+    /// A histogram's overflow series keeps the kernel's buckets.
+    #[test]
+    fn an_overflowing_histogram_keeps_its_buckets() {
+        use super::super::limit::Limits;
+        let src = "on tcp_probe hist srtt by dport as h";
+        let plan = tcpq_dsl::compile(src, "<test>", &[]).unwrap();
+        let limits = Limits {
+            series: Some(1),
+            idle: None,
+        };
+        let mut state = ClauseState::new(&plan.clauses[0], limits);
+        let kernel = vec![
+            (key(&[80, 1]), agg(1, 1)),
+            (key(&[443, 1]), agg(2, 2)),
+            (key(&[443, 4]), agg(1, 9)),
+            (key(&[8080, 4]), agg(3, 30)),
+        ];
+        let t = scrape_through(src, &mut state, &kernel, Instant::now());
+        let o = "{otel_metric_overflow=\"true\"";
+        for want in [
+            format!("h_bucket{o},le=\"1e-06\"}} 2\n"),
+            format!("h_bucket{o},le=\"1.5e-05\"}} 6\n"),
+            format!("h_count{o}}} 6\n"),
+            "h_count{dport=\"80\"} 1\n".to_string(),
+        ] {
+            assert!(t.contains(&want), "{want}\n{t}");
         }
     }
 

@@ -10,7 +10,8 @@ use hyper::body::Bytes;
 use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::collect::{Exported, Scrape};
+use super::collect::{self, Exported, Scrape};
+use super::limit::ClauseState;
 use tcpq_runtime::Session;
 
 /// The Prometheus text format's content type.
@@ -22,6 +23,9 @@ pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; char
 pub struct State {
     pub exported: Exported,
     pub session: Mutex<Option<Session>>,
+    /// Each clause's cardinality state, by the session's clause index.
+    /// Locked after `session`, never before.
+    pub clauses: Mutex<Vec<ClauseState>>,
     /// How long the previous scrape took.
     pub last_scrape: Mutex<Option<Duration>>,
 }
@@ -134,13 +138,47 @@ fn scrape(state: &State, openmetrics: bool) -> Result<String, String> {
     let t = Instant::now();
     let last = *state.last_scrape.lock().map_err(|e| e.to_string())?;
     let session = state.session.lock().map_err(|e| e.to_string())?;
-    let s = Scrape::read(&state.exported, session.as_ref(), last).map_err(|e| e.to_string())?;
+    let mut clauses = state.clauses.lock().map_err(|e| e.to_string())?;
+    let s = Scrape::read(&state.exported, session.as_ref(), &mut clauses, last)
+        .map_err(|e| e.to_string())?;
+    drop(clauses);
     drop(session);
     let text = s.encode(openmetrics).map_err(|e| e.to_string())?;
     if let Ok(mut l) = state.last_scrape.lock() {
         *l = Some(t.elapsed());
     }
     Ok(text)
+}
+
+/// Idle expiry every `every` until the task is dropped ([`collect::expire`],
+/// off the runtime's thread like a scrape). A failure is said once, not at
+/// every tick.
+pub async fn expire_every(state: Arc<State>, every: Duration) {
+    let mut timer = tokio::time::interval(every);
+    timer.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut said = false;
+    loop {
+        timer.tick().await;
+        let st = state.clone();
+        let r = tokio::task::spawn_blocking(move || -> Result<usize, String> {
+            let mut session = st.session.lock().map_err(|e| e.to_string())?;
+            let mut clauses = st.clauses.lock().map_err(|e| e.to_string())?;
+            match session.as_mut() {
+                Some(s) => collect::expire(s, &mut clauses).map_err(|e| e.to_string()),
+                None => Ok(0),
+            }
+        })
+        .await;
+        let err = match r {
+            Ok(Ok(_)) => continue,
+            Ok(Err(e)) => e,
+            Err(e) => e.to_string(),
+        };
+        if !said {
+            eprintln!("tcpq: warning: idle series expiry failed: {err}");
+            said = true;
+        }
+    }
 }
 
 /// Accept connections until the task is dropped.

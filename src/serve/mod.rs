@@ -23,6 +23,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Args;
@@ -36,8 +37,10 @@ use crate::{EXIT_RUNTIME, EXIT_USAGE};
 mod check;
 mod collect;
 mod http;
+mod limit;
 
 use collect::{Exported, Exports};
+use limit::{ClauseState, Limits};
 
 /// The address `tcpq serve` listens on unless `--listen` says otherwise:
 /// loopback only (9464 is the port OpenTelemetry's Prometheus exporters
@@ -49,6 +52,7 @@ pub const OWN_METRICS: &[&str] = &[
     "tcpq_events_lost",
     "tcpq_map_full",
     "tcpq_probe_runs_missed",
+    "tcpq_series_dropped",
     "tcpq_probe_attached",
     "tcpq_scrape_duration_seconds",
     "tcpq_build",
@@ -92,6 +96,25 @@ pub struct ServeArgs {
     /// /sys/kernel/btf/vmlinux).
     #[arg(long, value_name = "PATH")]
     btf: Option<PathBuf>,
+
+    /// Label sets a clause exports as series of their own (when its labels
+    /// can make more); the values of the others go to the family's
+    /// `otel_metric_overflow="true"` series and count in
+    /// tcpq_series_dropped_total. 0: no limit and no expiry.
+    #[arg(long, value_name = "N", default_value_t = limit::DEFAULT_SERIES_LIMIT)]
+    series_limit: usize,
+
+    /// A limited clause's label set unchanged this long is deleted from the
+    /// kernel's map; its values move to the overflow series, so no total
+    /// goes down. 0: never.
+    #[arg(long, value_name = "DUR", default_value = limit::DEFAULT_SERIES_IDLE,
+          value_parser = parse_idle)]
+    series_idle: Duration,
+}
+
+/// `--series-idle DUR`.
+fn parse_idle(s: &str) -> Result<Duration, String> {
+    crate::duration_flag(s, "--series-idle")
 }
 
 /// One program to serve, compiled.
@@ -119,8 +142,12 @@ pub fn run(args: ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         Err(code) => return Ok(code),
     };
     let exported = exported(&programs);
+    let limits = Limits {
+        series: Some(args.series_limit).filter(|&n| n > 0),
+        idle: Some(args.series_idle).filter(|d| !d.is_zero()),
+    };
     if args.check {
-        print!("{}", check::report(&programs, &exported));
+        print!("{}", check::report(&programs, &exported, &limits));
         return Ok(ExitCode::SUCCESS);
     }
     if !Privilege::current().sufficient() {
@@ -137,7 +164,7 @@ pub fn run(args: ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the event loop")?;
-    rt.block_on(serve(listener, programs, exported, args.btf, color))
+    rt.block_on(serve(listener, programs, exported, limits, args.btf, color))
 }
 
 /// Every source compiled and checked for `serve`; on any problem, all of
@@ -327,6 +354,7 @@ async fn serve(
     listener: std::net::TcpListener,
     programs: Vec<Program>,
     exported: Exported,
+    limits: Limits,
     btf: Option<PathBuf>,
     color: bool,
 ) -> anyhow::Result<ExitCode> {
@@ -337,13 +365,19 @@ async fn serve(
     let addr = listener.local_addr().context("the listening socket")?;
     let listener =
         tokio::net::TcpListener::from_std(listener).context("cannot listen for connections")?;
+    let plan = merged(&programs);
+    let clauses: Vec<ClauseState> = plan
+        .clauses
+        .iter()
+        .map(|c| ClauseState::new(c, limits))
+        .collect();
     let state = Arc::new(http::State {
         exported,
         session: Mutex::new(None),
+        clauses: Mutex::new(clauses),
         last_scrape: Mutex::new(None),
     });
     let server = tokio::spawn(http::serve(listener, state.clone()));
-    let plan = merged(&programs);
     let attach =
         tokio::task::spawn_blocking(move || attach(&programs, &plan, btf.as_deref(), color));
     tokio::pin!(attach);
@@ -380,6 +414,10 @@ async fn serve(
         }
     }
     *state.session.lock().expect("session lock") = Some(session);
+    // Expiry needs no scrape: its own timer, on this runtime.
+    let expiry = limits
+        .tick()
+        .map(|every| tokio::spawn(http::expire_every(state.clone(), every)));
     let n = state.exported.families.len();
     eprintln!(
         "tcpq: {summary}; serving {n} metric famil{} on http://{addr}/metrics; Ctrl-C to stop",
@@ -390,6 +428,9 @@ async fn serve(
         _ = term.recv() => {}
     }
     server.abort();
+    if let Some(e) = expiry {
+        e.abort();
+    }
     // Detach (the session's drop): after the last scrape let go of it.
     let session = state.session.lock().map(|mut s| s.take()).unwrap_or(None);
     drop(session);
