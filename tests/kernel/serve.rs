@@ -695,6 +695,8 @@ fn ten_thousand_ports_stay_within_the_series_limit() {
     let mut rss_first = 0;
     let mut rss = Vec::new();
     let mut last = String::new();
+    // A scrape with series of their own and the overflow series.
+    let mut mixed = String::new();
     for r in 0..ROUNDS {
         let mut client = Client::start(
             &pair.cli,
@@ -725,6 +727,9 @@ fn ten_thousand_ports_stay_within_the_series_limit() {
             let text = serve.scrape_text();
             let (own, over, _, _) = read(&text);
             most_own = most_own.max(own);
+            if own > 0 && over == 1 && mixed.is_empty() {
+                mixed = text.clone();
+            }
             assert!(
                 own <= LIMIT && over <= 1,
                 "round {r}: {own} series + {over}:\n{text}"
@@ -757,6 +762,21 @@ fn ten_thousand_ports_stay_within_the_series_limit() {
     let after = prom.scraped_after(unix_now());
     let prom_sum = prom.value_at(&format!("sum({family})"), after);
     let prom_dropped = prom.value_at("tcpq_series_dropped_total", after);
+    // The overflow series beside the others is valid exposition, as
+    // promtool reads it.
+    assert!(!mixed.is_empty(), "no scrape had both kinds of series");
+    let file = dir.join("scrape.txt");
+    std::fs::write(&file, &mixed).unwrap();
+    let lint = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .expect("run promtool");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
     let (st, stderr) = serve.stop();
     let ctx = format!(
         "\nrefused {refused}, TcpAttemptFails +{fails}, Prometheus sum {prom_sum}, dropped \
@@ -778,6 +798,10 @@ fn ten_thousand_ports_stay_within_the_series_limit() {
     assert!(
         rss_last <= rss_first + 1024,
         "RSS grew by more than 1 MiB over 9,000 more ports (after each round: {rss:?}){ctx}"
+    );
+    assert!(
+        lint.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}{ctx}"
     );
     assert!(st.success(), "{ctx}");
     eprintln!(
