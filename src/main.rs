@@ -35,7 +35,7 @@ pub(crate) const EXIT_RUNTIME: u8 = 1;
     name = "tcpq",
     version,
     about = "Ask the Linux kernel's TCP stack questions, live, with eBPF",
-    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] [run] RECIPE [--param NAME=VALUE]...\n       tcpq RECIPE --help\n       tcpq recipes [--format text|json]\n       tcpq -l [PROBE] [--format text|json]\n       tcpq sockets [where EXPR] [print FIELD, ...] [--netns NS]... [--format text|json]\n       tcpq counters [NAME...] [--netns NS]... [--duration DUR] [--every DUR] [--explain]\n       tcpq doctor [--format text|json] [--btf PATH] [--netns NS]...\n       tcpq serve [--listen ADDR] [--check] FILE|DIR|RECIPE... [--param NAME=VALUE]...\n       tcpq lab list|start|stop NAME",
+    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] [run] RECIPE [--param NAME=VALUE]...\n       tcpq RECIPE --help\n       tcpq recipes [--format text|json]\n       tcpq -l [PROBE] [--format text|json]\n       tcpq sockets [where EXPR] [print FIELD, ...] [--netns NS]... [--format text|json]\n       tcpq counters [NAME...] [--netns NS]... [--duration DUR] [--every DUR] [--explain]\n       tcpq doctor [--format text|json] [--btf PATH] [--netns NS]...\n       tcpq serve [--listen ADDR] [--check] [--series-limit N] [--series-idle DUR] FILE|DIR|RECIPE... [--param NAME=VALUE]...\n       tcpq lab list|start|stop NAME",
     // One of these (or a subcommand) is required; checked in `run`.
     group = clap::ArgGroup::new("source").args(["program", "recipe", "list"]),
     args_conflicts_with_subcommands = true,

@@ -27,7 +27,7 @@
 //!
 //! **Idle expiry** (`--series-idle`, default [`DEFAULT_SERIES_IDLE`]) is
 //! what keeps the kernel's map, and tcpq, flat: the aggregation map holds
-//! a fixed number of keys (16384 per template), and a key nobody deletes
+//! a fixed number of keys (16384 per clause), and a key nobody deletes
 //! stays forever, so a `by dport` or `by pid` clause would fill it with
 //! dead ports and processes and then count nothing more
 //! (`tcpq_map_full_total`). A label set none of whose kernel keys changed

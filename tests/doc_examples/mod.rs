@@ -111,12 +111,12 @@ pub const NOT_RUN: &[(&str, &str, &str)] = &[
     ),
     (
         "README.md",
-        "tcpq serve [--listen ADDR] [--check] FILE|DIR|RECIPE... [--param NAME=VALUE]...",
+        "tcpq serve [--listen ADDR] [--check] [--series-limit N] [--series-idle DUR] FILE|DIR|RECIPE... [--param NAME=VALUE]...",
         "usage synopsis: placeholders (docs/serve.md's examples run)",
     ),
     (
         "docs/serve.md",
-        "tcpq serve [--listen ADDR] [--check] FILE|DIR|RECIPE... [--param NAME=VALUE]... [--btf PATH]",
+        "tcpq serve [--listen ADDR] [--check] [--series-limit N] [--series-idle DUR] FILE|DIR|RECIPE... [--param NAME=VALUE]... [--btf PATH]",
         "usage synopsis: placeholders (the page's examples run)",
     ),
     (
