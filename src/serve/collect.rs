@@ -116,17 +116,27 @@ impl Scrape {
         let mut data: BTreeMap<usize, Split> = BTreeMap::new();
         let mut health = Health::default();
         if let Some(s) = session {
-            for ((i, c), state) in s.clauses.iter().enumerate().zip(states.iter_mut()) {
+            for (i, c) in s.clauses.iter().enumerate() {
                 let entries = c.aggregates()?;
-                state.observe(&entries, now);
-                data.insert(i, state.route(entries));
+                // A clause without a state (none should be) is exported whole.
+                let split = match states.get_mut(i) {
+                    Some(st) if st.limited() => {
+                        st.observe(&entries, now);
+                        st.route(entries)
+                    }
+                    _ => Split {
+                        own: entries,
+                        overflow: Vec::new(),
+                    },
+                };
+                data.insert(i, split);
                 let st = c.stats()?;
                 let name = c.plan.metric.as_ref().map_or("", |m| m.name.as_str());
                 let e = health.per_metric.entry(name.to_owned()).or_default();
                 e.0 += st.lost;
                 e.1 += st.agg_full;
                 e.2 += st.missed;
-                e.3 += state.dropped();
+                e.3 += states.get(i).map_or(0, ClauseState::dropped);
                 let probe = (c.plan.probe.clone(), c.strategy.name.clone());
                 if !health.attached.contains(&probe) {
                     health.attached.push(probe);

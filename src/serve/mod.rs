@@ -371,6 +371,10 @@ async fn serve(
         .iter()
         .map(|c| ClauseState::new(c, limits))
         .collect();
+    // No timer when no clause can exceed the limit.
+    let tick = limits
+        .tick()
+        .filter(|_| clauses.iter().any(ClauseState::limited));
     let state = Arc::new(http::State {
         exported,
         session: Mutex::new(None),
@@ -415,9 +419,7 @@ async fn serve(
     }
     *state.session.lock().expect("session lock") = Some(session);
     // Expiry needs no scrape: its own timer, on this runtime.
-    let expiry = limits
-        .tick()
-        .map(|every| tokio::spawn(http::expire_every(state.clone(), every)));
+    let expiry = tick.map(|every| tokio::spawn(http::expire_every(state.clone(), every)));
     let n = state.exported.families.len();
     eprintln!(
         "tcpq: {summary}; serving {n} metric famil{} on http://{addr}/metrics; Ctrl-C to stop",
