@@ -32,7 +32,7 @@
 //! dead ports and processes and then count nothing more
 //! (`tcpq_map_full_total`). A label set none of whose kernel keys changed
 //! for the idle time is deleted from the kernel's map (each key read and
-//! deleted in one system call, [`tcpq_runtime::Attached::take_keys`],
+//! deleted in one system call, [`tcpq_runtime::session::Attached::take_keys`],
 //! which says what window remains), and its last values move into the
 //! clause's retained totals, exported in the overflow series: the family's
 //! total never goes down, and the label set's own series ends (Prometheus
