@@ -32,9 +32,10 @@ pub(crate) const EXIT_RUNTIME: u8 = 1;
 #[derive(Parser, Debug)]
 #[command(
     name = "tcpq",
-    version,
+    // The version and the commit (build.rs).
+    version = env!("TCPQ_VERSION"),
     about = "Ask the Linux kernel's TCP stack questions, live, with eBPF",
-    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] [run] RECIPE [--param NAME=VALUE]...\n       tcpq RECIPE --help\n       tcpq recipes [--format text|json]\n       tcpq -l [PROBE] [--format text|json]\n       tcpq sockets [where EXPR] [print FIELD, ...] [--netns NS]... [--format text|json]\n       tcpq counters [NAME...] [--netns NS]... [--duration DUR] [--every DUR] [--explain]\n       tcpq doctor [--format text|json] [--btf PATH] [--netns NS]...\n       tcpq lab list|start|stop NAME",
+    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] [run] RECIPE [--param NAME=VALUE]...\n       tcpq RECIPE --help\n       tcpq recipes [--format text|json]\n       tcpq -l [PROBE] [--format text|json]\n       tcpq sockets [where EXPR] [print FIELD, ...] [--netns NS]... [--format text|json]\n       tcpq counters [NAME...] [--netns NS]... [--duration DUR] [--every DUR] [--explain]\n       tcpq doctor [--format text|json] [--btf PATH] [--netns NS]...\n       tcpq lab list\n       tcpq lab start|rerun|stop NAME [--seconds N]",
     // One of these (or a subcommand) is required; checked in `run`.
     group = clap::ArgGroup::new("source").args(["program", "recipe", "list"]),
     args_conflicts_with_subcommands = true,
