@@ -13,6 +13,7 @@ use std::{
 
 mod command;
 mod counters;
+mod dist;
 mod doctor;
 mod recipes;
 
@@ -279,6 +280,10 @@ fn stderr_color() -> bool {
 }
 
 fn main() -> ExitCode {
+    // Shell completion and `tcpq __generate DIR` (src/dist/).
+    if let Some(code) = dist::intercept() {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
