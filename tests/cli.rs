@@ -596,10 +596,9 @@ fn help_lists_every_subcommand() {
         assert!(!lines.is_empty(), "no usage line for `tcpq {sub}`:\n{help}");
         let sub_help = text(&tcpq(&[sub, "--help"]).stdout);
         for subsub in commands(&sub_help) {
-            let named = lines.iter().any(|l| {
-                l.split(|c: char| c == ' ' || c == '|')
-                    .any(|w| w == subsub)
-            });
+            let named = lines
+                .iter()
+                .any(|l| l.split([' ', '|']).any(|w| w == subsub));
             assert!(
                 named,
                 "`tcpq {sub} {subsub}` is in `tcpq {sub} --help` but not in the usage of `tcpq --help`:\n{help}"
