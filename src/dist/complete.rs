@@ -223,28 +223,35 @@ fn scenario(current: &OsStr) -> Vec<CompletionCandidate> {
 fn counter(current: &OsStr) -> Vec<CompletionCandidate> {
     use tcpq_runtime::counters;
     let cur = text(current);
-    let mut names: Vec<String> = counters::read_here()
+    // (name, its group): `tcpq counters` takes a name with or without it.
+    let mut names: Vec<(String, String)> = counters::read_here()
         .map(|r| {
             r.counters
                 .iter()
                 .filter(|c| counters::TCP_GROUPS.contains(&c.group.as_str()))
-                .map(|c| c.name.clone())
+                .map(|c| (c.name.clone(), c.group.clone()))
                 .collect()
         })
         .unwrap_or_default();
     if names.is_empty() {
         names = counters::MEANINGS
             .iter()
-            .map(|m| m.name.to_owned())
+            .map(|m| (m.name.to_owned(), String::new()))
             .collect();
     }
     candidates(
         names
             .into_iter()
-            .filter(|n| n.starts_with(&cur))
-            .map(|n| {
+            .filter_map(|(n, group)| {
                 let help = counters::meaning(&n).map(|m| m.short.to_owned());
-                (n, help)
+                let short = n.strip_prefix(group.as_str()).unwrap_or(&n);
+                if n.starts_with(&cur) {
+                    Some((n.clone(), help))
+                } else if !cur.is_empty() && short.starts_with(&cur) {
+                    Some((short.to_owned(), help))
+                } else {
+                    None
+                }
             })
             .collect(),
     )
