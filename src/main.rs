@@ -16,6 +16,7 @@ mod counters;
 mod dist;
 mod doctor;
 mod recipes;
+mod serve;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand, ValueEnum};
@@ -36,7 +37,7 @@ pub(crate) const EXIT_RUNTIME: u8 = 1;
     // The version and the commit (build.rs).
     version = env!("TCPQ_VERSION"),
     about = "Ask the Linux kernel's TCP stack questions, live, with eBPF",
-    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] [run] RECIPE [--param NAME=VALUE]...\n       tcpq RECIPE --help\n       tcpq recipes [--format text|json]\n       tcpq -l [PROBE] [--format text|json]\n       tcpq sockets [where EXPR] [print FIELD, ...] [--netns NS]... [--format text|json]\n       tcpq counters [NAME...] [--netns NS]... [--duration DUR] [--every DUR] [--explain]\n       tcpq doctor [--format text|json] [--btf PATH] [--netns NS]...\n       tcpq lab list\n       tcpq lab start|rerun|stop NAME [--seconds N]",
+    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] [run] RECIPE [--param NAME=VALUE]...\n       tcpq RECIPE --help\n       tcpq recipes [--format text|json]\n       tcpq -l [PROBE] [--format text|json]\n       tcpq sockets [where EXPR] [print FIELD, ...] [--netns NS]... [--format text|json]\n       tcpq counters [NAME...] [--netns NS]... [--duration DUR] [--every DUR] [--explain]\n       tcpq doctor [--format text|json] [--btf PATH] [--netns NS]...\n       tcpq serve [--listen ADDR] [--check] FILE|DIR|RECIPE... [--param NAME=VALUE]...\n       tcpq lab list\n       tcpq lab start|rerun|stop NAME [--seconds N]",
     // One of these (or a subcommand) is required; checked in `run`.
     group = clap::ArgGroup::new("source").args(["program", "recipe", "list"]),
     args_conflicts_with_subcommands = true,
@@ -176,6 +177,9 @@ enum Command {
     /// Show the kernel's TCP counters (like nstat), per network namespace,
     /// as deltas over --duration or --every, with what each one means.
     Counters(counters::CountersArgs),
+    /// Serve the aggregations of recipes as Prometheus metrics (/metrics),
+    /// read from the kernel's maps at each scrape.
+    Serve(serve::ServeArgs),
     /// Build small TCP scenarios in network namespaces to watch with tcpq.
     Lab(lab::LabArgs),
     /// List the built-in recipes: name, purpose, parameters (`tcpq NAME
@@ -211,7 +215,7 @@ fn parse_pids(s: &str) -> Result<Pids, String> {
         .map(Pids)
 }
 
-fn parse_param(s: &str) -> Result<(String, String), String> {
+pub(crate) fn parse_param(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((name, value)) if !name.trim().is_empty() => {
             Ok((name.trim().to_owned(), value.to_owned()))
@@ -356,6 +360,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Some(Command::Lab(args)) => return Ok(lab::run(args)),
         Some(Command::Counters(args)) => return counters::run(args),
         Some(Command::Sockets(args)) => return Ok(sockets::run(args, color)),
+        Some(Command::Serve(args)) => return serve::run(args, color),
         _ => {}
     }
     if let Some(Command::Recipes { format }) = &cli.command {

@@ -19,7 +19,12 @@ use tcpq_dsl::Recipe;
 /// equal.
 pub const EMBEDDED: &[(&str, &str)] = &[
     ("recv-sizes", include_str!("../recipes/recv-sizes.tcpq")),
+    (
+        "retransmit-metrics",
+        include_str!("../recipes/retransmit-metrics.tcpq"),
+    ),
     ("retransmits", include_str!("../recipes/retransmits.tcpq")),
+    ("rtt-metrics", include_str!("../recipes/rtt-metrics.tcpq")),
     ("send-sizes", include_str!("../recipes/send-sizes.tcpq")),
     (
         "socket-summary",
@@ -38,6 +43,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../recipes/window-scaling.tcpq"),
     ),
     (
+        "window-scaling-metrics",
+        include_str!("../recipes/window-scaling-metrics.tcpq"),
+    ),
+    (
         "windows-on-read",
         include_str!("../recipes/windows-on-read.tcpq"),
     ),
@@ -46,6 +55,10 @@ pub const EMBEDDED: &[(&str, &str)] = &[
         include_str!("../recipes/wscale-negotiation.tcpq"),
     ),
     ("zero-window", include_str!("../recipes/zero-window.tcpq")),
+    (
+        "zero-window-metrics",
+        include_str!("../recipes/zero-window-metrics.tcpq"),
+    ),
 ];
 
 /// The source of a built-in recipe.
@@ -122,20 +135,7 @@ fn not_found(arg: &str, e: &std::io::Error) -> String {
     }
 }
 
-/// The first sentence of a description: the one-line purpose.
-pub fn summary(description: &str) -> &str {
-    let mut from = 0;
-    while let Some(i) = description[from..].find(". ") {
-        let end = from + i + 1;
-        let before = &description[..from + i];
-        // `e.g.`, `i.e.` do not end a sentence.
-        if !(before.ends_with("e.g") || before.ends_with("i.e")) {
-            return &description[..end];
-        }
-        from = end;
-    }
-    description
-}
+pub use tcpq_dsl::recipe::summary;
 
 /// One parameter as `tcpq recipes` shows it: `port: port (optional)`,
 /// `bytes: bool = false`, `port: port (required)`.

@@ -67,7 +67,8 @@ fn a_bad_program_exits_2_with_a_located_diagnostic() {
     // Code, location, caret and the fix.
     assert!(err.contains("error[E"), "{err}");
     assert!(err.contains("1:28"), "line:column of `wn`: {err}");
-    assert!(err.contains("^^"), "{err}");
+    let under_wn = format!("\n   | {}^|\n", " ".repeat(27));
+    assert!(err.contains(&under_wn), "underline under `wn`: {err}");
     assert!(err.contains("`win`"), "did you mean: {err}");
     assert!(!err.contains("attached"), "{err}");
 }
@@ -144,7 +145,7 @@ fn duration_and_every_share_one_grammar() {
     let (every, flag) = (text(&every.stderr), text(&flag.stderr));
     assert!(every.contains("`x` is not a unit of `every`"), "{every}");
     assert!(
-        every.contains("help: `every` is in milliseconds: write `ms`, `s`, `m` or `h`"),
+        every.contains("Help: `every` is in milliseconds: write `ms`, `s`, `m` or `h`"),
         "{every}"
     );
     assert!(flag.contains("`x` is not a unit of `--duration`"), "{flag}");
@@ -529,7 +530,7 @@ fn bad_queries_and_namespaces_exit_2() {
     let (code, _, err) = tcpq_sockets_cli(&["where", "rcv_wscal", "==", "0"]);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("error[E0102]"), "{err}");
-    assert!(err.contains("^^^^^^^^^"), "located: {err}");
+    assert!(err.contains("^^^^^^^^|"), "located: {err}");
     assert!(err.contains("did you mean `rcv_wscale`?"), "{err}");
     let (code, _, err) = tcpq_sockets_cli(&["count by comm"]);
     assert_eq!(code, 2, "{err}");
@@ -605,4 +606,57 @@ fn help_lists_every_subcommand() {
             );
         }
     }
+}
+
+/// `tcpq serve --check` as docs/serve.md shows it (its ```text block that
+/// starts with the command), exactly: no kernel, nothing attached.
+#[test]
+fn serve_check_prints_what_docs_serve_md_shows() {
+    let doc = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/serve.md"))
+        .unwrap();
+    let block = doc
+        .split("```text\n")
+        .skip(1)
+        .find(|b| b.starts_with("tcpq serve --check "))
+        .and_then(|b| b.split("\n```").next())
+        .expect("a ```text block with `tcpq serve --check ...`");
+    let (cmd, shown) = block.split_once('\n').unwrap();
+    let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
+    let out = tcpq(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim_end(),
+        shown.trim_end()
+    );
+}
+
+/// What `tcpq serve` refuses is refused before privileges or sockets:
+/// exit 2 anywhere, and `--check` attaches nothing (no root needed).
+#[test]
+fn serve_refuses_before_touching_anything() {
+    let out = tcpq(&["serve", "zero-window"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error[E0214]"));
+    let out = tcpq(&["serve", "rtt-metrics", "--listen", "nowhere"]);
+    assert_eq!(out.status.code(), Some(2));
+    let out = tcpq(&["serve"]);
+    assert_eq!(out.status.code(), Some(2));
+    let dir = TempDir::new();
+    let out = tcpq(&["serve", "--check", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("holds no *.tcpq recipe"));
+    dir.write("a.tcpq", "on tcp_connect count as x\n");
+    dir.write("b.tcpq", "on tcp_accept count by comm as x\n");
+    let out = tcpq(&["serve", "--check", dir.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("error[E0215]") && err.contains("b.tcpq:1:"),
+        "{err}"
+    );
 }

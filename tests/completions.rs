@@ -184,7 +184,11 @@ const CASES: &[(&str, &str)] = &[
     ("tcpq doc", "tcpq doctor "),
     ("tcpq doctor --for", "tcpq doctor --format "),
     // A built-in recipe by name, a probe, a lab scenario.
-    ("tcpq zero-w", "tcpq zero-window "),
+    // Two recipes start so: their common part, then one of them.
+    ("tcpq zero-w", "tcpq zero-window"),
+    ("tcpq zero-window-m", "tcpq zero-window-metrics "),
+    // serve offers only the recipes it exports.
+    ("tcpq serve zero-w", "tcpq serve zero-window-metrics "),
     ("tcpq -l tcp_retr", "tcpq -l tcp_retransmit "),
     ("tcpq lab rerun zero-w", "tcpq lab rerun zero-window "),
     // Inside a program: the probe after `on`, and a field of that

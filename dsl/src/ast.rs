@@ -17,7 +17,7 @@ pub struct Program {
     pub clauses: Vec<Clause>,
 }
 
-/// `on PROBE [where EXPR] ACTION [top N] [every DUR] [limit N]`
+/// `on PROBE [where EXPR] ACTION [as METRIC] [top N] [every DUR] [limit N]`
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Clause {
     pub probe: Ident,
@@ -26,6 +26,10 @@ pub struct Clause {
     /// `top N`, `every DUR`, `limit N`, in the order written.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub modifiers: Vec<Modifier>,
+    /// `as NAME` after an aggregation's `by` list: the metric `tcpq serve`
+    /// exports (checked against Prometheus's rules by `check`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metric: Option<Ident>,
     pub span: Span,
 }
 

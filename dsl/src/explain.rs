@@ -252,6 +252,13 @@ fn clause(out: &mut String, number: usize, c: &ClausePlan) {
         };
         let _ = writeln!(out, "  map:      {} ({key})", m.map_name());
     }
+    if let Some(m) = &c.metric {
+        let how = match m.given {
+            true => "named by `as`",
+            false => "derived",
+        };
+        let _ = writeln!(out, "  metric:   {} (tcpq serve; {how})", m.name);
+    }
     let o = &c.output;
     if let Some(n) = o.top {
         let _ = writeln!(out, "  top:      print only the {n} largest keys");

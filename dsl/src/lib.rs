@@ -26,6 +26,7 @@ pub mod errno;
 mod explain;
 pub mod filter;
 mod lower;
+pub mod metrics;
 pub mod parse;
 pub mod plan;
 pub mod reasons;

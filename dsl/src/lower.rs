@@ -25,7 +25,7 @@
 use crate::catalog::ProbeDef;
 use crate::check::{CClause, Checked};
 use crate::plan::{
-    Action, AggFunc, AggMap, ClausePlan, FieldNeeds, Insn, Jump, LoadSpec, OwnerIo, Plan,
+    Action, AggFunc, AggMap, ClausePlan, FieldNeeds, Insn, Jump, LoadSpec, Metric, OwnerIo, Plan,
     Preference, QuickPlan, Strategy,
 };
 use tcpq_abi::{action, bucket, Quick, TemplateConfig, JUMP_REJECT};
@@ -108,7 +108,30 @@ fn clause(c: &CClause) -> ClausePlan {
         config,
         agg_map,
         output: c.output.clone(),
+        metric: metric(probe.name, &c.action, c.metric.as_ref()),
+        action_span: c.action_span,
+        modifier_spans: c.modifier_spans.clone(),
     }
+}
+
+/// The aggregation's metric: the name `as` gives, else the derived one
+/// ([`crate::metrics::derived_name`]); none for `print`.
+fn metric(probe: &str, act: &Action, given: Option<&(String, (usize, usize))>) -> Option<Metric> {
+    if act.is_print() {
+        return None;
+    }
+    Some(match given {
+        Some((name, span)) => Metric {
+            name: name.clone(),
+            given: true,
+            span: Some(*span),
+        },
+        None => Metric {
+            name: crate::metrics::derived_name(probe, act)?,
+            given: false,
+            span: None,
+        },
+    })
 }
 
 /// Each printing clause's ring buffer: [`RING_BUDGET`] shared out (rounded

@@ -197,6 +197,34 @@ pub struct ClausePlan {
     /// Userspace output options (`top`, `every`, `limit`).
     #[serde(default, skip_serializing_if = "Output::is_default")]
     pub output: Output,
+    /// The metric `tcpq serve` exports the aggregation as (`as NAME`, or
+    /// derived: [`crate::metrics`]); `None` for `print`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metric: Option<Metric>,
+    /// Where the action is written (`print ...`, `count by ...`), for a
+    /// diagnostic about the whole clause's output (`tcpq serve` refusing
+    /// a `print`). Not serialised (a location in one source text).
+    #[serde(default, skip_serializing)]
+    pub action_span: (usize, usize),
+    /// Each modifier (`top`, `every`, `limit`) and where it is written.
+    /// Not serialised either.
+    #[serde(default, skip_serializing)]
+    pub modifier_spans: Vec<(&'static str, (usize, usize))>,
+}
+
+/// An aggregation's metric name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Metric {
+    /// The name Prometheus shows, before the suffixes its formats add
+    /// (`_total` to a counter, `_sum`/`_count`/`_bucket`).
+    pub name: String,
+    /// Named by the program (`as NAME`); else derived from the probe and
+    /// the aggregation.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub given: bool,
+    /// Where `as NAME` names it. Not serialised.
+    #[serde(default, skip_serializing)]
+    pub span: Option<(usize, usize)>,
 }
 
 /// What userspace does with a clause's results; never changes what is

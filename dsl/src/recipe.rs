@@ -120,6 +120,21 @@ impl fmt::Display for ParamType {
     }
 }
 
+/// The first sentence of a description: the one-line purpose.
+pub fn summary(description: &str) -> &str {
+    let mut from = 0;
+    while let Some(i) = description[from..].find(". ") {
+        let end = from + i + 1;
+        let before = &description[..from + i];
+        // `e.g.`, `i.e.` do not end a sentence.
+        if !(before.ends_with("e.g") || before.ends_with("i.e")) {
+            return &description[..end];
+        }
+        from = end;
+    }
+    description
+}
+
 /// Parameter values bound for one run, by name, and the optional
 /// parameters not given.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]

@@ -464,6 +464,17 @@ const DIAGNOSTICS: &[DiagCase] = &[
         "# @exmaple tcpq x.tcpq\non tcp_probe print pid",
         &[],
     ),
+    (
+        Code::BadMetricName,
+        "on tcp_select_window where win == 0 count by comm as tcp-zero-windows",
+        &[],
+    ),
+    (
+        Code::BadMetricName,
+        "on tcp_retransmit sum segs as tcp_retransmitted_segments_total",
+        &[],
+    ),
+    (Code::BadMetricName, "on tcp_probe hist srtt as 1srtt", &[]),
 ];
 
 #[test]
@@ -561,6 +572,42 @@ fn every_diagnostic_rendered() {
     seen.push(Code::Internal);
     out.push_str(&format!("\n===== {} (Internal)\n", Code::Internal));
     out.push_str(&render_all(&diags, src, "<command line>", false));
+    // What `tcpq serve` refuses, and one metric exported two ways: found
+    // on the plans (`tcpq_dsl::metrics`), rendered like any other.
+    let src = "on tcp_probe print srtt\non tcp_retransmit count by comm top 5 every 10s";
+    let plan = compile(src, "<command line>", &[]).unwrap();
+    let diags = tcpq_dsl::metrics::serve_problems(&plan);
+    seen.extend(diags.iter().map(|d| d.code));
+    out.push_str(&format!("\n===== {} (NotForServe)\n", Code::NotForServe));
+    out.push_str(&render_all(&diags, src, "<command line>", false));
+    let a = "on tcp_connect where not wscale_ok count by comm as tcp_unscaled";
+    let b = "on tcp_accept where not wscale_ok count by sport as tcp_unscaled\non tcp_probe count\non tcp_probe where dport == 80 count";
+    let (pa, pb) = (
+        compile(a, "a.tcpq", &[]).unwrap(),
+        compile(b, "b.tcpq", &[]).unwrap(),
+    );
+    let served = [
+        tcpq_dsl::metrics::Served {
+            origin: "a.tcpq",
+            source: a,
+            plan: &pa,
+        },
+        tcpq_dsl::metrics::Served {
+            origin: "b.tcpq",
+            source: b,
+            plan: &pb,
+        },
+    ];
+    let diags: Vec<_> = tcpq_dsl::metrics::conflicts(&served, &[])
+        .into_iter()
+        .map(|(_, d)| d)
+        .collect();
+    seen.extend(diags.iter().map(|d| d.code));
+    out.push_str(&format!(
+        "\n===== {} (MetricConflict)\n",
+        Code::MetricConflict
+    ));
+    out.push_str(&render_all(&diags, b, "b.tcpq", false));
     // `tcpq sockets` mistakes, in a snapshot of their own.
     let mut socks = String::new();
     for src in [

@@ -9,13 +9,14 @@
 //!        [--read-delay-ms D] [--rcvbuf N] [--max-seconds T] [--backlog N]
 //!        [--accept-delay S] [--accept N] [--close-unread]
 //!        [--reply K --reply-after B --reply-delay S] [--hold-accepted-ms MS]
+//!        [--burst N [--burst-inflight B] [--go-file F] [--close-file F]]
 //!        [--last-cpu] [--log FILE] [--ready-file F] [--comm NAME]
 //! client --connect ADDR --port P --bytes N [--max-seconds T] [--sndbuf N]
 //!        [--hold-seconds H] [--hold-after-ack S] [--connections N]
-//!        [--pause-ms MS] [--read-reply K] [--linger0] [--connect-timeout S]
-//!        [--blocking-connect] [--handoff NAME] [--pace-ms MS]
-//!        [--refused-port P] [--crowd FIRST,MORE,EVERY_MS]
-//!        [--log FILE] [--comm NAME]
+//!        [--pause-ms MS] [--read-reply K | --read-to-eof] [--linger0]
+//!        [--connect-timeout S] [--blocking-connect] [--handoff NAME]
+//!        [--pace-ms MS] [--refused-port P] [--crowd FIRST,MORE,EVERY_MS]
+//!        [--fill AGAINS,AFTER,PAUSE_MS] [--log FILE] [--comm NAME]
 //! ```
 //!
 //! Every run is bounded: it refuses to start outside a `tcpq-*` namespace,
@@ -33,10 +34,13 @@
 //! The log (`--log`) is JSON lines; every line has "event", "pid", "comm",
 //! "uid" (the real uid), "t" (seconds since start) and "wall" (epoch
 //! seconds, comparable with pcap timestamps). Events: server: listening,
-//! accepted, first_read, replied, closed_unread, done; client: connecting,
-//! connected, done, reply, closing, closed (one of each per connection),
-//! refused, timeout, connect_error (each with "errno": the kernel's name,
-//! or null for the client's own `--connect-timeout`), phase (`--handoff`).
+//! accepted, first_read, replied, closed_unread, done, burst and closed
+//! (`--burst`); client: connecting, connected, done, reply, closing, closed
+//! (one of each per connection), refused, timeout, connect_error (each with
+//! "errno": the kernel's name, or null for the client's own
+//! `--connect-timeout`), phase (`--handoff`), send (`--fill`: one per send
+//! call, "ret" what it returned, as the kernel's `sock_sendmsg` did: bytes,
+//! or the negative errno, with "errno" its name or null).
 use crate::{Error, Result};
 use serde_json::{json, Map, Value};
 use std::fs::File;
@@ -50,6 +54,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const MAX_SECONDS: f64 = 120.0;
 /// Connections one process makes or accepts, at most.
 pub const MAX_CONNECTIONS: u32 = 1000;
+/// One-byte writes of a server's `--burst`, at most.
+pub const MAX_BURST: u32 = 100_000;
+/// `--fill`'s -EAGAIN sends, and its sends after the shutdown, at most.
+pub const MAX_FILL_SENDS: u32 = 100;
 /// The prefix of every namespace a generator agrees to run in.
 pub const NAMESPACE_PREFIX: &str = "tcpq-";
 
@@ -84,6 +92,19 @@ pub struct Server {
     /// Accept one connection every this long and never read it (a full
     /// accept queue); with `accept` 0.
     pub hold_accepted: Option<Duration>,
+    /// On the accepted connection, with `accept` 1: this many one-byte
+    /// writes (at most [`MAX_BURST`]), each its own segment (TCP_NODELAY
+    /// and MSG_EOR, a blocking socket), then wait until every byte is
+    /// acknowledged (logged as `burst`), then hold the connection open.
+    pub burst: u32,
+    /// With `burst`: before each write, wait until at most this many bytes
+    /// (here: segments) are unacknowledged (SIOCOUTQ).
+    pub burst_inflight: Option<u32>,
+    /// With `burst`: start writing once this file exists, not at once.
+    pub go_file: Option<PathBuf>,
+    /// With `burst`: close once this file exists, not right after the
+    /// burst is acknowledged.
+    pub close_file: Option<PathBuf>,
     /// Run on the last CPU this process may use.
     pub last_cpu: bool,
     pub log: Option<PathBuf>,
@@ -111,6 +132,8 @@ pub struct Client {
     pub pause: Duration,
     /// After the data is acknowledged, read this many bytes back.
     pub read_reply: usize,
+    /// After writing, read until the peer closes (or the deadline).
+    pub read_to_eof: bool,
     /// Close with SO_LINGER 0: abort with a reset.
     pub linger0: bool,
     /// Give up connecting after this long (logged as timeout, errno null).
@@ -129,8 +152,25 @@ pub struct Client {
     /// `first` connections at once, then `more` every `every` (at most
     /// 128 in all), each held open until the deadline.
     pub crowd: Option<Crowd>,
+    /// Instead of writing `bytes` as the socket takes them: fill the
+    /// socket, then write after shutting it down, every send's return
+    /// logged (see [`Fill`]).
+    pub fill: Option<Fill>,
     pub log: Option<PathBuf>,
     pub comm: String,
+}
+
+/// `--fill AGAINS,AFTER,PAUSE_MS`: sends that return byte counts and
+/// negative errnos. On the non-blocking socket, sends of 64 KiB (the peer
+/// not reading: whole, then partial, then -EAGAIN, pausing `pause` after
+/// each -EAGAIN) until `agains` of them returned -EAGAIN or `bytes` were
+/// written; then `shutdown(SHUT_WR)` and `after` sends of one byte
+/// (-EPIPE: tcp_sendmsg_locked's check of SEND_SHUTDOWN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fill {
+    pub agains: u32,
+    pub after: u32,
+    pub pause: Duration,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -158,6 +198,10 @@ impl Server {
             reply_after: 1,
             reply_delay: Duration::from_millis(500),
             hold_accepted: None,
+            burst: 0,
+            burst_inflight: None,
+            go_file: None,
+            close_file: None,
             last_cpu: false,
             log: None,
             ready_file: None,
@@ -179,6 +223,7 @@ impl Client {
             connections: 1,
             pause: Duration::ZERO,
             read_reply: 0,
+            read_to_eof: false,
             linger0: false,
             connect_timeout: None,
             blocking_connect: false,
@@ -186,6 +231,7 @@ impl Client {
             pace: None,
             refused_port: None,
             crowd: None,
+            fill: None,
             log: None,
             comm: "tcpq-writer".into(),
         }
@@ -217,6 +263,7 @@ pub fn parse(args: &[String]) -> Result<Role> {
         "--last-cpu",
         "--linger0",
         "--blocking-connect",
+        "--read-to-eof",
     ];
     let mut it = rest.iter();
     while let Some(a) = it.next() {
@@ -261,6 +308,10 @@ pub fn parse(args: &[String]) -> Result<Role> {
             "--reply-after",
             "--reply-delay",
             "--hold-accepted-ms",
+            "--burst",
+            "--burst-inflight",
+            "--go-file",
+            "--close-file",
             "--last-cpu",
             "--log",
             "--ready-file",
@@ -277,6 +328,7 @@ pub fn parse(args: &[String]) -> Result<Role> {
             "--connections",
             "--pause-ms",
             "--read-reply",
+            "--read-to-eof",
             "--linger0",
             "--connect-timeout",
             "--blocking-connect",
@@ -284,6 +336,7 @@ pub fn parse(args: &[String]) -> Result<Role> {
             "--pace-ms",
             "--refused-port",
             "--crowd",
+            "--fill",
             "--log",
             "--comm",
         ],
@@ -354,6 +407,27 @@ pub fn parse(args: &[String]) -> Result<Role> {
         if let Some(v) = get("--hold-accepted-ms") {
             s.hold_accepted = Some(ms(v, "--hold-accepted-ms")?);
         }
+        if let Some(v) = get("--burst") {
+            s.burst = num("--burst", v)?;
+        }
+        if s.burst > MAX_BURST {
+            return Err(usage(format!("--burst must be at most {MAX_BURST}")));
+        }
+        if let Some(v) = get("--burst-inflight") {
+            s.burst_inflight = Some(num("--burst-inflight", v)?);
+        }
+        s.go_file = get("--go-file").map(PathBuf::from);
+        s.close_file = get("--close-file").map(PathBuf::from);
+        if s.burst == 0
+            && (s.go_file.is_some() || s.close_file.is_some() || s.burst_inflight.is_some())
+        {
+            return Err(usage(
+                "--burst-inflight, --go-file and --close-file go with --burst".into(),
+            ));
+        }
+        if s.burst > 0 && s.accept != 1 {
+            return Err(usage("--burst serves one connection (--accept 1)".into()));
+        }
         s.last_cpu = has("--last-cpu");
         s.ready_file = get("--ready-file").map(PathBuf::from);
         if let Some(v) = get("--comm").filter(|v| !v.is_empty()) {
@@ -387,6 +461,10 @@ pub fn parse(args: &[String]) -> Result<Role> {
     if let Some(v) = get("--read-reply") {
         c.read_reply = num("--read-reply", v)?;
     }
+    c.read_to_eof = has("--read-to-eof");
+    if c.read_to_eof && c.read_reply > 0 {
+        return Err(usage("--read-reply or --read-to-eof, not both".into()));
+    }
     c.linger0 = has("--linger0");
     if let Some(v) = get("--connect-timeout") {
         c.connect_timeout = Some(num::<f64>("--connect-timeout", v)?).filter(|&t| t > 0.0);
@@ -411,6 +489,28 @@ pub fn parse(args: &[String]) -> Result<Role> {
             more: num("--crowd", more)?,
             every: ms(every, "--crowd")?,
         });
+    }
+    if let Some(v) = get("--fill") {
+        let p: Vec<&str> = v.split(',').collect();
+        let [agains, after, pause] = p[..] else {
+            return Err(usage("--fill AGAINS,AFTER,PAUSE_MS".into()));
+        };
+        let fill = Fill {
+            agains: num("--fill", agains)?,
+            after: num("--fill", after)?,
+            pause: ms(pause, "--fill")?,
+        };
+        if fill.agains > MAX_FILL_SENDS || fill.after > MAX_FILL_SENDS {
+            return Err(usage(format!(
+                "--fill: AGAINS and AFTER must be at most {MAX_FILL_SENDS}"
+            )));
+        }
+        if c.pace.is_some() || c.crowd.is_some() || c.handoff.is_some() {
+            return Err(usage(
+                "--fill does not go with --pace-ms, --crowd or --handoff".into(),
+            ));
+        }
+        c.fill = Some(fill);
     }
     if let Some(v) = get("--comm").filter(|v| !v.is_empty()) {
         c.comm = v.to_string();
@@ -570,6 +670,7 @@ pub fn errno_name(e: i32) -> Value {
         libc::EADDRINUSE => "EADDRINUSE",
         libc::ENOBUFS => "ENOBUFS",
         libc::EINVAL => "EINVAL",
+        libc::EAGAIN => "EAGAIN",
         _ => return e.into(),
     };
     name.into()
@@ -910,6 +1011,10 @@ impl Server {
             }
             f
         };
+        if self.burst > 0 {
+            self.burst_one(log, conn, deadline);
+            return;
+        }
         if self.close_unread {
             // Wait for data, then close without reading it: the kernel
             // answers with a reset (data was lost) instead of a FIN.
@@ -969,6 +1074,91 @@ impl Server {
             fields(json!({"bytes": total, "reads": reads, "reason": reason})),
         );
     }
+
+    /// `--burst`: `burst` one-byte writes on `conn`, each pushed as a
+    /// segment of its own (TCP_NODELAY, MSG_EOR), once `go_file` exists,
+    /// at most `burst_inflight` unacknowledged; then wait until the peer has
+    /// acknowledged every byte, so that when `burst` is logged this side
+    /// has nothing left to send (the peer sends no data: no more segments
+    /// leave here until the close); then hold the connection until
+    /// `close_file` exists, and close it.
+    fn burst_one(&self, log: &Log, conn: TcpStream, deadline: &Deadline) {
+        let wherefrom = ports(&conn);
+        let _ = conn.set_nodelay(true);
+        if let Some(go) = &self.go_file {
+            wait_file(go, deadline);
+        }
+        // A blocking write never outlives the deadline: SO_SNDTIMEO.
+        let _ = conn.set_write_timeout(Some(deadline.left().max(Duration::from_millis(1))));
+        let (mut writes, mut reason) = (0u32, "done".to_string());
+        while writes < self.burst {
+            if deadline.passed() {
+                reason = "deadline".into();
+                break;
+            }
+            if let Some(cap) = self.burst_inflight {
+                while outq(&conn) > cap as i32 && !deadline.passed() {
+                    std::thread::sleep(Duration::from_micros(50));
+                }
+            }
+            // MSG_EOR: the kernel never appends the next write to this
+            // one's skb (tcp_skb_can_collapse_to), so each write leaves as
+            // a segment of its own however fast they come.
+            // SAFETY: send(2) of one byte from a live buffer on our socket.
+            let rc = unsafe {
+                libc::send(
+                    conn.as_raw_fd(),
+                    b"x".as_ptr() as *const libc::c_void,
+                    1,
+                    libc::MSG_EOR | libc::MSG_NOSIGNAL,
+                )
+            };
+            let sent = if rc < 0 {
+                Err(std::io::Error::last_os_error())
+            } else {
+                Ok(rc)
+            };
+            match sent {
+                Ok(_) => writes += 1,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                    reason = "deadline".into();
+                    break;
+                }
+                Err(e) => {
+                    let name = errno_name(e.raw_os_error().unwrap_or(0));
+                    reason = format!(
+                        "error: {}",
+                        name.as_str().map_or(name.to_string(), str::to_string)
+                    );
+                    break;
+                }
+            }
+        }
+        let mut unacked = outq(&conn);
+        while unacked > 0 && !deadline.passed() {
+            deadline.nap(Duration::from_millis(10));
+            unacked = outq(&conn);
+        }
+        let mut fields = wherefrom;
+        fields["writes"] = writes.into();
+        fields["bytes"] = writes.into();
+        fields["unacked"] = unacked.into();
+        fields["reason"] = reason.into();
+        log.event("burst", fields);
+        if let Some(close) = &self.close_file {
+            wait_file(close, deadline);
+        }
+        drop(conn);
+        log.event("closed", json!({}));
+    }
+}
+
+/// Wait until `path` exists, or the deadline passes.
+fn wait_file(path: &std::path::Path, deadline: &Deadline) {
+    while !path.exists() && !deadline.passed() {
+        deadline.nap(Duration::from_millis(10));
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -1014,7 +1204,7 @@ impl Client {
     /// One connection: connect, write `bytes` (or at the pace), hold, read
     /// the reply, close.
     fn one(&self, to: SocketAddr, bytes: u64, log: &Log, deadline: &Deadline) -> Result<()> {
-        use std::io::{ErrorKind, Read, Write};
+        use std::io::{ErrorKind, Read};
         log.event("connecting", json!({}));
         let timeout = if self.blocking_connect {
             None
@@ -1054,6 +1244,73 @@ impl Client {
             f
         };
         let _ = s.set_nonblocking(true);
+        let (total, reason) = match self.fill {
+            Some(fill) => Self::fill(&mut s, fill, bytes, log, deadline),
+            None => self.write(&mut s, bytes, deadline),
+        };
+        let mut unacked = Value::Null;
+        if self.hold_seconds > 0.0 {
+            // Keep the socket open (and this process its owner) until every
+            // byte is acknowledged: retransmissions all happen while the
+            // writer still owns the socket.
+            let hold = Deadline(deadline.0.min(Instant::now() + secs(self.hold_seconds)));
+            while !hold.passed() {
+                let q = outq(&s);
+                unacked = q.into();
+                if q == 0 {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        }
+        log.event(
+            "done",
+            fields(json!({"bytes": total, "reason": reason, "unacked": unacked})),
+        );
+        if self.read_reply > 0 || self.read_to_eof {
+            let want = if self.read_to_eof {
+                usize::MAX
+            } else {
+                self.read_reply
+            };
+            let mut got = 0usize;
+            let mut eof = false;
+            let mut buf = vec![0u8; want.min(65536)];
+            while got < want && !deadline.passed() {
+                if !wait_fd(s.as_raw_fd(), libc::POLLIN, deadline.left()) {
+                    continue;
+                }
+                let room = (want - got).min(buf.len());
+                match s.read(&mut buf[..room]) {
+                    Ok(0) => {
+                        eof = true;
+                        break;
+                    }
+                    Ok(n) => got += n,
+                    Err(e)
+                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
+                    Err(_) => break,
+                }
+            }
+            log.event("reply", json!({"bytes": got, "eof": eof}));
+        }
+        if self.hold_seconds > 0.0 {
+            deadline.nap(secs(self.hold_after_ack));
+        }
+        log.event("closing", json!({}));
+        if self.linger0 {
+            set_linger0(&s);
+        }
+        drop(s);
+        log.event("closed", json!({}));
+        Ok(())
+    }
+
+    /// Write `bytes` on the non-blocking socket as it takes them (with
+    /// `pace`: `bytes` again every `pace`, until the deadline). The total
+    /// written and why the writes stopped.
+    fn write(&self, s: &mut TcpStream, bytes: u64, deadline: &Deadline) -> (u64, String) {
+        use std::io::{ErrorKind, Write};
         let chunk = vec![b'x'; 65536];
         let mut total = 0u64;
         let mut reason = "bytes".to_string();
@@ -1094,52 +1351,73 @@ impl Client {
                 }
             }
         }
-        let mut unacked = Value::Null;
-        if self.hold_seconds > 0.0 {
-            // Keep the socket open (and this process its owner) until every
-            // byte is acknowledged: retransmissions all happen while the
-            // writer still owns the socket.
-            let hold = Deadline(deadline.0.min(Instant::now() + secs(self.hold_seconds)));
-            while !hold.passed() {
-                let q = outq(&s);
-                unacked = q.into();
-                if q == 0 {
+        (total, reason)
+    }
+
+    /// `--fill`: see [`Fill`]. Each send is one send(2) of its own (std's
+    /// write on a TCP socket is `send(fd, buf, len, MSG_NOSIGNAL)`: the
+    /// -EPIPE is returned, not raised as SIGPIPE), logged as `send` right
+    /// after it returned. The total written and why the sends stopped.
+    fn fill(
+        s: &mut TcpStream,
+        fill: Fill,
+        bytes: u64,
+        log: &Log,
+        deadline: &Deadline,
+    ) -> (u64, String) {
+        use std::io::Write;
+        let send = |s: &mut TcpStream, buf: &[u8]| -> std::result::Result<usize, i32> {
+            loop {
+                match s.write(buf) {
+                    Ok(n) => return Ok(n),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => return Err(e.raw_os_error().unwrap_or(0)),
+                }
+            }
+        };
+        let logged = |ret: std::result::Result<usize, i32>| {
+            let (ret, errno) = match ret {
+                Ok(n) => (n as i64, Value::Null),
+                Err(e) => (-(e as i64), errno_name(e)),
+            };
+            log.event("send", json!({"ret": ret, "errno": errno}));
+        };
+        let chunk = vec![b'x'; 65536];
+        let (mut total, mut agains) = (0u64, 0u32);
+        let mut reason = "again".to_string();
+        while agains < fill.agains {
+            if deadline.passed() {
+                reason = "deadline".into();
+                break;
+            }
+            if total >= bytes {
+                reason = "bytes".into();
+                break;
+            }
+            let n = (bytes - total).min(chunk.len() as u64) as usize;
+            let ret = send(s, &chunk[..n]);
+            logged(ret);
+            match ret {
+                Ok(n) => total += n as u64,
+                Err(libc::EAGAIN) => {
+                    agains += 1;
+                    deadline.nap(fill.pause);
+                }
+                Err(e) => {
+                    let name = errno_name(e);
+                    reason = format!(
+                        "error: {}",
+                        name.as_str().map_or(name.to_string(), str::to_string)
+                    );
                     break;
                 }
-                std::thread::sleep(Duration::from_millis(10));
             }
         }
-        log.event(
-            "done",
-            fields(json!({"bytes": total, "reason": reason, "unacked": unacked})),
-        );
-        if self.read_reply > 0 {
-            let mut got = 0usize;
-            let mut buf = vec![0u8; self.read_reply];
-            while got < self.read_reply && !deadline.passed() {
-                if !wait_fd(s.as_raw_fd(), libc::POLLIN, deadline.left()) {
-                    continue;
-                }
-                match s.read(&mut buf[..self.read_reply - got]) {
-                    Ok(0) => break,
-                    Ok(n) => got += n,
-                    Err(e)
-                        if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::Interrupted) => {}
-                    Err(_) => break,
-                }
-            }
-            log.event("reply", json!({"bytes": got}));
+        let _ = s.shutdown(std::net::Shutdown::Write);
+        for _ in 0..fill.after {
+            logged(send(s, b"x"));
         }
-        if self.hold_seconds > 0.0 {
-            deadline.nap(secs(self.hold_after_ack));
-        }
-        log.event("closing", json!({}));
-        if self.linger0 {
-            set_linger0(&s);
-        }
-        drop(s);
-        log.event("closed", json!({}));
-        Ok(())
+        (total, reason)
     }
 
     /// Send `n` bytes on the blocking socket and wait until the peer has
@@ -1238,5 +1516,94 @@ impl Client {
                 }
             }
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(line: &str) -> Vec<String> {
+        line.split_whitespace().map(str::to_string).collect()
+    }
+
+    fn usage(line: &str) -> String {
+        match parse(&args(line)) {
+            Err(Error::Usage(m)) => m,
+            Err(e) => panic!("{line}: not a usage error: {e}"),
+            Ok(_) => panic!("{line}: accepted"),
+        }
+    }
+
+    #[test]
+    fn fill_takes_its_three_numbers() {
+        let Ok(Role::Client(c)) = parse(&args(
+            "client --connect 10.0.0.2 --port 9 --bytes 100 --fill 5,3,50",
+        )) else {
+            panic!("not a client");
+        };
+        assert_eq!(
+            c.fill,
+            Some(Fill {
+                agains: 5,
+                after: 3,
+                pause: Duration::from_millis(50),
+            })
+        );
+        assert!(
+            usage("client --connect 10.0.0.2 --port 9 --bytes 1 --fill 5,3")
+                .contains("AGAINS,AFTER,PAUSE_MS")
+        );
+        assert!(
+            usage("client --connect 10.0.0.2 --port 9 --bytes 1 --fill 101,0,0")
+                .contains("at most 100")
+        );
+        assert!(
+            usage("client --connect 10.0.0.2 --port 9 --bytes 1 --fill 1,1,0 --pace-ms 5")
+                .contains("does not go with")
+        );
+    }
+
+    #[test]
+    fn read_to_eof_is_a_flag_and_excludes_read_reply() {
+        let Ok(Role::Client(c)) = parse(&args(
+            "client --connect 10.0.0.2 --port 9 --bytes 0 --read-to-eof",
+        )) else {
+            panic!("not a client");
+        };
+        assert!(c.read_to_eof);
+        assert!(
+            usage("client --connect 10.0.0.2 --port 9 --bytes 0 --read-to-eof --read-reply 4")
+                .contains("not both")
+        );
+    }
+
+    #[test]
+    fn burst_is_bounded_and_its_files_need_it() {
+        let Ok(Role::Server(s)) = parse(&args(
+            "server --bind 10.0.0.2 --port 9 --burst 40000 --burst-inflight 64 \
+             --go-file /tmp/g --close-file /tmp/c",
+        )) else {
+            panic!("not a server");
+        };
+        assert_eq!(s.burst, 40000);
+        assert_eq!(s.burst_inflight, Some(64));
+        assert_eq!(s.go_file.as_deref(), Some(std::path::Path::new("/tmp/g")));
+        assert_eq!(
+            s.close_file.as_deref(),
+            Some(std::path::Path::new("/tmp/c"))
+        );
+        assert!(usage("server --bind 10.0.0.2 --port 9 --burst 100001").contains("at most"));
+        assert!(usage("server --bind 10.0.0.2 --port 9 --go-file /tmp/g").contains("--burst"));
+        assert!(usage("server --bind 10.0.0.2 --port 9 --burst-inflight 4").contains("--burst"));
+        assert!(
+            usage("server --bind 10.0.0.2 --port 9 --burst 5 --accept 0").contains("--accept 1")
+        );
+    }
+
+    #[test]
+    fn errno_names_include_the_fill_errors() {
+        assert_eq!(errno_name(libc::EAGAIN), "EAGAIN");
+        assert_eq!(errno_name(libc::EPIPE), "EPIPE");
     }
 }

@@ -109,7 +109,7 @@ fn unit_value(value_ty: FieldType, v: i128, names: &Names) -> Value {
 }
 
 /// Split a key into its columns' values.
-fn key_values(keys: &[Column], k: &AggKey, names: &Names) -> Vec<Value> {
+pub fn key_values(keys: &[Column], k: &AggKey, names: &Names) -> Vec<Value> {
     let mut pos = 0usize;
     let mut row = Vec::with_capacity(keys.len());
     for c in keys {

@@ -87,6 +87,7 @@ fn with_completers(mut cmd: clap::Command, parent: &str) -> clap::Command {
                 (_, "netns") => Some(netns),
                 ("sockets", "query") => Some(sockets_query),
                 ("counters", "names") => Some(counter),
+                ("serve", "sources") => Some(serve_source),
                 (_, "name") if parent == "lab" => Some(scenario),
                 _ => None,
             };
@@ -194,6 +195,28 @@ fn recipe(current: &OsStr) -> Vec<CompletionCandidate> {
     if !cur.contains('/') {
         for (name, source) in crate::recipes::EMBEDDED {
             if name.starts_with(&cur) {
+                let help = tcpq_dsl::parse_recipe(source)
+                    .ok()
+                    .map(|r| crate::recipes::summary(&r.description).to_owned());
+                out.push((name.to_string(), help));
+            }
+        }
+    }
+    let mut c = candidates(out);
+    c.extend(PathCompleter::any().complete(current));
+    c
+}
+
+/// `tcpq serve FILE|DIR|RECIPE`: the built-in recipes serve exports
+/// (every clause an aggregation), then files and directories.
+fn serve_source(current: &OsStr) -> Vec<CompletionCandidate> {
+    let cur = text(current);
+    let mut out = Vec::new();
+    if !cur.contains('/') {
+        for (name, source) in crate::recipes::EMBEDDED {
+            let served = tcpq_dsl::compile(source, name, &[])
+                .is_ok_and(|plan| tcpq_dsl::metrics::serve_problems(&plan).is_empty());
+            if served && name.starts_with(&cur) {
                 let help = tcpq_dsl::parse_recipe(source)
                     .ok()
                     .map(|r| crate::recipes::summary(&r.description).to_owned());

@@ -96,13 +96,43 @@ pub const NOT_RUN: &[(&str, &str, &str)] = &[
     ),
     (
         "docs/language.md",
-        "on PROBE [where CONDITION] ACTION [top N] [every DURATION] [limit N]",
+        "on PROBE [where CONDITION] ACTION [as METRIC] [top N] [every DURATION] [limit N]",
         "grammar synopsis: placeholders, not a program",
     ),
     (
         "docs/language.md",
         "tcpq --explain",
         "names a flag in prose; no program",
+    ),
+    (
+        "docs/language.md",
+        "tcpq serve",
+        "names the subcommand in prose; docs/serve.md's examples run",
+    ),
+    (
+        "README.md",
+        "tcpq serve [--listen ADDR] [--check] FILE|DIR|RECIPE... [--param NAME=VALUE]...",
+        "usage synopsis: placeholders (docs/serve.md's examples run)",
+    ),
+    (
+        "docs/serve.md",
+        "tcpq serve [--listen ADDR] [--check] FILE|DIR|RECIPE... [--param NAME=VALUE]... [--btf PATH]",
+        "usage synopsis: placeholders (the page's examples run)",
+    ),
+    (
+        "docs/serve.md",
+        "tcpq serve",
+        "names the subcommand in prose; the page's examples run",
+    ),
+    (
+        "docs/serve.md",
+        "tcpq serve --check",
+        "names the flag in prose; the page's `--check` example runs from its recipes",
+    ),
+    (
+        "docs/serve.md",
+        "tcpq NAME",
+        "placeholder NAME: each recipe's own `@example` runs it",
     ),
     (
         "docs/language.md",
@@ -785,6 +815,12 @@ pub fn plan(ex: &Example) -> Result<Run, String> {
         What::LabShell(_) | What::Unknown => unreachable!(),
     };
     let first = args.first().cloned().unwrap_or_default();
+    // `tcpq serve` runs until stopped: a page's example is checked for
+    // what it would export (`--check`, nothing attached);
+    // tests/kernel/serve.rs serves the recipes to a real Prometheus.
+    if first == "serve" && !args.iter().any(|a| a == "--check") {
+        args.insert(1, "--check".to_string());
+    }
     let runs_program = expect.error.is_none()
         && ![
             "lab", "doctor", "counters", "-l", "--help", "sockets", "recipes",

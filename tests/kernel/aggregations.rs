@@ -484,37 +484,16 @@ fn every_intervals_are_stamped_with_the_wall_clock() {
     );
 }
 
-/// A writer whose sends return negative errnos as well as byte counts:
-/// a non-blocking socket to a reader that does not read yet fills its
-/// buffer (sends of 64 KiB, some partial, then -EAGAIN), and after
-/// `shutdown(SHUT_WR)` every send is -EPIPE. Prints each send's return
-/// (what `sock_sendmsg` returned, as tcpq's `ret`), one JSON list.
-const SIGNED_WRITER: &str = r#"
-import errno, json, socket, sys, time
-s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
-s.setblocking(False)
-rets, again = [], 0
-while again < 5:
-    try:
-        rets.append(s.send(b"x" * 65536))
-    except BlockingIOError:
-        rets.append(-errno.EAGAIN)
-        again += 1
-        time.sleep(0.05)
-s.shutdown(socket.SHUT_WR)
-for _ in range(3):
-    try:
-        rets.append(s.send(b"x"))
-    except BrokenPipeError:
-        rets.append(-errno.EPIPE)
-print(json.dumps(rets))
-s.close()
-"#;
-
 /// `ret` of `tcp_sendmsg` is signed: `stats`, `sum`, `hist` and `lhist` of
-/// it, live, against the returns the writer itself saw. The least value is
-/// -EPIPE, the sum counts the errnos negative, and the negative returns
-/// land in the histograms' `(..., 0)` and `[-4K, 0)` buckets.
+/// it, live, against the returns the writer itself saw. The writer's sends
+/// return negative errnos as well as byte counts (the generator's
+/// `--fill`): a non-blocking socket to a reader that does not read yet
+/// fills its buffer (sends of 64 KiB, some partial, then -EAGAIN, five
+/// times), and after `shutdown(SHUT_WR)` every send is -EPIPE (three). Its
+/// log has each send's return, what `sock_sendmsg` returned: tcpq's `ret`.
+/// The least value is -EPIPE, the sum counts the errnos negative, and the
+/// negative returns land in the histograms' `(..., 0)` and `[-4K, 0)`
+/// buckets.
 #[kernel_test]
 fn signed_values_aggregate_against_the_writers_returns() {
     let pair = NetnsPair::new();
@@ -541,9 +520,17 @@ fn signed_values_aggregate_against_the_writers_returns() {
         &["--idle-before-read", "3", "--max-seconds", "6"],
         dir.path(),
     );
-    let srv = pair.srv_v4().to_string();
-    let port_s = port.to_string();
-    let out = common::exec_ok(&pair.cli, &["python3", "-c", SIGNED_WRITER, &srv, &port_s]);
+    // 64 MiB: a bound far above what the socket buffers take before the
+    // first -EAGAIN (under 1 MiB here).
+    let mut writer = Client::start(
+        &pair.cli,
+        IpAddr::V4(pair.srv_v4()),
+        port,
+        64 << 20,
+        &["--fill", "5,3,50", "--max-seconds", "6"],
+        dir.path(),
+    );
+    let wlog = writer.wait(Duration::from_secs(10));
     server.wait(Duration::from_secs(10));
     std::thread::sleep(Duration::from_millis(200));
     let outs: Vec<String> = runs
@@ -554,7 +541,15 @@ fn signed_values_aggregate_against_the_writers_returns() {
             out
         })
         .collect();
-    let rets: Vec<i64> = serde_json::from_str(out.trim()).expect("the writer's returns");
+    let rets: Vec<i64> = wlog
+        .all("send")
+        .iter()
+        .map(|e| {
+            e["ret"]
+                .as_i64()
+                .unwrap_or_else(|| panic!("a send without its return: {e}"))
+        })
+        .collect();
     let ctx = |i: usize| {
         format!(
             "\nwriter's returns: {rets:?}\ntcpq {:?}:\n{}",

@@ -20,9 +20,9 @@ const TOOLS: &[(&str, &str)] = &[
     ("bpftool", "bpftool"),
     ("sysctl", "procps"),
     ("setpriv", "util-linux"),
-    // Two tests' own programs (aggregations' signed writer, reliability's
-    // storm server) are still python; every other generator is netlab's.
-    ("python3", "python3"),
+    // `tcpq serve`'s proof (serve.rs): a real Prometheus, and promtool.
+    ("prometheus", "prometheus"),
+    ("promtool", "prometheus"),
 ];
 
 /// Ok when every kernel test can run; otherwise what is missing, each

@@ -19,6 +19,10 @@
 //! are ordinary `#[test]`s in the other files of `tests/`.
 
 mod common;
+// The Grafana dashboard's queries (deploy/grafana/), run against a live
+// Prometheus by serve.rs; tests/deploy.rs parses them without a kernel.
+#[path = "../dashboard/mod.rs"]
+mod dashboard;
 #[path = "../doc_examples/mod.rs"]
 mod doc_examples;
 mod gate;
@@ -35,6 +39,7 @@ mod probes;
 mod recipes;
 mod reliability;
 mod retransmit;
+mod serve;
 mod sockets;
 mod time;
 mod zero_window;

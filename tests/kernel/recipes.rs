@@ -75,6 +75,9 @@ mod expect;
 /// - `$trace.retransmits_sent`: the kernel's own `tcp_retransmit_skb`
 ///   tracepoint events for the scenario's port with `err=0`, the
 ///   retransmissions it sent (a tracefs instance);
+/// - `$trace.tcp_probe`: the kernel's own `tcp_probe` tracepoint events
+///   for the scenario's port (segments its established sockets received),
+///   in the same instance;
 /// - `$wire.zero_windows`: segments the server sent with a zero window,
 ///   from a packet capture on its veth (not counting the reset to the
 ///   refused SYN, sent without a socket).
@@ -84,7 +87,7 @@ struct Scenario {
     /// port (they see every connection on the machine).
     ports: Vec<u64>,
     addrs: Vec<String>,
-    /// tcp_retransmit_skb events that fired on pid 1's threads, which no
+    /// Traced events (retransmissions, tcp_probe) on pid 1's threads, which no
     /// BPF program sees on this VM (see `TraceEvent::unobservable`).
     unobservable: usize,
 }
@@ -108,10 +111,9 @@ fn transfer(pair: &NetnsPair, dir: &TempDir) -> Scenario {
         &format!("tcp src port {port}"),
         &pcap,
     );
-    let trace = common::TraceInstance::new(&[(
-        "tcp/tcp_retransmit_skb",
-        &format!("sport == {port} || dport == {port}"),
-    )]);
+    let ours = format!("sport == {port} || dport == {port}");
+    let trace =
+        common::TraceInstance::new(&[("tcp/tcp_retransmit_skb", &ours), ("tcp/tcp_probe", &ours)]);
     let nstat_all = || {
         let (c, s) = (nstat(&pair.cli, &[]), nstat(&pair.srv, &[]));
         let mut sum = c;
@@ -190,7 +192,13 @@ fn transfer(pair: &NetnsPair, dir: &TempDir) -> Scenario {
     std::thread::sleep(Duration::from_millis(300));
     let after = nstat_all();
     cap.stop();
-    let retransmits = trace.events();
+    let traced = trace.events();
+    let retransmits: Vec<_> = traced
+        .iter()
+        .filter(|e| e.name == "tcp_retransmit_skb")
+        .collect();
+    let probes = traced.iter().filter(|e| e.name == "tcp_probe").count();
+    assert_eq!(trace.overruns(), 0, "the tracefs instance lost events");
     let zero_windows = common::packets(&pcap)
         .iter()
         // A reset to the refused SYN has a zero window too, but no
@@ -223,11 +231,12 @@ fn transfer(pair: &NetnsPair, dir: &TempDir) -> Scenario {
     let sent = retransmits.iter().filter(|e| e.get("err") == "0").count();
     truths.insert("trace.retransmits_sent".into(), num(sent as u64));
     truths.insert("wire.zero_windows".into(), num(zero_windows as u64));
+    truths.insert("trace.tcp_probe".into(), num(probes as u64));
     Scenario {
         truths,
         ports: vec![port as u64, wlog.lport() as u64, refused_lport],
         addrs: vec![pair.srv_v4().to_string(), pair.cli_v4().to_string()],
-        unobservable: retransmits.iter().filter(|e| e.unobservable()).count(),
+        unobservable: traced.iter().filter(|e| e.unobservable()).count(),
     }
 }
 

@@ -9,7 +9,7 @@ use common::bpf::{assert_released, bpf_fds};
 use common::tcpq::{field_u64, json_lines};
 use common::Tcpq;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::{IpAddr, TcpListener, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -184,7 +184,6 @@ fn a_storm_is_counted_exactly_and_losses_are_reported() {
     const BURST: usize = 40_000;
     let pair = common::NetnsPair::new();
     let port = pair.port();
-    let srv_addr = pair.srv_v4().to_string();
     let nft = format!(
         "add table inet tcpqstorm\n\
          add counter inet tcpqstorm sent\n\
@@ -197,43 +196,45 @@ fn a_storm_is_counted_exactly_and_losses_are_reported() {
         &pair.srv,
         &["nft", "-f", nft_file.join("rules.nft").to_str().unwrap()],
     );
-    // The server sends BURST one-byte writes (TCP_NODELAY) when told to.
-    let server_py = format!(
-        "import socket,sys\n\
-         l=socket.socket(); l.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\n\
-         l.bind(('{srv_addr}',{port})); l.listen(1); print('listening',flush=True)\n\
-         c,_=l.accept(); c.setsockopt(socket.IPPROTO_TCP,socket.TCP_NODELAY,1)\n\
-         print('ready',flush=True); sys.stdin.readline()\n\
-         for _ in range({BURST}): c.send(b'x')\n\
-         print('done',flush=True); sys.stdin.readline(); c.close()\n"
+    // The server (the generator's `--burst`) sends BURST one-byte writes
+    // once the go file exists, each a segment of its own (TCP_NODELAY and
+    // MSG_EOR: the kernel appends no write to an earlier one's skb), at
+    // most 64 unacknowledged, and closes once the close file exists; the
+    // client reads until the server closes. Without MSG_EOR a writer as
+    // fast as this one has its writes coalesced into as few as 2,034
+    // segments (measured here), too close to the BURST / 20 this test
+    // requires; without the bound, thousands of spurious retransmissions.
+    let go = nft_file.join("go");
+    let close = nft_file.join("close");
+    let addr = IpAddr::V4(pair.srv_v4());
+    let burst = BURST.to_string();
+    let mut server = common::Server::start(
+        &pair.srv,
+        addr,
+        port,
+        &[
+            "--burst",
+            &burst,
+            "--burst-inflight",
+            "64",
+            "--go-file",
+            go.to_str().unwrap(),
+            "--close-file",
+            close.to_str().unwrap(),
+            "--max-seconds",
+            "120",
+        ],
+        nft_file.path(),
     );
-    let mut server = Command::new("ip")
-        .args([
-            "netns", "exec", &pair.srv, "python3", "-u", "-c", &server_py,
-        ])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
-    let mut srv_in = server.stdin.take().unwrap();
-    let mut srv_out = std::io::BufReader::new(server.stdout.take().unwrap());
-    let mut expect = |what: &str| {
-        let mut line = String::new();
-        std::io::BufRead::read_line(&mut srv_out, &mut line).unwrap();
-        assert_eq!(line.trim(), what, "server said {line:?}");
-    };
-    expect("listening");
-    let client_py = format!(
-        "import socket\ns=socket.create_connection(('{srv_addr}',{port}))\n\
-         while s.recv(65536): pass\n"
+    let mut client = common::Client::start(
+        &pair.cli,
+        addr,
+        port,
+        0,
+        &["--read-to-eof", "--max-seconds", "120"],
+        nft_file.path(),
     );
-    let mut client = Command::new("ip")
-        .args(["netns", "exec", &pair.cli, "python3", "-c", &client_py])
-        .stdin(Stdio::null())
-        .spawn()
-        .unwrap();
-    expect("ready");
+    server.wait_event("accepted", Duration::from_secs(10));
 
     let counting = format!("on tcp_select_window where sport == {port} count");
     let mut counter = Tcpq::spawn(&["-e", &counting, "--format", "json"]);
@@ -257,10 +258,10 @@ fn a_storm_is_counted_exactly_and_losses_are_reported() {
     .unwrap_or_else(|| panic!("printer did not attach: {}", stderr()));
 
     let before = nft_sent(&pair.srv);
-    srv_in.write_all(b"go\n").unwrap();
-    expect("done");
-    // Let the last segments leave; nothing else has this source port.
-    std::thread::sleep(Duration::from_millis(500));
+    std::fs::write(&go, "").unwrap();
+    // Logged once the peer acknowledged every byte: the last segment has
+    // left, and nothing else has this source port until the close.
+    let burst = server.wait_event("burst", Duration::from_secs(60));
     let truth = nft_sent(&pair.srv) - before;
     let hwm = vm_kib(printer.id(), "VmHWM:");
 
@@ -278,9 +279,21 @@ fn a_storm_is_counted_exactly_and_losses_are_reported() {
     .expect("printer did not exit after SIGINT");
     let printed = reader.join().unwrap();
     let (cstatus, counted, cerr) = counter.stop(Duration::from_secs(10));
-    srv_in.write_all(b"close\n").unwrap();
-    let _ = server.wait();
-    let _ = client.wait();
+    std::fs::write(&close, "").unwrap();
+    let srv_log = server.wait(Duration::from_secs(10));
+    let cli_log = client.wait(Duration::from_secs(10));
+
+    let burst = burst.get("burst").unwrap();
+    assert_eq!(
+        (burst["writes"].as_u64(), burst["unacked"].as_i64()),
+        (Some(BURST as u64), Some(0)),
+        "the server's burst: {srv_log:?}"
+    );
+    assert_eq!(
+        cli_log.get("reply").and_then(|r| r["bytes"].as_u64()),
+        Some(BURST as u64),
+        "the client read the whole burst: {cli_log:?}"
+    );
 
     assert!(status.success(), "printer: {status}\n{}", stderr());
     assert!(cstatus.success(), "counter: {cstatus}\n{cerr}");

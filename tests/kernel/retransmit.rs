@@ -90,14 +90,70 @@ fn lossy_transfer(program: impl Fn(u16) -> String) -> Run {
 }
 
 fn lossy_transfer_once(program: &impl Fn(u16) -> String) -> (Run, usize) {
+    let (k, (status, stdout, stderr)) = lossy_transfer_watched(
+        |port| {
+            let mut tcpq = Tcpq::spawn(&["-e", &program(port), "--format", "json"]);
+            tcpq.wait_attached(Duration::from_secs(10));
+            tcpq
+        },
+        |mut tcpq| tcpq.stop(Duration::from_secs(5)),
+    );
+    assert_ne!(
+        status.signal(),
+        Some(libc::SIGKILL),
+        "tcpq ignored SIGINT; stderr:\n{stderr}"
+    );
+    let hidden = k.hidden;
+    let run = Run {
+        stdout,
+        stderr,
+        writer_pid: k.writer_pid,
+        writer_port: k.writer_port,
+        port: k.port,
+        retrans_segs: k.retrans_segs,
+        loss_probes: k.loss_probes,
+        trace_ok: k.trace_ok,
+        trace_all: k.trace_all,
+        trace_failed: k.trace_failed,
+        pair_addrs: k.pair_addrs,
+    };
+    (run, hidden)
+}
+
+/// The kernel's side of one lossy transfer, whatever watched it.
+pub(crate) struct Lossy {
+    pub writer_pid: u64,
+    pub writer_port: u64,
+    pub port: u16,
+    /// `TcpRetransSegs` delta of the sender's namespace.
+    pub retrans_segs: u64,
+    /// `TcpExtTCPLossProbes` delta: probes sent, of new data or not.
+    pub loss_probes: u64,
+    pub trace_ok: usize,
+    pub trace_all: usize,
+    pub trace_failed: Vec<String>,
+    pub pair_addrs: (String, String),
+    /// Traced events on pid 1's threads, which no BPF program sees here
+    /// (`TraceEvent::unobservable`): the run cannot be exact when not 0.
+    pub hidden: usize,
+}
+
+/// One lossy transfer of 1 MiB to a port of a fresh pair (see the
+/// module's doc), watched by what `start` attaches for that port before
+/// the traffic and `finish` stops once every byte is acknowledged and the
+/// kernel's counters are read (the writer holds its socket 1.5 s more, so
+/// nothing of this connection is retransmitted meanwhile).
+pub(crate) fn lossy_transfer_watched<W, T>(
+    start: impl FnOnce(u16) -> W,
+    finish: impl FnOnce(W) -> T,
+) -> (Lossy, T) {
     let pair = NetnsPair::new();
     let port = pair.port();
     let dir = TempDir::new("krt");
     pair.set_gso_max_segs(&pair.cli, 4);
     let _loss = pair.add_loss(&pair.cli, 10);
 
-    let mut tcpq = Tcpq::spawn(&["-e", &program(port), "--format", "json"]);
-    tcpq.wait_attached(Duration::from_secs(10));
+    let watcher = start(port);
     let trace = TraceInstance::new(&[("tcp/tcp_retransmit_skb", &format!("dport == {port}"))]);
     let before = nstat(&pair.cli, &["TcpRetransSegs", "TcpExtTCPLossProbes"]);
 
@@ -129,23 +185,15 @@ fn lossy_transfer_once(program: &impl Fn(u16) -> String) -> (Run, usize) {
     let after = nstat(&pair.cli, &["TcpRetransSegs", "TcpExtTCPLossProbes"]);
     trace.stop();
     std::thread::sleep(Duration::from_millis(200));
-    let (status, stdout, stderr) = tcpq.stop(Duration::from_secs(5));
+    let watched = finish(watcher);
     client.wait(Duration::from_secs(5));
     let rlog = server.wait(Duration::from_secs(5));
 
     assert_eq!(wlog.bytes(), 1 << 20, "writer {wlog:?}");
     assert_eq!(wlog.get("done").unwrap()["unacked"], 0, "writer {wlog:?}");
     assert_eq!(rlog.bytes(), 1 << 20, "reader {rlog:?}");
-    assert_ne!(
-        status.signal(),
-        Some(libc::SIGKILL),
-        "tcpq ignored SIGINT; stderr:\n{stderr}"
-    );
     let events = trace.events();
-    let hidden = events.iter().filter(|e| e.unobservable()).count();
-    let run = Run {
-        stdout,
-        stderr,
+    let lossy = Lossy {
         writer_pid: wlog.pid() as u64,
         writer_port: wlog.lport() as u64,
         port,
@@ -159,8 +207,9 @@ fn lossy_transfer_once(program: &impl Fn(u16) -> String) -> (Run, usize) {
             .map(|e| e.get("err").to_string())
             .collect(),
         pair_addrs: (pair.cli_v4().to_string(), pair.srv_v4().to_string()),
+        hidden: events.iter().filter(|e| e.unobservable()).count(),
     };
-    (run, hidden)
+    (lossy, watched)
 }
 
 #[kernel_test]

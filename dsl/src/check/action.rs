@@ -73,6 +73,27 @@ impl Checker {
         }
     }
 
+    /// `as NAME`: the name, when Prometheus accepts it; else a diagnostic
+    /// at it.
+    pub(super) fn metric_name(
+        &mut self,
+        m: &crate::ast::Ident,
+    ) -> Option<(String, (usize, usize))> {
+        match crate::metrics::check_name(&m.name) {
+            Ok(()) => Some((m.name.clone(), (m.span.start, m.span.end))),
+            Err(fault) => {
+                self.diagnostics.push(Diagnostic::new(
+                    Problem::BadMetricName {
+                        name: m.name.clone(),
+                        fault,
+                    },
+                    m.span.clone(),
+                ));
+                None
+            }
+        }
+    }
+
     fn key_size(&mut self, keys: &[Column], extra: usize, span: &Span, what: &str) {
         let n: usize = keys.iter().map(|k| k.slots.len()).sum::<usize>() + extra;
         if n > tcpq_abi::MAX_KEY_SLOTS {

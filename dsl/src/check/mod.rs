@@ -71,6 +71,12 @@ pub struct CClause {
     pub probe_span: (usize, usize),
     /// Where the clause first names each field (from `resolve`).
     pub field_spans: Vec<FieldSpan>,
+    /// `as NAME`, checked against Prometheus's rules, and where it is.
+    pub metric: Option<(String, (usize, usize))>,
+    /// Where the action is written (`print ...`, `count by ...`).
+    pub action_span: (usize, usize),
+    /// Each modifier (`top`, `every`, `limit`) and where it is written.
+    pub modifier_spans: Vec<(&'static str, (usize, usize))>,
 }
 
 /// A boolean condition over record slots.
@@ -134,6 +140,7 @@ pub fn check(resolved: &Resolved) -> Result<Checked, Vec<Diagnostic>> {
         };
         let action = c.action(&rc.action);
         let output = c.modifiers(&rc.modifiers, &rc.action);
+        let metric = rc.metric.as_ref().and_then(|m| c.metric_name(m));
         let loads = loads_for(rc.probe, &compiled.insns, &action);
         if loads.len() > tcpq_abi::MAX_LOADS {
             c.diagnostics.push(Diagnostic::new(
@@ -170,6 +177,16 @@ pub fn check(resolved: &Resolved) -> Result<Checked, Vec<Diagnostic>> {
                     field: (*f).to_owned(),
                     span: (s.start, s.end),
                 })
+                .collect(),
+            metric,
+            action_span: {
+                let s = rc.action.span();
+                (s.start, s.end)
+            },
+            modifier_spans: rc
+                .modifiers
+                .iter()
+                .map(|m| (m.kind.word(), (m.span.start, m.span.end)))
                 .collect(),
         });
     }

@@ -37,6 +37,9 @@ pub enum Code {
     InvalidLiteral,
     /// A program with no clause.
     EmptyProgram,
+    /// `as NAME` that is no Prometheus metric name, or ends with a suffix
+    /// the formats add (`_total`, `_count`, `_sum`, `_bucket`).
+    BadMetricName,
     // -- types (E02xx) --------------------------------------------------
     /// A field compared with a value of another type.
     TypeMismatch,
@@ -62,6 +65,12 @@ pub enum Code {
     BadModifier,
     /// An aggregation or a modifier after `tcpq sockets`, which lists.
     NotForSockets,
+    /// A printing clause, `top`, `every` or `limit` given to `tcpq serve`,
+    /// which exports aggregations.
+    NotForServe,
+    /// Two clauses export one metric name as different metrics (type,
+    /// unit, labels, buckets), or a derived name twice.
+    MetricConflict,
     /// A field of the event's header (`time`, `ktime`, `cpu`) in `where`,
     /// `count by` or an aggregation: it can only be printed.
     PrintOnly,
@@ -125,6 +134,7 @@ impl Code {
         Code::CStyleOperator,
         Code::InvalidLiteral,
         Code::EmptyProgram,
+        Code::BadMetricName,
         Code::TypeMismatch,
         Code::UnsupportedOperator,
         Code::OutOfRange,
@@ -138,6 +148,8 @@ impl Code {
         Code::BadModifier,
         Code::NotForSockets,
         Code::PrintOnly,
+        Code::NotForServe,
+        Code::MetricConflict,
         Code::FilterTooLong,
         Code::KeyTooLarge,
         Code::TooManyItems,
@@ -169,6 +181,7 @@ impl Code {
             Code::CStyleOperator => 106,
             Code::InvalidLiteral => 107,
             Code::EmptyProgram => 108,
+            Code::BadMetricName => 109,
             Code::TypeMismatch => 201,
             Code::UnsupportedOperator => 202,
             Code::OutOfRange => 203,
@@ -182,6 +195,8 @@ impl Code {
             Code::BadModifier => 211,
             Code::NotForSockets => 212,
             Code::PrintOnly => 213,
+            Code::NotForServe => 214,
+            Code::MetricConflict => 215,
             Code::FilterTooLong => 301,
             Code::KeyTooLarge => 302,
             Code::TooManyItems => 303,

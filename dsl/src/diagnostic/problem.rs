@@ -264,6 +264,25 @@ pub enum Problem {
     NegativeDuration { name: String, value: String },
     /// `--duration` past 2^64 - 1 ms.
     DurationTooLong { name: String, value: String },
+    // -- metrics (check, and `tcpq serve`) ------------------------------
+    /// `as 9lives`, `as tcp-zero`, `as x_total`.
+    BadMetricName {
+        name: String,
+        fault: crate::metrics::NameFault,
+    },
+    /// A part of a program `tcpq serve` cannot export: `what` is `print`,
+    /// `top`, `every` or `limit`.
+    NotForServe { what: &'static str },
+    /// A clause exports `name` as another clause does, but differently;
+    /// `first` says where the other one is, `why` how they differ (or
+    /// that a derived name is taken).
+    MetricConflict {
+        name: String,
+        first: String,
+        why: String,
+        /// This clause's name is derived, not given with `as`.
+        derived: bool,
+    },
     // -- names (resolve) ------------------------------------------------
     /// `on PROBE` names no probe.
     UnknownProbe {
@@ -571,6 +590,9 @@ impl Problem {
             PrintArithmetic { .. } => Code::UnsupportedArithmetic,
             TooManyClauses { .. } => Code::TooManyClauses,
             TooManyFields { .. } => Code::TooManyFields,
+            BadMetricName { .. } => Code::BadMetricName,
+            NotForServe { .. } => Code::NotForServe,
+            MetricConflict { .. } => Code::MetricConflict,
             FilterLost | SocketsConstant => Code::Internal,
             SocketsNoClause => Code::Syntax,
             SocketsAggregate | SocketsModifier | SocketsNotAListing => Code::NotForSockets,
@@ -1208,6 +1230,76 @@ impl Problem {
                 format!("this clause reads {fields} socket fields; a template loads at most {max}"),
                 "too many socket fields",
                 "split the fields over two clauses on the same probe",
+            ),
+            BadMetricName { name, fault } => {
+                use crate::metrics::NameFault;
+                let fixed = crate::metrics::fixed_name(name);
+                let (message, label) = match fault {
+                    NameFault::BadChar { c, .. } => (
+                        format!("`{name}` is not a metric name: Prometheus does not allow `{c}`"),
+                        format!("`{c}` is not allowed"),
+                    ),
+                    NameFault::LeadingDigit => (
+                        format!("`{name}` is not a metric name: it starts with a digit"),
+                        "starts with a digit".to_string(),
+                    ),
+                    NameFault::ReservedSuffix(s) => (
+                        format!("`{name}` ends with `{s}`, which Prometheus adds itself"),
+                        format!("`{s}` is added when exported"),
+                    ),
+                };
+                let help = match fault {
+                    NameFault::ReservedSuffix("_total") => format!(
+                        "a counter is exported with `_total` after its name: write `as {}`",
+                        name.trim_end_matches("_total")
+                    ),
+                    NameFault::ReservedSuffix(s) => format!(
+                        "`{s}` names one sample of a summary or histogram; write e.g. `as {fixed}`"
+                    ),
+                    _ => format!(
+                        "a metric name is letters, digits, `_` and `:`, not starting with a \
+                         digit: e.g. `as {fixed}`"
+                    ),
+                };
+                words(message, label, help)
+            }
+            NotForServe { what } => {
+                let (message, help) = match *what {
+                    "print" => (
+                        "`tcpq serve` exports aggregations; this clause prints events",
+                        "count or aggregate instead (`count by comm`, `hist srtt`), or run it \
+                         with `tcpq` rather than `tcpq serve`",
+                    ),
+                    "every" => (
+                        "`tcpq serve` takes no `every`: Prometheus reads the totals when it scrapes",
+                        "remove `every`; `rate()` or `increase()` in a query gives the change per \
+                         interval",
+                    ),
+                    _ => (
+                        "`tcpq serve` exports every key of an aggregation",
+                        "remove it; a query chooses what it shows (`topk()` for `top`)",
+                    ),
+                };
+                words(message, format!("`{what}` here"), help)
+            }
+            MetricConflict {
+                name,
+                first,
+                why,
+                derived,
+            } => words(
+                format!("metric `{name}` is exported by two clauses that differ: {why}"),
+                "exported again here",
+                match derived {
+                    true => format!(
+                        "this name is derived from the probe and the aggregation; give the \
+                         clause its own with `as NAME` (the other one is {first})"
+                    ),
+                    false => format!(
+                        "clauses may share a name only with the same type, unit and labels (the \
+                         other one is {first}); rename one with `as NAME`"
+                    ),
+                },
             ),
             FilterLost => words(
                 "internal error: this `where` clause was not compiled, so nothing will run",

@@ -81,6 +81,7 @@ impl Builder {
         let mut filter = None;
         let mut action = None;
         let mut modifiers = Vec::new();
+        let mut metric = None;
         for p in pair.into_inner() {
             match p.as_rule() {
                 Rule::probe_name => probe = Some(ident(p)),
@@ -98,7 +99,17 @@ impl Builder {
                         });
                     }
                 }
-                Rule::action => action = p.into_inner().next().map(|a| self.action(a)),
+                Rule::action => {
+                    if let Some(a) = p.into_inner().next() {
+                        metric = a
+                            .clone()
+                            .into_inner()
+                            .find(|q| q.as_rule() == Rule::metric_as)
+                            .and_then(|m| m.into_inner().find(|q| q.as_rule() == Rule::metric_name))
+                            .map(ident);
+                        action = Some(self.action(a));
+                    }
+                }
                 Rule::modifier => modifiers.extend(self.modifier(p)),
                 _ => {}
             }
@@ -115,6 +126,7 @@ impl Builder {
                 span: sp.clone(),
             }),
             modifiers,
+            metric,
             span: sp,
         }
     }
@@ -136,7 +148,16 @@ impl Builder {
     }
 
     fn action(&mut self, p: Pair<'_, Rule>) -> Action {
-        let sp = trimmed_span(&p);
+        // An aggregation's span ends before its `as NAME`.
+        let sp = match p
+            .clone()
+            .into_inner()
+            .filter(|q| q.as_rule() != Rule::metric_as)
+            .last()
+        {
+            Some(last) if p.as_rule() == Rule::agg_action => p.as_span().start()..last_end(&last),
+            _ => trimmed_span(&p),
+        };
         match p.as_rule() {
             Rule::print_action => {
                 let items = p

@@ -19,6 +19,7 @@ fn rule_words(rule: Rule) -> &'static str {
         Rule::kw_lhist => "`lhist`",
         Rule::print_item => "a field name",
         Rule::alias => "a column name",
+        Rule::metric_as | Rule::metric_name => "a metric name",
         Rule::kw_as => "`as`",
         Rule::kw_in => "`in`",
         Rule::modifier | Rule::mod_word => "`top`, `every` or `limit`",

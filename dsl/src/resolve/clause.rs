@@ -97,6 +97,7 @@ impl Resolver<'_> {
             filter,
             action,
             modifiers: c.modifiers.clone(),
+            metric: c.metric.clone(),
             span: c.span.clone(),
             probe_span: c.probe.span.clone(),
             field_spans: std::mem::take(&mut self.field_spans),

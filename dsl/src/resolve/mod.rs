@@ -37,6 +37,8 @@ pub struct RClause {
     pub filter: Option<RWhere>,
     pub action: RAction,
     pub modifiers: Vec<ast::Modifier>,
+    /// `as NAME` after an aggregation, as written.
+    pub metric: Option<ast::Ident>,
     pub span: Span,
     /// The probe's name after `on`.
     pub probe_span: Span,

@@ -346,6 +346,29 @@ fn every_code_from_a_program() {
         .collect();
     assert_eq!(got, [NotForSockets]);
     covered.insert(NotForSockets);
+    // `tcpq serve`: a metric name Prometheus refuses, what it cannot
+    // export, and one name exported two ways (crate::metrics tests them).
+    assert_eq!(codes("on tcp_probe count as tcp-probes"), [BadMetricName]);
+    covered.insert(BadMetricName);
+    let plan = compile("on tcp_probe print pid", "<test>", &[]).unwrap();
+    let got: Vec<Code> = crate::metrics::serve_problems(&plan)
+        .iter()
+        .map(|d| d.code)
+        .collect();
+    assert_eq!(got, [NotForServe]);
+    covered.insert(NotForServe);
+    let plan = compile("on tcp_probe count\non tcp_probe count", "<test>", &[]).unwrap();
+    let served = [crate::metrics::Served {
+        origin: "<test>",
+        source: "",
+        plan: &plan,
+    }];
+    let got: Vec<Code> = crate::metrics::conflicts(&served, &[])
+        .iter()
+        .map(|(_, d)| d.code)
+        .collect();
+    assert_eq!(got, [MetricConflict]);
+    covered.insert(MetricConflict);
     for c in Code::ALL {
         assert!(covered.contains(c), "no test produces {c:?}");
     }
@@ -415,6 +438,78 @@ fn bare_names_in_sets_are_located_errors_never_dropped() {
     // Quoted, the same set compiles to one test per name and slot.
     let p = ok(r#"on tcp_probe where comm in ["nginx", "envoy"] and dport == 443 print pid"#);
     assert_eq!(p.clauses[0].filter.len(), 5);
+}
+
+/// `as NAME` after an aggregation's `by` list names its metric (a field
+/// is never a keyword, so `as` ends the list); after a `print` item it
+/// still names a column. The plan carries the name, given or derived.
+#[test]
+fn as_names_a_metric_after_by_and_a_column_after_print() {
+    let p = parse("on tcp_select_window where win == 0 count by comm as tcp_zero_window_segments")
+        .unwrap();
+    let c = &p.clauses[0];
+    assert_eq!(
+        c.metric.as_ref().map(|m| m.name.as_str()),
+        Some("tcp_zero_window_segments")
+    );
+    match &c.action {
+        ast::Action::Count { by, .. } => {
+            assert_eq!(
+                by.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(),
+                ["comm"]
+            )
+        }
+        a => panic!("{a:?}"),
+    }
+    for (src, name) in [
+        ("on tcp_connect count as tcp_connects", "tcp_connects"),
+        (
+            "on tcp_probe hist srtt as tcp_srtt_seconds top 3",
+            "tcp_srtt_seconds",
+        ),
+        (
+            "on tcp_probe lhist srtt, 0, 100, 10 by dport, comm as x",
+            "x",
+        ),
+        (
+            "on tcp_probe stats srtt by daddr as ns:srtt every 1s",
+            "ns:srtt",
+        ),
+    ] {
+        let plan = ok(src);
+        let m = plan.clauses[0].metric.as_ref().unwrap();
+        assert_eq!((m.name.as_str(), m.given), (name, true), "{src}");
+        assert_eq!(&src[m.span.unwrap().0..m.span.unwrap().1], name, "{src}");
+    }
+    // `print ... as` is a column's name; a printing clause has no metric.
+    let plan = ok("on tcp_probe print comm as who, srtt / 1ms as ms");
+    assert_eq!(plan.clauses[0].metric, None);
+    match &plan.clauses[0].action {
+        Action::Print { columns } => assert_eq!(columns[0].name, "who"),
+        a => panic!("{a:?}"),
+    }
+    // Derived when not given.
+    let m = ok("on tcp_retransmit sum segs").clauses[0]
+        .metric
+        .clone()
+        .unwrap();
+    assert_eq!(
+        (m.name.as_str(), m.given),
+        ("tcpq_tcp_retransmit_segs", false)
+    );
+    // Not a keyword, not twice, not after the modifiers.
+    for bad in [
+        "on tcp_probe count as on",
+        "on tcp_probe count as x as y",
+        "on tcp_probe count top 5 as x",
+        "on tcp_probe count as",
+    ] {
+        let got = codes(bad);
+        assert!(
+            !got.is_empty() && got.iter().all(|c| *c == Code::Syntax),
+            "{bad}: {got:?}"
+        );
+    }
 }
 
 #[test]

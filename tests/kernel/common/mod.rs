@@ -10,6 +10,7 @@
 pub mod bpf;
 pub mod capture;
 pub mod netns;
+pub mod prometheus;
 pub mod ss;
 pub mod tcpgen;
 pub mod tcpq;

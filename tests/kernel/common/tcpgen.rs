@@ -252,6 +252,19 @@ impl Server {
         TcpGenLog::read(&self.log, &self.stderr)
     }
 
+    /// Wait until the log has a record with `event` (e.g. "accepted"), or
+    /// panic after `timeout` / when the server exits without it.
+    pub fn wait_event(&mut self, event: &str, timeout: Duration) -> TcpGenLog {
+        wait_event(
+            &mut self.child,
+            event,
+            timeout,
+            "server",
+            &self.log,
+            &self.stderr,
+        )
+    }
+
     /// Wait up to `timeout` for the server to exit by itself (SIGTERM after
     /// that), then return its log. Panics when it failed.
     pub fn wait(&mut self, timeout: Duration) -> TcpGenLog {
@@ -350,24 +363,14 @@ impl Client {
     /// Wait until the log has a record with `event` (e.g. "done"), or panic
     /// after `timeout` / when the client exits without it.
     pub fn wait_event(&mut self, event: &str, timeout: Duration) -> TcpGenLog {
-        let got = wait_for(timeout, || {
-            let log = self.log_now();
-            if log.get(event).is_some() {
-                return Some(Ok(log));
-            }
-            match self.child.as_mut().map(|c| c.try_wait()) {
-                Some(Ok(Some(st))) => Some(Err(format!("exited ({st}) before '{event}'"))),
-                _ => None,
-            }
-        });
-        match got {
-            Some(Ok(log)) => log,
-            Some(Err(why)) => panic!("tcpgen client {why}: {:?}", self.log_now()),
-            None => panic!(
-                "tcpgen client: no '{event}' within {timeout:?}: {:?}",
-                self.log_now()
-            ),
-        }
+        wait_event(
+            &mut self.child,
+            event,
+            timeout,
+            "client",
+            &self.log,
+            &self.stderr,
+        )
     }
 
     pub fn wait(&mut self, timeout: Duration) -> TcpGenLog {
@@ -381,6 +384,34 @@ impl Drop for Client {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+fn wait_event(
+    child: &mut Option<Child>,
+    event: &str,
+    timeout: Duration,
+    what: &str,
+    log: &Path,
+    stderr: &Path,
+) -> TcpGenLog {
+    let got = wait_for(timeout, || {
+        let l = TcpGenLog::read(log, stderr);
+        if l.get(event).is_some() {
+            return Some(Ok(l));
+        }
+        match child.as_mut().map(|c| c.try_wait()) {
+            Some(Ok(Some(st))) => Some(Err(format!("exited ({st}) before '{event}'"))),
+            _ => None,
+        }
+    });
+    match got {
+        Some(Ok(l)) => l,
+        Some(Err(why)) => panic!("tcpgen {what} {why}: {:?}", TcpGenLog::read(log, stderr)),
+        None => panic!(
+            "tcpgen {what}: no '{event}' within {timeout:?}: {:?}",
+            TcpGenLog::read(log, stderr)
+        ),
     }
 }
 

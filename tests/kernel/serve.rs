@@ -1,0 +1,572 @@
+//! `tcpq serve` against a real Prometheus (Debian's 2.42, started here on
+//! 127.0.0.1 with its own directory, scraping every second), and against
+//! the kernel's own counts of the same traffic:
+//!
+//! - zero windows: `tcp_zero_window_segments_total{comm="tcpq-reader"}`
+//!   grows by exactly the zero-window segments the server sent on the wire
+//!   (tcpdump on its veth, as `zero_window.rs` counts them);
+//! - retransmissions: `tcp_retransmitted_segments_total` grows by exactly
+//!   the sender namespace's `TcpRetransSegs` (nstat), over the lossy
+//!   transfer of `retransmit.rs`;
+//! - round-trip times: `tcp_srtt_seconds_count` (and its `+Inf` bucket)
+//!   grows by exactly the events of the kernel's own `tcp:tcp_probe`
+//!   tracepoint for the port (a tracefs instance: the kernel's record of
+//!   every time it ran, which is when tcpq's program runs too), and every
+//!   `le` is one of the kernel's log2 bucket edges, 2^k - 1 µs in seconds.
+//!
+//! "Grows by" is the difference of the samples Prometheus stored from a
+//! scrape before the traffic and one after it (queried at those scrapes'
+//! own timestamps): PromQL's `increase()` extrapolates to the ends of its
+//! range and is not exact. A series not yet born before the traffic (a
+//! `by` key that appears with it) counts from 0.
+//!
+//! `promtool check metrics` passes on a scrape of every recipe serve
+//! accepts; bad input (a broken recipe, a printing clause, a port in use,
+//! a bad `--listen`) is a clear error with the right exit code, and a stop
+//! by signal detaches everything.
+use crate::common;
+use tcpq_kernel_test::kernel_test;
+
+use common::bpf::{assert_released, bpf_fds};
+use common::prometheus::{http_get, unix_now, Prometheus};
+use common::tcpgen::slow_reader_exchange;
+use common::{sysctl, Capture, Client, NetnsPair, Server, Tcpq, TempDir, TraceInstance};
+use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+const ATTACH: Duration = Duration::from_secs(20);
+
+/// A running `tcpq serve ARGS --listen 127.0.0.1:0`: the port the kernel
+/// gave it, from its `serving ... on http://ADDR/metrics` line.
+struct Serve {
+    tcpq: Tcpq,
+    addr: SocketAddr,
+}
+
+impl Serve {
+    fn start(args: &[&str]) -> Serve {
+        Self::start_with(args, &[])
+    }
+
+    fn start_with(args: &[&str], env: &[(String, String)]) -> Serve {
+        let mut all = vec!["serve"];
+        all.extend(args);
+        all.extend(["--listen", "127.0.0.1:0"]);
+        let mut tcpq = Tcpq::spawn_with(&all, env);
+        tcpq.wait_attached(ATTACH);
+        let addr = tcpq
+            .stderr_so_far()
+            .lines()
+            .find_map(|l| {
+                l.split("http://")
+                    .nth(1)?
+                    .split("/metrics")
+                    .next()?
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no address in tcpq's stderr:\n{}", tcpq.stderr_so_far()));
+        Serve { tcpq, addr }
+    }
+
+    /// `/metrics` in the Prometheus text format 0.0.4.
+    fn scrape_text(&self) -> String {
+        let (status, headers, body) = http_get(self.addr, "/metrics", &[]).expect("scrape");
+        assert_eq!(status, 200, "{body}");
+        let ct = headers
+            .iter()
+            .find(|(k, _)| k == "content-type")
+            .map(|(_, v)| v.as_str());
+        assert_eq!(ct, Some("text/plain; version=0.0.4; charset=utf-8"));
+        body
+    }
+
+    /// SIGINT, then the exit status and stderr.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        let (st, _, stderr) = self.tcpq.stop(Duration::from_secs(10));
+        (st, stderr)
+    }
+}
+
+/// `tcpq serve` and a Prometheus scraping it, and the timestamp of a
+/// successful scrape after every probe was attached: the "before".
+fn served(args: &[&str]) -> (Serve, Prometheus, f64) {
+    let serve = Serve::start(args);
+    let ready = unix_now();
+    let prom = Prometheus::start(serve.addr);
+    let before = prom.scraped_after(ready);
+    (serve, prom, before)
+}
+
+/// The difference of `expr` between the scrape at `before` and the first
+/// scrape after now, as Prometheus stored them.
+fn grown(prom: &Prometheus, expr: &str, before: f64) -> (f64, f64, f64) {
+    let after = prom.scraped_after(unix_now());
+    let (v0, v1) = (prom.value_at(expr, before), prom.value_at(expr, after));
+    (v1 - v0, v0, v1)
+}
+
+#[kernel_test]
+fn zero_window_series_grows_by_the_wires_zero_window_segments() {
+    let pair = NetnsPair::new();
+    sysctl(&pair.srv, "net.ipv4.tcp_window_scaling", "0");
+    let port = pair.port();
+    let dir = TempDir::new("ksz");
+    let pcap = dir.join("srv.pcap");
+    let param = format!("port={port}");
+    let (serve, prom, before) = served(&["zero-window-metrics", "--param", &param]);
+    let mut cap = Capture::start(&pair.srv, pair.srv_if(), &format!("tcp port {port}"), &pcap);
+    let (wlog, rlog) = slow_reader_exchange(&pair, port, "1.0", dir.path());
+    let stats = cap.stop();
+    assert_eq!(rlog.bytes(), 1 << 20, "reader {rlog:?}");
+    assert_eq!(wlog.bytes(), 1 << 20, "writer {wlog:?}");
+    assert_eq!(stats.dropped_by_kernel, 0, "tcpdump dropped packets");
+    let wire = common::packets(&pcap)
+        .into_iter()
+        .filter(|p| p.sport == port && p.win == 0 && !p.syn() && !p.rst())
+        .count();
+    let expr = "tcp_zero_window_segments_total{comm=\"tcpq-reader\"}";
+    let (d, v0, v1) = grown(&prom, expr, before);
+    let all = prom.query("tcp_zero_window_segments_total", None);
+    let (st, stderr) = serve.stop();
+    let ctx = format!(
+        "\n{expr}: {v0} -> {v1}; wire: {wire} zero-window segments; every series: {all:?}\n\
+         tcpq serve ({st}):\n{stderr}\nprometheus:\n{}",
+        prom.log()
+    );
+    assert!(wire > 0, "the scenario made no zero window{ctx}");
+    assert_eq!(
+        d, wire as f64,
+        "the series grew by other than the wire's count{ctx}"
+    );
+    // The port narrows it to this test's reader: one series, its comm.
+    assert_eq!(all.len(), 1, "{ctx}");
+    assert!(st.success(), "{ctx}");
+    eprintln!("serve zero windows: +{d} == {wire} on the wire");
+}
+
+#[kernel_test]
+fn retransmitted_segments_grow_by_tcp_retrans_segs() {
+    use crate::retransmit::lossy_transfer_watched;
+    let ((k, (d, v0, v1, log)), hidden) = common::tracefs::retry_unobservable(3, || {
+        let (k, out) = lossy_transfer_watched(
+            |port| {
+                let param = format!("port={port}");
+                served(&["retransmit-metrics", "--param", &param])
+            },
+            |(serve, prom, before)| {
+                let (d, v0, v1) = grown(&prom, "tcp_retransmitted_segments_total", before);
+                let (st, stderr) = serve.stop();
+                assert!(st.success(), "tcpq serve: {st}\n{stderr}");
+                (d, v0, v1, prom.log())
+            },
+        );
+        let hidden = k.hidden;
+        ((k, out), hidden)
+    });
+    assert_eq!(
+        hidden, 0,
+        "three runs had retransmissions no BPF program sees"
+    );
+    let ctx = format!(
+        "\ntcp_retransmitted_segments_total {v0} -> {v1}; TcpRetransSegs +{}; prometheus:\n{log}",
+        k.retrans_segs
+    );
+    assert!(k.retrans_segs > 0, "nothing was retransmitted{ctx}");
+    assert_eq!(d, k.retrans_segs as f64, "{ctx}");
+    eprintln!(
+        "serve retransmissions: +{d} == TcpRetransSegs +{}",
+        k.retrans_segs
+    );
+}
+
+/// One transfer while `rtt-metrics` is served and the kernel's tcp_probe
+/// tracepoint is recorded for the port: (count's growth, +Inf's growth,
+/// the tracepoint's events, the `le`s Prometheus stored, events on pid
+/// 1's threads, context).
+fn srtt_once() -> ((f64, f64, usize, Vec<String>, String), usize) {
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("ksr");
+    let param = format!("port={port}");
+    let (serve, prom, before) = served(&["rtt-metrics", "--param", &param]);
+    let trace = TraceInstance::new(&[(
+        "tcp/tcp_probe",
+        &format!("sport == {port} || dport == {port}"),
+    )]);
+    let addr = IpAddr::V4(pair.srv_v4());
+    let mut server = Server::start(&pair.srv, addr, port, &[], dir.path());
+    let mut client = Client::start(&pair.cli, addr, port, 1 << 20, &[], dir.path());
+    let wlog = client.wait(Duration::from_secs(10));
+    let rlog = server.wait(Duration::from_secs(10));
+    assert_eq!(wlog.bytes(), 1 << 20);
+    assert_eq!(rlog.bytes(), 1 << 20);
+    // Both ends have closed: no established socket of the port is left
+    // to receive a segment.
+    trace.stop();
+    assert_eq!(trace.overruns(), 0, "the tracefs instance lost events");
+    let events = trace.events();
+    let hidden = events.iter().filter(|e| e.unobservable()).count();
+    let (count, c0, c1) = grown(&prom, "tcp_srtt_seconds_count", before);
+    let (inf, _, _) = grown(&prom, "tcp_srtt_seconds_bucket{le=\"+Inf\"}", before);
+    let les: Vec<String> = prom
+        .query("tcp_srtt_seconds_bucket", None)
+        .iter()
+        .map(|s| s.labels["le"].as_str().unwrap_or_default().to_string())
+        .collect();
+    let (st, stderr) = serve.stop();
+    let ctx = format!(
+        "\ntcp_srtt_seconds_count {c0} -> {c1}; tcp_probe tracepoint: {} events ({hidden} on \
+         pid 1's threads)\ntcpq serve ({st}):\n{stderr}\nprometheus:\n{}",
+        events.len(),
+        prom.log()
+    );
+    assert!(st.success(), "{ctx}");
+    ((count, inf, events.len(), les, ctx), hidden)
+}
+
+#[kernel_test]
+fn srtt_histogram_counts_every_tcp_probe_the_kernel_ran() {
+    let ((count, inf, events, les, ctx), hidden) =
+        common::tracefs::retry_unobservable(3, srtt_once);
+    assert_eq!(
+        hidden, 0,
+        "three runs had tcp_probe events no BPF program sees{ctx}"
+    );
+    assert!(events > 0, "no segment received{ctx}");
+    assert_eq!(
+        count, events as f64,
+        "_count != the tracepoint's events{ctx}"
+    );
+    assert_eq!(inf, count, "+Inf bucket != _count{ctx}");
+    // The kernel's edges: 0, then 2^k - 1 microseconds, in seconds.
+    let edges: Vec<f64> = (0..=40).map(|k| ((1u64 << k) - 1) as f64 / 1e6).collect();
+    assert!(les.iter().any(|l| l == "+Inf"), "{les:?}{ctx}");
+    for l in les.iter().filter(|l| *l != "+Inf") {
+        let v: f64 = l.parse().unwrap_or_else(|_| panic!("le {l:?}{ctx}"));
+        assert!(
+            edges.iter().any(|e| (e - v).abs() <= e * 1e-12),
+            "le {l} is not a kernel bucket edge{ctx}"
+        );
+    }
+    eprintln!("serve srtt: _count +{count} == {events} tcp_probe events; le {les:?}");
+}
+
+/// Every query of the Grafana dashboard (deploy/grafana/) runs against a
+/// Prometheus scraping `tcpq serve` with the recipes the DaemonSet runs:
+/// each is valid PromQL there, and the health panels find tcpq's series.
+#[kernel_test]
+fn every_dashboard_query_runs_against_a_live_prometheus() {
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("ksd");
+    let (serve, prom, _) = served(&[
+        "zero-window-metrics",
+        "window-scaling-metrics",
+        "retransmit-metrics",
+        "rtt-metrics",
+    ]);
+    // A little traffic, so that the TCP panels have series too.
+    let addr = IpAddr::V4(pair.srv_v4());
+    let mut server = Server::start(&pair.srv, addr, port, &[], dir.path());
+    let mut client = Client::start(&pair.cli, addr, port, 1 << 20, &[], dir.path());
+    assert_eq!(client.wait(Duration::from_secs(10)).bytes(), 1 << 20);
+    assert_eq!(server.wait(Duration::from_secs(10)).bytes(), 1 << 20);
+    // Three more scrapes: rates over the window need two samples.
+    let mut t = unix_now();
+    for _ in 0..3 {
+        t = prom.scraped_after(t) + 0.001;
+    }
+    let vars = [
+        ("instance", ".+"),
+        ("__rate_interval", "10s"),
+        ("__interval", "1s"),
+        ("__range", "1m"),
+    ];
+    let queries = crate::dashboard::queries_with(&vars).expect("the dashboard's queries");
+    assert!(!queries.is_empty(), "the dashboard has no queries");
+    let mut with_data = 0;
+    for q in &queries {
+        // `query` asserts Prometheus answered `success`.
+        let samples = prom.query(&q.expr, None);
+        with_data += usize::from(!samples.is_empty());
+        if q.expr.contains("tcpq_probe_attached") || q.expr.contains("tcp_srtt_seconds") {
+            assert!(
+                !samples.is_empty(),
+                "panel `{}` ({}) found no series: {}\n{}",
+                q.panel,
+                q.ref_id,
+                q.expr,
+                prom.log()
+            );
+        }
+    }
+    let (st, stderr) = serve.stop();
+    assert!(st.success(), "tcpq serve: {st}\n{stderr}");
+    eprintln!(
+        "dashboard: {} queries valid on a live Prometheus, {with_data} with series",
+        queries.len()
+    );
+}
+
+/// Built-in recipes `tcpq serve --check` accepts (aggregations only) and
+/// the ones it refuses, by name.
+fn builtin_recipes() -> (Vec<String>, Vec<String>) {
+    let out = std::process::Command::new(Tcpq::bin())
+        .args(["recipes", "--format", "json"])
+        .output()
+        .unwrap();
+    let names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter_map(|v| v["name"].as_str().map(str::to_string))
+        .collect();
+    assert!(names.len() >= 20, "{names:?}");
+    names.into_iter().partition(|n| {
+        let o = std::process::Command::new(Tcpq::bin())
+            .args(["serve", "--check", n])
+            .output()
+            .unwrap();
+        match o.status.code() {
+            Some(0) => true,
+            Some(2) => false,
+            c => panic!(
+                "serve --check {n}: {c:?}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            ),
+        }
+    })
+}
+
+#[kernel_test]
+fn promtool_accepts_a_scrape_of_every_recipe_serve_accepts() {
+    let (accepted, refused) = builtin_recipes();
+    for want in [
+        "zero-window-metrics",
+        "window-scaling-metrics",
+        "retransmit-metrics",
+        "rtt-metrics",
+        "retransmits",
+        "recv-sizes",
+        "send-sizes",
+        "tcpsynbl",
+    ] {
+        assert!(
+            accepted.iter().any(|a| a == want),
+            "{want} refused: {accepted:?}"
+        );
+    }
+    assert!(refused.iter().any(|r| r == "zero-window"), "{refused:?}");
+    // Traffic first, so that the families have series, histograms buckets.
+    let pair = NetnsPair::new();
+    sysctl(&pair.srv, "net.ipv4.tcp_window_scaling", "0");
+    let port = pair.port();
+    let dir = TempDir::new("kspt");
+    let args: Vec<&str> = accepted.iter().map(String::as_str).collect();
+    let serve = Serve::start(&args);
+    let _loss = pair.add_loss(&pair.cli, 5);
+    slow_reader_exchange(&pair, port, "0.5", dir.path());
+    let text = serve.scrape_text();
+    let file = dir.join("scrape.txt");
+    std::fs::write(&file, &text).unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .expect("run promtool");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (st, stderr) = serve.stop();
+    assert!(st.success(), "{stderr}");
+    assert!(
+        out.status.success() && said.trim().is_empty(),
+        "promtool check metrics ({}): {said}\nscrape:\n{text}",
+        out.status
+    );
+    for family in [
+        "tcp_zero_window_segments_total{comm=\"tcpq-reader\"}",
+        "tcp_connects_without_window_scaling_total ",
+        "tcp_accepts_without_window_scaling_total ",
+        "tcp_retransmitted_segments_total ",
+        "tcp_srtt_seconds_bucket{le=\"+Inf\"}",
+        "tcpq_tcp_recvmsg_size_bytes_bucket{comm=\"tcpq-reader\"",
+        "tcpq_probe_attached{probe=\"tcp_select_window\"",
+        "tcpq_build_info{version=",
+        "tcpq_events_lost_total{",
+        "tcpq_map_full_total{",
+    ] {
+        assert!(text.contains(family), "no {family} in the scrape:\n{text}");
+    }
+    eprintln!(
+        "promtool: a scrape of {} recipes ({} bytes) passes; refused: {refused:?}",
+        accepted.len(),
+        text.len()
+    );
+}
+
+/// `/-/healthy` answers while tcpq runs, `/-/ready` only once every probe
+/// is attached (503 before: the attach is held back by a test hook,
+/// `TCPQ_TEST_SERVE_ATTACH_DELAY_MS`, so the wait is seen), and SIGTERM
+/// detaches every program and map.
+#[kernel_test]
+fn ready_after_attaching_and_sigterm_detaches_everything() {
+    let env = [(
+        "TCPQ_TEST_SERVE_ATTACH_DELAY_MS".to_string(),
+        "1500".to_string(),
+    )];
+    let mut tcpq = Tcpq::spawn_with(
+        &[
+            "serve",
+            "rtt-metrics",
+            "zero-window-metrics",
+            "--listen",
+            "127.0.0.1:0",
+        ],
+        &env,
+    );
+    // The address is known before attaching: it is printed only with
+    // `serving`, so find the listener from /proc instead.
+    let pid = tcpq.pid().unwrap();
+    let addr = common::wait_for(Duration::from_secs(10), || listening_port(pid))
+        .map(|p| SocketAddr::from(([127, 0, 0, 1], p)))
+        .unwrap_or_else(|| panic!("tcpq serve did not listen: {}", tcpq.stderr_so_far()));
+    let (healthy, _, _) = http_get(addr, "/-/healthy", &[]).unwrap();
+    let (early, _, _) = http_get(addr, "/-/ready", &[]).unwrap();
+    let said_attached = tcpq
+        .stderr_so_far()
+        .lines()
+        .any(common::tcpq::says_attached);
+    tcpq.wait_attached(ATTACH);
+    let (late, _, _) = http_get(addr, "/-/ready", &[]).unwrap();
+    let (_, _, metrics) = http_get(addr, "/metrics", &[]).unwrap();
+    let (progs, maps) = bpf_fds(pid);
+    common::kill(pid, libc::SIGTERM);
+    let (st, _, stderr) = tcpq.wait(Duration::from_secs(10));
+    assert_eq!(healthy, 200);
+    assert!(!said_attached, "attached before the hook's delay: {stderr}");
+    assert_eq!(early, 503, "ready before attaching: {stderr}");
+    assert_eq!(late, 200, "{stderr}");
+    assert_eq!(
+        metrics.matches("tcpq_probe_attached{").count(),
+        2,
+        "{metrics}"
+    );
+    assert!(progs.len() >= 2 && !maps.is_empty(), "{progs:?} {maps:?}");
+    assert!(st.success(), "SIGTERM: {st}\n{stderr}");
+    assert!(stderr.contains("tcpq: detached"), "{stderr}");
+    assert_released(&progs, &maps, "SIGTERM to tcpq serve");
+}
+
+/// The port `pid` listens on (IPv4, from /proc/net/tcp: state 0A).
+fn listening_port(pid: u32) -> Option<u16> {
+    let inodes: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .filter_map(|e| std::fs::read_link(e.path()).ok())
+        .filter_map(|l| {
+            let s = l.to_string_lossy().into_owned();
+            Some(s.strip_prefix("socket:[")?.strip_suffix(']')?.to_string())
+        })
+        .collect();
+    let tcp = std::fs::read_to_string(format!("/proc/{pid}/net/tcp")).ok()?;
+    tcp.lines().skip(1).find_map(|l| {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        (f.get(3) == Some(&"0A") && inodes.iter().any(|i| Some(&i.as_str()) == f.get(9)))
+            .then(|| u16::from_str_radix(f[1].rsplit(':').next()?, 16).ok())
+            .flatten()
+    })
+}
+
+/// Run `tcpq serve ARGS` to its end: (exit code, stderr).
+fn serve_fails(args: &[&str]) -> (Option<i32>, String) {
+    let mut t = Tcpq::spawn(&[&["serve"], args].concat());
+    let (st, _, stderr) = t.wait(Duration::from_secs(20));
+    assert!(
+        !stderr.lines().any(common::tcpq::says_attached),
+        "it attached:\n{stderr}"
+    );
+    (st.code(), stderr)
+}
+
+#[kernel_test]
+fn a_broken_recipe_is_a_located_error_and_nothing_is_served() {
+    let dir = TempDir::new("ksb");
+    let bad = dir.join("bad.tcpq");
+    std::fs::write(&bad, "# Broken.\non tcp_probe where srtt >> 5 count as x\n").unwrap();
+    let good = dir.join("good.tcpq");
+    std::fs::write(&good, "on tcp_probe count as tcp_segments_received\n").unwrap();
+    // A directory: the good recipe is not served alone.
+    let (code, stderr) = serve_fails(&[dir.path().to_str().unwrap(), "--listen", "127.0.0.1:0"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("error[E0100]") && stderr.contains("bad.tcpq:2:"),
+        "{stderr}"
+    );
+    let (code, stderr) = serve_fails(&[bad.to_str().unwrap(), "--param", "port=80"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    let (code, stderr) = serve_fails(&["no-such-recipe"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("no recipe or file named `no-such-recipe`"),
+        "{stderr}"
+    );
+}
+
+#[kernel_test]
+fn a_printing_clause_is_refused_where_it_is_written() {
+    let (code, stderr) = serve_fails(&[
+        "zero-window-metrics",
+        "zero-window",
+        "--listen",
+        "127.0.0.1:0",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("error[E0214]"), "{stderr}");
+    assert!(stderr.contains("<recipe zero-window>"), "{stderr}");
+    assert!(stderr.contains("`print` here"), "{stderr}");
+    let dir = TempDir::new("ksp");
+    let f = dir.join("every.tcpq");
+    std::fs::write(&f, "on tcp_retransmit count by comm every 10s\n").unwrap();
+    let (code, stderr) = serve_fails(&[f.to_str().unwrap()]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("`every` here") && stderr.contains("every.tcpq:1:"),
+        "{stderr}"
+    );
+}
+
+#[kernel_test]
+fn a_port_in_use_is_a_clear_error_before_anything_is_attached() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let (code, stderr) = serve_fails(&["rtt-metrics", "--listen", &addr]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "tcpq: error: cannot listen on {addr}: Address already in use"
+        )),
+        "{stderr}"
+    );
+}
+
+#[kernel_test]
+fn a_bad_listen_address_is_a_clear_error() {
+    let (code, stderr) = serve_fails(&["rtt-metrics", "--listen", "localhost"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--listen `localhost` is not an address and port"),
+        "{stderr}"
+    );
+    let (code, stderr) = serve_fails(&["rtt-metrics", "--listen", "127.0.0.1:99999"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    // An address of no interface here (TEST-NET-1): the bind fails.
+    let (code, stderr) = serve_fails(&["rtt-metrics", "--listen", "192.0.2.1:9464"]);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot listen on 192.0.2.1:9464: Cannot assign requested address"),
+        "{stderr}"
+    );
+}
