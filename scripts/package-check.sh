@@ -33,7 +33,7 @@ echo "static: $(file -b "$bin" | cut -d, -f1-2,4); ldd: $(ldd "$bin" 2>&1 | tr -
 "$bin" doctor >/dev/null || fail "the static binary's doctor failed"
 out=$("$bin" -e 'on tcp_select_window where win == 0 print pid, comm' --duration 1s 2>&1) ||
     fail "the one-liner failed: $out"
-echo "$out" | grep -q 'attached' || fail "the one-liner did not attach: $out"
+grep -q 'attached' <<<"$out" || fail "the one-liner did not attach: $out"
 echo "static binary on $(uname -r): doctor ok, one-liner attached and exited 0"
 
 # 2. Man pages: no warning from groff (-ww: all of them) or man.
@@ -66,7 +66,9 @@ for f in /usr/sbin/tcpq /usr/share/man/man8/tcpq.8.gz /usr/share/man/man8/tcpq-d
          /usr/share/zsh/vendor-completions/_tcpq /usr/share/fish/vendor_completions.d/tcpq.fish \
          /usr/share/tcpq/recipes/zero-window.tcpq /usr/share/doc/tcpq/copyright \
          /usr/share/doc/tcpq/changelog.Debian.gz; do
-    echo "$files" | grep -qx "$f" || fail "the package has no $f"
+    # (a here-string: with pipefail, `echo | grep -q` fails when grep
+    # quits before echo has written everything)
+    grep -qxF "$f" <<<"$files" || fail "the package has no $f"
     [ -f "$f" ] || fail "$f is not installed"
 done
 cmp -s /usr/sbin/tcpq "$bin" || fail "/usr/sbin/tcpq is not the release binary"
@@ -76,18 +78,18 @@ done
 [ "$(ls /usr/share/tcpq/recipes | wc -l)" = "$(ls recipes/*.tcpq | wc -l)" ] || fail "recipe count"
 [ "$(man -w tcpq)" = /usr/share/man/man8/tcpq.8.gz ] || fail "man -w tcpq: $(man -w tcpq)"
 [ "$(man -w tcpq-language)" = /usr/share/man/man7/tcpq-language.7.gz ] || fail "man -w tcpq-language"
-/usr/sbin/tcpq zero-window --help | grep -q -- '--param port' || fail "tcpq zero-window --help"
+grep -q -- '--param port' <<<"$(/usr/sbin/tcpq zero-window --help)" || fail "tcpq zero-window --help"
 out=$(/usr/sbin/tcpq zero-window --duration 1s 2>&1) || fail "tcpq zero-window: $out"
-echo "$out" | grep -q attached || fail "tcpq zero-window did not attach: $out"
+grep -q attached <<<"$out" || fail "tcpq zero-window did not attach: $out"
 # A recipe file runs by path (the name runs the built-in one).
 /usr/sbin/tcpq /usr/share/tcpq/recipes/tcplife.tcpq --check >/dev/null || fail "a recipe by path"
 # The installed bash completion, as bash-completion loads it.
 got=$(PATH=/usr/sbin:$PATH bash -c '
     source /usr/share/bash-completion/completions/tcpq
-    COMP_WORDS=(tcpq zero-w); COMP_CWORD=1; COMP_LINE="tcpq zero-w"; COMP_POINT=${#COMP_LINE}
-    _clap_complete_tcpq tcpq zero-w tcpq
+    COMP_WORDS=(tcpq zero-window-m); COMP_CWORD=1; COMP_LINE="tcpq zero-window-m"; COMP_POINT=${#COMP_LINE}
+    _clap_complete_tcpq tcpq zero-window-m tcpq
     printf "%s\n" "${COMPREPLY[@]}"')
-[ "$got" = zero-window ] || fail "installed bash completion of \`tcpq zero-w\`: '$got'"
+[ "$got" = zero-window-metrics ] || fail "installed bash completion of \`tcpq zero-window-m\`: '$got'"
 echo "installed: /usr/sbin/tcpq ran zero-window by name, man -w finds the pages, bash completes"
 
 dpkg -r tcpq >/dev/null
