@@ -24,8 +24,8 @@ deb=$(ls "$DIST"/tcpq_*_amd64.deb | head -n 1)
 
 # 1. Static: no PT_INTERP, no DT_NEEDED (static-pie: file says
 # "static-pie linked", glibc's ldd "statically linked").
-readelf -lW "$bin" | grep -q INTERP && fail "$bin has a program interpreter"
-readelf -dW "$bin" | grep -q NEEDED && fail "$bin needs shared libraries"
+grep -q INTERP <<<"$(readelf -lW "$bin")" && fail "$bin has a program interpreter"
+grep -q NEEDED <<<"$(readelf -dW "$bin")" && fail "$bin needs shared libraries"
 file -b "$bin" | grep -Eq 'static(-pie)? linked' || fail "file(1) says: $(file -b "$bin")"
 ldd "$bin" 2>&1 | grep -Eq 'statically linked|not a dynamic executable' || fail "ldd says: $(ldd "$bin" 2>&1)"
 echo "static: $(file -b "$bin" | cut -d, -f1-2,4); ldd: $(ldd "$bin" 2>&1 | tr -d '\t')"
