@@ -517,12 +517,7 @@ fn reload_once(config: &Config, state: &http::State) -> bool {
     };
     let exported = exported(&programs);
     let old: Vec<String> = match state.served.lock() {
-        Ok(s) => s
-            .clauses
-            .iter()
-            .flatten()
-            .map(|c| c.key.clone())
-            .collect(),
+        Ok(s) => s.clauses.iter().flatten().map(|c| c.key.clone()).collect(),
         Err(_) => return false,
     };
     let new = match reload::open_new(&programs, &old, config.btf.as_deref(), config.color) {

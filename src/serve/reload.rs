@@ -186,13 +186,12 @@ pub fn open_new(
     };
     for (i, k, _, kept) in &wanted {
         if !kept {
-            all_new
-                .clauses
-                .push(programs[*i].plan.clauses[*k].clone());
+            all_new.clauses.push(programs[*i].plan.clauses[*k].clone());
         }
     }
-    let kernel = Kernel::open_for(btf, Some(&all_new))
-        .map_err(|e| Failure::Error(anyhow::Error::new(e).context("cannot read what this kernel offers")))?;
+    let kernel = Kernel::open_for(btf, Some(&all_new)).map_err(|e| {
+        Failure::Error(anyhow::Error::new(e).context("cannot read what this kernel offers"))
+    })?;
     let mut bound = Vec::with_capacity(programs.len());
     let mut failed = false;
     for (i, p) in programs.iter().enumerate() {
@@ -345,7 +344,9 @@ mod tests {
     #[test]
     fn a_clause_is_its_origin_and_its_plan() {
         let a = plan("# One.\non tcp_retransmit count as r\non tcp_probe count as p\n");
-        let b = plan("# Two.\non tcp_retransmit count as r\non tcp_probe where sport == 80 count as p\n");
+        let b = plan(
+            "# Two.\non tcp_retransmit count as r\non tcp_probe where sport == 80 count as p\n",
+        );
         assert_eq!(key("f", &a.clauses[0]), key("f", &b.clauses[0]));
         assert_ne!(key("f", &a.clauses[1]), key("f", &b.clauses[1]));
         assert_ne!(key("f", &a.clauses[0]), key("g", &a.clauses[0]));
