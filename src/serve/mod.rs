@@ -13,12 +13,17 @@
 //! 3. privileges, then the listening socket (a port in use fails here,
 //!    exit 1, before any probe is attached);
 //! 4. HTTP served from then on (`/-/ready` says 503), while the plans are
-//!    bound to this kernel and attached, all in one session;
-//! 5. until SIGINT or SIGTERM: then the session is dropped, which detaches
-//!    everything.
+//!    bound to this kernel and attached, each clause in a session of its
+//!    own (`reload.rs` says why);
+//! 5. until SIGINT or SIGTERM: then the sessions are dropped, which
+//!    detaches everything. Meanwhile SIGHUP, and a change in a DIR source
+//!    (read every [`POLL`]), reload: steps 1 and 4 again, keeping every
+//!    clause whose plan did not change, or, on any problem, the previous
+//!    set whole (`reload.rs`).
 //!
 //! The families and how a scrape reads them are `collect.rs`; the HTTP
-//! side `http.rs`.
+//! side `http.rs`; what is served and how a reload replaces it
+//! `reload.rs`.
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -69,12 +74,18 @@ pub const OWN_METRICS: &[&str] = &[
                   when the client asks for it), read from the kernel's per-CPU maps at each \
                   scrape. /-/healthy answers while tcpq runs, /-/ready once every probe is \
                   attached. A printing clause, `top`, `every` or `limit` is refused: serve \
-                  exports every program whole or not at all. See docs/serve.md.",
+                  exports every program whole or not at all.\n\n\
+                  SIGHUP, and a change in a DIR (read every 2 s), reload the recipes: a \
+                  clause whose plan did not change keeps its maps and counters, new ones \
+                  attach, removed ones detach; if anything fails the diagnostics go to \
+                  stderr and the previous recipes keep serving \
+                  (tcpq_last_reload_success 0). SIGINT or SIGTERM detaches everything. \
+                  See docs/serve.md.",
     after_help = "Examples:\n  tcpq serve zero-window-metrics retransmit-metrics\n  tcpq serve --check rtt-metrics\n  tcpq serve --listen 0.0.0.0:9464 /etc/tcpq/recipes/\n  tcpq serve ./mine.tcpq --param port=8080"
 )]
 pub struct ServeArgs {
     /// Recipes to serve: a built-in recipe's name, a recipe file, or a
-    /// directory (every `*.tcpq` in it).
+    /// directory (every `*.tcpq` in it, read again every 2 s).
     #[arg(value_name = "FILE|DIR|RECIPE", required = true)]
     sources: Vec<String>,
 

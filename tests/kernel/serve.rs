@@ -814,3 +814,37 @@ fn a_recipe_directory_is_reloaded_when_it_changes() {
     assert_released(&progs, &maps, "SIGTERM after reloads");
     assert_released(&progs_ab, &maps_ab, "SIGTERM after reloads");
 }
+
+/// A directory laid out as the kubelet mounts a ConfigMap (each recipe a
+/// symlink through `..data`, itself a symlink to a timestamped directory)
+/// reloads when `..data` is swapped to a new version, as the kubelet
+/// updates it (docs/fleet.md): the new recipe served, the old one gone.
+#[kernel_test]
+fn a_configmap_volume_reloads_when_its_data_link_is_swapped() {
+    use std::os::unix::fs::symlink;
+    let dir = TempDir::new("kscm");
+    let vol = dir.join("vol");
+    let (v1, v2) = (vol.join("..2026_01_01_v1"), vol.join("..2026_01_02_v2"));
+    std::fs::create_dir_all(&v1).unwrap();
+    std::fs::create_dir_all(&v2).unwrap();
+    std::fs::write(v1.join("r.tcpq"), "on tcp_retransmit count as cm_one\n").unwrap();
+    std::fs::write(v2.join("r.tcpq"), "on tcp_retransmit count as cm_two\n").unwrap();
+    symlink("..2026_01_01_v1", vol.join("..data")).unwrap();
+    symlink("..data/r.tcpq", vol.join("r.tcpq")).unwrap();
+    let serve = Serve::start(&[vol.to_str().unwrap()]);
+    let first = serve.scrape_text();
+    assert!(first.contains("\ncm_one_total "), "{first}");
+    // The kubelet's swap: a new link renamed over `..data`.
+    symlink("..2026_01_02_v2", vol.join("..data_tmp")).unwrap();
+    std::fs::rename(vol.join("..data_tmp"), vol.join("..data")).unwrap();
+    std::fs::remove_dir_all(&v1).unwrap();
+    let text = wait_scrape(&serve, "with cm_two", |t| t.contains("\ncm_two_total "));
+    assert!(!text.contains("cm_one"), "{text}");
+    let said = wait_said(&serve, "tcpq: reloaded:", 1);
+    assert!(
+        said.contains("tcpq: reloaded: 0 clauses kept, 1 attached, 1 detached"),
+        "{said}"
+    );
+    let (st, stderr) = serve.stop();
+    assert!(st.success(), "{stderr}");
+}
