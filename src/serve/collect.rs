@@ -21,7 +21,9 @@ use tcpq_dsl::metrics::{Family, Kind, Sample};
 use tcpq_dsl::plan::Column;
 use tcpq_runtime::agg::{self, Agg};
 use tcpq_runtime::render::Names;
-use tcpq_runtime::{Session, SessionError};
+use tcpq_runtime::SessionError;
+
+use super::reload::{Reloads, ServedClause};
 
 /// What `tcpq serve` exports, fixed at start: each family with the
 /// clauses that feed it (several when clauses share a name given with
@@ -36,9 +38,16 @@ pub struct Exported {
 pub struct Exports {
     pub family: Family,
     pub help: String,
-    /// Indices of the session's clauses, with their `by` keys.
+    /// Indices of the served clauses (`ServedSet::clauses`), with their
+    /// `by` keys.
     pub clauses: Vec<(usize, Vec<Column>)>,
 }
+
+/// What the collector keeps of one served clause from one scrape to the
+/// next, and across a reload that keeps the clause (`reload.rs`): nothing
+/// yet. The run-time series limit's retained totals belong here.
+#[derive(Debug, Default)]
+pub struct ClauseState {}
 
 /// Series a family keeps per scrape. Every label set is admitted now; the
 /// run-time series limit (and idle-key expiry, with totals retained so
@@ -94,21 +103,27 @@ pub struct Scrape {
     health: Health,
     /// How long the scrape before this one took.
     last_duration: Option<Duration>,
+    reloads: Reloads,
 }
 
 impl Scrape {
     /// Read every clause's aggregation map (each once) and its counters
-    /// now; `session` is `None` until every probe is attached.
+    /// now; `clauses` is `None` until every probe is attached.
     pub fn read(
         exported: &Exported,
-        session: Option<&Session>,
+        clauses: Option<&mut [ServedClause]>,
+        reloads: Reloads,
         last_duration: Option<Duration>,
     ) -> Result<Scrape, SessionError> {
-        let mut data: BTreeMap<usize, Vec<(AggKey, Agg)>> = BTreeMap::new();
+        let mut data: Data<'_> = BTreeMap::new();
         let mut health = Health::default();
-        if let Some(s) = session {
-            for (i, c) in s.clauses.iter().enumerate() {
-                data.insert(i, c.aggregates()?);
+        let attached = clauses.is_some();
+        let clauses: &[ServedClause] = clauses.map_or(&[], |c| &*c);
+        // Each served clause is a session of its one clause.
+        for (i, served) in clauses.iter().enumerate() {
+            let s = &served.session;
+            for c in &s.clauses {
+                data.insert(i, (c.aggregates()?, &s.names));
                 let st = c.stats()?;
                 let name = c.plan.metric.as_ref().map_or("", |m| m.name.as_str());
                 let e = health.per_metric.entry(name.to_owned()).or_default();
@@ -121,18 +136,16 @@ impl Scrape {
                 }
             }
         }
-        let names = session.map(|s| &s.names);
-        let empty = Names::default();
-        let names = names.unwrap_or(&empty);
         let families = exported
             .families
             .iter()
-            .map(|e| (e.clone(), series(e, &data, names, session.is_some())))
+            .map(|e| (e.clone(), series(e, &data, attached)))
             .collect();
         Ok(Scrape {
             families,
             health,
             last_duration,
+            reloads,
         })
     }
 
@@ -215,19 +228,21 @@ fn scaled(f: &Family, v: i128) -> f64 {
     v as f64 / f.unit.map_or(1.0, |u| u.1)
 }
 
+/// Per served clause: its aggregates, and the kernel's names its keys
+/// may show.
+type Data<'a> = BTreeMap<usize, (Vec<(AggKey, Agg)>, &'a Names)>;
+
 /// Each label set's accumulated values, over every clause of the family.
 /// With no `by` keys there is one series from the start (a counter at 0
 /// until something counts), so a rate or increase starts from there.
-fn series(
-    e: &Exports,
-    data: &BTreeMap<usize, Vec<(AggKey, Agg)>>,
-    names: &Names,
-    attached: bool,
-) -> Series {
+fn series(e: &Exports, data: &Data<'_>, attached: bool) -> Series {
     let mut out = Series::new();
     let histogram = matches!(e.family.sample, Sample::Buckets { .. });
     for (clause, keys) in &e.clauses {
-        for (k, a) in data.get(clause).map(Vec::as_slice).unwrap_or_default() {
+        let Some((read, names)) = data.get(clause) else {
+            continue;
+        };
+        for (k, a) in read {
             let values = agg::key_values(keys, k, names);
             let labels: Labels = keys
                 .iter()
@@ -396,6 +411,7 @@ impl Scrape {
                 )?
                 .encode_gauge(&d.as_secs_f64())?;
         }
+        self.reloads.encode(encoder)?;
         let version = [("version".to_string(), env!("CARGO_PKG_VERSION").to_string())];
         encoder
             .encode_descriptor(
@@ -429,16 +445,18 @@ mod tests {
 
     fn scrape(src: &str, data: Vec<(AggKey, Agg)>) -> Scrape {
         let e = exports(src);
+        let names = Names::default();
         let mut d = BTreeMap::new();
-        d.insert(0, data);
+        d.insert(0, (data, &names));
         Scrape {
             families: e
                 .families
                 .iter()
-                .map(|x| (x.clone(), series(x, &d, &Names::default(), true)))
+                .map(|x| (x.clone(), series(x, &d, true)))
                 .collect(),
             health: Health::default(),
             last_duration: None,
+            reloads: Reloads::default(),
         }
     }
 

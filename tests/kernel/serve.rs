@@ -570,3 +570,281 @@ fn a_bad_listen_address_is_a_clear_error() {
         "{stderr}"
     );
 }
+
+/// Wait (at most 30 s) until tcpq's stderr holds `n` lines starting with
+/// `prefix`; its stderr.
+fn wait_said(serve: &Serve, prefix: &str, n: usize) -> String {
+    common::wait_for(Duration::from_secs(30), || {
+        let e = serve.tcpq.stderr_so_far();
+        (e.lines().filter(|l| l.starts_with(prefix)).count() >= n).then_some(e)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no {n} `{prefix}` lines within 30 s:\n{}",
+            serve.tcpq.stderr_so_far()
+        )
+    })
+}
+
+/// Wait (at most 30 s) until a scrape satisfies `ok`; the scrape.
+fn wait_scrape(serve: &Serve, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    common::wait_for(Duration::from_secs(30), || {
+        let t = serve.scrape_text();
+        ok(&t).then_some(t)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no scrape {what} within 30 s: {}\nstderr:\n{}",
+            serve.scrape_text(),
+            serve.tcpq.stderr_so_far()
+        )
+    })
+}
+
+/// A sample's value in a text-format scrape (`NAME{labels} VALUE`).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A clause unchanged by a reload keeps its maps: zero-window segments
+/// counted before SIGHUP and after it add up, in Prometheus, to the
+/// wire's count over both transfers (tcpdump), and `resets()` sees none;
+/// meanwhile the other recipe, a file changed before the signal, is
+/// replaced (its old family gone, the new one served).
+#[kernel_test]
+fn counters_survive_sighup() {
+    let pair = NetnsPair::new();
+    sysctl(&pair.srv, "net.ipv4.tcp_window_scaling", "0");
+    let port = pair.port();
+    let dir = TempDir::new("ksh");
+    let extra = dir.join("extra.tcpq");
+    std::fs::write(&extra, "on tcp_retransmit count as reload_extra_one\n").unwrap();
+    let pcap = dir.join("srv.pcap");
+    let param = format!("port={port}");
+    let (serve, prom, before) = served(&[
+        "zero-window-metrics",
+        extra.to_str().unwrap(),
+        "--param",
+        &param,
+    ]);
+    let pid = serve.tcpq.pid().unwrap();
+    let (progs0, _) = bpf_fds(pid);
+    let mut cap = Capture::start(&pair.srv, pair.srv_if(), &format!("tcp port {port}"), &pcap);
+    let (d1, d2) = (dir.join("one"), dir.join("two"));
+    std::fs::create_dir_all(&d1).unwrap();
+    std::fs::create_dir_all(&d2).unwrap();
+    let (w1, r1) = slow_reader_exchange(&pair, port, "1.0", &d1);
+    let expr = "tcp_zero_window_segments_total{comm=\"tcpq-reader\"}";
+    let mid = prom.scraped_after(unix_now());
+    let v_mid = prom.value_at(expr, mid);
+    std::fs::write(&extra, "on tcp_retransmit count as reload_extra_two\n").unwrap();
+    common::kill(pid, libc::SIGHUP);
+    let said = wait_said(&serve, "tcpq: reloaded:", 1);
+    let (progs1, _) = bpf_fds(pid);
+    let (w2, r2) = slow_reader_exchange(&pair, port, "1.0", &d2);
+    let stats = cap.stop();
+    for log in [&w1, &r1, &w2, &r2] {
+        assert_eq!(log.bytes(), 1 << 20, "{log:?}");
+    }
+    assert_eq!(stats.dropped_by_kernel, 0, "tcpdump dropped packets");
+    let wire = common::packets(&pcap)
+        .into_iter()
+        .filter(|p| p.sport == port && p.win == 0 && !p.syn() && !p.rst())
+        .count();
+    let (d, v0, v1) = grown(&prom, expr, before);
+    let resets = prom.query(&format!("resets({expr}[10m])"), None);
+    let text = serve.scrape_text();
+    let (st, stderr) = serve.stop();
+    let ctx = format!(
+        "\n{expr}: {v0} -> {v_mid} (SIGHUP) -> {v1}; wire: {wire}; resets: {resets:?}\n\
+         programs before {progs0:?}, after {progs1:?}\ntcpq serve ({st}):\n{stderr}\n\
+         prometheus:\n{}",
+        prom.log()
+    );
+    assert!(
+        said.contains("tcpq: reloaded: 1 clause kept, 1 attached, 1 detached"),
+        "{ctx}"
+    );
+    assert!(
+        v_mid > 0.0 && v1 > v_mid,
+        "not counted on both sides of the reload{ctx}"
+    );
+    assert_eq!(
+        d, wire as f64,
+        "the series grew by other than the wire's count{ctx}"
+    );
+    assert_eq!(resets.len(), 1, "{ctx}");
+    assert_eq!(
+        resets[0].value, 0.0,
+        "Prometheus saw the counter reset{ctx}"
+    );
+    // The kept clause's programs are the same ones (ids), the replaced
+    // clause's are gone and the new one's are new.
+    let kept = progs0.keys().filter(|id| progs1.contains_key(id)).count();
+    assert!(kept > 0 && kept < progs0.len(), "{ctx}");
+    assert!(progs1.keys().any(|id| !progs0.contains_key(id)), "{ctx}");
+    assert!(text.contains("\nreload_extra_two_total "), "{text}{ctx}");
+    assert!(!text.contains("reload_extra_one"), "{text}{ctx}");
+    assert!(
+        text.contains("tcpq_reloads_total{result=\"success\"} 1\n")
+            && text.contains("tcpq_last_reload_success 1\n"),
+        "{text}{ctx}"
+    );
+    assert!(st.success(), "{ctx}");
+    eprintln!("serve SIGHUP: +{d} == {wire} on the wire ({v_mid} before the reload), no reset");
+}
+
+/// A recipe directory is read again every 2 s: a new file's metric
+/// appears without a signal; a file made broken is reported, the old set
+/// keeps serving and `tcpq_last_reload_success` is 0 until it is fixed;
+/// a removed file's family is gone and its programs and maps are
+/// released; SIGTERM after all that leaves nothing loaded.
+#[kernel_test]
+fn a_recipe_directory_is_reloaded_when_it_changes() {
+    let dir = TempDir::new("ksrd");
+    let recipes = dir.join("recipes");
+    std::fs::create_dir_all(&recipes).unwrap();
+    std::fs::write(
+        recipes.join("a.tcpq"),
+        "# Retransmissions.\non tcp_retransmit count as reload_a\n",
+    )
+    .unwrap();
+    let serve = Serve::start(&[recipes.to_str().unwrap()]);
+    let pid = serve.tcpq.pid().unwrap();
+    let (progs_a, maps_a) = bpf_fds(pid);
+    let first = serve.scrape_text();
+    assert!(first.contains("\nreload_a_total 0\n"), "{first}");
+    // A new file: served after the poll.
+    let b = recipes.join("b.tcpq");
+    let good_b = "# Segments received.\non tcp_probe count as reload_b\n";
+    std::fs::write(&b, good_b).unwrap();
+    let text = wait_scrape(&serve, "with reload_b", |t| t.contains("\nreload_b_total "));
+    assert!(text.contains("\nreload_a_total "), "{text}");
+    let said = wait_said(&serve, "tcpq: reloaded:", 1);
+    assert!(
+        said.contains("tcpq: reloaded: 1 clause kept, 1 attached, 0 detached"),
+        "{said}"
+    );
+    let (progs_ab, maps_ab) = bpf_fds(pid);
+    assert!(
+        progs_a.keys().all(|id| progs_ab.contains_key(id)),
+        "{progs_a:?} {progs_ab:?}"
+    );
+    let progs_b: std::collections::BTreeMap<u32, String> = progs_ab
+        .iter()
+        .filter(|(id, _)| !progs_a.contains_key(id))
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    let maps_b: Vec<u32> = maps_ab
+        .iter()
+        .copied()
+        .filter(|m| !maps_a.contains(m))
+        .collect();
+    assert!(
+        !progs_b.is_empty() && !maps_b.is_empty(),
+        "{progs_ab:?} {maps_ab:?}"
+    );
+    // Broken: reported, nothing changes but the self-metrics.
+    std::fs::write(
+        &b,
+        "# Broken.\non tcp_probe where srtt >> 5 count as reload_b\n",
+    )
+    .unwrap();
+    let said = wait_said(&serve, "tcpq: the reload failed", 1);
+    assert!(
+        said.contains("error[E0100]") && said.contains("b.tcpq:2:"),
+        "{said}"
+    );
+    let text = serve.scrape_text();
+    for want in [
+        "\nreload_a_total ",
+        "\nreload_b_total ",
+        "\ntcpq_last_reload_success 0\n",
+        "\ntcpq_reloads_total{result=\"failure\"} 1\n",
+        "\ntcpq_reloads_total{result=\"success\"} 1\n",
+    ] {
+        assert!(text.contains(want), "no {want:?} in:\n{text}");
+    }
+    assert_eq!(
+        bpf_fds(pid).0,
+        progs_ab,
+        "a failed reload changed the programs"
+    );
+    let (ready, _, _) = http_get(serve.addr, "/-/ready", &[]).unwrap();
+    assert_eq!(ready, 200);
+    // Fixed (a comment changed: the same plan, so the same clause).
+    let b_count = sample(&text, "reload_b_total").unwrap();
+    std::fs::write(&b, good_b.replace("Segments", "TCP segments")).unwrap();
+    let said = wait_said(&serve, "tcpq: reloaded:", 2);
+    assert!(
+        said.contains("tcpq: reloaded: 2 clauses kept, 0 attached, 0 detached"),
+        "{said}"
+    );
+    let text = serve.scrape_text();
+    assert!(text.contains("\ntcpq_last_reload_success 1\n"), "{text}");
+    assert!(
+        text.contains("# HELP reload_b_total TCP segments received.\n"),
+        "{text}"
+    );
+    let b_now = sample(&text, "reload_b_total").unwrap();
+    assert!(b_now >= b_count, "reload_b went down: {b_count} -> {b_now}");
+    assert_eq!(
+        bpf_fds(pid).0,
+        progs_ab,
+        "an unchanged clause was attached again"
+    );
+    // Removed: its family and its programs gone.
+    std::fs::remove_file(&b).unwrap();
+    let text = wait_scrape(&serve, "without reload_b", |t| !t.contains("reload_b"));
+    assert!(text.contains("\nreload_a_total "), "{text}");
+    assert_released(&progs_b, &maps_b, "removing b.tcpq");
+    assert_eq!(
+        bpf_fds(pid).0,
+        progs_a,
+        "the kept clause's programs changed"
+    );
+    // SIGTERM after the reloads: nothing left.
+    let (progs, maps) = bpf_fds(pid);
+    let mut tcpq = serve.tcpq;
+    common::kill(pid, libc::SIGTERM);
+    let (st, _, stderr) = tcpq.wait(Duration::from_secs(10));
+    assert!(st.success(), "SIGTERM: {st}\n{stderr}");
+    assert!(stderr.contains("tcpq: detached"), "{stderr}");
+    assert_released(&progs, &maps, "SIGTERM after reloads");
+    assert_released(&progs_ab, &maps_ab, "SIGTERM after reloads");
+}
+
+/// A directory laid out as the kubelet mounts a ConfigMap (each recipe a
+/// symlink through `..data`, itself a symlink to a timestamped directory)
+/// reloads when `..data` is swapped to a new version, as the kubelet
+/// updates it (docs/fleet.md): the new recipe served, the old one gone.
+#[kernel_test]
+fn a_configmap_volume_reloads_when_its_data_link_is_swapped() {
+    use std::os::unix::fs::symlink;
+    let dir = TempDir::new("kscm");
+    let vol = dir.join("vol");
+    let (v1, v2) = (vol.join("..2026_01_01_v1"), vol.join("..2026_01_02_v2"));
+    std::fs::create_dir_all(&v1).unwrap();
+    std::fs::create_dir_all(&v2).unwrap();
+    std::fs::write(v1.join("r.tcpq"), "on tcp_retransmit count as cm_one\n").unwrap();
+    std::fs::write(v2.join("r.tcpq"), "on tcp_retransmit count as cm_two\n").unwrap();
+    symlink("..2026_01_01_v1", vol.join("..data")).unwrap();
+    symlink("..data/r.tcpq", vol.join("r.tcpq")).unwrap();
+    let serve = Serve::start(&[vol.to_str().unwrap()]);
+    let first = serve.scrape_text();
+    assert!(first.contains("\ncm_one_total "), "{first}");
+    // The kubelet's swap: a new link renamed over `..data`.
+    symlink("..2026_01_02_v2", vol.join("..data_tmp")).unwrap();
+    std::fs::rename(vol.join("..data_tmp"), vol.join("..data")).unwrap();
+    std::fs::remove_dir_all(&v1).unwrap();
+    let text = wait_scrape(&serve, "with cm_two", |t| t.contains("\ncm_two_total "));
+    assert!(!text.contains("cm_one"), "{text}");
+    let said = wait_said(&serve, "tcpq: reloaded:", 1);
+    assert!(
+        said.contains("tcpq: reloaded: 0 clauses kept, 1 attached, 1 detached"),
+        "{said}"
+    );
+    let (st, stderr) = serve.stop();
+    assert!(st.success(), "{stderr}");
+}
