@@ -29,6 +29,8 @@ use tcpq_runtime::{Session, SessionError};
 #[derive(Clone, Debug)]
 pub struct Exported {
     pub families: Vec<Exports>,
+    /// `--kubernetes`: the k8s labels of series keyed by cgroup.
+    pub kubernetes: Option<std::sync::Arc<super::kubernetes::Resolver>>,
 }
 
 /// One family and where its series come from.
@@ -79,6 +81,8 @@ pub struct Health {
     pub per_metric: BTreeMap<String, (u64, u64, u64)>,
     /// (probe, strategy) of each attached clause.
     pub attached: Vec<(String, String)>,
+    /// `--kubernetes`: cgroup ids not resolved, by reason.
+    pub kubernetes_unresolved: Option<Vec<(&'static str, u64)>>,
 }
 
 /// Label (name, value) pairs, in the family's order.
@@ -124,11 +128,16 @@ impl Scrape {
         let names = session.map(|s| &s.names);
         let empty = Names::default();
         let names = names.unwrap_or(&empty);
+        let mut kube = exported.kubernetes.as_ref().map(|k| k.scrape());
         let families = exported
             .families
             .iter()
-            .map(|e| (e.clone(), series(e, &data, names, session.is_some())))
+            .map(|e| {
+                let s = series(e, &data, names, session.is_some(), kube.as_mut());
+                (e.clone(), s)
+            })
             .collect();
+        health.kubernetes_unresolved = kube.map(|k| k.unresolved());
         Ok(Scrape {
             families,
             health,
@@ -223,17 +232,21 @@ fn series(
     data: &BTreeMap<usize, Vec<(AggKey, Agg)>>,
     names: &Names,
     attached: bool,
+    mut kube: Option<&mut super::kubernetes::Labeller<'_>>,
 ) -> Series {
     let mut out = Series::new();
     let histogram = matches!(e.family.sample, Sample::Buckets { .. });
     for (clause, keys) in &e.clauses {
         for (k, a) in data.get(clause).map(Vec::as_slice).unwrap_or_default() {
             let values = agg::key_values(keys, k, names);
-            let labels: Labels = keys
+            let mut labels: Labels = keys
                 .iter()
-                .zip(values)
+                .zip(&values)
                 .map(|(c, v)| (c.name.clone(), v.text()))
                 .collect();
+            if let Some(k) = kube.as_deref_mut() {
+                k.extend(keys, &values, &mut labels);
+            }
             if !admit(*clause, &labels) {
                 continue;
             }
@@ -386,6 +399,20 @@ impl Scrape {
             ];
             family.encode_family(&labels)?.encode_gauge(&1u64)?;
         }
+        if let Some(counts) = &h.kubernetes_unresolved {
+            let mut family = encoder.encode_descriptor(
+                "tcpq_kubernetes_unresolved",
+                "cgroup ids of series keyed by cgroup that --kubernetes could not name (each id once, by the first reason met); their series lack the k8s labels not found.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (reason, n) in counts {
+                let labels = [("reason".to_string(), reason.to_string())];
+                family
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+            }
+        }
         if let Some(d) = self.last_duration {
             encoder
                 .encode_descriptor(
@@ -424,7 +451,10 @@ mod tests {
                 });
             }
         }
-        Exported { families }
+        Exported {
+            families,
+            kubernetes: None,
+        }
     }
 
     fn scrape(src: &str, data: Vec<(AggKey, Agg)>) -> Scrape {
@@ -435,7 +465,7 @@ mod tests {
             families: e
                 .families
                 .iter()
-                .map(|x| (x.clone(), series(x, &d, &Names::default(), true)))
+                .map(|x| (x.clone(), series(x, &d, &Names::default(), true, None)))
                 .collect(),
             health: Health::default(),
             last_duration: None,
