@@ -607,9 +607,7 @@ fn serve_kubernetes_options() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
     assert!(
-        text.contains(
-            "cgroup (per-value), k8s_namespace_name, k8s_pod_name, k8s_container_name"
-        ),
+        text.contains("cgroup (per-value), k8s_namespace_name, k8s_pod_name, k8s_container_name"),
         "{text}"
     );
     let out = tcpq(&["serve", "--check", "pod-retransmit-metrics"]);

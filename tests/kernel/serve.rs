@@ -846,6 +846,23 @@ fn kubernetes_labels_name_the_pod_of_each_cgroup() {
             "not `{line}` again:\n{again}{ctx}"
         );
     }
+    // The labels and the self-metric pass promtool's lint too.
+    let file = dir.join("scrape.txt");
+    std::fs::write(&file, &text).unwrap();
+    let lint = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .expect("run promtool");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    assert!(
+        lint.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}{ctx}"
+    );
     assert!(st.success(), "{ctx}");
     eprintln!("serve --kubernetes: {series:?}");
 }
