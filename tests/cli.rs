@@ -660,3 +660,45 @@ fn serve_refuses_before_touching_anything() {
         "{err}"
     );
 }
+
+/// `--kubernetes`: `--check` shows the labels it adds after `cgroup` (and
+/// reads nothing); its options alone are a usage error; roots it cannot
+/// read are a runtime error before anything is attached.
+#[test]
+fn serve_kubernetes_options() {
+    let out = tcpq(&["serve", "--check", "--kubernetes", "pod-retransmit-metrics"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("cgroup (per-value), k8s_namespace_name, k8s_pod_name, k8s_container_name"),
+        "{text}"
+    );
+    let out = tcpq(&["serve", "--check", "pod-retransmit-metrics"]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("k8s_"));
+    let out = tcpq(&[
+        "serve",
+        "--kubernetes-log-dir",
+        "/var/log",
+        "pod-retransmit-metrics",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let dir = TempDir::new();
+    let out = tcpq(&[
+        "serve",
+        "--kubernetes",
+        "--kubernetes-log-dir",
+        dir.path().to_str().unwrap(),
+        "--kubernetes-cgroup-root",
+        dir.path().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "pod-retransmit-metrics",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let want = format!(
+        "tcpq: error: --kubernetes: cannot read {}: No such file",
+        dir.path().join("pods").display()
+    );
+    assert!(err.contains(&want), "{err}");
+}

@@ -9,7 +9,8 @@ use super::collect::Exported;
 use super::Program;
 
 /// The report: for each program, one line per family its clauses export.
-pub fn report(programs: &[Program], exported: &Exported) -> String {
+/// `kubernetes`: `--kubernetes`, which adds the k8s labels after `cgroup`.
+pub fn report(programs: &[Program], exported: &Exported, kubernetes: bool) -> String {
     let mut out = String::new();
     let mut rows: Vec<[String; 5]> = Vec::new();
     let header = [
@@ -44,9 +45,19 @@ pub fn report(programs: &[Program], exported: &Exported) -> String {
                     false => f
                         .labels
                         .iter()
-                        .map(|l| match l.domain.flag() {
-                            Some(flag) => format!("{} ({flag})", l.name),
-                            None => format!("{} ({})", l.name, l.domain.bound().unwrap_or(0)),
+                        .map(|l| {
+                            let label = match l.domain.flag() {
+                                Some(flag) => format!("{} ({flag})", l.name),
+                                None => {
+                                    format!("{} ({})", l.name, l.domain.bound().unwrap_or(0))
+                                }
+                            };
+                            match kubernetes && l.name == super::kubernetes::KEY {
+                                true => {
+                                    format!("{label}, {}", super::kubernetes::LABELS.join(", "))
+                                }
+                                false => label,
+                            }
                         })
                         .collect::<Vec<_>>()
                         .join(", "),

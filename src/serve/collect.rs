@@ -31,6 +31,8 @@ use super::reload::{Reloads, ServedClause};
 #[derive(Clone, Debug)]
 pub struct Exported {
     pub families: Vec<Exports>,
+    /// `--kubernetes`: the k8s labels of series keyed by cgroup.
+    pub kubernetes: Option<std::sync::Arc<super::kubernetes::Resolver>>,
 }
 
 /// One family and where its series come from.
@@ -88,6 +90,8 @@ pub struct Health {
     pub per_metric: BTreeMap<String, (u64, u64, u64)>,
     /// (probe, strategy) of each attached clause.
     pub attached: Vec<(String, String)>,
+    /// `--kubernetes`: cgroup ids not resolved, by reason.
+    pub kubernetes_unresolved: Option<Vec<(&'static str, u64)>>,
 }
 
 /// Label (name, value) pairs, in the family's order.
@@ -136,11 +140,16 @@ impl Scrape {
                 }
             }
         }
+        let mut kube = exported.kubernetes.as_ref().map(|k| k.scrape());
         let families = exported
             .families
             .iter()
-            .map(|e| (e.clone(), series(e, &data, attached)))
+            .map(|e| {
+                let s = series(e, &data, attached, kube.as_mut());
+                (e.clone(), s)
+            })
             .collect();
+        health.kubernetes_unresolved = kube.map(|k| k.unresolved());
         Ok(Scrape {
             families,
             health,
@@ -235,7 +244,12 @@ type Data<'a> = BTreeMap<usize, (Vec<(AggKey, Agg)>, &'a Names)>;
 /// Each label set's accumulated values, over every clause of the family.
 /// With no `by` keys there is one series from the start (a counter at 0
 /// until something counts), so a rate or increase starts from there.
-fn series(e: &Exports, data: &Data<'_>, attached: bool) -> Series {
+fn series(
+    e: &Exports,
+    data: &Data<'_>,
+    attached: bool,
+    mut kube: Option<&mut super::kubernetes::Labeller<'_>>,
+) -> Series {
     let mut out = Series::new();
     let histogram = matches!(e.family.sample, Sample::Buckets { .. });
     for (clause, keys) in &e.clauses {
@@ -244,11 +258,14 @@ fn series(e: &Exports, data: &Data<'_>, attached: bool) -> Series {
         };
         for (k, a) in read {
             let values = agg::key_values(keys, k, names);
-            let labels: Labels = keys
+            let mut labels: Labels = keys
                 .iter()
-                .zip(values)
+                .zip(&values)
                 .map(|(c, v)| (c.name.clone(), v.text()))
                 .collect();
+            if let Some(k) = kube.as_deref_mut() {
+                k.extend(keys, &values, &mut labels);
+            }
             if !admit(*clause, &labels) {
                 continue;
             }
@@ -401,6 +418,20 @@ impl Scrape {
             ];
             family.encode_family(&labels)?.encode_gauge(&1u64)?;
         }
+        if let Some(counts) = &h.kubernetes_unresolved {
+            let mut family = encoder.encode_descriptor(
+                "tcpq_kubernetes_unresolved",
+                "cgroup ids of series keyed by cgroup that --kubernetes could not name (each id once, by the first reason met); their series lack the k8s labels not found.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (reason, n) in counts {
+                let labels = [("reason".to_string(), reason.to_string())];
+                family
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+            }
+        }
         if let Some(d) = self.last_duration {
             encoder
                 .encode_descriptor(
@@ -440,7 +471,10 @@ mod tests {
                 });
             }
         }
-        Exported { families }
+        Exported {
+            families,
+            kubernetes: None,
+        }
     }
 
     fn scrape(src: &str, data: Vec<(AggKey, Agg)>) -> Scrape {
@@ -452,7 +486,7 @@ mod tests {
             families: e
                 .families
                 .iter()
-                .map(|x| (x.clone(), series(x, &d, true)))
+                .map(|x| (x.clone(), series(x, &d, true, None)))
                 .collect(),
             health: Health::default(),
             last_duration: None,

@@ -41,6 +41,7 @@ use crate::{EXIT_RUNTIME, EXIT_USAGE};
 mod check;
 mod collect;
 mod http;
+mod kubernetes;
 mod reload;
 
 use collect::{Exported, Exports};
@@ -63,6 +64,7 @@ pub const OWN_METRICS: &[&str] = &[
     "tcpq_reloads",
     "tcpq_last_reload_success",
     "tcpq_last_reload_timestamp_seconds",
+    "tcpq_kubernetes_unresolved",
 ];
 
 #[derive(Args, Debug)]
@@ -108,6 +110,28 @@ pub struct ServeArgs {
     /// /sys/kernel/btf/vmlinux).
     #[arg(long, value_name = "PATH")]
     btf: Option<PathBuf>,
+
+    /// Label series keyed `by cgroup` with k8s_namespace_name,
+    /// k8s_pod_name and k8s_container_name, from the node's cgroup v2
+    /// tree and the kubelet's log directories (no API server); ids that
+    /// cannot be named are counted in tcpq_kubernetes_unresolved_total.
+    #[arg(long)]
+    kubernetes: bool,
+
+    /// With --kubernetes: the node's cgroup v2 tree (in a container, the
+    /// host's, mounted). Default: the first cgroup2 mount.
+    #[arg(long, value_name = "DIR", requires = "kubernetes")]
+    kubernetes_cgroup_root: Option<PathBuf>,
+
+    /// With --kubernetes: the directory holding the kubelet's `pods/` and
+    /// `containers/` log directories.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/log",
+        requires = "kubernetes"
+    )]
+    kubernetes_log_dir: PathBuf,
 }
 
 /// One program to serve, compiled.
@@ -143,9 +167,30 @@ pub fn run(args: ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
-    let exported = exported(&programs);
+    let mut exported = exported(&programs);
+    if args.kubernetes && !args.check {
+        match kubernetes::Resolver::open(
+            args.kubernetes_cgroup_root.as_deref(),
+            &args.kubernetes_log_dir,
+        ) {
+            Ok(r) => exported.kubernetes = Some(Arc::new(r)),
+            Err(e) => {
+                eprintln!("tcpq: error: {e}");
+                return Ok(ExitCode::from(EXIT_RUNTIME));
+            }
+        }
+        if !exported.families.iter().any(|e| {
+            e.clauses
+                .iter()
+                .any(|(_, keys)| keys.iter().any(|k| k.name == kubernetes::KEY))
+        }) {
+            eprintln!(
+                "tcpq: note: --kubernetes: no clause is keyed `by cgroup`; no series gets k8s labels"
+            );
+        }
+    }
     if args.check {
-        print!("{}", check::report(&programs, &exported));
+        print!("{}", check::report(&programs, &exported, args.kubernetes));
         return Ok(ExitCode::SUCCESS);
     }
     if !Privilege::current().sufficient() {
@@ -325,7 +370,10 @@ fn exported(programs: &[Program]) -> Exported {
             index += 1;
         }
     }
-    Exported { families }
+    Exported {
+        families,
+        kubernetes: None,
+    }
 }
 
 /// `stats F`, whose least and greatest values are families of their own.
@@ -543,6 +591,9 @@ fn reload_once(config: &Config, state: &http::State) -> bool {
         let Ok(mut served) = state.served.lock() else {
             return false;
         };
+        // The --kubernetes resolver (and its cache and counts) goes on.
+        let mut exported = exported;
+        exported.kubernetes = served.exported.kubernetes.clone();
         let (gone, change) = reload::swap(&mut served, exported, new);
         (gone, change, served.exported.families.len())
     };

@@ -848,3 +848,299 @@ fn a_configmap_volume_reloads_when_its_data_link_is_swapped() {
     let (st, stderr) = serve.stop();
     assert!(st.success(), "{stderr}");
 }
+
+/// A node's worth of kubelet layout, made for one test and removed on
+/// Drop (even when the test fails): cgroup v2 directories named as the
+/// kubelet and the runtimes name them, under a top cgroup of the test's
+/// own (as kubelet's `--cgroup-root` puts them), and the kubelet's log
+/// tree in a temp dir. cgroup2 is mounted at a temp point when the machine
+/// has no cgroup2 mount (and unmounted after).
+struct KubeNode {
+    /// The cgroup2 hierarchy's root as mounted.
+    root: std::path::PathBuf,
+    /// Our temp mount of it, if we made one.
+    mounted: Option<std::path::PathBuf>,
+    /// The test's top cgroup, `<root>/tcpqk8sPIDxN.slice`.
+    top: std::path::PathBuf,
+    /// Every cgroup created, parents first.
+    made: Vec<std::path::PathBuf>,
+    logs: TempDir,
+}
+
+impl KubeNode {
+    fn new() -> KubeNode {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        let found = mounts
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|w| w.len() > 2 && w[2] == "cgroup2")
+            .map(|w| std::path::PathBuf::from(w[1]));
+        let logs = TempDir::new("k8s");
+        let (root, mounted) = match found {
+            Some(r) => (r, None),
+            None => {
+                let m = logs.join("cgroup2");
+                std::fs::create_dir(&m).unwrap();
+                common::run_ok("mount", &["-t", "cgroup2", "none", m.to_str().unwrap()]);
+                (m.clone(), Some(m))
+            }
+        };
+        let prefix = format!("tcpqk8s{}x{}", std::process::id(), common::next_id());
+        let top = root.join(format!("{prefix}.slice"));
+        let mut node = KubeNode {
+            root,
+            mounted,
+            top: top.clone(),
+            made: Vec::new(),
+            logs,
+        };
+        node.mkdir(&top);
+        std::fs::create_dir_all(node.logs.join("log/pods")).unwrap();
+        std::fs::create_dir_all(node.logs.join("log/containers")).unwrap();
+        node
+    }
+
+    fn mkdir(&mut self, d: &std::path::Path) {
+        std::fs::create_dir(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+        self.made.push(d.to_path_buf());
+    }
+
+    /// `rel` (under the top cgroup) and its missing parents.
+    fn cgroup(&mut self, rel: &str) -> std::path::PathBuf {
+        let mut d = self.top.clone();
+        for c in rel.split('/') {
+            d = d.join(c);
+            if !d.exists() {
+                self.mkdir(&d);
+            }
+        }
+        d
+    }
+
+    /// The kubelet's logs of one container: its pod's directory, the
+    /// container's with `0.log`, and the `/var/log/containers` link.
+    fn logs_of(&self, ns: &str, pod: &str, uid: &str, container: &str, id: &str) {
+        let dir = self
+            .logs
+            .join(&format!("log/pods/{ns}_{pod}_{uid}/{container}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("0.log"), "").unwrap();
+        std::os::unix::fs::symlink(
+            dir.join("0.log"),
+            self.logs
+                .join(&format!("log/containers/{pod}_{ns}_{container}-{id}.log")),
+        )
+        .unwrap();
+    }
+
+    fn log_dir(&self) -> String {
+        self.logs.join("log").display().to_string()
+    }
+
+    /// Remove one cgroup now (its processes moved out first).
+    fn remove(&mut self, d: &std::path::Path) {
+        self.evacuate(d);
+        let gone = common::wait_for(Duration::from_secs(5), || std::fs::remove_dir(d).ok());
+        assert!(gone.is_some(), "cannot remove cgroup {}", d.display());
+        self.made.retain(|m| m != d);
+    }
+
+    /// Move whatever still runs in `d` to the root cgroup.
+    fn evacuate(&self, d: &std::path::Path) {
+        let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.split_whitespace() {
+            let _ = std::fs::write(self.root.join("cgroup.procs"), pid);
+        }
+    }
+}
+
+fn ino(p: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).unwrap().ino()
+}
+
+impl Drop for KubeNode {
+    fn drop(&mut self) {
+        for d in self.made.iter().rev() {
+            self.evacuate(d);
+            let ok = common::wait_for(Duration::from_secs(2), || std::fs::remove_dir(d).ok());
+            if ok.is_none() && d.exists() {
+                eprintln!("warning: could not remove cgroup {}", d.display());
+            }
+        }
+        if let Some(m) = &self.mounted {
+            let _ = std::process::Command::new("umount").arg(m).status();
+        }
+    }
+}
+
+/// `--kubernetes`: with cgroups named as the kubelet names them for both
+/// drivers and the kubelet's log tree (both made here), a `by cgroup`
+/// count of connects gets each pod's namespace, pod and container, equal
+/// to the connections the generator in that cgroup made; their sum equals
+/// the client namespace's TcpActiveOpens (nstat). A cgroup that is no
+/// pod's gets no k8s label and is not counted; a pod without log
+/// directory and a cgroup removed before the scrape get none either and
+/// are counted, once each, in `tcpq_kubernetes_unresolved_total`.
+#[kernel_test]
+fn kubernetes_labels_name_the_pod_of_each_cgroup() {
+    let mut node = KubeNode::new();
+    let tag = format!(
+        "{:012x}",
+        (std::process::id() as u64) << 16 | common::next_id() as u64
+    );
+    let uid = |n: u8| format!("4f1c2a3e-5f6b-4c7d-9e0{n}-{tag}");
+    let cid = |n: u8| format!("{n:02x}{}", "c0ffee".repeat(10)) + &tag[..2];
+    let p = node
+        .top
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_end_matches(".slice")
+        .to_string();
+    // The systemd driver (kubelet --cgroup-root=/PREFIX), containerd.
+    let (ua, ca) = (uid(1), cid(1));
+    let web = node.cgroup(&format!(
+        "{p}-kubepods.slice/{p}-kubepods-besteffort.slice/\
+         {p}-kubepods-besteffort-pod{}.slice/cri-containerd-{ca}.scope",
+        ua.replace('-', "_")
+    ));
+    node.logs_of("shop", "web-0", &ua, "nginx", &ca);
+    // The cgroupfs driver.
+    let (ub, cb) = (uid(2), cid(2));
+    let job = node.cgroup(&format!("kubepods/burstable/pod{ub}/{cb}"));
+    node.logs_of("batch", "job-x", &ub, "worker", &cb);
+    // A pod whose log directory is missing.
+    let (uc, cc) = (uid(3), cid(3));
+    let orphan = node.cgroup(&format!("kubepods/besteffort/pod{uc}/{cc}"));
+    // No pod's; and one removed before anything is scraped.
+    let plain = node.cgroup("system.slice");
+    let gone = node.cgroup("gone.scope");
+    assert_eq!(cb.len(), 64, "{cb}");
+
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("ksk");
+    let recipe = dir.join("pods.tcpq");
+    std::fs::write(
+        &recipe,
+        format!(
+            "# Connections made, per cgroup.\n\
+             on tcp_connect where dport == {port} count by cgroup as tcpq_test_pod_connects\n"
+        ),
+    )
+    .unwrap();
+    let log_dir = node.log_dir();
+    let root = node.mounted.as_ref().map(|m| m.display().to_string());
+    let mut args = vec![
+        recipe.to_str().unwrap(),
+        "--kubernetes",
+        "--kubernetes-log-dir",
+        &log_dir,
+    ];
+    if let Some(r) = &root {
+        args.extend(["--kubernetes-cgroup-root", r]);
+    }
+    let serve = Serve::start(&args);
+    let addr = IpAddr::V4(pair.srv_v4());
+    let _server = Server::start(
+        &pair.srv,
+        addr,
+        port,
+        &["--accept", "0", "--max-seconds", "30"],
+        dir.path(),
+    );
+    let opens0 = common::nstat(&pair.cli, &["TcpActiveOpens"])["TcpActiveOpens"];
+    let mut made = Vec::new();
+    for (cg, n) in [(&web, 3), (&job, 2), (&orphan, 1), (&plain, 1), (&gone, 1)] {
+        let n_s = n.to_string();
+        let mut c = common::tcpgen::Client::start_as(
+            &pair.cli,
+            addr,
+            port,
+            1000,
+            &["--connections", &n_s],
+            dir.path(),
+            &common::tcpgen::Launch {
+                uid: None,
+                cgroup: Some(cg.clone()),
+            },
+        );
+        let log = c.wait(Duration::from_secs(20));
+        made.push((ino(cg), log.all("connected").len() as u64));
+    }
+    let opens = common::nstat(&pair.cli, &["TcpActiveOpens"])["TcpActiveOpens"] - opens0;
+    let gone_id = ino(&gone);
+    node.remove(&gone);
+
+    let text = serve.scrape_text();
+    let again = serve.scrape_text();
+    let (st, stderr) = serve.stop();
+    let ctx = format!("\nconnects made {made:?}; TcpActiveOpens +{opens}\nscrape:\n{text}\ntcpq serve ({st}):\n{stderr}");
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("tcpq_test_pod_connects_total{"))
+        .collect();
+    let want = |id: u64, k8s: &str, n: u64| {
+        format!("tcpq_test_pod_connects_total{{cgroup=\"{id}\"{k8s}}} {n}")
+    };
+    let expected = [
+        want(
+            made[0].0,
+            ",k8s_namespace_name=\"shop\",k8s_pod_name=\"web-0\",k8s_container_name=\"nginx\"",
+            made[0].1,
+        ),
+        want(
+            made[1].0,
+            ",k8s_namespace_name=\"batch\",k8s_pod_name=\"job-x\",k8s_container_name=\"worker\"",
+            made[1].1,
+        ),
+        want(made[2].0, "", made[2].1),
+        want(made[3].0, "", made[3].1),
+        want(gone_id, "", made[4].1),
+    ];
+    assert_eq!(
+        made.iter().map(|m| m.1).collect::<Vec<_>>(),
+        [3, 2, 1, 1, 1],
+        "the generators' connections{ctx}"
+    );
+    for w in &expected {
+        assert!(series.contains(&w.as_str()), "no `{w}`{ctx}");
+    }
+    assert_eq!(series.len(), expected.len(), "{ctx}");
+    let total: u64 = made.iter().map(|m| m.1).sum();
+    assert_eq!(total, opens, "the kernel's TcpActiveOpens{ctx}");
+    for (reason, n) in [
+        ("cgroup_not_found", 1),
+        ("pod_not_found", 1),
+        ("container_not_found", 0),
+    ] {
+        let line = format!("tcpq_kubernetes_unresolved_total{{reason=\"{reason}\"}} {n}");
+        assert!(text.contains(&format!("{line}\n")), "no `{line}`{ctx}");
+        // Counted once per id, not once per scrape.
+        assert!(
+            again.contains(&format!("{line}\n")),
+            "not `{line}` again:\n{again}{ctx}"
+        );
+    }
+    // The labels and the self-metric pass promtool's lint too.
+    let file = dir.join("scrape.txt");
+    std::fs::write(&file, &text).unwrap();
+    let lint = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .expect("run promtool");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    assert!(
+        lint.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}{ctx}"
+    );
+    assert!(st.success(), "{ctx}");
+    eprintln!("serve --kubernetes: {series:?}");
+}
