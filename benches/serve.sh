@@ -46,18 +46,18 @@ load() { cut -d' ' -f1 /proc/loadavg; }
 median() { sort -g | awk '{a[NR]=$1} END {if (NR%2) print a[(NR+1)/2]; else print (a[NR/2]+a[NR/2+1])/2}'; }
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 
-# serve_start FILE... -> pid of a `tcpq serve` on 127.0.0.1:$PORT, once
-# /-/ready answers 200.
+# serve_start FILE...: a `tcpq serve` on 127.0.0.1:$PORT, its pid in
+# SERVE_PID, once /-/ready answers 200.
 serve_start() {
     "$TCPQ" serve --listen "127.0.0.1:$PORT" "$@" 2> "$OUT/serve.err" > /dev/null &
     local pid=$!
+    SERVE_PID=$pid
     pids+=("$pid")
     for _ in $(seq 300); do
         [[ $(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/-/ready") == 200 ]] && break
         kill -0 "$pid" 2>/dev/null || { cat "$OUT/serve.err" >&2; exit 1; }
         sleep 0.1
     done
-    echo "$pid"
 }
 serve_stop() {
     kill -INT "$1"; wait "$1" || true
@@ -76,14 +76,14 @@ on tcp_connect_attempt where dport in 20000..20999 sum duration by dport as benc
 on tcp_connect_attempt where dport in 20000..20999 avg duration by dport as bench_duration_avg_seconds
 on tcp_connect_attempt where dport in 20000..20999 stats duration by dport as bench_duration_seconds
 on tcp_connect_attempt where dport in 20000..20999 hist duration by dport as bench_duration_hist_seconds
-on tcp_connect_attempt where dport in 20000..20999 lhist total_retrans 0 8 1 by dport as bench_syn_retrans
+on tcp_connect_attempt where dport in 20000..20999 lhist total_retrans, 0, 8, 1 by dport as bench_syn_retrans
 on tcp_connect_attempt where dport in 20000..20999 max total_retrans by dport as bench_syn_retrans_max
 on tcp_connect_attempt where dport in 20000..20999 min duration by dport as bench_duration_min_seconds
 P
     local extra=()
     "$TCPQ" serve --help | grep -q -- --series-limit && extra=(--series-limit 2000)
-    local pid
-    pid=$(serve_start "${extra[@]}" "$prog")
+    serve_start "${extra[@]}" "$prog"
+    local pid=$SERVE_PID
     ip netns add "$NS"
     ip -n "$NS" link set lo up
     # connect() to 1,000 closed ports: each attempt ends in CLOSE with
@@ -96,7 +96,7 @@ P
         curl -s -H "Accept: $accept" "$url" > "$OUT/serve-scrape.$fmt"
         lines=$(grep -vc '^#' "$OUT/serve-scrape.$fmt")
         bytes=$(wc -c < "$OUT/serve-scrape.$fmt")
-        series=$(grep -c '^bench_attempts_a{' "$OUT/serve-scrape.$fmt" || true)
+        series=$(grep -c '^bench_attempts_a_total{' "$OUT/serve-scrape.$fmt" || true)
         t0=$(cpu_ticks "$pid")
         times=$(for _ in $(seq "$SCRAPES"); do
             curl -s -o /dev/null -H "Accept: $accept" -w '%{time_total}\n' "$url"
@@ -129,8 +129,8 @@ rss() {
     echo 'on tcp_state count by newstate as bench_state_changes' > "$dir/d.tcpq"
     echo 'on tcp_rcv_space stats rcv_space as bench_rcv_space' > "$dir/e.tcpq"
     echo 'on tcp_close hist duration as bench_life_seconds' > "$dir/f.tcpq"
-    local pid
-    pid=$(serve_start "$dir")
+    serve_start "$dir"
+    local pid=$SERVE_PID
     iperf3 -s -1 -p 5411 > /dev/null 2>&1 &
     local srv=$!
     iperf3 -c 127.0.0.1 -p 5411 -t "$RSS_SECONDS" -b 50M > "$OUT/serve-rss.iperf" 2>&1 &
@@ -181,7 +181,7 @@ EOF
     for what in nothing tcpq bpftrace; do
         pid=
         case $what in
-        tcpq) pid=$(serve_start zero-window-metrics window-scaling-metrics retransmit-metrics rtt-metrics) ;;
+        tcpq) serve_start zero-window-metrics window-scaling-metrics retransmit-metrics rtt-metrics; pid=$SERVE_PID ;;
         bpftrace)
             "$BPFTRACE" "$bt" > "$OUT/serve-host.bt.out" 2>&1 &
             pid=$!
@@ -200,7 +200,7 @@ EOF
     echo
 }
 
-echo "# tcpq serve benchmarks, $(date -u +%FT%TZ), $(uname -r), $(nproc) CPUs, tcpq $("$TCPQ" --version)"
+echo "# tcpq serve benchmarks, $(date -u +%FT%TZ), $(uname -r), $(nproc) CPUs, $("$TCPQ" --version)"
 echo
 sections=("$@")
 [[ ${#sections[@]} == 0 || ${sections[0]} == all ]] && sections=(scrape host rss)
