@@ -13,8 +13,9 @@ import yaml
 # The command the DaemonSet must run (the names `tcpq serve` is built with).
 SERVE_ARGS = [
     "serve", "--listen", "0.0.0.0:9464",
+    "--kubernetes", "--kubernetes-cgroup-root", "/host/sys/fs/cgroup",
     "zero-window-metrics", "window-scaling-metrics", "retransmit-metrics",
-    "rtt-metrics", "/etc/tcpq/recipes",
+    "rtt-metrics", "pod-retransmit-metrics", "/etc/tcpq/recipes",
 ]
 CAPS = {"BPF", "PERFMON", "NET_ADMIN", "SYS_RESOURCE"}
 PROBES = {"livenessProbe": "/-/healthy", "startupProbe": "/-/healthy",
@@ -81,6 +82,17 @@ def check_rendered(path, scrape):
     mounts = {m["mountPath"] for m in c["volumeMounts"]}
     need("/sys/kernel/tracing" in mounts, f"{where} tracefs is not mounted")
     need("/etc/tcpq/recipes" in mounts, f"{where} the recipes directory is not mounted")
+    # --kubernetes reads the node's cgroup tree where its argument says, and
+    # the kubelet's log directories at the node's own paths (the links'
+    # targets name them), each from the host path of the same name.
+    host = {m["mountPath"]: volumes.get(m["name"], {}).get("hostPath", {}).get("path")
+            for m in c["volumeMounts"]}
+    if "--kubernetes" in c["args"]:
+        root = c["args"][c["args"].index("--kubernetes-cgroup-root") + 1]
+        need(host.get(root) == "/sys/fs/cgroup",
+             f"{where} --kubernetes-cgroup-root {root} is not the node's /sys/fs/cgroup")
+        for d in ("/var/log/pods", "/var/log/containers"):
+            need(host.get(d) == d, f"{where} {d} is not the node's {d}")
     cms = {d["metadata"]["name"] for d in by_kind.get("ConfigMap", [])}
     for v in volumes.values():
         if "configMap" in v:

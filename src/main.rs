@@ -13,6 +13,7 @@ use std::{
 
 mod command;
 mod counters;
+mod dist;
 mod doctor;
 mod recipes;
 mod serve;
@@ -33,9 +34,10 @@ pub(crate) const EXIT_RUNTIME: u8 = 1;
 #[derive(Parser, Debug)]
 #[command(
     name = "tcpq",
-    version,
+    // The version and the commit (build.rs).
+    version = env!("TCPQ_VERSION"),
     about = "Ask the Linux kernel's TCP stack questions, live, with eBPF",
-    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] [run] RECIPE [--param NAME=VALUE]...\n       tcpq RECIPE --help\n       tcpq recipes [--format text|json]\n       tcpq -l [PROBE] [--format text|json]\n       tcpq sockets [where EXPR] [print FIELD, ...] [--netns NS]... [--format text|json]\n       tcpq counters [NAME...] [--netns NS]... [--duration DUR] [--every DUR] [--explain]\n       tcpq doctor [--format text|json] [--btf PATH] [--netns NS]...\n       tcpq serve [--listen ADDR] [--check] [--series-limit N] [--series-idle DUR] FILE|DIR|RECIPE... [--param NAME=VALUE]...\n       tcpq lab list|start|stop NAME",
+    override_usage = "tcpq [OPTIONS] -e PROGRAM\n       tcpq [OPTIONS] [run] RECIPE [--param NAME=VALUE]...\n       tcpq RECIPE --help\n       tcpq recipes [--format text|json]\n       tcpq -l [PROBE] [--format text|json]\n       tcpq sockets [where EXPR] [print FIELD, ...] [--netns NS]... [--format text|json]\n       tcpq counters [NAME...] [--netns NS]... [--duration DUR] [--every DUR] [--explain]\n       tcpq doctor [--format text|json] [--btf PATH] [--netns NS]...\n       tcpq serve [--listen ADDR] [--check] [--series-limit N] [--series-idle DUR] FILE|DIR|RECIPE... [--param NAME=VALUE]...\n       tcpq lab list\n       tcpq lab start|rerun|stop NAME [--seconds N]",
     // One of these (or a subcommand) is required; checked in `run`.
     group = clap::ArgGroup::new("source").args(["program", "recipe", "list"]),
     args_conflicts_with_subcommands = true,
@@ -282,6 +284,10 @@ fn stderr_color() -> bool {
 }
 
 fn main() -> ExitCode {
+    // Shell completion and `tcpq __generate DIR` (src/dist/).
+    if let Some(code) = dist::intercept() {
+        return code;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -18,6 +18,10 @@ use tcpq_dsl::Recipe;
 /// test `every_recipe_file_is_embedded` keeps this list and the directory
 /// equal.
 pub const EMBEDDED: &[(&str, &str)] = &[
+    (
+        "pod-retransmit-metrics",
+        include_str!("../recipes/pod-retransmit-metrics.tcpq"),
+    ),
     ("recv-sizes", include_str!("../recipes/recv-sizes.tcpq")),
     (
         "retransmit-metrics",

@@ -545,6 +545,69 @@ fn bad_queries_and_namespaces_exit_2() {
     );
 }
 
+/// `tcpq --version` names the version and the commit it was built from
+/// (build.rs): in a git checkout, the checkout's HEAD.
+#[test]
+fn version_names_the_commit() {
+    let out = tcpq(&["--version"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v = text(&out.stdout);
+    let want = format!("tcpq {} (", env!("CARGO_PKG_VERSION"));
+    assert!(v.starts_with(&want), "{v}");
+    let head = Command::new("git")
+        .args(["rev-parse", "--short=12", "HEAD"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| text(&o.stdout).trim().to_owned());
+    match head {
+        Some(sha) => assert!(v.contains(&format!("({sha}")), "HEAD is {sha}: {v}"),
+        None => assert!(v.contains("(commit unknown)"), "{v}"),
+    }
+}
+
+/// `tcpq --help` has a usage line for every subcommand it lists, and for
+/// a subcommand with subcommands of its own (`lab`), the usage names each
+/// of them (`lab rerun` was missing once).
+#[test]
+fn help_lists_every_subcommand() {
+    let help = text(&tcpq(&["--help"]).stdout);
+    let usage: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Usage:"))
+        .take_while(|l| !l.is_empty())
+        .map(|l| l.trim_start_matches("Usage:").trim())
+        .collect();
+    let commands = |h: &str| -> Vec<String> {
+        h.lines()
+            .skip_while(|l| *l != "Commands:")
+            .skip(1)
+            .take_while(|l| !l.is_empty())
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect()
+    };
+    let subs = commands(&help);
+    assert!(subs.len() >= 5, "{help}");
+    for sub in &subs {
+        let lines: Vec<&&str> = usage
+            .iter()
+            .filter(|l| l.starts_with(&format!("tcpq {sub}")))
+            .collect();
+        assert!(!lines.is_empty(), "no usage line for `tcpq {sub}`:\n{help}");
+        let sub_help = text(&tcpq(&[sub, "--help"]).stdout);
+        for subsub in commands(&sub_help) {
+            let named = lines
+                .iter()
+                .any(|l| l.split([' ', '|']).any(|w| w == subsub));
+            assert!(
+                named,
+                "`tcpq {sub} {subsub}` is in `tcpq {sub} --help` but not in the usage of `tcpq --help`:\n{help}"
+            );
+        }
+    }
+}
+
 /// `tcpq serve --check` as docs/serve.md shows it (its ```text block that
 /// starts with the command), exactly: no kernel, nothing attached.
 #[test]
@@ -596,4 +659,46 @@ fn serve_refuses_before_touching_anything() {
         err.contains("error[E0215]") && err.contains("b.tcpq:1:"),
         "{err}"
     );
+}
+
+/// `--kubernetes`: `--check` shows the labels it adds after `cgroup` (and
+/// reads nothing); its options alone are a usage error; roots it cannot
+/// read are a runtime error before anything is attached.
+#[test]
+fn serve_kubernetes_options() {
+    let out = tcpq(&["serve", "--check", "--kubernetes", "pod-retransmit-metrics"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("cgroup (per-value), k8s_namespace_name, k8s_pod_name, k8s_container_name"),
+        "{text}"
+    );
+    let out = tcpq(&["serve", "--check", "pod-retransmit-metrics"]);
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("k8s_"));
+    let out = tcpq(&[
+        "serve",
+        "--kubernetes-log-dir",
+        "/var/log",
+        "pod-retransmit-metrics",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let dir = TempDir::new();
+    let out = tcpq(&[
+        "serve",
+        "--kubernetes",
+        "--kubernetes-log-dir",
+        dir.path().to_str().unwrap(),
+        "--kubernetes-cgroup-root",
+        dir.path().to_str().unwrap(),
+        "--listen",
+        "127.0.0.1:0",
+        "pod-retransmit-metrics",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let want = format!(
+        "tcpq: error: --kubernetes: cannot read {}: No such file",
+        dir.path().join("pods").display()
+    );
+    assert!(err.contains(&want), "{err}");
 }

@@ -16,7 +16,7 @@
 //!        [--pause-ms MS] [--read-reply K | --read-to-eof] [--linger0]
 //!        [--connect-timeout S] [--blocking-connect] [--handoff NAME]
 //!        [--pace-ms MS] [--refused-port P] [--crowd FIRST,MORE,EVERY_MS]
-//!        [--fill AGAINS,AFTER,PAUSE_MS] [--port-sweep] [--log FILE] [--comm NAME]
+//!        [--fill EAGAIN_COUNT,AFTER,PAUSE_MS] [--port-sweep] [--log FILE] [--comm NAME]
 //! ```
 //!
 //! Every run is bounded: it refuses to start outside a `tcpq-*` namespace,
@@ -163,10 +163,10 @@ pub struct Client {
     pub comm: String,
 }
 
-/// `--fill AGAINS,AFTER,PAUSE_MS`: sends that return byte counts and
+/// `--fill EAGAIN_COUNT,AFTER,PAUSE_MS`: sends that return byte counts and
 /// negative errnos. On the non-blocking socket, sends of 64 KiB (the peer
 /// not reading: whole, then partial, then -EAGAIN, pausing `pause` after
-/// each -EAGAIN) until `agains` of them returned -EAGAIN or `bytes` were
+/// each -EAGAIN) until `agains` (EAGAIN_COUNT) of them returned -EAGAIN or `bytes` were
 /// written; then `shutdown(SHUT_WR)` and `after` sends of one byte
 /// (-EPIPE: tcp_sendmsg_locked's check of SEND_SHUTDOWN).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -499,7 +499,7 @@ pub fn parse(args: &[String]) -> Result<Role> {
     if let Some(v) = get("--fill") {
         let p: Vec<&str> = v.split(',').collect();
         let [agains, after, pause] = p[..] else {
-            return Err(usage("--fill AGAINS,AFTER,PAUSE_MS".into()));
+            return Err(usage("--fill EAGAIN_COUNT,AFTER,PAUSE_MS".into()));
         };
         let fill = Fill {
             agains: num("--fill", agains)?,
@@ -508,7 +508,7 @@ pub fn parse(args: &[String]) -> Result<Role> {
         };
         if fill.agains > MAX_FILL_SENDS || fill.after > MAX_FILL_SENDS {
             return Err(usage(format!(
-                "--fill: AGAINS and AFTER must be at most {MAX_FILL_SENDS}"
+                "--fill: EAGAIN_COUNT and AFTER must be at most {MAX_FILL_SENDS}"
             )));
         }
         if c.pace.is_some() || c.crowd.is_some() || c.handoff.is_some() {
@@ -1573,7 +1573,7 @@ mod tests {
         );
         assert!(
             usage("client --connect 10.0.0.2 --port 9 --bytes 1 --fill 5,3")
-                .contains("AGAINS,AFTER,PAUSE_MS")
+                .contains("EAGAIN_COUNT,AFTER,PAUSE_MS")
         );
         assert!(
             usage("client --connect 10.0.0.2 --port 9 --bytes 1 --fill 101,0,0")

@@ -123,7 +123,9 @@ impl Zone {
         match *self {
             Zone::Fixed(s) => i64::from(s),
             Zone::Local => {
-                let t = unix_secs as libc::time_t;
+                // `as _`: localtime_r's `time_t` (libc deprecates naming
+                // it for musl, whose time_t is 64 bits like glibc's here).
+                let t = unix_secs as _;
                 // SAFETY: an all-zero `tm` is a valid value to overwrite.
                 let mut tm: libc::tm = unsafe { std::mem::zeroed() };
                 // SAFETY: both pointers are valid for the call;

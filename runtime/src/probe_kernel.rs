@@ -29,8 +29,8 @@ const PROG_TRACING: u32 = 26;
 const ATTACH_FENTRY: u32 = 24;
 
 const PERF_TYPE_TRACEPOINT: u32 = 2;
-/// `_IOW('$', 8, __u32)`. `libc::Ioctl`: ioctl's request is an unsigned
-/// long in glibc and an int in musl (the static build).
+/// `_IOW('$', 8, __u32)`. `libc::Ioctl`: ioctl(2)'s request is an
+/// `unsigned long` in glibc and an `int` in musl (the static build).
 const PERF_EVENT_IOC_SET_BPF: libc::Ioctl = 0x4004_2408;
 const PERF_FLAG_FD_CLOEXEC: libc::c_ulong = 8;
 /// `PERF_ATTR_SIZE_VER5`: every kernel since 4.1 takes it.

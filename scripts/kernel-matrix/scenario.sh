@@ -24,6 +24,17 @@ echo "@@TCPQ doctor-begin"
 "$T" doctor --format json
 echo "@@TCPQ doctor-end"
 
+# The README's one-liner, exactly, with --duration: it attaches, runs 1 s
+# and exits 0 by itself (no traffic here, so no zero window to print). A
+# `*_loads` run: it must succeed everywhere, with the same (empty) answer.
+start=$(now_ms)
+"$T" -e 'on tcp_select_window where win == 0 print pid, comm' --duration 1s --format json \
+    >"$TMP/seed.out" 2>"$TMP/seed.err"
+rc=$?
+attach=$(grep -o 'attached.*' "$TMP/seed.err" | head -n 1 | sed 's/;.*//; s/ /_/g')
+echo "@@TCPQ run seed_one_liner_loads ms=$(($(now_ms) - start)) rc=$rc attach=$attach out=$(tr '\n' ';' <"$TMP/seed.out")"
+grep -v 'attached\|"tcpq":"summary"' "$TMP/seed.err" | sed "s/^/@@TCPQ stderr seed_one_liner_loads /"
+
 # run NAME PORT PROGRAM [STRATEGY]: attach, drive N lock-step exchanges on
 # PORT (and, with REFUSE=PORT2 set, one connect() to PORT2, where nobody
 # listens), stop tcpq with SIGINT, report what it counted.

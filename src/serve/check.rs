@@ -10,7 +10,13 @@ use super::limit::Limits;
 use super::Program;
 
 /// The report: for each program, one line per family its clauses export.
-pub fn report(programs: &[Program], exported: &Exported, limits: &Limits) -> String {
+/// `kubernetes`: `--kubernetes`, which adds the k8s labels after `cgroup`.
+pub fn report(
+    programs: &[Program],
+    exported: &Exported,
+    limits: &Limits,
+    kubernetes: bool,
+) -> String {
     let mut out = String::new();
     let mut rows: Vec<[String; 6]> = Vec::new();
     let header = [
@@ -46,9 +52,19 @@ pub fn report(programs: &[Program], exported: &Exported, limits: &Limits) -> Str
                     false => f
                         .labels
                         .iter()
-                        .map(|l| match l.domain.flag() {
-                            Some(flag) => format!("{} ({flag})", l.name),
-                            None => format!("{} ({})", l.name, l.domain.bound().unwrap_or(0)),
+                        .map(|l| {
+                            let label = match l.domain.flag() {
+                                Some(flag) => format!("{} ({flag})", l.name),
+                                None => {
+                                    format!("{} ({})", l.name, l.domain.bound().unwrap_or(0))
+                                }
+                            };
+                            match kubernetes && l.name == super::kubernetes::KEY {
+                                true => {
+                                    format!("{label}, {}", super::kubernetes::LABELS.join(", "))
+                                }
+                                false => label,
+                            }
                         })
                         .collect::<Vec<_>>()
                         .join(", "),

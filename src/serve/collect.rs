@@ -28,9 +28,11 @@ use tcpq_dsl::metrics::{Family, Kind, Sample};
 use tcpq_dsl::plan::Column;
 use tcpq_runtime::agg::{self, Agg};
 use tcpq_runtime::render::Names;
-use tcpq_runtime::{Session, SessionError};
+use tcpq_runtime::SessionError;
 
-use super::limit::{ClauseState, Split};
+use super::reload::{Reloads, ServedClause};
+
+use super::limit::Split;
 
 /// What `tcpq serve` exports, fixed at start: each family with the
 /// clauses that feed it (several when clauses share a name given with
@@ -38,6 +40,8 @@ use super::limit::{ClauseState, Split};
 #[derive(Clone, Debug)]
 pub struct Exported {
     pub families: Vec<Exports>,
+    /// `--kubernetes`: the k8s labels of series keyed by cgroup.
+    pub kubernetes: Option<std::sync::Arc<super::kubernetes::Resolver>>,
 }
 
 /// One family and where its series come from.
@@ -45,7 +49,8 @@ pub struct Exported {
 pub struct Exports {
     pub family: Family,
     pub help: String,
-    /// Indices of the session's clauses, with their `by` keys.
+    /// Indices of the served clauses (`ServedSet::clauses`), with their
+    /// `by` keys.
     pub clauses: Vec<(usize, Vec<Column>)>,
 }
 
@@ -85,6 +90,8 @@ pub struct Health {
     pub per_metric: BTreeMap<String, (u64, u64, u64, u64)>,
     /// (probe, strategy) of each attached clause.
     pub attached: Vec<(String, String)>,
+    /// `--kubernetes`: cgroup ids not resolved, by reason.
+    pub kubernetes_unresolved: Option<Vec<(&'static str, u64)>>,
 }
 
 /// Label (name, value) pairs, in the family's order.
@@ -100,61 +107,69 @@ pub struct Scrape {
     health: Health,
     /// How long the scrape before this one took.
     last_duration: Option<Duration>,
+    reloads: Reloads,
 }
 
 impl Scrape {
     /// Read every clause's aggregation map (each once) and its counters
-    /// now, each taken in by its state (`states[i]` is clause i's);
-    /// `session` is `None` until every probe is attached.
+    /// now, each taken in by its clause's state (`ServedClause::collector`);
+    /// `clauses` is `None` until every probe is attached.
     pub fn read(
         exported: &Exported,
-        session: Option<&Session>,
-        states: &mut [ClauseState],
+        clauses: Option<&mut [ServedClause]>,
+        reloads: Reloads,
         last_duration: Option<Duration>,
     ) -> Result<Scrape, SessionError> {
         let now = Instant::now();
-        let mut data: BTreeMap<usize, Split> = BTreeMap::new();
+        let mut data: Data<'_> = BTreeMap::new();
         let mut health = Health::default();
-        if let Some(s) = session {
-            for (i, c) in s.clauses.iter().enumerate() {
+        let attached = clauses.is_some();
+        let clauses: &mut [ServedClause] = clauses.unwrap_or_default();
+        // Each served clause is a session of its one clause.
+        for (i, served) in clauses.iter_mut().enumerate() {
+            let s = &served.session;
+            let state = &mut served.collector;
+            for c in &s.clauses {
                 let entries = c.aggregates()?;
-                // A clause without a state (none should be) is exported whole.
-                let split = match states.get_mut(i) {
-                    Some(st) if st.limited() => {
-                        st.observe(&entries, now);
-                        st.route(entries)
+                let split = match state.limited() {
+                    true => {
+                        state.observe(&entries, now);
+                        state.route(entries)
                     }
-                    _ => Split {
+                    false => Split {
                         own: entries,
                         overflow: Vec::new(),
                     },
                 };
-                data.insert(i, split);
+                data.insert(i, (split, &s.names));
                 let st = c.stats()?;
                 let name = c.plan.metric.as_ref().map_or("", |m| m.name.as_str());
                 let e = health.per_metric.entry(name.to_owned()).or_default();
                 e.0 += st.lost;
                 e.1 += st.agg_full;
                 e.2 += st.missed;
-                e.3 += states.get(i).map_or(0, ClauseState::dropped);
+                e.3 += state.dropped();
                 let probe = (c.plan.probe.clone(), c.strategy.name.clone());
                 if !health.attached.contains(&probe) {
                     health.attached.push(probe);
                 }
             }
         }
-        let names = session.map(|s| &s.names);
-        let empty = Names::default();
-        let names = names.unwrap_or(&empty);
+        let mut kube = exported.kubernetes.as_ref().map(|k| k.scrape());
         let families = exported
             .families
             .iter()
-            .map(|e| (e.clone(), series(e, &data, names, session.is_some())))
+            .map(|e| {
+                let s = series(e, &data, attached, kube.as_mut());
+                (e.clone(), s)
+            })
             .collect();
+        health.kubernetes_unresolved = kube.map(|k| k.unresolved());
         Ok(Scrape {
             families,
             health,
             last_duration,
+            reloads,
         })
     }
 
@@ -237,17 +252,26 @@ fn scaled(f: &Family, v: i128) -> f64 {
     v as f64 / f.unit.map_or(1.0, |u| u.1)
 }
 
+/// Per served clause: its aggregates (those beyond its series limit
+/// apart), and the kernel's names its keys may show.
+type Data<'a> = BTreeMap<usize, (Split, &'a Names)>;
+
 /// Each label set's accumulated values, over every clause of the family,
 /// and the overflow series (every clause's label sets beyond its limit
 /// and retained totals). With no `by` keys there is one series from the
 /// start (a counter at 0 until something counts), so a rate or increase
 /// starts from there.
-fn series(e: &Exports, data: &BTreeMap<usize, Split>, names: &Names, attached: bool) -> Series {
+fn series(
+    e: &Exports,
+    data: &Data<'_>,
+    attached: bool,
+    mut kube: Option<&mut super::kubernetes::Labeller<'_>>,
+) -> Series {
     let mut out = Series::new();
     let histogram = matches!(e.family.sample, Sample::Buckets { .. });
     let overflow: Labels = vec![(OVERFLOW_LABEL.0.into(), OVERFLOW_LABEL.1.into())];
     for (clause, keys) in &e.clauses {
-        let Some(split) = data.get(clause) else {
+        let Some((split, names)) = data.get(clause) else {
             continue;
         };
         // The bucket is the key slot after the `by` keys.
@@ -262,11 +286,14 @@ fn series(e: &Exports, data: &BTreeMap<usize, Split>, names: &Names, attached: b
         };
         for (k, a) in &split.own {
             let values = agg::key_values(keys, k, names);
-            let labels: Labels = keys
+            let mut labels: Labels = keys
                 .iter()
-                .zip(values)
+                .zip(&values)
                 .map(|(c, v)| (c.name.clone(), v.text()))
                 .collect();
+            if let Some(k) = kube.as_deref_mut() {
+                k.extend(keys, &values, &mut labels);
+            }
             fold(labels, k, a);
         }
         for (k, a) in &split.overflow {
@@ -283,10 +310,14 @@ fn series(e: &Exports, data: &BTreeMap<usize, Split>, names: &Names, attached: b
 /// as a scrape does), delete the label sets idle for `--series-idle` from
 /// the kernel's map and move their values into the retained totals. The
 /// number of kernel keys deleted.
-pub fn expire(session: &mut Session, states: &mut [ClauseState]) -> Result<usize, SessionError> {
+pub fn expire(clauses: &mut [ServedClause]) -> Result<usize, SessionError> {
     let now = Instant::now();
     let mut n = 0;
-    for (c, state) in session.clauses.iter_mut().zip(states.iter_mut()) {
+    for served in clauses.iter_mut() {
+        let state = &mut served.collector;
+        let Some(c) = served.session.clauses.first_mut() else {
+            continue;
+        };
         if !state.limited() {
             continue;
         }
@@ -442,6 +473,20 @@ impl Scrape {
             ];
             family.encode_family(&labels)?.encode_gauge(&1u64)?;
         }
+        if let Some(counts) = &h.kubernetes_unresolved {
+            let mut family = encoder.encode_descriptor(
+                "tcpq_kubernetes_unresolved",
+                "cgroup ids of series keyed by cgroup that --kubernetes could not name (each id once, by the first reason met); their series lack the k8s labels not found.",
+                None,
+                MetricType::Counter,
+            )?;
+            for (reason, n) in counts {
+                let labels = [("reason".to_string(), reason.to_string())];
+                family
+                    .encode_family(&labels)?
+                    .encode_counter::<NoLabelSet, _, u64>(n, None)?;
+            }
+        }
         if let Some(d) = self.last_duration {
             encoder
                 .encode_descriptor(
@@ -452,6 +497,7 @@ impl Scrape {
                 )?
                 .encode_gauge(&d.as_secs_f64())?;
         }
+        self.reloads.encode(encoder)?;
         let version = [("version".to_string(), env!("CARGO_PKG_VERSION").to_string())];
         encoder
             .encode_descriptor(
@@ -466,6 +512,7 @@ impl Scrape {
 
 #[cfg(test)]
 mod tests {
+    use super::super::limit::ClauseState;
     use super::*;
 
     fn exports(src: &str) -> Exported {
@@ -480,27 +527,35 @@ mod tests {
                 });
             }
         }
-        Exported { families }
+        Exported {
+            families,
+            kubernetes: None,
+        }
     }
 
     fn scrape(src: &str, data: Vec<(AggKey, Agg)>) -> Scrape {
         let e = exports(src);
+        let names = Names::default();
         let mut d = BTreeMap::new();
         d.insert(
             0,
-            Split {
-                own: data,
-                overflow: Vec::new(),
-            },
+            (
+                Split {
+                    own: data,
+                    overflow: Vec::new(),
+                },
+                &names,
+            ),
         );
         Scrape {
             families: e
                 .families
                 .iter()
-                .map(|x| (x.clone(), series(x, &d, &Names::default(), true)))
+                .map(|x| (x.clone(), series(x, &d, true, None)))
                 .collect(),
             health: Health::default(),
             last_duration: None,
+            reloads: Reloads::default(),
         }
     }
 
@@ -528,8 +583,9 @@ mod tests {
     ) -> String {
         let e = exports(src);
         state.observe(data, now);
+        let names = Names::default();
         let mut d = BTreeMap::new();
-        d.insert(0, state.route(data.to_vec()));
+        d.insert(0, (state.route(data.to_vec()), &names));
         let mut health = Health::default();
         let name = e.families[0].family.name.clone();
         health.per_metric.insert(name, (0, 0, 0, state.dropped()));
@@ -537,10 +593,11 @@ mod tests {
             families: e
                 .families
                 .iter()
-                .map(|x| (x.clone(), series(x, &d, &Names::default(), true)))
+                .map(|x| (x.clone(), series(x, &d, true, None)))
                 .collect(),
             health,
             last_duration: None,
+            reloads: Reloads::default(),
         };
         s.encode(false).unwrap()
     }

@@ -10,22 +10,19 @@ use hyper::body::Bytes;
 use hyper::header::{HeaderValue, ACCEPT, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
 
-use super::collect::{self, Exported, Scrape};
-use super::limit::ClauseState;
-use tcpq_runtime::Session;
+use super::collect::{self, Scrape};
+use super::reload::{Reloads, ServedSet};
 
 /// The Prometheus text format's content type.
 pub const TEXT_0_0_4: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// OpenMetrics' content type.
 pub const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
-/// What the handlers share: the session once every probe is attached.
+/// What the handlers share: what is served (its clauses once every probe
+/// of the first set is attached), replaced whole by a reload.
 pub struct State {
-    pub exported: Exported,
-    pub session: Mutex<Option<Session>>,
-    /// Each clause's cardinality state, by the session's clause index.
-    /// Locked after `session`, never before.
-    pub clauses: Mutex<Vec<ClauseState>>,
+    pub served: Mutex<ServedSet>,
+    pub reloads: Mutex<Reloads>,
     /// How long the previous scrape took.
     pub last_scrape: Mutex<Option<Duration>>,
 }
@@ -97,7 +94,15 @@ pub async fn handle(
             "GET or HEAD\n",
         ));
     }
-    let ready = || state.session.lock().map(|s| s.is_some()).unwrap_or(false);
+    // Ready once the first set is attached, and through every reload
+    // (the previous set serves until the next one is in place).
+    let ready = || {
+        state
+            .served
+            .lock()
+            .map(|s| s.clauses.is_some())
+            .unwrap_or(false)
+    };
     Ok(match req.uri().path() {
         "/-/healthy" => reply(StatusCode::OK, PLAIN, "tcpq is healthy.\n"),
         "/-/ready" => match ready() {
@@ -137,12 +142,17 @@ pub async fn handle(
 fn scrape(state: &State, openmetrics: bool) -> Result<String, String> {
     let t = Instant::now();
     let last = *state.last_scrape.lock().map_err(|e| e.to_string())?;
-    let session = state.session.lock().map_err(|e| e.to_string())?;
-    let mut clauses = state.clauses.lock().map_err(|e| e.to_string())?;
-    let s = Scrape::read(&state.exported, session.as_ref(), &mut clauses, last)
-        .map_err(|e| e.to_string())?;
-    drop(clauses);
-    drop(session);
+    let reloads = *state.reloads.lock().map_err(|e| e.to_string())?;
+    let mut guard = state.served.lock().map_err(|e| e.to_string())?;
+    let served = &mut *guard;
+    let s = Scrape::read(
+        &served.exported,
+        served.clauses.as_deref_mut(),
+        reloads,
+        last,
+    )
+    .map_err(|e| e.to_string())?;
+    drop(guard);
     let text = s.encode(openmetrics).map_err(|e| e.to_string())?;
     if let Ok(mut l) = state.last_scrape.lock() {
         *l = Some(t.elapsed());
@@ -161,10 +171,9 @@ pub async fn expire_every(state: Arc<State>, every: Duration) {
         timer.tick().await;
         let st = state.clone();
         let r = tokio::task::spawn_blocking(move || -> Result<usize, String> {
-            let mut session = st.session.lock().map_err(|e| e.to_string())?;
-            let mut clauses = st.clauses.lock().map_err(|e| e.to_string())?;
-            match session.as_mut() {
-                Some(s) => collect::expire(s, &mut clauses).map_err(|e| e.to_string()),
+            let mut served = st.served.lock().map_err(|e| e.to_string())?;
+            match served.clauses.as_deref_mut() {
+                Some(c) => collect::expire(c).map_err(|e| e.to_string()),
                 None => Ok(0),
             }
         })

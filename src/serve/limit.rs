@@ -168,6 +168,23 @@ impl ClauseState {
         }
     }
 
+    /// A state under which nothing is limited (a session without its
+    /// clause, which `Bound::clause` never makes).
+    pub fn unlimited() -> ClauseState {
+        ClauseState {
+            limited: false,
+            limits: Limits {
+                series: None,
+                idle: None,
+            },
+            by_slots: 0,
+            sets: HashMap::new(),
+            own: 0,
+            retained: BTreeMap::new(),
+            dropped: 0,
+        }
+    }
+
     /// Whether the limit and expiry apply to this clause.
     pub fn limited(&self) -> bool {
         self.limited

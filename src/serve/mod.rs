@@ -13,12 +13,17 @@
 //! 3. privileges, then the listening socket (a port in use fails here,
 //!    exit 1, before any probe is attached);
 //! 4. HTTP served from then on (`/-/ready` says 503), while the plans are
-//!    bound to this kernel and attached, all in one session;
-//! 5. until SIGINT or SIGTERM: then the session is dropped, which detaches
-//!    everything.
+//!    bound to this kernel and attached, each clause in a session of its
+//!    own (`reload.rs` says why);
+//! 5. until SIGINT or SIGTERM: then the sessions are dropped, which
+//!    detaches everything. Meanwhile SIGHUP, and a change in a DIR source
+//!    (read every [`POLL`]), reload: steps 1 and 4 again, keeping every
+//!    clause whose plan did not change, or, on any problem, the previous
+//!    set whole (`reload.rs`).
 //!
 //! The families and how a scrape reads them are `collect.rs`; the HTTP
-//! side `http.rs`.
+//! side `http.rs`; what is served and how a reload replaces it
+//! `reload.rs`.
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -30,17 +35,20 @@ use clap::Args;
 use tcpq_dsl::metrics::{self, Served};
 use tcpq_dsl::plan::Plan;
 use tcpq_runtime::features::Privilege;
-use tcpq_runtime::{session::Bound, Kernel, Session};
+use tcpq_runtime::Session;
 
 use crate::{EXIT_RUNTIME, EXIT_USAGE};
 
 mod check;
 mod collect;
 mod http;
+mod kubernetes;
 mod limit;
+mod reload;
 
 use collect::{Exported, Exports};
-use limit::{ClauseState, Limits};
+use limit::Limits;
+use reload::{Reloads, ServedClause, ServedSet};
 
 /// The address `tcpq serve` listens on unless `--listen` says otherwise:
 /// loopback only (9464 is the port OpenTelemetry's Prometheus exporters
@@ -57,6 +65,10 @@ pub const OWN_METRICS: &[&str] = &[
     "tcpq_scrape_duration_seconds",
     "tcpq_build",
     "tcpq_build_info",
+    "tcpq_reloads",
+    "tcpq_last_reload_success",
+    "tcpq_last_reload_timestamp_seconds",
+    "tcpq_kubernetes_unresolved",
 ];
 
 #[derive(Args, Debug)]
@@ -68,12 +80,18 @@ pub const OWN_METRICS: &[&str] = &[
                   when the client asks for it), read from the kernel's per-CPU maps at each \
                   scrape. /-/healthy answers while tcpq runs, /-/ready once every probe is \
                   attached. A printing clause, `top`, `every` or `limit` is refused: serve \
-                  exports every program whole or not at all. See docs/serve.md.",
+                  exports every program whole or not at all.\n\n\
+                  SIGHUP, and a change in a DIR (read every 2 s), reload the recipes: a \
+                  clause whose plan did not change keeps its maps and counters, new ones \
+                  attach, removed ones detach; if anything fails the diagnostics go to \
+                  stderr and the previous recipes keep serving \
+                  (tcpq_last_reload_success 0). SIGINT or SIGTERM detaches everything. \
+                  See docs/serve.md.",
     after_help = "Examples:\n  tcpq serve zero-window-metrics retransmit-metrics\n  tcpq serve --check rtt-metrics\n  tcpq serve --listen 0.0.0.0:9464 /etc/tcpq/recipes/\n  tcpq serve ./mine.tcpq --param port=8080"
 )]
 pub struct ServeArgs {
     /// Recipes to serve: a built-in recipe's name, a recipe file, or a
-    /// directory (every `*.tcpq` in it).
+    /// directory (every `*.tcpq` in it, read again every 2 s).
     #[arg(value_name = "FILE|DIR|RECIPE", required = true)]
     sources: Vec<String>,
 
@@ -96,6 +114,28 @@ pub struct ServeArgs {
     /// /sys/kernel/btf/vmlinux).
     #[arg(long, value_name = "PATH")]
     btf: Option<PathBuf>,
+
+    /// Label series keyed `by cgroup` with k8s_namespace_name,
+    /// k8s_pod_name and k8s_container_name, from the node's cgroup v2
+    /// tree and the kubelet's log directories (no API server); ids that
+    /// cannot be named are counted in tcpq_kubernetes_unresolved_total.
+    #[arg(long)]
+    kubernetes: bool,
+
+    /// With --kubernetes: the node's cgroup v2 tree (in a container, the
+    /// host's, mounted). Default: the first cgroup2 mount.
+    #[arg(long, value_name = "DIR", requires = "kubernetes")]
+    kubernetes_cgroup_root: Option<PathBuf>,
+
+    /// With --kubernetes: the directory holding the kubelet's `pods/` and
+    /// `containers/` log directories.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/log",
+        requires = "kubernetes"
+    )]
+    kubernetes_log_dir: PathBuf,
 
     /// Label sets a clause exports as series of their own (when its labels
     /// can make more); the values of the others go to the family's
@@ -137,17 +177,50 @@ pub fn run(args: ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::from(EXIT_USAGE));
         }
     };
+    // What the directories held when they were read for the first time.
+    let seen = fingerprint(
+        &args
+            .sources
+            .iter()
+            .filter(|a| is_dir_source(a))
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
     let programs = match load(&args.sources, &args.params, color) {
         Ok(p) => p,
         Err(code) => return Ok(code),
     };
-    let exported = exported(&programs);
     let limits = Limits {
         series: Some(args.series_limit).filter(|&n| n > 0),
         idle: Some(args.series_idle).filter(|d| !d.is_zero()),
     };
+    let mut exported = exported(&programs);
+    if args.kubernetes && !args.check {
+        match kubernetes::Resolver::open(
+            args.kubernetes_cgroup_root.as_deref(),
+            &args.kubernetes_log_dir,
+        ) {
+            Ok(r) => exported.kubernetes = Some(Arc::new(r)),
+            Err(e) => {
+                eprintln!("tcpq: error: {e}");
+                return Ok(ExitCode::from(EXIT_RUNTIME));
+            }
+        }
+        if !exported.families.iter().any(|e| {
+            e.clauses
+                .iter()
+                .any(|(_, keys)| keys.iter().any(|k| k.name == kubernetes::KEY))
+        }) {
+            eprintln!(
+                "tcpq: note: --kubernetes: no clause is keyed `by cgroup`; no series gets k8s labels"
+            );
+        }
+    }
     if args.check {
-        print!("{}", check::report(&programs, &exported, &limits));
+        print!(
+            "{}",
+            check::report(&programs, &exported, &limits, args.kubernetes)
+        );
         return Ok(ExitCode::SUCCESS);
     }
     if !Privilege::current().sufficient() {
@@ -164,7 +237,19 @@ pub fn run(args: ServeArgs, color: bool) -> anyhow::Result<ExitCode> {
         .enable_all()
         .build()
         .context("cannot start the event loop")?;
-    rt.block_on(serve(listener, programs, exported, limits, args.btf, color))
+    let config = Config {
+        dirs: args
+            .sources
+            .iter()
+            .filter(|a| is_dir_source(a))
+            .cloned()
+            .collect(),
+        sources: args.sources,
+        params: args.params,
+        btf: args.btf,
+        color,
+    };
+    rt.block_on(serve(listener, programs, exported, config, seen, limits))
 }
 
 /// Every source compiled and checked for `serve`; on any problem, all of
@@ -252,8 +337,7 @@ fn load(
 /// `*.tcpq` of a directory (sorted), as (source, origin).
 fn read_source(arg: &str) -> Result<Vec<(String, String)>, String> {
     let path = Path::new(arg);
-    let builtin = !arg.contains('/') && crate::recipes::embedded(arg).is_some();
-    if !builtin && path.is_dir() {
+    if is_dir_source(arg) {
         let mut files: Vec<PathBuf> = std::fs::read_dir(path)
             .map_err(|e| format!("cannot read directory {arg}: {e}"))?
             .flatten()
@@ -277,9 +361,16 @@ fn read_source(arg: &str) -> Result<Vec<(String, String)>, String> {
     Ok(vec![(l.source, l.origin)])
 }
 
+/// Whether a source argument is a directory (a built-in recipe's name
+/// wins over a directory of that name in the working directory).
+fn is_dir_source(arg: &str) -> bool {
+    let builtin = !arg.contains('/') && crate::recipes::embedded(arg).is_some();
+    !builtin && Path::new(arg).is_dir()
+}
+
 /// The families every program exports, those sharing a name merged
 /// (`conflicts` has made sure they can be), with their HELP; the clauses'
-/// indices are those of the one session all programs load into.
+/// indices are those of the served clauses, in the programs' order.
 fn exported(programs: &[Program]) -> Exported {
     let mut families: Vec<Exports> = Vec::new();
     let mut index = 0;
@@ -309,7 +400,10 @@ fn exported(programs: &[Program]) -> Exported {
             index += 1;
         }
     }
-    Exported { families }
+    Exported {
+        families,
+        kubernetes: None,
+    }
 }
 
 /// `stats F`, whose least and greatest values are families of their own.
@@ -323,67 +417,64 @@ fn is_stats(c: &tcpq_dsl::plan::ClausePlan) -> bool {
     )
 }
 
-/// Every program's plan as one: all clauses attach in one session (one
-/// set of owner maps). Every clause aggregates, so no ring buffer is read:
-/// each is one page, the least the kernel takes.
-fn merged(programs: &[Program]) -> Plan {
-    let mut plan = Plan {
-        clauses: Vec::new(),
-        left_out: Vec::new(),
-        ring_bytes: None,
-        owner_io: None,
-    };
-    for p in programs {
-        plan.clauses.extend(p.plan.clauses.iter().cloned());
-        plan.left_out.extend(p.plan.left_out.iter().cloned());
-        // Owners from the start when any program needs them then.
-        use tcpq_dsl::plan::OwnerIo::AtStart;
-        plan.owner_io = match (plan.owner_io, p.plan.owner_io) {
-            (Some(AtStart), _) | (_, Some(AtStart)) => Some(AtStart),
-            (a, b) => a.or(b),
-        };
-    }
-    // SAFETY: sysconf has no preconditions.
-    let page = u32::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
-    plan.set_ring_bytes(page);
-    plan
+/// What a reload reads again: the sources, with the same `--param`s.
+struct Config {
+    sources: Vec<String>,
+    params: Vec<(String, String)>,
+    btf: Option<PathBuf>,
+    color: bool,
+    /// The sources that are directories, polled for changes.
+    dirs: Vec<String>,
 }
 
-/// Steps 4 and 5: serve while attaching, then until a signal.
+/// How often a recipe directory is read for changes.
+const POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// What the recipe directories hold now (each `*.tcpq` file's path and
+/// text, or why it could not be read): a reload follows when it changes.
+/// Read, not watched: a Kubernetes ConfigMap volume changes by swapping a
+/// symlink (`..data`), which inotify on the files would miss, and a read
+/// of a few small files every 2 s costs nothing.
+type Fingerprint = Vec<Result<Vec<(String, String)>, String>>;
+
+fn fingerprint(dirs: &[String]) -> Fingerprint {
+    dirs.iter().map(|d| read_source(d)).collect()
+}
+
+/// Steps 4 and 5: serve while attaching, then until a signal, reloading
+/// on SIGHUP and when a recipe directory changes.
 async fn serve(
     listener: std::net::TcpListener,
     programs: Vec<Program>,
     exported: Exported,
+    config: Config,
+    seen: Fingerprint,
     limits: Limits,
-    btf: Option<PathBuf>,
-    color: bool,
 ) -> anyhow::Result<ExitCode> {
     use tokio::signal::unix::{signal, SignalKind};
     // From here on a signal ends the run cleanly, even while attaching.
     let mut int = signal(SignalKind::interrupt()).context("cannot catch SIGINT")?;
     let mut term = signal(SignalKind::terminate()).context("cannot catch SIGTERM")?;
+    let mut hup = signal(SignalKind::hangup()).context("cannot catch SIGHUP")?;
     let addr = listener.local_addr().context("the listening socket")?;
     let listener =
         tokio::net::TcpListener::from_std(listener).context("cannot listen for connections")?;
-    let plan = merged(&programs);
-    let clauses: Vec<ClauseState> = plan
-        .clauses
-        .iter()
-        .map(|c| ClauseState::new(c, limits))
-        .collect();
-    // No timer when no clause can exceed the limit.
-    let tick = limits
-        .tick()
-        .filter(|_| clauses.iter().any(ClauseState::limited));
+    // The expiry timer (none without a limit or expiry). A clause that
+    // cannot exceed the limit is skipped at each tick.
+    let tick = limits.tick();
     let state = Arc::new(http::State {
-        exported,
-        session: Mutex::new(None),
-        clauses: Mutex::new(clauses),
+        served: Mutex::new(ServedSet {
+            exported,
+            clauses: None,
+            limits,
+        }),
+        reloads: Mutex::new(Reloads::started()),
         last_scrape: Mutex::new(None),
     });
     let server = tokio::spawn(http::serve(listener, state.clone()));
-    let attach =
-        tokio::task::spawn_blocking(move || attach(&programs, &plan, btf.as_deref(), color));
+    let config = Arc::new(config);
+    let cfg = config.clone();
+    let attach = tokio::task::spawn_blocking(move || attach(&programs, &cfg));
     tokio::pin!(attach);
     let mut stopped = false;
     let opened = loop {
@@ -393,61 +484,97 @@ async fn serve(
             _ = term.recv() => stopped = true,
         }
     };
-    let session = match opened {
+    let opened = match opened {
         Ok(s) => s,
         Err(code) => {
             server.abort();
             return code;
         }
     };
+    let clauses: Vec<ServedClause> = opened
+        .into_iter()
+        .filter_map(|(key, session)| Some(ServedClause::new(key, session?, limits)))
+        .collect();
     if stopped {
         // A signal while attaching: detach at once.
-        drop(session);
+        reload::detach(clauses);
         server.abort();
         eprintln!("tcpq: stopped while attaching; everything is detached");
         return Ok(ExitCode::SUCCESS);
     }
-    let summary = session.summary();
-    for c in &session.clauses {
-        if !c.owner_gaps.is_empty() {
-            eprintln!(
-                "tcpq: note: {}: owner tracking misses {} on this kernel; some sockets may show no comm",
-                c.plan.probe,
-                c.owner_gaps.join(", ")
-            );
-        }
-    }
-    *state.session.lock().expect("session lock") = Some(session);
+    let summary = reload::summary(&clauses);
+    let n = {
+        let mut served = state.served.lock().expect("served lock");
+        served.clauses = Some(clauses);
+        served.exported.families.len()
+    };
     // Expiry needs no scrape: its own timer, on this runtime.
     let expiry = tick.map(|every| tokio::spawn(http::expire_every(state.clone(), every)));
-    let n = state.exported.families.len();
     eprintln!(
         "tcpq: {summary}; serving {n} metric famil{} on http://{addr}/metrics; Ctrl-C to stop",
         if n == 1 { "y" } else { "ies" }
     );
-    tokio::select! {
-        _ = int.recv() => {}
-        _ = term.recv() => {}
+    let mut seen = seen;
+    let mut poll = tokio::time::interval(POLL);
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let why = tokio::select! {
+            _ = int.recv() => break,
+            _ = term.recv() => break,
+            _ = hup.recv() => "SIGHUP",
+            _ = poll.tick(), if !config.dirs.is_empty() => {
+                let dirs = config.dirs.clone();
+                let now = tokio::task::spawn_blocking(move || fingerprint(&dirs))
+                    .await
+                    .context("the thread reading the recipe directories failed")?;
+                if now == seen {
+                    continue;
+                }
+                seen = now;
+                "a recipe directory changed"
+            }
+        };
+        let (cfg, st) = (config.clone(), state.clone());
+        let job = tokio::task::spawn_blocking(move || reload(&cfg, &st, why));
+        tokio::pin!(job);
+        // A stop meanwhile waits for the reload to finish, then detaches
+        // whichever set it left.
+        let mut stop = false;
+        loop {
+            tokio::select! {
+                r = &mut job => {
+                    r.context("the reloading thread failed")?;
+                    break;
+                }
+                _ = int.recv() => stop = true,
+                _ = term.recv() => stop = true,
+            }
+        }
+        if stop {
+            break;
+        }
     }
     server.abort();
     if let Some(e) = expiry {
         e.abort();
     }
-    // Detach (the session's drop): after the last scrape let go of it.
-    let session = state.session.lock().map(|mut s| s.take()).unwrap_or(None);
-    drop(session);
+    // Detach (the sessions' drop): after the last scrape let go of them.
+    let clauses = state
+        .served
+        .lock()
+        .map(|mut s| s.clauses.take())
+        .unwrap_or(None);
+    reload::detach(clauses.unwrap_or_default());
     eprintln!("tcpq: detached");
     Ok(ExitCode::SUCCESS)
 }
 
 /// Bind every program to this kernel (each one's problems rendered in its
-/// own source) and attach them all in one session.
+/// own source) and attach every clause, each in a session of its own.
 fn attach(
     programs: &[Program],
-    plan: &Plan,
-    btf: Option<&Path>,
-    color: bool,
-) -> Result<Session, anyhow::Result<ExitCode>> {
+    config: &Config,
+) -> Result<Vec<(String, Option<Session>)>, anyhow::Result<ExitCode>> {
     // A test hook (tests/kernel/serve.rs): hold the attach back, so that
     // `/-/ready` is seen answering 503 meanwhile. Harmless: it only delays.
     if let Some(ms) = std::env::var("TCPQ_TEST_SERVE_ATTACH_DELAY_MS")
@@ -456,34 +583,64 @@ fn attach(
     {
         std::thread::sleep(std::time::Duration::from_millis(ms));
     }
-    let kernel = Kernel::open_for(btf, Some(plan))
-        .context("cannot read what this kernel offers")
-        .map_err(Err)?;
-    let mut bound = Bound {
-        plan: plan.clone(),
-        clauses: Vec::new(),
+    reload::open_new(programs, &[], config.btf.as_deref(), config.color).map_err(|f| match f {
+        reload::Failure::Refused => Ok(ExitCode::from(EXIT_RUNTIME)),
+        reload::Failure::Error(e) => Err(e),
+    })
+}
+
+/// One reload: every source read, compiled, checked and bound again; the
+/// clauses that changed attached, those unchanged kept, those gone
+/// detached. On any problem (rendered on stderr) the served set stays as
+/// it was. Counted in the self-metrics either way.
+fn reload(config: &Config, state: &http::State, why: &str) {
+    eprintln!("tcpq: reloading the recipes ({why})");
+    let ok = reload_once(config, state);
+    if let Ok(mut r) = state.reloads.lock() {
+        r.record(ok);
+    }
+    if !ok {
+        eprintln!("tcpq: the reload failed; still serving the recipes as they were");
+    }
+}
+
+fn reload_once(config: &Config, state: &http::State) -> bool {
+    let Ok(programs) = load(&config.sources, &config.params, config.color) else {
+        return false;
     };
-    bound.plan.clauses.clear();
-    let mut failed = false;
-    for p in programs {
-        match kernel.bind(&p.plan) {
-            Ok(b) => {
-                bound.plan.clauses.extend(b.plan.clauses);
-                bound.clauses.extend(b.clauses);
-            }
-            Err(diags) => {
-                eprint!(
-                    "{}",
-                    tcpq_dsl::render_all(&diags, &p.source, &p.origin, color)
-                );
-                failed = true;
-            }
+    let exported = exported(&programs);
+    let old: Vec<String> = match state.served.lock() {
+        Ok(s) => s.clauses.iter().flatten().map(|c| c.key.clone()).collect(),
+        Err(_) => return false,
+    };
+    let new = match reload::open_new(&programs, &old, config.btf.as_deref(), config.color) {
+        Ok(new) => new,
+        Err(reload::Failure::Refused) => return false,
+        Err(reload::Failure::Error(e)) => {
+            eprintln!("tcpq: error: {e:#}");
+            return false;
         }
-    }
-    if failed {
-        return Err(Ok(ExitCode::from(EXIT_RUNTIME)));
-    }
-    Session::open(&bound, &kernel).map_err(|e| Err(e.into()))
+    };
+    let (gone, change, n) = {
+        let Ok(mut served) = state.served.lock() else {
+            return false;
+        };
+        // The --kubernetes resolver (and its cache and counts) goes on.
+        let mut exported = exported;
+        exported.kubernetes = served.exported.kubernetes.clone();
+        let (gone, change) = reload::swap(&mut served, exported, new);
+        (gone, change, served.exported.families.len())
+    };
+    reload::detach(gone);
+    eprintln!(
+        "tcpq: reloaded: {} clause{} kept, {} attached, {} detached; serving {n} metric famil{}",
+        change.kept,
+        if change.kept == 1 { "" } else { "s" },
+        change.added,
+        change.removed,
+        if n == 1 { "y" } else { "ies" }
+    );
+    true
 }
 
 #[cfg(test)]

@@ -576,6 +576,580 @@ fn a_bad_listen_address_is_a_clear_error() {
     );
 }
 
+/// Wait (at most 30 s) until tcpq's stderr holds `n` lines starting with
+/// `prefix`; its stderr.
+fn wait_said(serve: &Serve, prefix: &str, n: usize) -> String {
+    common::wait_for(Duration::from_secs(30), || {
+        let e = serve.tcpq.stderr_so_far();
+        (e.lines().filter(|l| l.starts_with(prefix)).count() >= n).then_some(e)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no {n} `{prefix}` lines within 30 s:\n{}",
+            serve.tcpq.stderr_so_far()
+        )
+    })
+}
+
+/// Wait (at most 30 s) until a scrape satisfies `ok`; the scrape.
+fn wait_scrape(serve: &Serve, what: &str, ok: impl Fn(&str) -> bool) -> String {
+    common::wait_for(Duration::from_secs(30), || {
+        let t = serve.scrape_text();
+        ok(&t).then_some(t)
+    })
+    .unwrap_or_else(|| {
+        panic!(
+            "no scrape {what} within 30 s: {}\nstderr:\n{}",
+            serve.scrape_text(),
+            serve.tcpq.stderr_so_far()
+        )
+    })
+}
+
+/// A sample's value in a text-format scrape (`NAME{labels} VALUE`).
+fn sample(text: &str, series: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' ')?.parse().ok())
+}
+
+/// A clause unchanged by a reload keeps its maps: zero-window segments
+/// counted before SIGHUP and after it add up, in Prometheus, to the
+/// wire's count over both transfers (tcpdump), and `resets()` sees none;
+/// meanwhile the other recipe, a file changed before the signal, is
+/// replaced (its old family gone, the new one served).
+#[kernel_test]
+fn counters_survive_sighup() {
+    let pair = NetnsPair::new();
+    sysctl(&pair.srv, "net.ipv4.tcp_window_scaling", "0");
+    let port = pair.port();
+    let dir = TempDir::new("ksh");
+    let extra = dir.join("extra.tcpq");
+    std::fs::write(&extra, "on tcp_retransmit count as reload_extra_one\n").unwrap();
+    let pcap = dir.join("srv.pcap");
+    let param = format!("port={port}");
+    let (serve, prom, before) = served(&[
+        "zero-window-metrics",
+        extra.to_str().unwrap(),
+        "--param",
+        &param,
+    ]);
+    let pid = serve.tcpq.pid().unwrap();
+    let (progs0, _) = bpf_fds(pid);
+    let mut cap = Capture::start(&pair.srv, pair.srv_if(), &format!("tcp port {port}"), &pcap);
+    let (d1, d2) = (dir.join("one"), dir.join("two"));
+    std::fs::create_dir_all(&d1).unwrap();
+    std::fs::create_dir_all(&d2).unwrap();
+    let (w1, r1) = slow_reader_exchange(&pair, port, "1.0", &d1);
+    let expr = "tcp_zero_window_segments_total{comm=\"tcpq-reader\"}";
+    let mid = prom.scraped_after(unix_now());
+    let v_mid = prom.value_at(expr, mid);
+    std::fs::write(&extra, "on tcp_retransmit count as reload_extra_two\n").unwrap();
+    common::kill(pid, libc::SIGHUP);
+    let said = wait_said(&serve, "tcpq: reloaded:", 1);
+    let (progs1, _) = bpf_fds(pid);
+    let (w2, r2) = slow_reader_exchange(&pair, port, "1.0", &d2);
+    let stats = cap.stop();
+    for log in [&w1, &r1, &w2, &r2] {
+        assert_eq!(log.bytes(), 1 << 20, "{log:?}");
+    }
+    assert_eq!(stats.dropped_by_kernel, 0, "tcpdump dropped packets");
+    let wire = common::packets(&pcap)
+        .into_iter()
+        .filter(|p| p.sport == port && p.win == 0 && !p.syn() && !p.rst())
+        .count();
+    let (d, v0, v1) = grown(&prom, expr, before);
+    let resets = prom.query(&format!("resets({expr}[10m])"), None);
+    let text = serve.scrape_text();
+    let (st, stderr) = serve.stop();
+    let ctx = format!(
+        "\n{expr}: {v0} -> {v_mid} (SIGHUP) -> {v1}; wire: {wire}; resets: {resets:?}\n\
+         programs before {progs0:?}, after {progs1:?}\ntcpq serve ({st}):\n{stderr}\n\
+         prometheus:\n{}",
+        prom.log()
+    );
+    assert!(
+        said.contains("tcpq: reloaded: 1 clause kept, 1 attached, 1 detached"),
+        "{ctx}"
+    );
+    assert!(
+        v_mid > 0.0 && v1 > v_mid,
+        "not counted on both sides of the reload{ctx}"
+    );
+    assert_eq!(
+        d, wire as f64,
+        "the series grew by other than the wire's count{ctx}"
+    );
+    assert_eq!(resets.len(), 1, "{ctx}");
+    assert_eq!(
+        resets[0].value, 0.0,
+        "Prometheus saw the counter reset{ctx}"
+    );
+    // The kept clause's programs are the same ones (ids), the replaced
+    // clause's are gone and the new one's are new.
+    let kept = progs0.keys().filter(|id| progs1.contains_key(id)).count();
+    assert!(kept > 0 && kept < progs0.len(), "{ctx}");
+    assert!(progs1.keys().any(|id| !progs0.contains_key(id)), "{ctx}");
+    assert!(text.contains("\nreload_extra_two_total "), "{text}{ctx}");
+    assert!(!text.contains("reload_extra_one"), "{text}{ctx}");
+    assert!(
+        text.contains("tcpq_reloads_total{result=\"success\"} 1\n")
+            && text.contains("tcpq_last_reload_success 1\n"),
+        "{text}{ctx}"
+    );
+    assert!(st.success(), "{ctx}");
+    eprintln!("serve SIGHUP: +{d} == {wire} on the wire ({v_mid} before the reload), no reset");
+}
+
+/// A recipe directory is read again every 2 s: a new file's metric
+/// appears without a signal; a file made broken is reported, the old set
+/// keeps serving and `tcpq_last_reload_success` is 0 until it is fixed;
+/// a removed file's family is gone and its programs and maps are
+/// released; SIGTERM after all that leaves nothing loaded.
+#[kernel_test]
+fn a_recipe_directory_is_reloaded_when_it_changes() {
+    let dir = TempDir::new("ksrd");
+    let recipes = dir.join("recipes");
+    std::fs::create_dir_all(&recipes).unwrap();
+    std::fs::write(
+        recipes.join("a.tcpq"),
+        "# Retransmissions.\non tcp_retransmit count as reload_a\n",
+    )
+    .unwrap();
+    let serve = Serve::start(&[recipes.to_str().unwrap()]);
+    let pid = serve.tcpq.pid().unwrap();
+    let (progs_a, maps_a) = bpf_fds(pid);
+    let first = serve.scrape_text();
+    assert!(first.contains("\nreload_a_total 0\n"), "{first}");
+    // A new file: served after the poll.
+    let b = recipes.join("b.tcpq");
+    let good_b = "# Segments received.\non tcp_probe count as reload_b\n";
+    std::fs::write(&b, good_b).unwrap();
+    let text = wait_scrape(&serve, "with reload_b", |t| t.contains("\nreload_b_total "));
+    assert!(text.contains("\nreload_a_total "), "{text}");
+    let said = wait_said(&serve, "tcpq: reloaded:", 1);
+    assert!(
+        said.contains("tcpq: reloaded: 1 clause kept, 1 attached, 0 detached"),
+        "{said}"
+    );
+    let (progs_ab, maps_ab) = bpf_fds(pid);
+    assert!(
+        progs_a.keys().all(|id| progs_ab.contains_key(id)),
+        "{progs_a:?} {progs_ab:?}"
+    );
+    let progs_b: std::collections::BTreeMap<u32, String> = progs_ab
+        .iter()
+        .filter(|(id, _)| !progs_a.contains_key(id))
+        .map(|(k, v)| (*k, v.clone()))
+        .collect();
+    let maps_b: Vec<u32> = maps_ab
+        .iter()
+        .copied()
+        .filter(|m| !maps_a.contains(m))
+        .collect();
+    assert!(
+        !progs_b.is_empty() && !maps_b.is_empty(),
+        "{progs_ab:?} {maps_ab:?}"
+    );
+    // Broken: reported, nothing changes but the self-metrics.
+    std::fs::write(
+        &b,
+        "# Broken.\non tcp_probe where srtt >> 5 count as reload_b\n",
+    )
+    .unwrap();
+    let said = wait_said(&serve, "tcpq: the reload failed", 1);
+    assert!(
+        said.contains("error[E0100]") && said.contains("b.tcpq:2:"),
+        "{said}"
+    );
+    let text = serve.scrape_text();
+    for want in [
+        "\nreload_a_total ",
+        "\nreload_b_total ",
+        "\ntcpq_last_reload_success 0\n",
+        "\ntcpq_reloads_total{result=\"failure\"} 1\n",
+        "\ntcpq_reloads_total{result=\"success\"} 1\n",
+    ] {
+        assert!(text.contains(want), "no {want:?} in:\n{text}");
+    }
+    assert_eq!(
+        bpf_fds(pid).0,
+        progs_ab,
+        "a failed reload changed the programs"
+    );
+    let (ready, _, _) = http_get(serve.addr, "/-/ready", &[]).unwrap();
+    assert_eq!(ready, 200);
+    // Fixed (a comment changed: the same plan, so the same clause).
+    let b_count = sample(&text, "reload_b_total").unwrap();
+    std::fs::write(&b, good_b.replace("Segments", "TCP segments")).unwrap();
+    let said = wait_said(&serve, "tcpq: reloaded:", 2);
+    assert!(
+        said.contains("tcpq: reloaded: 2 clauses kept, 0 attached, 0 detached"),
+        "{said}"
+    );
+    let text = serve.scrape_text();
+    assert!(text.contains("\ntcpq_last_reload_success 1\n"), "{text}");
+    assert!(
+        text.contains("# HELP reload_b_total TCP segments received.\n"),
+        "{text}"
+    );
+    let b_now = sample(&text, "reload_b_total").unwrap();
+    assert!(b_now >= b_count, "reload_b went down: {b_count} -> {b_now}");
+    assert_eq!(
+        bpf_fds(pid).0,
+        progs_ab,
+        "an unchanged clause was attached again"
+    );
+    // Removed: its family and its programs gone.
+    std::fs::remove_file(&b).unwrap();
+    let text = wait_scrape(&serve, "without reload_b", |t| !t.contains("reload_b"));
+    assert!(text.contains("\nreload_a_total "), "{text}");
+    assert_released(&progs_b, &maps_b, "removing b.tcpq");
+    assert_eq!(
+        bpf_fds(pid).0,
+        progs_a,
+        "the kept clause's programs changed"
+    );
+    // SIGTERM after the reloads: nothing left.
+    let (progs, maps) = bpf_fds(pid);
+    let mut tcpq = serve.tcpq;
+    common::kill(pid, libc::SIGTERM);
+    let (st, _, stderr) = tcpq.wait(Duration::from_secs(10));
+    assert!(st.success(), "SIGTERM: {st}\n{stderr}");
+    assert!(stderr.contains("tcpq: detached"), "{stderr}");
+    assert_released(&progs, &maps, "SIGTERM after reloads");
+    assert_released(&progs_ab, &maps_ab, "SIGTERM after reloads");
+}
+
+/// A directory laid out as the kubelet mounts a ConfigMap (each recipe a
+/// symlink through `..data`, itself a symlink to a timestamped directory)
+/// reloads when `..data` is swapped to a new version, as the kubelet
+/// updates it (docs/fleet.md): the new recipe served, the old one gone.
+#[kernel_test]
+fn a_configmap_volume_reloads_when_its_data_link_is_swapped() {
+    use std::os::unix::fs::symlink;
+    let dir = TempDir::new("kscm");
+    let vol = dir.join("vol");
+    let (v1, v2) = (vol.join("..2026_01_01_v1"), vol.join("..2026_01_02_v2"));
+    std::fs::create_dir_all(&v1).unwrap();
+    std::fs::create_dir_all(&v2).unwrap();
+    std::fs::write(v1.join("r.tcpq"), "on tcp_retransmit count as cm_one\n").unwrap();
+    std::fs::write(v2.join("r.tcpq"), "on tcp_retransmit count as cm_two\n").unwrap();
+    symlink("..2026_01_01_v1", vol.join("..data")).unwrap();
+    symlink("..data/r.tcpq", vol.join("r.tcpq")).unwrap();
+    let serve = Serve::start(&[vol.to_str().unwrap()]);
+    let first = serve.scrape_text();
+    assert!(first.contains("\ncm_one_total "), "{first}");
+    // The kubelet's swap: a new link renamed over `..data`.
+    symlink("..2026_01_02_v2", vol.join("..data_tmp")).unwrap();
+    std::fs::rename(vol.join("..data_tmp"), vol.join("..data")).unwrap();
+    std::fs::remove_dir_all(&v1).unwrap();
+    let text = wait_scrape(&serve, "with cm_two", |t| t.contains("\ncm_two_total "));
+    assert!(!text.contains("cm_one"), "{text}");
+    let said = wait_said(&serve, "tcpq: reloaded:", 1);
+    assert!(
+        said.contains("tcpq: reloaded: 0 clauses kept, 1 attached, 1 detached"),
+        "{said}"
+    );
+    let (st, stderr) = serve.stop();
+    assert!(st.success(), "{stderr}");
+}
+
+/// A node's worth of kubelet layout, made for one test and removed on
+/// Drop (even when the test fails): cgroup v2 directories named as the
+/// kubelet and the runtimes name them, under a top cgroup of the test's
+/// own (as kubelet's `--cgroup-root` puts them), and the kubelet's log
+/// tree in a temp dir. cgroup2 is mounted at a temp point when the machine
+/// has no cgroup2 mount (and unmounted after).
+struct KubeNode {
+    /// The cgroup2 hierarchy's root as mounted.
+    root: std::path::PathBuf,
+    /// Our temp mount of it, if we made one.
+    mounted: Option<std::path::PathBuf>,
+    /// The test's top cgroup, `<root>/tcpqk8sPIDxN.slice`.
+    top: std::path::PathBuf,
+    /// Every cgroup created, parents first.
+    made: Vec<std::path::PathBuf>,
+    logs: TempDir,
+}
+
+impl KubeNode {
+    fn new() -> KubeNode {
+        let mounts = std::fs::read_to_string("/proc/self/mounts").unwrap();
+        let found = mounts
+            .lines()
+            .map(|l| l.split_whitespace().collect::<Vec<_>>())
+            .find(|w| w.len() > 2 && w[2] == "cgroup2")
+            .map(|w| std::path::PathBuf::from(w[1]));
+        let logs = TempDir::new("k8s");
+        let (root, mounted) = match found {
+            Some(r) => (r, None),
+            None => {
+                let m = logs.join("cgroup2");
+                std::fs::create_dir(&m).unwrap();
+                common::run_ok("mount", &["-t", "cgroup2", "none", m.to_str().unwrap()]);
+                (m.clone(), Some(m))
+            }
+        };
+        let prefix = format!("tcpqk8s{}x{}", std::process::id(), common::next_id());
+        let top = root.join(format!("{prefix}.slice"));
+        let mut node = KubeNode {
+            root,
+            mounted,
+            top: top.clone(),
+            made: Vec::new(),
+            logs,
+        };
+        node.mkdir(&top);
+        std::fs::create_dir_all(node.logs.join("log/pods")).unwrap();
+        std::fs::create_dir_all(node.logs.join("log/containers")).unwrap();
+        node
+    }
+
+    fn mkdir(&mut self, d: &std::path::Path) {
+        std::fs::create_dir(d).unwrap_or_else(|e| panic!("mkdir {}: {e}", d.display()));
+        self.made.push(d.to_path_buf());
+    }
+
+    /// `rel` (under the top cgroup) and its missing parents.
+    fn cgroup(&mut self, rel: &str) -> std::path::PathBuf {
+        let mut d = self.top.clone();
+        for c in rel.split('/') {
+            d = d.join(c);
+            if !d.exists() {
+                self.mkdir(&d);
+            }
+        }
+        d
+    }
+
+    /// The kubelet's logs of one container: its pod's directory, the
+    /// container's with `0.log`, and the `/var/log/containers` link.
+    fn logs_of(&self, ns: &str, pod: &str, uid: &str, container: &str, id: &str) {
+        let dir = self
+            .logs
+            .join(&format!("log/pods/{ns}_{pod}_{uid}/{container}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("0.log"), "").unwrap();
+        std::os::unix::fs::symlink(
+            dir.join("0.log"),
+            self.logs
+                .join(&format!("log/containers/{pod}_{ns}_{container}-{id}.log")),
+        )
+        .unwrap();
+    }
+
+    fn log_dir(&self) -> String {
+        self.logs.join("log").display().to_string()
+    }
+
+    /// Remove one cgroup now (its processes moved out first).
+    fn remove(&mut self, d: &std::path::Path) {
+        self.evacuate(d);
+        let gone = common::wait_for(Duration::from_secs(5), || std::fs::remove_dir(d).ok());
+        assert!(gone.is_some(), "cannot remove cgroup {}", d.display());
+        self.made.retain(|m| m != d);
+    }
+
+    /// Move whatever still runs in `d` to the root cgroup.
+    fn evacuate(&self, d: &std::path::Path) {
+        let procs = std::fs::read_to_string(d.join("cgroup.procs")).unwrap_or_default();
+        for pid in procs.split_whitespace() {
+            let _ = std::fs::write(self.root.join("cgroup.procs"), pid);
+        }
+    }
+}
+
+fn ino(p: &std::path::Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(p).unwrap().ino()
+}
+
+impl Drop for KubeNode {
+    fn drop(&mut self) {
+        for d in self.made.iter().rev() {
+            self.evacuate(d);
+            let ok = common::wait_for(Duration::from_secs(2), || std::fs::remove_dir(d).ok());
+            if ok.is_none() && d.exists() {
+                eprintln!("warning: could not remove cgroup {}", d.display());
+            }
+        }
+        if let Some(m) = &self.mounted {
+            let _ = std::process::Command::new("umount").arg(m).status();
+        }
+    }
+}
+
+/// `--kubernetes`: with cgroups named as the kubelet names them for both
+/// drivers and the kubelet's log tree (both made here), a `by cgroup`
+/// count of connects gets each pod's namespace, pod and container, equal
+/// to the connections the generator in that cgroup made; their sum equals
+/// the client namespace's TcpActiveOpens (nstat). A cgroup that is no
+/// pod's gets no k8s label and is not counted; a pod without log
+/// directory and a cgroup removed before the scrape get none either and
+/// are counted, once each, in `tcpq_kubernetes_unresolved_total`.
+#[kernel_test]
+fn kubernetes_labels_name_the_pod_of_each_cgroup() {
+    let mut node = KubeNode::new();
+    let tag = format!(
+        "{:012x}",
+        (std::process::id() as u64) << 16 | common::next_id() as u64
+    );
+    let uid = |n: u8| format!("4f1c2a3e-5f6b-4c7d-9e0{n}-{tag}");
+    let cid = |n: u8| format!("{n:02x}{}", "c0ffee".repeat(10)) + &tag[..2];
+    let p = node
+        .top
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .trim_end_matches(".slice")
+        .to_string();
+    // The systemd driver (kubelet --cgroup-root=/PREFIX), containerd.
+    let (ua, ca) = (uid(1), cid(1));
+    let web = node.cgroup(&format!(
+        "{p}-kubepods.slice/{p}-kubepods-besteffort.slice/\
+         {p}-kubepods-besteffort-pod{}.slice/cri-containerd-{ca}.scope",
+        ua.replace('-', "_")
+    ));
+    node.logs_of("shop", "web-0", &ua, "nginx", &ca);
+    // The cgroupfs driver.
+    let (ub, cb) = (uid(2), cid(2));
+    let job = node.cgroup(&format!("kubepods/burstable/pod{ub}/{cb}"));
+    node.logs_of("batch", "job-x", &ub, "worker", &cb);
+    // A pod whose log directory is missing.
+    let (uc, cc) = (uid(3), cid(3));
+    let orphan = node.cgroup(&format!("kubepods/besteffort/pod{uc}/{cc}"));
+    // No pod's; and one removed before anything is scraped.
+    let plain = node.cgroup("system.slice");
+    let gone = node.cgroup("gone.scope");
+    assert_eq!(cb.len(), 64, "{cb}");
+
+    let pair = NetnsPair::new();
+    let port = pair.port();
+    let dir = TempDir::new("ksk");
+    let recipe = dir.join("pods.tcpq");
+    std::fs::write(
+        &recipe,
+        format!(
+            "# Connections made, per cgroup.\n\
+             on tcp_connect where dport == {port} count by cgroup as tcpq_test_pod_connects\n"
+        ),
+    )
+    .unwrap();
+    let log_dir = node.log_dir();
+    let root = node.mounted.as_ref().map(|m| m.display().to_string());
+    let mut args = vec![
+        recipe.to_str().unwrap(),
+        "--kubernetes",
+        "--kubernetes-log-dir",
+        &log_dir,
+    ];
+    if let Some(r) = &root {
+        args.extend(["--kubernetes-cgroup-root", r]);
+    }
+    let serve = Serve::start(&args);
+    let addr = IpAddr::V4(pair.srv_v4());
+    let _server = Server::start(
+        &pair.srv,
+        addr,
+        port,
+        &["--accept", "0", "--max-seconds", "30"],
+        dir.path(),
+    );
+    let opens0 = common::nstat(&pair.cli, &["TcpActiveOpens"])["TcpActiveOpens"];
+    let mut made = Vec::new();
+    for (cg, n) in [(&web, 3), (&job, 2), (&orphan, 1), (&plain, 1), (&gone, 1)] {
+        let n_s = n.to_string();
+        let mut c = common::tcpgen::Client::start_as(
+            &pair.cli,
+            addr,
+            port,
+            1000,
+            &["--connections", &n_s],
+            dir.path(),
+            &common::tcpgen::Launch {
+                uid: None,
+                cgroup: Some(cg.clone()),
+            },
+        );
+        let log = c.wait(Duration::from_secs(20));
+        made.push((ino(cg), log.all("connected").len() as u64));
+    }
+    let opens = common::nstat(&pair.cli, &["TcpActiveOpens"])["TcpActiveOpens"] - opens0;
+    let gone_id = ino(&gone);
+    node.remove(&gone);
+
+    let text = serve.scrape_text();
+    let again = serve.scrape_text();
+    let (st, stderr) = serve.stop();
+    let ctx = format!("\nconnects made {made:?}; TcpActiveOpens +{opens}\nscrape:\n{text}\ntcpq serve ({st}):\n{stderr}");
+    let series: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("tcpq_test_pod_connects_total{"))
+        .collect();
+    let want = |id: u64, k8s: &str, n: u64| {
+        format!("tcpq_test_pod_connects_total{{cgroup=\"{id}\"{k8s}}} {n}")
+    };
+    let expected = [
+        want(
+            made[0].0,
+            ",k8s_namespace_name=\"shop\",k8s_pod_name=\"web-0\",k8s_container_name=\"nginx\"",
+            made[0].1,
+        ),
+        want(
+            made[1].0,
+            ",k8s_namespace_name=\"batch\",k8s_pod_name=\"job-x\",k8s_container_name=\"worker\"",
+            made[1].1,
+        ),
+        want(made[2].0, "", made[2].1),
+        want(made[3].0, "", made[3].1),
+        want(gone_id, "", made[4].1),
+    ];
+    assert_eq!(
+        made.iter().map(|m| m.1).collect::<Vec<_>>(),
+        [3, 2, 1, 1, 1],
+        "the generators' connections{ctx}"
+    );
+    for w in &expected {
+        assert!(series.contains(&w.as_str()), "no `{w}`{ctx}");
+    }
+    assert_eq!(series.len(), expected.len(), "{ctx}");
+    let total: u64 = made.iter().map(|m| m.1).sum();
+    assert_eq!(total, opens, "the kernel's TcpActiveOpens{ctx}");
+    for (reason, n) in [
+        ("cgroup_not_found", 1),
+        ("pod_not_found", 1),
+        ("container_not_found", 0),
+    ] {
+        let line = format!("tcpq_kubernetes_unresolved_total{{reason=\"{reason}\"}} {n}");
+        assert!(text.contains(&format!("{line}\n")), "no `{line}`{ctx}");
+        // Counted once per id, not once per scrape.
+        assert!(
+            again.contains(&format!("{line}\n")),
+            "not `{line}` again:\n{again}{ctx}"
+        );
+    }
+    // The labels and the self-metric pass promtool's lint too.
+    let file = dir.join("scrape.txt");
+    std::fs::write(&file, &text).unwrap();
+    let lint = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(&file).unwrap())
+        .output()
+        .expect("run promtool");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&lint.stdout),
+        String::from_utf8_lossy(&lint.stderr)
+    );
+    assert!(
+        lint.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}{ctx}"
+    );
+    assert!(st.success(), "{ctx}");
+    eprintln!("serve --kubernetes: {series:?}");
+}
+
 /// Entries of `pid`'s aggregation map `name` (`bpftool map dump`: the
 /// kernel's own view of the keys tcpq has not deleted).
 fn agg_map_entries(pid: u32, name: &str) -> usize {

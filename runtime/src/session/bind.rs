@@ -38,6 +38,27 @@ pub struct BoundClause {
     pub config: TemplateConfig,
 }
 
+impl Bound {
+    /// Clause `k` alone, as a plan of its own: what a [`super::Session`]
+    /// of that one clause loads (`tcpq serve` opens one per clause, so that
+    /// a reload keeps each unchanged clause's maps). The ring buffer size
+    /// is the plan's; the owner programs' timing only when the clause uses
+    /// the owner. `None` past the last clause.
+    pub fn clause(&self, k: usize) -> Option<Bound> {
+        let c = self.plan.clauses.get(k)?;
+        let plan = Plan {
+            clauses: vec![c.clone()],
+            left_out: Vec::new(),
+            ring_bytes: self.plan.ring_bytes,
+            owner_io: self.plan.owner_io.filter(|_| c.uses_owner()),
+        };
+        Some(Bound {
+            plan,
+            clauses: vec![self.clauses.get(k)?.clone()],
+        })
+    }
+}
+
 impl Kernel {
     /// Bind `plan` to this kernel (see the module's doc). Every problem of
     /// every clause is returned, each located in the program's source.
