@@ -33,7 +33,7 @@ use crate::common;
 use tcpq_kernel_test::kernel_test;
 
 use common::bpf::{assert_released, bpf_fds};
-use common::prometheus::{http_get, unix_now, Prometheus};
+use common::prometheus::{http_get, promtool_lint, unix_now, Prometheus};
 use common::tcpgen::slow_reader_exchange;
 use common::{sysctl, Capture, Client, NetnsPair, Server, Tcpq, TempDir, TraceInstance};
 use std::net::{IpAddr, SocketAddr};
@@ -372,24 +372,13 @@ fn promtool_accepts_a_scrape_of_every_recipe_serve_accepts() {
     let _loss = pair.add_loss(&pair.cli, 5);
     slow_reader_exchange(&pair, port, "0.5", dir.path());
     let text = serve.scrape_text();
-    let file = dir.join("scrape.txt");
-    std::fs::write(&file, &text).unwrap();
-    let out = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(&file).unwrap())
-        .output()
-        .expect("run promtool");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let lint = promtool_lint(&dir.join("scrape.txt"), &text);
     let (st, stderr) = serve.stop();
     assert!(st.success(), "{stderr}");
     assert!(
-        out.status.success() && said.trim().is_empty(),
-        "promtool check metrics ({}): {said}\nscrape:\n{text}",
-        out.status
+        lint.is_none(),
+        "promtool check metrics {}\nscrape:\n{text}",
+        lint.unwrap_or_default()
     );
     for family in [
         "tcp_zero_window_segments_total{comm=\"tcpq-reader\"}",
@@ -1130,21 +1119,11 @@ fn kubernetes_labels_name_the_pod_of_each_cgroup() {
         );
     }
     // The labels and the self-metric pass promtool's lint too.
-    let file = dir.join("scrape.txt");
-    std::fs::write(&file, &text).unwrap();
-    let lint = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(&file).unwrap())
-        .output()
-        .expect("run promtool");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&lint.stdout),
-        String::from_utf8_lossy(&lint.stderr)
-    );
+    let lint = promtool_lint(&dir.join("scrape.txt"), &text);
     assert!(
-        lint.status.success() && said.trim().is_empty(),
-        "promtool check metrics: {said}{ctx}"
+        lint.is_none(),
+        "promtool check metrics: {}{ctx}",
+        lint.unwrap_or_default()
     );
     assert!(st.success(), "{ctx}");
     eprintln!("serve --kubernetes: {series:?}");
@@ -1339,18 +1318,7 @@ fn ten_thousand_ports_stay_within_the_series_limit() {
     // The overflow series beside the others is valid exposition, as
     // promtool reads it.
     assert!(!mixed.is_empty(), "no scrape had both kinds of series");
-    let file = dir.join("scrape.txt");
-    std::fs::write(&file, &mixed).unwrap();
-    let lint = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(std::fs::File::open(&file).unwrap())
-        .output()
-        .expect("run promtool");
-    let said = format!(
-        "{}{}",
-        String::from_utf8_lossy(&lint.stdout),
-        String::from_utf8_lossy(&lint.stderr)
-    );
+    let lint = promtool_lint(&dir.join("scrape.txt"), &mixed);
     let (st, stderr) = serve.stop();
     let ctx = format!(
         "\nrefused {refused}, TcpAttemptFails +{fails}, Prometheus sum {prom_sum}, dropped \
@@ -1374,8 +1342,9 @@ fn ten_thousand_ports_stay_within_the_series_limit() {
         "RSS grew by more than 1 MiB over 9,000 more ports (after each round: {rss:?}){ctx}"
     );
     assert!(
-        lint.status.success() && said.trim().is_empty(),
-        "promtool check metrics: {said}{ctx}"
+        lint.is_none(),
+        "promtool check metrics: {}{ctx}",
+        lint.unwrap_or_default()
     );
     assert!(st.success(), "{ctx}");
     eprintln!(

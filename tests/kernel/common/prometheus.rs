@@ -226,3 +226,24 @@ impl Drop for Prometheus {
         }
     }
 }
+
+/// `promtool check metrics` of a scrape, written to `file` first: `None`
+/// when promtool accepts it and says nothing, else its exit status and
+/// what it said.
+pub fn promtool_lint(file: &std::path::Path, scrape: &str) -> Option<String> {
+    std::fs::write(file, scrape).unwrap();
+    let out = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::fs::File::open(file).unwrap())
+        .output()
+        .expect("run promtool");
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    match out.status.success() && said.trim().is_empty() {
+        true => None,
+        false => Some(format!("({}) {said}", out.status)),
+    }
+}
