@@ -47,7 +47,7 @@ pub struct Cgroup {
 }
 
 /// The first cgroup2 mount point in /proc/self/mountinfo.
-fn cgroup2_mount() -> Option<PathBuf> {
+pub(crate) fn cgroup2_mount() -> Option<PathBuf> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
     text.lines().find_map(|l| {
         let (before, after) = l.split_once(" - ")?;

@@ -287,24 +287,13 @@ impl std::fmt::Display for StartError {
 
 impl std::error::Error for StartError {}
 
-/// The first cgroup2 mount point in /proc/self/mountinfo.
-fn cgroup2_mount() -> Option<PathBuf> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
-    text.lines().find_map(|l| {
-        let (before, after) = l.split_once(" - ")?;
-        (after.split_whitespace().next() == Some("cgroup2"))
-            .then(|| before.split_whitespace().nth(4).map(PathBuf::from))
-            .flatten()
-    })
-}
-
 impl Resolver {
     /// Check that the roots can be read (`cgroup_root` `None`: the first
     /// cgroup2 mount; `log_dir` holds `pods/` and `containers/`).
     pub fn open(cgroup_root: Option<&Path>, log_dir: &Path) -> Result<Resolver, StartError> {
         let cgroup_root = match cgroup_root {
             Some(p) => p.to_path_buf(),
-            None => cgroup2_mount().ok_or(StartError::NoCgroup2)?,
+            None => crate::command::cgroup2_mount().ok_or(StartError::NoCgroup2)?,
         };
         for p in [
             cgroup_root.clone(),
