@@ -486,15 +486,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         note = format!(" for {}", show_duration(d));
     }
     eprintln!("tcpq: {}{note}; Ctrl-C to stop", session.summary());
-    for c in &session.clauses {
-        if !c.owner_gaps.is_empty() {
-            eprintln!(
-                "tcpq: note: {}: owner tracking misses {} on this kernel; some sockets may show no comm",
-                c.plan.probe,
-                c.owner_gaps.join(", ")
-            );
-        }
-    }
+    note_owner_gaps(&session);
 
     // `-c`: the command starts only now, with every probe attached.
     let traced = match &cgroup {
@@ -766,6 +758,20 @@ fn explain(
     }
     for (_, what, why) in &kernel.offsets.missing {
         println!("  unresolved: {what}: {why}");
+    }
+}
+
+/// Says, per clause, what owner tracking misses on this kernel (some
+/// sockets may then show no `comm`).
+pub(crate) fn note_owner_gaps(session: &tcpq_runtime::Session) {
+    for c in &session.clauses {
+        if !c.owner_gaps.is_empty() {
+            eprintln!(
+                "tcpq: note: {}: owner tracking misses {} on this kernel; some sockets may show no comm",
+                c.plan.probe,
+                c.owner_gaps.join(", ")
+            );
+        }
     }
 }
 

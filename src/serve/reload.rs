@@ -249,15 +249,7 @@ pub fn open_new(
             .and_then(|b| b.clause(k))
             .expect("a new clause's program is bound");
         let session = Session::open(&one, &kernel).map_err(|e| Failure::Error(e.into()))?;
-        for c in &session.clauses {
-            if !c.owner_gaps.is_empty() {
-                eprintln!(
-                    "tcpq: note: {}: owner tracking misses {} on this kernel; some sockets may show no comm",
-                    c.plan.probe,
-                    c.owner_gaps.join(", ")
-                );
-            }
-        }
+        crate::note_owner_gaps(&session);
         out.push((key, Some(session)));
     }
     Ok(out)
@@ -316,18 +308,7 @@ pub fn swap(
 /// RCU grace period (see the runtime's `Session` drop), so the sessions
 /// are dropped on threads of their own.
 pub fn detach(clauses: Vec<ServedClause>) {
-    if clauses.len() <= 1 {
-        return;
-    }
-    std::thread::scope(|s| {
-        for c in clauses {
-            // If a thread cannot be spawned the clause is dropped (and
-            // detached) right here instead.
-            let _ = std::thread::Builder::new()
-                .name("tcpq-detach".into())
-                .spawn_scoped(s, move || drop(c));
-        }
-    });
+    tcpq_runtime::session::drop_at_once(clauses);
 }
 
 /// `attached 2 probes (tcp_probe via raw tracepoint, ...)`, over every

@@ -109,19 +109,27 @@ impl Drop for Session {
             .iter_mut()
             .flat_map(|c| std::mem::take(&mut c.links))
             .collect();
-        if links.len() <= 1 {
-            return;
-        }
-        std::thread::scope(|s| {
-            for link in links {
-                // If a thread cannot be spawned the link is dropped (and
-                // detached) right here instead.
-                let _ = std::thread::Builder::new()
-                    .name("tcpq-detach".into())
-                    .spawn_scoped(s, move || drop(link));
-            }
-        });
+        drop_at_once(links);
     }
+}
+
+/// Drop every item on a thread of its own, all at once, and return when
+/// all are dropped: for what detaches on drop (a link, a session), whose
+/// waits for the kernel's grace period then overlap. One item is dropped
+/// here.
+pub fn drop_at_once<T: Send>(items: Vec<T>) {
+    if items.len() <= 1 {
+        return;
+    }
+    std::thread::scope(|s| {
+        for item in items {
+            // If a thread cannot be spawned the item is dropped (and
+            // detached) right here instead.
+            let _ = std::thread::Builder::new()
+                .name("tcpq-detach".into())
+                .spawn_scoped(s, move || drop(item));
+        }
+    });
 }
 
 impl Session {
