@@ -190,33 +190,29 @@ fn strategy(current: &OsStr) -> Vec<CompletionCandidate> {
 /// `RECIPE`: the built-in recipes by name, with their summary, then
 /// files (recipes run by path).
 fn recipe(current: &OsStr) -> Vec<CompletionCandidate> {
-    let cur = text(current);
-    let mut out = Vec::new();
-    if !cur.contains('/') {
-        for (name, source) in crate::recipes::EMBEDDED {
-            if name.starts_with(&cur) {
-                let help = tcpq_dsl::parse_recipe(source)
-                    .ok()
-                    .map(|r| crate::recipes::summary(&r.description).to_owned());
-                out.push((name.to_string(), help));
-            }
-        }
-    }
-    let mut c = candidates(out);
-    c.extend(PathCompleter::any().complete(current));
-    c
+    recipes_then_paths(current, |_, _| true)
 }
 
 /// `tcpq serve FILE|DIR|RECIPE`: the built-in recipes serve exports
 /// (every clause an aggregation), then files and directories.
 fn serve_source(current: &OsStr) -> Vec<CompletionCandidate> {
+    recipes_then_paths(current, |name, source| {
+        tcpq_dsl::compile(source, name, &[])
+            .is_ok_and(|plan| tcpq_dsl::metrics::serve_problems(&plan).is_empty())
+    })
+}
+
+/// The built-in recipes starting with `current` that `keep` (name,
+/// source) keeps, with their summary, then the paths it may start.
+fn recipes_then_paths(
+    current: &OsStr,
+    keep: impl Fn(&str, &str) -> bool,
+) -> Vec<CompletionCandidate> {
     let cur = text(current);
     let mut out = Vec::new();
     if !cur.contains('/') {
         for (name, source) in crate::recipes::EMBEDDED {
-            let served = tcpq_dsl::compile(source, name, &[])
-                .is_ok_and(|plan| tcpq_dsl::metrics::serve_problems(&plan).is_empty());
-            if served && name.starts_with(&cur) {
+            if name.starts_with(&cur) && keep(name, source) {
                 let help = tcpq_dsl::parse_recipe(source)
                     .ok()
                     .map(|r| crate::recipes::summary(&r.description).to_owned());
