@@ -114,9 +114,12 @@ impl Drop for Session {
 ///
 /// A classic tracepoint's or a kprobe's link is a perf event, and closing
 /// the last one on a tracepoint waits for an RCU grace period (60-80 ms
-/// each on this VM; ~300 ms for the syscall tracepoints, whose wait is an
-/// RCU tasks-trace one): those are closed on threads of their own, so that
-/// the waits overlap. A raw tracepoint's (or fentry's) link is a BPF link,
+/// on this VM). Those are closed on threads of their own, but the waits
+/// barely overlap: the kernel waits holding its `event_mutex`
+/// (`perf_trace_destroy`), so the eight syscall tracepoints of
+/// `tcp_sendmsg`'s `size` closed at 53, 89, 129, 184, 220, 263, 298 and
+/// 354 ms (strace -T, 2026-12-08): only a plan with no classic tracepoint
+/// exits quickly. A raw tracepoint's (or fentry's) link is a BPF link,
 /// whose release waits for nothing, unless it leaves another program
 /// first on its tracepoint: the kernel then waits for a grace period
 /// before the next call (`tracepoint_remove_func`'s 2->1 transition, when
