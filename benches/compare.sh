@@ -4,7 +4,7 @@
 # machine. Results go to stdout (markdown-ish) and to $OUT (default
 # target/bench/) as raw files; docs/benchmarks.md quotes a run.
 #
-#   benches/compare.sh [all|startup|rss|footprint|kernel|host|stream|parse]...
+#   benches/compare.sh [all|startup|rss|footprint|kernel|host|stream|parse|startstop]...
 #
 # Needs: hyperfine, bpftrace, bpftool, iperf3, sockperf, python3,
 # /usr/bin/time (GNU). RUNS (default 15) sets the number of timed runs;
@@ -368,7 +368,127 @@ EOF
     echo
 }
 
+# --- (7) start and stop, every probe ----------------------------------------
+# For every probe of the catalog, one program as a new user would write it
+# (a filter on a field, then print pid, comm), and bpftrace's program on
+# the same kernel moment. Each run is timed in three points: exec, the
+# tool's "attached" line (tcpq's "tcpq: attached ..." on stderr, printed
+# once every probe is attached; bpftrace's BEGIN, which runs after its
+# probes are attached), and the tool's exit. Alternating runs, medians.
+# tcp_sendmsg and tcp_recvmsg run twice: with `size` (the syscall entries,
+# classic tracepoints) and with only `ret` (no syscall tracepoint).
+# After the runs, bpftool and every process's fdinfo must show nothing
+# of tcpq's left attached.
+STARTSTOP_PROBES=(
+    "tcp_select_window|on tcp_select_window where win == 0 print pid, comm|tracepoint:net:net_dev_queue { \$skb = (struct sk_buff *)args->skbaddr; \$th = (struct tcphdr *)(\$skb->head + \$skb->transport_header); if (\$skb->sk != 0 && \$th->window == 0) { printf(\"%d %s\\n\", pid, comm); } }"
+    "tcp_syn|on tcp_syn where dport == 1 print pid, comm, mss|tracepoint:net:net_dev_queue { \$skb = (struct sk_buff *)args->skbaddr; \$th = (struct tcphdr *)(\$skb->head + \$skb->transport_header); if (\$skb->sk != 0 && \$th->syn && \$th->dest == 256) { printf(\"%d %s\\n\", pid, comm); } }"
+    "tcp_probe|on tcp_probe where snd_wnd == 0 print pid, comm|tracepoint:tcp:tcp_probe /args->snd_wnd == 0/ { printf(\"%d %s\\n\", pid, comm); }"
+    "tcp_retransmit|on tcp_retransmit where dport == 1 print pid, comm|tracepoint:tcp:tcp_retransmit_skb /args->dport == 1/ { printf(\"%d %s\\n\", pid, comm); }"
+    "tcp_state|on tcp_state where dport == 1 print pid, comm, state|tracepoint:sock:inet_sock_set_state /args->protocol == 6 && args->dport == 1/ { printf(\"%d %s %d\\n\", pid, comm, args->newstate); }"
+    "tcp_connect|on tcp_connect where dport == 1 print pid, comm|tracepoint:sock:inet_sock_set_state /args->protocol == 6 && args->oldstate == 2 && args->newstate == 1 && args->dport == 1/ { printf(\"%d %s\\n\", pid, comm); }"
+    "tcp_connect_attempt|on tcp_connect_attempt where dport == 1 print pid, comm|tracepoint:sock:inet_sock_set_state /args->protocol == 6 && args->oldstate == 2 && args->dport == 1/ { printf(\"%d %s\\n\", pid, comm); }"
+    "tcp_accept|on tcp_accept where dport == 1 print pid, comm|tracepoint:sock:inet_sock_set_state /args->protocol == 6 && args->oldstate == 3 && args->newstate == 1 && args->dport == 1/ { printf(\"%d %s\\n\", pid, comm); }"
+    "tcp_close|on tcp_close where dport == 1 print pid, comm|tracepoint:sock:inet_sock_set_state /args->protocol == 6 && args->newstate == 7 && args->dport == 1/ { printf(\"%d %s\\n\", pid, comm); }"
+    "tcp_rtt|on tcp_rtt where srtt > 1s print pid, comm, srtt|tracepoint:tcp:tcp_probe /args->srtt > 8000000/ { printf(\"%d %s %u\\n\", pid, comm, args->srtt); }"
+    "tcp_cwnd|on tcp_cwnd where snd_cwnd == 1 print pid, comm|tracepoint:tcp:tcp_probe /args->snd_cwnd == 1/ { printf(\"%d %s\\n\", pid, comm); }"
+    "tcp_rcv_space|on tcp_rcv_space where dport == 1 print pid, comm|tracepoint:tcp:tcp_rcv_space_adjust /args->dport == 1/ { printf(\"%d %s\\n\", pid, comm); }"
+    "tcp_reset|on tcp_reset where dport == 1 print pid, comm|tracepoint:tcp:tcp_send_reset { printf(\"%d %s\\n\", pid, comm); } tracepoint:tcp:tcp_receive_reset /args->dport == 1/ { printf(\"%d %s\\n\", pid, comm); }"
+    "tcp_drop|on tcp_drop where dport == 1 print pid, comm, reason|tracepoint:skb:kfree_skb /args->protocol == 0x0008 && args->reason > 2/ { printf(\"%d %s %d\\n\", pid, comm, args->reason); }"
+    "tcp_sendmsg|on tcp_sendmsg where size > 1MiB print pid, comm, size|tracepoint:syscalls:sys_enter_write { @size[tid] = args->count; } tracepoint:syscalls:sys_enter_sendto { @size[tid] = args->len; } tracepoint:sock:sock_send_length /@size[tid] > 1048576/ { printf(\"%d %s %d\\n\", pid, comm, @size[tid]); delete(@size[tid]); }"
+    "tcp_recvmsg|on tcp_recvmsg where size > 1MiB print pid, comm, size|tracepoint:syscalls:sys_enter_read { @size[tid] = args->count; } tracepoint:syscalls:sys_enter_recvfrom { @size[tid] = args->size; } tracepoint:sock:sock_recv_length /@size[tid] > 1048576/ { printf(\"%d %s %d\\n\", pid, comm, @size[tid]); delete(@size[tid]); }"
+    "tcp_sendmsg/ret|on tcp_sendmsg where ret > 1MiB print pid, comm, ret|tracepoint:sock:sock_send_length /args->ret > 1048576/ { printf(\"%d %s %d\\n\", pid, comm, args->ret); }"
+    "tcp_recvmsg/ret|on tcp_recvmsg where ret > 1MiB print pid, comm, ret|tracepoint:sock:sock_recv_length /args->ret > 1048576/ { printf(\"%d %s %d\\n\", pid, comm, args->ret); }"
+)
+
+startstop() {
+    echo "## (7) start and stop, every probe: exec → attached → exit (--duration 0), medians of $RUNS"
+    local p floor
+    floor=$(bpftool prog show -j | python3 -c 'import json,sys; print(max([p["id"] for p in json.load(sys.stdin)] or [0]))')
+    : > "$OUT/startstop.list"
+    for p in "${STARTSTOP_PROBES[@]}"; do
+        IFS='|' read -r name tq bt <<< "$p"
+        printf '%s\t%s\t%s BEGIN { printf("attached\\n"); exit(); }\n' "$name" "$tq" "$bt" >> "$OUT/startstop.list"
+    done
+    python3 - "$OUT/startstop.list" "$TCPQ" "$BPFTRACE" "$RUNS" "${STARTSTOP_ONLY:-}" <<'EOF'
+import os, select, statistics as st, subprocess, sys, time
+lst, tcpq, bpftrace, runs, only = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5].split()
+
+def once(argv, marker):
+    """exec -> the marker line -> exit, in ms (None for a run that failed)."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    t1 = None
+    buf = {p.stdout.fileno(): b"", p.stderr.fileno(): b""}
+    open_fds = list(buf)
+    while open_fds:
+        r, _, _ = select.select(open_fds, [], [], 10)
+        if not r:
+            p.kill(); break
+        for fd in r:
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                open_fds.remove(fd); continue
+            buf[fd] += chunk
+            if t1 is None and marker in buf[fd]:
+                t1 = time.perf_counter()
+    p.wait()
+    t2 = time.perf_counter()
+    if p.returncode != 0 or t1 is None:
+        sys.stderr.write(f"failed ({p.returncode}): {argv}: {buf[p.stderr.fileno()][-300:]}\n")
+        return None
+    return (t1 - t0) * 1e3, (t2 - t1) * 1e3, (t2 - t0) * 1e3
+
+print("| probe | tcpq exec→attached | tcpq attached→exit | tcpq total | bpftrace exec→attached | bpftrace attached→exit | bpftrace total | ratio (total) |")
+print("|---|---|---|---|---|---|---|---|")
+worst = 0
+for line in open(lst):
+    name, tq, bt = line.rstrip("\n").split("\t")
+    if only and name not in only:
+        continue
+    a = [tcpq, "-e", tq, "--duration", "0"]
+    b = [bpftrace, "-e", bt]
+    res = {"t": [], "b": []}
+    for i in range(runs + 1):
+        x, y = once(a, b"tcpq: attached"), once(b, b"attached\n")
+        if i == 0:
+            continue  # warm-up
+        if x: res["t"].append(x)
+        if y: res["b"].append(y)
+    m = {k: [st.median(r[j] for r in v) if v else float("nan") for j in range(3)] for k, v in res.items()}
+    t, b = m["t"], m["b"]
+    worst = max(worst, t[2] / b[2])
+    print(f"| {name} | {t[0]:.0f} ms | {t[1]:.0f} ms | {t[2]:.0f} ms | {b[0]:.0f} ms | {b[1]:.0f} ms | {b[2]:.0f} ms | {t[2]/b[2]:.3f} |")
+print(f"\nworst ratio: {worst:.3f} (target ≤ 0.10)")
+EOF
+    # Nothing of tcpq's may stay attached: a tcpq_* program above the
+    # highest id from before the runs that no live process holds (other
+    # tcpq processes may run meanwhile) would be kept by the kernel alone.
+    python3 - "$floor" <<'EOF'
+import glob, json, subprocess, sys, time
+floor = int(sys.argv[1])
+def held():
+    ids = set()
+    for f in glob.glob("/proc/[0-9]*/fdinfo/*"):
+        try:
+            ids.update(int(l.split()[1]) for l in open(f) if l.startswith("prog_id:"))
+        except OSError:
+            pass
+    return ids
+def left():
+    progs = json.loads(subprocess.run(["bpftool", "prog", "show", "-j"], capture_output=True).stdout)
+    h = held()
+    return [p["id"] for p in progs if p.get("name", "").startswith("tcpq_") and p["id"] > floor and p["id"] not in h]
+time.sleep(1)  # programs are freed after an RCU grace period
+l = left()
+links = json.loads(subprocess.run(["bpftool", "link", "show", "-j"], capture_output=True).stdout)
+print(f"- tcpq programs left in the kernel after the runs, held by no process: {len(l)} {l}; "
+      f"links to them: {sum(1 for k in links if k.get('prog_id') in l)}")
+EOF
+    echo
+}
+
 sections=("$@")
-[[ ${#sections[@]} == 0 || ${sections[0]} == all ]] && sections=(startup rss footprint kernel host stream parse)
+[[ ${#sections[@]} == 0 || ${sections[0]} == all ]] && sections=(startup rss footprint kernel host stream parse startstop)
 machine
 for s in "${sections[@]}"; do "$s"; done

@@ -97,19 +97,6 @@ fn clause(out: &mut String, number: usize, c: &ClausePlan) {
             );
         }
     }
-    if let (Some(p), Some(first)) = (&c.preferred, c.strategies.first()) {
-        if first.name == p.strategy {
-            wrap(
-                out,
-                &format!(
-                    "{} first for this clause: the filter's first test reads `{}`, which \
-                     its record already holds, so an event that test rejects costs one load",
-                    first.name, p.field
-                ),
-                "            ",
-            );
-        }
-    }
     let own_words = probe
         .filter(|p| !p.implicit.is_empty())
         .map(|p| p.implicit_words);

@@ -6,8 +6,7 @@
 //!   the template reads): filter steps, the slot words (which slots to
 //!   read, clear, fill before and after the filter), the socket fields to
 //!   load, the aggregation's key, value and buckets;
-//! - the order of its strategies, and why one goes first
-//!   ([`ClausePlan::preferred`]);
+//! - the order of its strategies (the catalog's);
 //! - per strategy, the quick first step its program can take
 //!   ([`Strategy::quick`]), all but where the value lies in this kernel's
 //!   memory;
@@ -25,8 +24,8 @@
 use crate::catalog::ProbeDef;
 use crate::check::{CClause, Checked};
 use crate::plan::{
-    Action, AggFunc, AggMap, ClausePlan, FieldNeeds, Insn, Jump, LoadSpec, Metric, OwnerIo, Plan,
-    Preference, QuickPlan, Strategy,
+    Action, AggFunc, AggMap, ClausePlan, FieldNeeds, Insn, LoadSpec, Metric, OwnerIo, Plan,
+    QuickPlan, Strategy,
 };
 use tcpq_abi::{action, bucket, Quick, TemplateConfig, JUMP_REJECT};
 
@@ -59,7 +58,7 @@ fn clause(c: &CClause) -> ClausePlan {
     // A step whose value is a kernel constant's number is 0 until the
     // runtime binds it: no quick step is made from it.
     let first_bound = c.compiled.binds.iter().any(|b| b.insn == 0);
-    let mut strategies: Vec<Strategy> = probe
+    let strategies: Vec<Strategy> = probe
         .strategies
         .iter()
         .map(|s| {
@@ -75,15 +74,6 @@ fn clause(c: &CClause) -> ClausePlan {
             s
         })
         .collect();
-    // A strategy that makes the filter's first test cheaper goes first;
-    // the others keep their order behind it.
-    let preferred = first_test_preference(probe, &filter);
-    if let Some(p) = &preferred {
-        if let Some(k) = strategies.iter().position(|s| s.name == p.strategy) {
-            let s = strategies.remove(k);
-            strategies.insert(0, s);
-        }
-    }
     let agg_map = match c.action {
         Action::Print { .. } => None,
         _ if tcpq_abi::small_key(config.n_key_slots, config.bucket) => Some(AggMap::Small),
@@ -93,7 +83,6 @@ fn clause(c: &CClause) -> ClausePlan {
         probe: probe.name.to_string(),
         template: probe.template.to_string(),
         strategies,
-        preferred,
         where_source: c.where_source.clone(),
         where_words: c.where_words.clone(),
         where_omitted: c.where_omitted.clone(),
@@ -171,25 +160,6 @@ fn owner_io(clauses: &[ClausePlan]) -> Option<OwnerIo> {
     Some(match print_only {
         true => OwnerIo::AtFirstEvent,
         false => OwnerIo::AtStart,
-    })
-}
-
-/// The strategy (`FIRST_TEST_PREFERS`) whose program makes the filter's
-/// first test cheaper, when that test alone can reject an event, with the
-/// field it reads.
-fn first_test_preference(probe: &ProbeDef, filter: &[Insn]) -> Option<Preference> {
-    let first = filter
-        .first()
-        .filter(|i| (i.jt == Jump::Reject) != (i.jf == Jump::Reject))
-        .and_then(|i| probe.field_at_slot(i.slot))?;
-    let strategy = probe.strategies.iter().find(|s| {
-        crate::catalog::FIRST_TEST_PREFERS
-            .iter()
-            .any(|(p, fields)| *p == s.abi.program && fields.contains(&first.name))
-    })?;
-    Some(Preference {
-        strategy: strategy.abi.name.to_string(),
-        field: first.name.to_string(),
     })
 }
 

@@ -68,15 +68,6 @@ impl AggMap {
     }
 }
 
-/// Why a strategy goes first: the filter's first test reads `field`,
-/// which that strategy's program already holds (its record), so an event
-/// the test rejects costs one load (`catalog::FIRST_TEST_PREFERS`).
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Preference {
-    pub strategy: String,
-    pub field: String,
-}
-
 /// The kernel locations (`tcpq_abi::off` entries of the `OFFSETS` table)
 /// a field needs: without one of them the field cannot be read here.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -143,9 +134,6 @@ pub struct ClausePlan {
     /// Ways to observe the probe's moment, best first. The runtime takes the
     /// first one this kernel supports.
     pub strategies: Vec<Strategy>,
-    /// Why the first strategy is first, when the filter moved it there.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub preferred: Option<Preference>,
     /// The `where` clause as written, for `--explain`.
     pub where_source: Option<String>,
     /// The `where` clause in plain words, parameters substituted, for

@@ -202,3 +202,114 @@ fn without_privileges_exit_1_and_say_what_is_missing() {
     );
     assert!(!err.contains("attached"), "{err}");
 }
+
+/// Ids of the programs some live process holds a descriptor of.
+fn held_programs() -> std::collections::HashSet<u32> {
+    let mut held = std::collections::HashSet::new();
+    for dir in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(fds) = std::fs::read_dir(dir.path().join("fdinfo")) else {
+            continue;
+        };
+        for fd in fds.flatten() {
+            let Ok(text) = std::fs::read_to_string(fd.path()) else {
+                continue;
+            };
+            // A link's fdinfo names its program too (`prog_id:`).
+            for id in text.lines().filter_map(|l| l.strip_prefix("prog_id:")) {
+                if let Ok(id) = id.trim().parse() {
+                    held.insert(id);
+                }
+            }
+        }
+    }
+    held
+}
+
+/// tcpq's programs (`tcpq_*`) the kernel has, id → name.
+fn tcpq_programs() -> BTreeMap<u32, String> {
+    let all = bpftool_json(&["prog", "show"]).expect("bpftool prog show");
+    all.as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| {
+            let name = p["name"].as_str()?;
+            name.starts_with("tcpq_")
+                .then(|| (p["id"].as_u64().unwrap() as u32, name.to_owned()))
+        })
+        .collect()
+}
+
+/// Issue 21: every probe, run with `--duration 0`, leaves nothing of
+/// tcpq's in the kernel. Program ids only grow, so a program above the
+/// highest id from before the run that no live process holds (other
+/// tests' tcpq may run meanwhile) and that outlives the wait (freeing
+/// follows an RCU grace period) stayed attached: a perf event, a link or
+/// a pin kept it. Links are checked by program too (`bpftool link show`).
+/// The programs: for every probe `print pid, comm` (owner programs
+/// attached at the first event), a `comm` filter (owner programs at the
+/// start), and for `tcp_sendmsg`/`tcp_recvmsg` `size` (the syscall
+/// entries, classic tracepoints).
+#[kernel_test]
+fn every_probe_with_duration_zero_leaves_nothing_attached() {
+    let list = common::run_ok(Tcpq::bin(), &["-l", "--format", "json"]);
+    let probes: Vec<String> = list
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            v["name"].as_str().unwrap().to_owned()
+        })
+        .collect();
+    assert!(probes.len() >= 16, "{probes:?}");
+    let mut programs = Vec::new();
+    for p in &probes {
+        programs.push(format!("on {p} print pid, comm"));
+        programs.push(format!("on {p} where comm == \"tcpq-nobody\" print pid"));
+    }
+    programs.push("on tcp_sendmsg print pid, size, ret".into());
+    programs.push("on tcp_recvmsg print pid, size, ret".into());
+    programs.push("on tcp_probe where snd_wnd == 0 print pid, comm".into());
+    for program in &programs {
+        let floor = tcpq_programs()
+            .keys()
+            .chain(held_programs().iter())
+            .copied()
+            .max()
+            .unwrap_or(0);
+        let mut t = Tcpq::spawn(&["-e", program, "--duration", "0"]);
+        let (status, _, stderr) = t.wait(Duration::from_secs(15));
+        assert!(
+            status.success(),
+            "{program}: exit {status}; stderr:\n{stderr}"
+        );
+        assert!(
+            stderr.lines().any(common::tcpq::says_attached),
+            "{program}: did not attach: {stderr}"
+        );
+        let left = || -> BTreeMap<u32, String> {
+            let held = held_programs();
+            tcpq_programs()
+                .into_iter()
+                .filter(|(id, _)| *id > floor && !held.contains(id))
+                .collect()
+        };
+        let gone = common::wait_for(Duration::from_secs(5), || left().is_empty().then_some(()));
+        let links = bpftool_json(&["link", "show"]).unwrap_or_default();
+        let left = left();
+        let linked: Vec<&serde_json::Value> = links
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|l| {
+                        l["prog_id"]
+                            .as_u64()
+                            .is_some_and(|id| left.contains_key(&(id as u32)))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        assert!(
+            gone.is_some(),
+            "{program}: still loaded 5 s after exit: {left:?}; their links: {linked:?}"
+        );
+    }
+}

@@ -824,10 +824,13 @@ fn rtt_cwnd_and_probe_on_a_quiescent_connection_equal_ss() {
     let dir = TempDir::new("kpq");
     let pcap = dir.join("cli.pcap");
     // The client's socket: events fire when it receives (ACKs, then the reply).
+    // The views' filters test a value the classic record copies first: until
+    // 2026-12-08 that took the classic tracepoint; every clause is on the
+    // raw one now, and its values must be as exact.
     let t = tcpq(&format!(
         "on tcp_probe where dport == {port} print sport, data_len, snd_cwnd, srtt, mss\n\
-         on tcp_rtt where dport == {port} print sport, srtt, mdev, rttvar\n\
-         on tcp_cwnd where dport == {port} print sport, snd_cwnd, ssthresh, ca_state"
+         on tcp_rtt where srtt > 0 and dport == {port} print sport, srtt, mdev, rttvar\n\
+         on tcp_cwnd where snd_cwnd > 0 and dport == {port} print sport, snd_cwnd, ssthresh, ca_state"
     ));
     let mut cap = Capture::start(&pair.cli, pair.cli_if(), &format!("tcp port {port}"), &pcap);
     let mut server = Server::start(

@@ -17,8 +17,8 @@ mod fields;
 mod probes;
 
 pub use fields::{COMMON_FIELDS, EVENT_FIELDS, SOCKET_FIELDS};
+pub use probes::PROBES;
 use probes::{ALSO_ONLY_FOR, RETRANSMIT_FIELDS, STATE_FIELDS};
-pub use probes::{FIRST_TEST_PREFERS, PROBES};
 
 /// One probe: a kernel moment users can ask about.
 #[derive(Debug)]
@@ -435,16 +435,12 @@ mod tests {
     #[test]
     fn tables_by_program_name_programs_of_a_strategy() {
         let strategies = || PROBES.iter().flat_map(|p| p.strategies);
-        let main: std::collections::HashSet<&str> = strategies().map(|s| s.abi.program).collect();
         let also: std::collections::HashSet<&str> = strategies()
             .flat_map(|s| s.abi.also)
             .map(|p| p.name)
             .collect();
         for (program, _) in ALSO_ONLY_FOR {
             assert!(also.contains(program), "{program}");
-        }
-        for (program, _) in FIRST_TEST_PREFERS {
-            assert!(main.contains(program), "{program}");
         }
     }
 

@@ -69,20 +69,21 @@ pub(super) static STATE_FIELDS: &[FieldDef] = &[
 ];
 
 /// `tcp_probe`'s first strategy, shared with its views (`tcp_rtt`,
-/// `tcp_cwnd`): the raw tracepoint reads every value itself. First because
-/// removing a classic tracepoint's program makes tcpq's exit wait for RCU
-/// grace periods (about 100 ms here: the last perf event on a tracepoint
-/// unregisters it synchronously), because a classic program the kernel
-/// finds another classic or kprobe program running under on its CPU is
-/// skipped (`missed`), and because 6.1's record has no `skaddr`. But a
-/// clause whose filter tests one of the socket's own values first prefers
-/// the classic tracepoint ([`FIRST_TEST_PREFERS`]): the kernel has copied
-/// that value into the record (`TP_fast_assign`) before the program runs,
-/// so the test is one load from memory the CPU has just written, where the
-/// raw program's read of `tcp_sock` waits for a cache line the other CPU
-/// wrote last (about 45 ns of the 85-100 a never-matching event cost it on
-/// the machine in docs/benchmarks.md). Host throughput under load measured
-/// the same either way: the copy moves the same miss out of the program.
+/// `tcp_cwnd`): the raw tracepoint reads every value itself. First, for
+/// every clause, because removing a classic tracepoint's program makes
+/// tcpq's exit wait for an RCU grace period (65-80 ms here: the last perf
+/// event on a tracepoint unregisters it synchronously; a run of
+/// `--duration 0` took 107 ms against 33 ms, docs/benchmarks.md), because
+/// a classic program the kernel finds another classic or kprobe program
+/// running under on its CPU is skipped (`missed`), and because 6.1's
+/// record has no `skaddr`. Until 2026-12-08 a clause whose filter first
+/// tested one of the record's values (`snd_wnd`, `srtt`, ...) took the
+/// classic tracepoint: the kernel has copied that value into the record
+/// before the program runs, where the raw program's read of `tcp_sock`
+/// waits for a cache line the other CPU wrote last (about 45 ns of the
+/// 85-100 a never-matching event cost it). Host throughput under load
+/// measured the same either way (the copy moves the same miss out of the
+/// program), and the exit's wait is what a user sees.
 const PROBE_RAW: StrategyDef = StrategyDef {
     abi: strategy::PROBE_RAW,
     how: "the tcp_probe raw tracepoint (arguments sk, skb): the same values the \
@@ -110,16 +111,6 @@ static PROBE_STRATEGY: &[StrategyDef] = &[
         field_requires: &[(SOCK_FIELDS_BESIDE_TCP_PROBE, &[Req::Btf])],
     },
 ];
-
-/// Strategies (by program) that go first for a clause whose filter's first
-/// test reads one of these fields: they make that test cheaper than the
-/// strategy that is otherwise first (see [`PROBE_RAW`]).
-pub static FIRST_TEST_PREFERS: &[(&str, &[&str])] = &[(
-    program::PROBE_TP,
-    &[
-        "snd_nxt", "snd_una", "snd_cwnd", "ssthresh", "snd_wnd", "srtt", "rcv_wnd",
-    ],
-)];
 
 /// Further programs that only some fields need: attached only for a
 /// clause that uses one of them. The syscall entries (the `sock_length`

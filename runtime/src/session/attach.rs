@@ -61,6 +61,14 @@ pub(super) enum Link {
     Fexit(#[allow(dead_code)] FExitLink),
 }
 
+impl Link {
+    /// A perf event (classic tracepoint, kprobe), not a BPF link: closing
+    /// it may wait for an RCU grace period (see `session::detach`).
+    pub(super) fn is_perf_event(&self) -> bool {
+        matches!(self, Link::Tracepoint(_) | Link::Kprobe(_))
+    }
+}
+
 /// A clause whose template object is loaded (maps created and written) but
 /// whose programs may not be yet.
 pub(super) struct Prepared<'p> {

@@ -52,7 +52,7 @@ pub struct Attached {
     /// Owner-tracking attach points that do not exist here (owners of some
     /// sockets may show as unknown).
     pub owner_gaps: Vec<String>,
-    /// Owned so that [`Session`]'s drop can detach them in parallel.
+    /// In the order they were attached, for [`Session`]'s drop ([`detach`]).
     links: Vec<Link>,
     /// Owner programs loaded but left unattached until this session's
     /// first event ([`Session::attach_deferred`]): see
@@ -99,18 +99,49 @@ pub struct Session {
 }
 
 impl Drop for Session {
-    /// Detach every link at once. Closing a tracepoint's perf event waits
-    /// for an RCU grace period in the kernel (60-80 ms each, measured on
-    /// this VM), so one after the other six links took 0.5 s; on threads
-    /// the waits overlap.
+    /// Detach every link, in the order that costs least (see [`detach`]).
     fn drop(&mut self) {
         let links: Vec<Link> = self
             .clauses
             .iter_mut()
             .flat_map(|c| std::mem::take(&mut c.links))
             .collect();
-        drop_at_once(links);
+        detach(links);
     }
+}
+
+/// Detach `links`, given in the order they were attached.
+///
+/// A classic tracepoint's or a kprobe's link is a perf event, and closing
+/// the last one on a tracepoint waits for an RCU grace period (60-80 ms
+/// on this VM). Those are closed on threads of their own, but the waits
+/// barely overlap: the kernel waits holding its `event_mutex`
+/// (`perf_trace_destroy`), so the eight syscall tracepoints of
+/// `tcp_sendmsg`'s `size` closed at 53, 89, 129, 184, 220, 263, 298 and
+/// 354 ms (strace -T, 2026-12-08): only a plan with no classic tracepoint
+/// exits quickly. A raw tracepoint's (or fentry's) link is a BPF link,
+/// whose release waits for nothing, unless it leaves another program
+/// first on its tracepoint: the kernel then waits for a grace period
+/// before the next call (`tracepoint_remove_func`'s 2->1 transition, when
+/// the remaining first function is not the one that was first). Those
+/// are closed one after the other, last attached first, so that every
+/// program removed is the last on its tracepoint's list: the owner
+/// programs, attached first, go last (measured in docs/benchmarks.md:
+/// `tcp_state` with pid and comm, 17 ms to exit on threads, ~2 ms so).
+fn detach(links: Vec<Link>) {
+    let (perf, bpf): (Vec<Link>, Vec<Link>) = links.into_iter().partition(Link::is_perf_event);
+    std::thread::scope(|s| {
+        for link in perf {
+            // If a thread cannot be spawned the link is dropped (and
+            // detached) right here instead.
+            let _ = std::thread::Builder::new()
+                .name("tcpq-detach".into())
+                .spawn_scoped(s, move || drop(link));
+        }
+        for link in bpf.into_iter().rev() {
+            drop(link);
+        }
+    });
 }
 
 /// Drop every item on a thread of its own, all at once, and return when
