@@ -214,7 +214,7 @@ impl Stream {
             "recv_empty": total.recv_empty,
             "recv_bytes": total.recv_bytes,
             "send_calls": total.send_calls,
-            "recv_calls_per_s": (total.recv_calls as f64 / secs).round(),
+            "recv_calls_per_s": (total.recv_calls as f64 / secs).round() as u64,
         })
         .to_string();
         if let Some(p) = &self.log {
