@@ -17,7 +17,8 @@ const ATTACH: Duration = Duration::from_secs(20);
 /// a file; returns (the generator's count, rows written, the summary line).
 fn stream(rate: Option<u64>, seconds: &str, buffer: &str) -> (u64, u64, serde_json::Value) {
     let pair = common::NetnsPair::new();
-    let port = pair.port().to_string();
+    let sport = pair.port();
+    let port = sport.to_string();
     let dir = common::TempDir::new("stream");
     let out = dir.join("events.json");
     let program = format!("on tcp_recvmsg where sport == {port} print sport, dport, ret");
@@ -57,7 +58,8 @@ fn stream(rate: Option<u64>, seconds: &str, buffer: &str) -> (u64, u64, serde_js
     let text = std::fs::read_to_string(&out).unwrap();
     let rows = json_lines(&text);
     assert!(
-        rows.iter().all(|r| r["sport"].to_string() == port),
+        rows.iter()
+            .all(|r| field_u64(r, "sport") == u64::from(sport)),
         "a row of another port"
     );
     let summary = err
