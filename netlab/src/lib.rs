@@ -13,9 +13,14 @@
 //!   most [`traffic::MAX_CONNECTIONS`] connections. It names itself (the
 //!   kernel's comm) so a tracer shows who is who, and logs JSON lines.
 //!
+//! - [`stream`]: the streaming generator (`tcpq lab __gen stream ...`):
+//!   millions of receive calls a second over loopback flows, each counted,
+//!   for measuring how many events a tracer writes and loses.
+//!
 //! The kernel matrix's generator (`scripts/kernel-matrix/tcpgen.rs`) is
 //! not this one: see the reason at its top.
 pub mod netns;
+pub mod stream;
 pub mod traffic;
 
 /// What went wrong building or removing a namespace or running traffic.

@@ -17,6 +17,7 @@
 //!        [--connect-timeout S] [--blocking-connect] [--handoff NAME]
 //!        [--pace-ms MS] [--refused-port P] [--crowd FIRST,MORE,EVERY_MS]
 //!        [--fill EAGAIN_COUNT,AFTER,PAUSE_MS] [--port-sweep] [--log FILE] [--comm NAME]
+//! stream ...  (see [`crate::stream`]: receive calls as fast as it can)
 //! ```
 //!
 //! Every run is bounded: it refuses to start outside a `tcpq-*` namespace,
@@ -537,6 +538,9 @@ pub fn parse(args: &[String]) -> Result<Role> {
 /// Run a generator from its command line: the exit status (0 done, 2 a
 /// server whose accept timed out), or an error.
 pub fn main(args: &[String]) -> Result<i32> {
+    if let Some(("stream", rest)) = args.split_first().map(|(r, rest)| (r.as_str(), rest)) {
+        return crate::stream::Stream::parse(rest)?.run().map(|_| 0);
+    }
     match parse(args)? {
         Role::Server(s) => s.run(),
         Role::Client(c) => c.run(),
@@ -728,7 +732,7 @@ fn sockaddr(addr: SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
     (ss, len as libc::socklen_t)
 }
 
-fn setsockopt_int(fd: RawFd, level: i32, opt: i32, v: i32) -> std::io::Result<()> {
+pub(crate) fn setsockopt_int(fd: RawFd, level: i32, opt: i32, v: i32) -> std::io::Result<()> {
     // SAFETY: setsockopt(2) with a pointer to an int that lives across it.
     let rc = unsafe {
         libc::setsockopt(

@@ -5,6 +5,8 @@
 //! its row right rather than being cut.
 use std::{fmt::Write as _, net::Ipv6Addr};
 
+mod line;
+
 use tcpq_dsl::plan::{Column, FieldType, Header, Source, Unit};
 
 use crate::clock::{Clock, Zone};
@@ -527,6 +529,12 @@ pub struct EventTable {
     lead: Vec<Lead>,
     columns: Vec<Column>,
     base: Timebase,
+    /// JSON: each cell's key as written before its value, with what
+    /// comes before it: `{"time":`, `,"sport":`, ...
+    json_keys: Vec<Vec<u8>>,
+    /// `-T`: the zone's offset east of UTC for the last second asked
+    /// (unix second, offset): `localtime_r` once a second, not per event.
+    zone_offset: std::cell::Cell<(i64, i64)>,
 }
 
 impl EventTable {
@@ -565,11 +573,19 @@ impl EventTable {
             .widths
             .splice(0..0, cells.iter().map(|c| c.1.max(c.0.len())));
         table.right.splice(0..0, cells.iter().map(|c| c.2));
+        let json_keys = table
+            .names
+            .iter()
+            .enumerate()
+            .map(|(i, n)| format!("{}{}:", if i == 0 { "{" } else { "," }, to_json(n)).into_bytes())
+            .collect();
         EventTable {
             table,
             lead,
             columns,
             base,
+            json_keys,
+            zone_offset: std::cell::Cell::new((i64::MIN, 0)),
         }
     }
 
@@ -580,20 +596,83 @@ impl EventTable {
 
     /// One event's row; `names` as for [`decode`].
     pub fn row(&self, ev: &tcpq_abi::Event, names: &Names) -> String {
+        let mut out = Vec::new();
+        self.write_row(ev, names, &mut out);
+        out.pop();
+        String::from_utf8(out).unwrap_or_default()
+    }
+
+    /// One event's row and a newline, appended to `out`: what [`row`]
+    /// returns, without allocating for the types events print (the
+    /// streamer reuses one buffer for every row).
+    ///
+    /// [`row`]: EventTable::row
+    pub fn write_row(&self, ev: &tcpq_abi::Event, names: &Names, out: &mut Vec<u8>) {
         let b = &self.base;
-        let mut values = Vec::with_capacity(self.lead.len() + self.columns.len());
-        for l in &self.lead {
-            values.push(match l {
-                Lead::Clock => Value::Str(clock_time(b.clock.wall_ns(ev.ktime_ns), b.zone)),
-                Lead::Elapsed => Value::Number(elapsed_seconds(ev.ktime_ns, b.start_ktime_ns)),
-                Lead::Time => decode(FieldType::Time, &[b.clock.wall_ns(ev.ktime_ns)], names),
-                Lead::Probe(p) => Value::Str(p.clone()),
-            });
+        let n = self.lead.len() + self.columns.len();
+        let last = n.saturating_sub(1);
+        for i in 0..n {
+            let cell = match self.lead.get(i) {
+                Some(Lead::Clock) => {
+                    let wall = b.clock.wall_ns(ev.ktime_ns);
+                    line::Cell::Clock(wall, self.zone_offset_at(wall))
+                }
+                Some(Lead::Elapsed) => {
+                    line::Cell::Elapsed(i128::from(ev.ktime_ns) - i128::from(b.start_ktime_ns))
+                }
+                Some(Lead::Time) => line::Cell::Time(b.clock.wall_ns(ev.ktime_ns)),
+                Some(Lead::Probe(p)) => line::Cell::Word(p),
+                None => line::column_cell(&self.columns[i - self.lead.len()], ev, &b.clock, names),
+            };
+            match self.table.format {
+                Format::Json => {
+                    out.extend_from_slice(&self.json_keys[i]);
+                    cell.write_json(out);
+                }
+                Format::Text => {
+                    if i > 0 {
+                        out.extend_from_slice(b"  ");
+                    }
+                    let start = out.len();
+                    cell.write_text(out);
+                    // Widths count characters, as `format!`'s padding does.
+                    let chars = out[start..].iter().filter(|&&c| c & 0xc0 != 0x80).count();
+                    let pad = self
+                        .table
+                        .widths
+                        .get(i)
+                        .copied()
+                        .unwrap_or(0)
+                        .saturating_sub(chars);
+                    let right =
+                        self.table.right.get(i).copied().unwrap_or(false) && cell.right_aligned();
+                    if pad > 0 && right {
+                        out.splice(start..start, std::iter::repeat_n(b' ', pad));
+                    } else if pad > 0 && i != last {
+                        out.resize(out.len() + pad, b' ');
+                    }
+                }
+            }
         }
-        for c in &self.columns {
-            values.push(column_value(c, ev, &b.clock, names));
+        if self.table.format == Format::Json {
+            if n == 0 {
+                out.push(b'{');
+            }
+            out.push(b'}');
         }
-        self.table.row(&values)
+        out.push(b'\n');
+    }
+
+    /// The zone's offset at a wall-clock time, looked up once a second.
+    fn zone_offset_at(&self, wall_ns: u64) -> i64 {
+        let secs = (wall_ns / 1_000_000_000) as i64;
+        let (at, offset) = self.zone_offset.get();
+        if at == secs {
+            return offset;
+        }
+        let offset = self.base.zone.offset_at(secs);
+        self.zone_offset.set((secs, offset));
+        offset
     }
 }
 

@@ -231,7 +231,23 @@ struct Printer {
     printed: Vec<u64>,
     /// Per clause: intervals printed so far (for `every`).
     intervals: Vec<u64>,
+    /// Rows read from the ring buffers, not yet written: one buffer for
+    /// every row, written out in large writes ([`OUT_CHUNK`]).
+    rows: Vec<u8>,
 }
+
+/// Rows are written out once this many bytes have gathered (and at the
+/// end of every read of a ring buffer).
+const OUT_CHUNK: usize = 64 << 10;
+
+/// After a read of the ring buffers that printed events, wait this long
+/// before waiting for more: the events that arrive meanwhile are read in
+/// one go, so a busy stream costs one wakeup per batch, not per event
+/// (measured under 1 M events/s: 0.08 wakeups per event without the
+/// pause). A quiet stream is not delayed: an event that finds the buffers
+/// empty still wakes the reader at once. The pause is short against the
+/// default buffer: 1 MiB holds ~1,950 events, ~2 ms at 1 M/s.
+const BATCH_PAUSE: Duration = Duration::from_micros(250);
 
 /// Stream until stopped, then print counts.
 async fn run(
@@ -246,6 +262,7 @@ async fn run(
         prefixed,
         printed: vec![0; session.clauses.len()],
         intervals: vec![0; session.clauses.len()],
+        rows: Vec::with_capacity(2 * OUT_CHUNK),
     };
     // Events' `time`: their ktime plus one offset, measured now.
     let base = Timebase {
@@ -412,6 +429,11 @@ async fn pump(
                 let (i, fd) = &mut rings[k];
                 let before = *events;
                 let closed = drain(session, *i, fd.get_mut(), printer, out, events)?;
+                if *events > before && !closed {
+                    // Let the next events gather (see BATCH_PAUSE). A
+                    // blocking sleep: signals and timers wait for it.
+                    std::thread::sleep(BATCH_PAUSE);
+                }
                 // The first event of a clause that prints the owner: from
                 // now on, learn who uses each socket (the plan's `owner_io`).
                 if *events > before && session.has_deferred() && session.clauses[*i].plan.uses_owner() {
@@ -504,6 +526,7 @@ fn drain(
         .output
         .limit
         .unwrap_or(u64::MAX);
+    let rows = &mut printer.rows;
     while let Some(item) = rb.next() {
         let Some(ev) = decode_event(&item) else {
             continue;
@@ -514,11 +537,27 @@ fn drain(
         }
         *events += 1;
         printer.printed[clause] += 1;
-        if write_line(out, &table.row(&ev, &session.names))? {
+        table.write_row(&ev, &session.names, rows);
+        if rows.len() >= OUT_CHUNK && write_rows(out, rows)? {
             return Ok(true);
         }
     }
+    if write_rows(out, rows)? {
+        return Ok(true);
+    }
     flush(out).map(|()| false)
+}
+
+/// Write the gathered rows and empty the buffer; true when the reader
+/// has gone (EPIPE).
+fn write_rows(out: &mut dyn Write, rows: &mut Vec<u8>) -> Result<bool, StreamError> {
+    let r = out.write_all(rows);
+    rows.clear();
+    match r {
+        Ok(()) => Ok(false),
+        Err(e) if e.kind() == io::ErrorKind::BrokenPipe => Ok(true),
+        Err(e) => Err(StreamError::Output(e)),
+    }
 }
 
 /// An event record from ring buffer bytes; `None` if too short.

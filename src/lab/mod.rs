@@ -85,7 +85,7 @@ enum LabCmd {
         seconds: u64,
     },
     /// The traffic generator the kernel tests run in their namespaces
-    /// (`tcpq-netlab`'s `traffic`: `server ...` or `client ...`).
+    /// (`tcpq-netlab`'s `traffic`: `server ...` or `client ...`; `stream ...`).
     #[command(name = "__gen", hide = true)]
     Gen {
         #[arg(trailing_var_arg = true, allow_hyphen_values = true)]

@@ -41,6 +41,7 @@ mod reliability;
 mod retransmit;
 mod serve;
 mod sockets;
+mod stream;
 mod time;
 mod zero_window;
 
